@@ -1,0 +1,31 @@
+"""The Provider protocol every adapter implements (async first).
+
+    name: str
+    async complete(req: ChatRequest) -> ChatResponse
+    stream(req: ChatRequest) -> AsyncIterator[StreamEvent]
+    async aclose() -> None
+
+`req.model` is the vendor's concrete model id (no `provider:` prefix). Adapters take
+an injected `httpx.AsyncClient`; they never create global state at import.
+Errors are raised as `router.errors.ProviderError` subclasses only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+from router.types import ChatRequest, ChatResponse, StreamEvent
+
+__all__ = ["Provider"]
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+
+    async def complete(self, req: ChatRequest) -> ChatResponse: ...
+
+    def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]: ...
+
+    async def aclose(self) -> None: ...

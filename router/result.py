@@ -1,0 +1,65 @@
+"""What a routed call returns: the answer plus how it was routed and billed.
+
+The SDK (`Router.achat`) returns `RoutedResponse`; streaming returns a
+`RoutedStream` whose `route` is filled once the first event has arrived (the model
+is final by then: fallback happens only before the first token) and whose cost is
+final when iteration ends.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from router.types import ChatResponse, Usage
+
+__all__ = ["Attempt", "CandidateReason", "RouteInfo", "RoutedResponse"]
+
+
+class Attempt(BaseModel):
+    model_id: str  # "provider:model"
+    provider: str
+    ok: bool
+    error_type: str | None = None  # e.g. "RateLimited"
+    error_message: str | None = None
+    usage: Usage | None = None  # what the vendor billed for this attempt (None = not billed)
+    cost_usd: Decimal = Decimal(0)
+    free_pool: str | None = None  # pool that covered it, if free
+    latency_ms: float = 0.0
+    retries: int = 0
+
+
+class CandidateReason(BaseModel):
+    model_id: str
+    kept: bool
+    rank: int | None = None
+    reason: str
+    expected_cost_usd: Decimal | None = None
+    quality: float | None = None
+    free: bool = False
+
+
+class RouteInfo(BaseModel):
+    model_id: str = ""  # the model that answered
+    provider: str = ""
+    policy: str = ""
+    reason: str = ""  # one line, e.g. "free-first: gemini free pool (1,420/1,500 left), quality 0.82 >= 0.7"
+    task: str | None = None
+    candidates: list[CandidateReason] = Field(default_factory=list)
+    estimated_cost_usd: Decimal | None = None
+    cost_usd: Decimal = Decimal(0)  # sum over billed attempts
+    cost_native: Decimal | None = None
+    currency: str = "USD"
+    free_quota_used: bool = False
+    attempts: list[Attempt] = Field(default_factory=list)
+    overhead_ms: float | None = None
+
+    @property
+    def fallback_chain(self) -> list[str]:
+        return [a.model_id for a in self.attempts]
+
+
+class RoutedResponse(BaseModel):
+    response: ChatResponse
+    route: RouteInfo

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs what the tests need, then runs them all.
+# Services: the Redis tests start their own redis-server (a real one, on a free loopback
+# port); this script makes sure the binary is there, installing it from Debian if absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "scripts/test.sh: redis-server not found; installing it from Debian's packages" >&2
+  if command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    # Debian's package starts a service on :6379 where init exists; the tests use their own.
+  fi
+fi
+command -v redis-server >/dev/null 2>&1 || { echo "scripts/test.sh: redis-server is still missing" >&2; exit 1; }
+
+set +e
+python3 -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "scripts/test.sh: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$rc"
