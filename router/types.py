@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "TASK_KINDS",
     "TextPart",
     "ImagePart",
     "ContentPart",
@@ -33,6 +34,18 @@ __all__ = [
     "FinishReason",
     "accumulate",
 ]
+
+# The task kinds the router knows (features, task-fit profiles, benchmarks all use these names).
+TASK_KINDS: tuple[str, ...] = (
+    "code",
+    "math",
+    "reasoning",
+    "extraction",
+    "summarization",
+    "translation",
+    "creative",
+    "chat",
+)
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "unknown"]
 
