@@ -1,0 +1,291 @@
+"""Shared HTTP helpers for every adapter: send JSON, open a stream, map transport
+errors, parse (possibly garbage) bodies safely, build typed errors.
+
+Public API (all errors are `router.errors.ProviderError` subclasses)
+--------------------------------------------------------------------
+``Call(provider, model)``
+    Frozen context naming who failed; passed to every helper.
+
+``await send_json(client, url, body, *, call, headers=None, params=None, timeout=None) -> httpx.Response``
+    POST JSON. httpx timeouts -> ``Timeout``; other ``httpx.TransportError`` -> ``Unavailable``.
+    Does NOT check the status: the adapter maps non-2xx with its own mapper.
+
+``open_stream(client, url, body, *, call, headers=None, params=None, timeout=None)``
+    Async context manager yielding the streaming ``httpx.Response`` (same transport mapping).
+    On non-2xx the body is read (``await read_body(resp)``) so the adapter can map it.
+
+``await read_body(resp, limit=65536) -> bytes``      read (part of) a streaming body.
+``aiter_bytes(resp, call)``                            async byte iterator mapping mid-stream
+                                                       transport errors / timeouts.
+
+``load_json(content, *, call, status=None, headers=None) -> Any``
+    Parse a success body. Empty, truncated, non-JSON or HTML -> ``MalformedResponse``
+    (never a crash, never an empty answer).
+
+``ErrorInfo(status, code, type, message, raw)`` / ``parse_error_body(content, status=None) -> ErrorInfo``
+    Pull code/type/message out of any envelope we know, never raising:
+    OpenAI ``{"error":{"message","type","code","param"}}``; Anthropic
+    ``{"type":"error","error":{...}}``; Gemini ``{"error":{"code":int,"status","message"}}``;
+    Zhipu ``{"error":{"code":"1113","message"}}``; Ark ``{"error":{"code":"AccountOverdueError"}}``;
+    DashScope native ``{"code":"Arrearage","message"}``; MiniMax ``{"base_resp":{"status_code","status_msg"}}``;
+    Qianfan ``{"error_code","error_msg"}``; ``{"error":"text"}``; HTML pages (``type="html"``).
+    ``code`` is always a string (``"1113"``), the message is redacted and truncated.
+
+``status_class(status) -> type[ProviderError]``
+    The status-first default: 400/404/422 BadRequest, 401/403 AuthFailed, 402 QuotaExhausted,
+    408 Timeout, 409 Unavailable, 413 ContextTooLong, 429 RateLimited, 5xx/529 Unavailable.
+
+``make_error(cls, info, *, call, headers=None, now=None, message=None, billed_usage=None) -> ProviderError``
+    Build the error with ``rate_limits`` (a ``RateLimitSnapshot``), ``retry_after`` (Retry-After /
+    retry-after-ms / exhausted-window reset, only for ``RateLimited``), safe headers, redacted body.
+    ``x-should-retry: false`` turns retrying off for that instance.
+
+``transport_error(exc, *, call) -> ProviderError``   map an httpx exception.
+``dumps(obj) -> bytes``                               compact JSON (orjson).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from router.errors import (
+    AuthFailed,
+    BadRequest,
+    ContextTooLong,
+    MalformedResponse,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    Timeout,
+    Unavailable,
+    redact,
+)
+from providers.ratelimit import parse_rate_limits, suggested_wait
+
+__all__ = [
+    "Call",
+    "ErrorInfo",
+    "send_json",
+    "open_stream",
+    "read_body",
+    "aiter_bytes",
+    "load_json",
+    "parse_error_body",
+    "status_class",
+    "make_error",
+    "transport_error",
+    "dumps",
+    "is_html",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    provider: str
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    status: int | None = None
+    code: str | None = None
+    type: str | None = None
+    message: str = ""
+    raw: Any = None
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def is_html(content: bytes | str) -> bool:
+    head = (content[:200] if isinstance(content, str) else content[:200].decode("utf-8", "replace"))
+    head = head.lstrip().lower()
+    return head.startswith(("<!doctype html", "<html", "<head", "<body", "<?xml")) or "<html" in head
+
+
+def transport_error(exc: BaseException, *, call: Call) -> ProviderError:
+    if isinstance(exc, httpx.TimeoutException):
+        return Timeout(f"upstream timed out ({type(exc).__name__})", provider=call.provider, model=call.model)
+    return Unavailable(f"transport error: {type(exc).__name__}: {redact(str(exc))[:200]}",
+                       provider=call.provider, model=call.model, status=None)
+
+
+async def send_json(client: httpx.AsyncClient, url: str, body: Any, *, call: Call,
+                    headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
+                    timeout: float | httpx.Timeout | None = None) -> httpx.Response:
+    h = {"content-type": "application/json", **(headers or {})}
+    kw: dict[str, Any] = {"params": params} if params else {}
+    if timeout is not None:
+        kw["timeout"] = timeout
+    try:
+        return await client.post(url, content=dumps(body), headers=h, **kw)
+    except httpx.HTTPError as e:
+        raise transport_error(e, call=call) from e
+
+
+@asynccontextmanager
+async def open_stream(client: httpx.AsyncClient, url: str, body: Any, *, call: Call,
+                      headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
+                      timeout: float | httpx.Timeout | None = None) -> AsyncIterator[httpx.Response]:
+    h = {"content-type": "application/json", "accept": "text/event-stream", **(headers or {})}
+    kw: dict[str, Any] = {"params": params} if params else {}
+    if timeout is not None:
+        kw["timeout"] = timeout
+    req = client.build_request("POST", url, content=dumps(body), headers=h, **kw)
+    try:
+        resp = await client.send(req, stream=True)
+    except httpx.HTTPError as e:
+        raise transport_error(e, call=call) from e
+    try:
+        yield resp
+    finally:
+        await resp.aclose()
+
+
+async def read_body(resp: httpx.Response, limit: int = 65536) -> bytes:
+    """Read up to `limit` bytes of a (streaming) response; transport errors give what we have."""
+    out = bytearray()
+    try:
+        async for chunk in resp.aiter_bytes():
+            out += chunk
+            if len(out) >= limit:
+                break
+    except (httpx.HTTPError, RuntimeError):
+        if not out:
+            try:
+                return resp.content[:limit]
+            except Exception:
+                return b""
+    return bytes(out[:limit])
+
+
+async def aiter_bytes(resp: httpx.Response, call: Call) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in resp.aiter_bytes():
+            yield chunk
+    except httpx.HTTPError as e:
+        raise transport_error(e, call=call) from e
+
+
+def _snippet(content: bytes | str, n: int = 300) -> str:
+    s = content.decode("utf-8", "replace") if isinstance(content, (bytes, bytearray)) else content
+    return redact(" ".join(s[:n].split()))
+
+
+def load_json(content: bytes | str, *, call: Call, status: int | None = None,
+              headers: Mapping[str, str] | None = None) -> Any:
+    if not content or not (content.strip() if isinstance(content, str) else content.strip()):
+        raise MalformedResponse("empty response body", provider=call.provider, model=call.model,
+                                status=status, headers=headers)
+    if is_html(content):
+        raise MalformedResponse(f"HTML page instead of JSON: {_snippet(content, 120)}", provider=call.provider,
+                                model=call.model, status=status, body=_snippet(content, 2000), headers=headers)
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError as e:
+        raise MalformedResponse(f"invalid JSON from upstream ({e.msg if hasattr(e, 'msg') else e})",
+                                provider=call.provider, model=call.model, status=status,
+                                body=_snippet(content, 2000), headers=headers) from e
+
+
+def _s(v: Any) -> str | None:
+    if v is None or v == "":
+        return None
+    return str(v)
+
+
+def parse_error_body(content: bytes | str | None, status: int | None = None) -> ErrorInfo:
+    if not content:
+        return ErrorInfo(status=status)
+    if is_html(content):
+        return ErrorInfo(status=status, type="html", message=f"HTML error page: {_snippet(content, 120)}")
+    try:
+        raw = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return ErrorInfo(status=status, type="text", message=_snippet(content))
+    if isinstance(raw, list) and raw and isinstance(raw[0], dict):
+        raw = raw[0]  # some gateways wrap the error in a list
+    if not isinstance(raw, dict):
+        return ErrorInfo(status=status, message=_snippet(content), raw=raw)
+    code = typ = msg = None
+    err = raw.get("error")
+    if isinstance(err, dict):
+        code = _s(err.get("code"))
+        typ = _s(err.get("type")) or _s(err.get("status"))
+        msg = err.get("message") or err.get("msg")
+        if isinstance(err.get("metadata"), dict) and not msg:
+            msg = str(err["metadata"])
+    elif isinstance(err, str):
+        msg = err
+        typ = _s(raw.get("type"))
+    br = raw.get("base_resp")
+    if isinstance(br, dict) and br.get("status_code") not in (None, 0, "0"):
+        code = code or _s(br.get("status_code"))
+        msg = msg or br.get("status_msg")
+    if code is None and raw.get("error_code") is not None:  # Baidu Qianfan v1 style
+        code = _s(raw.get("error_code"))
+        msg = msg or raw.get("error_msg")
+    if code is None and isinstance(raw.get("code"), (str, int)) and raw.get("code") not in (0, "0", 200, ""):
+        code = _s(raw.get("code"))  # DashScope native / some gateways
+        msg = msg or raw.get("message") or raw.get("msg")
+    if msg is None:
+        msg = raw.get("message") or raw.get("detail") or raw.get("msg")
+    if typ is None and isinstance(raw.get("type"), str) and raw.get("type") != "error":
+        typ = raw["type"]
+    return ErrorInfo(status=status, code=code, type=typ, message=redact(str(msg or ""))[:500], raw=raw)
+
+
+def status_class(status: int | None) -> type[ProviderError]:
+    if status is None:
+        return Unavailable
+    if status in (401, 403):
+        return AuthFailed
+    if status == 402:
+        return QuotaExhausted
+    if status == 408:
+        return Timeout
+    if status == 409:
+        return Unavailable
+    if status == 413:
+        return ContextTooLong
+    if status == 429:
+        return RateLimited
+    if status >= 500:
+        return Unavailable
+    if 400 <= status < 500:
+        return BadRequest
+    return MalformedResponse
+
+
+def make_error(cls: type[ProviderError], info: ErrorInfo, *, call: Call,
+               headers: Mapping[str, str] | None = None, now: float | None = None,
+               message: str | None = None, billed_usage: Any = None) -> ProviderError:
+    now = time.time() if now is None else now
+    snap = parse_rate_limits(headers, now) if headers else None
+    retry_after = None
+    if issubclass(cls, (RateLimited, Unavailable)) and not issubclass(cls, MalformedResponse):
+        retry_after = snap.retry_after_s if snap else None
+        if retry_after is None and issubclass(cls, RateLimited):
+            retry_after = suggested_wait(snap)
+    msg = message or info.message or (f"HTTP {info.status}" if info.status else cls.__name__)
+    body = None
+    if info.raw is not None:
+        try:
+            body = orjson.dumps(info.raw).decode()
+        except TypeError:
+            body = str(info.raw)
+    err = cls(msg, provider=call.provider, model=call.model, status=info.status, code=info.code or info.type,
+              body=body, headers=headers, retry_after=retry_after, rate_limits=snap, billed_usage=billed_usage)
+    if headers is not None:
+        should = {str(k).lower(): v for k, v in headers.items()}.get("x-should-retry")
+        if should is not None and should.strip().lower() == "false":
+            err.retryable = False
+    return err

@@ -1,0 +1,136 @@
+"""Transient-error retries: one tenacity policy, used at ONE layer (the adapter call).
+
+Public API
+----------
+``RetryPolicy(max_attempts=3, max_wait_s=30.0, base_s=0.5, sleep=asyncio.sleep, rand=random.random)``
+    Frozen dataclass. ``max_attempts`` counts the first try (1 = never retry).
+
+``await policy.run(factory)``
+    ``factory`` is a zero-argument callable returning a fresh awaitable (a coroutine
+    cannot be awaited twice). Retries only ``ProviderError`` instances whose
+    ``retryable`` is true: ``RateLimited`` (429 rate limits), ``Unavailable`` (5xx, 529,
+    409, transport errors), ``Timeout`` (408, httpx timeouts). Never retries
+    ``QuotaExhausted``, ``AuthFailed``, ``BadRequest``, ``ContentFiltered`` or
+    ``MalformedResponse`` (the router switches models instead).
+
+    Wait before attempt n+1: the error's ``retry_after`` (Retry-After / retry-after-ms /
+    reset headers) when given; if that exceeds ``max_wait_s`` we do NOT retry (waiting
+    less than the vendor asked only burns an attempt; the router should switch).
+    Otherwise jittered exponential backoff: ``base_s * 2**(n-1)`` scaled by a factor in
+    [0.5, 1.0), capped at ``max_wait_s``.
+
+``policy.stream(factory)`` -> async iterator
+    ``factory`` returns a fresh async iterator of stream events. Errors raised before the
+    first event was yielded are retried like ``run``; after the first event they
+    propagate unchanged (the caller has already seen output).
+
+``NO_RETRY = RetryPolicy(max_attempts=1)``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from router.errors import ProviderError
+
+__all__ = ["RetryPolicy", "NO_RETRY", "is_retryable"]
+
+T = TypeVar("T")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ProviderError) and bool(exc.retryable)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    max_wait_s: float = 30.0
+    base_s: float = 0.5
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    rand: Callable[[], float] = random.random
+
+    def backoff(self, attempt: int) -> float:
+        """Jittered exponential wait after failed attempt number `attempt` (1-based)."""
+        raw = self.base_s * (2 ** max(0, attempt - 1))
+        return min(self.max_wait_s, raw * (0.5 + 0.5 * self.rand()))
+
+    def _wait_for(self, exc: BaseException | None, attempt: int) -> float:
+        ra = getattr(exc, "retry_after", None)
+        if isinstance(ra, (int, float)) and ra >= 0:
+            return float(ra)
+        return self.backoff(attempt)
+
+    def _should_retry(self, exc: BaseException | None) -> bool:
+        if exc is None or not is_retryable(exc):
+            return False
+        ra = getattr(exc, "retry_after", None)
+        return not (isinstance(ra, (int, float)) and ra > self.max_wait_s)
+
+    def _retrying(self) -> Any:
+        import tenacity
+
+        policy = self
+
+        def retry_pred(state: tenacity.RetryCallState) -> bool:
+            o = state.outcome
+            return o is not None and o.failed and policy._should_retry(o.exception())
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return policy._wait_for(exc, state.attempt_number)
+
+        return tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(max(1, self.max_attempts)),
+            wait=wait,
+            retry=retry_pred,
+            sleep=self.sleep,
+            reraise=True,
+        )
+
+    async def run(self, factory: Callable[[], Awaitable[T]]) -> T:
+        if self.max_attempts <= 1:
+            return await factory()
+        async for attempt in self._retrying():
+            with attempt:
+                return await factory()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def stream(self, factory: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
+        attempt = 0
+        while True:
+            attempt += 1
+            it = factory()
+            try:
+                first = await it.__anext__()
+            except StopAsyncIteration:
+                return
+            except BaseException as exc:
+                await _aclose(it)
+                if attempt >= self.max_attempts or not self._should_retry(exc):
+                    raise
+                await self.sleep(self._wait_for(exc, attempt))
+                continue
+            break
+        try:
+            yield first
+            async for ev in it:
+                yield ev
+        finally:
+            await _aclose(it)
+
+
+async def _aclose(it: Any) -> None:
+    close = getattr(it, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # pragma: no cover - closing a failed generator must not mask the error
+            pass
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
