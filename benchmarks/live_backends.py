@@ -1,0 +1,203 @@
+"""Backends for the live benchmark: how one pinned-model call is made and billed.
+
+* `RouterBackend` sends each call through the SDK `Router` with the model pinned
+  (`achat(req, model="provider:model")` / `astream`), so the ledger's free quotas,
+  rate limits and budgets are respected and free quota is used first.
+* `DirectBackend` calls `Provider`s directly (adapters from
+  `providers.registry.build_provider`, or scripted fakes) and bills with the
+  catalog price; an optional ledger-like object is consulted for free pools.
+
+Both stream when they can, to measure time to first token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from benchmarks.live import CallOutcome
+from router.errors import ConfigError, UnknownModel, UnknownPrice
+from router.types import ChatRequest, Usage, accumulate
+
+__all__ = ["SimplePrice", "DirectBackend", "RouterBackend", "price_cost", "estimate_usd", "request_tokens",
+           "resolve_prices"]
+
+
+class SimplePrice:
+    """USD per 1M input/output tokens (for fakes and `--price` overrides)."""
+
+    def __init__(self, input: Decimal | str | int, output: Decimal | str | int) -> None:
+        self.input, self.output = Decimal(str(input)), Decimal(str(output))
+
+    def __repr__(self) -> str:
+        return f"SimplePrice(in={self.input}, out={self.output})"
+
+
+def price_cost(price: Any, usage: Usage) -> Decimal:
+    """Exact USD cost of `usage` at `price` (router.pricing.Price or SimplePrice)."""
+    if isinstance(price, SimplePrice):
+        return (Decimal(usage.input_tokens) * price.input + Decimal(usage.output_tokens) * price.output) / 1_000_000
+    from router.pricing import cost
+
+    return cost(usage, price).usd
+
+
+def estimate_usd(price: Any, input_tokens: int, output_tokens: int) -> Decimal:
+    return price_cost(price, Usage(input_tokens=input_tokens, output_tokens=output_tokens))
+
+
+def request_tokens(req: ChatRequest) -> int:
+    """A conservative estimate of the prompt size (over- rather than under-)."""
+    try:
+        from router.tokens import estimate_request_tokens
+    except ImportError:
+        estimate_request_tokens = None
+    text = req.system_text() + "".join(m.text() for m in req.messages)
+    fallback = len(text.encode("utf-8")) // 3 + 8 * (len(req.messages) + 1)
+    if estimate_request_tokens is None:
+        return fallback
+    try:
+        return max(int(estimate_request_tokens(req)), len(text) // 3)
+    except Exception:  # noqa: BLE001 - an estimate must never stop the run
+        return fallback
+
+
+def resolve_prices(models: list[str], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`provider:model` -> price, from overrides then the catalog. Unknown -> ConfigError."""
+    out: dict[str, Any] = {}
+    overrides = overrides or {}
+    catalog = None
+    for m in models:
+        if m in overrides:
+            out[m] = overrides[m]
+            continue
+        try:
+            if catalog is None:
+                from router.catalog import load_catalog
+
+                catalog = load_catalog()
+            price = catalog.get(m).price
+        except (ImportError, UnknownModel, KeyError):
+            price = None
+        if price is None:
+            raise ConfigError(f"no known price for {m}; give one with --price {m}=IN,OUT (USD per 1M tokens)",
+                              key="--models")
+        out[m] = price
+    return out
+
+
+async def _consume(stream: Any, clock: Callable[[], float], t0: float) -> tuple[list[Any], float | None]:
+    events, ttft = [], None
+    async for ev in stream:
+        if ttft is None and ev.kind in ("text", "reasoning", "tool_call"):
+            ttft = clock() - t0
+        events.append(ev)
+    return events, ttft
+
+
+class DirectBackend:
+    """Calls providers directly: `providers[provider_name]` answers `provider:model`."""
+
+    def __init__(self, providers: Mapping[str, Any], prices: Mapping[str, Any], *, stream: bool = True,
+                 clock: Callable[[], float] = time.monotonic, free_models: Mapping[str, int] | None = None) -> None:
+        self.providers, self.prices, self.stream, self.clock = dict(providers), dict(prices), stream, clock
+        # model -> free calls left (a simple free-quota counter when no ledger is configured)
+        self.free_left = dict(free_models or {})
+
+    def _split(self, model_id: str) -> tuple[Any, str]:
+        prov, _, model = model_id.partition(":")
+        if prov not in self.providers:
+            raise ConfigError(f"no provider configured for {model_id!r}", key="--models")
+        return self.providers[prov], model
+
+    def _price(self, model_id: str) -> Any:
+        if model_id not in self.prices:
+            raise UnknownPrice(f"no price for {model_id}")
+        return self.prices[model_id]
+
+    def estimate_usd(self, model_id: str, req: ChatRequest) -> Decimal:
+        if self.free_left.get(model_id, 0) > 0:
+            return Decimal(0)
+        return estimate_usd(self._price(model_id), request_tokens(req), req.max_tokens or 4096)
+
+    async def call(self, model_id: str, req: ChatRequest) -> CallOutcome:
+        prov, model = self._split(model_id)
+        req = req.model_copy(update={"model": model})
+        t0 = self.clock()
+        if self.stream:
+            events, ttft = await _consume(prov.stream(req.model_copy(update={"stream": True})), self.clock, t0)
+            resp = accumulate(events, provider=getattr(prov, "name", ""), model=model)
+        else:
+            resp, ttft = await prov.complete(req), None
+        latency = self.clock() - t0
+        list_cost = price_cost(self._price(model_id), resp.usage)
+        free = self.free_left.get(model_id, 0) > 0
+        if free:
+            self.free_left[model_id] -= 1
+        note = "" if resp.usage_reported else "vendor reported no usage: tokens/cost are 0 (unknown)"
+        return CallOutcome(response=resp, cost_usd=Decimal(0) if free else list_cost, free_quota=free,
+                           ttft_s=ttft, latency_s=latency, note=note, list_cost_usd=list_cost)
+
+    async def aclose(self) -> None:
+        for p in self.providers.values():
+            await p.aclose()
+
+
+class RouterBackend:
+    """Calls go through `router.sdk.Router` with the model pinned (ledger, free quota, limits)."""
+
+    def __init__(self, router: Any, prices: Mapping[str, Any] | None = None, *, stream: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.router, self.prices, self.stream, self.clock = router, dict(prices or {}), stream, clock
+
+    def estimate_usd(self, model_id: str, req: ChatRequest) -> Decimal:
+        free = self._free_now(model_id, req)
+        if free:
+            return Decimal(0)
+        price = self.prices.get(model_id)
+        if price is None:
+            return Decimal("Infinity")  # unknown price: a budgeted run refuses to guess
+        return estimate_usd(price, request_tokens(req), req.max_tokens or 4096)
+
+    def _free_now(self, model_id: str, req: ChatRequest) -> bool:
+        ledger = getattr(self.router, "ledger", None)
+        view = getattr(ledger, "view", None)
+        if view is None:
+            return False
+        try:
+            import datetime as _dt
+
+            lv = view(_dt.datetime.now(_dt.timezone.utc))
+            if hasattr(lv, "__await__"):
+                return False  # async view: cannot peek synchronously; be conservative
+            return lv.free_pool(model_id, _dt.datetime.now(_dt.timezone.utc),
+                                request_tokens(req) + (req.max_tokens or 0)) is not None
+        except Exception:  # noqa: BLE001 - peeking is best effort; the budget stays conservative
+            return False
+
+    async def call(self, model_id: str, req: ChatRequest) -> CallOutcome:
+        t0 = self.clock()
+        ttft = None
+        astream = getattr(self.router, "astream", None)
+        if self.stream and astream is not None:
+            rs = astream(req, model=model_id)
+            if hasattr(rs, "__await__") and not hasattr(rs, "__aiter__"):
+                rs = await rs
+            events, ttft = await _consume(rs, self.clock, t0)
+            resp = accumulate(events, provider=model_id.partition(":")[0], model=model_id.partition(":")[2])
+            route = getattr(rs, "route", None)
+        else:
+            routed = await self.router.achat(req, model=model_id)
+            resp, route = routed.response, routed.route
+        latency = self.clock() - t0
+        billed = Decimal(getattr(route, "cost_usd", 0) or 0)
+        free = bool(getattr(route, "free_quota_used", False))
+        price = self.prices.get(model_id)
+        list_cost = price_cost(price, resp.usage) if price is not None else billed
+        return CallOutcome(response=resp, cost_usd=billed, free_quota=free, ttft_s=ttft, latency_s=latency,
+                           list_cost_usd=list_cost)
+
+    async def aclose(self) -> None:
+        await self.router.aclose()
