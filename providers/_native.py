@@ -1,0 +1,193 @@
+"""Shared glue for the native (non-OpenAI-format) adapters: Anthropic, Gemini, Bedrock.
+
+Built on `providers._http` (transport mapping, safe JSON, typed errors) and
+`providers.retry.RetryPolicy` (one retry layer; streams retry only before their
+first event). Adds what the three native adapters share: request-part helpers,
+client ownership, key hygiene, the SSE -> state machine loop and the
+"stream ended without its terminal event -> MalformedResponse(billed_usage=...)" rule.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx
+
+from providers import _http
+from providers._sse import aiter_sse
+from providers.ratelimit import parse_rate_limits
+from router.errors import BadRequest, MalformedResponse, ProviderError, register_secret
+from router.types import ChatRequest, ChatResponse, FinishEvent, RateLimitSnapshot, StreamEvent, ToolCall, accumulate
+
+__all__ = [
+    "NativeProvider",
+    "parse_data_url",
+    "tool_args",
+    "named_tool",
+    "deep_merge",
+    "sse_events",
+]
+
+_DATA_URL = re.compile(r"^data:(?P<mt>[\w.+-]+/[\w.+-]+)?(?:;[^,;]+)*;base64,(?P<data>.*)$", re.S)
+
+
+def parse_data_url(url: str) -> tuple[str, str] | None:
+    """`data:image/png;base64,XXX` -> ("image/png", "XXX"); None for other URLs."""
+    m = _DATA_URL.match(url)
+    if not m:
+        if url.startswith("data:"):
+            raise BadRequest("image data: URL must be base64-encoded (data:<type>;base64,...)")
+        return None
+    return m.group("mt") or "image/png", m.group("data")
+
+
+def tool_args(tc: ToolCall) -> Any:
+    """Assistant tool-call arguments (JSON text) -> object, for vendors that want JSON."""
+    import json
+
+    if not tc.arguments.strip():
+        return {}
+    try:
+        return json.loads(tc.arguments)
+    except ValueError as e:
+        raise BadRequest(f"tool call {tc.id!r} arguments are not valid JSON") from e
+
+
+def named_tool(choice: Any) -> str | None:
+    """OpenAI `{"type":"function","function":{"name":X}}` (or `{"name":X}`) -> X."""
+    if isinstance(choice, dict):
+        fn = choice.get("function")
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str):
+            return fn["name"]
+        if isinstance(choice.get("name"), str):
+            return choice["name"]
+    return None
+
+
+def deep_merge(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`extra_body` passthrough: nested dicts are merged, anything else replaces."""
+    for k, v in (extra or {}).items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            base[k] = deep_merge(dict(base[k]), v)
+        else:
+            base[k] = v
+    return base
+
+
+async def sse_events(resp: httpx.Response, state: Any, call: _http.Call,
+                     missing_terminal: str) -> AsyncIterator[StreamEvent]:
+    """SSE body -> `state.feed(event, data)` events; MalformedResponse if the terminal event never came.
+
+    `state` has `feed(event, data) -> list[StreamEvent]`, `done: bool`, `usage` (billed so
+    far, or None) and optionally `finish() -> list[StreamEvent]` called at end of body.
+    """
+    try:
+        async for sse in aiter_sse(_http.aiter_bytes(resp, call)):
+            for ev in state.feed(sse.event, sse.data):
+                yield ev
+    except ProviderError as e:
+        if e.billed_usage is None:
+            e.billed_usage = state.usage
+        raise
+    end = getattr(state, "finish", None)
+    if end is not None:
+        for ev in end():
+            yield ev
+    if not state.done:
+        raise MalformedResponse(missing_terminal, provider=call.provider, model=call.model,
+                                billed_usage=state.usage)
+
+
+OnError = Callable[[httpx.Response, bytes, _http.Call, float], ProviderError]
+
+
+class NativeProvider:
+    """Base for the native adapters: client ownership, secrets, retries, rate limits."""
+
+    vendor = "native"
+
+    def __init__(self, *, api_key: str | None, client: httpx.AsyncClient | None, name: str, retry: Any,
+                 timeout: float = 600.0, clock: Callable[[], float] | None = None) -> None:
+        self.name = name
+        self._api_key = api_key
+        register_secret(api_key)
+        self._client = client
+        self._owns_client = client is None
+        self._timeout = timeout
+        if retry is None:
+            from providers.retry import RetryPolicy
+
+            retry = RetryPolicy()
+        self.retry = retry
+        self._clock = clock or time.time
+        self.last_rate_limits: RateLimitSnapshot | None = None
+
+    def __repr__(self) -> str:  # never the key
+        return f"{type(self).__name__}(name={self.name!r}, key={'set' if self._api_key else 'unset'})"
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout, connect=10.0))
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _call(self, req: ChatRequest) -> _http.Call:
+        return _http.Call(self.name, req.model)
+
+    def _observe(self, headers: Mapping[str, str]) -> RateLimitSnapshot:
+        snap = parse_rate_limits(headers, self._clock())
+        self.last_rate_limits = snap
+        return snap
+
+    # -- one request -------------------------------------------------------------------
+
+    async def _post_json(self, url: str, content: bytes, headers: dict[str, str], call: _http.Call,
+                         on_error: OnError) -> tuple[Any, RateLimitSnapshot]:
+        """POST, map non-2xx with `on_error`, parse the JSON body (MalformedResponse on garbage)."""
+        try:
+            resp = await self.client.post(url, content=content, headers=headers)
+        except httpx.HTTPError as e:
+            raise _http.transport_error(e, call=call) from e
+        rl = self._observe(resp.headers)
+        if resp.status_code >= 400:
+            raise on_error(resp, resp.content, call, self._clock())
+        return _http.load_json(resp.content, call=call, status=resp.status_code, headers=resp.headers), rl
+
+    async def _run(self, factory: Callable[[], Awaitable[Any]]) -> Any:
+        return await self.retry.run(factory)
+
+    def _accumulate(self, events: list[StreamEvent], req: ChatRequest, rl: Any) -> ChatResponse:
+        return accumulate(events, provider=self.name, model=req.model, rate_limits=rl)
+
+    async def _stream(self, url: str, content: bytes, headers: Callable[[], dict[str, str]], call: _http.Call,
+                      on_error: OnError,
+                      events: Callable[[httpx.Response], AsyncIterator[StreamEvent]]) -> AsyncIterator[StreamEvent]:
+        """One streamed call; the retry policy re-opens it only before the first event."""
+
+        async def attempt() -> AsyncIterator[StreamEvent]:
+            req = self.client.build_request("POST", url, content=content, headers=headers())
+            try:
+                resp = await self.client.send(req, stream=True)
+            except httpx.HTTPError as e:
+                raise _http.transport_error(e, call=call) from e
+            try:
+                rl = self._observe(resp.headers)
+                if resp.status_code >= 400:
+                    raise on_error(resp, await _http.read_body(resp), call, self._clock())
+                async for ev in events(resp):
+                    if isinstance(ev, FinishEvent) and not rl.is_empty():
+                        ev.provider_details.setdefault("rate_limits", rl)
+                    yield ev
+            finally:
+                await resp.aclose()
+
+        async for ev in self.retry.stream(attempt):
+            yield ev

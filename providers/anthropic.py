@@ -1,0 +1,393 @@
+"""Native Anthropic Messages API adapter (`POST {base}/v1/messages`).
+
+Translation is pure (`build_body`, `message_events`, `StreamState`, `map_error`);
+the class only does I/O. `complete()` turns the JSON body into the same
+StreamEvents the SSE path yields and reduces them with `accumulate`, so the two
+paths cannot drift apart.
+
+Usage follows our `Usage` semantics: `input_tokens` = input_tokens +
+cache_creation_input_tokens + cache_read_input_tokens (Anthropic reports the
+uncached part only); cache_read/cache_write say how many of those were cache
+reads/writes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from providers import _http
+from providers import _native as nat
+from router.errors import (
+    AuthFailed,
+    BadRequest,
+    ContextTooLong,
+    MalformedResponse,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    Timeout,
+    Unavailable,
+)
+from router.types import (
+    ChatRequest,
+    ChatResponse,
+    FinishEvent,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
+
+__all__ = ["AnthropicProvider", "build_body", "message_events", "StreamState", "map_error", "DEFAULT_MAX_TOKENS"]
+
+DEFAULT_BASE = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+JSON_INSTRUCTION = "Respond with a single valid JSON object and nothing else (no prose, no code fences)."
+
+_STOP = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+# error.type -> (class, default HTTP status); https://docs.claude.com/en/api/errors
+_ERROR_TYPES: dict[str, tuple[type[ProviderError], int]] = {
+    "invalid_request_error": (BadRequest, 400),
+    "authentication_error": (AuthFailed, 401),
+    "billing_error": (QuotaExhausted, 402),
+    "permission_error": (AuthFailed, 403),
+    "not_found_error": (BadRequest, 404),
+    "request_too_large": (BadRequest, 413),
+    "rate_limit_error": (RateLimited, 429),
+    "api_error": (Unavailable, 500),
+    "timeout_error": (Timeout, 504),
+    "overloaded_error": (Unavailable, 529),
+}
+
+
+# ------------------------------------------------------------------ request
+
+
+def _image_block(url: str, media_type: str | None) -> dict[str, Any]:
+    data = nat.parse_data_url(url)
+    if data is not None:
+        mt, b64 = data
+        return {"type": "image", "source": {"type": "base64", "media_type": media_type or mt, "data": b64}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _content_blocks(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    out: list[dict[str, Any]] = []
+    for p in content:
+        if p.type == "text":
+            if p.text:
+                out.append({"type": "text", "text": p.text})
+        else:
+            out.append(_image_block(p.url, p.media_type))
+    return out
+
+
+def _messages(req: ChatRequest) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in req.messages:
+        if m.role in ("system", "developer"):
+            continue
+        if m.role == "tool":
+            role = "user"
+            blocks = [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.text()}]
+        elif m.role == "assistant":
+            role = "assistant"
+            blocks = _content_blocks(m.content)
+            for tc in m.tool_calls or []:
+                blocks.append({"type": "tool_use", "id": tc.id, "name": tc.name, "input": nat.tool_args(tc)})
+        else:
+            role = "user"
+            blocks = _content_blocks(m.content)
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == role:  # the API wants alternating turns
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    return out
+
+
+def _tool_choice(choice: Any) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    if choice == "auto":
+        return {"type": "auto"}
+    if choice == "required":
+        return {"type": "any"}
+    if choice == "none":
+        return {"type": "none"}
+    name = nat.named_tool(choice)
+    if name:
+        return {"type": "tool", "name": name}
+    raise BadRequest(f"unsupported tool_choice {choice!r}", provider="anthropic")
+
+
+def build_body(req: ChatRequest, *, stream: bool, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:
+    """ChatRequest -> Messages API JSON body (pure)."""
+    body: dict[str, Any] = {
+        "model": req.model,
+        "max_tokens": req.max_tokens or default_max_tokens,
+        "messages": _messages(req),
+    }
+    system = req.system_text()
+    rf = req.response_format
+    if rf is not None and rf.type != "text":
+        # JSON mode: no native switch on the Messages API; we instruct via the system prompt.
+        extra = JSON_INSTRUCTION
+        schema = (rf.json_schema or {}).get("schema") if rf.type == "json_schema" else None
+        if schema:
+            extra += " It must validate against this JSON Schema: " + json.dumps(schema, separators=(",", ":"))
+        system = f"{system}\n\n{extra}" if system else extra
+    if system:
+        body["system"] = system
+    if req.tools:
+        body["tools"] = [
+            {k: v for k, v in {"name": t.name, "description": t.description, "input_schema": t.parameters}.items()
+             if v is not None}
+            for t in req.tools
+        ]
+        tc = _tool_choice(req.tool_choice)
+        if tc:
+            body["tool_choice"] = tc
+    if req.stop:
+        body["stop_sequences"] = list(req.stop)
+    if req.temperature is not None:
+        body["temperature"] = req.temperature
+    if req.top_p is not None:
+        body["top_p"] = req.top_p
+    if req.user:
+        body["metadata"] = {"user_id": req.user}
+    if stream:
+        body["stream"] = True
+    return nat.deep_merge(body, req.extra_body)
+
+
+# ------------------------------------------------------------------ response
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    def n(k: str) -> int:
+        v = raw.get(k)
+        return v if isinstance(v, int) and v >= 0 else 0
+
+    cw, cr = n("cache_creation_input_tokens"), n("cache_read_input_tokens")
+    out_details = raw.get("output_tokens_details") or {}
+    thinking = out_details.get("thinking_tokens") if isinstance(out_details, dict) else None
+    return Usage(
+        input_tokens=n("input_tokens") + cw + cr,
+        output_tokens=n("output_tokens"),
+        cache_read_tokens=cr,
+        cache_write_tokens=cw,
+        reasoning_tokens=thinking if isinstance(thinking, int) else 0,
+    )
+
+
+def _finish(stop_reason: Any, rid: str | None, model: str | None, extra: dict[str, Any]) -> FinishEvent:
+    details = {"stop_reason": stop_reason, **extra}
+    return FinishEvent(finish_reason=_STOP.get(stop_reason, "unknown"), id=rid, model=model,  # type: ignore[arg-type]
+                       provider_details=details)
+
+
+def message_events(data: Any, call: _http.Call | None = None) -> list[StreamEvent]:
+    """A non-streaming Messages API body -> StreamEvents (raises MalformedResponse)."""
+    call = call or _http.Call("anthropic")
+    if not isinstance(data, dict) or data.get("type") != "message" or not isinstance(data.get("content"), list):
+        raise MalformedResponse("Anthropic response is not a message object", provider=call.provider,
+                                model=call.model, body=str(data)[:500])
+    events: list[StreamEvent] = []
+    tool_i = 0
+    for block in data["content"]:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            events.append(TextDelta(text=block.get("text") or ""))
+        elif kind == "thinking":
+            events.append(ReasoningDelta(text=block.get("thinking") or ""))
+        elif kind == "tool_use":
+            events.append(ToolCallDelta(index=tool_i, id=block.get("id"), name=block.get("name"),
+                                        arguments=json.dumps(block.get("input") or {}, ensure_ascii=False)))
+            tool_i += 1
+    usage = data.get("usage")
+    if isinstance(usage, dict):
+        events.append(UsageEvent(usage=_usage(usage)))
+    extra = {"stop_details": data["stop_details"]} if data.get("stop_details") else {}
+    events.append(_finish(data.get("stop_reason"), data.get("id"), data.get("model"), extra))
+    return events
+
+
+class StreamState:
+    """Turns Anthropic SSE events into StreamEvents; `done` once message_stop arrives."""
+
+    def __init__(self, call: _http.Call | None = None) -> None:
+        self.call = call or _http.Call("anthropic")
+        self.done = False
+        self.usage_raw: dict[str, Any] = {}
+        self.usage: Usage | None = None
+        self._id: str | None = None
+        self._model: str | None = None
+        self._stop: Any = None
+        self._tools: dict[int, int] = {}  # content block index -> tool call index
+
+    def _update_usage(self, raw: Any) -> list[StreamEvent]:
+        if not isinstance(raw, dict):
+            return []
+        self.usage_raw.update({k: v for k, v in raw.items() if v is not None})
+        self.usage = _usage(self.usage_raw)
+        return [UsageEvent(usage=self.usage)]
+
+    def feed(self, event: str, data: str) -> list[StreamEvent]:
+        if event == "ping":
+            return []
+        try:
+            obj = json.loads(data) if data else {}
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            raise MalformedResponse(f"Anthropic stream sent a non-JSON {event!r} event", provider=self.call.provider,
+                                    model=self.call.model, body=data[:500], billed_usage=self.usage)
+        kind = obj.get("type") or event
+        if kind == "error" or event == "error":
+            err = obj.get("error") if isinstance(obj.get("error"), dict) else {}
+            raise map_error(None, err.get("type"), str(err.get("message") or "stream error"), call=self.call,
+                            raw=obj, billed_usage=self.usage)
+        if kind == "message_start":
+            msg = obj.get("message") or {}
+            self._id, self._model = msg.get("id"), msg.get("model")
+            return self._update_usage(msg.get("usage"))
+        if kind == "content_block_start":
+            return self._block_start(obj.get("index"), obj.get("content_block") or {})
+        if kind == "content_block_delta":
+            return self._block_delta(obj.get("index"), obj.get("delta") or {})
+        if kind == "message_delta":
+            delta = obj.get("delta") or {}
+            if delta.get("stop_reason") is not None:
+                self._stop = delta["stop_reason"]
+            return self._update_usage(obj.get("usage"))
+        if kind == "message_stop":
+            self.done = True
+            return [_finish(self._stop, self._id, self._model, {})]
+        return []  # content_block_stop and unknown future events
+
+    def _block_start(self, index: Any, block: dict[str, Any]) -> list[StreamEvent]:
+        kind = block.get("type")
+        if kind == "text" and block.get("text"):
+            return [TextDelta(text=block["text"])]
+        if kind == "thinking" and block.get("thinking"):
+            return [ReasoningDelta(text=block["thinking"])]
+        if kind == "tool_use":
+            ti = self._tools.setdefault(index, len(self._tools))
+            args = json.dumps(block["input"], ensure_ascii=False) if block.get("input") else ""
+            return [ToolCallDelta(index=ti, id=block.get("id"), name=block.get("name"), arguments=args)]
+        return []
+
+    def _block_delta(self, index: Any, delta: dict[str, Any]) -> list[StreamEvent]:
+        kind = delta.get("type")
+        if kind == "text_delta":
+            return [TextDelta(text=delta.get("text") or "")]
+        if kind == "thinking_delta":
+            return [ReasoningDelta(text=delta.get("thinking") or "")]
+        if kind == "input_json_delta" and index in self._tools:
+            part = delta.get("partial_json") or ""
+            return [ToolCallDelta(index=self._tools[index], arguments=part)] if part else []
+        return []  # signature_delta, citations_delta, ...
+
+
+# ------------------------------------------------------------------ errors
+
+
+def map_error(status: int | None, etype: str | None, message: str, *, call: _http.Call, headers: Any = None,
+              now: float | None = None, raw: Any = None, billed_usage: Any = None) -> ProviderError:
+    """`error.type` first (it is more specific than the status), else the status; message
+    matching only as the last, tested resort (context length, credit balance)."""
+    cls: type[ProviderError]
+    if etype in _ERROR_TYPES:
+        cls, default_status = _ERROR_TYPES[etype]
+    else:
+        cls, default_status = _http.status_class(status), 502
+    low = (message or "").lower()
+    if issubclass(cls, BadRequest) and "prompt is too long" in low:
+        cls = ContextTooLong
+    elif cls in (BadRequest, RateLimited) and ("credit balance is too low" in low or "spend limit" in low):
+        cls = QuotaExhausted
+    info = _http.ErrorInfo(status=status or default_status, type=etype, message=message, raw=raw)
+    return _http.make_error(cls, info, call=call, headers=headers, now=now, billed_usage=billed_usage)
+
+
+def _on_error(resp: httpx.Response, raw: bytes, call: _http.Call, now: float) -> ProviderError:
+    info = _http.parse_error_body(raw, resp.status_code)
+    etype = info.type if info.type in _ERROR_TYPES else None
+    return map_error(resp.status_code, etype, info.message, call=call, headers=resp.headers, now=now, raw=info.raw)
+
+
+# ------------------------------------------------------------------ provider
+
+
+class AnthropicProvider(nat.NativeProvider):
+    """`AnthropicProvider(api_key=..., base_url=None, client=None, name="anthropic", retry=None)`."""
+
+    vendor = "anthropic"
+
+    def __init__(self, *, api_key: str | None = None, base_url: str | None = None,
+                 client: httpx.AsyncClient | None = None, name: str = "anthropic", retry: Any = None,
+                 default_max_tokens: int = DEFAULT_MAX_TOKENS, api_version: str = API_VERSION,
+                 extra_headers: dict[str, str] | None = None, timeout: float = 600.0, clock: Any = None) -> None:
+        super().__init__(api_key=api_key, client=client, name=name, retry=retry, timeout=timeout, clock=clock)
+        base = (base_url or DEFAULT_BASE).rstrip("/")
+        self.base_url = base[:-3] if base.endswith("/v1") else base
+        self.default_max_tokens = default_max_tokens
+        self._headers = {"anthropic-version": api_version, "content-type": "application/json",
+                         **(extra_headers or {})}
+
+    def _request_headers(self, stream: bool = False) -> dict[str, str]:
+        h = dict(self._headers)
+        if stream:
+            h["accept"] = "text/event-stream"
+        if self._api_key:
+            h["x-api-key"] = self._api_key
+        return h
+
+    def _url(self) -> str:
+        return f"{self.base_url}/v1/messages"
+
+    async def complete(self, req: ChatRequest) -> ChatResponse:
+        body = _http.dumps(build_body(req, stream=False, default_max_tokens=self.default_max_tokens))
+        call = self._call(req)
+
+        async def attempt() -> ChatResponse:
+            data, rl = await self._post_json(self._url(), body, self._request_headers(), call, _on_error)
+            if isinstance(data, dict) and data.get("type") == "error":  # an error envelope with a 2xx status
+                err = data.get("error") if isinstance(data.get("error"), dict) else {}
+                raise map_error(None, err.get("type"), str(err.get("message") or ""), call=call, raw=data)
+            return self._accumulate(message_events(data, call), req, rl)
+
+        return await self._run(attempt)
+
+    async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
+        body = _http.dumps(build_body(req, stream=True, default_max_tokens=self.default_max_tokens))
+        call = self._call(req)
+
+        def events(resp: httpx.Response) -> AsyncIterator[StreamEvent]:
+            return nat.sse_events(resp, StreamState(call), call, "Anthropic stream ended before message_stop")
+
+        async for ev in self._stream(self._url(), body, lambda: self._request_headers(True), call, _on_error,
+                                     events):
+            yield ev
