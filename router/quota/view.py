@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -73,9 +74,15 @@ class LedgerView:
     pools: Mapping[str, PoolView] = field(default_factory=dict)
     model_pools: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # "provider:model" -> pool ids
     budgets: tuple[BudgetView, ...] = ()
+    # pool id -> "provider:model" globs it applies to; used for models not listed in
+    # `model_pools` (e.g. "openrouter:*:free" covers every :free model).
+    pool_globs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def pools_for(self, model_id: str) -> list[PoolView]:
-        return [self.pools[p] for p in self.model_pools.get(model_id, ()) if p in self.pools]
+        ids = self.model_pools.get(model_id)
+        if ids is None:
+            ids = tuple(p for p, pats in self.pool_globs.items() if any(fnmatchcase(model_id, g) for g in pats))
+        return [self.pools[p] for p in ids if p in self.pools]
 
     def blocked(self, model_id: str, now: datetime, tokens: int = 0) -> PoolView | None:
         """The first pool that blocks this model now (a rate limit, cool-down, or an

@@ -1,0 +1,428 @@
+"""The free-quota and budget ledger: reserve -> commit | release (| expire).
+
+`reserve()` atomically checks and holds capacity on every pool that applies to the
+model (requests, tokens, grants, credit) and on every budget, BEFORE the upstream
+call; `commit()` replaces the holds with the actual usage and returns what is
+billed; an unsettled reservation expires after `ttl_s` so a crash cannot leak
+capacity. Pools that block when empty must all fit; among the pools that fall back
+to paid (a grant on a paid account) the first with room is used, else the call
+is paid. Money is Decimal in the API and integer nano-USD in the stores.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from router.errors import BudgetExceeded, QuotarouteError
+from router.quota.spec import BudgetSpec, PoolSpec
+from router.quota.store import Adjust, Check, Store
+from router.quota.windows import Window, from_ts, to_ts
+from router.types import RateLimitSnapshot, Usage
+
+__all__ = ["Ledger", "Reservation", "Settlement", "PoolUnavailable", "to_nano", "from_nano"]
+
+log = logging.getLogger("quotaroute.ledger")
+NANO = Decimal(1_000_000_000)
+FAR = 10 * 365 * 86400.0
+
+
+def to_nano(usd: Decimal, rounding: str = ROUND_CEILING) -> int:
+    return int((Decimal(usd) * NANO).to_integral_value(rounding=rounding))
+
+
+def from_nano(n: int) -> Decimal:
+    return Decimal(n) / NANO
+
+
+class PoolUnavailable(QuotarouteError):
+    """A block-on-exhaust pool (free tier, rate limit, credit balance) cannot take
+    this request now: the router should pick another model."""
+
+    def __init__(self, message: str, *, pool_id: str, model_id: str, reason: str, resets_at: datetime | None = None):
+        super().__init__(message)
+        self.pool_id, self.model_id, self.reason, self.resets_at = pool_id, model_id, reason, resets_at
+
+
+@dataclass(slots=True)
+class _Win:
+    index: int
+    window: Window
+    requests: int | None
+    tokens: int | None
+    count: str  # total | input | output
+
+
+@dataclass(slots=True)
+class _Pool:
+    spec: PoolSpec
+    id: str
+    wins: list[_Win]
+    block: bool
+    free_call: bool  # a call charged here costs nothing
+    grant_unit: str | None = None  # "tokens" | "usd"
+    grant_limit: int = 0
+    grant_expires: float | None = None
+    credit_limit: int | None = None
+
+    def key(self, part: str) -> str:
+        return f"{part}|{self.id}"
+
+
+@dataclass(slots=True)
+class _Budget:
+    spec: BudgetSpec
+    window: Window | None
+    limit: int
+
+
+@dataclass(slots=True)
+class Reservation:
+    id: str
+    model_id: str
+    provider: str
+    tokens: int
+    cost_usd: Decimal
+    free_pool: str | None
+    pools: tuple[str, ...]
+    budgets: tuple[str, ...]
+    expires_at: datetime
+    soft_exceeded: tuple[str, ...] = ()  # soft budgets this call pushes past their cap
+    settled: bool = False
+    _checks: list[Check] = field(default_factory=list, repr=False)
+    _meta: list[tuple[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def warned(self) -> bool:
+        return bool(self.soft_exceeded)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    free_pool: str | None
+    billed_usd: Decimal
+    free_tokens: int = 0
+    free_usd: Decimal = Decimal(0)
+    live: bool = True  # False: the reservation had expired; usage was added in full anyway
+
+
+class Ledger:
+    def __init__(
+        self,
+        store: Store,
+        pools: Iterable[PoolSpec] = (),
+        budgets: Iterable[BudgetSpec] = (),
+        *,
+        default_ttl_s: float = 300.0,
+        default_exhaust_s: float = 3600.0,
+    ) -> None:
+        self.store = store
+        self.default_ttl_s = default_ttl_s
+        self.default_exhaust_s = default_exhaust_s
+        self.pools: dict[str, _Pool] = {}
+        for p in pools:
+            if p.enabled:
+                self.pools[p.id] = self._compile(p)
+        self.budgets = [
+            _Budget(b, None if b.period == "total" else Window(b.period, "calendar", b.tz), to_nano(b.limit_usd))
+            for b in budgets
+        ]
+        self._by_model: dict[str, list[_Pool]] = {}
+        self.known_models: set[str] = set()
+        self.observed: dict[str, tuple[int | None, int | None, float]] = {}
+
+    @staticmethod
+    def _compile(p: PoolSpec) -> _Pool:
+        wins = [_Win(i, Window(w.per, w.mode, w.tz), w.requests, w.tokens, w.count) for i, w in enumerate(p.limits)]
+        cp = _Pool(spec=p, id=p.id, wins=wins, block=p.on_exhaust == "block", free_call=p.free or p.grant is not None)
+        if p.grant is not None:
+            cp.grant_unit = "tokens" if p.grant.tokens is not None else "usd"
+            cp.grant_limit = p.grant.tokens if p.grant.tokens is not None else to_nano(p.grant.usd, ROUND_HALF_EVEN)  # type: ignore[arg-type]
+            cp.grant_expires = p.grant.expires.timestamp() if p.grant.expires else None
+        if p.credit_usd is not None:
+            cp.credit_limit = to_nano(p.credit_usd, ROUND_HALF_EVEN)
+            cp.free_call = False
+        return cp
+
+    def pools_for(self, model_id: str) -> list[_Pool]:
+        ps = self._by_model.get(model_id)
+        if ps is None:
+            ps = self._by_model[model_id] = [p for p in self.pools.values() if p.spec.applies_to(model_id)]
+        return ps
+
+    def track(self, model_ids: Iterable[str]) -> None:
+        """Models the view should always describe (e.g. the router's candidates)."""
+        self.known_models.update(model_ids)
+
+    # ------------------------------------------------------------------ reserve
+    def _pool_checks(self, p: _Pool, ts: float, tokens: int, t_in: int, t_out: int, cost: int,
+                     checks: list[Check], meta: list[tuple[str, Any]]) -> None:
+        checks.append(Check((p.key("x"),), p.key("x"), 0, 0, ts + 1))
+        meta.append(("flag", p))
+        for w in p.wins:
+            s = w.window.slot(ts)
+            if w.requests is not None:
+                pre = f"w|{p.id}|{w.index}|r|"
+                checks.append(Check(tuple(pre + k for k in s.span), pre + s.charge, 1, w.requests, s.expire_at))
+                meta.append(("req", (p, w)))
+            if w.tokens is not None:
+                pre = f"w|{p.id}|{w.index}|t|"
+                amt = tokens if w.count == "total" else (t_in if w.count == "input" else t_out)
+                checks.append(Check(tuple(pre + k for k in s.span), pre + s.charge, amt, w.tokens, s.expire_at))
+                meta.append(("tok", (p, w)))
+        if p.grant_unit is not None:
+            amt = tokens if p.grant_unit == "tokens" else cost
+            exp = p.grant_expires or ts + FAR
+            checks.append(Check((p.key("g"),), p.key("g"), amt, p.grant_limit, exp))
+            meta.append(("grant", p))
+        if p.credit_limit is not None:
+            checks.append(Check((p.key("k"),), p.key("k"), cost, p.credit_limit, ts + FAR))
+            meta.append(("credit", p))
+
+    async def reserve(
+        self,
+        model_id: str,
+        *,
+        provider: str | None = None,
+        tokens: int = 0,
+        cost_usd: Decimal = Decimal(0),
+        scope: dict[str, Any] | None = None,
+        now: datetime,
+        ttl_s: float | None = None,
+        input_tokens: int | None = None,
+    ) -> Reservation:
+        """Hold capacity for one call of `tokens` (input + expected output) tokens
+        costing about `cost_usd` at list price. Raises BudgetExceeded (hard budget)
+        or PoolUnavailable (a block-on-exhaust pool is empty/cooling down)."""
+        ts = to_ts(now)
+        scope = scope or {}
+        provider = provider or model_id.split(":", 1)[0]
+        self.known_models.add(model_id)
+        t_in = input_tokens if input_tokens is not None else tokens
+        t_out = tokens - input_tokens if input_tokens is not None else tokens
+        ukey = scope.get("upstream_key")
+        pools = [p for p in self.pools_for(model_id) if p.spec.key is None or ukey is None or p.spec.key == ukey]
+        block = [p for p in pools if p.block]
+        optional = [p for p in pools if not p.block and p.free_call
+                    and (p.grant_expires is None or ts < p.grant_expires)]
+        free_block = next((p for p in block if p.free_call), None)
+        cost = to_nano(cost_usd)
+        budgets = [b for b in self.budgets if b.spec.applies(model_id, provider, scope)]
+        expires = ts + (ttl_s if ttl_s is not None else self.default_ttl_s)
+        rid = uuid.uuid4().hex
+        candidates: list[_Pool | None] = [*optional, None]
+        for cand in candidates:
+            free = free_block or cand
+            call_cost = 0 if free is not None and free.grant_unit != "usd" else cost
+            checks: list[Check] = []
+            meta: list[tuple[str, Any]] = []
+            for k in (f"cd|{model_id}", f"xm|{model_id}"):
+                checks.append(Check((k,), k, 0, 0, ts + 1))
+                meta.append(("mflag", k))
+            for p in block:
+                self._pool_checks(p, ts, tokens, t_in, t_out, call_cost, checks, meta)
+            if cand is not None:
+                self._pool_checks(cand, ts, tokens, t_in, t_out, cost, checks, meta)
+            budget_cost = 0 if free is not None else cost
+            for b in budgets:
+                suffix = "all" if b.window is None else b.window.slot(ts).charge
+                k = f"b|{b.spec.id}|{suffix}"
+                exp = ts + FAR if b.window is None else b.window.slot(ts).expire_at
+                checks.append(Check((k,), k, budget_cost, b.limit if b.spec.hard else None, exp, hold=True))
+                meta.append(("budget", b))
+            acq = await self.store.acquire(rid, checks, expires, ts)
+            if acq.ok:
+                soft = tuple(b.spec.id for (kind, b), tot in zip(meta, acq.totals)
+                             if kind == "budget" and not b.spec.hard and tot > b.limit)
+                for bid in soft:
+                    log.warning("ledger: soft budget %s exceeded by a call to %s (reserved %s USD)", bid, model_id, cost_usd)
+                return Reservation(
+                    id=rid, model_id=model_id, provider=provider, tokens=tokens, cost_usd=Decimal(cost_usd),
+                    free_pool=free.id if free is not None else None,
+                    pools=tuple(p.id for p in block) + ((cand.id,) if cand is not None else ()),
+                    budgets=tuple(b.spec.id for b in budgets), expires_at=from_ts(expires),
+                    soft_exceeded=soft, _checks=checks, _meta=meta,
+                )
+            kind, obj = meta[acq.failed]
+            if cand is not None and kind != "mflag" and (obj is cand or (isinstance(obj, tuple) and obj[0] is cand)):
+                continue  # this optional pool has no room: try the next one, then paid
+            self._raise_denied(model_id, kind, obj, checks[acq.failed], acq.totals[-1], cost_usd, ts)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _raise_denied(self, model_id: str, kind: str, obj: Any, check: Check, used: int,
+                      cost_usd: Decimal, ts: float) -> None:
+        if kind == "budget":
+            b: _Budget = obj
+            raise BudgetExceeded(
+                f"budget {b.spec.id!r} ({b.spec.scope} {b.spec.match}, per {b.spec.period}) would be exceeded: "
+                f"spent+reserved {from_nano(used)} + {cost_usd} > limit {b.spec.limit_usd} USD",
+                budget_id=b.spec.id, limit_usd=b.spec.limit_usd, spent_usd=from_nano(used),
+            )
+        if kind == "mflag":
+            what = "cooling down (rate limited)" if obj.startswith("cd|") else "marked exhausted"
+            raise PoolUnavailable(f"{model_id} is {what} until {from_ts(used / 1000).isoformat()}",
+                                  pool_id=obj, model_id=model_id, reason="cooldown" if obj.startswith("cd|") else "exhausted",
+                                  resets_at=from_ts(used / 1000))
+        if kind == "flag":
+            p = obj
+            raise PoolUnavailable(f"pool {p.id!r} is exhausted until {from_ts(used / 1000).isoformat()}",
+                                  pool_id=p.id, model_id=model_id, reason="exhausted", resets_at=from_ts(used / 1000))
+        p, w = obj if isinstance(obj, tuple) else (obj, None)
+        resets = from_ts(w.window.slot(ts).resets_at) if w is not None else None
+        what = {"req": "requests", "tok": "tokens", "grant": "grant", "credit": "credit balance"}[kind]
+        raise PoolUnavailable(
+            f"pool {p.id!r} has no room for this call on {model_id}: {what} used {used} of {check.limit}"
+            + (f" (per {w.window.per}, resets {resets.isoformat()})" if resets else ""),
+            pool_id=p.id, model_id=model_id, reason=what, resets_at=resets,
+        )
+
+    # ------------------------------------------------------------------- settle
+    async def commit(self, res: Reservation, usage: Usage, cost_usd: Decimal, now: datetime) -> Settlement:
+        """Record the actual usage; returns what is billed (list price minus any
+        free coverage; a grant covering part of the call bills the rest pro rata)."""
+        if res.settled:
+            raise ValueError(f"reservation {res.id} is already settled")
+        res.settled = True
+        ts = to_ts(now)
+        cost_usd = Decimal(cost_usd)
+        total = usage.total_tokens
+        pool = self.pools.get(res.free_pool) if res.free_pool else None
+        billed, free_tokens, free_usd = cost_usd, 0, Decimal(0)
+        live = True
+        done: set[int] = set()
+        if pool is not None and pool.grant_unit is not None:
+            gi = next(i for i, (k, o) in enumerate(res._meta) if k == "grant" and o is pool)
+            ch = res._checks[gi]
+            actual = total if pool.grant_unit == "tokens" else to_nano(cost_usd)
+            live, (applied,) = await self.store.settle(
+                res.id, [Adjust(ch.charge, actual, ch.expire_at, clamp=pool.grant_limit, span=ch.span)], ts, final=False)
+            done.add(gi)
+            if pool.grant_unit == "tokens":
+                free_tokens = applied
+                billed = cost_usd * (total - applied) / total if total else Decimal(0)
+            else:
+                free_usd = min(cost_usd, from_nano(applied))
+                billed = cost_usd - free_usd
+                free_tokens = int(total * free_usd / cost_usd) if cost_usd else total
+        elif pool is not None:
+            billed, free_tokens, free_usd = Decimal(0), total, cost_usd
+        billed_nano = to_nano(billed, ROUND_HALF_EVEN)
+        adjusts = []
+        for i, ((kind, obj), ch) in enumerate(zip(res._meta, res._checks)):
+            if i in done or kind in ("flag", "mflag"):
+                continue
+            if kind == "req":
+                actual = 1
+            elif kind == "tok":
+                c = obj[1].count
+                actual = total if c == "total" else (usage.input_tokens if c == "input" else usage.output_tokens)
+            elif kind in ("credit", "budget"):
+                actual = billed_nano
+            else:  # an optional grant pool that is not the one used
+                actual = 0
+            adjusts.append(Adjust(ch.charge, actual, ch.expire_at))
+        live2, _ = await self.store.settle(res.id, adjusts, ts, final=True)
+        if not (live and live2):
+            log.warning("ledger: reservation %s for %s had expired before commit; usage recorded in full", res.id, res.model_id)
+        return Settlement(res.free_pool if (free_tokens or billed == 0) else None, billed, free_tokens, free_usd, live and live2)
+
+    async def release(self, res: Reservation, now: datetime | None = None) -> bool:
+        """Give back everything a reservation holds (the call was not made / failed unbilled)."""
+        if res.settled:
+            return False
+        res.settled = True
+        ts = to_ts(now) if now is not None else time.time()
+        return await self.store.release(res.id, ts)
+
+    # ----------------------------------------------------------------- learning
+    async def observe(self, model_id: str, snapshot: RateLimitSnapshot, now: datetime) -> None:
+        """Rate-limit headers: raise our usage counters to what the vendor reports."""
+        ts = to_ts(now)
+        self.known_models.add(model_id)
+        self.observed[model_id] = (snapshot.remaining_requests, snapshot.remaining_tokens, ts)
+        for metric, limit, rem, reset_s in (
+            ("r", snapshot.limit_requests, snapshot.remaining_requests, snapshot.reset_requests_s),
+            ("t", snapshot.limit_tokens, snapshot.remaining_tokens, snapshot.reset_tokens_s),
+        ):
+            if rem is None:
+                continue
+            matched = False
+            for p in self.pools_for(model_id):
+                w = _match_window(p.wins, metric, limit, reset_s)
+                if w is None:
+                    continue
+                matched = True
+                lim = w.requests if metric == "r" else w.tokens
+                s = w.window.slot(ts)
+                pre = f"w|{p.id}|{w.index}|{metric}|"
+                keys = [pre + k for k in s.span]
+                vals = await self.store.read(keys, ts)
+                others = sum(vals) - vals[-1]
+                target = max(0, (lim or 0) - rem) - others
+                if target > vals[-1]:
+                    await self.store.raise_to(pre + s.charge, target, s.expire_at, ts)
+            if rem <= 0 and not matched:
+                await self.cooldown(model_id, reset_s if reset_s else 60.0, now)
+        if snapshot.retry_after_s:
+            await self.cooldown(model_id, snapshot.retry_after_s, now)
+
+    async def mark_exhausted(self, model_id: str, now: datetime, until: datetime | None = None,
+                             *, pool_id: str | None = None) -> datetime:
+        """A QuotaExhausted error: the model's free pools (or the model itself) are
+        empty until `until` (default: the pool's next reset)."""
+        ts = to_ts(now)
+        self.known_models.add(model_id)
+        pools = [self.pools[pool_id]] if pool_id in self.pools else [p for p in self.pools_for(model_id) if p.free_call]
+        last = ts
+        for p in pools:
+            if p.grant_unit is not None and until is None:
+                await self.store.raise_to(p.key("g"), p.grant_limit, p.grant_expires or ts + FAR, ts)
+                continue
+            end = until.timestamp() if until else max(
+                (w.window.slot(ts).resets_at for w in p.wins if w.window.mode == "calendar"),
+                default=ts + self.default_exhaust_s)
+            await self.store.raise_to(p.key("x"), int(end * 1000), end, ts)
+            last = max(last, end)
+        if not pools:
+            end = until.timestamp() if until else ts + self.default_exhaust_s
+            await self.store.raise_to(f"xm|{model_id}", int(end * 1000), end, ts)
+            last = end
+        return from_ts(last)
+
+    async def cooldown(self, model_id: str, seconds: float, now: datetime) -> datetime:
+        """A RateLimited error: keep this model out of rotation for `seconds`."""
+        ts = to_ts(now)
+        self.known_models.add(model_id)
+        end = ts + max(0.0, float(seconds))
+        await self.store.raise_to(f"cd|{model_id}", int(end * 1000), end, ts)
+        return from_ts(end)
+
+    async def view(self, now: datetime, models: Iterable[str] = ()):  # -> LedgerView
+        from router.quota.viewbuild import build_view
+
+        return await build_view(self, now, models)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+
+def _match_window(wins: Sequence[_Win], metric: str, limit: int | None, reset_s: float | None) -> _Win | None:
+    cands = [w for w in wins if (w.requests if metric == "r" else w.tokens) is not None]
+    if not cands:
+        return None
+    if limit is not None:
+        for w in cands:
+            if (w.requests if metric == "r" else w.tokens) == limit:
+                return w
+    length = {"minute": 60, "hour": 3600, "day": 86400, "month": 2592000}
+    if reset_s is not None:
+        fits = [w for w in cands if length[w.window.per] >= reset_s]
+        if fits:
+            return min(fits, key=lambda w: length[w.window.per])
+    return min(cands, key=lambda w: length[w.window.per])

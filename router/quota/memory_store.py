@@ -1,0 +1,159 @@
+"""In-process store (the SDK default): dicts and a heap, no I/O, no locks needed
+(every method runs to completion without awaiting, so it is atomic on the loop)."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+
+from router.quota.store import HOLD_SUFFIX, Acquired, Adjust, Check
+
+__all__ = ["MemoryStore"]
+
+_GC_EVERY = 4096
+
+
+class MemoryStore:
+    """Counters: key -> [value, expire_at]. Reservations: id -> (expires_at, [(key, amount, hold)])."""
+
+    def __init__(self, *, limit_divisor: int = 1) -> None:
+        self._c: dict[str, list[float]] = {}
+        self._res: dict[str, tuple[float, list[tuple[str, int, bool]]]] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._ops = 0
+        self.limit_divisor = max(1, int(limit_divisor))  # local fallback: limit / expected replicas
+
+    # -- sync core (also used by the Redis store's local fallback) ---------------
+    def _get(self, key: str, now: float) -> int:
+        v = self._c.get(key)
+        if v is None or v[1] <= now:
+            return 0
+        return int(v[0])
+
+    def _add(self, key: str, amount: int, expire_at: float, now: float) -> None:
+        v = self._c.get(key)
+        if v is None or v[1] <= now:
+            self._c[key] = [amount, expire_at]
+        else:
+            v[0] += amount
+            if expire_at > v[1]:
+                v[1] = expire_at
+
+    def _undo(self, items: list[tuple[str, int, bool]], now: float) -> None:
+        for key, amount, hold in items:
+            v = self._c.get(key)
+            if v is not None and v[1] > now:
+                v[0] -= amount
+            if hold:
+                h = self._c.get(key + HOLD_SUFFIX)
+                if h is not None:
+                    h[0] -= amount
+
+    def sweep_sync(self, now: float) -> int:
+        n = 0
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            exp, rid = heapq.heappop(heap)
+            r = self._res.get(rid)
+            if r is not None and r[0] == exp:
+                del self._res[rid]
+                self._undo(r[1], now)
+                n += 1
+        self._ops += 1
+        if self._ops % _GC_EVERY == 0:
+            for k in [k for k, v in self._c.items() if v[1] <= now]:
+                del self._c[k]
+        return n
+
+    def acquire_sync(self, res_id: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired:
+        self.sweep_sync(now)
+        get = self._get
+        d = self.limit_divisor
+        totals = []
+        for i, ch in enumerate(checks):
+            used = 0
+            for k in ch.span:
+                used += get(k, now)
+            if ch.limit is not None:
+                limit = ch.limit // d if d > 1 else ch.limit
+                if used + ch.amount > limit:
+                    return Acquired(False, i, tuple(totals) + (used,))
+            totals.append(used + ch.amount)
+        items = []
+        for ch in checks:
+            if ch.amount:
+                self._add(ch.charge, ch.amount, ch.expire_at, now)
+            if ch.hold:
+                self._add(ch.charge + HOLD_SUFFIX, ch.amount, max(ch.expire_at, expires_at), now)
+            items.append((ch.charge, ch.amount, ch.hold))
+        self._res[res_id] = (expires_at, items)
+        heapq.heappush(self._heap, (expires_at, res_id))
+        return Acquired(True, -1, tuple(totals))
+
+    def settle_sync(self, res_id: str, adjusts: Sequence[Adjust], now: float, final: bool = True) -> tuple[bool, list[int]]:
+        r = self._res.get(res_id)
+        live = r is not None
+        held: dict[str, tuple[int, bool]] = {k: (a, h) for k, a, h in r[1]} if r is not None else {}
+        applied = []
+        for adj in adjusts:
+            h_amt, h_hold = held.pop(adj.charge, (0, False))
+            actual = adj.actual
+            if adj.clamp is not None:
+                others = sum(self._get(k, now) for k in (adj.span or (adj.charge,))) - h_amt
+                actual = max(0, min(actual, adj.clamp - others))
+            delta = actual - h_amt
+            if delta:
+                self._add(adj.charge, delta, adj.expire_at, now)
+            if h_hold:
+                hv = self._c.get(adj.charge + HOLD_SUFFIX)
+                if hv is not None:
+                    hv[0] -= h_amt
+            applied.append(actual)
+        if r is not None:
+            rest = [(k, a, h) for k, (a, h) in held.items()]
+            if final:
+                del self._res[res_id]
+                self._undo(rest, now)
+            else:
+                self._res[res_id] = (r[0], rest)
+        return live, applied
+
+    def release_sync(self, res_id: str, now: float) -> bool:
+        r = self._res.pop(res_id, None)
+        if r is None:
+            return False
+        self._undo(r[1], now)
+        return True
+
+    def read_sync(self, keys: Sequence[str], now: float) -> list[int]:
+        return [self._get(k, now) for k in keys]
+
+    def raise_to_sync(self, key: str, value: int, expire_at: float, now: float) -> None:
+        v = self._c.get(key)
+        if v is None or v[1] <= now:
+            self._c[key] = [value, expire_at]
+        else:
+            v[0] = max(v[0], value)
+            v[1] = max(v[1], expire_at)
+
+    # -- async Store interface -------------------------------------------------
+    async def acquire(self, res_id: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired:
+        return self.acquire_sync(res_id, checks, expires_at, now)
+
+    async def settle(self, res_id: str, adjusts: Sequence[Adjust], now: float, final: bool = True) -> tuple[bool, list[int]]:
+        return self.settle_sync(res_id, adjusts, now, final)
+
+    async def release(self, res_id: str, now: float) -> bool:
+        return self.release_sync(res_id, now)
+
+    async def read(self, keys: Sequence[str], now: float) -> list[int]:
+        return self.read_sync(keys, now)
+
+    async def raise_to(self, key: str, value: int, expire_at: float, now: float) -> None:
+        self.raise_to_sync(key, value, expire_at, now)
+
+    async def sweep(self, now: float) -> int:
+        return self.sweep_sync(now)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,104 @@
+"""The store interface the ledger runs on: integer counters with expiry, and
+reservations that hold amounts on counters until settled, released or expired.
+
+Everything the ledger needs is built on three atomic operations:
+
+* `acquire(res_id, checks, expires_at, now)`: for every check, `sum(span) + amount
+  <= limit` (limit None = no check); if all fit, charge every amount to its
+  `charge` counter and remember the reservation; else charge nothing.
+  Expired reservations are swept first, so a crashed process cannot leak capacity.
+* `settle(res_id, adjusts, now, final)`: replace what the reservation held on each
+  adjusted counter with the actual amount (optionally clamped so the counter never
+  passes a limit: grants); `final` drops the reservation and undoes what it still
+  held. A reservation that already expired is settled by adding the full actual
+  amounts: a late commit is never lost.
+* `release(res_id, now)`: undo what the reservation holds.
+
+Money is kept as integer nano-USD; tokens and requests as integers. Flags
+(exhausted-until, cool-down-until) are counters whose value is the end time in ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from router.errors import QuotarouteError
+
+__all__ = [
+    "Check",
+    "Adjust",
+    "Acquired",
+    "Store",
+    "LedgerUnavailable",
+    "HOLD_SUFFIX",
+    "build_store",
+]
+
+HOLD_SUFFIX = "#h"  # counter holding in-flight (reserved, unsettled) amounts of a tracked check
+
+
+class LedgerUnavailable(QuotarouteError):
+    """The shared ledger store cannot be reached and `on_redis_error: fail_closed`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    span: tuple[str, ...]  # counters whose sum is the current usage
+    charge: str  # counter the amount is added to
+    amount: int
+    limit: int | None  # None = charge without checking (soft budgets)
+    expire_at: float  # unix time after which `charge` may be dropped
+    hold: bool = False  # also track the in-flight amount on charge + HOLD_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
+class Adjust:
+    charge: str
+    actual: int
+    expire_at: float
+    clamp: int | None = None  # applied = max(0, min(actual, clamp - (sum(span) - held)))
+    span: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Acquired:
+    ok: bool
+    failed: int = -1  # index of the first check that did not fit
+    totals: tuple[int, ...] = ()  # per check: usage after charging (ok) / before (failed check)
+
+
+@runtime_checkable
+class Store(Protocol):
+    async def acquire(self, res_id: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired: ...
+
+    async def settle(
+        self, res_id: str, adjusts: Sequence[Adjust], now: float, final: bool = True
+    ) -> tuple[bool, list[int]]: ...
+
+    async def release(self, res_id: str, now: float) -> bool: ...
+
+    async def read(self, keys: Sequence[str], now: float) -> list[int]: ...
+
+    async def raise_to(self, key: str, value: int, expire_at: float, now: float) -> None: ...
+
+    async def sweep(self, now: float) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+
+def build_store(url: str | None = None, **options: object) -> Store:
+    """`memory://`, `sqlite:///path/ledger.sqlite` (or a bare path), `redis://host:port/db`."""
+    if not url or url == "memory://":
+        from router.quota.memory_store import MemoryStore
+
+        return MemoryStore()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from router.quota.redis_store import RedisStore
+
+        return RedisStore(url, **options)  # type: ignore[arg-type]
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else url
+    from router.quota.sqlite_store import SQLiteStore
+
+    return SQLiteStore(path, **options)  # type: ignore[arg-type]
