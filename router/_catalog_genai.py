@@ -1,0 +1,95 @@
+"""Read per-model prices from the pinned genai-prices package (offline, bundled data).
+
+Imported lazily by `router.catalog.load_catalog`; importing genai_prices costs ~0.2 s.
+Converts genai-prices' `ModelPrice` (Decimal or `TieredPrices` per field) and its
+conditional prices (start dates, daily time windows) into our `Price`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from router.pricing import Price, PriceTier, TimeDiscount
+
+__all__ = ["genai_price", "genai_version"]
+
+_FIELDS = {"input": "input_mtok", "output": "output_mtok", "cache_read": "cache_read_mtok",
+           "cache_write": "cache_write_mtok"}
+
+
+def genai_version() -> str:
+    from importlib.metadata import version
+
+    return version("genai-prices")
+
+
+def _value_at(v: Any, start: int | None) -> Decimal | None:
+    """The field's price for requests above `start` input tokens (None = base)."""
+    if v is None:
+        return None
+    if isinstance(v, Decimal):
+        return v
+    price = v.base
+    if start is not None:
+        for t in sorted(v.tiers, key=lambda t: t.start):
+            if t.start <= start:
+                price = t.price
+    return price
+
+
+def _convert(mp: Any) -> dict[str, Any] | None:
+    raw = {ours: getattr(mp, theirs, None) for ours, theirs in _FIELDS.items()}
+    if raw["input"] is None or raw["output"] is None:
+        return None  # e.g. OpenRouter ':free' rows carry no price at all
+    starts = sorted({t.start for v in raw.values() if v is not None and not isinstance(v, Decimal) for t in v.tiers})
+    out: dict[str, Any] = {k: _value_at(v, None) for k, v in raw.items() if v is not None}
+    out["tiers"] = [
+        {"above_input_tokens": s, **{k: _value_at(v, s) for k, v in raw.items() if v is not None}} for s in starts
+    ]
+    return out
+
+
+def genai_price(provider_id: str, model_ref: str, now: datetime) -> Price | None:
+    """Price of `model_ref` at `provider_id` as genai-prices knows it at `now`, or None."""
+    from genai_prices import types as gt
+    from genai_prices.data_snapshot import get_snapshot
+
+    try:
+        _, model = get_snapshot().find_provider_model(model_ref, None, provider_id, None)
+    except LookupError:
+        return None
+    windows: list[tuple[Any, Any]] = []
+    if isinstance(model.prices, list):
+        base = model.prices[0].prices
+        for cp in model.prices:  # later entries take precedence (genai-prices semantics)
+            c = cp.constraint
+            if c is None:
+                continue
+            if isinstance(c, gt.StartDateConstraint):
+                if c.active(now):
+                    base, windows = cp.prices, []  # windows listed before a newer base no longer apply
+            elif isinstance(c, gt.TimeOfDateConstraint):
+                windows.append((c, cp.prices))
+    else:
+        base = model.prices
+    data = _convert(base)
+    if data is None:
+        return None
+    discounts = []
+    for c, mp in windows:
+        w = _convert(mp)
+        if w is None:
+            continue
+        discounts.append(TimeDiscount(
+            label="time-of-day price", tz="UTC", start=c.start_time.strftime("%H:%M"),
+            end=c.end_time.strftime("%H:%M"), **{k: w[k] for k in ("input", "output", "cache_read", "cache_write") if k in w},
+        ))
+    return Price(
+        **data,
+        currency="USD",
+        time_discounts=tuple(discounts),
+        source=f"genai-prices {genai_version()} ({provider_id}/{model.id})",
+        as_of=f"genai-prices {genai_version()} data",
+    )
