@@ -1,0 +1,102 @@
+"""An `httpx.AsyncBaseTransport` backed by aiohttp's connection pool.
+
+Adapters keep their `httpx.AsyncClient` interface (and respx keeps working in
+their tests); the proxy injects `aiohttp_client()` so upstream calls scale under
+concurrency (httpcore's pool is the bottleneck of a plain httpx pass-through).
+
+Decompression is left to httpx (aiohttp's auto-decompress is off), timeouts come
+from httpx's per-request `timeout` extension, and aiohttp errors map to httpx's
+exception types so the adapters' error mapping is unchanged. Closing a response
+before its body is read closes the upstream connection: a client that hangs up
+mid-stream stops the vendor's generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+__all__ = ["AiohttpTransport", "aiohttp_client"]
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, resp: Any, request: httpx.Request) -> None:
+        self._resp, self._request = resp, request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        import aiohttp
+
+        try:
+            async for chunk in self._resp.content.iter_any():
+                yield chunk
+        except asyncio.TimeoutError as e:
+            raise httpx.ReadTimeout(str(e) or "read timed out", request=self._request) from e
+        except aiohttp.ClientPayloadError as e:
+            raise httpx.RemoteProtocolError(str(e), request=self._request) from e
+        except aiohttp.ClientError as e:
+            raise httpx.ReadError(str(e), request=self._request) from e
+
+    async def aclose(self) -> None:
+        # release() returns a fully read connection to the pool and closes a partly read one.
+        self._resp.release()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    def __init__(self, *, limit: int = 512, limit_per_host: int = 0, keepalive_timeout: float = 30.0,
+                 ttl_dns_cache: int = 300) -> None:
+        self._opts = {"limit": limit, "limit_per_host": limit_per_host, "keepalive_timeout": keepalive_timeout,
+                      "ttl_dns_cache": ttl_dns_cache}
+        self._session: Any = None
+
+    def _get_session(self) -> Any:
+        # Created lazily, inside the running event loop that will use it.
+        if self._session is None or self._session.closed:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(**self._opts), auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent", "Content-Type"),
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        import aiohttp
+
+        session = self._get_session()
+        t = request.extensions.get("timeout") or {}
+        timeout = aiohttp.ClientTimeout(total=None, connect=t.get("pool"), sock_connect=t.get("connect"),
+                                        sock_read=t.get("read"))
+        body = request.content if hasattr(request, "_content") else await request.aread()
+        try:
+            resp = await session.request(
+                request.method, str(request.url), headers=request.headers.multi_items(), data=body or None,
+                allow_redirects=False, timeout=timeout, compress=None,
+            )
+        except asyncio.TimeoutError as e:
+            raise httpx.ConnectTimeout(str(e) or "timed out", request=request) from e
+        except aiohttp.ClientConnectorError as e:
+            raise httpx.ConnectError(str(e), request=request) from e
+        except aiohttp.ServerDisconnectedError as e:
+            raise httpx.RemoteProtocolError(str(e), request=request) from e
+        except aiohttp.ClientError as e:
+            raise httpx.NetworkError(str(e), request=request) from e
+        return httpx.Response(
+            status_code=resp.status,
+            headers=list(resp.raw_headers),
+            stream=_Body(resp, request),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (resp.reason or "").encode()},
+            request=request,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+
+def aiohttp_client(*, timeout: float | httpx.Timeout = httpx.Timeout(600.0, connect=10.0), **kw: Any) -> httpx.AsyncClient:
+    """An `httpx.AsyncClient` whose requests go through aiohttp's pool."""
+    return httpx.AsyncClient(transport=AiohttpTransport(**kw), timeout=timeout)

@@ -1,0 +1,214 @@
+"""The proxy: a raw ASGI app (no framework on the hot path).
+
+    app = create_app(router, settings)      # any ASGI server; `quotaroute serve` uses uvicorn
+
+Endpoints: POST /v1/chat/completions, POST /v1/messages, GET /v1/models,
+GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend. Every /v1 response
+carries the x-quotaroute-* headers (see docs/proxy.md). Request handling is in
+`handlers.py`; this module holds dispatch, auth, budgets and the lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from router.errors import redact
+from router.server.auth import ProxyKey
+from router.server.errors import Failure, failure_from, send_failure
+from router.server.metrics import Metrics
+from router.server.settings import ServerSettings
+from router.server.spendlog import SpendLog, period_start
+
+__all__ = ["ProxyApp", "create_app"]
+
+log = logging.getLogger("quotaroute.server")
+
+
+class ProxyApp:
+    def __init__(self, router: Any, settings: ServerSettings | None = None, *, spendlog: SpendLog | None = None) -> None:
+        from router.server import handlers
+
+        self.router = router
+        self.settings = settings or ServerSettings()
+        self.keys = self.settings.keys
+        self.metrics = Metrics()
+        if spendlog is None:
+            path = self.settings.spend_db_path()
+            spendlog = SpendLog(path) if path is not None else None
+        self.spend = spendlog
+        self._spent: dict[str, list[Any]] = {}  # key id -> [period start, Decimal spent]
+        self._models_json: bytes | None = None
+        self.in_flight = 0
+        self.closed = False
+        self._routes = {
+            (b"POST", "/v1/chat/completions"): handlers.chat_completions,
+            (b"POST", "/chat/completions"): handlers.chat_completions,
+            (b"POST", "/v1/messages"): handlers.messages,
+            (b"GET", "/v1/models"): handlers.list_models,
+            (b"GET", "/models"): handlers.list_models,
+            (b"GET", "/healthz"): handlers.healthz,
+            (b"GET", "/metrics"): handlers.metrics,
+            (b"GET", "/v1/quota"): handlers.quota,
+            (b"GET", "/v1/spend"): handlers.spend,
+        }
+
+    # ------------------------------------------------------------------ ASGI
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            t0 = time.perf_counter()
+            path = scope["path"]
+            handler = self._routes.get((scope["method"].encode(), path))
+            anthropic = path == "/v1/messages"
+            if handler is None:
+                known = any(p == path for _, p in self._routes)
+                f = Failure(405 if known else 404, f"{'Method not allowed' if known else 'Unknown path'}: "
+                            f"{scope['method']} {redact(path)[:200]}", code="not_found" if not known else None)
+                await send_failure(send, f, anthropic=anthropic, t0=t0)
+                return
+            self.in_flight += 1
+            try:
+                await handler(self, scope, receive, send, t0)
+            except Exception as e:  # noqa: BLE001 - last resort: never leak a traceback or a key
+                log.error("unhandled error on %s: %s", path, redact(repr(e)))
+                try:
+                    await send_failure(send, failure_from(e), anthropic=anthropic, t0=t0)
+                except Exception:  # response already started
+                    pass
+            finally:
+                self.in_flight -= 1
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                try:
+                    await self.aclose()
+                    await send({"type": "lifespan.shutdown.complete"})
+                except Exception as e:  # noqa: BLE001
+                    await send({"type": "lifespan.shutdown.failed", "message": redact(str(e))})
+                return
+
+    async def aclose(self) -> None:
+        """Graceful end: let in-flight requests settle, close the Router, flush the spend log."""
+        if self.closed:
+            return
+        self.closed = True
+        for _ in range(300):  # uvicorn already waits for connections; this covers other servers
+            if self.in_flight <= 0:
+                break
+            await asyncio.sleep(0.1)
+        close = getattr(self.router, "aclose", None)
+        if close is not None:
+            await close()
+        if self.spend is not None:
+            await asyncio.to_thread(self.spend.close)
+
+    # ------------------------------------------------------------------ auth
+    def authenticate(self, scope: dict[str, Any], *, admin: bool = False) -> ProxyKey | None:
+        """The caller's key (None = open access). Raises Failure 401/403."""
+        token = ""
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                s = v.decode("latin-1")
+                token = s[7:].strip() if s[:7].lower() == "bearer " else s.strip()
+                break
+            if k == b"x-api-key":
+                token = v.decode("latin-1").strip()
+        if self.keys.open_access:
+            if admin:
+                # No keys configured: the server is loopback-only, admin reads are allowed.
+                return None
+            return None
+        if not token:
+            raise Failure(401, "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`).",
+                          type="authentication_error", code="missing_api_key")
+        key = self.keys.lookup(token)
+        if key is None:
+            raise Failure(401, "Incorrect API key provided.", type="authentication_error", code="invalid_api_key")
+        if admin and not key.admin:
+            raise Failure(403, "This endpoint needs the admin key.", type="permission_error", code="admin_only")
+        return key
+
+    def check_key(self, key: ProxyKey | None, model: str) -> None:
+        """Allowed models, rate limit and budget for a chat request."""
+        if key is None or key.admin:
+            return
+        if not key.allows_model(model):
+            raise Failure(403, f"This key is not allowed to use model `{redact(model)[:100]}`.",
+                          type="permission_error", code="model_not_allowed", param="model")
+        ok, retry = key.take_rate()
+        if not ok:
+            raise Failure(429, f"Rate limit reached for key {key.id}: {key.rpm} requests per minute.",
+                          type="requests", code="rate_limit_exceeded", retry_after=retry)
+        if key.budget_usd is not None:
+            spent = self._spent.get(key.id)
+            if spent is not None and spent[0] == period_start(key.budget_period) and spent[1] >= key.budget_usd:
+                raise Failure(429, f"Budget exhausted for key {key.id}: spent ${spent[1]} of ${key.budget_usd} "
+                              f"this {key.budget_period}.", type="insufficient_quota", code="insufficient_quota")
+
+    async def load_budget(self, key: ProxyKey | None) -> None:
+        """Make sure the key's spend for its current period is known (first use per period)."""
+        if key is None or key.budget_usd is None:
+            return
+        start = period_start(key.budget_period)
+        cur = self._spent.get(key.id)
+        if cur is not None and cur[0] == start:
+            return
+        spent = Decimal(0)
+        if self.spend is not None:
+            spent = await asyncio.to_thread(self._read_spent, key.id, start)
+        self._spent[key.id] = [start, spent]
+
+    def _read_spent(self, key_id: str, start: float) -> Decimal:
+        assert self.spend is not None
+        self.spend.flush()
+        return self.spend.spent_since(key_id, start)
+
+    def add_spend(self, key: ProxyKey | None, cost: Decimal) -> None:
+        if key is not None and key.budget_usd is not None and cost:
+            cur = self._spent.get(key.id)
+            if cur is not None:
+                cur[1] += cost
+
+    # ------------------------------------------------------------------ models
+    def models_json(self) -> bytes:
+        if self._models_json is None:
+            self._models_json = orjson.dumps({"object": "list", "data": list_models(self.router, self.settings)})
+        return self._models_json
+
+
+def list_models(router: Any, settings: ServerSettings) -> list[dict[str, Any]]:
+    policy = getattr(router, "policy_name", None) or getattr(getattr(router, "policy", None), "name", None)
+    out: list[dict[str, Any]] = []
+    for v in settings.virtual_models:
+        desc = {"auto": f"the configured policy ({policy or 'default'})", "auto:cheap": "cheapest model that fits",
+                "auto:best": "best quality for the task", "auto:free": "free quota only"}.get(v, "virtual model")
+        out.append({"id": v, "object": "model", "created": 0, "owned_by": "quotaroute", "description": desc})
+    catalog = getattr(router, "catalog", None)
+    cards: list[Any] = []
+    try:
+        if catalog is not None:
+            cards = list(catalog.all())
+        else:
+            from router.catalog import load_catalog  # type: ignore[import-not-found]
+
+            cards = list(load_catalog().all())
+    except Exception as e:  # noqa: BLE001 - a missing catalog still lists the virtual models
+        log.warning("model catalog unavailable: %s", redact(str(e)))
+    for c in cards:
+        out.append({"id": c.id, "object": "model", "created": 0, "owned_by": c.provider})
+    return out
+
+
+def create_app(router: Any, settings: ServerSettings | None = None, **kw: Any) -> ProxyApp:
+    return ProxyApp(router, settings, **kw)

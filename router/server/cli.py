@@ -1,0 +1,154 @@
+"""`quotaroute serve`: run the OpenAI/Anthropic-compatible proxy on uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Any
+
+__all__ = ["HELP", "add_arguments", "run", "build_app", "load_settings"]
+
+HELP = ("Run the local OpenAI- and Anthropic-compatible proxy (POST /v1/chat/completions, POST /v1/messages, "
+        "GET /v1/models, /metrics, /healthz, /v1/quota, /v1/spend).")
+
+_ENV = "QUOTAROUTE_SERVE_ARGS"  # how worker processes receive their settings
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="quotaroute YAML config (default: $QUOTAROUTE_CONFIG or "
+                   "$QUOTAROUTE_HOME/config.yaml when present)")
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; others need proxy keys)")
+    p.add_argument("--port", type=int, default=None, help="port (default 4000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--graceful-timeout", type=int, default=30, help="seconds to let in-flight requests finish")
+    p.add_argument("--new-key", metavar="ID", help="print a fresh proxy key and its config entry, then exit")
+    p.add_argument("--router-factory", metavar="MODULE:FUNC", help=argparse.SUPPRESS)  # tests and benchmarks
+
+
+def _default_config() -> str | None:
+    from router.server.settings import quotaroute_home
+
+    env = os.environ.get("QUOTAROUTE_CONFIG")
+    if env:
+        return env
+    p = quotaroute_home() / "config.yaml"
+    return str(p) if p.exists() else None
+
+
+def _server_section(config: str | None) -> tuple[Any, Any]:
+    """(server mapping, loaded config object or None)."""
+    if not config:
+        return None, None
+    try:
+        from router import config as rc  # type: ignore[attr-defined]
+    except ImportError:
+        rc = None
+    if rc is not None and hasattr(rc, "load_config"):
+        cfg = rc.load_config(config)
+        return getattr(cfg, "server", None), cfg
+    import yaml
+
+    from router.errors import ConfigError
+
+    try:
+        with open(config, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except OSError as e:
+        raise ConfigError(f"cannot read config: {e.strerror}", file=config) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", file=config,
+                          line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping", file=config)
+    return data.get("server"), None
+
+
+def load_settings(config: str | None) -> Any:
+    from router.server.settings import ServerSettings
+
+    section, _ = _server_section(config)
+    return ServerSettings.from_mapping(section, file=config)
+
+
+def _make_router(config: str | None, factory: str | None) -> Any:
+    if factory:
+        mod, _, fn = factory.partition(":")
+        return getattr(importlib.import_module(mod), fn or "build")(config)
+    from router.sdk import Router  # type: ignore[import-not-found]
+
+    from router.server.aiohttp_transport import aiohttp_client
+
+    client = aiohttp_client()
+    for kw in ("http_client", "client"):
+        try:
+            return Router.from_config(config, **{kw: client})
+        except TypeError as e:
+            if kw not in str(e):
+                raise
+    return Router.from_config(config)
+
+
+def build_app(config: str | None = None, factory: str | None = None, settings: Any = None) -> Any:
+    from router.server.app import create_app
+
+    settings = settings or load_settings(config)
+    return create_app(_make_router(config, factory), settings)
+
+
+def _worker_app() -> Any:
+    """uvicorn factory for --workers > 1 (each worker builds its own Router)."""
+    import json
+
+    a = json.loads(os.environ[_ENV])
+    return build_app(a["config"], a["factory"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from router.errors import ConfigError
+    from router.server.settings import LOOPBACK
+
+    if args.new_key:
+        from router.server.auth import hash_key, new_key
+
+        k = new_key()
+        print(f"key (give it to the client, it is not stored): {k}")
+        print("config entry (server.keys):")
+        print(f"  - id: {args.new_key}\n    hash: \"{hash_key(k)}\"")
+        return 0
+    config = args.config or _default_config()
+    try:
+        settings = load_settings(config)
+    except ConfigError as e:
+        print(f"quotaroute serve: config error: {e}", file=sys.stderr)
+        return 2
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if settings.keys.open_access and host not in LOOPBACK:
+        print(f"quotaroute serve: refusing to listen on {host}: no proxy keys are configured, so anyone who can "
+              "reach this address could spend your vendor quota. Add server.keys / server.admin_key to the config "
+              "(`quotaroute serve --new-key ID` prints one) or bind to 127.0.0.1.", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    common: dict[str, Any] = dict(host=host, port=port, log_level=args.log_level, access_log=False,
+                                  server_header=False, lifespan="on", timeout_graceful_shutdown=args.graceful_timeout,
+                                  loop="auto", http="auto")
+    note = " (no proxy keys configured: loopback only, no auth)" if settings.keys.open_access else ""
+    print(f"quotaroute proxy listening on http://{host}:{port}{note}", file=sys.stderr, flush=True)
+    if args.workers > 1:
+        import json
+
+        os.environ[_ENV] = json.dumps({"config": config, "factory": args.router_factory})
+        uvicorn.run("router.server.cli:_worker_app", factory=True, workers=args.workers, **common)
+        return 0
+    try:
+        app = build_app(config, args.router_factory, settings)
+    except ConfigError as e:
+        print(f"quotaroute serve: config error: {e}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, **common)
+    return 0

@@ -1,0 +1,130 @@
+"""Every error the proxy returns, mapped in one place.
+
+OpenAI shape `{"error": {"message", "type", "param", "code"}}` everywhere, and
+Anthropic's `{"type": "error", "error": {"type", "message"}}` on /v1/messages.
+Messages pass through `redact()`: no upstream key can leave the server.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from router.errors import (
+    AuthFailed,
+    BudgetExceeded,
+    ContentFiltered,
+    ContextTooLong,
+    MalformedResponse,
+    NoRouteAvailable,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    Timeout,
+    UnknownModel,
+    redact,
+)
+
+__all__ = ["Failure", "failure_from", "send_failure", "route_headers", "ascii_header", "ANTHROPIC_TYPES"]
+
+ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                   404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large",
+                   429: "rate_limit_error", 500: "api_error", 502: "api_error", 503: "overloaded_error",
+                   504: "timeout_error"}
+
+
+class Failure(Exception):
+    """An error response to send: status, message, OpenAI type/code/param."""
+
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
+                 param: str | None = None, retry_after: float | None = None, model: str = "", provider: str = "",
+                 reason: str = "") -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.code, self.param = status, redact(message), type, code, param
+        self.retry_after, self.model, self.provider, self.reason = retry_after, model, provider, reason
+
+    def openai_body(self) -> bytes:
+        return orjson.dumps({"error": {"message": self.message, "type": self.type, "param": self.param,
+                                       "code": self.code}})
+
+    def anthropic_body(self) -> bytes:
+        return orjson.dumps({"type": "error", "error": {"type": ANTHROPIC_TYPES.get(self.status, "api_error"),
+                                                        "message": self.message}})
+
+
+def failure_from(e: BaseException) -> Failure:
+    """Map any exception to the response the client gets."""
+    from router.server.openai_wire import WireError
+
+    if isinstance(e, Failure):
+        return e
+    if isinstance(e, WireError):
+        return Failure(e.status, e.message, type=e.type, code=e.code, param=e.param)
+    if isinstance(e, UnknownModel):
+        return Failure(404, f"The model `{redact(str(e))[:200]}` does not exist or you do not have access to it.",
+                       code="model_not_found", param="model")
+    if isinstance(e, BudgetExceeded):
+        return Failure(429, str(e), type="insufficient_quota", code="insufficient_quota")
+    if isinstance(e, NoRouteAvailable):
+        return Failure(503, f"No route available: {e}", type="server_error", code="no_route_available",
+                       reason=str(e))
+    if isinstance(e, ProviderError):
+        kw = {"model": e.model, "provider": e.provider, "retry_after": e.retry_after}
+        msg = f"Upstream {e.provider or 'provider'} error: {e.message}"
+        if isinstance(e, QuotaExhausted):
+            return Failure(429, msg, type="insufficient_quota", code="upstream_quota_exhausted", **kw)
+        if isinstance(e, RateLimited):
+            return Failure(429, msg, type="requests", code="rate_limit_exceeded", **kw)
+        if isinstance(e, AuthFailed):  # our upstream credentials, not the caller's: a gateway error
+            return Failure(502, msg, type="upstream_error", code="upstream_auth_failed", **kw)
+        if isinstance(e, ContextTooLong):
+            return Failure(400, msg, code="context_length_exceeded", param="messages", **kw)
+        if isinstance(e, ContentFiltered):
+            return Failure(400, msg, code="content_filter", **kw)
+        if isinstance(e, Timeout):
+            return Failure(504, msg, type="upstream_error", code="upstream_timeout", **kw)
+        if isinstance(e, MalformedResponse):
+            return Failure(502, msg, type="upstream_error", code="upstream_malformed_response", **kw)
+        status = e.status if e.status and 400 <= e.status <= 599 else 502
+        if status in (401, 403):
+            status = 502
+        return Failure(status, msg, type="invalid_request_error" if status < 500 else "upstream_error",
+                       code=e.code if e.code and len(e.code) < 64 else None, **kw)
+    return Failure(500, "Internal proxy error.", type="server_error", code="internal_error")
+
+
+def ascii_header(value: str, limit: int = 200) -> bytes:
+    """A header value that is ASCII, printable and bounded."""
+    b = value.encode("ascii", "replace")[:limit]
+    return bytes(c if 32 <= c < 127 else 63 for c in b)
+
+
+def money(d: Decimal | None) -> bytes:
+    return format(d or Decimal(0), "f").encode()
+
+
+def route_headers(model: str, provider: str, cost: Decimal | None, reason: str, overhead_ms: float,
+                  limit: int = 200) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-quotaroute-model", ascii_header(model or "-", 200)),
+        (b"x-quotaroute-provider", ascii_header(provider or "-", 100)),
+        (b"x-quotaroute-cost-usd", money(cost)),
+        (b"x-quotaroute-route-reason", ascii_header(redact(reason) or "-", limit)),
+        (b"x-quotaroute-overhead-ms", f"{max(0.0, overhead_ms):.3f}".encode()),
+    ]
+
+
+async def send_failure(send: Any, f: Failure, *, anthropic: bool, t0: float, extra: list[Any] | None = None) -> None:
+    body = f.anthropic_body() if anthropic else f.openai_body()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if f.retry_after is not None:
+        headers.append((b"retry-after", str(max(1, int(f.retry_after + 0.999))).encode()))
+    headers += route_headers(f.model, f.provider, Decimal(0), f.reason or f.message[:120],
+                             (time.perf_counter() - t0) * 1000)
+    if extra:
+        headers += extra
+    await send({"type": "http.response.start", "status": f.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,343 @@
+"""Endpoint handlers: `async def h(app, scope, receive, send, t0)`.
+
+The chat path (both wire formats) is: auth -> body (size-capped) -> parse ->
+key checks -> Router.achat/astream -> encode -> send -> spend log + metrics
+(after the response is out, so bookkeeping never delays the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from router.errors import redact
+from router.server import anthropic_wire as aw
+from router.server import openai_wire as ow
+from router.server.errors import Failure, failure_from, route_headers, send_failure
+from router.server.spendlog import parse_since, summarize
+from router.types import Usage
+
+__all__ = ["chat_completions", "messages", "list_models", "healthz", "metrics", "quota", "spend"]
+
+_JSON = (b"content-type", b"application/json")
+_SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no")]
+
+
+class ClientGone(Exception):
+    pass
+
+
+async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
+    for k, v in scope["headers"]:
+        if k == b"content-length":
+            try:
+                if int(v) > limit:
+                    raise Failure(413, f"Request body too large: {int(v)} bytes (limit {limit}).",
+                                  code="request_too_large")
+            except ValueError:
+                raise Failure(400, "Invalid Content-Length header.") from None
+            break
+    msg = await receive()
+    body = msg.get("body", b"")
+    while msg.get("more_body"):
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ClientGone()
+        body += msg.get("body", b"")
+        if len(body) > limit:
+            raise Failure(413, f"Request body too large (limit {limit} bytes).", code="request_too_large")
+    if len(body) > limit:
+        raise Failure(413, f"Request body too large (limit {limit} bytes).", code="request_too_large")
+    return body
+
+
+def _tags(scope: dict[str, Any]) -> list[str]:
+    for k, v in scope["headers"]:
+        if k == b"x-quotaroute-tags":
+            return [t.strip() for t in v.decode("latin-1").split(",") if t.strip()]
+    return []
+
+
+def _upstream_s(route: Any, elapsed: float) -> float:
+    """Time spent waiting on vendors: the attempts' latencies, else the call minus the router's own overhead."""
+    s = sum(a.latency_ms for a in route.attempts) / 1000 if route.attempts else 0.0
+    if s <= 0:
+        s = elapsed - (route.overhead_ms or 0.0) / 1000
+    return min(max(s, 0.0), elapsed)
+
+
+async def chat_completions(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+    await _chat(app, scope, receive, send, t0, anthropic=False)
+
+
+async def messages(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+    await _chat(app, scope, receive, send, t0, anthropic=True)
+
+
+async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float, *, anthropic: bool) -> None:
+    endpoint = "messages" if anthropic else "chat"
+    key = req = route = None
+    try:
+        key = app.authenticate(scope)
+        body = await read_body(scope, receive, app.settings.max_body_bytes)
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise Failure(400, f"We could not parse the JSON body of your request: {e.args[0][:120]}",
+                          code="invalid_json") from None
+        if anthropic:
+            req, include_usage = aw.parse_messages_request(data), False
+        else:
+            req, include_usage = ow.parse_chat_request(data)
+        if key is not None and key.budget_usd is not None:
+            await app.load_budget(key)
+        app.check_key(key, req.model)
+        sc = {"key": key.id if key is not None else None, "user": req.user, "tags": _tags(scope)}
+        if req.stream:
+            await _stream(app, send, receive, req, sc, key, t0, anthropic, include_usage)
+            return
+        t1 = time.perf_counter()
+        rr = await app.router.achat(req, scope=sc)
+        t2 = time.perf_counter()
+        route, resp = rr.route, rr.response
+        model = route.model_id or resp.model
+        out = aw.messages_response(resp, model) if anthropic else ow.chat_response(resp, model)
+        overhead_ms = ((time.perf_counter() - t0) - _upstream_s(route, t2 - t1)) * 1000
+        headers = [_JSON, (b"content-length", str(len(out)).encode())]
+        headers += route_headers(model, route.provider, route.cost_usd, route.reason, overhead_ms,
+                                 app.settings.reason_header_max)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": out})
+        _finish(app, key, endpoint, req, route, resp.usage, 200, t0, overhead_ms, None, False)
+    except ClientGone:
+        _finish(app, key, endpoint, req, route, None, 499, t0, None, "client closed", False)
+    except Exception as e:  # noqa: BLE001 - mapped in one place
+        f = failure_from(e)
+        if f.status >= 500 and not isinstance(e, Failure):
+            app_log(e)
+        await send_failure(send, f, anthropic=anthropic, t0=t0)
+        _finish(app, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, None, f.message, False,
+                model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None))
+
+
+def app_log(e: BaseException) -> None:
+    import logging
+
+    logging.getLogger("quotaroute.server").warning("request failed: %s", redact(repr(e))[:500])
+
+
+async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any], key: Any, t0: float,
+                  anthropic: bool, include_usage: bool) -> None:
+    t1 = time.perf_counter()
+    rs = await app.router.astream(req, scope=sc)  # errors before the first token surface here, with a status
+    t2 = time.perf_counter()
+    route = rs.route
+    model = route.model_id or req.model
+    enc: Any = aw.EventEncoder(model) if anthropic else ow.ChunkEncoder(model, include_usage)
+    overhead_ms = ((t2 - t0) - _upstream_s(route, t2 - t1)) * 1000
+    headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd, route.reason, overhead_ms,
+                                   app.settings.reason_header_max)
+    status, error = 200, None
+
+    async def pump() -> None:
+        nonlocal status, error
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": enc.start(), "more_body": True})
+            async for ev in rs:
+                b = enc.event(ev)
+                if b:
+                    await send({"type": "http.response.body", "body": b, "more_body": True})
+            await send({"type": "http.response.body", "body": enc.end(), "more_body": False})
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a mid-stream failure: the status line is already out
+            f = failure_from(e)
+            status, error = f.status, f.message
+            if anthropic:
+                tail = aw.EventEncoder.error(failure_type(f), f.message)
+            else:
+                tail = b"data: " + f.openai_body() + b"\n\n"
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def watch() -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+
+    p = asyncio.ensure_future(pump())
+    w = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait((p, w), return_when=asyncio.FIRST_COMPLETED)
+        if not p.done():  # the client went away: cancel the upstream call
+            status, error = 499, "client closed"
+            p.cancel()
+        try:
+            await p
+        except asyncio.CancelledError:
+            if status != 499:
+                raise
+    finally:
+        w.cancel()
+        closer = getattr(rs, "aclose", None)
+        if closer is not None:
+            try:
+                await closer()
+            except Exception as e:  # noqa: BLE001
+                app_log(e)
+    route = rs.route  # final cost now
+    _finish(app, key, "messages" if anthropic else "chat", req, route, enc.usage, status, t0, overhead_ms, error,
+            True)
+
+
+def failure_type(f: Failure) -> str:
+    from router.server.errors import ANTHROPIC_TYPES
+
+    return ANTHROPIC_TYPES.get(f.status, "api_error")
+
+
+def _finish(app: Any, key: Any, endpoint: str, req: Any, route: Any, usage: Usage | None, status: int, t0: float,
+            overhead_ms: float | None, error: str | None, stream: bool, *, model: str = "", provider: str = "",
+            attempts: Any = None) -> None:
+    now = time.time()
+    latency_s = time.perf_counter() - t0
+    cost = Decimal(0)
+    reason, chain = "", ""
+    if route is not None:
+        model, provider, cost, reason = route.model_id or model, route.provider or provider, route.cost_usd, route.reason
+        attempts = route.attempts
+        if usage is None or not usage.total_tokens:
+            usage = sum((a.usage for a in attempts if a.usage is not None), Usage())
+    if attempts:
+        chain = ",".join(getattr(a, "model_id", "?") for a in attempts)
+    usage = usage or Usage()
+    app.add_spend(key, cost)
+    app.metrics.observe(endpoint=endpoint, model=model, provider=provider, status=status, latency_s=latency_s,
+                        overhead_s=overhead_ms / 1000 if overhead_ms is not None else None,
+                        input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                        cost_usd=float(cost), attempts=attempts or ())
+    if app.spend is not None:
+        app.spend.record((
+            now, time.strftime("%Y-%m-%d", time.gmtime(now)), key.id if key is not None else None, endpoint,
+            req.model if req is not None else None, model or None, provider or None, usage.input_tokens,
+            usage.output_tokens, usage.cache_read_tokens, usage.reasoning_tokens, format(cost, "f"),
+            round(latency_s * 1000, 3), round(overhead_ms, 3) if overhead_ms is not None else None,
+            redact(reason)[:500] if reason else None, chain or None, status, redact(error)[:500] if error else None,
+            1 if stream else 0,
+        ))
+
+
+# ---------------------------------------------------------------- other endpoints
+
+async def _send_json(send: Any, status: int, body: bytes, extra: list[Any] | None = None) -> None:
+    headers = [_JSON, (b"content-length", str(len(body)).encode())] + (extra or [])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _guarded(send: Any, t0: float, coro: Any) -> None:
+    try:
+        await coro
+    except Exception as e:  # noqa: BLE001
+        await send_failure(send, failure_from(e), anthropic=False, t0=t0)
+
+
+async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+    async def go() -> None:
+        app.authenticate(scope)
+        await _send_json(send, 200, app.models_json())
+    await _guarded(send, t0, go())
+
+
+async def healthz(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+    await _send_json(send, 503 if app.closed else 200,
+                     orjson.dumps({"status": "shutting_down" if app.closed else "ok", "in_flight": app.in_flight}))
+
+
+async def metrics(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+    try:
+        view = await _quota_view(app.router)
+        if view is not None:
+            app.metrics.set_quota(view)
+    except Exception as e:  # noqa: BLE001 - metrics must render even if the ledger is unhappy
+        app_log(e)
+    body, ctype = app.metrics.render()
+    headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _quota_view(router: Any) -> Any:
+    from datetime import timezone
+
+    now = datetime.now(timezone.utc)
+    fn = getattr(router, "quota_view", None)
+    if fn is None:
+        ledger = getattr(router, "ledger", None)
+        fn = getattr(ledger, "view", None)
+    if fn is None:
+        return None
+    v = fn(now)
+    if asyncio.iscoroutine(v):
+        v = await v
+    return v
+
+
+def _plain(o: Any) -> Any:
+    if is_dataclass(o):
+        return {k: _plain(v) for k, v in asdict(o).items()}
+    if isinstance(o, dict):
+        return {str(k): _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in o]
+    if isinstance(o, Decimal):
+        return format(o, "f")
+    if isinstance(o, datetime):
+        return o.isoformat()
+    return o
+
+
+async def quota(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+    async def go() -> None:
+        app.authenticate(scope, admin=True)
+        view = await _quota_view(app.router)
+        if view is None:
+            raise Failure(404, "This router has no quota ledger.", code="not_found")
+        await _send_json(send, 200, orjson.dumps({"object": "quota", "pools": _plain(view.pools),
+                                                  "budgets": _plain(list(view.budgets))}))
+    await _guarded(send, t0, go())
+
+
+async def spend(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+    async def go() -> None:
+        key = app.authenticate(scope)
+        qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        by = (qs.get("by") or ["day"])[0]
+        key_id = (qs.get("key") or [None])[0]
+        if key is not None and not key.admin:
+            key_id = key.id  # a key sees only its own spend
+        try:
+            since = parse_since((qs.get("since") or [None])[0])
+        except ValueError as e:
+            raise Failure(400, str(e), param="since") from None
+        if by not in ("day", "model", "key", "provider"):
+            raise Failure(400, "`by` must be day, model, key or provider.", param="by")
+        if app.spend is None:
+            raise Failure(404, "The spend log is disabled (server.spend_db: off).", code="not_found")
+
+        def read() -> list[dict[str, Any]]:
+            app.spend.flush()
+            return summarize(app.spend.path, by=by, since=since, key_id=key_id)
+
+        rows = await asyncio.to_thread(read)
+        await _send_json(send, 200, orjson.dumps({"object": "spend", "by": by, "key": key_id, "data": _plain(rows)}))
+    await _guarded(send, t0, go())

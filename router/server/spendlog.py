@@ -1,0 +1,212 @@
+"""The spend log: one row per proxied request, in SQLite (WAL).
+
+Writes never touch the event loop: `record()` puts a tuple on a queue and a
+writer thread inserts them in batches (one transaction per batch). `close()`
+drains the queue, so a graceful shutdown loses nothing. Money is stored as exact
+decimal text and summed with `Decimal`, never as floats.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SpendLog", "SpendRow", "summarize", "COLUMNS", "period_start", "parse_since"]
+
+COLUMNS = (
+    "ts", "day", "key_id", "endpoint", "requested_model", "model", "provider", "input_tokens", "output_tokens",
+    "cache_read_tokens", "reasoning_tokens", "cost_usd", "latency_ms", "overhead_ms", "route_reason",
+    "fallback_chain", "status", "error", "stream",
+)
+SpendRow = tuple  # values in COLUMNS order
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spend (
+  id INTEGER PRIMARY KEY,
+  ts REAL NOT NULL, day TEXT NOT NULL, key_id TEXT, endpoint TEXT, requested_model TEXT,
+  model TEXT, provider TEXT, input_tokens INTEGER, output_tokens INTEGER, cache_read_tokens INTEGER,
+  reasoning_tokens INTEGER, cost_usd TEXT NOT NULL, latency_ms REAL, overhead_ms REAL, route_reason TEXT,
+  fallback_chain TEXT, status INTEGER, error TEXT, stream INTEGER
+);
+CREATE INDEX IF NOT EXISTS spend_ts ON spend(ts);
+CREATE INDEX IF NOT EXISTS spend_key_ts ON spend(key_id, ts);
+"""
+_INSERT = f"INSERT INTO spend ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_STOP = object()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.executescript(_SCHEMA)
+    return con
+
+
+def period_start(period: str, now: float | None = None) -> float:
+    """Unix time when the current budget period began (UTC)."""
+    if period == "total":
+        return 0.0
+    d = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
+    d = d.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "month":
+        d = d.replace(day=1)
+    return d.timestamp()
+
+
+def parse_since(value: str | None, now: float | None = None) -> float | None:
+    """`2026-11-01`, an ISO datetime, or a relative `7d` / `12h` / `30m` -> unix time (UTC)."""
+    if not value:
+        return None
+    v = value.strip()
+    units = {"d": 86400, "h": 3600, "m": 60}
+    if v[-1:] in units and v[:-1].isdigit():
+        return (time.time() if now is None else now) - int(v[:-1]) * units[v[-1]]
+    try:
+        d = datetime.fromisoformat(v)
+    except ValueError:
+        raise ValueError(f"cannot read --since {value!r}: use YYYY-MM-DD, an ISO datetime, or 7d/12h/30m") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=timezone.utc)
+    return d.timestamp()
+
+
+class SpendLog:
+    def __init__(self, path: str | Path, *, batch: int = 512, interval_s: float = 0.05) -> None:
+        self.path = Path(path)
+        self._con = _connect(self.path)
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._batch, self._interval = batch, interval_s
+        self._errors = 0
+        self._thread = threading.Thread(target=self._run, name="quotaroute-spendlog", daemon=True)
+        self._thread.start()
+
+    # -------------------------------------------------------------- hot path
+    def record(self, row: SpendRow) -> None:
+        self._q.put(row)
+
+    # -------------------------------------------------------------- writer
+    def _run(self) -> None:
+        con = self._con
+        while True:
+            item = self._q.get()
+            rows: list[Any] = []
+            waiters: list[threading.Event] = []
+            stop = False
+            deadline = time.monotonic() + self._interval
+            while True:
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiters.append(item)
+                else:
+                    rows.append(item)
+                if stop or waiters or len(rows) >= self._batch:
+                    # drain what is already queued, without waiting
+                    try:
+                        while len(rows) < self._batch * 4:
+                            item = self._q.get_nowait()
+                            if item is _STOP:
+                                stop = True
+                            elif isinstance(item, threading.Event):
+                                waiters.append(item)
+                            else:
+                                rows.append(item)
+                    except queue.Empty:
+                        pass
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    item = self._q.get(timeout=left)
+                except queue.Empty:
+                    break
+            if rows:
+                try:
+                    with con:
+                        con.executemany(_INSERT, rows)
+                except sqlite3.Error:
+                    self._errors += 1
+            for w in waiters:
+                w.set()
+            if stop:
+                con.close()
+                return
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Block until everything recorded so far is written (tests, admin reads)."""
+        if not self._thread.is_alive():
+            return
+        ev = threading.Event()
+        self._q.put(ev)
+        ev.wait(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self._thread.is_alive():
+            self._q.put(_STOP)
+            self._thread.join(timeout)
+
+    # -------------------------------------------------------------- reads
+    def spent_since(self, key_id: str, since_ts: float) -> Decimal:
+        con = sqlite3.connect(str(self.path), timeout=30)
+        try:
+            rows = con.execute("SELECT cost_usd FROM spend WHERE key_id = ? AND ts >= ?", (key_id, since_ts))
+            return sum((Decimal(r[0]) for r in rows), Decimal(0))
+        finally:
+            con.close()
+
+
+_BY = {"day": "day", "model": "model", "key": "key_id", "provider": "provider"}
+
+
+def summarize(path: str | Path, *, by: str = "day", since: float | None = None,
+              key_id: str | None = None) -> list[dict[str, Any]]:
+    """Group the log by day|model|key|provider: requests, errors, tokens, exact cost, mean latency."""
+    col = _BY.get(by)
+    if col is None:
+        raise ValueError(f"--by must be one of {', '.join(_BY)}")
+    p = Path(path)
+    if not p.exists():
+        return []
+    con = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=30)
+    try:
+        where, args = [], []
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(since)
+        if key_id is not None:
+            where.append("key_id = ?")
+            args.append(key_id)
+        sql = f"SELECT {col}, cost_usd, input_tokens, output_tokens, status, latency_ms FROM spend"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        try:
+            cur: Iterable[Any] = con.execute(sql, args)
+        except sqlite3.OperationalError:
+            return []
+        groups: dict[str, dict[str, Any]] = {}
+        for g, cost, inp, out, status, lat in cur:
+            r = groups.setdefault(g or "-", {by: g or "-", "requests": 0, "errors": 0, "input_tokens": 0,
+                                             "output_tokens": 0, "cost_usd": Decimal(0), "_lat": 0.0})
+            r["requests"] += 1
+            r["errors"] += 1 if (status or 0) >= 400 else 0
+            r["input_tokens"] += inp or 0
+            r["output_tokens"] += out or 0
+            r["cost_usd"] += Decimal(cost)
+            r["_lat"] += lat or 0.0
+        out_rows = []
+        for r in sorted(groups.values(), key=lambda x: x[by]):
+            r["mean_latency_ms"] = round(r.pop("_lat") / r["requests"], 2) if r["requests"] else 0.0
+            out_rows.append(r)
+        return out_rows
+    finally:
+        con.close()

@@ -1,0 +1,122 @@
+"""A test double with the Router interface the proxy uses (achat, astream, aclose,
+catalog, quota_view), with a FakeProvider behind it. Also importable by a
+`quotaroute serve --router-factory tests.router.server.fakes:build` subprocess."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+from providers.fake import FakeProvider, Script, reply
+from router.errors import NoRouteAvailable, UnknownModel
+from router.quota.view import BudgetView, LedgerView, PoolView
+from router.result import Attempt, RoutedResponse, RouteInfo
+from router.types import ChatRequest, Usage
+
+VIRTUAL = ("auto", "auto:cheap", "auto:best", "auto:free")
+PRICE = Decimal("0.000002")  # USD per token, in and out
+
+
+class FakeStream:
+    def __init__(self, gen: Any, first: Any, route: RouteInfo, router: "FakeRouter") -> None:
+        self._gen, self._first, self.route, self._router = gen, first, route, router
+        self.closed = False
+
+    def __aiter__(self) -> "FakeStream":
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._first is not None:
+            ev, self._first = self._first, None
+            self._see(ev)
+            return ev
+        try:
+            ev = await self._gen.__anext__()
+        except StopAsyncIteration:
+            self._settle()
+            raise
+        self._see(ev)
+        return ev
+
+    def _see(self, ev: Any) -> None:
+        if ev.kind == "usage":
+            self._usage = ev.usage
+
+    def _settle(self) -> None:
+        u = getattr(self, "_usage", None)
+        if u is not None and not self.route.attempts[0].usage:
+            self.route.attempts[0].usage = u
+            self.route.cost_usd = self.route.attempts[0].cost_usd = PRICE * u.total_tokens
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._settle()  # bill what the vendor reported so far
+            await self._gen.aclose()
+            self._router.stream_closed += 1
+
+
+class FakeRouter:
+    policy_name = "free-first"
+
+    def __init__(self, provider: FakeProvider | None = None, models: tuple[str, ...] = ("fake:small", "fake:large")):
+        self.provider = provider or FakeProvider()
+        self.models = models
+        self.scopes: list[Any] = []
+        self.closed = False
+        self.stream_closed = 0
+        self.catalog = SimpleNamespace(all=lambda: [SimpleNamespace(id=m, provider=m.split(":")[0]) for m in models])
+
+    def _pick(self, req: ChatRequest) -> str:
+        if req.model == "nowhere":
+            raise NoRouteAvailable("every candidate is out of quota")
+        if req.model in VIRTUAL:
+            return self.models[0]
+        if req.model in self.models:
+            return req.model
+        raise UnknownModel(req.model)
+
+    def _route(self, model_id: str) -> RouteInfo:
+        return RouteInfo(model_id=model_id, provider="fake", policy=self.policy_name,
+                         reason="free-first: fake pool (99/100 left) – cheapest", estimated_cost_usd=Decimal("0.00003"))
+
+    async def achat(self, req: ChatRequest, *, scope: Any = None) -> RoutedResponse:
+        self.scopes.append(scope)
+        model_id = self._pick(req)
+        t = time.perf_counter()
+        resp = await self.provider.complete(req.model_copy(update={"model": model_id.split(":", 1)[1]}))
+        route = self._route(model_id)
+        cost = PRICE * resp.usage.total_tokens
+        route.attempts = [Attempt(model_id=model_id, provider="fake", ok=True, usage=resp.usage, cost_usd=cost,
+                                  latency_ms=(time.perf_counter() - t) * 1000)]
+        route.cost_usd = cost
+        return RoutedResponse(response=resp, route=route)
+
+    async def astream(self, req: ChatRequest, *, scope: Any = None) -> FakeStream:
+        self.scopes.append(scope)
+        model_id = self._pick(req)
+        gen = self.provider.stream(req.model_copy(update={"model": model_id.split(":", 1)[1]}))
+        first = await gen.__anext__()  # errors before the first token raise here
+        route = self._route(model_id)
+        route.attempts = [Attempt(model_id=model_id, provider="fake", ok=True)]
+        return FakeStream(gen, first, route, self)
+
+    def quota_view(self, now: datetime) -> LedgerView:
+        pool = PoolView("fake:free-daily", "free", True, remaining_requests=99, remaining_tokens=99000,
+                        resets_at=now + timedelta(hours=3))
+        budget = BudgetView("global", "global", "*", "month", Decimal("10"), Decimal("1.25"))
+        return LedgerView(pools={pool.pool_id: pool}, model_pools={"fake:small": (pool.pool_id,)}, budgets=(budget,))
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def build(config_path: str | None = None) -> FakeRouter:
+    """Factory for `quotaroute serve --router-factory`: a slow-ish streaming fake."""
+    return FakeRouter(FakeProvider(scripts=[reply("Hello from the fake upstream!", chunks=6, per_event_s=0.01)]))
+
+
+__all__ = ["FakeRouter", "FakeStream", "build", "Script", "reply", "Usage", "timezone"]
