@@ -65,7 +65,13 @@ def _dec(v: Any) -> Any:
     if isinstance(v, (int, float)):
         return Decimal(str(v))
     if isinstance(v, str):
-        return Decimal(v.strip())
+        try:
+            d = Decimal(v.strip())
+        except ArithmeticError:
+            raise ValueError(f"not a number: {v!r}") from None
+        if not d.is_finite():
+            raise ValueError(f"not a finite number: {v!r}")
+        return d
     return v
 
 
