@@ -1,0 +1,556 @@
+"""The pure routing core: `choose(features, candidates, ledger, health, policy, now)`.
+
+No I/O, no clock reads, deterministic: the same inputs give the same `RoutePlan`.
+Filters (capabilities, context window, allow/deny, region, blocked pools, open
+circuits and bad keys, budgets, cost cap, price known), then scores and orders
+the survivors by the policy (see `router.policies`), with a reason for every
+candidate. Per-card data (capabilities, per-token USD rates) is computed once
+and cached, so a call costs a few microseconds per candidate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from router.health import Health, deployment_id
+from router.policies import Policy, compile_globs
+from router.quota.view import LedgerView
+from router.tasks import Features, QualityPredictor
+
+__all__ = ["PlanStep", "Reason", "RoutePlan", "choose", "card_info"]
+
+_ZERO = Decimal(0)
+_MILLION = Decimal(1_000_000)
+
+
+class Reason:
+    """Why one candidate was kept (and its rank) or dropped. Lightweight: the text is
+    rendered on access; `to_model()` gives the pydantic `CandidateReason`."""
+
+    __slots__ = ("model_id", "kept", "rank", "_msg", "_args", "expected_cost_usd", "quality", "free")
+
+    def __init__(self, model_id: str, kept: bool, msg: str, args: tuple[Any, ...] = (),
+                 cost: Decimal | None = None, quality: float | None = None, free: bool = False) -> None:
+        self.model_id = model_id
+        self.kept = kept
+        self.rank: int | None = None
+        self._msg = msg
+        self._args = args
+        self.expected_cost_usd = cost
+        self.quality = quality
+        self.free = free
+
+    @property
+    def reason(self) -> str:
+        return self._msg % self._args if self._args else self._msg
+
+    def to_model(self) -> Any:
+        from router.result import CandidateReason
+
+        return CandidateReason.model_construct(
+            model_id=self.model_id, kept=self.kept, rank=self.rank, reason=self.reason,
+            expected_cost_usd=self.expected_cost_usd, quality=self.quality, free=self.free)
+
+    def __repr__(self) -> str:
+        return f"Reason({self.model_id!r}, kept={self.kept}, rank={self.rank}, {self.reason!r})"
+
+
+class PlanStep:
+    """One deployment to try: a model card behind one API key."""
+
+    __slots__ = ("card", "model_id", "provider", "key_id", "deployment", "expected_cost_usd", "free", "pool_id",
+                 "quality")
+
+    def __init__(self, card: Any, key_id: str | None, cost: Decimal, free: bool, pool_id: str | None,
+                 quality: float) -> None:
+        self.card = card
+        self.model_id: str = card.id
+        self.provider: str = card.provider
+        self.key_id = key_id
+        self.deployment = deployment_id(card.id, key_id)
+        self.expected_cost_usd = cost
+        self.free = free
+        self.pool_id = pool_id
+        self.quality = quality
+
+    def __repr__(self) -> str:
+        return f"PlanStep({self.deployment!r}, cost={self.expected_cost_usd}, free={self.free})"
+
+
+class RoutePlan:
+    __slots__ = ("steps", "reasons", "policy", "reason", "features", "rule", "policy_obj")
+
+    def __init__(self, steps: list[PlanStep], reasons: list[Reason], policy: Policy, reason: str,
+                 features: Features, rule: str | None) -> None:
+        self.steps = steps
+        self.reasons = reasons
+        self.policy = policy.name
+        self.policy_obj = policy
+        self.reason = reason
+        self.features = features
+        self.rule = rule
+
+    @property
+    def estimated_cost_usd(self) -> Decimal | None:
+        return self.steps[0].expected_cost_usd if self.steps else None
+
+    @property
+    def model_ids(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for s in self.steps:
+            seen.setdefault(s.model_id, None)
+        return list(seen)
+
+    def candidates(self) -> list[Any]:
+        return [r.to_model() for r in self.reasons]
+
+    def to_dict(self) -> dict[str, Any]:
+        f = self.features
+        return {
+            "policy": self.policy,
+            "rule": self.rule,
+            "reason": self.reason,
+            "features": {"task": f.task, "task_source": f.task_source, "chinese": f.chinese,
+                         "needs": sorted(f.needs), "input_tokens": f.input_tokens,
+                         "expected_output_tokens": f.expected_output_tokens},
+            "plan": [{"model": s.model_id, "key": s.key_id, "expected_cost_usd": str(s.expected_cost_usd),
+                      "free": s.free, "pool": s.pool_id, "quality": s.quality} for s in self.steps],
+            "candidates": [{"model": r.model_id, "kept": r.kept, "rank": r.rank, "reason": r.reason,
+                            "expected_cost_usd": None if r.expected_cost_usd is None else str(r.expected_cost_usd),
+                            "quality": r.quality, "free": r.free} for r in self.reasons],
+        }
+
+    def __repr__(self) -> str:
+        return f"RoutePlan({self.policy}, {[s.deployment for s in self.steps]}, {self.reason!r})"
+
+
+# ------------------------------------------------------------------ per-card cache
+
+
+class _CardInfo:
+    __slots__ = ("card", "id", "provider", "caps", "ctx", "max_out", "regions", "tq", "price", "rate_in",
+                 "rate_out", "local", "cn", "qdefault", "fx")
+
+    def __init__(self, card: Any, fx: Any = None) -> None:
+        self.card = card
+        self.id = card.id
+        self.provider = card.provider
+        self.caps = frozenset(card.capabilities or ())
+        self.ctx = card.context_window or 0
+        self.max_out = getattr(card, "max_output", None) or 0
+        self.regions = frozenset(getattr(card, "regions", None) or ())
+        self.tq = dict(getattr(card, "task_quality", None) or {})
+        self.local = "local" in self.regions
+        self.cn = "cn" in self.regions
+        qf = getattr(card, "quality", None)
+        self.qdefault = float(qf(None)) if callable(qf) else 0.5
+        self.fx = fx
+        self.price = price = card.price
+        self.rate_in: Decimal | None = None
+        self.rate_out: Decimal | None = None
+        if price is not None and not price.tiers and not price.time_discounts:
+            rate = _fx_rate(price.currency, fx)
+            if rate is not None:  # linear price: precompute USD per token
+                self.rate_in = price.input * rate / _MILLION
+                self.rate_out = price.output * rate / _MILLION
+
+    def cost(self, din: Decimal, dout: Decimal, in_tok: int, out_tok: int, now: datetime) -> Decimal | None:
+        if self.rate_in is not None:
+            return din * self.rate_in + dout * self.rate_out  # type: ignore[operator]
+        if self.price is None:
+            return _ZERO if self.local else None
+        from router.pricing import estimate_cost_usd
+
+        try:
+            return estimate_cost_usd(self.price, in_tok, out_tok, at=now, fx=self.fx)
+        except Exception:  # UnknownPrice (no FX rate): unknown, never $0
+            return None
+
+
+def _fx_rate(currency: str, fx: Any) -> Decimal | None:
+    if currency == "USD":
+        return Decimal(1)
+    try:
+        if fx is None:
+            from router.pricing import DEFAULT_FX as fx
+        return fx.rate(currency)
+    except Exception:
+        return None
+
+
+_CACHE: dict[str, _CardInfo] = {}
+
+
+def card_info(card: Any, fx: Any = None) -> _CardInfo:
+    info = _CACHE.get(card.id)
+    if info is None or info.card is not card or info.fx is not fx:
+        if len(_CACHE) > 4096:
+            _CACHE.clear()
+        info = _CACHE[card.id] = _CardInfo(card, fx)
+    return info
+
+
+_GLOBS: dict[tuple[str, ...], Any] = {}
+
+
+def _globs(patterns: tuple[str, ...]) -> Any:
+    g = _GLOBS.get(patterns)
+    if g is None:
+        g = _GLOBS[patterns] = compile_globs(patterns)
+    return g
+
+
+# ------------------------------------------------------------------ choose
+
+
+def _budget_headroom(ledger: LedgerView, features: Features, scope: Mapping[str, Any] | None
+                     ) -> tuple[Decimal | None, str, dict[str, list[Any]], dict[str, list[Any]]]:
+    """Hard budgets that apply to every candidate (min headroom) and per model/provider."""
+    common: Decimal | None = None
+    common_id = ""
+    by_model: dict[str, list[Any]] = {}
+    by_provider: dict[str, list[Any]] = {}
+    if not ledger.budgets:
+        return None, "", by_model, by_provider
+    import fnmatch
+
+    key = scope.get("key") if scope else None
+    user = (scope.get("user") if scope else None) or features.user
+    tags = set(features.tags)
+    if scope and scope.get("tags"):
+        tags.update(scope["tags"])
+    for b in ledger.budgets:
+        if not b.hard:
+            continue
+        s = b.scope
+        if s == "model":
+            by_model.setdefault(b.match, []).append(b)
+            continue
+        if s == "provider":
+            by_provider.setdefault(b.match, []).append(b)
+            continue
+        if s == "global":
+            ok = True
+        elif s == "key":
+            ok = key is not None and fnmatch.fnmatchcase(str(key), b.match)
+        elif s == "user":
+            ok = user is not None and fnmatch.fnmatchcase(str(user), b.match)
+        else:  # tag
+            ok = any(fnmatch.fnmatchcase(str(t), b.match) for t in tags)
+        if ok:
+            h = b.headroom()
+            if common is None or h < common:
+                common, common_id = h, b.budget_id
+    return common, common_id, by_model, by_provider
+
+
+def _specific_budget(pid: str, provider: str, by_model: dict[str, list[Any]], by_provider: dict[str, list[Any]]
+                     ) -> tuple[Decimal, str] | None:
+    import fnmatch
+
+    best: tuple[Decimal, str] | None = None
+    for pat, bs in by_model.items():
+        if pat == pid or fnmatch.fnmatchcase(pid, pat):
+            for b in bs:
+                h = b.headroom()
+                if best is None or h < best[0]:
+                    best = (h, b.budget_id)
+    for pat, bs in by_provider.items():
+        if pat == provider or fnmatch.fnmatchcase(provider, pat):
+            for b in bs:
+                h = b.headroom()
+                if best is None or h < best[0]:
+                    best = (h, b.budget_id)
+    return best
+
+
+def _resolve_pinned(pinned: str, infos: Sequence[Any]) -> str | None:
+    for c in infos:
+        if c.id == pinned or pinned in (getattr(c, "aliases", None) or ()):
+            return c.id
+    for c in infos:  # "model" without the provider prefix
+        if c.model == pinned:
+            return c.id
+    return None
+
+
+def choose(
+    features: Features,
+    candidates: Sequence[Any],
+    ledger: LedgerView,
+    health: Mapping[str, Health],
+    policy: Policy,
+    now: datetime,
+    *,
+    keys: Mapping[str, Sequence[str]] | None = None,
+    scope: Mapping[str, Any] | None = None,
+    predictor: QualityPredictor | None = None,
+    text: str = "",
+    fx: Any = None,
+) -> RoutePlan:
+    """Order the candidate models for this request. Pure and deterministic.
+
+    `fx` is the catalog's FX rates (None = bundled defaults).
+    `keys` maps provider -> API key ids (the deployments to spread over; None = the
+    caller has no key information, one deployment per model). `scope` carries the
+    caller's key id/user/tags for budgets.
+    """
+    rule_label: str | None = None
+    restrict = None
+    for i, rule in enumerate(policy.rules):
+        if rule.matches(features):
+            rule_label = rule.label(i)
+            restrict = _globs(rule.models) if rule.models else None
+            policy = rule.effective(policy)
+            break
+    pname = policy.name
+    task = features.task
+    needs = features.needs
+    tokens = features.total_tokens
+    max_out = features.max_output_tokens
+    in_tok, out_tok = features.input_tokens, features.expected_output_tokens
+    din, dout = Decimal(in_tok), Decimal(out_tok)
+    allow = _globs(policy.allow) if policy.allow else None
+    deny = _globs(policy.deny) if policy.deny else None
+    regions = policy.regions
+    meta_region = features.metadata.get("region") if features.metadata else None
+    if meta_region:
+        regions = frozenset([meta_region]) if isinstance(meta_region, str) else frozenset(meta_region)
+    cap = policy.max_cost_usd
+    common_h, common_id, by_model, by_provider = _budget_headroom(ledger, features, scope)
+    has_specific = bool(by_model or by_provider)
+    model_pools = ledger.model_pools
+    pool_globs = getattr(ledger, "pool_globs", None)
+    pinned = _resolve_pinned(policy.pinned, candidates) if pname == "pinned" and policy.pinned else None
+    floor = policy.floor(task) if pname != "cascade" else policy.cascade_floor
+    chinese = features.chinese
+    hget = health.get
+    predicted: Mapping[str, float] | None = None
+    if predictor is not None:
+        predicted = predictor.predict(features, text, [c.id for c in candidates]) or None
+
+    reasons: list[Reason] = []
+    kept: list[tuple[_CardInfo, Decimal, bool, str | None, float, list[str | None], float]] = []
+    for card in candidates:
+        info = card_info(card, fx)
+        mid = info.id
+        if pname == "pinned" and mid != pinned:
+            reasons.append(Reason(mid, False, "not the pinned model"))
+            continue
+        if restrict is not None and not restrict.match(mid):
+            reasons.append(Reason(mid, False, "excluded by %s", (rule_label,)))
+            continue
+        if needs and not needs <= info.caps:
+            reasons.append(Reason(mid, False, "lacks %s", (", ".join(sorted(needs - info.caps)),)))
+            continue
+        if info.ctx and tokens > info.ctx:
+            reasons.append(Reason(mid, False, "context window %d < %d tokens needed", (info.ctx, tokens)))
+            continue
+        if max_out and info.max_out and max_out > info.max_out:
+            reasons.append(Reason(mid, False, "max_tokens %d > model max output %d", (max_out, info.max_out)))
+            continue
+        if allow is not None and not allow.match(mid):
+            reasons.append(Reason(mid, False, "not in the allow list"))
+            continue
+        if deny is not None and deny.match(mid):
+            reasons.append(Reason(mid, False, "in the deny list"))
+            continue
+        if regions is not None and info.regions.isdisjoint(regions):
+            reasons.append(Reason(mid, False, "region %s not allowed (need %s)",
+                                  ("/".join(sorted(info.regions)) or "unknown", "/".join(sorted(regions)))))
+            continue
+        pool_id = None
+        free = False
+        if pool_globs or mid in model_pools:
+            blocked = None
+            for p in ledger.pools_for(mid):
+                usable = p.usable(now, tokens)
+                if not usable and p.on_exhaust == "block":
+                    blocked = p
+                    break
+                if usable and p.free and not free:
+                    free, pool_id = True, p.pool_id
+            if blocked is not None:
+                reasons.append(Reason(mid, False, "pool %s unavailable (%s)", (blocked.pool_id, _why_blocked(blocked, now))))
+                continue
+        if policy.free_only and not free:
+            reasons.append(Reason(mid, False, "no free capacity (free-only)"))
+            continue
+        if free:
+            cost = _ZERO
+        else:
+            c = info.cost(din, dout, in_tok, out_tok, now)
+            if c is None:
+                reasons.append(Reason(mid, False, "no known price and no free quota"))
+                continue
+            cost = c
+        if cap is not None and cost > cap:
+            reasons.append(Reason(mid, False, "expected cost $%s > cap $%s", (_fmt(cost), cap), cost))
+            continue
+        if common_h is not None and common_h < cost:
+            reasons.append(Reason(mid, False, "budget %s headroom $%s < expected $%s",
+                                  (common_id, _fmt(common_h), _fmt(cost)), cost))
+            continue
+        if has_specific:
+            sb = _specific_budget(mid, info.provider, by_model, by_provider)
+            if sb is not None and sb[0] < cost:
+                reasons.append(Reason(mid, False, "budget %s headroom $%s < expected $%s",
+                                      (sb[1], _fmt(sb[0]), _fmt(cost)), cost))
+                continue
+        # deployments (API keys) that are usable now
+        if keys is None:
+            h = hget(mid)
+            if h is not None and not h.available(now):
+                reasons.append(Reason(mid, False, "circuit open until %s", (_hhmmss(h.open_until),)))
+                continue
+            deps: list[str | None] = [None]
+            lat = h.latency_ewma_ms if h is not None and h.latency_ewma_ms is not None else 0.0
+        else:
+            pkeys = keys.get(info.provider)
+            if not pkeys:
+                reasons.append(Reason(mid, False, "no API key configured for %s", (info.provider,)))
+                continue
+            deps, lat, why = _usable_keys(mid, pkeys, hget, now)
+            if not deps:
+                reasons.append(Reason(mid, False, why))
+                continue
+        q = predicted.get(mid) if predicted is not None else None
+        if q is None:
+            q = info.tq.get(task)
+            if q is None:
+                q = info.qdefault
+        if chinese and info.cn:
+            q = min(1.0, q + policy.chinese_bonus)
+        kept.append((info, cost, free, pool_id, q, deps, lat))
+
+    return _order(kept, reasons, policy, floor, features, rule_label, now)
+
+
+def _usable_keys(mid: str, pkeys: Sequence[str], hget: Any, now: datetime) -> tuple[list[str | None], float, str]:
+    usable: list[tuple[int, int, int, str]] = []
+    why = ""
+    lat = 0.0
+    for i, k in enumerate(pkeys):
+        kh = hget(k)
+        if kh is not None and kh.bad:
+            why = f"key {k} marked bad ({kh.bad_reason})"
+            continue
+        dh = hget(mid + "@" + k)
+        if dh is not None:
+            if not dh.available(now):
+                why = f"circuit open until {_hhmmss(dh.open_until)}"
+                continue
+            if dh.latency_ewma_ms is not None and not usable:
+                lat = dh.latency_ewma_ms
+            usable.append((dh.in_flight, dh.requests, i, k))
+        else:
+            usable.append((0, 0, i, k))
+    if len(usable) > 1:
+        usable.sort()
+    return [u[3] for u in usable], lat, why
+
+
+def _order(kept: list[Any], reasons: list[Reason], policy: Policy, floor: float, features: Features,
+           rule_label: str | None, now: datetime) -> RoutePlan:
+    pname = policy.name
+    below_floor_fallback = False
+    if pname in ("free-first", "cheapest", "balanced", "cascade") and kept:
+        meets = [k for k in kept if k[4] >= floor]
+        if len(meets) < len(kept):
+            if meets:
+                for k in kept:
+                    if k[4] < floor:
+                        reasons.append(Reason(k[0].id, False, "quality %.2f < floor %.2f for %s",
+                                              (k[4], floor, features.task), k[1], k[4], k[2]))
+                kept = meets
+            else:
+                below_floor_fallback = True  # nothing meets the floor: keep all, best first
+    if pname == "free-first":
+        kept.sort(key=lambda k: (0, -k[4], k[6], k[0].id) if k[2] else (1, k[1], -k[4], k[6], k[0].id))
+    elif pname == "cheapest":
+        kept.sort(key=lambda k: (k[1], -k[4], k[6], k[0].id))
+    elif pname == "best" or below_floor_fallback:
+        kept.sort(key=lambda k: (-k[4], k[1], k[6], k[0].id))
+    elif pname == "balanced":
+        w = policy.cost_weight * 1000.0  # quality points per USD per 1,000 requests
+        kept.sort(key=lambda k: (-(k[4] - w * float(k[1])), k[1], k[6], k[0].id))
+    elif pname == "cascade":
+        kept.sort(key=lambda k: (k[1], -k[4], k[6], k[0].id))
+        if len(kept) > 1:
+            first = kept[0]
+            full_floor = policy.floor(features.task)
+            rest = sorted((k for k in kept[1:] if k[4] >= full_floor or below_floor_fallback),
+                          key=lambda k: (-k[4], k[1], k[6], k[0].id))
+            for k in kept[1:]:
+                if not (k[4] >= full_floor or below_floor_fallback):
+                    reasons.append(Reason(k[0].id, False, "quality %.2f < floor %.2f to escalate to",
+                                          (k[4], full_floor), k[1], k[4], k[2]))
+            kept = [first] + rest
+    steps: list[PlanStep] = []
+    limit = max(1, policy.max_attempts)
+    for rank, (info, cost, free, pool_id, q, deps, _lat) in enumerate(kept, 1):
+        r = Reason(info.id, True, _KEPT[pname], (rank,), cost, q, free)
+        r.rank = rank
+        if below_floor_fallback:
+            r._msg, r._args = "rank %d: below floor %.2f, kept (no candidate meets it)", (rank, floor)
+        reasons.append(r)
+        for k in deps:
+            if len(steps) < limit:
+                steps.append(PlanStep(info.card, k, cost, free, pool_id, q))
+    return RoutePlan(steps, reasons, policy, _summary(pname, kept, reasons, floor, features, rule_label,
+                                                     below_floor_fallback), features, rule_label)
+
+
+_KEPT = {
+    "free-first": "rank %d (free-first: free quota first, then cheapest paid)",
+    "cheapest": "rank %d (cheapest meeting the quality floor)",
+    "best": "rank %d (highest quality within the cost cap)",
+    "balanced": "rank %d (quality - weight x cost)",
+    "cascade": "rank %d (cascade: cheap first, escalate on failed check)",
+    "pinned": "rank %d (pinned)",
+}
+
+
+def _summary(pname: str, kept: list[Any], reasons: list[Reason], floor: float, f: Features,
+             rule_label: str | None, below: bool) -> str:
+    pre = f"{pname}" + (f" [{rule_label}]" if rule_label else "")
+    if not kept and pname == "pinned":
+        own = [r for r in reasons if r._msg != "not the pinned model"]
+        return f"{pre}: {own[0].model_id} cannot take the request: {own[0].reason}" if own else (
+            f"{pre}: the pinned model is not among the candidates")
+    if not kept:
+        counts: dict[str, int] = {}
+        for r in reasons:
+            if not r.kept:
+                key = r._msg.split(" %")[0].split(" (")[0]
+                counts[key] = counts.get(key, 0) + 1
+        detail = "; ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "no candidates"
+        return f"{pre}: no model fits the request ({detail})"
+    info, cost, free, pool_id, q, _deps, _lat = kept[0]
+    what = f"free pool {pool_id}" if free else f"expected ${_fmt(cost)}"
+    floor_txt = f" (below floor {floor:.2f}: nothing meets it)" if below else (
+        f" >= floor {floor:.2f}" if pname in ("free-first", "cheapest", "balanced", "cascade") else "")
+    return f"{pre}: {info.id} for {f.task}, {what}, quality {q:.2f}{floor_txt}"
+
+
+def _fmt(d: Decimal) -> str:
+    if d == 0:
+        return "0"
+    return f"{d:.6f}".rstrip("0").rstrip(".") if d >= Decimal("0.000001") else f"{d:.2E}"
+
+
+def _hhmmss(t: datetime | None) -> str:
+    return t.strftime("%H:%M:%S") if t else "?"
+
+
+def _why_blocked(p: Any, now: datetime) -> str:
+    if p.exhausted_until is not None and now < p.exhausted_until:
+        return f"exhausted until {_hhmmss(p.exhausted_until)}"
+    if p.cooldown_until is not None and now < p.cooldown_until:
+        return f"cooling down until {_hhmmss(p.cooldown_until)}"
+    if p.resets_at is not None:
+        return f"empty until {_hhmmss(p.resets_at)}"
+    return "empty"
