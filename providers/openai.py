@@ -1,0 +1,467 @@
+"""OpenAI chat completions adapter; with a `VendorRow` it serves every OpenAI-compatible
+vendor (DeepSeek, Moonshot, Zhipu, Qwen, ... see `providers.vendors`).
+
+Both paths produce `StreamEvent`s and reduce them with `router.types.accumulate`:
+`complete()` turns the JSON body into events, `stream()` turns SSE chunks into events.
+Errors are mapped in one place, `map_error()`: HTTP status first, then the vendor's
+structured code (row table, then OpenAI's common codes), message matching last.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from providers import _http
+from providers._http import Call, ErrorInfo
+from providers._sse import aiter_sse
+from providers.ratelimit import parse_rate_limits
+from providers.retry import RetryPolicy
+from providers.vendors import COMMON_ERROR_CODES, COMMON_MESSAGE_RULES, VENDORS, VendorRow
+from router import errors as E
+from router.errors import redact, register_secret
+from router.types import (ChatRequest, ChatResponse, FinishEvent, Message, RateLimitSnapshot, ReasoningDelta,
+                          StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent, accumulate)
+
+__all__ = ["OpenAIProvider", "map_error", "parse_usage", "map_finish", "build_body"]
+
+_KIND = {"quota": E.QuotaExhausted, "rate": E.RateLimited, "context": E.ContextTooLong,
+         "content": E.ContentFiltered, "auth": E.AuthFailed, "bad": E.BadRequest,
+         "unavailable": E.Unavailable, "timeout": E.Timeout}
+_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls",
+           "content_filter": "content_filter", "error": "error", "end_turn": "stop", "eos": "stop",
+           "sensitive": "content_filter",  # Zhipu: output blocked by content safety
+           "network_error": "error",  # Zhipu
+           "insufficient_system_resource": "error"}  # DeepSeek: inference cut for lack of resources
+
+
+# ------------------------------------------------------------------ error mapping (the one place)
+
+
+def _code_kind(row: VendorRow, code: str | None) -> str | None:
+    if not code:
+        return None
+    for table in (row.error_codes, COMMON_ERROR_CODES):
+        if code in table:
+            return table[code]
+        head = code.split(".", 1)[0]  # Throttling.RateQuota -> Throttling
+        if head != code and head in table:
+            return table[head]
+    return None
+
+
+def map_error(row: VendorRow, info: ErrorInfo, *, call: Call, headers: Mapping[str, str] | None = None,
+              now: float | None = None, billed_usage: Usage | None = None) -> E.ProviderError:
+    """Status first, then vendor code/type, then (last resort) message rules."""
+    status = info.status
+    kind = row.status_map.get(status) if status is not None else None
+    cls: type[E.ProviderError] = _KIND[kind] if kind else _http.status_class(status)
+    if status is not None and 200 <= status < 300:
+        cls = E.Unavailable  # an error inside a 200 body: unknown code -> fall back, don't crash
+    decided = False
+    for c in (info.code, info.type):
+        k = _code_kind(row, c)
+        if k:
+            cls, decided = _KIND[k], True
+            break
+    if not decided and info.message and not (status is not None and status >= 500):
+        low = info.message.lower()
+        for sub, k in (*row.message_rules, *COMMON_MESSAGE_RULES):
+            if sub in low:
+                cls = _KIND[k]
+                break
+    if info.type == "html":
+        cls = E.Unavailable if (status is None or status >= 500 or status == 429) else E.MalformedResponse
+    return _http.make_error(cls, info, call=call, headers=headers, now=now, billed_usage=billed_usage)
+
+
+def _embedded_error(data: Any) -> ErrorInfo | None:
+    """An error carried in a 200 body or stream chunk (OpenRouter `error`, MiniMax `base_resp`)."""
+    if not isinstance(data, dict):
+        return None
+    err = data.get("error")
+    br = data.get("base_resp")
+    has_br = isinstance(br, dict) and br.get("status_code") not in (None, 0, "0")
+    if not err and not has_br:
+        return None
+    info = _http.parse_error_body(orjson.dumps(data))
+    status = None
+    if isinstance(err, dict) and isinstance(err.get("code"), int) and 400 <= err["code"] < 600:
+        status = err["code"]  # OpenRouter puts the HTTP-like status in error.code
+    return ErrorInfo(status=status if status is not None else 200, code=info.code, type=info.type,
+                     message=info.message, raw=info.raw)
+
+
+# ------------------------------------------------------------------ response parsing
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool):
+        return 0
+    if isinstance(v, int):
+        return max(0, v)
+    if isinstance(v, float) and v == v:
+        return max(0, int(v))
+    if isinstance(v, str) and v.isdigit():
+        return int(v)
+    return 0
+
+
+def parse_usage(u: Any) -> Usage | None:
+    if not isinstance(u, dict):
+        return None
+    ptd = u.get("prompt_tokens_details") if isinstance(u.get("prompt_tokens_details"), dict) else {}
+    ctd = u.get("completion_tokens_details") if isinstance(u.get("completion_tokens_details"), dict) else {}
+    inp = _int(u.get("prompt_tokens", u.get("input_tokens")))
+    hit, miss = _int(u.get("prompt_cache_hit_tokens")), _int(u.get("prompt_cache_miss_tokens"))  # DeepSeek
+    if not inp and (hit or miss):
+        inp = hit + miss
+    cached = _int(ptd.get("cached_tokens")) or hit or _int(u.get("cached_tokens"))
+    return Usage(input_tokens=inp, output_tokens=_int(u.get("completion_tokens", u.get("output_tokens"))),
+                 cache_read_tokens=cached, cache_write_tokens=_int(ptd.get("cache_write_tokens")),
+                 reasoning_tokens=_int(ctd.get("reasoning_tokens")))
+
+
+def map_finish(raw: Any) -> tuple[str, dict[str, Any]]:
+    if raw is None:
+        return "unknown", {}
+    fr = _FINISH.get(str(raw))
+    if fr is None:
+        return "unknown", {"finish_reason_raw": str(raw)}
+    return fr, ({"finish_reason_raw": str(raw)} if fr != raw else {})
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # some vendors (Mistral) return content parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _usages(chunk: dict[str, Any]) -> list[Usage]:
+    out = [parse_usage(chunk.get("usage"))]
+    xg = chunk.get("x_groq")
+    if isinstance(xg, dict):
+        out.append(parse_usage(xg.get("usage")))  # Groq streams
+    for ch in chunk.get("choices") or []:
+        if isinstance(ch, dict):
+            out.append(parse_usage(ch.get("usage")))  # Moonshot streams
+    return [u for u in out if u is not None]
+
+
+def _events_from_json(data: dict[str, Any]) -> list[StreamEvent]:
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ValueError("no choices in response")
+    ch = choices[0]
+    msg = ch.get("message") if isinstance(ch.get("message"), dict) else {}
+    evs: list[StreamEvent] = []
+    r = msg.get("reasoning_content") or msg.get("reasoning")
+    if isinstance(r, str) and r:
+        evs.append(ReasoningDelta(text=r))
+    t = _text_of(msg.get("content"))
+    if t:
+        evs.append(TextDelta(text=t))
+    for i, tc in enumerate(msg.get("tool_calls") or []):
+        if not isinstance(tc, dict):
+            continue
+        fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
+        args = fn.get("arguments")
+        evs.append(ToolCallDelta(index=i, id=tc.get("id"), name=fn.get("name"),
+                                 arguments=args if isinstance(args, str) else orjson.dumps(args or {}).decode()))
+    for u in _usages(data):
+        evs.append(UsageEvent(usage=u))
+    fr, details = map_finish(ch.get("finish_reason"))
+    if msg.get("refusal"):
+        details["refusal"] = msg["refusal"]
+    evs.append(FinishEvent(finish_reason=fr, id=data.get("id"), model=data.get("model"),  # type: ignore[arg-type]
+                           provider_details=details))
+    return evs
+
+
+class _StreamState:
+    """Turns chat.completion.chunk dicts into events; remembers usage and finish."""
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        self.finish: str | None = None
+        self.details: dict[str, Any] = {}
+        self.id: str | None = None
+        self.model: str | None = None
+        self.tool_ids: dict[str, int] = {}
+        self.last_tool = -1
+
+    def _tool_index(self, tc: dict[str, Any]) -> int:
+        idx, tid = tc.get("index"), tc.get("id")
+        if isinstance(idx, int):
+            if tid:
+                self.tool_ids[tid] = idx
+            self.last_tool = idx
+            return idx
+        # Moonshot may omit `index` (vercel/ai#19727): new id -> next slot, else the last one
+        if tid and tid not in self.tool_ids:
+            self.tool_ids[tid] = self.last_tool = max(self.tool_ids.values(), default=-1) + 1
+        elif tid:
+            self.last_tool = self.tool_ids[tid]
+        return max(self.last_tool, 0)
+
+    def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]:
+        evs: list[StreamEvent] = []
+        self.id = self.id or chunk.get("id")
+        self.model = chunk.get("model") or self.model
+        for ch in chunk.get("choices") or []:
+            if not isinstance(ch, dict) or ch.get("index", 0) not in (0, None):
+                continue
+            d = ch.get("delta") if isinstance(ch.get("delta"), dict) else {}
+            r = d.get("reasoning_content") or d.get("reasoning")
+            if isinstance(r, str) and r:
+                evs.append(ReasoningDelta(text=r))
+            t = _text_of(d.get("content"))
+            if t:
+                evs.append(TextDelta(text=t))
+            for tc in d.get("tool_calls") or []:
+                if not isinstance(tc, dict):
+                    continue
+                fn = tc.get("function") if isinstance(tc.get("function"), dict) else {}
+                args = fn.get("arguments")
+                evs.append(ToolCallDelta(index=self._tool_index(tc), id=tc.get("id"), name=fn.get("name"),
+                                         arguments=args if isinstance(args, str) else ""))
+            if ch.get("finish_reason") is not None:
+                self.finish, det = map_finish(ch.get("finish_reason"))
+                self.details.update(det)
+        for u in _usages(chunk):
+            self.usage = u if self.usage is None else self.usage.model_copy(update={
+                k: max(getattr(self.usage, k), getattr(u, k)) for k in Usage.model_fields})
+            evs.append(UsageEvent(usage=u))
+        return evs
+
+    def finish_event(self) -> FinishEvent:
+        return FinishEvent(finish_reason=self.finish or "unknown", id=self.id, model=self.model,  # type: ignore[arg-type]
+                           provider_details=dict(self.details))
+
+
+# ------------------------------------------------------------------ request translation
+
+
+def _content(m: Message) -> Any:
+    if m.content is None or isinstance(m.content, str):
+        return m.content
+    if not m.images():
+        return m.text()  # text-only parts as one string: many compatible vendors reject arrays
+    parts: list[dict[str, Any]] = []
+    for p in m.content:
+        if p.type == "text":
+            parts.append({"type": "text", "text": p.text})
+        else:
+            iu: dict[str, Any] = {"url": p.url}
+            if p.detail:
+                iu["detail"] = p.detail
+            parts.append({"type": "image_url", "image_url": iu})
+    return parts
+
+
+def build_body(req: ChatRequest, row: VendorRow, *, stream: bool) -> dict[str, Any]:
+    msgs: list[dict[str, Any]] = []
+    if req.system:
+        msgs.append({"role": "system", "content": req.system})
+    for m in req.messages:
+        role = m.role
+        if role == "developer" and "developer_role" not in row.quirks:
+            role = "system"
+        out: dict[str, Any] = {"role": role, "content": _content(m)}
+        if m.name:
+            out["name"] = m.name
+        if m.tool_calls:
+            out["tool_calls"] = [{"id": c.id, "type": "function",
+                                  "function": {"name": c.name, "arguments": c.arguments or "{}"}}
+                                 for c in m.tool_calls]
+        if m.tool_call_id:
+            out["tool_call_id"] = m.tool_call_id
+        msgs.append(out)
+    body: dict[str, Any] = {"model": req.model, "messages": msgs}
+    if req.tools:
+        tools = []
+        for t in req.tools:
+            fn: dict[str, Any] = {"name": t.name, "parameters": t.parameters}
+            if t.description:
+                fn["description"] = t.description
+            if t.strict is not None:
+                fn["strict"] = t.strict
+            tools.append({"type": "function", "function": fn})
+        body["tools"] = tools
+    if req.tool_choice is not None:
+        body["tool_choice"] = req.tool_choice
+    rf = req.response_format
+    if rf is not None and rf.type != "text":
+        body["response_format"] = ({"type": "json_schema", "json_schema": rf.json_schema or {}}
+                                   if rf.type == "json_schema" else {"type": "json_object"})
+    for k in ("temperature", "top_p", "stop", "user"):
+        v = getattr(req, k)
+        if v is not None:
+            body[k] = v
+    if req.max_tokens is not None:
+        mct = "max_completion_tokens" in row.quirks and req.model.lower().startswith(
+            row.max_completion_tokens_prefixes)
+        body["max_completion_tokens" if mct else "max_tokens"] = req.max_tokens
+    if stream:
+        body["stream"] = True
+        if "no_stream_options" not in row.quirks:
+            body["stream_options"] = {"include_usage": True}
+    body.update(req.extra_body)
+    return body
+
+
+# ------------------------------------------------------------------ the adapter
+
+
+class OpenAIProvider:
+    """Chat completions over HTTP for OpenAI and every row in `providers.vendors.VENDORS`."""
+
+    def __init__(self, *, api_key: str | None = None, base_url: str | None = None,
+                 client: httpx.AsyncClient | None = None, name: str | None = None,
+                 retry: RetryPolicy | None = None, vendor: VendorRow | str = "openai",
+                 deployment: str | None = None, api_version: str = "2024-10-21",
+                 headers: Mapping[str, str] | None = None, timeout: float = 120.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.vendor = VENDORS[vendor] if isinstance(vendor, str) else vendor
+        self.name = name or self.vendor.name
+        url = base_url or self.vendor.base_url
+        if not url:
+            raise E.ConfigError(f"{self.vendor.title} needs base_url (the resource endpoint)", key="base_url")
+        self.base_url = url.rstrip("/")
+        self._key = api_key or None
+        register_secret(self._key)
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0))
+        self._retry = retry or RetryPolicy()
+        self._deployment = deployment
+        self._api_version = api_version
+        self._extra_headers = dict(self.vendor.default_headers) | dict(headers or {})
+        self._clock = clock
+        self.last_rate_limits: RateLimitSnapshot | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIProvider(name={self.name!r}, vendor={self.vendor.name!r}, base_url={self.base_url!r})"
+
+    # -- request plumbing
+    def _target(self, req: ChatRequest) -> tuple[str, dict[str, str] | None]:
+        if "azure_deployments" in self.vendor.quirks:
+            dep = self._deployment or req.model
+            return f"{self.base_url}/openai/deployments/{dep}/chat/completions", {"api-version": self._api_version}
+        return f"{self.base_url}/chat/completions", None
+
+    def _headers(self) -> dict[str, str]:
+        h = dict(self._extra_headers)
+        if self._key and self.vendor.auth == "bearer":
+            h["authorization"] = f"Bearer {self._key}"
+        elif self._key and self.vendor.auth == "api-key":
+            h["api-key"] = self._key
+        return h
+
+    def _error(self, info: ErrorInfo, call: Call, headers: Mapping[str, str] | None,
+               billed: Usage | None = None) -> E.ProviderError:
+        return map_error(self.vendor, info, call=call, headers=headers, now=self._clock(), billed_usage=billed)
+
+    # -- non-streaming
+    async def _complete_once(self, req: ChatRequest) -> ChatResponse:
+        call = Call(self.name, req.model)
+        url, params = self._target(req)
+        resp = await _http.send_json(self._client, url, build_body(req, self.vendor, stream=False), call=call,
+                                     headers=self._headers(), params=params)
+        if resp.status_code >= 300:
+            raise self._error(_http.parse_error_body(resp.content, resp.status_code), call, resp.headers)
+        snap = parse_rate_limits(resp.headers, self._clock())
+        self.last_rate_limits = snap
+        data = _http.load_json(resp.content, call=call, status=resp.status_code, headers=resp.headers)
+        emb = _embedded_error(data)
+        if emb is not None and not (isinstance(data, dict) and data.get("choices")):
+            raise self._error(emb, call, resp.headers)
+        try:
+            events = _events_from_json(data)
+        except (ValueError, TypeError, AttributeError) as e:
+            raise E.MalformedResponse(f"unexpected response shape: {e}", provider=self.name, model=req.model,
+                                      status=resp.status_code, body=resp.text[:2000], headers=resp.headers) from e
+        if events[-1].finish_reason == "error" and emb is not None:
+            raise self._error(emb, call, resp.headers, billed=parse_usage(data.get("usage")))
+        return accumulate(events, provider=self.name, model=req.model, rate_limits=snap)
+
+    async def complete(self, req: ChatRequest) -> ChatResponse:
+        return await self._retry.run(lambda: self._complete_once(req))
+
+    # -- streaming
+    async def _stream_once(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        call = Call(self.name, req.model)
+        url, params = self._target(req)
+        state = _StreamState()
+        async with _http.open_stream(self._client, url, build_body(req, self.vendor, stream=True), call=call,
+                                     headers=self._headers(), params=params) as resp:
+            if resp.status_code >= 300:
+                body = await _http.read_body(resp)
+                raise self._error(_http.parse_error_body(body, resp.status_code), call, resp.headers)
+            snap = parse_rate_limits(resp.headers, self._clock())
+            self.last_rate_limits = snap
+            ctype = resp.headers.get("content-type", "").lower()
+            if "event-stream" not in ctype and ("json" in ctype or "html" in ctype):
+                # A JSON (error or whole completion) or an HTML page instead of an event stream.
+                body = await _http.read_body(resp, limit=4 << 20)
+                data = _http.load_json(body, call=call, status=resp.status_code, headers=resp.headers)
+                emb = _embedded_error(data)
+                if emb is not None:
+                    raise self._error(emb, call, resp.headers)
+                try:
+                    events = _events_from_json(data)
+                except (ValueError, TypeError, AttributeError) as e:
+                    raise E.MalformedResponse(f"unexpected response shape: {e}", provider=self.name,
+                                              model=req.model, headers=resp.headers) from e
+                for ev in events:
+                    yield ev
+                return
+            done = False
+            try:
+                async for sse in aiter_sse(_http.aiter_bytes(resp, call)):
+                    data = sse.data.strip()
+                    if not data:
+                        continue
+                    if data == "[DONE]":
+                        done = True
+                        break
+                    try:
+                        chunk = orjson.loads(data)
+                    except orjson.JSONDecodeError as e:
+                        raise E.MalformedResponse(f"invalid JSON in stream event: {redact(data[:120])}",
+                                                  provider=self.name, model=req.model, headers=resp.headers,
+                                                  billed_usage=state.usage) from e
+                    if not isinstance(chunk, dict):
+                        raise E.MalformedResponse("stream event is not a JSON object", provider=self.name,
+                                                  model=req.model, billed_usage=state.usage)
+                    emb = _embedded_error(chunk)
+                    if emb is not None:
+                        state.feed(chunk)  # keep any usage the vendor reported before failing
+                        raise self._error(emb, call, resp.headers, billed=state.usage)
+                    for ev in state.feed(chunk):
+                        yield ev
+            except E.ProviderError as e:
+                if e.billed_usage is None and state.usage is not None:
+                    e.billed_usage = state.usage
+                raise
+            if not done and state.finish is None:
+                raise E.MalformedResponse("stream ended without [DONE] or a finish_reason (cut short)",
+                                          provider=self.name, model=req.model, headers=resp.headers,
+                                          billed_usage=state.usage)
+            fin = state.finish_event()
+            fin.provider_details.setdefault("rate_limits", snap.model_dump(exclude_none=True))
+            if not done:
+                fin.provider_details["stream_terminated_early"] = True
+            yield fin
+
+    def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        return self._retry.stream(lambda: self._stream_once(req))
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()

@@ -1,0 +1,282 @@
+"""OpenAI-compatible vendors as data rows (one adapter, `providers.openai.OpenAIProvider`,
+serves them all).
+
+A `VendorRow` says where a vendor lives (base URL, regions), how to authenticate
+(bearer / Azure `api-key` header / none), which env var holds the key, what it can
+do, which wire quirks it has, and how its structured error codes map onto our
+error tree. Facts come from /work/shared/catalog/providers-facts.yaml; each row's
+`sources` names where a fact was checked.
+
+Error kinds used in `error_codes` / `status_map` / `message_rules`:
+"quota" QuotaExhausted, "rate" RateLimited, "context" ContextTooLong,
+"content" ContentFiltered, "auth" AuthFailed, "bad" BadRequest,
+"unavailable" Unavailable, "timeout" Timeout.
+
+Quirk flags (request side changes behaviour; response side is parsed tolerantly for
+every vendor, the flag documents who sends what):
+  developer_role        keep role "developer" (else sent as "system")
+  max_completion_tokens send `max_completion_tokens` for models in `max_completion_tokens_prefixes`
+  azure_deployments     URL {endpoint}/openai/deployments/{deployment}/chat/completions?api-version=
+  no_stream_options     do not send stream_options (vendor rejects it)
+  reasoning_content     reasoning text in (delta|message).reasoning_content
+  prompt_cache_hit_tokens  usage.prompt_cache_hit_tokens / prompt_cache_miss_tokens (DeepSeek)
+  choice_usage          stream usage inside choices[0].usage (Moonshot)
+  x_groq_usage          stream usage inside x_groq.usage (Groq)
+  base_resp_errors      errors inside HTTP 200 `base_resp` (MiniMax)
+  mid_stream_errors     `{"error":{...}}` data event, finish_reason "error" (OpenRouter)
+  sse_comments          keep-alive SSE comments (": OPENROUTER PROCESSING", ": keep-alive")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+__all__ = ["VendorRow", "VENDORS", "COMMON_ERROR_CODES", "COMMON_MESSAGE_RULES", "get_vendor", "ERROR_KINDS"]
+
+ERROR_KINDS = frozenset({"quota", "rate", "context", "content", "auth", "bad", "unavailable", "timeout"})
+
+_ALL = frozenset({"tools", "vision", "json_schema", "reasoning", "streaming"})
+_TEXT = frozenset({"tools", "streaming"})
+
+
+def _ro(d: Mapping | None = None) -> Mapping:
+    return MappingProxyType(dict(d or {}))
+
+
+@dataclass(frozen=True)
+class VendorRow:
+    name: str
+    title: str
+    base_url: str | None  # None = must be given (Azure endpoint)
+    env_var: str
+    auth: str = "bearer"  # "bearer" | "api-key" | "none"
+    key_required: bool = True
+    capabilities: frozenset[str] = _TEXT
+    regions: frozenset[str] = frozenset({"us"})
+    quirks: frozenset[str] = frozenset()
+    error_codes: Mapping[str, str] = field(default_factory=_ro)  # vendor code/type -> kind
+    status_map: Mapping[int, str] = field(default_factory=_ro)  # vendor-specific status meaning
+    message_rules: tuple[tuple[str, str], ...] = ()  # (lower-case substring, kind): last resort
+    max_completion_tokens_prefixes: tuple[str, ...] = ()
+    default_headers: Mapping[str, str] = field(default_factory=_ro)
+    sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for k in (*self.error_codes.values(), *self.status_map.values(), *(r[1] for r in self.message_rules)):
+            if k not in ERROR_KINDS:
+                raise ValueError(f"vendor row {self.name}: unknown error kind {k!r}")
+
+
+# OpenAI's codes/types, understood for every row unless the row overrides them.
+# Source: openai-python _exceptions.py + community.openai.com/t/298219 (facts: openai.error_signatures).
+COMMON_ERROR_CODES: Mapping[str, str] = _ro({
+    "insufficient_quota": "quota",
+    "credit_balance_exhausted": "quota",  # developersdigest.tech catalogue (facts: openai)
+    "billing_hard_limit_reached": "quota",
+    "rate_limit_exceeded": "rate",
+    "context_length_exceeded": "context",
+    "string_above_max_length": "context",
+    "content_filter": "content",  # Azure prompt filter (facts: azure_openai)
+    "content_policy_violation": "content",
+    "invalid_api_key": "auth",
+    "invalid_authentication_error": "auth",
+    "authentication_error": "auth",
+    "permission_denied_error": "auth",
+    "model_not_found": "bad",
+    "server_error": "unavailable",
+    "overloaded_error": "unavailable",
+})
+
+# Last resort, used only when neither status nor structured code decided. Lower-case.
+COMMON_MESSAGE_RULES: tuple[tuple[str, str], ...] = (
+    ("maximum context length", "context"),  # OpenAI / DeepSeek / vLLM / OpenRouter wording
+    ("context_length_exceeded", "context"),
+    ("reduce the length of the messages", "context"),  # Groq
+    ("prompt is too long", "context"),
+)
+
+_OPENAI_SRC = ("openai/openai-python _base_client.py, _exceptions.py; community.openai.com/t/298219",)
+
+_ROWS: list[VendorRow] = [
+    VendorRow(
+        "openai", "OpenAI", "https://api.openai.com/v1", "OPENAI_API_KEY", capabilities=_ALL,
+        quirks=frozenset({"developer_role", "max_completion_tokens"}),
+        max_completion_tokens_prefixes=("o1", "o3", "o4", "gpt-5"), sources=_OPENAI_SRC),
+    VendorRow(
+        "azure", "Azure OpenAI", None, "AZURE_OPENAI_API_KEY", auth="api-key", capabilities=_ALL,
+        regions=frozenset({"us", "eu"}),
+        quirks=frozenset({"developer_role", "max_completion_tokens", "azure_deployments"}),
+        max_completion_tokens_prefixes=("o1", "o3", "o4", "gpt-5"),
+        error_codes=_ro({"content_filter": "content", "contentfilter": "content"}),
+        sources=("openai-python lib/azure.py (api-key header, /openai/deployments/{model}, api-version)",
+                 "learn.microsoft.com/answers/questions/2140040 (429 text)")),
+    VendorRow(
+        "deepseek", "DeepSeek", "https://api.deepseek.com", "DEEPSEEK_API_KEY",
+        capabilities=frozenset({"tools", "json_schema", "reasoning", "streaming"}), regions=frozenset({"cn"}),
+        quirks=frozenset({"reasoning_content", "prompt_cache_hit_tokens", "sse_comments"}),
+        # 402 Insufficient Balance is quota by status; 503 Server Overloaded -> unavailable.
+        message_rules=(("insufficient balance", "quota"),),
+        sources=("https://api-docs.deepseek.com/quick_start/error_codes",)),
+    VendorRow(
+        "moonshot", "Moonshot AI (Kimi)", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY", capabilities=_ALL,
+        regions=frozenset({"cn"}), quirks=frozenset({"choice_usage", "reasoning_content"}),
+        error_codes=_ro({
+            "exceeded_current_quota_error": "quota",  # 429 (or 403): balance gone -- match on type
+            "rate_limit_reached_error": "rate",
+            "engine_overloaded_error": "rate",
+            "invalid_authentication_error": "auth",
+            "permission_denied_error": "auth",
+            "resource_not_found_error": "bad",
+        }),
+        message_rules=(("exceeded model token limit", "context"),),
+        sources=("https://forum.moonshot.ai/t/429-insufficient-balance/244",
+                 "https://www.kimi.com/help/kimi-api/api-troubleshooting",
+                 "github.com/higress-group/higress/pull/1568 (choices[0].usage in stream)")),
+    VendorRow(
+        "zhipu", "Zhipu AI (GLM)", "https://open.bigmodel.cn/api/paas/v4", "ZHIPUAI_API_KEY", capabilities=_ALL,
+        regions=frozenset({"cn"}), quirks=frozenset({"reasoning_content"}),
+        # https://docs.bigmodel.cn/cn/api/api-code (business code -> HTTP status)
+        error_codes=_ro({
+            "1000": "auth", "1001": "auth", "1002": "auth", "1003": "auth", "1004": "auth",
+            "1113": "quota",  # 您的账户已欠费 (account in arrears), HTTP 429
+            "1304": "quota",  # daily call quota for this API reached
+            "1308": "quota", "1309": "quota", "1310": "quota",  # plan caps / plan expired
+            "1261": "context",  # Prompt 超长
+            "1301": "content",  # 系统检测到输入或生成内容可能包含不安全或敏感内容
+            "1302": "rate", "1303": "rate", "1312": "rate",  # 并发数过高 / 频率过高
+            "1305": "unavailable",  # 该模型当前访问量过大 (platform overload)
+            "1211": "bad", "1214": "bad",  # model does not exist / invalid parameter
+        }),
+        sources=("https://docs.bigmodel.cn/cn/api/api-code", "https://docs.bigmodel.cn/cn/faq/api-code.md")),
+    VendorRow(
+        "dashscope", "Alibaba DashScope (Qwen, compatible mode)",
+        "https://dashscope.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY", capabilities=_ALL,
+        regions=frozenset({"cn"}), quirks=frozenset({"reasoning_content"}),
+        error_codes=_ro({
+            "Arrearage": "quota",  # 400: "Access denied, please make sure your account is in good standing"
+            "AllocationQuota.FreeTierOnly": "quota",
+            "Throttling": "rate",  # Throttling.RateQuota / Throttling.AllocationQuota (prefix match)
+            # Here "insufficient_quota"/"You exceeded your current quota" is the TPM limit, NOT
+            # an empty balance (opposite of OpenAI) -> rate.
+            "insufficient_quota": "rate",
+            "DataInspectionFailed": "content",
+            "data_inspection_failed": "content",
+            "InvalidApiKey": "auth",
+            "invalid_api_key": "auth",
+        }),
+        message_rules=(("range of input length should be", "context"),),
+        sources=("https://help.aliyun.com/en/model-studio/error-code",
+                 "https://www.alibabacloud.com/help/en/model-studio/rate-limit")),
+    VendorRow(
+        "minimax", "MiniMax", "https://api.minimaxi.com/v1", "MINIMAX_API_KEY",
+        capabilities=frozenset({"tools", "reasoning", "streaming"}), regions=frozenset({"cn"}),
+        quirks=frozenset({"base_resp_errors"}),
+        # https://platform.minimax.io/docs/api-reference/errorcode.md; 1026/1027/1039 unverified.
+        error_codes=_ro({
+            "1008": "quota",  # insufficient balance (may arrive with HTTP 200)
+            "1002": "rate",  # rate limit
+            "1004": "auth", "2049": "auth",
+            "1001": "timeout",
+            "1000": "unavailable", "1013": "unavailable",
+            "1026": "content", "1027": "content",
+            "1039": "context",
+            "2013": "bad",
+        }),
+        sources=("https://platform.minimax.io/docs/api-reference/errorcode.md",)),
+    VendorRow(
+        "yi", "01.AI (Yi)", "https://api.lingyiwanwu.com/v1", "YI_API_KEY", regions=frozenset({"cn"}),
+        sources=("lobehub/lobe-chat model-bank zeroone.ts",)),
+    VendorRow(
+        "stepfun", "StepFun", "https://api.stepfun.com/v1", "STEPFUN_API_KEY", capabilities=_ALL,
+        regions=frozenset({"cn"}), status_map=_ro({451: "content"}),
+        sources=("api-evangelist/stepfun errors/stepfun-error-codes.yml",)),
+    VendorRow(
+        "baichuan", "Baichuan", "https://api.baichuan-ai.com/v1", "BAICHUAN_API_KEY", regions=frozenset({"cn"}),
+        sources=("lobehub/lobe-chat model-bank baichuan.ts",)),
+    VendorRow(
+        "qianfan", "Baidu Qianfan (v2)", "https://qianfan.baidubce.com/v2", "QIANFAN_API_KEY", capabilities=_ALL,
+        regions=frozenset({"cn"}),
+        error_codes=_ro({
+            "rpm_rate_limit_exceeded": "rate", "tpm_rate_limit_exceeded": "rate",
+            "336501": "rate", "336502": "rate",
+            "BILLING_INSUFFICIENT_BALANCE": "quota",  # AppBuilder error page; unverified for /v2
+            "tokens_too_long": "context", "characters_too_long": "context",
+        }),
+        sources=("https://cloud.baidu.com/doc/qianfan-api/s/rmwbl43x7",
+                 "https://cloud.baidu.com/doc/WENXINWORKSHOP/s/cm79w0mjf")),
+    VendorRow(
+        "ark", "Volcengine Ark (Doubao)", "https://ark.cn-beijing.volces.com/api/v3", "ARK_API_KEY",
+        capabilities=_ALL, regions=frozenset({"cn"}), quirks=frozenset({"reasoning_content"}),
+        error_codes=_ro({
+            "AccountOverdueError": "quota",  # 403: account has an overdue balance
+            "OperationDenied": "quota",  # OperationDenied.ServiceOverdue (prefix)
+            "ServiceOverdue": "quota",
+            "SetLimitExceeded": "quota",  # user-set / safe-experience cap
+            "RateLimitExceeded": "rate",  # .EndpointRPMExceeded / .EndpointTPMExceeded ...
+            "ModelAccountRpmRateLimitExceeded": "rate", "ModelAccountTpmRateLimitExceeded": "rate",
+            "APIAccountRpmRateLimitExceeded": "rate", "AccountRateLimitExceeded": "rate",
+            "RequestBurstTooFast": "rate", "InflightBatchsizeExceeded": "rate",
+            "ServerOverloaded": "unavailable",
+            "AuthenticationError": "auth", "AccessDenied": "auth",
+            "ModelNotOpen": "bad", "InvalidEndpointOrModel": "bad",
+            "SensitiveContentDetected": "content",
+            "InputTextSensitiveContentDetected": "content", "OutputTextSensitiveContentDetected": "content",
+        }),
+        sources=("https://volcengine.com/docs/82379/1299023",)),
+    VendorRow(
+        "hunyuan", "Tencent Hunyuan", "https://api.hunyuan.cloud.tencent.com/v1", "HUNYUAN_API_KEY",
+        capabilities=_ALL, regions=frozenset({"cn"}),
+        sources=("https://cloud.tencent.com/document/product/1729/111007",)),
+    VendorRow(
+        "siliconflow", "SiliconFlow", "https://api.siliconflow.cn/v1", "SILICONFLOW_API_KEY", capabilities=_ALL,
+        regions=frozenset({"cn"}), quirks=frozenset({"reasoning_content"}),
+        error_codes=_ro({"30001": "quota"}),  # insufficient balance (community reports)
+        sources=("https://docs.siliconflow.cn/cn/userguide/rate-limits/rate-limit-and-upgradation.md",
+                 "github.com/AIDotNet/OpenDeepWiki/issues/269 (429 body)")),
+    VendorRow(
+        "groq", "Groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY",
+        capabilities=frozenset({"tools", "json_schema", "reasoning", "streaming"}),
+        quirks=frozenset({"x_groq_usage"}),
+        # 413 "Request too large ... (TPM)" is ContextTooLong by status; per-day limits are a
+        # quota until reset, per-minute ones a rate limit.
+        message_rules=(("per day", "quota"),),
+        sources=("https://console.groq.com/docs/rate-limits.md", "public code reading chunk.x_groq.usage")),
+    VendorRow(
+        "mistral", "Mistral AI", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", capabilities=_ALL,
+        regions=frozenset({"eu"}), sources=("developersdigest.tech/errors/api/mistral-api",)),
+    VendorRow(
+        "together", "Together AI", "https://api.together.xyz/v1", "TOGETHER_API_KEY", capabilities=_ALL,
+        message_rules=(("must be less than the context length", "context"),),  # documented as HTTP 403
+        sources=("https://docs.together.ai/docs/error-codes",)),
+    VendorRow(
+        "openrouter", "OpenRouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", capabilities=_ALL,
+        quirks=frozenset({"mid_stream_errors", "sse_comments", "reasoning_content"}),
+        status_map=_ro({403: "content"}),  # 403 = input flagged by moderation
+        message_rules=(("free-models-per-day", "quota"),),  # daily free quota, resets at UTC midnight
+        sources=("https://openrouter.ai/docs/api/reference/errors-and-debugging",
+                 "https://openrouter.ai/docs/api-reference/streaming")),
+    VendorRow(
+        "ollama", "Ollama (local)", "http://localhost:11434/v1", "OLLAMA_API_KEY", key_required=False,
+        capabilities=_ALL, regions=frozenset({"local"}), quirks=frozenset({"reasoning_content"}),
+        sources=("ollama/ollama docs/api/openai-compatibility.mdx",)),
+    VendorRow(
+        "vllm", "vLLM (self-hosted)", "http://localhost:8000/v1", "VLLM_API_KEY", key_required=False,
+        capabilities=_ALL, regions=frozenset({"local"}), quirks=frozenset({"reasoning_content"}),
+        sources=("vllm ErrorResponse (flat and nested forms)",)),
+]
+
+VENDORS: Mapping[str, VendorRow] = _ro({r.name: r for r in _ROWS})
+_ALIASES = {"kimi": "moonshot", "glm": "zhipu", "zai": "zhipu", "qwen": "dashscope", "alibaba": "dashscope",
+            "01ai": "yi", "zeroone": "yi", "baidu": "qianfan", "volcengine": "ark", "doubao": "ark",
+            "tencent": "hunyuan", "azure_openai": "azure"}
+
+
+def get_vendor(name: str) -> VendorRow:
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    try:
+        return VENDORS[key]
+    except KeyError:
+        raise KeyError(f"unknown vendor {name!r}; known: {', '.join(sorted(VENDORS))}") from None
