@@ -1,0 +1,409 @@
+"""Native Google Gemini API adapter (AI Studio, `generativelanguage.googleapis.com`).
+
+`POST {base}/v1beta/models/{model}:generateContent` and
+`:streamGenerateContent?alt=sse`; the key goes in the `x-goog-api-key` header,
+never in the URL (URLs end up in logs). Both paths feed the same
+`GenerateContentResponse` chunks to one `ChunkState`, so they cannot drift apart.
+
+Usage: input = promptTokenCount (includes cached) + toolUsePromptTokenCount;
+cache_read = cachedContentTokenCount; output = candidatesTokenCount +
+thoughtsTokenCount (thoughts are billed as output); reasoning = thoughtsTokenCount.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from providers import _http
+from providers import _native as nat
+from router.errors import (
+    AuthFailed,
+    BadRequest,
+    ContentFiltered,
+    ContextTooLong,
+    MalformedResponse,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    Timeout,
+    Unavailable,
+)
+from router.types import (
+    ChatRequest,
+    ChatResponse,
+    FinishEvent,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
+
+__all__ = ["GeminiProvider", "build_body", "ChunkState", "map_error", "seconds_to_pacific_midnight"]
+
+DEFAULT_BASE = "https://generativelanguage.googleapis.com"
+
+_FINISH = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "IMAGE_RECITATION": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "error",
+    "UNEXPECTED_TOOL_CALL": "error",
+    "TOO_MANY_TOOL_CALLS": "error",
+}
+
+# google.rpc status -> class (https://ai.google.dev/gemini-api/docs/troubleshooting)
+_STATUS: dict[str, type[ProviderError]] = {
+    "INVALID_ARGUMENT": BadRequest,
+    "FAILED_PRECONDITION": BadRequest,
+    "NOT_FOUND": BadRequest,
+    "OUT_OF_RANGE": BadRequest,
+    "UNAUTHENTICATED": AuthFailed,
+    "PERMISSION_DENIED": AuthFailed,
+    "RESOURCE_EXHAUSTED": RateLimited,
+    "INTERNAL": Unavailable,
+    "UNAVAILABLE": Unavailable,
+    "UNKNOWN": Unavailable,
+    "ABORTED": Unavailable,
+    "CANCELLED": Unavailable,
+    "DEADLINE_EXCEEDED": Timeout,
+}
+
+
+# ------------------------------------------------------------------ request
+
+
+def _image_part(url: str, media_type: str | None) -> dict[str, Any]:
+    data = nat.parse_data_url(url)
+    if data is not None:
+        return {"inlineData": {"mimeType": media_type or data[0], "data": data[1]}}
+    mt = media_type or mimetypes.guess_type(url.split("?")[0])[0] or "image/jpeg"
+    return {"fileData": {"mimeType": mt, "fileUri": url}}
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    return [{"text": p.text} if p.type == "text" else _image_part(p.url, p.media_type)
+            for p in content if p.type != "text" or p.text]
+
+
+def _tool_response(text: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    return obj if isinstance(obj, dict) else {"result": text}
+
+
+def _contents(req: ChatRequest) -> list[dict[str, Any]]:
+    names: dict[str, str] = {}  # tool_call_id -> function name (Gemini answers by name)
+    out: list[dict[str, Any]] = []
+    for m in req.messages:
+        if m.role in ("system", "developer"):
+            continue
+        if m.role == "tool":
+            role = "user"
+            name = m.name or names.get(m.tool_call_id or "") or ""
+            if not name:
+                raise BadRequest(f"tool message {m.tool_call_id!r}: no matching assistant tool call (name unknown)",
+                                 provider="gemini")
+            parts = [{"functionResponse": {"name": name, "response": _tool_response(m.text())}}]
+        elif m.role == "assistant":
+            role = "model"
+            parts = _parts(m.content)
+            for tc in m.tool_calls or []:
+                names[tc.id] = tc.name
+                parts.append({"functionCall": {"name": tc.name, "args": nat.tool_args(tc)}})
+        else:
+            role, parts = "user", _parts(m.content)
+        if not parts:
+            continue
+        if out and out[-1]["role"] == role:
+            out[-1]["parts"].extend(parts)
+        else:
+            out.append({"role": role, "parts": parts})
+    return out
+
+
+def _tool_config(choice: Any) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    mode = {"auto": "AUTO", "required": "ANY", "none": "NONE"}.get(choice) if isinstance(choice, str) else None
+    if mode:
+        return {"functionCallingConfig": {"mode": mode}}
+    name = nat.named_tool(choice)
+    if name:
+        return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
+    raise BadRequest(f"unsupported tool_choice {choice!r}", provider="gemini")
+
+
+def build_body(req: ChatRequest) -> dict[str, Any]:
+    """ChatRequest -> generateContent JSON body (pure; same body for streaming)."""
+    body: dict[str, Any] = {"contents": _contents(req)}
+    system = req.system_text()
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
+    if req.tools:
+        decls = []
+        for t in req.tools:
+            d: dict[str, Any] = {"name": t.name, "parametersJsonSchema": t.parameters}
+            if t.description:
+                d["description"] = t.description
+            decls.append(d)
+        body["tools"] = [{"functionDeclarations": decls}]
+        tc = _tool_config(req.tool_choice)
+        if tc:
+            body["toolConfig"] = tc
+    gen: dict[str, Any] = {}
+    if req.temperature is not None:
+        gen["temperature"] = req.temperature
+    if req.top_p is not None:
+        gen["topP"] = req.top_p
+    if req.max_tokens:
+        gen["maxOutputTokens"] = req.max_tokens
+    if req.stop:
+        gen["stopSequences"] = list(req.stop)
+    rf = req.response_format
+    if rf is not None and rf.type != "text":
+        gen["responseMimeType"] = "application/json"
+        schema = (rf.json_schema or {}).get("schema") if rf.type == "json_schema" else None
+        if schema:
+            gen["responseJsonSchema"] = schema
+    if gen:
+        body["generationConfig"] = gen
+    return nat.deep_merge(body, req.extra_body)
+
+
+# ------------------------------------------------------------------ response
+
+
+def _usage(meta: dict[str, Any]) -> Usage:
+    def n(k: str) -> int:
+        v = meta.get(k)
+        return v if isinstance(v, int) and v >= 0 else 0
+
+    thoughts = n("thoughtsTokenCount")
+    return Usage(
+        input_tokens=n("promptTokenCount") + n("toolUsePromptTokenCount"),
+        output_tokens=n("candidatesTokenCount") + thoughts,
+        cache_read_tokens=n("cachedContentTokenCount"),
+        reasoning_tokens=thoughts,
+    )
+
+
+class ChunkState:
+    """GenerateContentResponse chunks -> StreamEvents. The stream has no terminal event:
+    it is complete once a candidate carried a `finishReason` (`done`)."""
+
+    def __init__(self, call: _http.Call | None = None) -> None:
+        self.call = call or _http.Call("gemini")
+        self.done = False
+        self.usage: Usage | None = None
+        self._finish: str | None = None
+        self._message: str | None = None
+        self._id: str | None = None
+        self._model: str | None = None
+        self._tools = 0
+
+    def feed(self, event: str, data: str) -> list[StreamEvent]:
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            raise MalformedResponse("Gemini stream sent a non-JSON chunk", provider=self.call.provider,
+                                    model=self.call.model, body=data[:500], billed_usage=self.usage)
+        return self.absorb(obj)
+
+    def absorb(self, obj: dict[str, Any]) -> list[StreamEvent]:
+        if isinstance(obj.get("error"), dict):  # an error chunk mid-stream
+            raise map_error(None, obj, call=self.call, billed_usage=self.usage)
+        self._id = obj.get("responseId") or self._id
+        self._model = obj.get("modelVersion") or self._model
+        if isinstance(obj.get("usageMetadata"), dict):
+            self.usage = _usage(obj["usageMetadata"])  # cumulative: the latest chunk wins
+        events: list[StreamEvent] = []
+        cands = obj.get("candidates")
+        if not cands:
+            block = (obj.get("promptFeedback") or {}).get("blockReason")
+            if block:
+                raise ContentFiltered(f"Gemini blocked the prompt ({block})", provider=self.call.provider,
+                                      model=self.call.model, code=block, body=json.dumps(obj)[:2000],
+                                      billed_usage=self.usage)
+            return events
+        cand = cands[0] if isinstance(cands[0], dict) else {}
+        for part in (cand.get("content") or {}).get("parts") or []:
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("functionCall"), dict):
+                fc = part["functionCall"]
+                events.append(ToolCallDelta(index=self._tools, id=fc.get("id") or f"call_{self._tools}",
+                                            name=fc.get("name"),
+                                            arguments=json.dumps(fc.get("args") or {}, ensure_ascii=False)))
+                self._tools += 1
+            elif isinstance(part.get("text"), str) and part["text"]:
+                cls = ReasoningDelta if part.get("thought") else TextDelta
+                events.append(cls(text=part["text"]))
+        if cand.get("finishReason"):
+            self._finish = cand["finishReason"]
+            self._message = cand.get("finishMessage")
+            self.done = True
+        return events
+
+    def finish(self) -> list[StreamEvent]:
+        """Called once the body ended: usage and finish (only if a finishReason came)."""
+        events: list[StreamEvent] = [UsageEvent(usage=self.usage)] if self.usage is not None else []
+        if self._finish is not None:
+            reason = _FINISH.get(self._finish, "unknown")
+            if reason == "stop" and self._tools:
+                reason = "tool_calls"
+            details: dict[str, Any] = {"finish_reason": self._finish}
+            if self._message:
+                details["finish_message"] = self._message
+            events.append(FinishEvent(finish_reason=reason, id=self._id, model=self._model,  # type: ignore[arg-type]
+                                      provider_details=details))
+        return events
+
+
+# ------------------------------------------------------------------ errors
+
+_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+def seconds_to_pacific_midnight(now: float) -> float | None:
+    """Free-tier daily quotas reset at midnight Pacific time."""
+    try:
+        from datetime import datetime, timedelta
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo("America/Los_Angeles")
+    except Exception:  # no tz database on this machine
+        return None
+    t = datetime.fromtimestamp(now, tz)
+    nxt = (t + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(0.0, nxt.timestamp() - now)
+
+
+def map_error(status: int | None, obj: Any, *, call: _http.Call, headers: Any = None, now: float | None = None,
+              billed_usage: Any = None, fallback_message: str = "") -> ProviderError:
+    """`error.status` (google.rpc code) and details first, then the HTTP status; message
+    matching only for context length (same INVALID_ARGUMENT status as other bad input)."""
+    err = obj.get("error") if isinstance(obj, dict) and isinstance(obj.get("error"), dict) else {}
+    gstatus = err.get("status") if isinstance(err.get("status"), str) else None
+    message = str(err.get("message") or fallback_message or gstatus or "")
+    if status is None and isinstance(err.get("code"), int):
+        status = err["code"]
+    reasons, quota_ids, delay = set(), [], None
+    for d in err.get("details") or []:
+        if not isinstance(d, dict):
+            continue
+        kind = str(d.get("@type", ""))
+        if kind.endswith("ErrorInfo"):
+            reasons.add(d.get("reason"))
+        elif kind.endswith("QuotaFailure"):
+            quota_ids += [str(v.get("quotaId", "")) for v in d.get("violations") or [] if isinstance(v, dict)]
+        elif kind.endswith("RetryInfo"):
+            m = _DELAY.match(str(d.get("retryDelay", "")))
+            delay = float(m.group(1)) if m else None
+    cls = _STATUS.get(gstatus or "") or _http.status_class(status)
+    low = message.lower()
+    if "API_KEY_INVALID" in reasons or "API_KEY_SERVICE_BLOCKED" in reasons:
+        cls = AuthFailed
+    elif cls is RateLimited or status == 429:
+        cls = QuotaExhausted if any("PerDay" in q for q in quota_ids) or "limit: 0," in message else RateLimited
+    elif issubclass(cls, BadRequest) and "token count" in low and "exceeds the maximum" in low:
+        cls = ContextTooLong
+    info = _http.ErrorInfo(status=status, code=gstatus, message=message, raw=obj if err else None)
+    e = _http.make_error(cls, info, call=call, headers=headers, now=now, billed_usage=billed_usage)
+    if cls is RateLimited and delay is not None:
+        e.retry_after = delay
+    elif cls is QuotaExhausted:
+        e.retry_after = seconds_to_pacific_midnight(now if now is not None else __import__("time").time())
+    if e.rate_limits is not None and e.rate_limits.retry_after_s is None and delay is not None:
+        e.rate_limits.retry_after_s = delay
+    return e
+
+
+def _on_error(resp: httpx.Response, raw: bytes, call: _http.Call, now: float) -> ProviderError:
+    obj = _http.parse_error_body(raw, resp.status_code)
+    return map_error(resp.status_code, obj.raw, call=call, headers=resp.headers, now=now,
+                     fallback_message=obj.message)
+
+
+# ------------------------------------------------------------------ provider
+
+
+class GeminiProvider(nat.NativeProvider):
+    """`GeminiProvider(api_key=..., base_url=None, client=None, name="gemini", retry=None)`."""
+
+    vendor = "gemini"
+
+    def __init__(self, *, api_key: str | None = None, base_url: str | None = None,
+                 client: httpx.AsyncClient | None = None, name: str = "gemini", retry: Any = None,
+                 api_version: str = "v1beta", extra_headers: dict[str, str] | None = None,
+                 timeout: float = 600.0, clock: Any = None) -> None:
+        super().__init__(api_key=api_key, client=client, name=name, retry=retry, timeout=timeout, clock=clock)
+        base = (base_url or DEFAULT_BASE).rstrip("/")
+        for suffix in ("/v1beta", "/v1"):
+            if base.endswith(suffix):
+                base, api_version = base[: -len(suffix)], suffix[1:]
+        self.base_url, self.api_version = base, api_version
+        self._extra = dict(extra_headers or {})
+
+    def _headers(self) -> dict[str, str]:
+        h = {"content-type": "application/json", **self._extra}
+        if self._api_key:
+            h["x-goog-api-key"] = self._api_key
+        return h
+
+    def _url(self, model: str, method: str) -> str:
+        model = model.removeprefix("models/")
+        return f"{self.base_url}/{self.api_version}/models/{model}:{method}"
+
+    async def complete(self, req: ChatRequest) -> ChatResponse:
+        body = _http.dumps(build_body(req))
+        call = self._call(req)
+
+        async def attempt() -> ChatResponse:
+            data, rl = await self._post_json(self._url(req.model, "generateContent"), body, self._headers(), call,
+                                             _on_error)
+            if not isinstance(data, dict) or not (data.get("candidates") or data.get("promptFeedback")
+                                                  or data.get("error")):
+                raise MalformedResponse("Gemini response has no candidates", provider=call.provider,
+                                        model=call.model, body=str(data)[:500])
+            state = ChunkState(call)
+            events = state.absorb(data)
+            if not state.done:  # a complete body always has a finishReason; be explicit if not
+                state._finish = "FINISH_REASON_UNSPECIFIED"
+            return self._accumulate(events + state.finish(), req, rl)
+
+        return await self._run(attempt)
+
+    async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
+        body = _http.dumps(build_body(req))
+        call = self._call(req)
+        url = self._url(req.model, "streamGenerateContent") + "?alt=sse"
+
+        def events(resp: httpx.Response) -> AsyncIterator[StreamEvent]:
+            return nat.sse_events(resp, ChunkState(call), call, "Gemini stream ended without a finishReason")
+
+        async for ev in self._stream(url, body, lambda: {**self._headers(), "accept": "text/event-stream"}, call,
+                                     _on_error, events):
+            yield ev
