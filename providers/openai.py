@@ -62,16 +62,18 @@ def map_error(row: VendorRow, info: ErrorInfo, *, call: Call, headers: Mapping[s
     cls: type[E.ProviderError] = _KIND[kind] if kind else _http.status_class(status)
     if status is not None and 200 <= status < 300:
         cls = E.Unavailable  # an error inside a 200 body: unknown code -> fall back, don't crash
-    decided = False
+    decided = None
     for c in (info.code, info.type):
-        k = _code_kind(row, c)
-        if k:
-            cls, decided = _KIND[k], True
+        decided = _code_kind(row, c)
+        if decided:
+            cls = _KIND[decided]
             break
-    if not decided and info.message and not (status is not None and status >= 500):
+    if info.message and not (status is not None and status >= 500):
+        # Last resort. Also used to refine an ambiguous "rate" code into "quota" when the
+        # vendor words a daily window only in the message (Groq "tokens per day (TPD)").
         low = info.message.lower()
         for sub, k in (*row.message_rules, *COMMON_MESSAGE_RULES):
-            if sub in low:
+            if sub in low and (decided is None or (decided == "rate" and k == "quota")):
                 cls = _KIND[k]
                 break
     if info.type == "html":
