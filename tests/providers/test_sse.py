@@ -1,0 +1,60 @@
+"""The one SSE parser (providers/_sse.py): CRLF, split chunks, comments, multi-line data."""
+
+from __future__ import annotations
+
+import pytest
+
+from providers._sse import SSEEvent, aiter_sse, parse_sse_lines
+
+
+async def parse(chunks: list[bytes]) -> list[SSEEvent]:
+    async def gen():
+        for c in chunks:
+            yield c
+    return [e async for e in aiter_sse(gen())]
+
+
+def split_every(data: bytes, n: int) -> list[bytes]:
+    return [data[i:i + n] for i in range(0, len(data), n)]
+
+
+BODY = b'data: {"a":1}\n\n: OPENROUTER PROCESSING\n\nevent: ping\ndata: x\n\ndata: [DONE]\n\n'
+EXPECT = [SSEEvent("message", '{"a":1}'), SSEEvent("ping", "x"), SSEEvent("message", "[DONE]")]
+
+
+@pytest.mark.parametrize("sep", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 1000])
+async def test_line_endings_and_any_split(sep, n):
+    body = BODY.replace(b"\n", sep)
+    assert await parse(split_every(body, n)) == EXPECT
+
+
+async def test_crlf_split_between_cr_and_lf():
+    assert await parse([b"data: a\r", b"\n\r", b"\ndata: b\r\n\r\n"]) == [SSEEvent("message", "a"),
+                                                                         SSEEvent("message", "b")]
+
+
+async def test_comments_only_yield_nothing():
+    assert await parse([b": keep-alive\n\n: OPENROUTER PROCESSING\n\n"]) == []
+
+
+async def test_multiline_data_joined_with_newline():
+    assert await parse([b"data: line1\ndata: line2\ndata:line3\n\n"]) == [SSEEvent("message", "line1\nline2\nline3")]
+
+
+async def test_id_and_event_fields_and_unknown_fields():
+    evs = await parse([b"id: 7\nevent: error\nretry: 100\nfoo: bar\ndata: {}\n\n"])
+    assert evs == [SSEEvent("error", "{}", "7")]
+
+
+async def test_trailing_event_without_blank_line_is_dispatched():
+    assert await parse([b"data: last"]) == [SSEEvent("message", "last")]
+
+
+async def test_utf8_split_inside_a_character():
+    raw = 'data: 你好\n\n'.encode()
+    assert await parse(split_every(raw, 1)) == [SSEEvent("message", "你好")]
+
+
+def test_parse_sse_lines():
+    assert parse_sse_lines(["data: a", "", ": c", "data: b"]) == [SSEEvent("message", "a"), SSEEvent("message", "b")]
