@@ -57,44 +57,12 @@ def _parse_prices(items: list[str]) -> dict[str, Any]:
 
 
 def _direct_providers(vendors: set[str]) -> dict[str, Any]:
-    """Adapters from providers.registry, keys from each vendor's env var."""
+    """Adapters from providers.registry (keys from each vendor's env var, e.g. DEEPSEEK_API_KEY).
+    The adapters' own retries are off: the runner waits on rate limits itself (bounded)."""
     from providers.registry import build_provider
+    from providers.retry import NO_RETRY
 
-    try:
-        from providers.retry import NO_RETRY  # the runner handles rate limits itself
-    except ImportError:
-        NO_RETRY = None
-    from router.errors import ConfigError
-
-    out = {}
-    for v in sorted(vendors):
-        env = _key_env(v)
-        key = os.environ.get(env) if env else None
-        if env and not key:
-            raise ConfigError(f"set {env} (the API key for {v}) or pass --config", key="--models")
-        opts = {"retry": NO_RETRY} if NO_RETRY is not None else {}
-        try:
-            out[v] = build_provider(v, api_key=key, name=v, **opts)
-        except TypeError:
-            out[v] = build_provider(v, api_key=key, name=v)
-    return out
-
-
-def _key_env(vendor: str) -> str | None:
-    try:
-        from providers import registry
-
-        rows = getattr(registry, "VENDORS", {})
-        row = rows.get(vendor) if isinstance(rows, dict) else next((r for r in rows if getattr(r, "name", "") == vendor), None)
-        for attr in ("key_env", "api_key_env", "env_key", "env"):
-            val = getattr(row, attr, None) if row is not None else None
-            if isinstance(val, str):
-                return val
-            if isinstance(val, (list, tuple)) and val:
-                return next((x for x in val if os.environ.get(x)), val[0])
-    except ImportError:
-        pass
-    return f"{vendor.upper().replace('-', '_')}_API_KEY"
+    return {v: build_provider(v, name=v, retry=NO_RETRY) for v in sorted(vendors)}
 
 
 def build_backend(args: argparse.Namespace, suite: Any, models: list[str], judge: str | None) -> Any:
