@@ -1,0 +1,532 @@
+"""Recorded per-prompt x per-model outcomes as numpy matrices (offline routing evaluation).
+
+The generic *long* format has one row per (prompt, model)::
+
+    prompt_id, task, prompt, model, quality, input_tokens, output_tokens, cost_usd[, split]
+
+* ``quality`` in 0..1 (correctness or a judge score);
+* ``cost_usd`` may be absent/empty: it is then computed from the catalog price of the
+  model (``router.catalog`` + ``router.pricing``); a model without a price is an error;
+* token counts may be absent/empty: they are estimated from the prompt text
+  (``router.tokens.estimate_tokens``, or ~4 characters per token without it);
+* ``prompt`` may be empty on later rows of the same ``prompt_id`` (compact files);
+* ``split`` (``train``/``test``) is optional.
+
+CSV, JSONL, optionally gzip-compressed (``.gz``). Loaders also read RouterBench's wide
+CSV and AlpacaEval annotation files. Unknown columns raise `DatasetError`; bad rows are
+skipped and *counted* (``Dataset.skipped``), never silently used.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import gzip
+import io
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Iterator
+
+from router.errors import ConfigError
+
+__all__ = [
+    "LONG_COLUMNS",
+    "TASK_KIND_MAP",
+    "MODEL_ID_MAP",
+    "DatasetError",
+    "Dataset",
+    "load",
+    "load_long",
+    "load_routerbench",
+    "load_alpacaeval",
+    "load_shipped",
+    "shipped_path",
+    "split",
+    "task_kind",
+    "estimate_tokens",
+    "from_long_rows",
+]
+
+LONG_COLUMNS = ("prompt_id", "task", "prompt", "model", "quality", "input_tokens", "output_tokens", "cost_usd", "split")
+_REQUIRED = ("prompt_id", "model", "quality")
+
+# RouterBench / AlpacaEval sub-dataset -> router task kind (router.types.TASK_KINDS).
+TASK_KIND_MAP: dict[str, str] = {
+    "arc-challenge": "reasoning",
+    "winogrande": "reasoning",
+    "mmlu": "reasoning",
+    "hellaswag": "reasoning",
+    "mbpp": "code",
+    "gsm8k": "math",
+    "mt-bench": "chat",
+    "alpacaeval": "chat",
+}
+
+# Dataset model names -> catalog ids ("provider:model"), where a catalog entry can exist.
+MODEL_ID_MAP: dict[str, str] = {
+    "gpt-4-1106-preview": "openai:gpt-4-1106-preview",
+    "gpt-3.5-turbo-1106": "openai:gpt-3.5-turbo-1106",
+    "claude-instant-v1": "anthropic:claude-instant-1.2",
+    "claude-v1": "anthropic:claude-1.3",
+    "claude-v2": "anthropic:claude-2.0",
+    "mistralai/mistral-7b-chat": "mistral:open-mistral-7b",
+    "mistralai/mixtral-8x7b-chat": "mistral:open-mixtral-8x7b",
+    "meta/llama-2-70b-chat": "together:meta-llama/Llama-2-70b-chat-hf",
+    "meta/code-llama-instruct-34b-chat": "together:codellama/CodeLlama-34b-Instruct-hf",
+    "zero-one-ai/Yi-34B-Chat": "together:zero-one-ai/Yi-34B-Chat",
+    "WizardLM/WizardLM-13B-V1.2": "together:WizardLM/WizardLM-13B-V1.2",
+    # AlpacaEval names
+    "gpt4_1106_preview": "openai:gpt-4-1106-preview",
+    "gpt-3.5-turbo-0301": "openai:gpt-3.5-turbo-0301",
+    "Mixtral-8x7B-Instruct-v0.1": "mistral:open-mixtral-8x7b",
+    "Mistral-7B-Instruct-v0.2": "mistral:open-mistral-7b",
+    "gemini-pro": "gemini:gemini-pro",
+    "claude-2": "anthropic:claude-2.0",
+    "claude-2.1": "anthropic:claude-2.1",
+    "claude-instant-1.2": "anthropic:claude-instant-1.2",
+}
+
+
+class DatasetError(ConfigError):
+    """A dataset file that cannot be used as is (names file, line and column)."""
+
+
+def task_kind(task: str) -> str:
+    """Router task kind of a dataset task name (unknown names map to ``chat``)."""
+    t = task.lower()
+    if t in TASK_KIND_MAP:
+        return TASK_KIND_MAP[t]
+    from router.types import TASK_KINDS
+
+    return t if t in TASK_KINDS else "chat"
+
+
+def estimate_tokens(text: str) -> int:
+    """Token estimate: `router.tokens.estimate_tokens` when available, else ~4 chars/token."""
+    try:
+        from router.tokens import estimate_tokens as _est
+    except ImportError:
+        return max(1, math.ceil(len(text) / 4))
+    return int(_est(text))
+
+
+@dataclass
+class Dataset:
+    """Outcomes as matrices: rows = prompts, columns = models (float64; ints for tokens)."""
+
+    name: str
+    prompt_ids: list[str]
+    prompts: list[str]
+    tasks: Any  # np.ndarray[str] (P,)
+    models: list[str]
+    quality: Any  # (P, M) float
+    cost_usd: Any  # (P, M) float
+    input_tokens: Any  # (P, M) int
+    output_tokens: Any  # (P, M) int
+    split: Any = None  # np.ndarray[str] (P,) or None
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+    @property
+    def n_prompts(self) -> int:
+        return len(self.prompt_ids)
+
+    @property
+    def n_models(self) -> int:
+        return len(self.models)
+
+    def task_kinds(self) -> list[str]:
+        return [task_kind(t) for t in self.tasks]
+
+    def subset(self, idx: Any) -> "Dataset":
+        import numpy as np
+
+        idx = np.asarray(idx)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        return replace(
+            self,
+            prompt_ids=[self.prompt_ids[i] for i in idx],
+            prompts=[self.prompts[i] for i in idx],
+            tasks=self.tasks[idx],
+            quality=self.quality[idx],
+            cost_usd=self.cost_usd[idx],
+            input_tokens=self.input_tokens[idx],
+            output_tokens=self.output_tokens[idx],
+            split=None if self.split is None else self.split[idx],
+            skipped=dict(self.skipped),
+        )
+
+    def select_models(self, models: Iterable[str]) -> "Dataset":
+        want = list(models)
+        missing = [m for m in want if m not in self.models]
+        if missing:
+            raise DatasetError(f"models not in dataset {self.name}: {missing}; have {self.models}")
+        j = [self.models.index(m) for m in want]
+        return replace(
+            self,
+            models=want,
+            quality=self.quality[:, j],
+            cost_usd=self.cost_usd[:, j],
+            input_tokens=self.input_tokens[:, j],
+            output_tokens=self.output_tokens[:, j],
+        )
+
+    def summary(self) -> str:
+        sk = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items())) or "none"
+        return f"{self.name}: {self.n_prompts} prompts x {self.n_models} models, tasks {sorted(set(self.tasks))}; skipped {sk}"
+
+
+# ------------------------------------------------------------------ file reading
+
+
+def _open_text(path: str) -> io.TextIOBase:
+    if path.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _iter_rows(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row dict) for CSV or JSONL (by extension, .gz allowed)."""
+    base = path[:-3] if path.endswith(".gz") else path
+    with _open_text(path) as fh:
+        if base.endswith((".jsonl", ".ndjson", ".json")):
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    yield n, {"__error__": f"invalid JSON: {e.msg}"}
+                    continue
+                yield n, obj if isinstance(obj, dict) else {"__error__": "row is not a JSON object"}
+        else:
+            csv.field_size_limit(1 << 30)
+            reader = csv.DictReader(fh)
+            for row in reader:
+                yield reader.line_num, row
+
+
+def _num(v: Any) -> float | None:
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return None
+    x = float(v)
+    if math.isnan(x):
+        return None
+    return x
+
+
+def _price_cost(model: str, input_tokens: int, output_tokens: int, cache: dict[str, Any]) -> float:
+    """USD cost from the catalog price (lazy import; clear error when the model has none)."""
+    if model not in cache:
+        try:
+            from router.catalog import load_catalog
+            from router.pricing import estimate_cost_usd
+        except ImportError as e:  # pragma: no cover - depends on the build
+            raise DatasetError(
+                f"cost_usd is missing for model {model!r} and the price catalog is not available ({e})", key="cost_usd"
+            ) from e
+        if "__catalog__" not in cache:
+            cache["__catalog__"] = load_catalog()
+        try:
+            card = cache["__catalog__"].get(MODEL_ID_MAP.get(model, model))
+        except Exception as e:
+            raise DatasetError(f"cost_usd is missing and model {model!r} is not in the catalog", key="cost_usd") from e
+        if card.price is None:
+            raise DatasetError(f"cost_usd is missing and catalog model {card.id!r} has no price", key="cost_usd")
+        cache[model] = (card.price, estimate_cost_usd)
+    price, fn = cache[model]
+    return float(fn(price, input_tokens, output_tokens))
+
+
+def load_long(path: str, *, name: str | None = None) -> "Dataset":
+    """Load the generic long format (CSV/JSONL, optionally .gz)."""
+    return from_long_rows(_iter_rows(path), source=path, name=name or os.path.basename(path))
+
+
+def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = "<rows>", name: str = "dataset") -> "Dataset":
+    """Build a Dataset from (line, row-dict) pairs in the long format."""
+    skipped: Counter[str] = Counter()
+    cells: dict[tuple[str, str], tuple[float, int | None, int | None, float | None]] = {}
+    prompt_text: dict[str, str] = {}
+    prompt_task: dict[str, str] = {}
+    prompt_split: dict[str, str] = {}
+    order: dict[str, None] = {}
+    models: dict[str, None] = {}
+    checked = False
+    for line, row in rows:
+        if "__error__" in row:
+            skipped["unparseable row"] += 1
+            continue
+        if not checked:
+            unknown = sorted(set(row) - set(LONG_COLUMNS))
+            if unknown:
+                raise DatasetError(f"unknown columns {unknown}; expected {list(LONG_COLUMNS)}", file=source, line=line, key=unknown[0])
+            missing = [c for c in _REQUIRED if c not in row]
+            if missing:
+                raise DatasetError(f"missing required columns {missing}", file=source, line=line, key=missing[0])
+            checked = True
+        pid, model = str(row.get("prompt_id") or "").strip(), str(row.get("model") or "").strip()
+        if not pid or not model:
+            skipped["missing prompt_id or model"] += 1
+            continue
+        try:
+            q = _num(row.get("quality"))
+            it, ot, c = _num(row.get("input_tokens")), _num(row.get("output_tokens")), _num(row.get("cost_usd"))
+        except (TypeError, ValueError):
+            skipped["non-numeric value"] += 1
+            continue
+        if q is None or not 0.0 <= q <= 1.0:
+            skipped["quality missing or outside 0..1"] += 1
+            continue
+        if any(v is not None and v < 0 for v in (it, ot, c)):
+            skipped["negative tokens or cost"] += 1
+            continue
+        if (pid, model) in cells:
+            skipped["duplicate (prompt_id, model)"] += 1
+            continue
+        cells[(pid, model)] = (q, None if it is None else int(it), None if ot is None else int(ot), c)
+        order.setdefault(pid, None)
+        models.setdefault(model, None)
+        text = str(row.get("prompt") or "")
+        if text and pid not in prompt_text:
+            prompt_text[pid] = text
+        prompt_task.setdefault(pid, str(row.get("task") or "default"))
+        if row.get("split"):
+            prompt_split.setdefault(pid, str(row["split"]).strip().lower())
+    return _assemble(name, source, list(order), list(models), cells, prompt_text, prompt_task, prompt_split, skipped)
+
+
+def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped) -> "Dataset":  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    if not pids:
+        raise DatasetError(f"no usable rows (skipped: {dict(skipped)})", file=source)
+    keep = []
+    for pid in pids:
+        if all((pid, m) in cells for m in models):
+            keep.append(pid)
+        else:
+            skipped["prompt lacks some models (incomplete row set)"] += 1
+    if not keep:
+        raise DatasetError("no prompt has an outcome for every model", file=source)
+    P, M = len(keep), len(models)
+    q = np.zeros((P, M))
+    c = np.zeros((P, M))
+    it = np.zeros((P, M), dtype=np.int64)
+    ot = np.zeros((P, M), dtype=np.int64)
+    price_cache: dict[str, Any] = {}
+    for i, pid in enumerate(keep):
+        text = texts.get(pid, "")
+        est_in = None
+        for j, m in enumerate(models):
+            qq, ti, to, cc = cells[(pid, m)]
+            if ti is None:
+                est_in = est_in if est_in is not None else estimate_tokens(text)
+                ti = est_in
+            to = 1 if to is None else to
+            if cc is None:
+                cc = _price_cost(m, ti, to, price_cache)
+            q[i, j], it[i, j], ot[i, j], c[i, j] = qq, ti, to, cc
+    split_arr = None
+    if splits:
+        split_arr = np.array([splits.get(p, "") for p in keep])
+        bad = sorted(set(split_arr) - {"train", "test"})
+        if bad:
+            raise DatasetError(f"split values must be 'train' or 'test', got {bad}", file=source, key="split")
+    return Dataset(
+        name=name,
+        prompt_ids=keep,
+        prompts=[texts.get(p, "") for p in keep],
+        tasks=np.array([tasks[p] for p in keep]),
+        models=models,
+        quality=q,
+        cost_usd=c,
+        input_tokens=it,
+        output_tokens=ot,
+        split=split_arr,
+        skipped=dict(skipped),
+    )
+
+
+# ------------------------------------------------------------------ RouterBench wide CSV
+
+
+def _routerbench_files(path: str) -> list[str]:
+    if os.path.isdir(path):
+        sub = os.path.join(path, "routerbench_zs")
+        d = sub if os.path.isdir(sub) else path
+        files = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith((".csv", ".csv.gz")))
+        if not files:
+            raise DatasetError("no RouterBench CSV files in directory", file=path)
+        return files
+    return [path]
+
+
+def iter_routerbench(path: str, *, responses: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Long rows from RouterBench's wide CSV(s) (a file or the routerbench-subset directory).
+
+    With ``responses=True`` each row also carries ``response`` (the model's answer text)
+    so a derivation script can estimate output tokens. Defective rows (NaN quality,
+    2-element prompts) are yielded as errors and counted by the caller.
+    """
+    for f in _routerbench_files(path):
+        base = os.path.basename(f)
+        split_name = "test" if "_test" in base else "train" if "_train" in base else ""
+        csv.field_size_limit(1 << 30)
+        with _open_text(f) as fh:
+            reader = csv.DictReader(fh)
+            cols = reader.fieldnames or []
+            for need in ("sample_id", "prompt", "eval_name"):
+                if need not in cols:
+                    raise DatasetError("not a RouterBench wide CSV", file=f, line=1, key=need)
+            models = [c for c in cols if c and "|" not in c and c not in ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to", "Unnamed: 0")]
+            for row in reader:
+                line = reader.line_num
+                try:
+                    parts = ast.literal_eval(row["prompt"])
+                except (ValueError, SyntaxError):
+                    yield line, {"__error__": "unparseable prompt literal"}
+                    continue
+                if not isinstance(parts, list) or len(parts) != 1:
+                    yield line, {"__error__": "defective prompt (not exactly one part)"}
+                    continue
+                text = "\n".join(str(p) for p in parts)
+                # `Unnamed: 0` (blank header) is the row index in RouterBench's source file: unique.
+                pid = f"{row['eval_name']}#{row.get('') or row.get('Unnamed: 0') or line}"
+                for m in models:
+                    out = {
+                        "prompt_id": pid,
+                        "task": row["eval_name"],
+                        "prompt": text,
+                        "model": m,
+                        "quality": row[m],
+                        "cost_usd": row.get(f"{m}|total_cost", ""),
+                        "split": split_name,
+                    }
+                    if responses:
+                        out["response"] = row.get(f"{m}|model_response", "")
+                    yield line, out
+
+
+def load_routerbench(path: str, *, name: str | None = None) -> "Dataset":
+    """Load RouterBench's wide CSV (file or directory of them); tokens are estimated
+    from the prompt (input) and set to 1 (output: responses are not parsed here)."""
+    return from_long_rows(iter_routerbench(path), source=path, name=name or "routerbench:" + os.path.basename(path.rstrip("/")))
+
+
+# ------------------------------------------------------------------ AlpacaEval annotations
+
+
+def _alpaca_files(path: str) -> list[str]:
+    if os.path.isfile(path):
+        return [path]
+    root = os.path.join(path, "results") if os.path.isdir(os.path.join(path, "results")) else path
+    found = []
+    for dirpath, _dirs, files in os.walk(root):
+        found += [os.path.join(dirpath, f) for f in files if f == "annotations.json"]
+    if not found:
+        raise DatasetError("no AlpacaEval annotations.json files found", file=path)
+    return sorted(found)
+
+
+def load_alpacaeval(path: str, *, name: str | None = None) -> "Dataset":
+    """AlpacaEval annotations: quality = preference - 1 vs the GPT-4-Turbo reference.
+
+    Prompts are joined on the instruction text. ``cost_usd`` is not recorded for the
+    evaluated models, so it comes from the catalog prices (error if a model has none).
+    Token counts are estimated from the instruction and the output text.
+    """
+    import hashlib
+
+    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+        for f in _alpaca_files(path):
+            with open(f, encoding="utf-8") as fh:
+                try:
+                    items = json.load(fh)
+                except json.JSONDecodeError as e:
+                    raise DatasetError(f"invalid JSON: {e.msg}", file=f, line=e.lineno) from e
+            if not isinstance(items, list):
+                raise DatasetError("expected a JSON list of annotations", file=f)
+            for n, it in enumerate(items, 1):
+                if not isinstance(it, dict) or "instruction" not in it or "generator_2" not in it:
+                    yield n, {"__error__": "annotation without instruction/generator_2"}
+                    continue
+                pref = it.get("preference")
+                if pref is None:
+                    yield n, {"__error__": "annotation without preference"}
+                    continue
+                instr = str(it["instruction"])
+                yield n, {
+                    "prompt_id": hashlib.sha1(instr.encode()).hexdigest()[:16],
+                    "task": "alpacaeval",
+                    "prompt": instr,
+                    "model": str(it["generator_2"]),
+                    "quality": float(pref) - 1.0,
+                    "input_tokens": estimate_tokens(instr),
+                    "output_tokens": estimate_tokens(str(it.get("output_2") or "")),
+                }
+
+    return from_long_rows(rows(), source=path, name=name or "alpacaeval")
+
+
+# ------------------------------------------------------------------ dispatch, shipped data, split
+
+
+def shipped_path() -> str:
+    return os.path.join(os.path.dirname(__file__), "data", "routerbench_compact.csv.gz")
+
+
+def load_shipped() -> "Dataset":
+    """The compact RouterBench-derived dataset shipped with the project (no responses)."""
+    return load_long(shipped_path(), name="routerbench-compact (shipped)")
+
+
+def load(path: str | None = None, fmt: str | None = None) -> "Dataset":
+    """Load by format (``long``, ``routerbench``, ``alpacaeval``) or guess from the path."""
+    if path is None:
+        return load_shipped()
+    if not os.path.exists(path):
+        raise DatasetError("dataset path does not exist", file=path)
+    if fmt is None:
+        if os.path.isdir(path):
+            fmt = "alpacaeval" if (os.path.isdir(os.path.join(path, "results")) or "alpaca" in path.lower()) else "routerbench"
+        elif os.path.basename(path) == "annotations.json":
+            fmt = "alpacaeval"
+        else:
+            fmt = "long"
+            if path.endswith((".csv", ".csv.gz")):
+                with _open_text(path) as fh:
+                    header = fh.readline()
+                if "eval_name" in header and "sample_id" in header:
+                    fmt = "routerbench"
+    if fmt == "long":
+        return load_long(path)
+    if fmt == "routerbench":
+        return load_routerbench(path)
+    if fmt == "alpacaeval":
+        return load_alpacaeval(path)
+    raise DatasetError(f"unknown dataset format {fmt!r} (long, routerbench, alpacaeval)", file=path)
+
+
+def split(ds: "Dataset", test_fraction: float | None = None, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+    """(train, test). ``test_fraction=None`` uses the recorded ``split`` column when the
+    dataset has one (else 0.3); otherwise a random split stratified by task."""
+    import numpy as np
+
+    if test_fraction is None and ds.split is not None and (ds.split == "test").any() and (ds.split == "train").any():
+        return ds.subset(ds.split == "train"), ds.subset(ds.split == "test")
+    frac = 0.3 if test_fraction is None else float(test_fraction)
+    if not 0.0 < frac < 1.0:
+        raise DatasetError(f"test fraction must be in (0, 1), got {frac}")
+    rng = np.random.default_rng(seed)
+    test = np.zeros(ds.n_prompts, dtype=bool)
+    for t in sorted(set(ds.tasks)):
+        idx = np.flatnonzero(ds.tasks == t)
+        k = int(round(len(idx) * frac))
+        if len(idx) >= 2:
+            k = min(max(k, 1), len(idx) - 1)
+        test[rng.permutation(idx)[:k]] = True
+    return ds.subset(~test), ds.subset(test)
