@@ -126,8 +126,13 @@ class Ledger:
         self.default_ttl_s = default_ttl_s
         self.default_exhaust_s = default_exhaust_s
         self.pools: dict[str, _Pool] = {}
+        self.templates: list[PoolSpec] = []  # per_model pools, instantiated per model on first use
         for p in pools:
-            if p.enabled:
+            if not p.enabled:
+                continue
+            if p.per_model:
+                self.templates.append(p)
+            else:
                 self.pools[p.id] = self._compile(p)
         self.budgets = [
             _Budget(b, None if b.period == "total" else Window(b.period, "calendar", b.tz), to_nano(b.limit_usd))
@@ -153,7 +158,13 @@ class Ledger:
     def pools_for(self, model_id: str) -> list[_Pool]:
         ps = self._by_model.get(model_id)
         if ps is None:
-            ps = self._by_model[model_id] = [p for p in self.pools.values() if p.spec.applies_to(model_id)]
+            ps = [p for p in self.pools.values() if p.spec.applies_to(model_id) and not p.spec.per_model]
+            for t in self.templates:
+                if t.applies_to(model_id):
+                    inst = self._compile(t.model_copy(update={"id": f"{t.id}@{model_id}", "models": (model_id,)}))
+                    self.pools[inst.id] = inst
+                    ps.append(inst)
+            self._by_model[model_id] = ps
         return ps
 
     def track(self, model_ids: Iterable[str]) -> None:
@@ -163,7 +174,8 @@ class Ledger:
     # ------------------------------------------------------------------ reserve
     def _pool_checks(self, p: _Pool, ts: float, tokens: int, t_in: int, t_out: int, cost: int,
                      checks: list[Check], meta: list[tuple[str, Any]]) -> None:
-        checks.append(Check((p.key("x"),), p.key("x"), 0, 0, ts + 1))
+        # flags hold their end time in ms: "used + 0 > now_ms" means still flagged
+        checks.append(Check((p.key("x"),), p.key("x"), 0, int(ts * 1000), ts + 1))
         meta.append(("flag", p))
         for w in p.wins:
             s = w.window.slot(ts)
@@ -223,7 +235,7 @@ class Ledger:
             checks: list[Check] = []
             meta: list[tuple[str, Any]] = []
             for k in (f"cd|{model_id}", f"xm|{model_id}"):
-                checks.append(Check((k,), k, 0, 0, ts + 1))
+                checks.append(Check((k,), k, 0, int(ts * 1000), ts + 1))
                 meta.append(("mflag", k))
             for p in block:
                 self._pool_checks(p, ts, tokens, t_in, t_out, call_cost, checks, meta)

@@ -125,6 +125,7 @@ class PoolSpec(_Spec):
     limits: tuple[WindowSpec, ...] = ()
     grant: GrantSpec | None = None
     credit_usd: Decimal | None = Field(default=None, ge=0)  # prepaid balance (paid, blocks when empty)
+    per_model: bool = False  # True: every matching model gets its own copy ("<id>@<model>")
     source: str | None = None
     as_of: str | None = None
     enabled: bool = True
@@ -140,8 +141,8 @@ class PoolSpec(_Spec):
     def _applies_somewhere(self) -> "PoolSpec":
         if not self.models and not self.provider:
             raise ValueError("a pool needs `models` (globs) or `provider`")
-        if not self.limits and self.grant is None and self.credit_usd is None:
-            raise ValueError("a pool needs `limits`, a `grant` or `credit_usd`")
+        if not self.limits and self.grant is None and self.credit_usd is None and not self.free:
+            raise ValueError("a pool needs `limits`, a `grant` or `credit_usd` (or `free: true` for unmetered free models)")
         if self.grant is not None and self.credit_usd is not None:
             raise ValueError("a pool is either a grant or a credit balance, not both")
         return self
@@ -199,13 +200,13 @@ class BudgetSpec(_Spec):
         return val is not None and fnmatch.fnmatchcase(str(val), self.match)
 
 
-def merge_pools(defaults: list[PoolSpec], overrides: list[PoolSpec]) -> list[PoolSpec]:
+def merge_pools(defaults: list[PoolSpec], overrides: list[PoolSpec], *, keep_disabled: bool = False) -> list[PoolSpec]:
     """Config pools replace catalog default pools with the same id; others are added.
     A config pool `{id: X, enabled: false, ...}` switches default X off."""
     by_id = {p.id: p for p in defaults}
     for p in overrides:
         by_id[p.id] = p
-    return [p for p in by_id.values() if p.enabled]
+    return [p for p in by_id.values() if p.enabled or keep_disabled]
 
 
 def _line_of(data: Any, section: str, index: int | None) -> int | None:
@@ -252,12 +253,32 @@ def _parse_list(data: dict[str, Any], section: str, model: type[BaseModel], file
     return out
 
 
-def load_quota_config(data: dict[str, Any], *, file: str) -> tuple[list[PoolSpec], list[BudgetSpec]]:
+def load_quota_config(
+    data: dict[str, Any], *, file: str, include_defaults: bool = True, keep_disabled: bool = False
+) -> tuple[list[PoolSpec], list[BudgetSpec]]:
     """Validate the `quotas:` and `budgets:` sections of a config mapping.
 
-    Returns the config pools (not yet merged with catalog defaults: see
-    `merge_pools` / `router.quota.defaults.default_pools`) and budgets.
+    With `include_defaults` (the default) the catalog free tiers
+    (router/quota/data/free_tiers.yaml) come first; a config entry whose `id`
+    names a default is merged key by key over it (so `{id: deepseek-new-user-grant,
+    enabled: true, grant: {tokens: 5000000, expires: 2026-12-31}}` is enough).
+    Disabled pools are dropped unless `keep_disabled`.
     """
     if not isinstance(data, dict):
         raise ConfigError("config must be a mapping", file=file)
-    return _parse_list(data, "quotas", PoolSpec, file), _parse_list(data, "budgets", BudgetSpec, file)
+    raw = data.get("quotas")
+    defaults: list[PoolSpec] = []
+    if include_defaults:
+        from router.quota.defaults import default_pool_rows, default_pools
+
+        by_id = {r["id"]: r for r in default_pool_rows()}
+        if isinstance(raw, list):
+            merged = []
+            for item in raw:
+                if isinstance(item, dict) and item.get("id") in by_id:
+                    item = {**by_id[item["id"]], **item}
+                merged.append(item)
+            data = {**data, "quotas": merged}
+        defaults = default_pools(include_disabled=True)
+    pools = merge_pools(defaults, _parse_list(data, "quotas", PoolSpec, file), keep_disabled=keep_disabled)
+    return pools, _parse_list(data, "budgets", BudgetSpec, file)

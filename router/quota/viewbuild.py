@@ -33,6 +33,12 @@ async def build_view(ledger: "Ledger", now: datetime, models: Iterable[str] = ()
             idx[k] = len(keys)
             keys.append(k)
 
+    model_set = set(ledger.known_models) | set(models)
+    for p in list(ledger.pools.values()) + list(ledger.templates):
+        spec = getattr(p, "spec", p)
+        model_set.update(m for m in spec.models if not any(c in m for c in "*?["))
+    for m in model_set:
+        ledger.pools_for(m)  # instantiates per-model pools
     spans: dict[tuple[str, int, str], list[str]] = {}
     for p in ledger.pools.values():
         want(p.key("x"))
@@ -54,9 +60,6 @@ async def build_view(ledger: "Ledger", now: datetime, models: Iterable[str] = ()
         bkeys.append(k)
         want(k)
         want(k + HOLD_SUFFIX)
-    model_set = set(ledger.known_models) | set(models)
-    for p in ledger.pools.values():
-        model_set.update(m for m in p.spec.models if not any(c in m for c in "*?["))
     for m in model_set:
         want(f"cd|{m}")
         want(f"xm|{m}")
