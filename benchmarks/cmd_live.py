@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT",
                    help="USD per 1M input,output tokens for a model the catalog lacks (repeatable)")
     p.add_argument("--max-wait", type=float, default=60.0, help="cap on one rate-limit wait in seconds (default 60)")
+    p.add_argument("--no-ledger", action="store_true",
+                   help="without --config: do not apply the catalog's default free tiers (bill everything at list price)")
     p.add_argument("--no-stream", action="store_true", help="use non-streaming calls (no TTFT)")
     p.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
@@ -92,8 +94,15 @@ def build_backend(args: argparse.Namespace, suite: Any, models: list[str], judge
             prices = {}
         return RouterBackend(router, prices, stream=not args.no_stream)
     prices = resolve_prices(everyone, overrides)
+    ledger = None
+    if not args.no_ledger:  # the catalog's default free tiers, in memory for this run
+        from router.quota.defaults import default_pools
+        from router.quota.ledger import Ledger
+        from router.quota.memory_store import MemoryStore
+
+        ledger = Ledger(MemoryStore(), default_pools())
     return DirectBackend(_direct_providers({m.partition(":")[0] for m in everyone}), prices,
-                         stream=not args.no_stream)
+                         stream=not args.no_stream, ledger=ledger)
 
 
 class _Progress:

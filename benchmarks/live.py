@@ -11,6 +11,7 @@ QuotaExhausted, a hard budget cap checked BEFORE each call (worst-case estimate
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,8 +47,9 @@ class CallOutcome:
 
 
 class Backend(Protocol):
-    def estimate_usd(self, model_id: str, req: ChatRequest) -> Decimal:
-        """Worst-case cost of this call (max_tokens of output), 0 when a free pool covers it."""
+    def estimate_usd(self, model_id: str, req: ChatRequest) -> Decimal | Awaitable[Decimal]:
+        """Worst-case cost of this call (max_tokens of output), 0 when a free pool covers it
+        (may be async: the runner awaits it BEFORE its check-and-reserve step)."""
         ...
 
     async def call(self, model_id: str, req: ChatRequest) -> CallOutcome: ...
@@ -170,13 +172,19 @@ class LiveRunner:
 
         await asyncio.gather(*(worker() for _ in range(max(1, self.opt.concurrency))))
 
-    def _estimate(self, model: str, item: SuiteItem, req: ChatRequest) -> Decimal:
+    async def _estimate_one(self, model: str, req: ChatRequest) -> Decimal:
         est = self.backend.estimate_usd(model, req)
+        if inspect.isawaitable(est):
+            est = await est
+        return Decimal(est)
+
+    async def _estimate(self, model: str, item: SuiteItem, req: ChatRequest) -> Decimal:
+        est = await self._estimate_one(model, req)
         if item.scorer["type"] == "judge":
             jm = item.scorer.get("model") or self.judge_model
             if jm:
                 jreq = judge_request(item, "x" * (4 * item.max_tokens), self.judge_rubric or "", 300)
-                est += self.backend.estimate_usd(jm, jreq)
+                est += await self._estimate_one(jm, jreq)
         return est
 
     async def _one(self, st: ModelState, item: SuiteItem, rep: int) -> None:
@@ -189,9 +197,10 @@ class LiveRunner:
             await self._score(item, cached)  # the answer is paid for: only re-score it
             self._finish(cached)
             return
-        est = self._estimate(model, item, req)
+        est = await self._estimate(model, item, req)
         # Check and reserve without an await in between: the cap cannot be overrun by racing workers.
-        if self.opt.budget_usd is not None and self.spent + self.in_flight + est > self.opt.budget_usd:
+        if self.budget_stop or (self.opt.budget_usd is not None
+                                 and self.spent + self.in_flight + est > self.opt.budget_usd):
             if not self.budget_stop:
                 self.budget_stop = (
                     f"budget cap ${self.opt.budget_usd} reached: spent ${self.spent:.6f} + in flight "

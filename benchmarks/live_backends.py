@@ -13,12 +13,13 @@ Both stream when they can, to measure time to first token.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 from benchmarks.live import CallOutcome
-from router.errors import ConfigError, UnknownModel, UnknownPrice
+from router.errors import ConfigError, ProviderError, QuotaExhausted, RateLimited, UnknownModel, UnknownPrice
 from router.types import ChatRequest, Usage, accumulate
 
 __all__ = ["SimplePrice", "DirectBackend", "RouterBackend", "price_cost", "estimate_usd", "request_tokens",
@@ -97,14 +98,25 @@ async def _consume(stream: Any, clock: Callable[[], float], t0: float) -> tuple[
     return events, ttft
 
 
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 class DirectBackend:
-    """Calls providers directly: `providers[provider_name]` answers `provider:model`."""
+    """Calls providers directly: `providers[provider_name]` answers `provider:model`.
+
+    With a `ledger` (router.quota.ledger.Ledger) every call is reserved first and
+    committed with its usage, so free pools are used first and billed $0, blocked
+    pools stop the model (QuotaExhausted), and 429s/quota errors teach the ledger.
+    """
 
     def __init__(self, providers: Mapping[str, Any], prices: Mapping[str, Any], *, stream: bool = True,
-                 clock: Callable[[], float] = time.monotonic, free_models: Mapping[str, int] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, free_models: Mapping[str, int] | None = None,
+                 ledger: Any = None, now: Callable[[], datetime] = _utcnow) -> None:
         self.providers, self.prices, self.stream, self.clock = dict(providers), dict(prices), stream, clock
-        # model -> free calls left (a simple free-quota counter when no ledger is configured)
+        # model -> free calls left (a simple free-quota counter for tests/fakes without a ledger)
         self.free_left = dict(free_models or {})
+        self.ledger, self.now = ledger, now
 
     def _split(self, model_id: str) -> tuple[Any, str]:
         prov, _, model = model_id.partition(":")
@@ -117,13 +129,58 @@ class DirectBackend:
             raise UnknownPrice(f"no price for {model_id}")
         return self.prices[model_id]
 
-    def estimate_usd(self, model_id: str, req: ChatRequest) -> Decimal:
+    async def estimate_usd(self, model_id: str, req: ChatRequest) -> Decimal:
         if self.free_left.get(model_id, 0) > 0:
             return Decimal(0)
-        return estimate_usd(self._price(model_id), request_tokens(req), req.max_tokens or 4096)
+        tokens = request_tokens(req)
+        if self.ledger is not None:
+            now = self.now()
+            view = await self.ledger.view(now, [model_id])
+            if view.free_pool(model_id, now, tokens + (req.max_tokens or 4096)) is not None:
+                return Decimal(0)
+        return estimate_usd(self._price(model_id), tokens, req.max_tokens or 4096)
 
     async def call(self, model_id: str, req: ChatRequest) -> CallOutcome:
         prov, model = self._split(model_id)
+        if self.ledger is None:
+            return await self._call(prov, model_id, model, req, None)
+        from router.quota.ledger import PoolUnavailable
+
+        tokens_in = request_tokens(req)
+        out_max = req.max_tokens or 4096
+        now = self.now()
+        try:
+            res = await self.ledger.reserve(
+                model_id, provider=model_id.partition(":")[0], tokens=tokens_in + out_max, input_tokens=tokens_in,
+                cost_usd=estimate_usd(self._price(model_id), tokens_in, out_max), now=now)
+        except PoolUnavailable as e:
+            wait = (e.resets_at - now).total_seconds() if e.resets_at else None
+            if e.reason in ("cooldown", "requests", "tokens") and wait is not None and wait <= 120:
+                raise RateLimited(f"ledger: {e}", provider=model_id, retry_after=max(0.0, wait)) from e
+            raise QuotaExhausted(f"ledger: {e}", provider=model_id) from e
+        try:
+            out = await self._call(prov, model_id, model, req, res)
+        except QuotaExhausted:
+            await self.ledger.release(res, self.now())
+            await self.ledger.mark_exhausted(model_id, self.now())
+            raise
+        except RateLimited as e:
+            await self.ledger.release(res, self.now())
+            await self.ledger.cooldown(model_id, e.retry_after or 1.0, self.now())
+            raise
+        except ProviderError as e:
+            if e.billed_usage is not None:  # the vendor billed a partial answer: record it
+                await self.ledger.commit(res, e.billed_usage, price_cost(self._price(model_id), e.billed_usage),
+                                         self.now())
+            else:
+                await self.ledger.release(res, self.now())
+            raise
+        except BaseException:
+            await self.ledger.release(res, self.now())
+            raise
+        return out
+
+    async def _call(self, prov: Any, model_id: str, model: str, req: ChatRequest, res: Any) -> CallOutcome:
         req = req.model_copy(update={"model": model})
         t0 = self.clock()
         if self.stream:
@@ -133,16 +190,25 @@ class DirectBackend:
             resp, ttft = await prov.complete(req), None
         latency = self.clock() - t0
         list_cost = price_cost(self._price(model_id), resp.usage)
+        note = "" if resp.usage_reported else "vendor reported no usage: tokens/cost are 0 (unknown)"
+        if res is not None:
+            st = await self.ledger.commit(res, resp.usage, list_cost, self.now())
+            rl = resp.rate_limits or getattr(prov, "last_rate_limits", None)
+            if rl is not None and not rl.is_empty():
+                await self.ledger.observe(model_id, rl, self.now())
+            return CallOutcome(response=resp, cost_usd=st.billed_usd, free_quota=st.free_pool is not None,
+                               ttft_s=ttft, latency_s=latency, note=note, list_cost_usd=list_cost)
         free = self.free_left.get(model_id, 0) > 0
         if free:
             self.free_left[model_id] -= 1
-        note = "" if resp.usage_reported else "vendor reported no usage: tokens/cost are 0 (unknown)"
         return CallOutcome(response=resp, cost_usd=Decimal(0) if free else list_cost, free_quota=free,
                            ttft_s=ttft, latency_s=latency, note=note, list_cost_usd=list_cost)
 
     async def aclose(self) -> None:
         for p in self.providers.values():
             await p.aclose()
+        if self.ledger is not None and hasattr(self.ledger, "aclose"):
+            await self.ledger.aclose()
 
 
 class RouterBackend:

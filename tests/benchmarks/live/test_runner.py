@@ -151,3 +151,38 @@ async def test_judge_cost_reported_separately(tmp_path) -> None:  # type: ignore
     assert r.quality == 0.8 and r.cost_usd == Decimal("0.0002")
     assert r.judge_cost_usd == Decimal("0.00051") and s.judge_usd == Decimal("0.00051")
     assert s.spent_usd == Decimal("0.00071")
+
+
+async def test_ledger_free_pool_first_then_paid(mini_suite, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from router.quota.ledger import Ledger
+    from router.quota.memory_store import MemoryStore
+    from router.quota.spec import PoolSpec, WindowSpec
+
+    pool = PoolSpec(id="a-free", models=("a:x",), free=True, on_exhaust="paid",
+                    limits=(WindowSpec(per="day", requests=3),))
+    ledger = Ledger(MemoryStore(), [pool])
+    a = ItemProvider(mini_suite)
+    be = DirectBackend({"a": a}, {"a:x": price()}, ledger=ledger)
+    s = await run_live(mini_suite, ["a:x"], be, ResultCache(str(tmp_path / "c")),
+                       fast_options(FakeClock(), concurrency=1, repeats=2))
+    free = [r for r in s.records if r.free_quota]
+    assert len(free) == 3 and all(r.cost_usd == 0 for r in free)
+    assert s.spent_usd == Decimal("0.0002") * 5 and len(s.records) == 8
+
+
+async def test_ledger_blocking_free_tier_stops_model(mini_suite, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from router.quota.ledger import Ledger
+    from router.quota.memory_store import MemoryStore
+    from router.quota.spec import PoolSpec, WindowSpec
+
+    pool = PoolSpec(id="b-free", models=("b:y",), free=True, limits=(WindowSpec(per="day", requests=2),))
+    ledger = Ledger(MemoryStore(), [pool])
+    a, b = ItemProvider(mini_suite), ItemProvider(mini_suite)
+    be = DirectBackend({"a": a, "b": b}, {"a:x": price(), "b:y": price()}, ledger=ledger)
+    s = await run_live(mini_suite, ["a:x", "b:y"], be, ResultCache(str(tmp_path / "c")),
+                       fast_options(FakeClock(), concurrency=1))
+    assert b.n == 2 and len([r for r in s.records if r.model == "b:y"]) == 2
+    assert s.model_events["b:y"].startswith("quota") and "b-free" in s.model_events["b:y"]
+    assert len([r for r in s.records if r.model == "a:x"]) == 4
+    # the free calls cost nothing, so a $0 budget still admits them
+    assert all(r.cost_usd == 0 for r in s.records if r.model == "b:y")
