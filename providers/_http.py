@@ -106,9 +106,9 @@ def dumps(obj: Any) -> bytes:
 
 
 def is_html(content: bytes | str) -> bool:
-    head = (content[:200] if isinstance(content, str) else content[:200].decode("utf-8", "replace"))
-    head = head.lstrip().lower()
-    return head.startswith(("<!doctype html", "<html", "<head", "<body", "<?xml")) or "<html" in head
+    """A markup page (load balancer / WAF / proxy error page) rather than JSON: JSON never starts with '<'."""
+    head = (content[:64] if isinstance(content, str) else content[:64].decode("utf-8", "replace"))
+    return head.lstrip("\ufeff \t\r\n").startswith("<")
 
 
 def transport_error(exc: BaseException, *, call: Call) -> ProviderError:

@@ -76,8 +76,13 @@ def map_error(row: VendorRow, info: ErrorInfo, *, call: Call, headers: Mapping[s
             if sub in low and (decided is None or (decided == "rate" and k == "quota")):
                 cls = _KIND[k]
                 break
-    if info.type == "html":
-        cls = E.Unavailable if (status is None or status >= 500 or status == 429) else E.MalformedResponse
+    if info.type == "html":  # a proxy/load-balancer page: trust the status, never the page text
+        if status is None or status >= 500 or status == 429:
+            cls = E.Unavailable
+        elif status < 400:
+            cls = E.MalformedResponse
+        else:
+            cls = _http.status_class(status)
     return _http.make_error(cls, info, call=call, headers=headers, now=now, billed_usage=billed_usage)
 
 

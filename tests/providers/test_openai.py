@@ -341,3 +341,26 @@ async def test_repr_and_str_never_show_the_key():
     p = provider()
     assert KEY not in repr(p) and KEY not in str(p.__dict__.get("name"))
     await p.aclose()
+
+
+@respx.mock
+async def test_keepalive_blank_lines_before_json_body():
+    # DeepSeek keeps a queued non-stream request alive with blank lines before the JSON.
+    respx.post(URL).mock(return_value=json_resp(200, b"\n\n\n" + fx("openai/chat_completion.json")))
+    assert (await provider().complete(req())).usage.input_tokens == 1117
+
+
+@respx.mock
+async def test_html_413_from_proxy_is_context_too_long():
+    page = b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body></body></html>\r\n"
+    respx.post(URL).mock(return_value=httpx.Response(413, content=page, headers={"content-type": "text/html"}))
+    with pytest.raises(E.ContextTooLong):
+        await provider().complete(req())
+
+
+@respx.mock
+async def test_error_json_mentioning_html_is_not_mistaken_for_a_page():
+    body = b'{"error":{"message":"bad <html> in prompt","type":"invalid_request_error","code":null}}'
+    respx.post(URL).mock(return_value=json_resp(400, body))
+    with pytest.raises(E.BadRequest, match="bad <html> in prompt"):
+        await provider().complete(req())
