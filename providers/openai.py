@@ -3,7 +3,7 @@ vendor (DeepSeek, Moonshot, Zhipu, Qwen, ... see `providers.vendors`).
 
 Both paths produce `StreamEvent`s and reduce them with `router.types.accumulate`:
 `complete()` turns the JSON body into events, `stream()` turns SSE chunks into events.
-Errors are mapped in one place, `map_error()`: HTTP status first, then the vendor's
+Errors are mapped in one place, `map_error()` (in `providers.vendors`, beside the code tables): HTTP status first, then the vendor's
 structured code (row table, then OpenAI's common codes), message matching last.
 """
 
@@ -21,7 +21,7 @@ from providers._http import Call, ErrorInfo
 from providers._sse import aiter_sse
 from providers.ratelimit import parse_rate_limits
 from providers.retry import RetryPolicy
-from providers.vendors import COMMON_ERROR_CODES, COMMON_MESSAGE_RULES, VENDORS, VendorRow
+from providers.vendors import VENDORS, VendorRow, embedded_error as _embedded_error, map_error
 from router import errors as E
 from router.errors import redact, register_secret
 from router.types import (ChatRequest, ChatResponse, FinishEvent, Message, RateLimitSnapshot, ReasoningDelta,
@@ -29,78 +29,11 @@ from router.types import (ChatRequest, ChatResponse, FinishEvent, Message, RateL
 
 __all__ = ["OpenAIProvider", "map_error", "parse_usage", "map_finish", "build_body"]
 
-_KIND = {"quota": E.QuotaExhausted, "rate": E.RateLimited, "context": E.ContextTooLong,
-         "content": E.ContentFiltered, "auth": E.AuthFailed, "bad": E.BadRequest,
-         "unavailable": E.Unavailable, "timeout": E.Timeout}
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls",
            "content_filter": "content_filter", "error": "error", "end_turn": "stop", "eos": "stop",
            "sensitive": "content_filter",  # Zhipu: output blocked by content safety
            "network_error": "error",  # Zhipu
            "insufficient_system_resource": "error"}  # DeepSeek: inference cut for lack of resources
-
-
-# ------------------------------------------------------------------ error mapping (the one place)
-
-
-def _code_kind(row: VendorRow, code: str | None) -> str | None:
-    if not code:
-        return None
-    for table in (row.error_codes, COMMON_ERROR_CODES):
-        if code in table:
-            return table[code]
-        head = code.split(".", 1)[0]  # Throttling.RateQuota -> Throttling
-        if head != code and head in table:
-            return table[head]
-    return None
-
-
-def map_error(row: VendorRow, info: ErrorInfo, *, call: Call, headers: Mapping[str, str] | None = None,
-              now: float | None = None, billed_usage: Usage | None = None) -> E.ProviderError:
-    """Status first, then vendor code/type, then (last resort) message rules."""
-    status = info.status
-    kind = row.status_map.get(status) if status is not None else None
-    cls: type[E.ProviderError] = _KIND[kind] if kind else _http.status_class(status)
-    if status is not None and 200 <= status < 300:
-        cls = E.Unavailable  # an error inside a 200 body: unknown code -> fall back, don't crash
-    decided = None
-    for c in (info.code, info.type):
-        decided = _code_kind(row, c)
-        if decided:
-            cls = _KIND[decided]
-            break
-    if info.message and not (status is not None and status >= 500):
-        # Last resort. Also used to refine an ambiguous "rate" code into "quota" when the
-        # vendor words a daily window only in the message (Groq "tokens per day (TPD)").
-        low = info.message.lower()
-        for sub, k in (*row.message_rules, *COMMON_MESSAGE_RULES):
-            if sub in low and (decided is None or (decided == "rate" and k == "quota")):
-                cls = _KIND[k]
-                break
-    if info.type == "html":  # a proxy/load-balancer page: trust the status, never the page text
-        if status is None or status >= 500 or status == 429:
-            cls = E.Unavailable
-        elif status < 400:
-            cls = E.MalformedResponse
-        else:
-            cls = _http.status_class(status)
-    return _http.make_error(cls, info, call=call, headers=headers, now=now, billed_usage=billed_usage)
-
-
-def _embedded_error(data: Any) -> ErrorInfo | None:
-    """An error carried in a 200 body or stream chunk (OpenRouter `error`, MiniMax `base_resp`)."""
-    if not isinstance(data, dict):
-        return None
-    err = data.get("error")
-    br = data.get("base_resp")
-    has_br = isinstance(br, dict) and br.get("status_code") not in (None, 0, "0")
-    if not err and not has_br:
-        return None
-    info = _http.parse_error_body(orjson.dumps(data))
-    status = None
-    if isinstance(err, dict) and isinstance(err.get("code"), int) and 400 <= err["code"] < 600:
-        status = err["code"]  # OpenRouter puts the HTTP-like status in error.code
-    return ErrorInfo(status=status if status is not None else 200, code=info.code, type=info.type,
-                     message=info.message, raw=info.raw)
 
 
 # ------------------------------------------------------------------ response parsing

@@ -32,8 +32,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
-__all__ = ["VendorRow", "VENDORS", "COMMON_ERROR_CODES", "COMMON_MESSAGE_RULES", "get_vendor", "ERROR_KINDS"]
+import orjson
+
+from providers import _http
+from providers._http import Call, ErrorInfo
+from router import errors as E
+from router.types import Usage
+
+__all__ = ["VendorRow", "VENDORS", "COMMON_ERROR_CODES", "COMMON_MESSAGE_RULES", "get_vendor", "ERROR_KINDS",
+           "map_error", "embedded_error"]
 
 ERROR_KINDS = frozenset({"quota", "rate", "context", "content", "auth", "bad", "unavailable", "timeout"})
 
@@ -280,3 +289,74 @@ def get_vendor(name: str) -> VendorRow:
         return VENDORS[key]
     except KeyError:
         raise KeyError(f"unknown vendor {name!r}; known: {', '.join(sorted(VENDORS))}") from None
+
+
+# ------------------------------------------------------------------ error mapping (the one place)
+# Used by the OpenAI-compatible adapter (`providers.openai`) for HTTP errors, errors inside
+# HTTP 200 bodies and mid-stream error chunks alike.
+
+_KIND = {"quota": E.QuotaExhausted, "rate": E.RateLimited, "context": E.ContextTooLong,
+         "content": E.ContentFiltered, "auth": E.AuthFailed, "bad": E.BadRequest,
+         "unavailable": E.Unavailable, "timeout": E.Timeout}
+
+
+
+def _code_kind(row: VendorRow, code: str | None) -> str | None:
+    if not code:
+        return None
+    for table in (row.error_codes, COMMON_ERROR_CODES):
+        if code in table:
+            return table[code]
+        head = code.split(".", 1)[0]  # Throttling.RateQuota -> Throttling
+        if head != code and head in table:
+            return table[head]
+    return None
+
+
+def map_error(row: VendorRow, info: ErrorInfo, *, call: Call, headers: Mapping[str, str] | None = None,
+              now: float | None = None, billed_usage: Usage | None = None) -> E.ProviderError:
+    """Status first, then vendor code/type, then (last resort) message rules."""
+    status = info.status
+    kind = row.status_map.get(status) if status is not None else None
+    cls: type[E.ProviderError] = _KIND[kind] if kind else _http.status_class(status)
+    if status is not None and 200 <= status < 300:
+        cls = E.Unavailable  # an error inside a 200 body: unknown code -> fall back, don't crash
+    decided = None
+    for c in (info.code, info.type):
+        decided = _code_kind(row, c)
+        if decided:
+            cls = _KIND[decided]
+            break
+    if info.message and not (status is not None and status >= 500):
+        # Last resort. Also used to refine an ambiguous "rate" code into "quota" when the
+        # vendor words a daily window only in the message (Groq "tokens per day (TPD)").
+        low = info.message.lower()
+        for sub, k in (*row.message_rules, *COMMON_MESSAGE_RULES):
+            if sub in low and (decided is None or (decided == "rate" and k == "quota")):
+                cls = _KIND[k]
+                break
+    if info.type == "html":  # a proxy/load-balancer page: trust the status, never the page text
+        if status is None or status >= 500 or status == 429:
+            cls = E.Unavailable
+        elif status < 400:
+            cls = E.MalformedResponse
+        else:
+            cls = _http.status_class(status)
+    return _http.make_error(cls, info, call=call, headers=headers, now=now, billed_usage=billed_usage)
+
+
+def embedded_error(data: Any) -> ErrorInfo | None:
+    """An error carried in a 200 body or stream chunk (OpenRouter `error`, MiniMax `base_resp`)."""
+    if not isinstance(data, dict):
+        return None
+    err = data.get("error")
+    br = data.get("base_resp")
+    has_br = isinstance(br, dict) and br.get("status_code") not in (None, 0, "0")
+    if not err and not has_br:
+        return None
+    info = _http.parse_error_body(orjson.dumps(data))
+    status = None
+    if isinstance(err, dict) and isinstance(err.get("code"), int) and 400 <= err["code"] < 600:
+        status = err["code"]  # OpenRouter puts the HTTP-like status in error.code
+    return ErrorInfo(status=status if status is not None else 200, code=info.code, type=info.type,
+                     message=info.message, raw=info.raw)
