@@ -20,7 +20,7 @@ from router.policies import Policy, compile_globs
 from router.quota.view import LedgerView
 from router.tasks import Features, QualityPredictor
 
-__all__ = ["PlanStep", "Reason", "RoutePlan", "choose", "card_info"]
+__all__ = ["Candidates", "PlanStep", "Reason", "RoutePlan", "choose", "card_info", "prepare"]
 
 _ZERO = Decimal(0)
 _MILLION = Decimal(1_000_000)
@@ -81,17 +81,41 @@ class PlanStep:
 
 
 class RoutePlan:
-    __slots__ = ("steps", "reasons", "policy", "reason", "features", "rule", "policy_obj")
+    """Ordered deployments to try plus, for every candidate, why it was kept or dropped.
+    Reasons for kept candidates are built lazily (`reasons`) to keep `choose()` cheap."""
+
+    __slots__ = ("steps", "_dropped", "_reasons", "policy", "reason", "features", "rule", "policy_obj",
+                 "_kept", "_late", "_kept_msg", "_floor")
 
     def __init__(self, steps: list[PlanStep], reasons: list[Reason], policy: Policy, reason: str,
-                 features: Features, rule: str | None) -> None:
+                 features: Features, rule: str | None, *, kept: list[Any] = (),  # type: ignore[assignment]
+                 late: list[Any] = (), kept_msg: str = "", floor: float = 0.0) -> None:  # type: ignore[assignment]
         self.steps = steps
-        self.reasons = reasons
+        self._dropped = reasons
+        self._reasons: list[Reason] | None = None
         self.policy = policy.name
         self.policy_obj = policy
         self.reason = reason
         self.features = features
         self.rule = rule
+        self._kept = kept
+        self._late = late
+        self._kept_msg = kept_msg
+        self._floor = floor
+
+    @property
+    def reasons(self) -> list[Reason]:
+        if self._reasons is None:
+            out = list(self._dropped)
+            for k, msg, args in self._late:
+                out.append(Reason(k[0].id, False, msg, args, k[1], k[4], k[2]))
+            below = self._kept_msg is _BELOW
+            for rank, k in enumerate(self._kept, 1):
+                r = Reason(k[0].id, True, self._kept_msg, (rank, self._floor) if below else (rank,), k[1], k[4], k[2])
+                r.rank = rank
+                out.append(r)
+            self._reasons = out
+        return self._reasons
 
     @property
     def estimated_cost_usd(self) -> Decimal | None:
@@ -132,7 +156,7 @@ class RoutePlan:
 
 class _CardInfo:
     __slots__ = ("card", "id", "provider", "caps", "ctx", "max_out", "regions", "tq", "price", "rate_in",
-                 "rate_out", "local", "cn", "qdefault", "fx")
+                 "rate_out", "local", "cn", "qdefault", "fx", "fxrate", "_rates", "_disc")
 
     def __init__(self, card: Any, fx: Any = None) -> None:
         self.card = card
@@ -151,23 +175,39 @@ class _CardInfo:
         self.price = price = card.price
         self.rate_in: Decimal | None = None
         self.rate_out: Decimal | None = None
-        if price is not None and not price.tiers and not price.time_discounts:
-            rate = _fx_rate(price.currency, fx)
-            if rate is not None:  # linear price: precompute USD per token
-                self.rate_in = price.input * rate / _MILLION
-                self.rate_out = price.output * rate / _MILLION
+        self.fxrate = _fx_rate(price.currency, fx) if price is not None else None
+        self._rates: dict[tuple[int, int], tuple[Decimal, Decimal]] = {}
+        self._disc: tuple[Any, Any] = (None, None)
+        if price is not None and self.fxrate is not None and not price.tiers and not price.time_discounts:
+            # linear price: USD per token, computed once
+            self.rate_in = price.input * self.fxrate / _MILLION
+            self.rate_out = price.output * self.fxrate / _MILLION
 
-    def cost(self, din: Decimal, dout: Decimal, in_tok: int, out_tok: int, now: datetime) -> Decimal | None:
-        if self.rate_in is not None:
-            return din * self.rate_in + dout * self.rate_out  # type: ignore[operator]
-        if self.price is None:
-            return _ZERO if self.local else None
-        from router.pricing import estimate_cost_usd
-
-        try:
-            return estimate_cost_usd(self.price, in_tok, out_tok, at=now, fx=self.fx)
-        except Exception:  # UnknownPrice (no FX rate): unknown, never $0
-            return None
+    def slow_cost(self, din: Decimal, dout: Decimal, in_tok: int, now: datetime) -> Decimal | None:
+        """Tiered and/or time-discounted prices: per-(tier, discount) rates, cached; the
+        active discount is cached per minute (windows are HH:MM granular)."""
+        price = self.price
+        if price is None or self.fxrate is None:
+            return _ZERO if (price is None and self.local) else None
+        tier = -1
+        for i, t in enumerate(price.tiers):
+            if in_tok > t.above_input_tokens:
+                tier = i
+        di = -1
+        if price.time_discounts:
+            exact = any(d.valid_from or d.valid_until for d in price.time_discounts)
+            key = now if exact else now.replace(second=0, microsecond=0)
+            if self._disc[0] != key:
+                disc = price.discount_at(now)
+                self._disc = (key, -1 if disc is None else next(
+                    i for i, d in enumerate(price.time_discounts) if d is disc))
+            di = self._disc[1]
+        rk = (tier, di)
+        r = self._rates.get(rk)
+        if r is None:
+            rates = price.rates(in_tok, at=now)
+            r = self._rates[rk] = (rates["input"] * self.fxrate / _MILLION, rates["output"] * self.fxrate / _MILLION)
+        return din * r[0] + dout * r[1]
 
 
 def _fx_rate(currency: str, fx: Any) -> Decimal | None:
@@ -191,6 +231,21 @@ def card_info(card: Any, fx: Any = None) -> _CardInfo:
             _CACHE.clear()
         info = _CACHE[card.id] = _CardInfo(card, fx)
     return info
+
+
+class Candidates(tuple):  # type: ignore[type-arg]
+    """A tuple of model cards with their routing data precomputed (`prepare()`); pass
+    it to `choose()` instead of a plain list to skip the per-call cache lookups."""
+
+    infos: tuple[_CardInfo, ...]
+    fx: Any
+
+
+def prepare(cards: Sequence[Any], fx: Any = None) -> Candidates:
+    c = Candidates(cards)
+    c.infos = tuple(_CardInfo(x, fx) for x in cards)
+    c.fx = fx
+    return c
 
 
 _GLOBS: dict[tuple[str, ...], Any] = {}
@@ -327,6 +382,8 @@ def choose(
     pinned = _resolve_pinned(policy.pinned, candidates) if pname == "pinned" and policy.pinned else None
     floor = policy.floor(task) if pname != "cascade" else policy.cascade_floor
     chinese = features.chinese
+    free_only = policy.free_only
+    bonus = policy.chinese_bonus
     hget = health.get
     predicted: Mapping[str, float] | None = None
     if predictor is not None:
@@ -334,8 +391,11 @@ def choose(
 
     reasons: list[Reason] = []
     kept: list[tuple[_CardInfo, Decimal, bool, str | None, float, list[str | None], float]] = []
-    for card in candidates:
-        info = card_info(card, fx)
+    if isinstance(candidates, Candidates) and candidates.fx is fx:
+        infos: Sequence[_CardInfo] = candidates.infos
+    else:
+        infos = [card_info(c, fx) for c in candidates]
+    for info in infos:
         mid = info.id
         if pname == "pinned" and mid != pinned:
             reasons.append(Reason(mid, False, "not the pinned model"))
@@ -376,13 +436,15 @@ def choose(
             if blocked is not None:
                 reasons.append(Reason(mid, False, "pool %s unavailable (%s)", (blocked.pool_id, _why_blocked(blocked, now))))
                 continue
-        if policy.free_only and not free:
+        if free_only and not free:
             reasons.append(Reason(mid, False, "no free capacity (free-only)"))
             continue
         if free:
             cost = _ZERO
+        elif info.rate_in is not None:
+            cost = din * info.rate_in + dout * info.rate_out
         else:
-            c = info.cost(din, dout, in_tok, out_tok, now)
+            c = info.slow_cost(din, dout, in_tok, now)
             if c is None:
                 reasons.append(Reason(mid, False, "no known price and no free quota"))
                 continue
@@ -423,7 +485,7 @@ def choose(
             if q is None:
                 q = info.qdefault
         if chinese and info.cn:
-            q = min(1.0, q + policy.chinese_bonus)
+            q = min(1.0, q + bonus)
         kept.append((info, cost, free, pool_id, q, deps, lat))
 
     return _order(kept, reasons, policy, floor, features, rule_label, now)
@@ -457,14 +519,13 @@ def _order(kept: list[Any], reasons: list[Reason], policy: Policy, floor: float,
            rule_label: str | None, now: datetime) -> RoutePlan:
     pname = policy.name
     below_floor_fallback = False
+    late: list[tuple[Any, str, tuple[Any, ...]]] = []  # dropped after scoring (quality floor)
     if pname in ("free-first", "cheapest", "balanced", "cascade") and kept:
         meets = [k for k in kept if k[4] >= floor]
         if len(meets) < len(kept):
             if meets:
-                for k in kept:
-                    if k[4] < floor:
-                        reasons.append(Reason(k[0].id, False, "quality %.2f < floor %.2f for %s",
-                                              (k[4], floor, features.task), k[1], k[4], k[2]))
+                task = features.task
+                late = [(k, "quality %.2f < floor %.2f for %s", (k[4], floor, task)) for k in kept if k[4] < floor]
                 kept = meets
             else:
                 below_floor_fallback = True  # nothing meets the floor: keep all, best first
@@ -484,26 +545,24 @@ def _order(kept: list[Any], reasons: list[Reason], policy: Policy, floor: float,
             full_floor = policy.floor(features.task)
             rest = sorted((k for k in kept[1:] if k[4] >= full_floor or below_floor_fallback),
                           key=lambda k: (-k[4], k[1], k[6], k[0].id))
-            for k in kept[1:]:
-                if not (k[4] >= full_floor or below_floor_fallback):
-                    reasons.append(Reason(k[0].id, False, "quality %.2f < floor %.2f to escalate to",
-                                          (k[4], full_floor), k[1], k[4], k[2]))
+            late += [(k, "quality %.2f < floor %.2f to escalate to", (k[4], full_floor))
+                     for k in kept[1:] if not (k[4] >= full_floor or below_floor_fallback)]
             kept = [first] + rest
     steps: list[PlanStep] = []
     limit = max(1, policy.max_attempts)
-    for rank, (info, cost, free, pool_id, q, deps, _lat) in enumerate(kept, 1):
-        r = Reason(info.id, True, _KEPT[pname], (rank,), cost, q, free)
-        r.rank = rank
-        if below_floor_fallback:
-            r._msg, r._args = "rank %d: below floor %.2f, kept (no candidate meets it)", (rank, floor)
-        reasons.append(r)
+    for info, cost, free, pool_id, q, deps, _lat in kept:
         for k in deps:
-            if len(steps) < limit:
-                steps.append(PlanStep(info.card, k, cost, free, pool_id, q))
-    return RoutePlan(steps, reasons, policy, _summary(pname, kept, reasons, floor, features, rule_label,
-                                                     below_floor_fallback), features, rule_label)
+            steps.append(PlanStep(info.card, k, cost, free, pool_id, q))
+            if len(steps) >= limit:
+                break
+        if len(steps) >= limit:
+            break
+    summary = _summary(pname, kept, reasons, floor, features, rule_label, below_floor_fallback)
+    return RoutePlan(steps, reasons, policy, summary, features, rule_label,
+                     kept=kept, late=late, kept_msg=_BELOW if below_floor_fallback else _KEPT[pname], floor=floor)
 
 
+_BELOW = "rank %d: below floor %.2f, kept (no candidate meets it)"
 _KEPT = {
     "free-first": "rank %d (free-first: free quota first, then cheapest paid)",
     "cheapest": "rank %d (cheapest meeting the quality floor)",

@@ -1,0 +1,298 @@
+"""Runs a `RoutePlan`: reserve on the ledger, call, fall back, bill. All I/O is here.
+
+Fallback down the plan on RateLimited, QuotaExhausted, Unavailable, Timeout,
+ContextTooLong (only to models with a larger window) and MalformedResponse; stop on
+BadRequest, ContentFiltered and AuthFailed (the key is marked bad). Retrying the
+*same* deployment for transient errors happens at one layer only: inside the
+adapters (`providers.retry.RetryPolicy`); the executor never retries, it switches.
+
+Billing: every attempt holds a reservation; an attempt the vendor billed (a
+response, or an error carrying `billed_usage`) is committed at the exact price,
+an unbilled failure is released. Streams live in `router.streaming`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from router.engine import PlanStep, RoutePlan
+from router.errors import (
+    AuthFailed,
+    BudgetExceeded,
+    ContextTooLong,
+    NoRouteAvailable,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    Timeout,
+    Unavailable,
+)
+from router.health import HealthBook
+from router.result import Attempt, RouteInfo, RoutedResponse
+from router.types import ChatRequest, ChatResponse, Usage
+
+__all__ = ["Executor", "Verifier", "check_response", "DEFAULT_COOLDOWN_S"]
+
+log = logging.getLogger("quotaroute.executor")
+Verifier = Callable[[ChatResponse, ChatRequest], "bool | Awaitable[bool]"]
+DEFAULT_COOLDOWN_S = 20.0  # a 429 without Retry-After
+_ZERO = Decimal(0)
+_REFUSALS = ("i can't help with", "i cannot help with", "i can't assist", "i cannot assist", "i'm sorry, but i can",
+             "i am sorry, but i can", "i'm unable to help", "i won't be able to help", "as an ai language model, i cannot")
+
+
+async def check_response(resp: ChatResponse, req: ChatRequest, verifier: Verifier | None = None) -> str | None:
+    """Cascade check: None when the answer is acceptable, else why not."""
+    if not resp.text.strip() and not resp.tool_calls:
+        return "empty answer"
+    head = resp.text[:200].lower()
+    if any(r in head for r in _REFUSALS) or resp.finish_reason == "content_filter":
+        return "refused"
+    rf = req.response_format
+    if rf is not None and rf.type in ("json_object", "json_schema") and not resp.tool_calls:
+        why = _json_problem(resp.text, rf.json_schema if rf.type == "json_schema" else None)
+        if why:
+            return why
+    if verifier is not None:
+        ok = verifier(resp, req)
+        if asyncio.iscoroutine(ok) or isinstance(ok, Awaitable):
+            ok = await ok  # type: ignore[misc]
+        if not ok:
+            return "verifier rejected the answer"
+    return None
+
+
+def _json_problem(text: str, spec: Mapping[str, Any] | None) -> str | None:
+    import json
+
+    t = text.strip()
+    if t.startswith("```"):
+        t = t.strip("`").removeprefix("json").strip()
+    try:
+        val = json.loads(t)
+    except ValueError as e:
+        return f"invalid JSON ({e.msg})"
+    schema = (spec or {}).get("schema") if spec else None
+    if isinstance(schema, Mapping):
+        typ = schema.get("type")
+        if typ == "object" and not isinstance(val, dict):
+            return "JSON is not an object"
+        if typ == "array" and not isinstance(val, list):
+            return "JSON is not an array"
+        if isinstance(val, dict):
+            missing = [k for k in schema.get("required", ()) if k not in val]
+            if missing:
+                return f"JSON lacks required {', '.join(missing)}"
+    return None
+
+
+class Executor:
+    """Runs plans against `providers` (key id -> Provider; a provider name works as
+    its own key id), recording on `ledger` (may be None) and `health`."""
+
+    def __init__(self, providers: Mapping[str, Any], *, ledger: Any = None, health: HealthBook | None = None,
+                 clock: Callable[[], datetime], fx: Any = None, verifier: Verifier | None = None) -> None:
+        self.providers = providers
+        self.ledger = ledger
+        self.health = health if health is not None else HealthBook()
+        self.clock = clock
+        self.fx = fx
+        self.verifier = verifier
+
+    # ------------------------------------------------------------------ helpers
+    def provider_for(self, step: PlanStep) -> Any:
+        p = self.providers.get(step.key_id) if step.key_id else None
+        return p if p is not None else self.providers.get(step.provider)
+
+    @staticmethod
+    def request_for(step: PlanStep, req: ChatRequest) -> ChatRequest:
+        return req.model_copy(update={"model": step.card.model})
+
+    async def reserve(self, step: PlanStep, plan: RoutePlan, scope: Mapping[str, Any] | None) -> Any:
+        if self.ledger is None:
+            return None
+        f = plan.features
+        sc = dict(scope or {})
+        if step.key_id:
+            sc.setdefault("upstream_key", step.key_id)
+        if f.user and "user" not in sc:
+            sc["user"] = f.user
+        if f.tags and "tags" not in sc:
+            sc["tags"] = list(f.tags)
+        return await self.ledger.reserve(
+            step.model_id, provider=step.provider, tokens=f.input_tokens + f.expected_output_tokens,
+            input_tokens=f.input_tokens, cost_usd=_ZERO if step.free else step.expected_cost_usd, scope=sc,
+            now=self.clock())
+
+    def price(self, step: PlanStep, usage: Usage, now: datetime) -> tuple[Decimal, Decimal | None, str]:
+        price = step.card.price
+        if price is None:
+            if not step.free and "local" not in (step.card.regions or ()):
+                log.warning("no known price for %s: usage recorded at $0", step.model_id)
+            return _ZERO, None, "USD"
+        from router.pricing import cost
+
+        c = cost(usage, price, at=now, fx=self.fx)
+        return c.usd, c.native, c.currency
+
+    async def settle(self, step: PlanStep, res: Any, usage: Usage | None, att: Attempt) -> None:
+        """Commit billed usage (exact price; the ledger says what a free pool covered)
+        or release the reservation when nothing was billed."""
+        now = self.clock()
+        if usage is None:
+            if res is not None:
+                await self.ledger.release(res, now)
+            return
+        usd, _native, _cur = self.price(step, usage, now)
+        att.usage = usage
+        if res is None:
+            att.cost_usd = _ZERO if step.free else usd
+            att.free_pool = step.pool_id if step.free else None
+            return
+        s = await self.ledger.commit(res, usage, usd, now)
+        att.cost_usd = s.billed_usd
+        att.free_pool = s.free_pool
+
+    async def on_error(self, step: PlanStep, e: ProviderError) -> None:
+        """Learn from a failed attempt (ledger cool-downs/exhaustion, health)."""
+        now = self.clock()
+        led = self.ledger
+        if e.rate_limits is not None and led is not None:
+            try:
+                await led.observe(step.model_id, e.rate_limits, now)
+            except Exception:  # pragma: no cover - learning must never break the call
+                log.exception("ledger.observe failed")
+        if isinstance(e, QuotaExhausted):
+            if led is not None:
+                await led.mark_exhausted(step.model_id, now)
+        elif isinstance(e, RateLimited):
+            if led is not None:
+                await led.cooldown(step.model_id, e.retry_after if e.retry_after is not None else DEFAULT_COOLDOWN_S,
+                                   now)
+        elif isinstance(e, AuthFailed):
+            self.health.mark_bad(step.key_id or step.provider, f"authentication failed (HTTP {e.status})")
+        elif isinstance(e, (Unavailable, Timeout)):  # incl. MalformedResponse
+            self.health.failure(step.deployment, now)
+
+    # ------------------------------------------------------------------ complete
+    async def run(self, plan: RoutePlan, req: ChatRequest, *, scope: Mapping[str, Any] | None = None,
+                  verifier: Verifier | None = None) -> RoutedResponse:
+        attempts: list[Attempt] = []
+        verifier = verifier or self.verifier
+        cascade = plan.policy == "cascade"
+        escalations = 0
+        max_escalations = plan.policy_obj.cascade_max_steps
+        last_ok: tuple[ChatResponse, PlanStep, str] | None = None
+        min_ctx = 0
+        last_error: BaseException | None = None
+        budget_error: BudgetExceeded | None = None
+        steps = plan.steps
+        for i, step in enumerate(steps):
+            if step.card.context_window <= min_ctx:
+                continue
+            provider = self.provider_for(step)
+            if provider is None:
+                attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False,
+                                        error_type="NoProvider", error_message=f"no provider for {step.deployment}"))
+                continue
+            try:
+                res = await self.reserve(step, plan, scope)
+            except BudgetExceeded as e:
+                budget_error = e
+                attempts.append(_skip(step, e))
+                continue
+            except Exception as e:  # PoolUnavailable: the pool emptied since the plan was made
+                if type(e).__name__ != "PoolUnavailable":
+                    raise
+                attempts.append(_skip(step, e))
+                continue
+            dep = step.deployment
+            self.health.started(dep)
+            t0 = time.perf_counter()
+            try:
+                resp = await provider.complete(self.request_for(step, req))
+            except ProviderError as e:
+                self.health.finished(dep)
+                att = _failed(step, e, (time.perf_counter() - t0) * 1000)
+                attempts.append(att)
+                await self.settle(step, res, e.billed_usage, att)
+                await self.on_error(step, e)
+                last_error = e
+                if isinstance(e, ContextTooLong):
+                    min_ctx = max(min_ctx, step.card.context_window)
+                    continue
+                if not e.fallback:
+                    raise
+                continue
+            except BaseException:
+                self.health.finished(dep)
+                if res is not None:
+                    await self.ledger.release(res, self.clock())
+                raise
+            latency = (time.perf_counter() - t0) * 1000
+            now = self.clock()
+            self.health.finished(dep)
+            self.health.success(dep, latency, now)
+            if resp.rate_limits is not None and self.ledger is not None:
+                await self.ledger.observe(step.model_id, resp.rate_limits, now)
+            att = Attempt(model_id=step.model_id, provider=step.provider, ok=True, latency_ms=latency)
+            attempts.append(att)
+            await self.settle(step, res, resp.usage, att)
+            if cascade and i < len(steps) - 1 and escalations < max_escalations:
+                why = await check_response(resp, req, verifier)
+                if why is not None:
+                    att.ok, att.error_type, att.error_message = False, "CheckFailed", why
+                    escalations += 1
+                    last_ok = (resp, step, why)
+                    continue
+            return RoutedResponse(response=resp, route=self.route_info(plan, step, attempts))
+        if last_ok is not None:  # cascade: nothing passed the check; the last answer is the best we have
+            resp, step, why = last_ok
+            info = self.route_info(plan, step, attempts)
+            info.reason += f"; cascade: no answer passed the check (last: {why})"
+            return RoutedResponse(response=resp, route=info)
+        if budget_error is not None and all(a.error_type == "BudgetExceeded" for a in attempts):
+            raise budget_error
+        raise _no_route(plan, attempts, last_error)
+
+    def route_info(self, plan: RoutePlan, step: PlanStep | None, attempts: list[Attempt]) -> RouteInfo:
+        billed = [a for a in attempts if a.usage is not None]
+        total = sum((a.cost_usd for a in billed), _ZERO)
+        reason = plan.reason
+        if step is not None and plan.steps and step is not plan.steps[0]:
+            failed = [f"{a.model_id} ({a.error_type})" for a in attempts if not a.ok]
+            reason = f"{reason}; fell back to {step.model_id} after {', '.join(failed)}"
+        return RouteInfo.model_construct(
+            model_id=step.model_id if step else "", provider=step.provider if step else "",
+            policy=plan.policy, reason=reason, task=plan.features.task, candidates=plan.candidates(),
+            estimated_cost_usd=plan.estimated_cost_usd, cost_usd=total, cost_native=None, currency="USD",
+            free_quota_used=any(a.free_pool for a in attempts), attempts=attempts, overhead_ms=None)
+
+
+def _skip(step: PlanStep, e: BaseException) -> Attempt:
+    return Attempt(model_id=step.model_id, provider=step.provider, ok=False, error_type=type(e).__name__,
+                   error_message=str(e))
+
+
+def _failed(step: PlanStep, e: ProviderError, latency_ms: float) -> Attempt:
+    return Attempt(model_id=step.model_id, provider=step.provider, ok=False, error_type=type(e).__name__,
+                   error_message=str(e), latency_ms=latency_ms)
+
+
+def _no_route(plan: RoutePlan, attempts: list[Attempt], last: BaseException | None) -> NoRouteAvailable:
+    if not plan.steps:
+        msg = plan.reason
+    else:
+        tried = ", ".join(f"{a.model_id}: {a.error_type}" for a in attempts) or "nothing could be tried"
+        msg = f"all {len(attempts)} attempts failed ({tried})"
+    err = NoRouteAvailable(msg, plan=plan, attempts=attempts)
+    err.last_error = last  # type: ignore[attr-defined]
+    if last is not None:
+        err.__cause__ = last
+    return err

@@ -1,0 +1,287 @@
+"""The SDK: `from router import Router`.
+
+    router = Router.from_config("quotaroute.yaml")
+    r = await router.achat("Summarise this ...")           # model="auto"
+    print(r.response.text, r.route.model_id, r.route.cost_usd)
+    async with await router.astream([...], model="auto:cheap") as s: ...
+
+Async first; `chat()`, `stream()` and `explain()` are thin sync wrappers that run
+the coroutine on one private event-loop thread (so upstream connection pools stay
+bound to one loop across calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from router.engine import RoutePlan, choose, prepare
+from router.executor import Executor, Verifier
+from router.health import HealthBook
+from router.policies import VIRTUAL_MODELS, Policy, Rule, compile_globs, policy_for_model
+from router.quota.view import LedgerView
+from router.result import RoutedResponse
+from router.streaming import RoutedStream, open_stream
+from router.tasks import QualityPredictor, extract_features, last_user_text
+from router.types import ChatRequest, Message
+
+__all__ = ["Router", "SyncRoutedStream"]
+
+_EMPTY_VIEW = LedgerView()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _LoopThread:
+    """One private event loop on a daemon thread, for the sync wrappers."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def run(self, coro: Any) -> Any:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="quotaroute-sync", daemon=True).start()
+                self._loop = loop
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def close(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+
+
+class SyncRoutedStream:
+    """`router.stream(...)`: iterate events synchronously; `route` as on RoutedStream."""
+
+    def __init__(self, runner: _LoopThread, stream: RoutedStream) -> None:
+        self._runner, self._s = runner, stream
+
+    @property
+    def route(self) -> Any:
+        return self._s.route
+
+    @property
+    def response(self) -> Any:
+        return self._s.response
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return self._runner.run(self._s.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        self._runner.run(self._s.aclose())
+
+    def __enter__(self) -> "SyncRoutedStream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Router:
+    """Route each request to the model that fits, spending free quota first.
+
+    `providers` maps a provider name (as in the catalog, e.g. "openai") to a
+    Provider, or to several (a list, or {key_id: Provider}) to spread load over
+    API keys. `models` (ids, aliases or globs) limits the candidates; by default
+    every catalog model of a configured provider (all models when `providers` is
+    None: explain-only). `ledger=None` builds an in-memory ledger with the
+    catalog's default free tiers.
+    """
+
+    def __init__(self, catalog: Any = None, providers: Mapping[str, Any] | None = None, ledger: Any = None,
+                 policy: str | Policy = "free-first", rules: Sequence[Rule | Mapping[str, Any]] = (),
+                 models: Sequence[str] | None = None, clock: Callable[[], datetime] = _utcnow,
+                 predictor: QualityPredictor | None = None, *, health: HealthBook | None = None,
+                 verifier: Verifier | None = None, scope: Mapping[str, Any] | None = None,
+                 config: Any = None) -> None:
+        if catalog is None:
+            from router.catalog import load_catalog
+
+            catalog = load_catalog()
+        self.catalog = catalog
+        self.clock = clock
+        self.predictor = predictor
+        self.config = config
+        self.scope = dict(scope or {})
+        self._providers: dict[str, Any] = {}
+        self._keys: dict[str, tuple[str, ...]] | None = None
+        if providers is not None:
+            self._keys = {}
+            for name, p in providers.items():
+                if isinstance(p, Mapping):
+                    group = dict(p)
+                elif isinstance(p, (list, tuple)):
+                    group = {f"{name}#{i + 1}": x for i, x in enumerate(p)} if len(p) > 1 else {name: p[0]}
+                else:
+                    group = {name: p}
+                self._providers.update(group)
+                self._keys[name] = tuple(group)
+        self._own_ledger = ledger is None
+        if ledger is None:
+            from router.quota.defaults import default_pools
+            from router.quota.ledger import Ledger
+            from router.quota.memory_store import MemoryStore
+
+            ledger = Ledger(MemoryStore(), default_pools())
+        self.ledger = ledger
+        base = policy if isinstance(policy, Policy) else Policy(policy)
+        parsed = tuple(r if isinstance(r, Rule) else _rule(r) for r in rules)
+        self.policy = base.with_(rules=parsed) if parsed else base
+        self.health = health if health is not None else HealthBook()
+        cards = list(catalog.all())
+        if self._keys is not None:
+            cards = [c for c in cards if c.provider in self._keys]
+        if models is not None:
+            wanted = set()
+            for m in models:
+                if any(ch in m for ch in "*?["):
+                    g = compile_globs((m,))
+                    wanted.update(c.id for c in cards if g is not None and g.match(c.id))
+                else:
+                    wanted.add(catalog.get(m).id)
+            cards = [c for c in cards if c.id in wanted]
+        self._fx = getattr(catalog, "fx", None)
+        self._cands = prepare(cards, self._fx)
+        self._model_ids = tuple(c.id for c in cards)
+        self._pinned: dict[str, Any] = {}
+        self._policies: dict[str, Policy] = {}
+        self.executor = Executor(self._providers, ledger=ledger, health=self.health, clock=clock, fx=self._fx,
+                                 verifier=verifier)
+        self._runner = _LoopThread()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, path: str | None = None, **overrides: Any) -> "Router":
+        """Build from one YAML file (see docs/router.md). Explicit keyword arguments
+        win over the file, which wins over the environment."""
+        from router.config import build_router_kwargs, load_config
+
+        cfg = load_config(path)
+        kw = build_router_kwargs(cfg)
+        kw.update(overrides)
+        return cls(**kw)
+
+    @property
+    def candidates(self) -> tuple[Any, ...]:
+        return tuple(self._cands)
+
+    # ------------------------------------------------------------------ planning
+    def _request(self, request: Any, model: str | None, kw: Mapping[str, Any]) -> ChatRequest:
+        if isinstance(request, ChatRequest):
+            upd = dict(kw)
+            if model is not None:
+                upd["model"] = model
+            return request.model_copy(update=upd) if upd else request
+        if isinstance(request, str):
+            messages = [Message(role="user", content=request)]
+        else:
+            messages = [m if isinstance(m, Message) else Message.model_validate(m) for m in request]
+        return ChatRequest(model=model or "auto", messages=messages, **kw)
+
+    def _policy_and_candidates(self, model: str) -> tuple[Policy, Any]:
+        pol = self._policies.get(model)
+        if pol is not None:
+            return pol, self._pinned.get(model, self._cands)
+        if model in VIRTUAL_MODELS:
+            pol = policy_for_model(model, self.policy)
+        else:
+            card = self.catalog.get(model)  # raises UnknownModel with a suggestion
+            pol = policy_for_model(card.id, self.policy)
+            self._pinned[model] = prepare([card], self._fx)
+        self._policies[model] = pol
+        return pol, self._pinned.get(model, self._cands)
+
+    async def _plan(self, req: ChatRequest, scope: Mapping[str, Any] | None) -> RoutePlan:
+        text = last_user_text(req)
+        features = extract_features(req, text=text)
+        policy, cands = self._policy_and_candidates(req.model or "auto")
+        now = self.clock()
+        view = await self.ledger.view(now, self._model_ids) if self.ledger is not None else _EMPTY_VIEW
+        return choose(features, cands, view, self.health, policy, now, keys=self._keys, scope=scope,
+                      predictor=self.predictor, text=text, fx=self._fx)
+
+    def _scope(self, scope: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        if not scope and not self.scope:
+            return None
+        return {**self.scope, **(scope or {})}
+
+    # ------------------------------------------------------------------ async API
+    async def achat(self, request: Any, *, model: str | None = None, scope: Mapping[str, Any] | None = None,
+                    verifier: Verifier | None = None, **kw: Any) -> RoutedResponse:
+        """Route and run one request: a ChatRequest, a list of messages, or a prompt."""
+        t0 = time.perf_counter()
+        req = self._request(request, model, kw)
+        sc = self._scope(scope)
+        plan = await self._plan(req, sc)
+        out = await self.executor.run(plan, req, scope=sc, verifier=verifier)
+        total = (time.perf_counter() - t0) * 1000
+        out.route.overhead_ms = max(0.0, total - sum(a.latency_ms for a in out.route.attempts))
+        return out
+
+    async def astream(self, request: Any, *, model: str | None = None, scope: Mapping[str, Any] | None = None,
+                      **kw: Any) -> RoutedStream:
+        """Open a routed stream; returns once the model has produced its first event,
+        so `.route` is known before any token is consumed."""
+        req = self._request(request, model, {**kw, "stream": True})
+        sc = self._scope(scope)
+        plan = await self._plan(req, sc)
+        return await open_stream(self.executor, plan, req, scope=sc)
+
+    async def aexplain(self, request: Any, *, model: str | None = None, scope: Mapping[str, Any] | None = None,
+                       **kw: Any) -> RoutePlan:
+        return await self._plan(self._request(request, model, kw), self._scope(scope))
+
+    async def aclose(self) -> None:
+        for p in self._providers.values():
+            close = getattr(p, "aclose", None)
+            if close is not None:
+                await close()
+        if self._own_ledger and self.ledger is not None:
+            await self.ledger.aclose()
+
+    async def __aenter__(self) -> "Router":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ sync wrappers
+    def chat(self, request: Any, **kw: Any) -> RoutedResponse:
+        return self._runner.run(self.achat(request, **kw))
+
+    def stream(self, request: Any, **kw: Any) -> SyncRoutedStream:
+        return SyncRoutedStream(self._runner, self._runner.run(self.astream(request, **kw)))
+
+    def explain(self, request: Any, **kw: Any) -> RoutePlan:
+        """The ranked plan with reasons, without calling any model."""
+        return self._runner.run(self.aexplain(request, **kw))
+
+    def close(self) -> None:
+        self._runner.run(self.aclose())
+        self._runner.close()
+
+
+def _rule(d: Mapping[str, Any]) -> Rule:
+    """A rule from config-style data: {match: {task, metadata, user, tag}, models, policy, ...settings}."""
+    d = dict(d)
+    match = dict(d.pop("match", {}) or {})
+    task = match.get("task")
+    return Rule(name=str(d.pop("name", "") or ""), task=frozenset([task] if isinstance(task, str) else task)
+                if task else None, metadata=dict(match.get("metadata") or {}), user=match.get("user"),
+                tag=match.get("tag"), models=tuple(d.pop("models", ()) or ()), policy=d.pop("policy", None),
+                settings=d)

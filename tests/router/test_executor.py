@@ -1,0 +1,280 @@
+"""Executor: fallback, billing and learning, with scripted FakeProviders (no HTTP)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from providers.fake import FakeProvider, Script, reply
+from router.engine import choose
+from router.errors import (
+    AuthFailed,
+    BadRequest,
+    BudgetExceeded,
+    ContentFiltered,
+    ContextTooLong,
+    MalformedResponse,
+    NoRouteAvailable,
+    QuotaExhausted,
+    RateLimited,
+    Timeout,
+    Unavailable,
+)
+from router.executor import Executor
+from router.health import HealthBook
+from router.policies import Policy
+from router.quota.ledger import Ledger
+from router.quota.memory_store import MemoryStore
+from router.quota.spec import BudgetSpec, PoolSpec
+from router.streaming import open_stream
+from router.tasks import extract_features
+from router.types import ChatRequest, Message, ResponseFormat, TextDelta, Usage, UsageEvent
+from tests.router.routing_helpers import NOW, card
+
+# price per 1M tokens: a 1/2, b 2/4, c 4/8 -> a 10-in/5-out reply costs 0.00002, b 0.00004, c 0.00008
+A = card("pa:a", "1", "2", q=0.8, ctx=8_000, caps=("tools", "json_schema"))
+B = card("pb:b", "2", "4", q=0.85, ctx=16_000, caps=("tools", "json_schema"))
+C = card("pc:c", "4", "8", q=0.9, ctx=200_000, caps=("tools", "json_schema"))
+COST = {"pa": Decimal("0.00002"), "pb": Decimal("0.00004"), "pc": Decimal("0.00008")}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self):
+        return self.now
+
+
+def req(text: str = "hello there", **kw) -> ChatRequest:
+    return ChatRequest(messages=[Message(role="user", content=text)], **kw)
+
+
+def setup(scripts: dict[str, list[Script]], *, pools=(), budgets=(), policy: Policy | None = None, cards=(A, B, C),
+          keys=None, providers=None):
+    clock = Clock()
+    ledger = Ledger(MemoryStore(), list(pools), list(budgets))
+    provs = providers or {name: FakeProvider(name=name, scripts=list(s), repeat_last=False) for name, s in scripts.items()}
+    ex = Executor(provs, ledger=ledger, health=HealthBook(), clock=clock)
+
+    async def plan_for(r: ChatRequest):
+        view = await ledger.view(clock(), [c.id for c in cards])
+        return choose(extract_features(r), list(cards), view, ex.health, policy or Policy("cheapest"), clock(),
+                      keys=keys)
+
+    return ex, provs, ledger, clock, plan_for
+
+
+def err(cls, **kw):
+    return Script(error=cls("boom", **kw))
+
+
+async def test_success_bills_exact_decimal():
+    ex, provs, _, _, plan_for = setup({"pa": [reply("hi")], "pb": [], "pc": []})
+    r = req()
+    out = await ex.run(await plan_for(r), r)
+    assert out.response.text == "hi" and out.route.model_id == "pa:a"
+    assert out.route.cost_usd == COST["pa"] and out.route.attempts[0].usage == Usage(input_tokens=10, output_tokens=5)
+    assert provs["pa"].calls[0].model == "a"  # the vendor model id, no provider prefix
+
+
+async def test_rate_limited_falls_back_and_cools_down_with_retry_after():
+    ex, provs, ledger, clock, plan_for = setup({"pa": [err(RateLimited, retry_after=42.0)], "pb": [reply("b")], "pc": []})
+    r = req()
+    out = await ex.run(await plan_for(r), r)
+    assert out.response.text == "b" and out.route.fallback_chain == ["pa:a", "pb:b"]
+    first, second = out.route.attempts
+    assert first.error_type == "RateLimited" and first.usage is None and first.cost_usd == 0  # released, not billed
+    assert out.route.cost_usd == COST["pb"]
+    view = await ledger.view(clock(), ["pa:a"])
+    assert view.blocked("pa:a", clock()).cooldown_until == clock() + timedelta(seconds=42)
+    assert "fell back to pb:b after pa:a (RateLimited)" in out.route.reason
+    plan = await plan_for(r)  # the next request skips the cooling model
+    assert [s.model_id for s in plan.steps] == ["pb:b", "pc:c"]
+
+
+async def test_quota_exhausted_mid_day_marks_the_free_pool_exhausted():
+    pool = PoolSpec(id="pa-free", models=("pa:a",), free=True, limits=({"per": "day", "requests": 100},))
+    ex, provs, ledger, clock, plan_for = setup({"pa": [err(QuotaExhausted)], "pb": [reply("b")], "pc": []},
+                                               pools=[pool], policy=Policy("free-first"))
+    r = req()
+    plan = await plan_for(r)
+    assert plan.steps[0].free and plan.steps[0].model_id == "pa:a"
+    out = await ex.run(plan, r)
+    assert out.route.model_id == "pb:b" and out.route.cost_usd == COST["pb"] and not out.route.free_quota_used
+    clock.now = NOW + timedelta(hours=2)
+    plan = await plan_for(r)
+    assert "pa:a" not in [s.model_id for s in plan.steps]
+    assert "exhausted until" in next(x for x in plan.reasons if x.model_id == "pa:a").reason
+
+
+async def test_free_pool_call_costs_nothing():
+    pool = PoolSpec(id="pa-free", models=("pa:a",), free=True, limits=({"per": "day", "requests": 100},))
+    ex, _, _, _, plan_for = setup({"pa": [reply("a")], "pb": [], "pc": []}, pools=[pool], policy=Policy("free-first"))
+    r = req()
+    out = await ex.run(await plan_for(r), r)
+    assert out.route.cost_usd == 0 and out.route.free_quota_used and out.route.attempts[0].free_pool == "pa-free"
+
+
+@pytest.mark.parametrize("cls", [Unavailable, Timeout])
+async def test_transient_errors_fall_back_and_trip_the_breaker(cls):
+    ex, provs, _, clock, plan_for = setup({"pa": [err(cls)] * 3, "pb": [reply("b")] * 3, "pc": []})
+    r = req()
+    for _ in range(3):
+        out = await ex.run(await plan_for(r), r)
+        assert out.route.model_id == "pb:b" and out.route.cost_usd == COST["pb"]
+    assert ex.health["pa:a"].state(clock()) == "open"
+    plan = await plan_for(r)
+    assert plan.steps[0].model_id == "pb:b" and "circuit open" in plan.reasons[0].reason
+    assert len(provs["pa"].calls) == 3
+
+
+async def test_malformed_with_billed_usage_is_committed_then_falls_back():
+    billed = Usage(input_tokens=10, output_tokens=5)
+    ex, _, _, _, plan_for = setup({"pa": [err(MalformedResponse, billed_usage=billed)], "pb": [reply("b")], "pc": []})
+    r = req()
+    out = await ex.run(await plan_for(r), r)
+    assert out.route.attempts[0].cost_usd == COST["pa"] and out.route.cost_usd == COST["pa"] + COST["pb"]
+
+
+async def test_context_too_long_skips_models_with_no_larger_window():
+    a2 = card("pa:a2", "1", "2", q=0.8, ctx=8_000)
+    ex, provs, _, _, plan_for = setup({"pa": [err(ContextTooLong)], "pb": [], "pc": [reply("c")]}, cards=(A, a2, B, C))
+    r = req()
+    plan = await plan_for(r)
+    assert [s.model_id for s in plan.steps][:3] == ["pa:a", "pa:a2", "pb:b"]
+    # pb:b has a larger window than pa:a -> it is tried; give it a ContextTooLong as well
+    provs["pb"].scripts = [err(ContextTooLong)]
+    out = await ex.run(plan, r)
+    assert out.route.fallback_chain == ["pa:a", "pb:b", "pc:c"]  # pa:a2 (same 8k window) skipped
+    assert len(provs["pa"].calls) == 1
+
+
+@pytest.mark.parametrize("cls", [BadRequest, ContentFiltered])
+async def test_bad_request_and_content_filter_stop(cls):
+    ex, provs, _, _, plan_for = setup({"pa": [err(cls)], "pb": [reply("b")], "pc": []})
+    r = req()
+    with pytest.raises(cls):
+        await ex.run(await plan_for(r), r)
+    assert provs["pb"].calls == []
+
+
+async def test_auth_failed_stops_and_marks_the_key_bad():
+    provs = {"K1": FakeProvider(name="pa", scripts=[err(AuthFailed)], repeat_last=False),
+             "K2": FakeProvider(name="pa", scripts=[reply("k2")])}
+    ex, _, _, _, plan_for = setup({}, providers=provs, cards=(A,), keys={"pa": ("K1", "K2")})
+    r = req()
+    plan = await plan_for(r)
+    assert [s.deployment for s in plan.steps] == ["pa:a@K1", "pa:a@K2"]
+    with pytest.raises(AuthFailed):
+        await ex.run(plan, r)
+    assert ex.health["K1"].bad
+    plan = await plan_for(r)
+    assert [s.deployment for s in plan.steps] == ["pa:a@K2"]
+    assert (await ex.run(plan, r)).response.text == "k2"
+
+
+async def test_keys_are_balanced_least_used_first():
+    provs = {"K1": FakeProvider(name="pa", scripts=[reply("1")]), "K2": FakeProvider(name="pa", scripts=[reply("2")])}
+    ex, _, _, _, plan_for = setup({}, providers=provs, cards=(A,), keys={"pa": ("K1", "K2")})
+    r = req()
+    texts = [(await ex.run(await plan_for(r), r)).response.text for _ in range(4)]
+    assert texts == ["1", "2", "1", "2"]
+
+
+async def test_all_fail_raises_no_route_with_attempts():
+    ex, _, _, _, plan_for = setup({"pa": [err(Unavailable)], "pb": [err(RateLimited)], "pc": [err(Timeout)]})
+    r = req()
+    with pytest.raises(NoRouteAvailable) as ei:
+        await ex.run(await plan_for(r), r)
+    assert [a.error_type for a in ei.value.attempts] == ["Unavailable", "RateLimited", "Timeout"]
+    assert isinstance(ei.value.last_error, Timeout)
+
+
+async def test_hard_budget_exceeded_is_raised_before_any_call():
+    b = BudgetSpec(id="tiny", scope="global", period="month", limit_usd=Decimal("0.00001"))
+    ex, provs, _, _, _ = setup({"pa": [reply()], "pb": [], "pc": []}, budgets=[b])
+    r = req()
+    # plan without budgets in the view (as if it changed since): the ledger is the hard stop
+    plan = choose(extract_features(r), [A], __import__("router.quota.view").quota.view.LedgerView(), {},
+                  Policy("cheapest"), NOW)
+    with pytest.raises(BudgetExceeded):
+        await ex.run(plan, r)
+    assert provs["pa"].calls == []
+
+
+async def test_cascade_escalates_on_invalid_json_and_bills_both():
+    ex, provs, _, _, plan_for = setup({"pa": [reply("not json")], "pb": [], "pc": [reply('{"x": 1}')]},
+                                      policy=Policy("cascade"))
+    r = req("give me json", response_format=ResponseFormat(type="json_object"))
+    out = await ex.run(await plan_for(r), r)
+    assert out.response.text == '{"x": 1}' and out.route.fallback_chain == ["pa:a", "pc:c"]
+    assert out.route.attempts[0].error_type == "CheckFailed" and "invalid JSON" in out.route.attempts[0].error_message
+    assert out.route.cost_usd == COST["pa"] + COST["pc"]
+
+
+async def test_cascade_verifier_and_refusal():
+    ex, _, _, _, plan_for = setup({"pa": [reply("I'm sorry, but I can't help with that")], "pb": [],
+                                   "pc": [reply("fine")]}, policy=Policy("cascade"))
+    r = req()
+    out = await ex.run(await plan_for(r), r)
+    assert out.route.model_id == "pc:c" and out.route.attempts[0].error_message == "refused"
+    ex, _, _, _, plan_for = setup({"pa": [reply("x")], "pb": [], "pc": [reply("y")]}, policy=Policy("cascade"))
+    out = await ex.run(await plan_for(r), r, verifier=lambda resp, rq: resp.text == "y")
+    assert out.response.text == "y"
+
+
+# ---------------------------------------------------------------- streams
+
+
+async def collect(s):
+    return [ev async for ev in s]
+
+
+async def test_stream_cut_before_first_token_falls_back_silently():
+    cut = Script(events=[UsageEvent(usage=Usage(input_tokens=10))], error=Unavailable("reset"))
+    ex, provs, _, _, plan_for = setup({"pa": [cut], "pb": [reply("hello world", chunks=3)], "pc": []})
+    r = req(stream=True)
+    s = await open_stream(ex, await plan_for(r), r)
+    assert s.route.model_id == "pb:b"  # known before the first token is consumed
+    events = await collect(s)
+    assert "".join(e.text for e in events if e.kind == "text") == "hello world"
+    # pa reported 10 input tokens before failing: that usage is billed; pb in full
+    assert s.route.attempts[0].cost_usd == Decimal("0.00001")
+    assert s.route.cost_usd == Decimal("0.00001") + COST["pb"]
+
+
+async def test_stream_cut_after_first_token_propagates_and_bills_what_the_vendor_billed():
+    billed = Usage(input_tokens=10, output_tokens=2)
+    cut = Script(events=[TextDelta(text="par")], error=Unavailable("reset", billed_usage=billed))
+    ex, provs, _, _, plan_for = setup({"pa": [cut], "pb": [reply("b")], "pc": []})
+    r = req(stream=True)
+    s = await open_stream(ex, await plan_for(r), r)
+    seen = []
+    with pytest.raises(Unavailable):
+        async for ev in s:
+            seen.append(ev)
+    assert [e.text for e in seen] == ["par"]  # one partial answer, never a second one
+    assert provs["pb"].calls == []
+    assert s.route.cost_usd == Decimal("0.000014") and s.route.attempts[0].usage == billed
+
+
+async def test_stream_success_commits_reported_usage():
+    ex, _, _, _, plan_for = setup({"pa": [reply("abc", chunks=3)], "pb": [], "pc": []})
+    r = req(stream=True)
+    s = await open_stream(ex, await plan_for(r), r)
+    await collect(s)
+    assert s.response.text == "abc" and s.route.cost_usd == COST["pa"]
+
+
+async def test_stream_closed_early_by_caller_commits_an_estimate():
+    ex, _, _, _, plan_for = setup({"pa": [Script(events=[TextDelta(text="x" * 40), TextDelta(text="y")])],
+                                   "pb": [], "pc": []})
+    r = req(stream=True)
+    s = await open_stream(ex, await plan_for(r), r)
+    await s.__anext__()
+    await s.aclose()
+    att = s.route.attempts[0]
+    assert att.error_type == "Cancelled" and att.usage is not None and att.cost_usd > 0
