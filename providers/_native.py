@@ -183,8 +183,8 @@ class NativeProvider:
                 if resp.status_code >= 400:
                     raise on_error(resp, await _http.read_body(resp), call, self._clock())
                 async for ev in events(resp):
-                    if isinstance(ev, FinishEvent) and not rl.is_empty():
-                        ev.provider_details.setdefault("rate_limits", rl)
+                    if isinstance(ev, FinishEvent) and not rl.is_empty():  # same shape as providers.openai
+                        ev.provider_details.setdefault("rate_limits", rl.model_dump(exclude_none=True))
                     yield ev
             finally:
                 await resp.aclose()

@@ -181,7 +181,7 @@ async def test_stream_text_matches_complete_path() -> None:
     assert (r.usage.input_tokens, r.usage.output_tokens, r.finish_reason) == (12, 30, "stop")
     assert r.id == "msg_01QC4g3HwBThD4BaNtBckFDJ" and r.model == "claude-sonnet-4-5-20250929"
     fin = [e for e in evs if isinstance(e, FinishEvent)]
-    assert len(fin) == 1 and evs[-1] is fin[0] and fin[0].provider_details["rate_limits"].remaining_requests == 999
+    assert len(fin) == 1 and evs[-1] is fin[0] and fin[0].provider_details["rate_limits"]["remaining_requests"] == 999
 
 
 @respx.mock

@@ -1,0 +1,440 @@
+"""AWS Bedrock Converse / ConverseStream adapter (Claude and other models on Bedrock).
+
+`POST https://bedrock-runtime.{region}.amazonaws.com/model/{modelId}/converse` and
+`/converse-stream`. Requests are SigV4-signed with botocore's signer (an optional
+extra: `pip install 'quotaroute[bedrock]'`), or carry a Bedrock API key as
+`Authorization: Bearer`. The stream is the AWS binary event-stream encoding,
+decoded with `botocore.eventstream.EventStreamBuffer`; botocore is imported lazily.
+
+Usage: Bedrock's `inputTokens` excludes cache reads/writes, so our input_tokens =
+inputTokens + cacheReadInputTokens + cacheWriteInputTokens (OpenAI semantics).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from providers import _http
+from providers import _native as nat
+from router.errors import (
+    AuthFailed,
+    BadRequest,
+    ConfigError,
+    ContextTooLong,
+    MalformedResponse,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    Timeout,
+    Unavailable,
+    register_secret,
+)
+from router.types import (
+    ChatRequest,
+    ChatResponse,
+    FinishEvent,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
+
+__all__ = ["BedrockProvider", "build_body", "converse_events", "EventState", "map_error"]
+
+_STOP = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+
+# AWS error type -> class. https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html#API_runtime_Converse_Errors
+_ERRORS: dict[str, type[ProviderError]] = {
+    "ValidationException": BadRequest,
+    "ResourceNotFoundException": BadRequest,
+    "AccessDeniedException": AuthFailed,
+    "UnrecognizedClientException": AuthFailed,
+    "InvalidSignatureException": AuthFailed,
+    "IncompleteSignatureException": AuthFailed,
+    "ExpiredTokenException": AuthFailed,
+    "ThrottlingException": RateLimited,
+    "ModelNotReadyException": RateLimited,
+    "ServiceQuotaExceededException": QuotaExhausted,
+    "ModelTimeoutException": Timeout,
+    "ModelErrorException": Unavailable,
+    "ModelStreamErrorException": Unavailable,
+    "ServiceUnavailableException": Unavailable,
+    "InternalServerException": Unavailable,
+}
+_IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
+                  "image/webp": "webp"}
+
+
+# ------------------------------------------------------------------ request
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    out: list[dict[str, Any]] = []
+    for p in content:
+        if p.type == "text":
+            if p.text:
+                out.append({"text": p.text})
+            continue
+        data = nat.parse_data_url(p.url)
+        if data is None:
+            raise BadRequest("Bedrock Converse takes images as bytes only: pass a data: URL (base64)",
+                             provider="bedrock")
+        mt = p.media_type or data[0]
+        fmt = _IMAGE_FORMATS.get(mt)
+        if fmt is None:
+            raise BadRequest(f"Bedrock Converse does not accept image type {mt!r}", provider="bedrock")
+        out.append({"image": {"format": fmt, "source": {"bytes": data[1]}}})
+    return out
+
+
+def _messages(req: ChatRequest) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in req.messages:
+        if m.role in ("system", "developer"):
+            continue
+        if m.role == "tool":
+            role = "user"
+            blocks = [{"toolResult": {"toolUseId": m.tool_call_id or "", "content": [{"text": m.text()}]}}]
+        elif m.role == "assistant":
+            role = "assistant"
+            blocks = _blocks(m.content)
+            blocks += [{"toolUse": {"toolUseId": tc.id, "name": tc.name, "input": nat.tool_args(tc)}}
+                       for tc in m.tool_calls or []]
+        else:
+            role, blocks = "user", _blocks(m.content)
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == role:  # Converse wants alternating turns
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    return out
+
+
+def build_body(req: ChatRequest) -> dict[str, Any]:
+    """ChatRequest -> Converse JSON body (pure; ConverseStream takes the same body)."""
+    body: dict[str, Any] = {"messages": _messages(req)}
+    system = req.system_text()
+    rf = req.response_format
+    if rf is not None and rf.type != "text":  # JSON mode via the system prompt (as for Anthropic)
+        from providers.anthropic import JSON_INSTRUCTION
+
+        extra = JSON_INSTRUCTION
+        schema = (rf.json_schema or {}).get("schema") if rf.type == "json_schema" else None
+        if schema:
+            extra += " It must validate against this JSON Schema: " + json.dumps(schema, separators=(",", ":"))
+        system = f"{system}\n\n{extra}" if system else extra
+    if system:
+        body["system"] = [{"text": system}]
+    inf: dict[str, Any] = {}
+    if req.max_tokens:
+        inf["maxTokens"] = req.max_tokens
+    if req.temperature is not None:
+        inf["temperature"] = req.temperature
+    if req.top_p is not None:
+        inf["topP"] = req.top_p
+    if req.stop:
+        inf["stopSequences"] = list(req.stop)
+    if inf:
+        body["inferenceConfig"] = inf
+    if req.tools:
+        tools = [{"toolSpec": {k: v for k, v in {"name": t.name, "description": t.description,
+                                                  "inputSchema": {"json": t.parameters}}.items() if v is not None}}
+                 for t in req.tools]
+        cfg: dict[str, Any] = {"tools": tools}
+        choice = req.tool_choice
+        if choice == "required":
+            cfg["toolChoice"] = {"any": {}}
+        elif choice == "auto":
+            cfg["toolChoice"] = {"auto": {}}
+        elif nat.named_tool(choice):
+            cfg["toolChoice"] = {"tool": {"name": nat.named_tool(choice)}}
+        # "none": Converse has no such choice; the tools stay declared (needed for toolUse history)
+        body["toolConfig"] = cfg
+    return nat.deep_merge(body, req.extra_body)
+
+
+# ------------------------------------------------------------------ response
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    def n(k: str) -> int:
+        v = raw.get(k)
+        return v if isinstance(v, int) and v >= 0 else 0
+
+    cr, cw = n("cacheReadInputTokens"), n("cacheWriteInputTokens")
+    return Usage(input_tokens=n("inputTokens") + cr + cw, output_tokens=n("outputTokens"),
+                 cache_read_tokens=cr, cache_write_tokens=cw)
+
+
+def _finish(stop: Any, extra: dict[str, Any]) -> FinishEvent:
+    return FinishEvent(finish_reason=_STOP.get(stop, "unknown"),  # type: ignore[arg-type]
+                       provider_details={"stop_reason": stop, **extra})
+
+
+def converse_events(data: Any, call: _http.Call | None = None) -> list[StreamEvent]:
+    """A Converse response body -> StreamEvents (raises MalformedResponse)."""
+    call = call or _http.Call("bedrock")
+    msg = (data.get("output") or {}).get("message") if isinstance(data, dict) else None
+    if not isinstance(msg, dict) or not isinstance(msg.get("content"), list):
+        raise MalformedResponse("Bedrock response has no output.message", provider=call.provider, model=call.model,
+                                body=str(data)[:500])
+    events: list[StreamEvent] = []
+    tools = 0
+    for block in msg["content"]:
+        if not isinstance(block, dict):
+            continue
+        if isinstance(block.get("text"), str):
+            events.append(TextDelta(text=block["text"]))
+        elif isinstance(block.get("toolUse"), dict):
+            tu = block["toolUse"]
+            events.append(ToolCallDelta(index=tools, id=tu.get("toolUseId"), name=tu.get("name"),
+                                        arguments=json.dumps(tu.get("input") or {}, ensure_ascii=False)))
+            tools += 1
+        elif isinstance(block.get("reasoningContent"), dict):
+            text = (block["reasoningContent"].get("reasoningText") or {}).get("text")
+            if text:
+                events.append(ReasoningDelta(text=text))
+    if isinstance(data.get("usage"), dict):
+        events.append(UsageEvent(usage=_usage(data["usage"])))
+    extra = {"metrics": data["metrics"]} if isinstance(data.get("metrics"), dict) else {}
+    events.append(_finish(data.get("stopReason"), extra))
+    return events
+
+
+class EventState:
+    """Decoded event-stream messages -> StreamEvents. Complete (`done`) once both messageStop
+    and the metadata event (usage; normally the last frame) arrived, in either order."""
+
+    def __init__(self, call: _http.Call | None = None) -> None:
+        self.call = call or _http.Call("bedrock")
+        self.usage: Usage | None = None
+        self._stopped = self._metadata = False
+        self._stop: Any = None
+        self._extra: dict[str, Any] = {}
+        self._tools: dict[Any, int] = {}
+
+    def feed(self, headers: dict[str, Any], payload: bytes) -> list[StreamEvent]:
+        mtype = headers.get(":message-type")
+        if mtype == "error":
+            raise map_error(None, str(headers.get(":error-code") or "InternalServerException"),
+                            str(headers.get(":error-message") or "stream error"), call=self.call,
+                            billed_usage=self.usage)
+        try:
+            obj = json.loads(payload) if payload else {}
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            raise MalformedResponse("Bedrock event payload is not a JSON object", provider=self.call.provider,
+                                    model=self.call.model, body=payload[:500].decode("utf-8", "replace"),
+                                    billed_usage=self.usage)
+        if mtype == "exception":
+            return self._raise(str(headers.get(":exception-type") or ""), obj)
+        kind = headers.get(":event-type")
+        if kind == "contentBlockStart":
+            tu = (obj.get("start") or {}).get("toolUse")
+            if isinstance(tu, dict):
+                i = self._tools.setdefault(obj.get("contentBlockIndex"), len(self._tools))
+                return [ToolCallDelta(index=i, id=tu.get("toolUseId"), name=tu.get("name"))]
+        elif kind == "contentBlockDelta":
+            return self._delta(obj.get("contentBlockIndex"), obj.get("delta") or {})
+        elif kind == "messageStop":
+            self._stop, self._stopped = obj.get("stopReason"), True
+        elif kind == "metadata":
+            self._metadata = True
+            if isinstance(obj.get("metrics"), dict):
+                self._extra["metrics"] = obj["metrics"]
+            if isinstance(obj.get("usage"), dict):
+                self.usage = _usage(obj["usage"])
+                return [UsageEvent(usage=self.usage)]
+        return []  # messageStart, contentBlockStop, unknown future events
+
+    def _delta(self, index: Any, delta: dict[str, Any]) -> list[StreamEvent]:
+        if isinstance(delta.get("text"), str):
+            return [TextDelta(text=delta["text"])] if delta["text"] else []
+        if isinstance(delta.get("toolUse"), dict):
+            i = self._tools.setdefault(index, len(self._tools))
+            return [ToolCallDelta(index=i, arguments=str(delta["toolUse"].get("input") or ""))]
+        rc = delta.get("reasoningContent")
+        if isinstance(rc, dict) and rc.get("text"):
+            return [ReasoningDelta(text=rc["text"])]
+        return []
+
+    def _raise(self, etype: str, obj: dict[str, Any]) -> list[StreamEvent]:
+        name = etype[:1].upper() + etype[1:]  # stream exceptions are lowerCamel (throttlingException)
+        raise map_error(None, name, str(obj.get("message") or obj.get("Message") or name), call=self.call,
+                        raw=obj, billed_usage=self.usage)
+
+    @property
+    def done(self) -> bool:
+        return self._stopped and self._metadata
+
+    def finish(self) -> list[StreamEvent]:
+        return [_finish(self._stop, self._extra)] if self.done else []
+
+
+# ------------------------------------------------------------------ errors
+
+
+def map_error(status: int | None, etype: str | None, message: str, *, call: _http.Call, headers: Any = None,
+              now: float | None = None, raw: Any = None, billed_usage: Any = None) -> ProviderError:
+    """AWS error type (x-amzn-ErrorType / __type / :exception-type) first, then the status;
+    message matching only for context length and the per-day token quota (tested)."""
+    cls = _ERRORS.get(etype or "") or _http.status_class(status)
+    low = (message or "").lower()
+    if cls is BadRequest and ("too long" in low or "context window" in low):
+        cls = ContextTooLong
+    elif cls is RateLimited and "per day" in low:  # "Too many tokens per day, please wait before trying again."
+        cls = QuotaExhausted
+    info = _http.ErrorInfo(status=status, code=etype, message=message, raw=raw)
+    return _http.make_error(cls, info, call=call, headers=headers, now=now, billed_usage=billed_usage)
+
+
+def _error_type(resp: httpx.Response, obj: Any) -> str | None:
+    t = resp.headers.get("x-amzn-errortype") or (obj.get("__type") if isinstance(obj, dict) else None)
+    if not t:
+        return None
+    return str(t).split(":", 1)[0].rsplit("#", 1)[-1] or None
+
+
+def _on_error(resp: httpx.Response, raw: bytes, call: _http.Call, now: float) -> ProviderError:
+    info = _http.parse_error_body(raw, resp.status_code)
+    obj = info.raw if isinstance(info.raw, dict) else {}
+    message = str(obj.get("message") or obj.get("Message") or info.message or f"HTTP {resp.status_code}")
+    return map_error(resp.status_code, _error_type(resp, obj), message, call=call, headers=resp.headers, now=now,
+                     raw=info.raw)
+
+
+async def event_stream(resp: httpx.Response, state: EventState, call: _http.Call) -> AsyncIterator[StreamEvent]:
+    """application/vnd.amazon.eventstream body -> StreamEvents (botocore's decoder)."""
+    from botocore.eventstream import EventStreamBuffer, ParserError
+
+    buf = EventStreamBuffer()
+    try:
+        async for chunk in _http.aiter_bytes(resp, call):
+            buf.add_data(chunk)
+            for msg in buf:
+                for ev in state.feed(msg.headers, msg.payload):
+                    yield ev
+    except ParserError as e:
+        raise MalformedResponse(f"corrupt AWS event-stream frame ({type(e).__name__})", provider=call.provider,
+                                model=call.model, billed_usage=state.usage) from e
+    except ProviderError as e:
+        if e.billed_usage is None:
+            e.billed_usage = state.usage
+        raise
+    for ev in state.finish():
+        yield ev
+    if not state.done:
+        raise MalformedResponse("Bedrock stream ended before messageStop + metadata", provider=call.provider,
+                                model=call.model, billed_usage=state.usage)
+
+
+# ------------------------------------------------------------------ provider
+
+
+def _have_botocore() -> bool:
+    return importlib.util.find_spec("botocore") is not None
+
+
+_NEED_BOTOCORE = "AWS SigV4 signing needs botocore: pip install 'quotaroute[bedrock]' (or pass a Bedrock API key)"
+
+
+class BedrockProvider(nat.NativeProvider):
+    """`BedrockProvider(region=..., aws_access_key_id=..., aws_secret_access_key=..., aws_session_token=...)`,
+    or `api_key=` a Bedrock API key (bearer). Explicit arguments win over AWS_* environment variables."""
+
+    vendor = "bedrock"
+
+    def __init__(self, *, api_key: str | None = None, base_url: str | None = None,
+                 client: httpx.AsyncClient | None = None, name: str = "bedrock", retry: Any = None,
+                 region: str | None = None, aws_access_key_id: str | None = None,
+                 aws_secret_access_key: str | None = None, aws_session_token: str | None = None,
+                 timeout: float = 600.0, clock: Any = None) -> None:
+        api_key = api_key or os.environ.get("AWS_BEARER_TOKEN_BEDROCK") or None
+        super().__init__(api_key=api_key, client=client, name=name, retry=retry, timeout=timeout, clock=clock)
+        self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.base_url = (base_url or f"https://bedrock-runtime.{self.region}.amazonaws.com").rstrip("/")
+        explicit = aws_access_key_id is not None or aws_secret_access_key is not None
+        self._ak = aws_access_key_id if explicit else os.environ.get("AWS_ACCESS_KEY_ID")
+        self._sk = aws_secret_access_key if explicit else os.environ.get("AWS_SECRET_ACCESS_KEY")
+        self._token = aws_session_token if explicit else os.environ.get("AWS_SESSION_TOKEN")
+        for s in (self._sk, self._token):
+            register_secret(s)
+        if not self._api_key and not _have_botocore():
+            raise ConfigError(_NEED_BOTOCORE, key="bedrock")
+
+    def __repr__(self) -> str:
+        auth = "api_key" if self._api_key else ("sigv4" if self._ak else "default-chain")
+        return f"BedrockProvider(name={self.name!r}, region={self.region!r}, auth={auth})"
+
+    def _url(self, model: str, op: str) -> str:
+        return f"{self.base_url}/model/{quote(model, safe='')}/{op}"
+
+    def _headers(self, url: str, body: bytes, accept: str) -> dict[str, str]:
+        h = {"content-type": "application/json", "accept": accept}
+        if self._api_key:
+            return {**h, "authorization": f"Bearer {self._api_key}"}
+        try:
+            from botocore.auth import SigV4Auth
+            from botocore.awsrequest import AWSRequest
+            from botocore.credentials import Credentials
+        except ImportError as e:
+            raise ConfigError(_NEED_BOTOCORE, key="bedrock") from e
+        if self._ak and self._sk:
+            creds = Credentials(self._ak, self._sk, self._token)
+        else:  # profiles, SSO, instance roles: botocore's default chain (reads ~/.aws, may query IMDS)
+            import botocore.session
+
+            creds = botocore.session.Session().get_credentials()
+            if creds is None:
+                raise AuthFailed("no AWS credentials (pass aws_access_key_id/aws_secret_access_key or api_key, "
+                                 "or configure the AWS environment)", provider=self.name)
+            for s in (creds.secret_key, creds.token):
+                register_secret(s)
+        aws = AWSRequest(method="POST", url=url, data=body, headers=h)
+        SigV4Auth(creds, "bedrock", self.region).add_auth(aws)
+        return dict(aws.headers.items())
+
+    async def complete(self, req: ChatRequest) -> ChatResponse:
+        body = _http.dumps(build_body(req))
+        call, url = self._call(req), self._url(req.model, "converse")
+
+        async def attempt() -> ChatResponse:
+            data, rl = await self._post_json(url, body, self._headers(url, body, "application/json"), call,
+                                             _on_error)
+            return self._accumulate(converse_events(data, call), req, rl)
+
+        return await self._run(attempt)
+
+    async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
+        body = _http.dumps(build_body(req))
+        call, url = self._call(req), self._url(req.model, "converse-stream")
+
+        def events(resp: httpx.Response) -> AsyncIterator[StreamEvent]:
+            return event_stream(resp, EventState(call), call)
+
+        async for ev in self._stream(url, body, lambda: self._headers(url, body, "application/vnd.amazon.eventstream"),
+                                     call, _on_error, events):
+            yield ev
