@@ -89,6 +89,9 @@ class ModelCard(BaseModel):
                 raise ValueError(f"quality for {k!r} must be in [0, 1], got {q}")
         return v
 
+    def __hash__(self) -> int:  # task_quality/free_tier are dicts: hash by identity of the id
+        return hash(self.id)
+
     @property
     def is_local(self) -> bool:
         return "local" in self.regions
