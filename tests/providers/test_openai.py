@@ -364,3 +364,23 @@ async def test_error_json_mentioning_html_is_not_mistaken_for_a_page():
     respx.post(URL).mock(return_value=json_resp(400, body))
     with pytest.raises(E.BadRequest, match="bad <html> in prompt"):
         await provider().complete(req())
+
+
+@respx.mock
+async def test_mid_stream_read_timeout_is_typed_keeps_output_and_is_not_retried():
+    body = fx("openai/chat_stream.sse")
+    head = body[:body.index(b'"finish_reason":"stop"')]
+    head = head[:head.rindex(b"data: ")]  # everything before the finish chunk
+
+    class Cut(httpx.AsyncByteStream):
+        async def __aiter__(self):
+            yield head
+            raise httpx.ReadTimeout("read timed out")
+
+    respx.post(URL).mock(return_value=httpx.Response(200, stream=Cut(), headers=sse_headers()))
+    got = []
+    with pytest.raises(E.Timeout):
+        async for ev in provider(retries=3).stream(req()):
+            got.append(ev)
+    assert "".join(e.text for e in got if e.kind == "text") == "Hello! How can I help?"
+    assert respx.calls.call_count == 1
