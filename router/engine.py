@@ -581,12 +581,13 @@ def _summary(pname: str, kept: list[Any], reasons: list[Reason], floor: float, f
         return f"{pre}: {own[0].model_id} cannot take the request: {own[0].reason}" if own else (
             f"{pre}: the pinned model is not among the candidates")
     if not kept:
-        counts: dict[str, int] = {}
+        groups: dict[str, list[Reason]] = {}
         for r in reasons:
             if not r.kept:
-                key = r._msg.split(" %")[0].split(" (")[0]
-                counts[key] = counts.get(key, 0) + 1
-        detail = "; ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "no candidates"
+                groups.setdefault(r._msg, []).append(r)
+        parts = sorted(groups.values(), key=lambda g: -len(g))
+        detail = "; ".join(f"{g[0].model_id}: {g[0].reason}" + (f" (+{len(g) - 1} similar)" if len(g) > 1 else "")
+                           for g in parts[:4]) or "no candidates"
         return f"{pre}: no model fits the request ({detail})"
     info, cost, free, pool_id, q, _deps, _lat = kept[0]
     what = f"free pool {pool_id}" if free else f"expected ${_fmt(cost)}"

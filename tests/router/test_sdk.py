@@ -1,0 +1,149 @@
+"""The Router SDK over FakeProviders: async, sync, streams, pinning, virtual models."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from providers.fake import FakeProvider, reply
+from router import Router
+from router.catalog import Catalog
+from router.errors import BudgetExceeded, NoRouteAvailable, RateLimited, UnknownModel
+from router.quota.ledger import Ledger
+from router.quota.memory_store import MemoryStore
+from router.quota.spec import BudgetSpec
+from router.types import ChatRequest, Message
+from tests.router.routing_helpers import NOW, card
+
+A = card("pa:a", "1", "2", q=0.8).model_copy(update={"aliases": ("alpha",)})
+B = card("pb:b", "2", "4", q=0.95)
+CAT = Catalog([A, B])
+
+
+def make(policy="cheapest", **kw):
+    provs = kw.pop("providers", None) or {"pa": FakeProvider(name="pa", scripts=[reply("from a")]),
+                                          "pb": FakeProvider(name="pb", scripts=[reply("from b")])}
+    ledger = kw.pop("ledger", None) or Ledger(MemoryStore())
+    return Router(catalog=CAT, providers=provs, ledger=ledger, policy=policy, clock=lambda: NOW, **kw), provs
+
+
+async def test_achat_with_a_prompt_string():
+    router, provs = make()
+    out = await router.achat("hi there")
+    assert out.response.text == "from a" and out.route.model_id == "pa:a" and out.route.policy == "cheapest"
+    assert out.route.cost_usd == Decimal("0.00002") and out.route.overhead_ms is not None
+    assert out.route.task == "chat" and {c.model_id for c in out.route.candidates} == {"pa:a", "pb:b"}
+    await router.aclose()
+    assert provs["pa"].closed and provs["pb"].closed
+
+
+async def test_messages_and_request_objects_and_kwargs():
+    router, provs = make()
+    await router.achat([{"role": "user", "content": "x"}], temperature=0.2, max_tokens=50)
+    sent = provs["pa"].calls[-1]
+    assert sent.temperature == 0.2 and sent.max_tokens == 50 and sent.model == "a"
+    await router.achat(ChatRequest(model="auto:best", messages=[Message(role="user", content="x")]))
+    assert len(provs["pb"].calls) == 1
+
+
+@pytest.mark.parametrize("model,expect", [("auto:best", "pb:b"), ("auto:cheap", "pa:a"), ("pb:b", "pb:b"),
+                                          ("alpha", "pa:a"), ("auto:balanced", "pb:b")])
+async def test_virtual_and_pinned_models(model, expect):
+    router, _ = make()
+    out = await router.achat("hello", model=model)
+    assert out.route.model_id == expect
+
+
+async def test_unknown_model_suggests():
+    router, _ = make()
+    with pytest.raises(UnknownModel, match="did you mean .pa:a"):
+        await router.achat("x", model="alpah")
+
+
+async def test_sync_chat_without_and_inside_a_running_loop():
+    router, _ = make()
+    assert router.chat("x").response.text == "from a"  # called from a coroutine: runs on the private loop
+    router.close()
+
+
+def test_sync_chat_plain():
+    router, _ = make()
+    out = router.chat("x", model="auto:best")
+    assert out.route.model_id == "pb:b"
+    with router.stream("y") as s:
+        assert s.route.model_id == "pa:a"
+        assert "".join(e.text for e in s if e.kind == "text") == "from a"
+    assert s.route.cost_usd == Decimal("0.00002")
+    router.close()
+
+
+async def test_astream_route_known_before_first_token():
+    router, _ = make()
+    s = await router.astream("tell me")
+    assert s.route.model_id == "pa:a" and s.route.reason
+    text = "".join([e.text async for e in s if e.kind == "text"])
+    assert text == "from a" and s.route.cost_usd == Decimal("0.00002")
+
+
+def test_explain_makes_no_calls():
+    router, provs = make()
+    plan = router.explain("write a python function")
+    assert plan.features.task == "code" and [s.model_id for s in plan.steps] == ["pa:a", "pb:b"]
+    assert provs["pa"].calls == [] and provs["pb"].calls == []
+
+
+async def test_several_keys_per_provider_are_spread():
+    k1, k2 = FakeProvider(name="pa", scripts=[reply("1")]), FakeProvider(name="pa", scripts=[reply("2")])
+    router, _ = make(providers={"pa": [k1, k2]})
+    texts = [(await router.achat("x")).response.text for _ in range(4)]
+    assert texts == ["1", "2", "1", "2"]
+    assert router.candidates == (A,)  # pb has no provider configured
+
+
+async def test_fallback_through_the_sdk():
+    provs = {"pa": FakeProvider(name="pa", scripts=[reply()]), "pb": FakeProvider(name="pb", scripts=[reply("b")])}
+    provs["pa"].scripts = [__import__("providers.fake").fake.Script(error=RateLimited("slow down", retry_after=5))]
+    router, _ = make(providers=provs)
+    out = await router.achat("x")
+    assert out.route.fallback_chain == ["pa:a", "pb:b"] and out.response.text == "b"
+
+
+async def test_rules_from_dicts_and_scope_budgets():
+    ledger = Ledger(MemoryStore(), [], [BudgetSpec(id="bob", scope="user", match="bob", limit_usd=Decimal("0"))])
+    router, _ = make(rules=[{"name": "math-best", "match": {"task": "math"}, "policy": "best"}], ledger=ledger)
+    out = await router.achat("solve 2x + 3 = 7")
+    assert out.route.model_id == "pb:b" and "math-best" in out.route.reason
+    with pytest.raises(NoRouteAvailable, match="budget bob"):
+        await router.achat("x", scope={"user": "bob"})
+
+
+async def test_models_filter_and_no_route():
+    router, _ = make(models=["pb:*"])
+    assert router.candidates == (B,)
+    with pytest.raises(NoRouteAvailable, match="lacks vision"):
+        await router.achat([{"role": "user", "content": [{"type": "image_url", "url": "data:image/png;base64,AA"}]}])
+
+
+async def test_budget_exceeded_propagates_when_every_attempt_hits_it():
+    ledger = Ledger(MemoryStore(), [], [BudgetSpec(id="g", scope="global", limit_usd=Decimal("0.00001"))])
+    router, provs = make(ledger=ledger)
+    router.ledger.view = _empty_view  # type: ignore[method-assign]  # plan as if the view lagged
+    with pytest.raises(BudgetExceeded):
+        await router.achat("x")
+    assert provs["pa"].calls == []
+
+
+async def _empty_view(now, models=()):
+    from router.quota.view import LedgerView
+
+    return LedgerView()
+
+
+def test_default_router_explains_over_the_bundled_catalog():
+    router = Router()
+    plan = router.explain("请把这段话翻译成英文：你好世界")
+    assert plan.features.task == "translation" and plan.features.chinese
+    assert plan.steps and len(plan.reasons) == len(router.candidates)
+    asyncio.run(router.aclose())
