@@ -344,3 +344,14 @@ async def test_key_never_leaks() -> None:
         await p.complete(req())
     e = ei.value
     assert KEY not in str(e) and KEY not in repr(e) and KEY not in e.body and KEY not in json.dumps(e.headers)
+
+
+def test_registry_builds_the_native_adapter() -> None:
+    from providers.base import Provider
+    from providers.registry import build_provider
+
+    p = build_provider("anthropic", api_key=KEY, client=httpx.AsyncClient(), name="claude", retry=NO_RETRY)
+    assert isinstance(p, AnthropicProvider) and isinstance(p, Provider) and p.name == "claude"
+    p2 = build_provider("anthropic", api_key=KEY, base_url="https://api.deepseek.com/anthropic",
+                        default_max_tokens=1024)
+    assert p2._url() == "https://api.deepseek.com/anthropic/v1/messages" and p2.default_max_tokens == 1024

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import struct
 import zlib
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -162,6 +165,38 @@ async def test_sigv4_signed_request_with_encoded_model_id() -> None:
     assert r.text.endswith('There are **3** "r"s in "strawberry."') and r.finish_reason == "stop"
     assert (r.usage.input_tokens, r.usage.output_tokens) == (22, 57)
     assert r.provider_details["metrics"] == {"latencyMs": 1864}
+
+
+def verify_sigv4(sent: httpx.Request, secret: str, region: str, service: str = "bedrock") -> bool:
+    """Independent SigV4 check (AWS docs, "Create a signed AWS API request") over the bytes httpx sent."""
+    auth = sent.headers["authorization"]
+    fields = dict(p.strip().split("=", 1) for p in auth.split(" ", 1)[1].split(","))
+    signed = fields["SignedHeaders"].split(";")
+    amz_date = sent.headers["x-amz-date"]
+    canonical = "\n".join([
+        sent.method,
+        quote(sent.url.raw_path.decode().split("?")[0], safe="/~"),  # non-S3: the path is encoded twice
+        sent.url.query.decode(),
+        "".join(f"{h}:{' '.join(sent.headers[h].split())}\n" for h in signed),
+        ";".join(signed),
+        hashlib.sha256(sent.content).hexdigest(),
+    ])
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + secret).encode()
+    for part in (amz_date[:8], region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return fields["Credential"].endswith(scope) and hmac.compare_digest(expected, fields["Signature"])
+
+
+@respx.mock
+async def test_signature_verifies_on_the_bytes_actually_sent() -> None:
+    route = respx.post(SURL).mock(return_value=chunked(events_file("stream_text.events.json")))
+    await collect(provider(), req(messages=[Message(role="user", content="Grüße, 你好")]))
+    sent = route.calls.last.request
+    assert verify_sigv4(sent, SK, "eu-west-1")
+    assert not verify_sigv4(sent, SK + "x", "eu-west-1")
 
 
 @respx.mock
@@ -321,3 +356,12 @@ async def test_garbage_and_secret_hygiene() -> None:
     for _ in range(3):
         with pytest.raises(MalformedResponse):
             await p.complete(req())
+
+
+def test_registry_builds_the_native_adapter() -> None:
+    from providers.base import Provider
+    from providers.registry import build_provider
+
+    p = build_provider("bedrock", region="us-west-2", aws_access_key_id=AK, aws_secret_access_key=SK)
+    assert isinstance(p, BedrockProvider) and isinstance(p, Provider)
+    assert p._url(MODEL, "converse").startswith("https://bedrock-runtime.us-west-2.amazonaws.com/model/us.anthropic")

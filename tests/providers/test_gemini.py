@@ -303,3 +303,12 @@ def test_base_url_variants() -> None:
     p = GeminiProvider(api_key=KEY, base_url="https://proxy.example/v1beta/")
     assert p._url("models/gemini-2.5-flash", "generateContent") == \
         "https://proxy.example/v1beta/models/gemini-2.5-flash:generateContent"
+
+
+def test_registry_builds_the_native_adapter() -> None:
+    from providers.base import Provider
+    from providers.registry import build_provider
+
+    for kind in ("gemini", "google"):
+        p = build_provider(kind, api_key=KEY)
+        assert isinstance(p, GeminiProvider) and isinstance(p, Provider)
