@@ -1,0 +1,108 @@
+"""Shared by `quotaroute quota` and `quotaroute budget`: find the config, open the
+ledger (SQLite at $QUOTAROUTE_HOME/ledger.sqlite by default), render bars."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+__all__ = ["home_dir", "default_store_url", "find_config", "open_ledger", "bar", "fmt_time", "add_common_arguments"]
+
+
+def home_dir() -> str:
+    return os.path.expanduser(os.environ.get("QUOTAROUTE_HOME") or "~/.quotaroute")
+
+
+def default_store_url() -> str:
+    return "sqlite:///" + os.path.join(home_dir(), "ledger.sqlite")
+
+
+def find_config(explicit: str | None) -> str | None:
+    if explicit:
+        return explicit
+    for cand in (os.path.join(home_dir(), "config.yaml"), "quotaroute.yaml"):
+        if os.path.isfile(cand):
+            return cand
+    return None
+
+
+def add_common_arguments(p: Any) -> None:
+    p.add_argument("--config", metavar="FILE", help="config YAML with quotas:/budgets: (default: $QUOTAROUTE_HOME/config.yaml "
+                   "or ./quotaroute.yaml; without one, the catalog free tiers)")
+    p.add_argument("--store", metavar="URL", help="ledger store: sqlite:///path, redis://host:port/db, memory:// "
+                   "(default: config `ledger.store`, else $QUOTAROUTE_HOME/ledger.sqlite)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def open_ledger(config: str | None, store_url: str | None = None):  # -> Ledger
+    """Build a Ledger from a config file's `quotas:`, `budgets:` and `ledger:` sections."""
+    import yaml
+
+    from router.errors import ConfigError
+    from router.quota.ledger import Ledger
+    from router.quota.spec import load_quota_config
+    from router.quota.store import build_store
+
+    data: dict[str, Any] = {}
+    path = find_config(config)
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.load(f, Loader=_line_loader()) or {}
+        except OSError as e:
+            raise ConfigError(f"cannot read config: {e.strerror}", file=path) from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", file=path,
+                              line=mark.line + 1 if mark else None) from None
+        if not isinstance(data, dict):
+            raise ConfigError("config must be a mapping", file=path)
+    pools, budgets = load_quota_config(data, file=path or "<defaults>")
+    led = {k: v for k, v in (data.get("ledger") or {}).items() if k != "__line__"} if isinstance(
+        data.get("ledger"), dict) else data.get("ledger") or {}
+    if not isinstance(led, dict):
+        raise ConfigError("`ledger` must be a mapping", file=path, key="ledger")
+    opts = {k: led[k] for k in ("on_redis_error", "expected_replicas", "prefix") if k in led}
+    if "synchronous" in led:
+        opts["synchronous"] = led["synchronous"]
+    url = store_url or led.get("store") or default_store_url()
+    if not url.startswith("redis"):
+        opts = {k: v for k, v in opts.items() if k == "synchronous"} if not url.startswith("memory") else {}
+    return Ledger(build_store(url, **opts), pools, budgets), path, url
+
+
+def _line_loader() -> Any:
+    """A SafeLoader that records each mapping's line as `__line__` (for ConfigError)."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> dict[str, Any]:
+        m = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
+        m["__line__"] = node.start_mark.line + 1
+        return m
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return _Loader
+
+
+def bar(used: float, limit: float, width: int = 20) -> str:
+    if limit <= 0:
+        return "[" + "#" * width + "]"
+    frac = max(0.0, min(1.0, used / limit))
+    n = round(frac * width)
+    return "[" + "#" * n + "." * (width - n) + "]"
+
+
+def fmt_time(ts: float | datetime | None, tz: str | None = None, *, short: bool = False) -> str:
+    if ts is None:
+        return "never"
+    from zoneinfo import ZoneInfo
+
+    dt = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts).astimezone()
+    fmt = "%m-%d %H:%M %Z" if short else "%Y-%m-%d %H:%M %Z"
+    if tz:
+        return dt.astimezone(ZoneInfo(tz)).strftime(fmt)
+    return dt.astimezone().strftime(fmt)
