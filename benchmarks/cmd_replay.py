@@ -52,6 +52,9 @@ def _load_quotas(path: str | None) -> dict[str, Any] | None:
         raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", file=path, line=mark.line + 1 if mark else None) from e
     if not isinstance(data, dict) or "quotas" not in data:
         raise ConfigError("expected a mapping with a `quotas:` list", file=path, key="quotas")
+    from router.quota.spec import load_quota_config
+
+    load_quota_config({"quotas": data["quotas"]}, file=path)  # validate now: names file, line, key
     return {"quotas": data["quotas"]}
 
 
@@ -145,7 +148,7 @@ def _learned_outputs(args: argparse.Namespace, ds: Any, rep: dict[str, Any], kin
         out["model"] = list(pred.save(args.save_model))
     if args.export_profile:
         res = export_profile(pred, ds, args.export_profile)
-        out["profile"] = {"path": args.export_profile, "models": len(res["profile"]), "skipped": res["skipped"], "catalog_checked": res["catalog_checked"]}
+        out["profile"] = {"path": args.export_profile, "models": len(res["profile"]), "not_in_catalog": res["not_in_catalog"], "catalog_checked": res["catalog_checked"]}
     return out
 
 

@@ -233,9 +233,11 @@ def _price_cost(model: str, input_tokens: int, output_tokens: int, cache: dict[s
         try:
             card = cache["__catalog__"].get(MODEL_ID_MAP.get(model, model))
         except Exception as e:
-            raise DatasetError(f"cost_usd is missing and model {model!r} is not in the catalog", key="cost_usd") from e
+            raise DatasetError(f"cost_usd is missing and model {model!r} is not in the catalog",
+                               file=cache.get("__source__"), key="cost_usd") from e
         if card.price is None:
-            raise DatasetError(f"cost_usd is missing and catalog model {card.id!r} has no price", key="cost_usd")
+            raise DatasetError(f"cost_usd is missing and catalog model {card.id!r} has no price",
+                               file=cache.get("__source__"), key="cost_usd")
         cache[model] = (card.price, estimate_cost_usd)
     price, fn = cache[model]
     return float(fn(price, input_tokens, output_tokens))
@@ -317,7 +319,7 @@ def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped) 
     c = np.zeros((P, M))
     it = np.zeros((P, M), dtype=np.int64)
     ot = np.zeros((P, M), dtype=np.int64)
-    price_cache: dict[str, Any] = {}
+    price_cache: dict[str, Any] = {"__source__": source}
     for i, pid in enumerate(keep):
         text = texts.get(pid, "")
         est_in = None

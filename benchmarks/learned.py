@@ -221,31 +221,31 @@ def train(ds: Dataset, kind: str = "ridge", *, dim: int = 4096, seed: int = 0, X
 
 def export_profile(pred: LearnedPredictor, ds: Dataset, path: str) -> dict[str, Any]:
     """Write the learned per-task-kind quality as the catalog's task-fit profile
-    ``{model_id: {task_kind: quality}}`` (YAML or JSON by extension). Mean prediction
-    over `ds`'s prompts of each kind; models with no catalog entry are left out (when a
-    catalog is available) and listed in the returned ``skipped``."""
+    ``{model_id: {task_kind: quality}}`` (YAML or JSON by extension): the mean
+    prediction over `ds`'s prompts of each kind, under the model's catalog id
+    (`MODEL_ID_MAP`). Ids the current catalog does not know are still written (the
+    catalog ignores them until such a model is added) and returned in
+    ``not_in_catalog`` so the caller can say so."""
     import numpy as np
 
     P = pred.predict_texts(ds.prompts, ds.task_kinds())
     kinds = np.array(ds.task_kinds())
-    catalog = None
     try:
         from router.catalog import load_catalog
 
         catalog = load_catalog()
-    except Exception:  # catalog not built yet / not loadable: keep the mapped ids
+    except Exception:  # catalog not loadable here: nothing to check against
         catalog = None
     profile: dict[str, dict[str, float]] = {}
-    skipped: list[str] = []
+    missing: list[str] = []
     for j, name in enumerate(pred.models):
         mid = MODEL_ID_MAP.get(name, name)
         if catalog is not None:
             try:
                 mid = catalog.get(mid).id
             except Exception:
-                skipped.append(name)
-                continue
-        profile[mid] = {k: round(float(P[kinds == k, j].mean()), 4) for k in sorted(set(kinds))}
+                missing.append(mid)
+        profile[mid] = {str(k): round(float(P[kinds == k, j].mean()), 4) for k in sorted(set(kinds))}
     with open(path, "w", encoding="utf-8") as fh:
         if path.endswith((".yaml", ".yml")):
             import yaml
@@ -253,4 +253,4 @@ def export_profile(pred: LearnedPredictor, ds: Dataset, path: str) -> dict[str, 
             yaml.safe_dump(profile, fh, sort_keys=True)
         else:
             json.dump(profile, fh, indent=2, sort_keys=True)
-    return {"profile": profile, "skipped": skipped, "catalog_checked": catalog is not None}
+    return {"profile": profile, "not_in_catalog": missing, "catalog_checked": catalog is not None}

@@ -36,13 +36,14 @@ class SimplePrice:
         return f"SimplePrice(in={self.input}, out={self.output})"
 
 
-def price_cost(price: Any, usage: Usage) -> Decimal:
-    """Exact USD cost of `usage` at `price` (router.pricing.Price or SimplePrice)."""
+def price_cost(price: Any, usage: Usage, at: datetime | None = None) -> Decimal:
+    """Exact USD cost of `usage` at `price` (router.pricing.Price or SimplePrice); `at`
+    applies time-of-day discounts (e.g. DeepSeek off-peak)."""
     if isinstance(price, SimplePrice):
         return (Decimal(usage.input_tokens) * price.input + Decimal(usage.output_tokens) * price.output) / 1_000_000
     from router.pricing import cost
 
-    return cost(usage, price).usd
+    return cost(usage, price, at=at).usd
 
 
 def estimate_usd(price: Any, input_tokens: int, output_tokens: int) -> Decimal:
@@ -189,7 +190,7 @@ class DirectBackend:
         else:
             resp, ttft = await prov.complete(req), None
         latency = self.clock() - t0
-        list_cost = price_cost(self._price(model_id), resp.usage)
+        list_cost = price_cost(self._price(model_id), resp.usage, self.now())
         note = "" if resp.usage_reported else "vendor reported no usage: tokens/cost are 0 (unknown)"
         if res is not None:
             st = await self.ledger.commit(res, resp.usage, list_cost, self.now())

@@ -220,45 +220,56 @@ print("\n@@RESULT@@" + json.dumps(out))
 '''
 
 
-def _limits(cpu_s: int, mem_mb: int) -> Callable[[], None]:
-    def apply() -> None:  # runs in the child before exec
-        import resource
+_LIMITS = r'''
+import resource, sys
+cpu_s, mem_mb = int(sys.argv[1]), int(sys.argv[2])
+for res, val in ((resource.RLIMIT_CPU, cpu_s), (resource.RLIMIT_AS, mem_mb * 1024 * 1024),
+                 (resource.RLIMIT_FSIZE, 16 * 1024 * 1024), (resource.RLIMIT_CORE, 0)):
+    try:
+        resource.setrlimit(res, (val, val))
+    except (ValueError, OSError):
+        pass
+del resource, cpu_s, mem_mb, res, val
+'''
 
-        for res, val in ((resource.RLIMIT_CPU, cpu_s), (resource.RLIMIT_AS, mem_mb * 1024 * 1024),
-                         (resource.RLIMIT_FSIZE, 16 * 1024 * 1024), (resource.RLIMIT_CORE, 0)):
-            try:
-                resource.setrlimit(res, (val, val))
-            except (ValueError, OSError):
-                pass
 
-    return apply
+def _run_sandboxed(d: str, timeout_s: float, memory_mb: int) -> tuple[int | None, bytes, bytes]:
+    """Blocking: run the harness in `d` (called in a worker thread so the event loop
+    keeps timing other calls). Returns (returncode or None on timeout, stdout, stderr)."""
+    import subprocess
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": d, "PYTHONHASHSEED": "0", "LANG": "C.UTF-8"}
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-S", "harness.py", str(int(math.ceil(timeout_s)) + 1), str(memory_mb)],
+        cwd=d, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+        return proc.returncode, out, err
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        proc.communicate()
+        return None, b"", b""
+    finally:
+        if proc.poll() is None:
+            _kill_group(proc.pid)
+            proc.wait()
 
 
 async def run_python_tests(code: str, tests: str, *, timeout_s: float = 10.0, memory_mb: int = 1024) -> Score:
-    """Run `code` then `tests` in a fresh isolated interpreter; quality = passed/total."""
+    """Run `code` then `tests` in a fresh isolated interpreter (`python -I -S`, empty env,
+    temp dir, CPU/memory/file-size limits, own process group killed at the timeout);
+    quality = passed/total."""
     with tempfile.TemporaryDirectory(prefix="qr-bench-") as d:
-        for name, body in (("solution.py", code), ("tests.py", tests), ("harness.py", _HARNESS)):
+        for name, body in (("solution.py", code), ("tests.py", tests), ("harness.py", _LIMITS + _HARNESS)):
             with open(os.path.join(d, name), "w", encoding="utf-8") as fh:
                 fh.write(body)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": d, "PYTHONHASHSEED": "0", "LANG": "C.UTF-8"}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-S", "harness.py", cwd=d, env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-            preexec_fn=_limits(int(math.ceil(timeout_s)) + 1, memory_mb),
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
-        except asyncio.TimeoutError:
-            _kill_group(proc.pid)
-            await proc.wait()
-            return Score(0.0, f"timeout after {timeout_s:g}s (killed)")
-        finally:
-            if proc.returncode is None:
-                _kill_group(proc.pid)
-                await proc.wait()
+        rc, out, err = await asyncio.to_thread(_run_sandboxed, d, timeout_s, memory_mb)
+    if rc is None:
+        return Score(0.0, f"timeout after {timeout_s:g}s (killed)")
     text = out.decode("utf-8", "replace")
     if "@@RESULT@@" not in text:
-        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit {rc}"]
         return Score(0.0, f"crashed: {tail[0][:200]}")
     res = json.loads(text.rsplit("@@RESULT@@", 1)[1])
     total = max(1, int(res["total"]))

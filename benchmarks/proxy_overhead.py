@@ -1,0 +1,356 @@
+"""Proxy overhead benchmark: the same load sent direct to a static upstream (nginx),
+through `quotaroute serve`, and through the LiteLLM proxy, in one run.
+
+    python -m benchmarks.proxy_overhead [--duration 10] [--soak-seconds 300] [--json]
+    quotaroute bench proxy ...
+
+Everything runs on 127.0.0.1; every load loop is wrk with a fixed duration.
+Reports: added p50 latency at concurrency 1 (proxy p50 - direct p50), throughput
+at concurrency 32, the ratio quotaroute/LiteLLM, and RSS growth over a soak.
+LiteLLM runs from its own virtualenv (default /tmp/litellm-venv, never a project
+dependency); it is skipped with a note when that venv is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["HELP", "add_arguments", "run", "parse_wrk", "bench_router"]
+
+HELP = "Measure the proxy's added latency, throughput and memory vs direct nginx and the LiteLLM proxy."
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+NGINX, WRK = "/usr/sbin/nginx", "/usr/bin/wrk"
+UPSTREAM_KEY = "sk-bench-upstream-not-a-real-key-0000"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--duration", type=float, default=8.0, help="seconds per load measurement (default 8)")
+    p.add_argument("--concurrency", type=int, default=32, help="connections for the throughput run (default 32)")
+    p.add_argument("--soak-seconds", type=float, default=20.0, help="soak length for RSS growth (300 for the real figure)")
+    p.add_argument("--soak-concurrency", type=int, default=8)
+    p.add_argument("--workers", type=int, default=1, help="quotaroute worker processes (default 1)")
+    p.add_argument("--router", choices=["auto", "full", "passthrough"], default="auto",
+                   help="full = the real Router from a config; passthrough = one adapter, no routing (proxy layer only)")
+    p.add_argument("--transport", choices=["aiohttp", "httpx"], default="aiohttp", help="upstream client for passthrough")
+    p.add_argument("--litellm-venv", default="/tmp/litellm-venv")
+    p.add_argument("--skip-litellm", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+# ---------------------------------------------------------------- helpers
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> bool:
+    import urllib.request
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - loopback only
+                if r.status < 500:
+                    return True
+        except Exception:  # noqa: BLE001
+            time.sleep(0.2)
+    return False
+
+
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
+    """wrk --latency output -> {p50_ms, p90_ms, p99_ms, rps, requests, errors}."""
+    res: dict[str, Any] = {}
+    for pct, key in (("50", "p50_ms"), ("90", "p90_ms"), ("99", "p99_ms")):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+        if m:
+            res[key] = round(float(m.group(1)) * _UNIT[m.group(2)], 4)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    res["rps"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"(\d+) requests in", out)
+    res["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errs += sum(int(x) for x in m.groups())
+    res["errors"] = errs
+    return res
+
+
+def wrk(url: str, conns: int, seconds: float, body: str, key: str = "") -> dict[str, Any]:
+    env = {**os.environ, "BENCH_BODY": body, "BENCH_KEY": key}
+    cmd = [WRK, "-t1", f"-c{conns}", f"-d{max(1, int(seconds))}s", "--latency", "--timeout", "10s",
+           "-s", str(HERE / "upstream" / "post.lua"), url]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60).stdout
+    return parse_wrk(out)
+
+
+def measure(url: str, body: str, args: argparse.Namespace) -> dict[str, Any]:
+    wrk(url, 4, 2, body)  # warm-up (connections, caches, JIT-less but lazy imports)
+    c1 = wrk(url, 1, args.duration, body)
+    cN = wrk(url, args.concurrency, args.duration, body)
+    return {"p50_c1_ms": c1.get("p50_ms"), "p99_c1_ms": c1.get("p99_ms"), "rps_c1": c1["rps"],
+            "rps_cN": cN["rps"], "p50_cN_ms": cN.get("p50_ms"), "errors": c1["errors"] + cN["errors"]}
+
+
+def rss_kb(pid: int) -> int:
+    """RSS of a process and its children (uvicorn workers), in KiB."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+            for t in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (t / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
+def _stop(p: subprocess.Popen | None) -> None:
+    if p is None or p.poll() is not None:
+        return
+    p.terminate()
+    try:
+        p.wait(20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(5)
+
+
+# ---------------------------------------------------------------- the three targets
+
+def start_nginx(d: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    body = (HERE / "upstream" / "chat_completion.json").read_text().strip().replace("'", "\\'")
+    conf = (HERE / "upstream" / "nginx.conf.template").read_text()
+    conf = conf.replace("{{DIR}}", str(d)).replace("{{PORT}}", str(port)).replace("{{BODY}}", body)
+    (d / "nginx.conf").write_text(conf)
+    p = subprocess.Popen([NGINX, "-c", str(d / "nginx.conf"), "-p", str(d)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    if not _wait_http(f"http://127.0.0.1:{port}/v1/models", 10, p):
+        raise RuntimeError("nginx did not start: " + (d / "error.log").read_text()[-500:])
+    return p, port
+
+
+def _full_router_available() -> bool:
+    try:
+        import router.config  # noqa: F401
+        import router.sdk  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace) -> tuple[subprocess.Popen, int, str, str]:
+    port = free_port()
+    mode = args.router
+    if mode == "auto":
+        mode = "full" if _full_router_available() else "passthrough"
+    cfg = d / "quotaroute.yaml"
+    cfg.write_text(CONFIG.format(upstream=upstream, key=UPSTREAM_KEY, spend=d / "spend.sqlite"))
+    cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg), "--port", str(port),
+           "--workers", str(args.workers)]
+    if mode == "passthrough":
+        cmd += ["--router-factory", "benchmarks.proxy_overhead:bench_router"]
+    env = {**os.environ, "QUOTAROUTE_HOME": str(d), "QR_BENCH_UPSTREAM": f"http://127.0.0.1:{upstream}/v1",
+           "QR_BENCH_TRANSPORT": args.transport, "PYTHONPATH": str(ROOT), "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(d / "quotaroute.log", "w"))
+    if not _wait_http(f"http://127.0.0.1:{port}/healthz", 30, p):
+        raise RuntimeError("quotaroute did not start: " + (d / "quotaroute.log").read_text()[-2000:])
+    return p, port, mode, "openai:gpt-4o-mini"
+
+
+CONFIG = """\
+# benchmark config: one OpenAI-compatible vendor pointed at the local nginx
+providers:
+  openai:
+    kind: openai
+    base_url: http://127.0.0.1:{upstream}/v1
+    api_key: {key}
+models:
+  - openai:gpt-4o-mini
+policy: cheapest
+server:
+  spend_db: {spend}
+"""
+
+
+def start_litellm(d: Path, upstream: int, venv: str) -> tuple[subprocess.Popen | None, int, str]:
+    exe = Path(venv) / "bin" / "litellm"
+    if not exe.exists():
+        return None, 0, f"LiteLLM skipped: {exe} not found (python -m venv {venv} && {venv}/bin/pip install 'litellm[proxy]')"
+    port = free_port()
+    (d / "litellm.yaml").write_text(
+        "model_list:\n  - model_name: bench\n    litellm_params:\n      model: openai/gpt-4o-mini\n"
+        f"      api_base: http://127.0.0.1:{upstream}/v1\n      api_key: {UPSTREAM_KEY}\n"
+        "litellm_settings:\n  telemetry: false\n  drop_params: true\n")
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
+           "LITELLM_LOG": "ERROR", "NO_DOCS": "True"}
+    p = subprocess.Popen([str(exe), "--config", str(d / "litellm.yaml"), "--host", "127.0.0.1", "--port", str(port),
+                          "--num_workers", "1"], env=env, cwd=d, stdout=subprocess.DEVNULL,
+                         stderr=open(d / "litellm.log", "w"))
+    if not _wait_http(f"http://127.0.0.1:{port}/health/liveliness", 120, p):
+        _stop(p)
+        return None, 0, "LiteLLM skipped: it did not start (see its log)"
+    return p, port, ""
+
+
+def _body(model: str) -> str:
+    return json.dumps({"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16})
+
+
+def run(args: argparse.Namespace) -> int:
+    for exe in (NGINX, WRK):
+        if not shutil.which(exe):
+            print(f"proxy benchmark needs {exe} (Debian packages nginx and wrk)", file=sys.stderr)
+            return 2
+    d = Path(tempfile.mkdtemp(prefix="qr-proxy-bench-"))
+    os.chmod(d, 0o777)
+    procs: list[subprocess.Popen | None] = []
+    res: dict[str, Any] = {"concurrency": args.concurrency, "duration_s": args.duration, "workers": args.workers,
+                           "notes": []}
+    try:
+        ng, ngport = start_nginx(d)
+        procs.append(ng)
+        res["direct"] = measure(f"http://127.0.0.1:{ngport}/v1/chat/completions", _body("gpt-4o-mini"), args)
+        qr, qport, mode, model = start_quotaroute(d, ngport, args)
+        procs.append(qr)
+        res["router_mode"] = mode
+        url = f"http://127.0.0.1:{qport}/v1/chat/completions"
+        res["quotaroute"] = measure(url, _body(model if mode == "full" else "auto"), args)
+        if args.soak_seconds > 0:
+            res["soak"] = soak(qr.pid, url, _body(model if mode == "full" else "auto"), args)
+        _stop(qr)
+        if not args.skip_litellm:
+            ll, lport, note = start_litellm(d, ngport, args.litellm_venv)
+            procs.append(ll)
+            if ll is None:
+                res["notes"].append(note)
+            else:
+                res["litellm"] = measure(f"http://127.0.0.1:{lport}/v1/chat/completions", _body("bench"), args)
+                _stop(ll)
+    finally:
+        for p in procs:
+            _stop(p)
+    _derive(res)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        print(table(res))
+    shutil.rmtree(d, ignore_errors=True)
+    return 0
+
+
+def soak(pid: int, url: str, body: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Constant load for soak_seconds; RSS sampled after a warm-up slice and at the end."""
+    warm = min(10.0, args.soak_seconds / 5)
+    wrk(url, args.soak_concurrency, warm, body)
+    start = rss_kb(pid)
+    r = wrk(url, args.soak_concurrency, args.soak_seconds, body)
+    end = rss_kb(pid)
+    return {"seconds": args.soak_seconds, "requests": r["requests"], "errors": r["errors"], "rss_start_mib":
+            round(start / 1024, 1), "rss_end_mib": round(end / 1024, 1), "rss_growth_mib": round((end - start) / 1024, 1)}
+
+
+def _derive(res: dict[str, Any]) -> None:
+    d, q, ll = res.get("direct"), res.get("quotaroute"), res.get("litellm")
+    for name, r in (("quotaroute", q), ("litellm", ll)):
+        if r and d and r.get("p50_c1_ms") is not None and d.get("p50_c1_ms") is not None:
+            r["added_p50_c1_ms"] = round(r["p50_c1_ms"] - d["p50_c1_ms"], 3)
+    if q and ll and ll.get("rps_cN"):
+        res["throughput_ratio_vs_litellm"] = round(q["rps_cN"] / ll["rps_cN"], 1)
+        if ll.get("added_p50_c1_ms"):
+            res["added_latency_ratio_litellm_over_quotaroute"] = round(ll["added_p50_c1_ms"] / max(q["added_p50_c1_ms"], 1e-3), 1)
+
+
+def table(res: dict[str, Any]) -> str:
+    c = res["concurrency"]
+    lines = [f"proxy overhead ({res['duration_s']:.0f}s per run, quotaroute router={res.get('router_mode')}, "
+             f"workers={res['workers']})",
+             f"{'target':<12} {'p50 c=1 ms':>11} {'added p50 ms':>13} {'p99 c=1 ms':>11} {'req/s c=' + str(c):>12} "
+             f"{'errors':>7}"]
+    for name in ("direct", "quotaroute", "litellm"):
+        r = res.get(name)
+        if not r:
+            continue
+        lines.append(f"{name:<12} {r['p50_c1_ms'] or 0:>11.3f} {r.get('added_p50_c1_ms', 0.0):>13.3f} "
+                     f"{r['p99_c1_ms'] or 0:>11.3f} {r['rps_cN']:>12.0f} {r['errors']:>7}")
+    if "throughput_ratio_vs_litellm" in res:
+        lines.append(f"throughput quotaroute / LiteLLM at c={c}: {res['throughput_ratio_vs_litellm']}x")
+    if "added_latency_ratio_litellm_over_quotaroute" in res:
+        lines.append(f"added p50 latency LiteLLM / quotaroute: {res['added_latency_ratio_litellm_over_quotaroute']}x")
+    s = res.get("soak")
+    if s:
+        lines.append(f"soak {s['seconds']:.0f}s c={res.get('soak_c', '')}: {s['requests']:,} requests, RSS "
+                     f"{s['rss_start_mib']} -> {s['rss_end_mib']} MiB (growth {s['rss_growth_mib']} MiB), "
+                     f"errors {s['errors']}")
+    lines += [f"note: {n}" for n in res["notes"]]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- passthrough router (proxy layer only)
+
+def bench_router(config_path: str | None = None) -> Any:
+    """`--router-factory` target: one OpenAI-compatible adapter, no routing decision.
+    Measures the proxy layer (parse, auth, encode, headers, spend log, metrics) and
+    the upstream client; the full Router adds its routing core on top."""
+    from providers.registry import build_provider
+    from router.result import Attempt, RoutedResponse, RouteInfo
+
+    if os.environ.get("QR_BENCH_TRANSPORT", "aiohttp") == "httpx":
+        import httpx
+
+        client = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=512))
+    else:
+        from router.server.aiohttp_transport import aiohttp_client
+
+        client = aiohttp_client()
+    prov = build_provider("openai", api_key=os.environ.get("BENCH_UPSTREAM_KEY", UPSTREAM_KEY),
+                          base_url=os.environ["QR_BENCH_UPSTREAM"], client=client)
+
+    class Passthrough:
+        policy_name = "passthrough"
+
+        async def achat(self, req: Any, *, scope: Any = None) -> Any:
+            t = time.perf_counter()
+            resp = await prov.complete(req.model_copy(update={"model": "gpt-4o-mini"}))
+            ms = (time.perf_counter() - t) * 1000
+            route = RouteInfo(model_id="openai:gpt-4o-mini", provider="openai", policy="passthrough",
+                              reason="passthrough: single upstream",
+                              attempts=[Attempt(model_id="openai:gpt-4o-mini", provider="openai", ok=True,
+                                                usage=resp.usage, latency_ms=ms)])
+            return RoutedResponse(response=resp, route=route)
+
+        async def aclose(self) -> None:
+            await prov.aclose()
+            await client.aclose()
+
+    return Passthrough()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    ap = argparse.ArgumentParser(description=HELP)
+    add_arguments(ap)
+    raise SystemExit(run(ap.parse_args()))
