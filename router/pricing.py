@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -179,11 +180,13 @@ def _aware(d: datetime) -> datetime:
     return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
 
 
+@lru_cache(maxsize=256)
 def _parse_hhmm(v: str) -> time | None:
     h, m = int(v[:2]), int(v[3:])
     return None if h == 24 else time(h, m)
 
 
+@lru_cache(maxsize=64)
 def _tzinfo(name: str) -> tzinfo:
     if name.upper() in ("UTC", "Z", "GMT"):
         return timezone.utc
@@ -250,6 +253,9 @@ class Price(_Frozen):
 
     def rates(self, input_tokens: int = 0, *, at: datetime | None = None) -> dict[str, Decimal]:
         """The five effective per-1M rates for a request of this size at this time."""
+        return self._rates(input_tokens, self.discount_at(at))
+
+    def _rates(self, input_tokens: int, disc: "TimeDiscount | None") -> dict[str, Decimal]:
         r: dict[str, Decimal] = {
             "input": self.input,
             "output": self.output,
@@ -271,7 +277,6 @@ class Price(_Frozen):
                 "reasoning": tier.reasoning if tier.reasoning is not None else (
                     self.reasoning if self.reasoning is not None else to),
             }
-        disc = self.discount_at(at)
         if disc is not None:
             mult = disc.multiplier if disc.multiplier is not None else Decimal(1)
             for f in PRICE_FIELDS:
@@ -386,7 +391,8 @@ def cost(usage: Usage, price: Price, *, at: datetime | None = None, fx: FxRates 
     reasoning = max(0, usage.reasoning_tokens)  # output includes reasoning; bill at least what was reported
     plain_out = max(0, usage.output_tokens - reasoning)
     total_in = uncached + cache_read + cache_write
-    r = price.rates(total_in, at=at)
+    disc = price.discount_at(at)
+    r = price._rates(total_in, disc)
     parts = {
         "input": Decimal(uncached) * r["input"] / MILLION,
         "cache_read": Decimal(cache_read) * r["cache_read"] / MILLION,
@@ -397,8 +403,7 @@ def cost(usage: Usage, price: Price, *, at: datetime | None = None, fx: FxRates 
     native = sum(parts.values(), Decimal(0))
     rate = fx.rate(price.currency)
     tier = price.tier_for(total_in)
-    disc = price.discount_at(at)
-    return Cost(
+    return Cost.model_construct(  # fields are built right here: skip re-validation (hot path)
         usd=native * rate,
         native=native,
         currency=price.currency,
