@@ -256,6 +256,23 @@ def build_body(req: ChatRequest, row: VendorRow, *, stream: bool) -> dict[str, A
     return body
 
 
+class _Once:
+    """An async iterator over one already-read body."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body: bytes | None = body
+
+    def __aiter__(self) -> "_Once":
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._body is None:
+            raise StopAsyncIteration
+        b, self._body = self._body, None
+        return b
+
+
+
 # ------------------------------------------------------------------ the adapter
 
 
@@ -307,6 +324,22 @@ class OpenAIProvider:
                billed: Usage | None = None) -> E.ProviderError:
         return map_error(self.vendor, info, call=call, headers=headers, now=self._clock(), billed_usage=billed)
 
+    def _events_from_body(self, body: bytes, call: Call, resp: httpx.Response) -> list[StreamEvent]:
+        """A whole (2xx) JSON body -> events; errors inside it -> typed errors."""
+        data = _http.load_json(body, call=call, status=resp.status_code, headers=resp.headers)
+        emb = _embedded_error(data)
+        if emb is not None and not (isinstance(data, dict) and data.get("choices")):
+            raise self._error(emb, call, resp.headers)
+        try:
+            events = _events_from_json(data)
+        except (ValueError, TypeError, AttributeError) as e:
+            raise E.MalformedResponse(f"unexpected response shape: {e}", provider=call.provider, model=call.model,
+                                      status=resp.status_code, body=body[:2000].decode("utf-8", "replace"),
+                                      headers=resp.headers) from e
+        if emb is not None and events[-1].finish_reason == "error":
+            raise self._error(emb, call, resp.headers, billed=parse_usage(data.get("usage")))
+        return events
+
     # -- non-streaming
     async def _complete_once(self, req: ChatRequest) -> ChatResponse:
         call = Call(self.name, req.model)
@@ -317,17 +350,7 @@ class OpenAIProvider:
             raise self._error(_http.parse_error_body(resp.content, resp.status_code), call, resp.headers)
         snap = parse_rate_limits(resp.headers, self._clock())
         self.last_rate_limits = snap
-        data = _http.load_json(resp.content, call=call, status=resp.status_code, headers=resp.headers)
-        emb = _embedded_error(data)
-        if emb is not None and not (isinstance(data, dict) and data.get("choices")):
-            raise self._error(emb, call, resp.headers)
-        try:
-            events = _events_from_json(data)
-        except (ValueError, TypeError, AttributeError) as e:
-            raise E.MalformedResponse(f"unexpected response shape: {e}", provider=self.name, model=req.model,
-                                      status=resp.status_code, body=resp.text[:2000], headers=resp.headers) from e
-        if events[-1].finish_reason == "error" and emb is not None:
-            raise self._error(emb, call, resp.headers, billed=parse_usage(data.get("usage")))
+        events = self._events_from_body(resp.content, call, resp)
         return accumulate(events, provider=self.name, model=req.model, rate_limits=snap)
 
     async def complete(self, req: ChatRequest) -> ChatResponse:
@@ -346,24 +369,20 @@ class OpenAIProvider:
             snap = parse_rate_limits(resp.headers, self._clock())
             self.last_rate_limits = snap
             ctype = resp.headers.get("content-type", "").lower()
+            chunks: AsyncIterator[bytes] = _http.aiter_bytes(resp, call)
             if "event-stream" not in ctype and ("json" in ctype or "html" in ctype):
-                # A JSON (error or whole completion) or an HTML page instead of an event stream.
+                # A JSON body (an error, or a whole completion) or an HTML page instead of an
+                # event stream -- or an event stream that a proxy mislabelled as JSON.
                 body = await _http.read_body(resp, limit=4 << 20)
-                data = _http.load_json(body, call=call, status=resp.status_code, headers=resp.headers)
-                emb = _embedded_error(data)
-                if emb is not None:
-                    raise self._error(emb, call, resp.headers)
-                try:
-                    events = _events_from_json(data)
-                except (ValueError, TypeError, AttributeError) as e:
-                    raise E.MalformedResponse(f"unexpected response shape: {e}", provider=self.name,
-                                              model=req.model, headers=resp.headers) from e
-                for ev in events:
-                    yield ev
-                return
+                if body.lstrip().startswith((b"data:", b":", b"event:")):
+                    chunks = _Once(body)
+                else:
+                    for ev in self._events_from_body(body, call, resp):
+                        yield ev
+                    return
             done = False
             try:
-                async for sse in aiter_sse(_http.aiter_bytes(resp, call)):
+                async for sse in aiter_sse(chunks):
                     data = sse.data.strip()
                     if not data:
                         continue

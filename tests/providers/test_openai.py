@@ -384,3 +384,18 @@ async def test_mid_stream_read_timeout_is_typed_keeps_output_and_is_not_retried(
             got.append(ev)
     assert "".join(e.text for e in got if e.kind == "text") == "Hello! How can I help?"
     assert respx.calls.call_count == 1
+
+
+@respx.mock
+async def test_event_stream_mislabelled_as_json_is_still_parsed():
+    respx.post(URL).mock(return_value=httpx.Response(200, content=fx("openai/chat_stream.sse"),
+                                                     headers={"content-type": "application/json"}))
+    res = accumulate(await collect(provider(), req()))
+    assert res.text == "Hello! How can I help?" and res.usage.output_tokens == 10
+
+
+@respx.mock
+async def test_whole_completion_returned_to_a_stream_request():
+    respx.post(URL).mock(return_value=json_resp(200, "openai/chat_completion.json"))
+    res = accumulate(await collect(provider(), req()))
+    assert res.text.startswith("The image shows") and res.usage.cache_read_tokens == 1024
