@@ -177,18 +177,19 @@ def _plots(out_dir: str, s: RunSummary) -> list[str]:
     tasks = sorted({r.task for r in s.records})
     fig, ax = plt.subplots(figsize=(8, 5))
     markers = "osD^v<>P*X"
+    colors = plt.get_cmap("tab10")
     for i, m in enumerate(s.models):
-        for t in tasks:
+        for ti, t in enumerate(tasks):
             rs = [r for r in s.records if r.model == m and r.task == t and r.quality is not None]
             if not rs:
                 continue
             q = statistics.fmean(r.quality for r in rs)
             c = float(sum((r.list_cost_usd for r in rs), Decimal(0)) / len(rs))
-            ax.scatter([c], [q], marker=markers[i % len(markers)], label=f"{m} / {t}", s=50)
+            ax.scatter([c], [q], marker=markers[i % len(markers)], color=colors(ti % 10), label=f"{m} / {t}", s=50)
     ax.set_xscale("symlog", linthresh=1e-6)
     ax.set_xlabel("mean list-price cost per call (USD)")
     ax.set_ylabel("mean quality")
-    ax.set_title(f"{s.suite}: quality vs cost by model and task")
+    ax.set_title(f"{s.suite}: quality vs cost (marker = model, colour = task)")
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "quality_vs_cost.png"), dpi=110)
