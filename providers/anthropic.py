@@ -68,7 +68,7 @@ _ERROR_TYPES: dict[str, tuple[type[ProviderError], int]] = {
     "billing_error": (QuotaExhausted, 402),
     "permission_error": (AuthFailed, 403),
     "not_found_error": (BadRequest, 404),
-    "request_too_large": (BadRequest, 413),
+    "request_too_large": (ContextTooLong, 413),  # same as _http.status_class(413)
     "rate_limit_error": (RateLimited, 429),
     "api_error": (Unavailable, 500),
     "timeout_error": (Timeout, 504),

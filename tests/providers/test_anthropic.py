@@ -258,7 +258,7 @@ async def test_cut_or_corrupt_stream_is_malformed_with_billed_usage(name: str) -
     (401, "error_authentication.json", AuthFailed, "authentication_error"),
     (403, "error_permission.json", AuthFailed, "permission_error"),
     (404, "error_not_found.json", BadRequest, "not_found_error"),
-    (413, "error_request_too_large.json", BadRequest, "request_too_large"),
+    (413, "error_request_too_large.json", ContextTooLong, "request_too_large"),
     (500, "error_api.json", Unavailable, "api_error"),
     (529, "error_overloaded.json", Unavailable, "overloaded_error"),
 ])
