@@ -85,3 +85,19 @@ def test_retry_after_variants():
 def test_empty_and_garbage_headers():
     s = parse_rate_limits({"x-ratelimit-limit-requests": "lots", "content-type": "application/json"}, NOW)
     assert s.is_empty()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = ["x-ratelimit-reset-tokens", "x-ratelimit-limit-requests", "anthropic-ratelimit-tokens-reset",
+          "anthropic-ratelimit-output-tokens-remaining", "X-RateLimit-Reset", "retry-after", "retry-after-ms"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(_NAMES), st.text(max_size=30), max_size=7))
+def test_garbage_header_values_never_raise(h):
+    s = parse_rate_limits(h, NOW)
+    for v in (s.reset_tokens_s, s.reset_requests_s, s.retry_after_s):
+        assert v is None or v >= 0
+    suggested_wait(s)

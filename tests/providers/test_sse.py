@@ -58,3 +58,27 @@ async def test_utf8_split_inside_a_character():
 
 def test_parse_sse_lines():
     assert parse_sse_lines(["data: a", "", ": c", "data: b"]) == [SSEEvent("message", "a"), SSEEvent("message", "b")]
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_payload = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(datas=st.lists(_payload, min_size=1, max_size=5), cuts=st.lists(st.integers(1, 400), max_size=6),
+       sep=st.sampled_from(["\n", "\r\n", "\r"]))
+def test_any_chunking_gives_the_same_events(datas, cuts, sep):
+    import asyncio
+
+    body = "".join(f": c{sep}data: {d}{sep}{sep}" for d in datas).encode()
+    pieces, pos = [], 0
+    for c in sorted(set(cuts)):
+        if pos < c < len(body):
+            pieces.append(body[pos:c])
+            pos = c
+    pieces.append(body[pos:])
+    # a single leading space after "data:" is stripped by the spec
+    expect = [SSEEvent("message", d[1:] if d.startswith(" ") else d) for d in datas]
+    assert asyncio.run(parse(pieces)) == expect
