@@ -168,11 +168,17 @@ class Router:
     @classmethod
     def from_config(cls, path: str | None = None, **overrides: Any) -> "Router":
         """Build from one YAML file (see docs/router.md). Explicit keyword arguments
-        win over the file, which wins over the environment."""
+        win over the file, which wins over the environment. `client=`/`http_client=`
+        is an `httpx.AsyncClient` shared by every adapter."""
         from router.config import build_router_kwargs, load_config
 
         cfg = load_config(path)
-        kw = build_router_kwargs(cfg)
+        client = overrides.pop("client", None) or overrides.pop("http_client", None)
+        kw = build_router_kwargs(cfg, client=client)
+        if isinstance(overrides.get("policy"), str):  # a policy name keeps the file's floors/lambda
+            from router.config import build_policy
+
+            overrides["policy"] = build_policy(cfg, overrides["policy"])
         kw.update(overrides)
         return cls(**kw)
 

@@ -1,0 +1,410 @@
+"""One YAML config file, validated once at start; errors name file, line and key.
+
+Layering: explicit argument > config file > environment. The file is the explicit
+path, else ``$QUOTAROUTE_CONFIG``, else ``$QUOTAROUTE_HOME/config.yaml`` (home
+defaults to ``~/.quotaroute``) when it exists. API keys are given BY
+ENVIRONMENT-VARIABLE NAME only (``api_key_env``), never inline. See docs/router.md
+for a complete commented example.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import typing
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from router.errors import ConfigError, register_secret
+from router.policies import POLICIES
+from router.types import TASK_KINDS
+
+__all__ = ["QuotarouteConfig", "load_config", "parse_config", "build_router_kwargs", "quotaroute_home",
+           "default_config_path"]
+
+PolicyName = Literal["free-first", "cheapest", "best", "balanced", "cascade"]
+
+
+def quotaroute_home() -> Path:
+    return Path(os.environ.get("QUOTAROUTE_HOME") or Path.home() / ".quotaroute")
+
+
+def default_config_path() -> str | None:
+    env = os.environ.get("QUOTAROUTE_CONFIG")
+    if env:
+        return env
+    p = quotaroute_home() / "config.yaml"
+    return str(p) if p.exists() else None
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ProviderCfg(_M):
+    vendor: str | None = None  # adapter kind or vendor row; default: the provider's name
+    api_key_env: str | list[str] | None = None  # env var NAME(S); several = several keys, balanced
+    base_url: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)  # adapter keyword options (deployment, timeout, ...)
+    enabled: bool = True
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        for name in [v] if isinstance(v, str) else (v or []):
+            if not name or not name.replace("_", "").isalnum() or name[0].isdigit():
+                # never echo the value: it may be a pasted key
+                raise ValueError("expected an environment variable NAME (like OPENAI_API_KEY), not a key")
+        return v
+
+
+class ModelsCfg(_M):
+    include: list[str] | None = None  # ids, aliases or globs; default: every model of a configured provider
+    exclude: list[str] = Field(default_factory=list)
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per-model price/context/... overrides
+    profile: str | None = None  # task-fit profile file {model: {task: quality}}
+
+
+class CascadeCfg(_M):
+    floor: float = Field(0.0, ge=0, le=1)
+    max_steps: int = Field(3, ge=1)
+
+
+class PolicyCfg(_M):
+    default: PolicyName = "free-first"
+    lambda_: float = Field(0.05, alias="lambda", ge=0)  # balanced: quality points per USD per 1k requests
+    quality_floors: dict[str, float] = Field(default_factory=dict)  # task kind (or "default") -> 0..1
+    max_cost_usd: Decimal | None = Field(None, ge=0)
+    regions: list[Literal["us", "eu", "cn", "local"]] | None = None
+    allow: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+    max_attempts: int = Field(5, ge=1, le=50)
+    chinese_bonus: float = Field(0.05, ge=0, le=1)
+    cascade: CascadeCfg = Field(default_factory=CascadeCfg)
+
+    @field_validator("quality_floors")
+    @classmethod
+    def _floors(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, q in v.items():
+            if k != "default" and k not in TASK_KINDS:
+                raise ValueError(f"unknown task kind {k!r}; use one of {', '.join(TASK_KINDS)} or 'default'")
+            if not 0 <= q <= 1:
+                raise ValueError(f"floor for {k!r} must be in [0, 1]")
+        return v
+
+
+class RuleMatch(_M):
+    task: str | list[str] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    user: str | None = None
+    tag: str | None = None
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, v: Any) -> Any:
+        for t in [v] if isinstance(v, str) else (v or []):
+            if t not in TASK_KINDS:
+                raise ValueError(f"unknown task kind {t!r}; use one of {', '.join(TASK_KINDS)}")
+        return v
+
+
+class RuleCfg(_M):
+    name: str = ""
+    match: RuleMatch = Field(default_factory=RuleMatch)
+    models: list[str] = Field(default_factory=list)
+    policy: PolicyName | None = None
+    lambda_: float | None = Field(None, alias="lambda", ge=0)
+    max_cost_usd: Decimal | None = Field(None, ge=0)
+    quality_floors: dict[str, float] | None = None
+    free_only: bool | None = None
+
+
+class LedgerCfg(_M):
+    store: Literal["memory", "sqlite", "redis"] = "memory"
+    path: str | None = None  # sqlite file; default $QUOTAROUTE_HOME/ledger.sqlite
+    url: str | None = None  # redis://host:port/db
+
+
+class RetryCfg(_M):
+    max_attempts: int = Field(2, ge=1, le=10)  # per deployment, transient errors only (then fall back)
+    max_wait_s: float = Field(5.0, ge=0)  # a longer Retry-After falls back at once
+
+
+class HealthCfg(_M):
+    failure_threshold: int = Field(3, ge=1)
+    cooloff_s: float = Field(30.0, gt=0)
+
+
+class QuotarouteConfig(_M):
+    version: Literal[1] = 1
+    providers: dict[str, ProviderCfg] = Field(default_factory=dict)
+    models: ModelsCfg = Field(default_factory=ModelsCfg)
+    quotas: list[dict[str, Any]] = Field(default_factory=list)  # validated by router.quota.spec
+    budgets: list[dict[str, Any]] = Field(default_factory=list)
+    policy: PolicyCfg = Field(default_factory=PolicyCfg)
+    rules: list[RuleCfg] = Field(default_factory=list)
+    ledger: LedgerCfg = Field(default_factory=LedgerCfg)
+    retry: RetryCfg = Field(default_factory=RetryCfg)
+    health: HealthCfg = Field(default_factory=HealthCfg)
+    fx: dict[str, Any] | None = None  # {rates: {CNY: 0.1404}}
+    server: dict[str, Any] = Field(default_factory=dict)  # read by the proxy (router/server/settings.py)
+    # filled by parse_config
+    file: str | None = Field(None, exclude=True)
+    pools: list[Any] = Field(default_factory=list, exclude=True)
+    budget_specs: list[Any] = Field(default_factory=list, exclude=True)
+    _data: Any = PrivateAttr(default=None)  # the marked YAML tree, for line numbers at build time
+
+    def line_of(self, *loc: Any) -> int | None:
+        return _line_at(self._data, loc) if self._data is not None else None
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load_config(path: str | None = None) -> QuotarouteConfig:
+    """Load and validate the config (explicit path > $QUOTAROUTE_CONFIG > home); an
+    empty config when there is none."""
+    path = path or default_config_path()
+    if path is None:
+        return parse_config({}, file=None)
+    from router._catalog_yaml import load_yaml_file
+
+    data = load_yaml_file(path)
+    return parse_config({} if data is None else data, file=path)
+
+
+def parse_config(data: Any, *, file: str | None = None) -> QuotarouteConfig:
+    if not isinstance(data, Mapping):
+        raise ConfigError("the config must be a mapping of sections", file=file, line=1)
+    reserved = [k for k in ("file", "pools", "budget_specs") if k in data]
+    if reserved:
+        raise _unknown(reserved[0], (), data, file)
+    try:
+        cfg = QuotarouteConfig.model_validate(dict(data))
+    except ValidationError as e:
+        raise _translate(e, data, file) from None
+    from router.quota.spec import load_quota_config
+
+    qdata = {"quotas": [_with_line(q) for q in (data.get("quotas") or [])],
+             "budgets": [_with_line(b) for b in (data.get("budgets") or [])]}
+    cfg.pools, cfg.budget_specs = load_quota_config(qdata, file=file or "<config>")
+    cfg.file = file
+    cfg._data = data
+    return cfg
+
+
+def _with_line(item: Any) -> Any:
+    line = getattr(item, "line", None)
+    return {**item, "__line__": line} if isinstance(item, Mapping) and line else item
+
+
+def _line_at(data: Any, loc: tuple[Any, ...]) -> int | None:
+    """Line of the deepest node of `loc` that exists in the marked YAML tree."""
+    from router._catalog_yaml import line_of
+
+    line = line_of(data)
+    node = data
+    for part in loc:
+        if isinstance(node, Mapping) and part in node:
+            line = line_of(node, part) or line
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            line = line_of(node) or line
+        else:
+            break
+    return line
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the last key of `loc` (to suggest known keys)."""
+    tp: Any = QuotarouteConfig
+    for part in loc:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            f = tp.model_fields.get(part) or next((x for x in tp.model_fields.values() if x.alias == part), None)
+            if f is None:
+                return None
+            tp = f.annotation
+        else:
+            tp = _inner(tp)
+            if tp is None:
+                return None
+    tp = _inner(tp) if not (isinstance(tp, type) and issubclass(tp, BaseModel)) else tp
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _inner(tp: Any) -> Any:
+    for a in typing.get_args(tp):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+        inner = _inner(a)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _unknown(key: str, parent: tuple[Any, ...], data: Any, file: str | None) -> ConfigError:
+    model = _model_at(parent)
+    names = [f.alias or n for n, f in model.model_fields.items() if not f.exclude] if model else []
+    close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else (f"; known keys: {', '.join(names)}" if names else "")
+    dotted = ".".join(str(p) for p in (*parent, key))
+    return ConfigError(f"unknown key{hint}", file=file, line=_line_at(data, (*parent, key)), key=dotted)
+
+
+def _translate(e: ValidationError, data: Any, file: str | None) -> ConfigError:
+    err = e.errors()[0]
+    loc = tuple(err.get("loc", ()))
+    if err.get("type") == "extra_forbidden" and loc:
+        return _unknown(str(loc[-1]), loc[:-1], data, file)
+    msg = err.get("msg", "invalid value")
+    if err.get("type") == "literal_error":
+        msg = f"{msg}, got {err.get('input')!r}"
+    return ConfigError(msg, file=file, line=_line_at(data, loc), key=".".join(str(p) for p in loc) or None)
+
+
+# ------------------------------------------------------------------ building
+
+
+def _env_providers() -> dict[str, ProviderCfg]:
+    """No providers section: every vendor whose key variable is set (environment layer)."""
+    from providers.registry import NATIVE, VENDORS
+
+    out: dict[str, ProviderCfg] = {}
+    for name, row in VENDORS.items():
+        if row.key_required and os.environ.get(row.env_var):
+            out[name] = ProviderCfg(api_key_env=row.env_var)
+    for name, (_path, env) in NATIVE.items():
+        if env and os.environ.get(env) and name != "google":
+            out[name] = ProviderCfg(api_key_env=env)
+    return out
+
+
+def _key_names(name: str, p: ProviderCfg) -> list[str | None]:
+    if p.api_key_env is None:
+        return [None]  # the adapter's default env var (or a keyless local server)
+    return [p.api_key_env] if isinstance(p.api_key_env, str) else list(p.api_key_env)
+
+
+def build_providers(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, dict[str, Any]]:
+    """{provider name: {key id (env var name): Provider}}; keys read from the environment."""
+    from providers.registry import build_provider
+    from providers.retry import RetryPolicy
+
+    retry = RetryPolicy(max_attempts=cfg.retry.max_attempts, max_wait_s=cfg.retry.max_wait_s)
+    specs = cfg.providers if cfg.providers else _env_providers()
+    out: dict[str, dict[str, Any]] = {}
+    for name, p in specs.items():
+        if not p.enabled:
+            continue
+        group: dict[str, Any] = {}
+        for env in _key_names(name, p):
+            key = None
+            if env is not None:
+                key = os.environ.get(env)
+                if not key:
+                    raise ConfigError(f"environment variable {env} is not set", file=cfg.file,
+                                      line=cfg.line_of("providers", name, "api_key_env"),
+                                      key=f"providers.{name}.api_key_env")
+                register_secret(key)
+            kw: dict[str, Any] = dict(p.options)
+            if client is not None:
+                kw["client"] = client
+            try:
+                prov = build_provider(p.vendor or name, api_key=key, base_url=p.base_url, name=name, retry=retry, **kw)
+            except ConfigError as e:
+                raise ConfigError(str(e).split(": ", 1)[-1], file=cfg.file, line=cfg.line_of("providers", name),
+                                  key=f"providers.{name}") from None
+            group[env or name] = prov
+        out[name] = group
+    return out
+
+
+def build_policy(cfg: QuotarouteConfig, policy: Any = None) -> Any:
+    from router.policies import DEFAULT_FLOORS, Policy
+
+    pc = cfg.policy
+    floors = {**DEFAULT_FLOORS, **{k: v for k, v in pc.quality_floors.items() if k != "default"}}
+    name = policy if isinstance(policy, str) else (
+        pc.default if "default" in pc.model_fields_set or not os.environ.get("QUOTAROUTE_POLICY")
+        else os.environ["QUOTAROUTE_POLICY"])
+    if name not in POLICIES:
+        raise ConfigError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}", file=cfg.file,
+                          key="policy.default")
+    return Policy(name=name, cost_weight=pc.lambda_, quality_floors=floors,
+                  default_floor=pc.quality_floors.get("default", 0.5), max_cost_usd=pc.max_cost_usd,
+                  allow=tuple(pc.allow), deny=tuple(pc.deny),
+                  regions=frozenset(pc.regions) if pc.regions else None, max_attempts=pc.max_attempts,
+                  cascade_floor=pc.cascade.floor, cascade_max_steps=pc.cascade.max_steps,
+                  chinese_bonus=pc.chinese_bonus)
+
+
+def build_rules(cfg: QuotarouteConfig) -> tuple[Any, ...]:
+    from router.policies import Rule
+
+    rules = []
+    for i, r in enumerate(cfg.rules):
+        settings: dict[str, Any] = {}
+        if r.lambda_ is not None:
+            settings["cost_weight"] = r.lambda_
+        if r.max_cost_usd is not None:
+            settings["max_cost_usd"] = r.max_cost_usd
+        if r.quality_floors is not None:
+            settings["quality_floors"] = {**build_policy(cfg).quality_floors, **r.quality_floors}
+        if r.free_only is not None:
+            settings["free_only"] = r.free_only
+        task = r.match.task
+        rules.append(Rule(name=r.name or f"rule #{i + 1}", task=frozenset([task] if isinstance(task, str) else task)
+                          if task else None, metadata=r.match.metadata, user=r.match.user, tag=r.match.tag,
+                          models=tuple(r.models), policy=r.policy, settings=settings))
+    return tuple(rules)
+
+
+def build_ledger(cfg: QuotarouteConfig) -> Any:
+    from router.quota.ledger import Ledger
+    from router.quota.store import build_store
+
+    lc = cfg.ledger
+    url = None
+    if "ledger" not in cfg.model_fields_set and os.environ.get("QUOTAROUTE_LEDGER_URL"):
+        url = os.environ["QUOTAROUTE_LEDGER_URL"]
+    elif lc.store == "sqlite":
+        url = os.path.expanduser(lc.path) if lc.path else str(quotaroute_home() / "ledger.sqlite")
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+    elif lc.store == "redis":
+        if not lc.url:
+            raise ConfigError("a redis ledger needs `url` (redis://host:port/db)", file=cfg.file, key="ledger.url")
+        url = lc.url
+    return Ledger(build_store(url), cfg.pools, cfg.budget_specs)
+
+
+def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, Any]:
+    """Keyword arguments for `Router(...)` from a validated config."""
+    from router.catalog import load_catalog
+    from router.health import HealthBook
+
+    catalog = load_catalog(profile_path=cfg.models.profile, fx=cfg.fx)
+    if cfg.models.overrides:
+        raw = (cfg._data or {}).get("models", {}).get("overrides") if isinstance(cfg._data, Mapping) else None
+        catalog = catalog.with_overrides(raw if isinstance(raw, Mapping) else cfg.models.overrides,
+                                         file=cfg.file)
+    providers = build_providers(cfg, client=client)
+    models = None
+    if cfg.models.include is not None or cfg.models.exclude:
+        from router.policies import compile_globs
+
+        cards = [c for c in catalog.all() if c.provider in providers]
+        inc = cfg.models.include
+        if inc is not None:
+            g = compile_globs(tuple(inc))
+            ids = {catalog.get(m).id for m in inc if not any(ch in m for ch in "*?[") and m in catalog}
+            cards = [c for c in cards if c.id in ids or (g is not None and g.match(c.id))]
+        ex = compile_globs(tuple(cfg.models.exclude))
+        models = [c.id for c in cards if ex is None or not ex.match(c.id)]
+    return {"catalog": catalog, "providers": providers, "ledger": build_ledger(cfg), "policy": build_policy(cfg),
+            "rules": build_rules(cfg), "models": models, "config": cfg,
+            "health": HealthBook(failure_threshold=cfg.health.failure_threshold, cooloff_s=cfg.health.cooloff_s)}

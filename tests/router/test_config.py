@@ -1,0 +1,173 @@
+"""Config: one YAML file validated once; errors name file, line and key."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+import pytest
+
+from router.config import build_router_kwargs, load_config, parse_config
+from router.errors import ConfigError
+from router.sdk import Router
+
+GOOD = """\
+providers:
+  openai:
+    api_key_env: [OPENAI_API_KEY, OPENAI_API_KEY_2]
+  deepseek:
+    api_key_env: DEEPSEEK_API_KEY
+    base_url: https://api.deepseek.com/v1
+models:
+  exclude: ["openai:gpt-4o*"]
+  overrides:
+    deepseek:deepseek-chat:
+      context_window: 64000
+policy:
+  default: balanced
+  lambda: 0.1
+  quality_floors: {code: 0.8, default: 0.4}
+  max_cost_usd: "0.05"
+  regions: [us, cn]
+  cascade: {floor: 0.3, max_steps: 2}
+rules:
+  - name: code-cheap
+    match: {task: code, metadata: {team: infra}}
+    models: ["deepseek:*"]
+    policy: cheapest
+quotas:
+  - id: ds-free
+    models: ["deepseek:*"]
+    free: true
+    limits: [{per: day, requests: 10}]
+budgets:
+  - {id: monthly, scope: global, period: month, limit_usd: "5"}
+ledger:
+  store: sqlite
+server:
+  port: 4100
+  keys: []
+"""
+
+
+@pytest.fixture
+def keys(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-aaaaaaaaaaaaaaaa")
+    monkeypatch.setenv("OPENAI_API_KEY_2", "sk-test-bbbbbbbbbbbbbbbb")
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-test-cccccccccccccccc")
+
+
+def write(tmp_path, text, name="quotaroute.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def fails(tmp_path, text):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as ei:
+        load_config(path)
+    e = ei.value
+    assert e.file == path
+    return e
+
+
+def test_good_config_builds_a_router(tmp_path, keys, monkeypatch):
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path / "home"))
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.server == {"port": 4100, "keys": []}
+    assert [p.id for p in cfg.pools][-1] == "ds-free" and cfg.budget_specs[0].limit_usd == Decimal(5)
+    router = Router.from_config(cfg.file)
+    assert router._keys == {"openai": ("OPENAI_API_KEY", "OPENAI_API_KEY_2"), "deepseek": ("DEEPSEEK_API_KEY",)}
+    assert router.policy.name == "balanced" and router.policy.cost_weight == 0.1
+    assert router.policy.quality_floors["code"] == 0.8 and router.policy.default_floor == 0.4
+    assert router.policy.max_cost_usd == Decimal("0.05") and router.policy.regions == frozenset({"us", "cn"})
+    assert router.policy.rules[0].name == "code-cheap" and router.policy.rules[0].policy == "cheapest"
+    assert not any(c.id.startswith("openai:gpt-4o") for c in router.candidates)
+    assert router.catalog.get("deepseek:deepseek-chat").context_window == 64000
+    assert (tmp_path / "home").is_dir()  # sqlite ledger under $QUOTAROUTE_HOME
+    plan = router.explain("hello", metadata={"team": "infra"}, )
+    assert plan.steps
+    router.close()
+
+
+def test_explicit_argument_beats_file_beats_environment(tmp_path, keys, monkeypatch):
+    path = write(tmp_path, "providers:\n  deepseek: {api_key_env: DEEPSEEK_API_KEY}\npolicy: {default: best}\n")
+    monkeypatch.setenv("QUOTAROUTE_POLICY", "cheapest")
+    assert Router.from_config(path).policy.name == "best"  # file > environment
+    assert Router.from_config(path, policy="cascade").policy.name == "cascade"  # argument > file
+    bare = write(tmp_path, "providers:\n  deepseek: {api_key_env: DEEPSEEK_API_KEY}\n", "bare.yaml")
+    assert Router.from_config(bare).policy.name == "cheapest"  # environment when the file is silent
+    monkeypatch.setenv("QUOTAROUTE_CONFIG", path)
+    assert load_config().file == path
+    monkeypatch.delenv("QUOTAROUTE_CONFIG")
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
+    write(tmp_path, "policy: {default: cheapest}\n", "config.yaml")
+    assert load_config().file == str(tmp_path / "config.yaml")
+
+
+def test_no_config_uses_environment_keys(monkeypatch, tmp_path):
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
+    monkeypatch.setenv("GROQ_API_KEY", "gsk_aaaaaaaaaaaaaaaaaaaaaaaa")
+    kw = build_router_kwargs(load_config())
+    assert list(kw["providers"]) == ["groq"] and list(kw["providers"]["groq"]) == ["GROQ_API_KEY"]
+
+
+def test_unknown_top_level_key_suggests(tmp_path):
+    e = fails(tmp_path, "providers: {}\npolcy:\n  default: best\n")
+    assert e.line == 2 and e.key == "polcy" and "did you mean 'policy'" in str(e)
+
+
+def test_unknown_nested_key_names_line_and_path(tmp_path):
+    e = fails(tmp_path, "providers:\n  openai:\n    base_url: https://x\n    api_key: OPENAI_API_KEY\n")
+    assert e.line == 4 and e.key == "providers.openai.api_key" and "did you mean 'api_key_env'" in str(e)
+    e = fails(tmp_path, "rules:\n  - name: r\n    match:\n      tsk: code\n")
+    assert e.line == 4 and e.key == "rules.0.match.tsk" and "'task'" in str(e)
+
+
+def test_bad_values(tmp_path):
+    e = fails(tmp_path, "policy:\n  default: fastest\n")
+    assert e.line == 2 and e.key == "policy.default" and "fastest" in str(e)
+    e = fails(tmp_path, "policy:\n  lambda: 0.1\n  quality_floors:\n    poetry: 0.5\n")
+    assert e.line == 3 and "unknown task kind 'poetry'" in str(e)
+    e = fails(tmp_path, "policy:\n  max_attempts: 0\n")
+    assert e.line == 2 and e.key == "policy.max_attempts"
+
+
+def test_pasted_key_is_rejected_without_echoing_it(tmp_path):
+    e = fails(tmp_path, "providers:\n  openai:\n    api_key_env: sk-live-abcdefghijklmnop\n")
+    assert e.line == 3 and "sk-live" not in str(e) and "NAME" in str(e)
+
+
+def test_quota_errors_come_from_the_quota_spec_with_lines(tmp_path):
+    e = fails(tmp_path, "quotas:\n  - id: ok\n    provider: groq\n    limits: [{per: day, requests: 5}]\n"
+                        "  - id: bad\n    provider: groq\n    limits: [{per: fortnight, requests: 5}]\n")
+    assert e.line == 5 and e.key.startswith("quotas[1]")
+
+
+def test_missing_key_variable_names_the_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    path = write(tmp_path, "server: {}\nproviders:\n  openai:\n    api_key_env: OPENAI_API_KEY\n")
+    with pytest.raises(ConfigError) as ei:
+        Router.from_config(path)
+    assert ei.value.line == 4 and ei.value.key == "providers.openai.api_key_env" and "OPENAI_API_KEY" in str(ei.value)
+
+
+def test_invalid_yaml_and_non_mapping(tmp_path):
+    e = fails(tmp_path, "policy:\n  default: [best\n")
+    assert e.line is not None
+    e = fails(tmp_path, "- just\n- a list\n")
+    assert "mapping" in str(e)
+
+
+def test_reserved_internal_fields_are_not_config_keys():
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse_config({"pools": []}, file="x.yaml")
+
+
+def test_secrets_never_in_reprs(tmp_path, keys, monkeypatch):
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
+    router = Router.from_config(write(tmp_path, GOOD.replace("store: sqlite", "store: memory")))
+    blob = repr(router.config) + repr(router._providers) + str(router.config.model_dump())
+    assert "sk-test" not in blob
+    assert os.environ["OPENAI_API_KEY"] not in blob
