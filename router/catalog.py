@@ -98,12 +98,13 @@ class ModelCard(BaseModel):
 
     @property
     def has_free_tier(self) -> bool:
-        """A free model, a rate-limited free tier or a sign-up grant (local models: no)."""
+        """A free model or a recurring rate-limited free tier. One-time sign-up grants
+        (`free_tier.kind == "grant"`) and local models do not count."""
         if self.is_local:
             return False
         if self.price is not None and self.price.is_free:
             return True
-        return bool(self.free_tier) and self.free_tier.get("kind") in ("rate_limited_free", "free_model", "grant")
+        return bool(self.free_tier) and self.free_tier.get("kind") in ("rate_limited_free", "free_model")
 
     def quality(self, task: str | None) -> float:
         if task and task in self.task_quality:

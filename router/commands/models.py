@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", metavar="P", action="append", help="only this provider (repeatable)")
     p.add_argument("--needs", metavar="CAP", action="append",
                    help="only models with this capability: tools, vision, json_schema, reasoning (repeatable)")
-    p.add_argument("--free", action="store_true", help="only models with a free model, free tier or sign-up grant")
+    p.add_argument("--free", action="store_true", help="only free models and models with a recurring free tier")
     p.add_argument("--region", metavar="R", help="only models served in this region: us, cn, eu, local")
     p.add_argument("--overrides", metavar="FILE", help="YAML {model_id: {price: ..., ...}} applied on top")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -75,9 +75,9 @@ def card_to_json(card: Any, rate: Decimal) -> dict[str, Any]:
 def _free_label(card: Any) -> str:
     if card.is_local:
         return "local"
-    if not card.has_free_tier:
-        return "no"
     ft = card.free_tier or {}
+    if not card.has_free_tier:
+        return "sign-up grant" if ft.get("kind") == "grant" else "no"
     kind = ft.get("kind") or ("free model" if card.price is not None and card.price.is_free else "yes")
     limits = ft.get("limits") or {}
     bits = [f"{v:,} {k.upper()}" for k, v in limits.items() if k in ("rpm", "rpd") and isinstance(v, int)]
