@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -49,6 +50,10 @@ from router.types import (
 __all__ = ["GeminiProvider", "build_body", "ChunkState", "map_error", "seconds_to_pacific_midnight"]
 
 DEFAULT_BASE = "https://generativelanguage.googleapis.com"
+# Gemini 3 rejects replayed functionCall parts without their thoughtSignature; this documented sentinel
+# (ai.google.dev/gemini-api/docs/thought-signatures) is sent when we have none (e.g. history from another vendor).
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+_MAX_SIGNATURES = 4096
 
 _FINISH = {
     "STOP": "stop",
@@ -112,8 +117,14 @@ def _tool_response(text: str) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {"result": text}
 
 
-def _contents(req: ChatRequest) -> list[dict[str, Any]]:
+def _needs_signature(model: str) -> bool:
+    m = re.match(r"(?:models/)?gemini-(\d+)", model)
+    return bool(m) and int(m.group(1)) >= 3
+
+
+def _contents(req: ChatRequest, signatures: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     names: dict[str, str] = {}  # tool_call_id -> function name (Gemini answers by name)
+    sentinel = _needs_signature(req.model)
     out: list[dict[str, Any]] = []
     for m in req.messages:
         if m.role in ("system", "developer"):
@@ -128,9 +139,13 @@ def _contents(req: ChatRequest) -> list[dict[str, Any]]:
         elif m.role == "assistant":
             role = "model"
             parts = _parts(m.content)
-            for tc in m.tool_calls or []:
+            for i, tc in enumerate(m.tool_calls or []):
                 names[tc.id] = tc.name
-                parts.append({"functionCall": {"name": tc.name, "args": nat.tool_args(tc)}})
+                part: dict[str, Any] = {"functionCall": {"name": tc.name, "args": nat.tool_args(tc)}}
+                sig = (signatures or {}).get(tc.id) or (SKIP_SIGNATURE if sentinel and i == 0 else None)
+                if sig:
+                    part["thoughtSignature"] = sig
+                parts.append(part)
         else:
             role, parts = "user", _parts(m.content)
         if not parts:
@@ -154,9 +169,10 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
     raise BadRequest(f"unsupported tool_choice {choice!r}", provider="gemini")
 
 
-def build_body(req: ChatRequest) -> dict[str, Any]:
-    """ChatRequest -> generateContent JSON body (pure; same body for streaming)."""
-    body: dict[str, Any] = {"contents": _contents(req)}
+def build_body(req: ChatRequest, signatures: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """ChatRequest -> generateContent JSON body (pure; same body for streaming).
+    `signatures` maps tool-call ids to the thoughtSignature Gemini sent with them."""
+    body: dict[str, Any] = {"contents": _contents(req, signatures)}
     system = req.system_text()
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
@@ -212,8 +228,10 @@ class ChunkState:
     """GenerateContentResponse chunks -> StreamEvents. The stream has no terminal event:
     it is complete once a candidate carried a `finishReason` (`done`)."""
 
-    def __init__(self, call: _http.Call | None = None) -> None:
+    def __init__(self, call: _http.Call | None = None,
+                 on_signature: Callable[[str, str], None] | None = None) -> None:
         self.call = call or _http.Call("gemini")
+        self._on_signature = on_signature
         self.done = False
         self.usage: Usage | None = None
         self._finish: str | None = None
@@ -254,8 +272,10 @@ class ChunkState:
                 continue
             if isinstance(part.get("functionCall"), dict):
                 fc = part["functionCall"]
-                events.append(ToolCallDelta(index=self._tools, id=fc.get("id") or f"call_{self._tools}",
-                                            name=fc.get("name"),
+                cid = fc.get("id") or (f"call_{self._id}_{self._tools}" if self._id else f"call_{self._tools}")
+                if part.get("thoughtSignature") and self._on_signature is not None:
+                    self._on_signature(cid, part["thoughtSignature"])
+                events.append(ToolCallDelta(index=self._tools, id=cid, name=fc.get("name"),
                                             arguments=json.dumps(fc.get("args") or {}, ensure_ascii=False)))
                 self._tools += 1
             elif isinstance(part.get("text"), str) and part["text"]:
@@ -366,6 +386,13 @@ class GeminiProvider(nat.NativeProvider):
                 base, api_version = base[: -len(suffix)], suffix[1:]
         self.base_url, self.api_version = base, api_version
         self._extra = dict(extra_headers or {})
+        self._signatures: OrderedDict[str, str] = OrderedDict()  # tool-call id -> thoughtSignature (bounded)
+
+    def _remember(self, call_id: str, signature: str) -> None:
+        self._signatures[call_id] = signature
+        self._signatures.move_to_end(call_id)
+        while len(self._signatures) > _MAX_SIGNATURES:
+            self._signatures.popitem(last=False)
 
     def _headers(self) -> dict[str, str]:
         h = {"content-type": "application/json", **self._extra}
@@ -378,7 +405,7 @@ class GeminiProvider(nat.NativeProvider):
         return f"{self.base_url}/{self.api_version}/models/{model}:{method}"
 
     async def complete(self, req: ChatRequest) -> ChatResponse:
-        body = _http.dumps(build_body(req))
+        body = _http.dumps(build_body(req, self._signatures))
         call = self._call(req)
 
         async def attempt() -> ChatResponse:
@@ -388,7 +415,7 @@ class GeminiProvider(nat.NativeProvider):
                                                   or data.get("error")):
                 raise MalformedResponse("Gemini response has no candidates", provider=call.provider,
                                         model=call.model, body=str(data)[:500])
-            state = ChunkState(call)
+            state = ChunkState(call, self._remember)
             events = state.absorb(data)
             if not state.done:  # a complete body always has a finishReason; be explicit if not
                 state._finish = "FINISH_REASON_UNSPECIFIED"
@@ -397,12 +424,13 @@ class GeminiProvider(nat.NativeProvider):
         return await self._run(attempt)
 
     async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
-        body = _http.dumps(build_body(req))
+        body = _http.dumps(build_body(req, self._signatures))
         call = self._call(req)
         url = self._url(req.model, "streamGenerateContent") + "?alt=sse"
 
         def events(resp: httpx.Response) -> AsyncIterator[StreamEvent]:
-            return nat.sse_events(resp, ChunkState(call), call, "Gemini stream ended without a finishReason")
+            return nat.sse_events(resp, ChunkState(call, self._remember), call,
+                                  "Gemini stream ended without a finishReason")
 
         async for ev in self._stream(url, body, lambda: {**self._headers(), "accept": "text/event-stream"}, call,
                                      _on_error, events):

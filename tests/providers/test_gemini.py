@@ -139,7 +139,8 @@ async def test_complete_tool_call_and_finish_mapping() -> None:
     p = provider()
     r = await p.complete(req())
     assert r.finish_reason == "tool_calls" and r.tool_calls[0].name == "weather"
-    assert json.loads(r.tool_calls[0].arguments) == {"location": "San Francisco"} and r.tool_calls[0].id == "call_0"
+    assert json.loads(r.tool_calls[0].arguments) == {"location": "San Francisco"}
+    assert r.tool_calls[0].id == "call_m36LaZGyCLz1xs0PtNSB-QU_0"
     assert r.provider_details["finish_message"] == "Model generated function call(s)."
     assert (await p.complete(req())).finish_reason == "length"
     safety = await p.complete(req())
@@ -312,3 +313,25 @@ def test_registry_builds_the_native_adapter() -> None:
     for kind in ("gemini", "google"):
         p = build_provider(kind, api_key=KEY)
         assert isinstance(p, GeminiProvider) and isinstance(p, Provider)
+
+
+@respx.mock
+async def test_thought_signatures_round_trip_and_sentinel_for_foreign_history() -> None:
+    """Gemini 3 rejects replayed function calls without their thoughtSignature."""
+    route = respx.post(SURL.replace("gemini-2.5-flash", "gemini-3-pro-preview")).mock(
+        return_value=sse("stream_tool_call.sse"))
+    p = provider()
+    first = accumulate(await collect(p, req(model="gemini-3-pro-preview")))
+    call = first.tool_calls[0]
+    assert call.id == "call_b36LacjwM668nsEP2tbsgQQ_0"
+    history = [Message(role="user", content="Weather in SF?"),
+               Message(role="assistant", tool_calls=[call]),
+               Message(role="tool", tool_call_id=call.id, content='{"temp": 58}'),
+               Message(role="assistant", tool_calls=[ToolCall(id="toolu_from_claude", name="weather",
+                                                              arguments='{"location": "LA"}')]),
+               Message(role="tool", tool_call_id="toolu_from_claude", content='{"temp": 75}')]
+    await collect(p, req(model="gemini-3-pro-preview", messages=history))
+    contents = json.loads(route.calls.last.request.content)["contents"]
+    assert contents[1]["parts"][0]["thoughtSignature"].startswith("EqUCCqICAb4+9vsh8Pd5")  # the real one, echoed
+    assert contents[3]["parts"][0]["thoughtSignature"] == "skip_thought_signature_validator"  # none known
+    assert "thoughtSignature" not in json.dumps(build_body(req(messages=history)))  # Gemini 2.x: untouched
