@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from providers.base import Provider
 from providers.vendors import VENDORS, VendorRow, get_vendor
 from router.errors import ConfigError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from providers.base import Provider
 
 __all__ = ["build_provider", "list_vendors", "NATIVE", "VENDORS"]
 

@@ -32,14 +32,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from providers import _http
-from providers._http import Call, ErrorInfo
 from router import errors as E
-from router.types import Usage
+
+if TYPE_CHECKING:  # keep `import providers.vendors` light: httpx/orjson/pydantic load on first error
+    from providers._http import Call, ErrorInfo
+    from router.types import Usage
 
 __all__ = ["VendorRow", "VENDORS", "COMMON_ERROR_CODES", "COMMON_MESSAGE_RULES", "get_vendor", "ERROR_KINDS",
            "map_error", "embedded_error"]
@@ -316,6 +315,8 @@ def _code_kind(row: VendorRow, code: str | None) -> str | None:
 def map_error(row: VendorRow, info: ErrorInfo, *, call: Call, headers: Mapping[str, str] | None = None,
               now: float | None = None, billed_usage: Usage | None = None) -> E.ProviderError:
     """Status first, then vendor code/type, then (last resort) message rules."""
+    from providers import _http
+
     status = info.status
     kind = row.status_map.get(status) if status is not None else None
     cls: type[E.ProviderError] = _KIND[kind] if kind else _http.status_class(status)
@@ -347,6 +348,10 @@ def map_error(row: VendorRow, info: ErrorInfo, *, call: Call, headers: Mapping[s
 
 def embedded_error(data: Any) -> ErrorInfo | None:
     """An error carried in a 200 body or stream chunk (OpenRouter `error`, MiniMax `base_resp`)."""
+    import orjson
+
+    from providers import _http
+
     if not isinstance(data, dict):
         return None
     err = data.get("error")
@@ -358,5 +363,5 @@ def embedded_error(data: Any) -> ErrorInfo | None:
     status = None
     if isinstance(err, dict) and isinstance(err.get("code"), int) and 400 <= err["code"] < 600:
         status = err["code"]  # OpenRouter puts the HTTP-like status in error.code
-    return ErrorInfo(status=status if status is not None else 200, code=info.code, type=info.type,
+    return _http.ErrorInfo(status=status if status is not None else 200, code=info.code, type=info.type,
                      message=info.message, raw=info.raw)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import respx
 
+from providers.base import Provider
 from providers.registry import build_provider, list_vendors
 from providers.retry import RetryPolicy
 from providers.vendors import VENDORS, get_vendor
@@ -58,7 +59,7 @@ async def test_row_basic_completion_and_stream(name):
         json_resp(200, "openai/chat_completion.json"),
         httpx.Response(200, content=fx("openai/chat_stream.sse"), headers=sse_headers())])
     p = make(name)
-    assert p.name == name and not leaks(p)
+    assert isinstance(p, Provider) and p.name == name and not leaks(p)
     res = await p.complete(req("some-model"))
     assert res.text.startswith("The image shows") and res.usage.input_tokens == 1117
     sent = route.calls[0].request
