@@ -168,3 +168,11 @@ def test_import_is_light() -> None:
             "print(any(m in sys.modules for m in ('genai_prices', 'tiktoken', 'numpy', 'yaml')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_network_guard_is_on_while_loading() -> None:
+    import socket
+
+    with pytest.raises(Exception, match="network"):
+        socket.getaddrinfo("pypi.org", 443)
+    assert len(load_catalog()) >= 60

@@ -158,3 +158,29 @@ def test_iana_timezone_window() -> None:
 def test_cost_is_a_value() -> None:
     c = cost(Usage(input_tokens=1), Price(input=1, output=1))
     assert isinstance(c, Cost) and c.usd == D("0.000001")
+
+
+def test_bundled_fx_matches_catalog_yaml() -> None:
+    from router.catalog import load_catalog
+
+    cat = load_catalog(use_genai=False)
+    assert cat.fx.rates == DEFAULT_FX.rates and cat.fx.as_of == DEFAULT_FX.as_of
+    assert load_catalog(use_genai=False, fx={"CNY": "0.139"}).fx.rate("CNY") == D("0.139")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_tok = st.integers(min_value=0, max_value=5_000_000)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=_tok, b=_tok, c=_tok, d=_tok, e=_tok)
+def test_flat_price_bills_are_additive_and_exact(a: int, b: int, c: int, d: int, e: int) -> None:
+    p = Price(input="0.15", cache_read="0.075", cache_write="0.1875", output="0.6", reasoning="0.9", currency="CNY")
+    u1 = Usage(input_tokens=a + b + c, cache_read_tokens=b, cache_write_tokens=c, output_tokens=d + e,
+               reasoning_tokens=e)
+    u2 = Usage(input_tokens=a, output_tokens=d)
+    assert cost(u1 + u2, p).native == cost(u1, p).native + cost(u2, p).native
+    assert cost(u1, p).usd == cost(u1, p).native * DEFAULT_FX.rate("CNY")
+    assert cost(u1, p).native >= 0
