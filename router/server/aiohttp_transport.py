@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["AiohttpTransport", "aiohttp_client"]
+__all__ = ["AiohttpTransport", "FastAsyncClient", "aiohttp_client"]
 
 
 class _Body(httpx.AsyncByteStream):
@@ -63,6 +63,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.handle(request, stream=True)
+
+    async def handle(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         import aiohttp
 
         session = self._get_session()
@@ -83,6 +86,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise httpx.RemoteProtocolError(str(e), request=request) from e
         except aiohttp.ClientError as e:
             raise httpx.NetworkError(str(e), request=request) from e
+        if not stream:  # read it here: one Response build, no chunked re-iteration
+            try:
+                content = await resp.read()
+            except asyncio.TimeoutError as e:
+                raise httpx.ReadTimeout(str(e) or "read timed out", request=request) from e
+            except aiohttp.ClientError as e:
+                raise httpx.ReadError(str(e), request=request) from e
+            finally:
+                resp.release()
+            return httpx.Response(resp.status, headers=list(resp.raw_headers), content=content, request=request,
+                                  extensions={"http_version": b"HTTP/1.1",
+                                              "reason_phrase": (resp.reason or "").encode()})
         return httpx.Response(
             status_code=resp.status,
             headers=list(resp.raw_headers),
@@ -97,6 +112,41 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session = None
 
 
+class FastAsyncClient(httpx.AsyncClient):
+    """An `httpx.AsyncClient` with a lean `send()`: no auth flow, no redirects, no
+    cookie jar (adapters set their own auth headers and never follow redirects),
+    no per-request logging. Everything else (build_request, post, stream,
+    Response) is stock httpx, so adapters and their tests are unchanged."""
+
+    _url_cache: dict[str, httpx.URL]
+
+    def _merge_url(self, url: Any) -> httpx.URL:
+        if isinstance(url, str):
+            cache = self.__dict__.setdefault("_url_cache", {})
+            u = cache.get(url)
+            if u is None:
+                u = super()._merge_url(url)
+                if len(cache) < 1024:
+                    cache[url] = u
+            return u
+        return super()._merge_url(url)
+
+    async def send(self, request: httpx.Request, *, stream: bool = False, **_: Any) -> httpx.Response:
+        if self.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        transport = self._transport
+        if isinstance(transport, AiohttpTransport):
+            return await transport.handle(request, stream=stream)
+        response = await transport.handle_async_request(request)
+        response.request = request
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
+
+
 def aiohttp_client(*, timeout: float | httpx.Timeout = httpx.Timeout(600.0, connect=10.0), **kw: Any) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` whose requests go through aiohttp's pool."""
-    return httpx.AsyncClient(transport=AiohttpTransport(**kw), timeout=timeout)
+    """An `httpx.AsyncClient` whose requests go through aiohttp's pool (lean send path)."""
+    return FastAsyncClient(transport=AiohttpTransport(**kw), timeout=timeout)

@@ -36,6 +36,9 @@ ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 40
                    504: "timeout_error"}
 
 
+_PRINTABLE = bytes(c if 32 <= c < 127 else 63 for c in range(256))
+
+
 class Failure(Exception):
     """An error response to send: status, message, OpenAI type/code/param."""
 
@@ -98,8 +101,7 @@ def failure_from(e: BaseException) -> Failure:
 
 def ascii_header(value: str, limit: int = 200) -> bytes:
     """A header value that is ASCII, printable and bounded."""
-    b = value.encode("ascii", "replace")[:limit]
-    return bytes(c if 32 <= c < 127 else 63 for c in b)
+    return value.encode("ascii", "replace")[:limit].translate(_PRINTABLE)
 
 
 def money(d: Decimal | None) -> bytes:

@@ -8,10 +8,10 @@ decimal text and summed with `Decimal`, never as floats.
 
 from __future__ import annotations
 
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -39,7 +39,6 @@ CREATE INDEX IF NOT EXISTS spend_ts ON spend(ts);
 CREATE INDEX IF NOT EXISTS spend_key_ts ON spend(key_id, ts);
 """
 _INSERT = f"INSERT INTO spend ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-_STOP = object()
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -80,79 +79,60 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
 
 
 class SpendLog:
-    def __init__(self, path: str | Path, *, batch: int = 512, interval_s: float = 0.05) -> None:
+    """Batched writer. `record()` is a deque append (atomic, wakes no thread); the
+    writer thread wakes every `interval_s`, or on flush()/close(), and inserts
+    everything queued in one transaction."""
+
+    def __init__(self, path: str | Path, *, interval_s: float = 0.1) -> None:
         self.path = Path(path)
         self._con = _connect(self.path)
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._batch, self._interval = batch, interval_s
-        self._errors = 0
+        self._rows: deque[Any] = deque()
+        self._interval = interval_s
+        self._wake = threading.Event()
+        self._lock = threading.Lock()  # serializes flush() callers with the writer
+        self._stop = False
+        self.errors = 0
         self._thread = threading.Thread(target=self._run, name="quotaroute-spendlog", daemon=True)
         self._thread.start()
 
     # -------------------------------------------------------------- hot path
     def record(self, row: SpendRow) -> None:
-        self._q.put(row)
+        self._rows.append(row)
 
     # -------------------------------------------------------------- writer
-    def _run(self) -> None:
-        con = self._con
-        while True:
-            item = self._q.get()
-            rows: list[Any] = []
-            waiters: list[threading.Event] = []
-            stop = False
-            deadline = time.monotonic() + self._interval
-            while True:
-                if item is _STOP:
-                    stop = True
-                elif isinstance(item, threading.Event):
-                    waiters.append(item)
-                else:
-                    rows.append(item)
-                if stop or waiters or len(rows) >= self._batch:
-                    # drain what is already queued, without waiting
-                    try:
-                        while len(rows) < self._batch * 4:
-                            item = self._q.get_nowait()
-                            if item is _STOP:
-                                stop = True
-                            elif isinstance(item, threading.Event):
-                                waiters.append(item)
-                            else:
-                                rows.append(item)
-                    except queue.Empty:
-                        pass
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    item = self._q.get(timeout=left)
-                except queue.Empty:
-                    break
+    def _write(self) -> None:
+        with self._lock:
+            rows = []
+            pop = self._rows.popleft
+            try:
+                while True:
+                    rows.append(pop())
+            except IndexError:
+                pass
             if rows:
                 try:
-                    with con:
-                        con.executemany(_INSERT, rows)
+                    with self._con:
+                        self._con.executemany(_INSERT, rows)
                 except sqlite3.Error:
-                    self._errors += 1
-            for w in waiters:
-                w.set()
-            if stop:
-                con.close()
-                return
+                    self.errors += 1
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            self._write()
+        self._write()
+        self._con.close()
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Block until everything recorded so far is written (tests, admin reads)."""
-        if not self._thread.is_alive():
-            return
-        ev = threading.Event()
-        self._q.put(ev)
-        ev.wait(timeout)
+        """Write everything recorded so far (tests, admin reads, budget loads)."""
+        if self._thread.is_alive():
+            self._write()
 
     def close(self, timeout: float = 30.0) -> None:
         if self._thread.is_alive():
-            self._q.put(_STOP)
+            self._stop = True
+            self._wake.set()
             self._thread.join(timeout)
 
     # -------------------------------------------------------------- reads
