@@ -85,7 +85,14 @@ def build_backend(args: argparse.Namespace, suite: Any, models: list[str], judge
     if args.config:
         from router.sdk import Router
 
+        from router.errors import UnknownModel
+
         router = Router.from_config(args.config)
+        for m in everyone:
+            try:
+                router.catalog.get(m)
+            except UnknownModel as e:
+                raise ConfigError(f"{e}", key="--models") from None
         try:
             prices = resolve_prices(everyone, overrides)
         except ConfigError:

@@ -213,58 +213,69 @@ class DirectBackend:
 
 
 class RouterBackend:
-    """Calls go through `router.sdk.Router` with the model pinned (ledger, free quota, limits)."""
+    """Calls go through `router.sdk.Router` with the model pinned: the Router's ledger
+    applies free pools first, its budgets, rate-limit cool-downs and exhausted marks.
+    A pinned call that cannot run raises NoRouteAvailable; we translate it back to
+    the error the runner acts on (RateLimited -> wait, QuotaExhausted -> model done)."""
 
     def __init__(self, router: Any, prices: Mapping[str, Any] | None = None, *, stream: bool = True,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.router, self.prices, self.stream, self.clock = router, dict(prices or {}), stream, clock
+                 clock: Callable[[], float] = time.monotonic, now: Callable[[], datetime] = _utcnow) -> None:
+        self.router, self.prices, self.stream, self.clock, self.now = router, dict(prices or {}), stream, clock, now
 
-    def estimate_usd(self, model_id: str, req: ChatRequest) -> Decimal:
-        free = self._free_now(model_id, req)
-        if free:
+    async def _blocked(self, model_id: str) -> Any:
+        ledger = getattr(self.router, "ledger", None)
+        if ledger is None:
+            return None, None
+        now = self.now()
+        view = await ledger.view(now, [model_id])
+        return view, now
+
+    async def estimate_usd(self, model_id: str, req: ChatRequest) -> Decimal:
+        tokens = request_tokens(req)
+        view, now = await self._blocked(model_id)
+        if view is not None and view.free_pool(model_id, now, tokens + (req.max_tokens or 4096)) is not None:
             return Decimal(0)
         price = self.prices.get(model_id)
         if price is None:
             return Decimal("Infinity")  # unknown price: a budgeted run refuses to guess
-        return estimate_usd(price, request_tokens(req), req.max_tokens or 4096)
+        return estimate_usd(price, tokens, req.max_tokens or 4096)
 
-    def _free_now(self, model_id: str, req: ChatRequest) -> bool:
-        ledger = getattr(self.router, "ledger", None)
-        view = getattr(ledger, "view", None)
-        if view is None:
-            return False
-        try:
-            import datetime as _dt
-
-            lv = view(_dt.datetime.now(_dt.timezone.utc))
-            if hasattr(lv, "__await__"):
-                return False  # async view: cannot peek synchronously; be conservative
-            return lv.free_pool(model_id, _dt.datetime.now(_dt.timezone.utc),
-                                request_tokens(req) + (req.max_tokens or 0)) is not None
-        except Exception:  # noqa: BLE001 - peeking is best effort; the budget stays conservative
-            return False
+    async def _translate(self, model_id: str, e: Exception) -> Exception:
+        last = getattr(e, "last_error", None)
+        if isinstance(last, ProviderError):
+            return last
+        view, now = await self._blocked(model_id)
+        pool = view.blocked(model_id, now) if view is not None else None
+        if pool is not None and pool.cooldown_until is not None and pool.cooldown_until > now:
+            wait = (pool.cooldown_until - now).total_seconds()
+            if wait <= 120:
+                return RateLimited(f"ledger: {model_id} cooling down", provider=model_id, retry_after=wait)
+        if pool is not None:
+            return QuotaExhausted(f"ledger: pool {pool.pool_id} blocks {model_id}: {e}", provider=model_id)
+        return e
 
     async def call(self, model_id: str, req: ChatRequest) -> CallOutcome:
+        from router.errors import NoRouteAvailable
+
         t0 = self.clock()
         ttft = None
-        astream = getattr(self.router, "astream", None)
-        if self.stream and astream is not None:
-            rs = astream(req, model=model_id)
-            if hasattr(rs, "__await__") and not hasattr(rs, "__aiter__"):
-                rs = await rs
-            events, ttft = await _consume(rs, self.clock, t0)
-            resp = accumulate(events, provider=model_id.partition(":")[0], model=model_id.partition(":")[2])
-            route = getattr(rs, "route", None)
-        else:
-            routed = await self.router.achat(req, model=model_id)
-            resp, route = routed.response, routed.route
+        try:
+            if self.stream:
+                rs = await self.router.astream(req, model=model_id)
+                events, ttft = await _consume(rs, self.clock, t0)
+                resp = accumulate(events, provider=model_id.partition(":")[0], model=model_id.partition(":")[2])
+                route = rs.route
+            else:
+                routed = await self.router.achat(req, model=model_id)
+                resp, route = routed.response, routed.route
+        except NoRouteAvailable as e:
+            raise await self._translate(model_id, e) from e
         latency = self.clock() - t0
-        billed = Decimal(getattr(route, "cost_usd", 0) or 0)
-        free = bool(getattr(route, "free_quota_used", False))
+        billed = Decimal(route.cost_usd or 0)
         price = self.prices.get(model_id)
-        list_cost = price_cost(price, resp.usage) if price is not None else billed
-        return CallOutcome(response=resp, cost_usd=billed, free_quota=free, ttft_s=ttft, latency_s=latency,
-                           list_cost_usd=list_cost)
+        list_cost = price_cost(price, resp.usage, self.now()) if price is not None else billed
+        return CallOutcome(response=resp, cost_usd=billed, free_quota=bool(route.free_quota_used), ttft_s=ttft,
+                           latency_s=latency, list_cost_usd=list_cost)
 
     async def aclose(self) -> None:
         await self.router.aclose()
