@@ -35,7 +35,9 @@ def line_of(container: Any, key: Any = None) -> int | None:
 def _loader():  # type: ignore[no-untyped-def]
     import yaml
 
-    class MarkedLoader(yaml.SafeLoader):
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parser when available: ~5x faster
+
+    class MarkedLoader(base):  # type: ignore[misc, valid-type]
         pass
 
     def construct_mapping(loader, node, deep=False):  # type: ignore[no-untyped-def]
