@@ -111,7 +111,13 @@ class RoutePlan:
                 out.append(Reason(k[0].id, False, msg, args, k[1], k[4], k[2]))
             below = self._kept_msg is _BELOW
             for rank, k in enumerate(self._kept, 1):
-                r = Reason(k[0].id, True, self._kept_msg, (rank, self._floor) if below else (rank,), k[1], k[4], k[2])
+                if below:
+                    msg, args = self._kept_msg, (rank, self._floor)
+                elif k[2]:
+                    msg, args = "rank %d: free quota (pool %s)", (rank, k[3])
+                else:
+                    msg, args = self._kept_msg, (rank,)
+                r = Reason(k[0].id, True, msg, args, k[1], k[4], k[2])
                 r.rank = rank
                 out.append(r)
             self._reasons = out
@@ -564,12 +570,12 @@ def _order(kept: list[Any], reasons: list[Reason], policy: Policy, floor: float,
 
 _BELOW = "rank %d: below floor %.2f, kept (no candidate meets it)"
 _KEPT = {
-    "free-first": "rank %d (free-first: free quota first, then cheapest paid)",
-    "cheapest": "rank %d (cheapest meeting the quality floor)",
-    "best": "rank %d (highest quality within the cost cap)",
-    "balanced": "rank %d (quality - weight x cost)",
-    "cascade": "rank %d (cascade: cheap first, escalate on failed check)",
-    "pinned": "rank %d (pinned)",
+    "free-first": "rank %d: paid, cheapest meeting the floor",
+    "cheapest": "rank %d: cheapest meeting the floor",
+    "best": "rank %d: highest quality within the cap",
+    "balanced": "rank %d: best quality - weight x cost",
+    "cascade": "rank %d: cascade step",
+    "pinned": "rank %d: pinned",
 }
 
 

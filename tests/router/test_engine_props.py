@@ -1,0 +1,90 @@
+"""Property tests: a plan never contains a model lacking a required capability,
+drawing on an exhausted pool, exceeding its context window or breaking a budget;
+and it does not depend on the order of the candidates."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router.engine import choose
+from router.policies import POLICIES, Policy
+from tests.router.routing_helpers import NOW, budget, card, feats, free_pool, view
+
+CAPS = ["tools", "vision", "json_schema", "reasoning"]
+PROVIDERS = ["pa", "pb", "pc"]
+
+
+@st.composite
+def cards(draw):
+    n = draw(st.integers(1, 8))
+    out = []
+    for i in range(n):
+        prov = draw(st.sampled_from(PROVIDERS))
+        caps = tuple(draw(st.sets(st.sampled_from(CAPS))))
+        price = draw(st.sampled_from([None, ("0", "0"), ("0.1", "0.4"), ("1", "3"), ("5", "15")]))
+        out.append(card(f"{prov}:m{i}", *(price or (None, None)), q=draw(st.sampled_from([0.3, 0.6, 0.8, 0.95])),
+                        caps=caps, ctx=draw(st.sampled_from([4_000, 32_000, 200_000])),
+                        regions=(draw(st.sampled_from(["us", "eu", "cn", "local"])),)))
+    return out
+
+
+@st.composite
+def scenario(draw):
+    cs = draw(cards())
+    pools = {}
+    for c in cs:
+        kind = draw(st.sampled_from(["none", "free", "exhausted", "cooling", "empty", "paid-grant-empty"]))
+        if kind == "none":
+            continue
+        pid = f"pool-{c.id}"
+        p = {"free": free_pool(pid), "exhausted": free_pool(pid, exhausted=True),
+             "cooling": free_pool(pid, cooldown=True), "empty": free_pool(pid, remaining=0),
+             "paid-grant-empty": free_pool(pid, remaining=0, on_exhaust="paid")}[kind]
+        pools[pid] = (p, (c.id,))
+    budgets = tuple(
+        budget(f"b{i}", limit, spent, scope=scope, match=match)
+        for i, (limit, spent, scope, match) in enumerate(draw(st.lists(st.tuples(
+            st.sampled_from(["0.001", "0.01", "1"]), st.sampled_from(["0", "0.0009", "0.5", "2"]),
+            st.sampled_from(["global", "provider", "model"]),
+            st.sampled_from(["*", "pa", "pb", "pa:m0", "pb:m1"])), max_size=3))))
+    needs = tuple(draw(st.sets(st.sampled_from(["tools", "vision", "json_schema"]))))
+    f = feats(draw(st.sampled_from(["chat", "code", "math"])), needs=needs,
+              inp=draw(st.sampled_from([10, 3_000, 30_000])), out=draw(st.sampled_from([50, 900])))
+    policy = Policy(draw(st.sampled_from([p for p in POLICIES if p != "pinned"])),
+                    free_only=draw(st.booleans()), max_attempts=20)
+    return cs, view(pools, budgets), f, policy
+
+
+def _budget_ok(b, step) -> bool:
+    if b.scope == "global":
+        applies = True
+    elif b.scope == "provider":
+        applies = b.match in ("*", step.provider)
+    else:
+        applies = b.match in ("*", step.model_id)
+    return not applies or b.headroom() >= step.expected_cost_usd
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenario(), st.randoms(use_true_random=False))
+def test_plan_respects_capabilities_pools_budgets_and_is_order_independent(sc, rnd):
+    cs, v, f, policy = sc
+    plan = choose(f, cs, v, {}, policy, NOW)
+    for s in plan.steps:
+        assert f.needs <= s.card.capabilities, "a step lacks a required capability"
+        assert v.blocked(s.model_id, NOW, f.total_tokens) is None, "a step draws on a blocked pool"
+        assert s.card.context_window >= f.total_tokens
+        assert all(_budget_ok(b, s) for b in v.budgets), "a step breaks a hard budget"
+        assert s.expected_cost_usd >= Decimal(0)
+        if s.free:
+            assert s.expected_cost_usd == 0 and v.free_pool(s.model_id, NOW, f.total_tokens) is not None
+        if policy.free_only:
+            assert s.free
+    assert len({r.model_id for r in plan.reasons}) == len(cs)  # every candidate has exactly one reason
+    shuffled = list(cs)
+    rnd.shuffle(shuffled)
+    again = choose(f, shuffled, v, {}, policy, NOW)
+    assert [s.deployment for s in again.steps] == [s.deployment for s in plan.steps]
