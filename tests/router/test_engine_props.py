@@ -68,7 +68,7 @@ def _budget_ok(b, step) -> bool:
     return not applies or b.headroom() >= step.expected_cost_usd
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(scenario(), st.randoms(use_true_random=False))
 def test_plan_respects_capabilities_pools_budgets_and_is_order_independent(sc, rnd):
     cs, v, f, policy = sc
