@@ -57,6 +57,19 @@ class _Win:
     requests: int | None
     tokens: int | None
     count: str  # total | input | output
+    pool_id: str = ""
+    _slot: Any = None
+    _keys: tuple[tuple[str, ...], str, tuple[str, ...], str] | None = None
+
+    def keys(self, ts: float) -> tuple[Any, tuple[str, ...], str, tuple[str, ...], str]:
+        """(slot, request span, request charge, token span, token charge), cached per slot."""
+        s = self.window.slot(ts)
+        if s is not self._slot:
+            r = f"w|{self.pool_id}|{self.index}|r|"
+            t = f"w|{self.pool_id}|{self.index}|t|"
+            self._keys = (tuple(r + k for k in s.span), r + s.charge, tuple(t + k for k in s.span), t + s.charge)
+            self._slot = s
+        return (s, *self._keys)  # type: ignore[misc]
 
 
 @dataclass(slots=True)
@@ -139,12 +152,17 @@ class Ledger:
             for b in budgets
         ]
         self._by_model: dict[str, list[_Pool]] = {}
+        self._has_soft = any(not b.spec.hard for b in self.budgets)
         self.known_models: set[str] = set()
+        self._rid_prefix = uuid.uuid4().hex[:16] + "-"  # unique per ledger instance (replica/process)
+        self._seq = 0
+        self._plans: dict[tuple[str, Any], tuple[list[_Pool], list[_Pool], _Pool | None]] = {}
+        self._budget_cache: dict[tuple[Any, ...], list[_Budget]] = {}
         self.observed: dict[str, tuple[int | None, int | None, float]] = {}
 
     @staticmethod
     def _compile(p: PoolSpec) -> _Pool:
-        wins = [_Win(i, Window(w.per, w.mode, w.tz), w.requests, w.tokens, w.count) for i, w in enumerate(p.limits)]
+        wins = [_Win(i, Window(w.per, w.mode, w.tz), w.requests, w.tokens, w.count, p.id) for i, w in enumerate(p.limits)]
         cp = _Pool(spec=p, id=p.id, wins=wins, block=p.on_exhaust == "block", free_call=p.free or p.grant is not None)
         if p.grant is not None:
             cp.grant_unit = "tokens" if p.grant.tokens is not None else "usd"
@@ -178,15 +196,13 @@ class Ledger:
         checks.append(Check((p.key("x"),), p.key("x"), 0, int(ts * 1000), ts + 1))
         meta.append(("flag", p))
         for w in p.wins:
-            s = w.window.slot(ts)
+            s, r_span, r_charge, t_span, t_charge = w.keys(ts)
             if w.requests is not None:
-                pre = f"w|{p.id}|{w.index}|r|"
-                checks.append(Check(tuple(pre + k for k in s.span), pre + s.charge, 1, w.requests, s.expire_at))
+                checks.append(Check(r_span, r_charge, 1, w.requests, s.expire_at))
                 meta.append(("req", (p, w)))
             if w.tokens is not None:
-                pre = f"w|{p.id}|{w.index}|t|"
                 amt = tokens if w.count == "total" else (t_in if w.count == "input" else t_out)
-                checks.append(Check(tuple(pre + k for k in s.span), pre + s.charge, amt, w.tokens, s.expire_at))
+                checks.append(Check(t_span, t_charge, amt, w.tokens, s.expire_at))
                 meta.append(("tok", (p, w)))
         if p.grant_unit is not None:
             amt = tokens if p.grant_unit == "tokens" else cost
@@ -219,15 +235,26 @@ class Ledger:
         t_in = input_tokens if input_tokens is not None else tokens
         t_out = tokens - input_tokens if input_tokens is not None else tokens
         ukey = scope.get("upstream_key")
-        pools = [p for p in self.pools_for(model_id) if p.spec.key is None or ukey is None or p.spec.key == ukey]
-        block = [p for p in pools if p.block]
-        optional = [p for p in pools if not p.block and p.free_call
-                    and (p.grant_expires is None or ts < p.grant_expires)]
-        free_block = next((p for p in block if p.free_call), None)
+        plan = self._plans.get((model_id, ukey))
+        if plan is None:
+            pools = [p for p in self.pools_for(model_id) if p.spec.key is None or ukey is None or p.spec.key == ukey]
+            block = [p for p in pools if p.block]
+            plan = self._plans[(model_id, ukey)] = (
+                block, [p for p in pools if not p.block and p.free_call], next((p for p in block if p.free_call), None))
+        block, optional, free_block = plan
+        if optional:
+            optional = [p for p in optional if p.grant_expires is None or ts < p.grant_expires]
         cost = to_nano(cost_usd)
-        budgets = [b for b in self.budgets if b.spec.applies(model_id, provider, scope)]
+        bkey = (model_id, provider, scope.get("key"), scope.get("user"), scope.get("team"), tuple(scope.get("tags") or ()))
+        budgets = self._budget_cache.get(bkey)
+        if budgets is None:
+            budgets = [b for b in self.budgets if b.spec.applies(model_id, provider, scope)]
+            if len(self._budget_cache) > 10000:
+                self._budget_cache.clear()
+            self._budget_cache[bkey] = budgets
         expires = ts + (ttl_s if ttl_s is not None else self.default_ttl_s)
-        rid = uuid.uuid4().hex
+        self._seq += 1
+        rid = f"{self._rid_prefix}{self._seq:x}"
         candidates: list[_Pool | None] = [*optional, None]
         for cand in candidates:
             free = free_block or cand
@@ -251,7 +278,7 @@ class Ledger:
             acq = await self.store.acquire(rid, checks, expires, ts)
             if acq.ok:
                 soft = tuple(b.spec.id for (kind, b), tot in zip(meta, acq.totals)
-                             if kind == "budget" and not b.spec.hard and tot > b.limit)
+                             if kind == "budget" and not b.spec.hard and tot > b.limit) if self._has_soft else ()
                 for bid in soft:
                     log.warning("ledger: soft budget %s exceeded by a call to %s (reserved %s USD)", bid, model_id, cost_usd)
                 return Reservation(

@@ -67,13 +67,15 @@ class MemoryStore:
 
     def acquire_sync(self, res_id: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired:
         self.sweep_sync(now)
-        get = self._get
+        get = self._c.get
         d = self.limit_divisor
         totals = []
         for i, ch in enumerate(checks):
             used = 0
             for k in ch.span:
-                used += get(k, now)
+                v = get(k)
+                if v is not None and v[1] > now:
+                    used += v[0]
             if ch.limit is not None:
                 limit = ch.limit // d if d > 1 else ch.limit
                 if used + ch.amount > limit:

@@ -160,9 +160,14 @@ class RedisStore:
         retry_after_s: float = 5.0,
         socket_timeout_s: float = 2.0,
         client: Any = None,
+        transport: Literal["resp", "redis-py"] = "resp",
     ) -> None:
         if on_redis_error not in ("fail_closed", "local_fallback"):
             raise ValueError("on_redis_error must be fail_closed or local_fallback")
+        if transport not in ("resp", "redis-py"):
+            raise ValueError("transport must be resp or redis-py")
+        self.transport = "redis-py" if client is not None else transport
+        self._errs: tuple[type[BaseException], ...] | None = None
         self.url, self.prefix, self.on_redis_error = url, prefix, on_redis_error
         self.expected_replicas = max(1, int(expected_replicas))
         self.retry_after_s, self.socket_timeout_s = retry_after_s, socket_timeout_s
@@ -173,6 +178,10 @@ class RedisStore:
         self.fallback = MemoryStore(limit_divisor=self.expected_replicas)
 
     def _client(self) -> Any:
+        if self._r is None and self.transport == "resp":
+            from router.quota._resp import RespClient
+
+            self._r = RespClient(self.url, timeout_s=self.socket_timeout_s)
         if self._r is None:
             import redis.asyncio as aioredis  # lazy: nothing heavy at import
 
@@ -185,10 +194,32 @@ class RedisStore:
 
         return redact(self.url.split("@")[-1])  # never log a password in the URL
 
+    def _net_errors(self) -> tuple[type[BaseException], ...]:
+        if self._errs is None:
+            errs: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
+            if self.transport == "redis-py":
+                from redis.exceptions import ConnectionError as RConnErr, TimeoutError as RTimeout
+
+                errs += (RConnErr, RTimeout)
+            self._errs = errs
+        return self._errs
+
     async def _eval(self, name: str, script: str, args: Sequence[Any]) -> Any:
+        r = self._client()
+        if self.transport == "resp":
+            from router.quota._resp import RespError
+
+            sha = self._sha.get(name)
+            if sha is None:
+                sha = self._sha[name] = (await r.execute("SCRIPT", "LOAD", script)).decode()
+            try:
+                return await r.execute("EVALSHA", sha, 0, *args)
+            except RespError as e:
+                if not str(e).startswith("NOSCRIPT"):
+                    raise
+                return await r.execute("EVAL", script, 0, *args)  # server restarted / SCRIPT FLUSH
         from redis.exceptions import NoScriptError
 
-        r = self._client()
         sha = self._sha.get(name)
         if sha is None:
             sha = self._sha[name] = await r.script_load(script)
@@ -198,14 +229,12 @@ class RedisStore:
             return await r.eval(script, 0, *args)
 
     async def _call(self, name: str, script: str, args: Sequence[Any], fallback: Any) -> Any:
-        from redis.exceptions import ConnectionError as RConnErr, TimeoutError as RTimeout
-
         now = time.monotonic()
         if self._down_since is not None and now < self._retry_at and self.on_redis_error == "local_fallback":
             return fallback()
         try:
             out = await self._eval(name, script, args)
-        except (RConnErr, RTimeout, OSError) as e:
+        except self._net_errors() as e:
             self._retry_at = now + self.retry_after_s
             first = self._down_since is None
             if first:
@@ -260,16 +289,16 @@ class RedisStore:
             return []
 
         async def _mget() -> list[int]:
-            vals = await self._client().mget([self.prefix + k for k in keys])
+            ks = [self.prefix + k for k in keys]
+            r = self._client()
+            vals = await (r.execute("MGET", *ks) if self.transport == "resp" else r.mget(ks))
             return [int(v) if v is not None else 0 for v in vals]
-
-        from redis.exceptions import ConnectionError as RConnErr, TimeoutError as RTimeout
 
         if self._down_since is not None and time.monotonic() < self._retry_at and self.on_redis_error == "local_fallback":
             return self.fallback.read_sync(keys, now)
         try:
             return await _mget()
-        except (RConnErr, RTimeout, OSError):
+        except self._net_errors():
             if self.on_redis_error == "fail_closed":
                 raise LedgerUnavailable(f"quota ledger unavailable: redis at {self._where()} unreachable") from None
             return self.fallback.read_sync(keys, now)
@@ -284,7 +313,10 @@ class RedisStore:
     async def aclose(self) -> None:
         if self._r is not None:
             try:
-                await self._r.aclose()
+                if self.transport == "resp":
+                    self._r.close()
+                else:
+                    await self._r.aclose()
             except Exception:  # closing a dead connection must not raise
                 pass
             self._r = None

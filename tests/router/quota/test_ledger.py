@@ -16,7 +16,7 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 D = Decimal
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-py"])
 def make_ledger(request, tmp_path):
     stores = []
 
@@ -35,16 +35,13 @@ def make_ledger(request, tmp_path):
             from router.quota.redis_store import RedisStore
 
             url = request.getfixturevalue("redis_url")
-            store = RedisStore(url, prefix=request.getfixturevalue("redis_prefix") + f"{len(stores)}:")
+            store = RedisStore(url, prefix=request.getfixturevalue("redis_prefix") + f"{len(stores)}:",
+                               transport="resp" if request.param == "redis" else "redis-py")
         stores.append(store)
         return Ledger(store, pools, bud, **kw)
 
+    request.node._stores = stores  # closed by `_close` on the test's own loop
     yield make
-    import asyncio
-
-    for s in stores:
-        asyncio.get_event_loop_policy()  # stores are closed by the tests' loop below
-    request.node._stores = stores
 
 
 @pytest.fixture(autouse=True)
