@@ -70,7 +70,7 @@ MODEL_ID_MAP: dict[str, str] = {
     "gpt-4-1106-preview": "openai:gpt-4-1106-preview",
     "gpt-3.5-turbo-1106": "openai:gpt-3.5-turbo-1106",
     "claude-instant-v1": "anthropic:claude-instant-1.2",
-    "claude-v1": "anthropic:claude-1.3",
+    "claude-v1": "anthropic:claude-v1",
     "claude-v2": "anthropic:claude-2.0",
     "mistralai/mistral-7b-chat": "mistral:open-mistral-7b",
     "mistralai/mixtral-8x7b-chat": "mistral:open-mixtral-8x7b",
@@ -87,6 +87,15 @@ MODEL_ID_MAP: dict[str, str] = {
     "claude-2": "anthropic:claude-2.0",
     "claude-2.1": "anthropic:claude-2.1",
     "claude-instant-1.2": "anthropic:claude-instant-1.2",
+    "claude": "anthropic:claude-v1",
+    "gpt35_turbo_instruct": "openai:gpt-3.5-turbo-instruct",
+    "text_davinci_003": "openai:text-davinci-003",
+    "OpenHermes-2.5-Mistral-7B": "together:teknium/OpenHermes-2p5-Mistral-7B",
+    "Qwen-14B-Chat": "together:Qwen/Qwen1.5-14B-Chat",
+    "gemma-7b-it": "together:google/gemma-7b-it",
+    "gemma-2b-it": "together:google/gemma-2b-it",
+    "vicuna-13b-v1.5": "together:lmsys/vicuna-13b-v1.5",
+    "phi-2": "together:microsoft/phi-2",
 }
 
 
@@ -218,29 +227,61 @@ def _num(v: Any) -> float | None:
     return x
 
 
-def _price_cost(model: str, input_tokens: int, output_tokens: int, cache: dict[str, Any]) -> float:
-    """USD cost from the catalog price (lazy import; clear error when the model has none)."""
-    if model not in cache:
-        try:
-            from router.catalog import load_catalog
-            from router.pricing import estimate_cost_usd
-        except ImportError as e:  # pragma: no cover - depends on the build
-            raise DatasetError(
-                f"cost_usd is missing for model {model!r} and the price catalog is not available ({e})", key="cost_usd"
-            ) from e
+def _genai_rates(model_id: str) -> tuple[float, float] | None:
+    """(USD per input token, per output token) from genai-prices for "provider:model"."""
+    try:
+        from genai_prices import Usage, calc_price
+    except ImportError:  # pragma: no cover - declared dependency
+        return None
+    prov, _, ref = model_id.partition(":")
+    prov = {"gemini": "google"}.get(prov, prov)
+    try:
+        pin = calc_price(Usage(input_tokens=1_000_000, output_tokens=0), model_ref=ref, provider_id=prov).total_price
+        pout = calc_price(Usage(input_tokens=0, output_tokens=1_000_000), model_ref=ref, provider_id=prov).total_price
+    except Exception:
+        return None
+    return float(pin) / 1e6, float(pout) / 1e6
+
+
+def _price_fn(model: str, cache: dict[str, Any]) -> Any:
+    """f(input_tokens, output_tokens) -> USD for a model without a recorded cost:
+    the catalog's price for its catalog id (`MODEL_ID_MAP`), else genai-prices' list
+    price (historical models the catalog no longer lists), else DatasetError."""
+    if model in cache:
+        return cache[model]
+    mid = MODEL_ID_MAP.get(model, model)
+    fn = None
+    try:
+        from router.catalog import load_catalog
+        from router.pricing import estimate_cost_usd
+
         if "__catalog__" not in cache:
             cache["__catalog__"] = load_catalog()
-        try:
-            card = cache["__catalog__"].get(MODEL_ID_MAP.get(model, model))
-        except Exception as e:
-            raise DatasetError(f"cost_usd is missing and model {model!r} is not in the catalog",
-                               file=cache.get("__source__"), key="cost_usd") from e
-        if card.price is None:
-            raise DatasetError(f"cost_usd is missing and catalog model {card.id!r} has no price",
-                               file=cache.get("__source__"), key="cost_usd")
-        cache[model] = (card.price, estimate_cost_usd)
-    price, fn = cache[model]
-    return float(fn(price, input_tokens, output_tokens))
+        card = cache["__catalog__"].get(mid)
+        if card.price is not None:
+            price = card.price
+            fn = lambda i, o: float(estimate_cost_usd(price, i, o))  # noqa: E731
+    except ImportError:  # pragma: no cover - catalog not in this build
+        pass
+    except Exception:  # not in the catalog: try genai-prices below
+        pass
+    if fn is None and ":" in mid:
+        rates = _genai_rates(mid)
+        if rates is not None:
+            fn = lambda i, o, r=rates: i * r[0] + o * r[1]  # noqa: E731
+    if fn is None:
+        raise DatasetError(
+            f"cost_usd is missing and model {model!r} (catalog id {mid!r}) has no price in the catalog or genai-prices; "
+            "give cost_usd in the file or map the model in benchmarks.datasets.MODEL_ID_MAP",
+            file=cache.get("__source__"), key="cost_usd",
+        )
+    cache[model] = fn
+    return fn
+
+
+def _price_cost(model: str, input_tokens: int, output_tokens: int, cache: dict[str, Any]) -> float:
+    """USD cost of one call from list prices (see `_price_fn`)."""
+    return _price_fn(model, cache)(input_tokens, output_tokens)
 
 
 def load_long(path: str, *, name: str | None = None) -> "Dataset":
@@ -248,8 +289,11 @@ def load_long(path: str, *, name: str | None = None) -> "Dataset":
     return from_long_rows(_iter_rows(path), source=path, name=name or os.path.basename(path))
 
 
-def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = "<rows>", name: str = "dataset") -> "Dataset":
-    """Build a Dataset from (line, row-dict) pairs in the long format."""
+def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = "<rows>", name: str = "dataset",
+                   unpriced: str = "error") -> "Dataset":
+    """Build a Dataset from (line, row-dict) pairs in the long format. A model whose
+    cost must come from a price it does not have raises DatasetError, or with
+    ``unpriced="skip"`` is dropped and counted in ``skipped``."""
     skipped: Counter[str] = Counter()
     cells: dict[tuple[str, str], tuple[float, int | None, int | None, float | None]] = {}
     prompt_text: dict[str, str] = {}
@@ -298,14 +342,26 @@ def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = 
         prompt_task.setdefault(pid, str(row.get("task") or "default"))
         if row.get("split"):
             prompt_split.setdefault(pid, str(row["split"]).strip().lower())
-    return _assemble(name, source, list(order), list(models), cells, prompt_text, prompt_task, prompt_split, skipped)
+    return _assemble(name, source, list(order), list(models), cells, prompt_text, prompt_task, prompt_split, skipped, unpriced)
 
 
-def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped) -> "Dataset":  # type: ignore[no-untyped-def]
+def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, unpriced="error") -> "Dataset":  # type: ignore[no-untyped-def]
     import numpy as np
 
     if not pids:
         raise DatasetError(f"no usable rows (skipped: {dict(skipped)})", file=source)
+    price_cache: dict[str, Any] = {"__source__": source}
+    need_price = {m for (_p, m), v in cells.items() if v[3] is None}
+    for m in [m for m in models if m in need_price]:
+        try:
+            _price_fn(m, price_cache)
+        except DatasetError:
+            if unpriced != "skip":
+                raise
+            skipped[f"model without a price, dropped: {m}"] += sum(1 for (_p, mm) in cells if mm == m)
+            models = [x for x in models if x != m]
+    if not models:
+        raise DatasetError("no model left after dropping models without a price", file=source)
     keep = []
     for pid in pids:
         if all((pid, m) in cells for m in models):
@@ -319,7 +375,6 @@ def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped) 
     c = np.zeros((P, M))
     it = np.zeros((P, M), dtype=np.int64)
     ot = np.zeros((P, M), dtype=np.int64)
-    price_cache: dict[str, Any] = {"__source__": source}
     for i, pid in enumerate(keep):
         text = texts.get(pid, "")
         est_in = None
@@ -471,7 +526,7 @@ def load_alpacaeval(path: str, *, name: str | None = None) -> "Dataset":
                     "output_tokens": estimate_tokens(str(it.get("output_2") or "")),
                 }
 
-    return from_long_rows(rows(), source=path, name=name or "alpacaeval")
+    return from_long_rows(rows(), source=path, name=name or "alpacaeval", unpriced="skip")
 
 
 # ------------------------------------------------------------------ dispatch, shipped data, split

@@ -129,10 +129,10 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
 
     say("strong/weak pair (APGR, CPT)")
     pair_out: dict[str, Any] = {}
-    if pair[0] in test.models and pair[1] in test.models:
-        s, w = test.models.index(pair[0]), test.models.index(pair[1])
+    s, w = _model_index(test, pair[0]), _model_index(test, pair[1])
+    if s is not None and w is not None:
         qs, qw = float(test.quality[:, s].mean()), float(test.quality[:, w].mean())
-        pair_out = {"strong": pair[0], "weak": pair[1], "q_strong": qs, "q_weak": qw, "routers": {}}
+        pair_out = {"strong": test.models[s], "weak": test.models[w], "q_strong": qs, "q_weak": qw, "routers": {}}
         scores = {"profile (per-task train means)": qhat[:, s] - qhat[:, w]}
         scores.update({f"learned-{k}": preds[k][1][:, s] - preds[k][1][:, w] for k in kinds})
         scores["random"] = np.random.default_rng(seed).random(test.n_prompts)
@@ -222,6 +222,18 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
         "seconds": seconds,
     }
     return report, base + policies + learned_sel + cascades
+
+
+def _model_index(ds: Dataset, name: str) -> int | None:
+    """Column of `name` in `ds`, also matching through catalog ids (gpt4_1106_preview
+    and gpt-4-1106-preview are both openai:gpt-4-1106-preview)."""
+    from benchmarks.datasets import MODEL_ID_MAP
+
+    if name in ds.models:
+        return ds.models.index(name)
+    want = MODEL_ID_MAP.get(name, name)
+    hits = [j for j, m in enumerate(ds.models) if MODEL_ID_MAP.get(m, m) == want]
+    return hits[0] if hits else None
 
 
 def _pct(x: float | None) -> float | None:

@@ -81,8 +81,10 @@ def write_routerbench(path: str) -> str:
     return path
 
 
-def write_alpacaeval(root: str) -> str:
-    for model, prefs in (("gpt4_1106_preview", [1.5, 1.5, 1.5]), ("gpt-3.5-turbo-1106", [1.2, 1.9, 1.0])):
+def write_alpacaeval(root: str, extra_models: tuple[str, ...] = ()) -> str:
+    models = [("gpt4_1106_preview", [1.5, 1.5, 1.5]), ("gpt-3.5-turbo-1106", [1.2, 1.9, 1.0])]
+    models += [(m, [1.1, 1.1, 1.1]) for m in extra_models]
+    for model, prefs in models:
         d = os.path.join(root, "results", model, "weighted_alpaca_eval_gpt4_turbo")
         os.makedirs(d, exist_ok=True)
         items = [{"instruction": f"Instruction {i}", "dataset": "oasst", "generator_1": "gpt4_1106_preview", "output_1": "ref",
