@@ -116,11 +116,14 @@ def _events_from_json(data: dict[str, Any]) -> list[StreamEvent]:
                                  arguments=args if isinstance(args, str) else orjson.dumps(args or {}).decode()))
     for u in _usages(data):
         evs.append(UsageEvent(usage=u))
+    if ch.get("finish_reason") is None and not any(e.kind in ("text", "reasoning", "tool_call") for e in evs):
+        raise ValueError("no content and no finish_reason in the choice")  # never a silently empty answer
     fr, details = map_finish(ch.get("finish_reason"))
     if msg.get("refusal"):
         details["refusal"] = msg["refusal"]
-    evs.append(FinishEvent(finish_reason=fr, id=data.get("id"), model=data.get("model"),  # type: ignore[arg-type]
-                           provider_details=details))
+    rid, model = data.get("id"), data.get("model")
+    evs.append(FinishEvent(finish_reason=fr, id=rid if isinstance(rid, str) else None,  # type: ignore[arg-type]
+                           model=model if isinstance(model, str) and model else None, provider_details=details))
     return evs
 
 
@@ -135,6 +138,7 @@ class _StreamState:
         self.model: str | None = None
         self.tool_ids: dict[str, int] = {}
         self.last_tool = -1
+        self.output = False  # any text, reasoning or tool call seen
 
     def _tool_index(self, tc: dict[str, Any]) -> int:
         idx, tid = tc.get("index"), tc.get("id")
@@ -152,8 +156,10 @@ class _StreamState:
 
     def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         evs: list[StreamEvent] = []
-        self.id = self.id or chunk.get("id")
-        self.model = chunk.get("model") or self.model
+        if isinstance(chunk.get("id"), str):
+            self.id = self.id or chunk["id"]
+        if isinstance(chunk.get("model"), str) and chunk["model"]:
+            self.model = chunk["model"]
         for ch in chunk.get("choices") or []:
             if not isinstance(ch, dict) or ch.get("index", 0) not in (0, None):
                 continue
@@ -174,6 +180,7 @@ class _StreamState:
             if ch.get("finish_reason") is not None:
                 self.finish, det = map_finish(ch.get("finish_reason"))
                 self.details.update(det)
+        self.output = self.output or bool(evs)
         for u in _usages(chunk):
             self.usage = u if self.usage is None else self.usage.model_copy(update={
                 k: max(getattr(self.usage, k), getattr(u, k)) for k in Usage.model_fields})
@@ -398,20 +405,25 @@ class OpenAIProvider:
                     if not isinstance(chunk, dict):
                         raise E.MalformedResponse("stream event is not a JSON object", provider=self.name,
                                                   model=req.model, billed_usage=state.usage)
-                    emb = _embedded_error(chunk)
+                    try:
+                        emb = _embedded_error(chunk)
+                        evs = state.feed(chunk)  # on error too: keep usage reported before failing
+                    except (ValueError, TypeError, AttributeError) as e:  # pydantic errors are ValueErrors
+                        raise E.MalformedResponse(f"unexpected stream chunk shape: {str(e)[:200]}",
+                                                  provider=self.name, model=req.model,
+                                                  billed_usage=state.usage) from e
                     if emb is not None:
-                        state.feed(chunk)  # keep any usage the vendor reported before failing
                         raise self._error(emb, call, resp.headers, billed=state.usage)
-                    for ev in state.feed(chunk):
+                    for ev in evs:
                         yield ev
             except E.ProviderError as e:
                 if e.billed_usage is None and state.usage is not None:
                     e.billed_usage = state.usage
                 raise
-            if not done and state.finish is None:
-                raise E.MalformedResponse("stream ended without [DONE] or a finish_reason (cut short)",
-                                          provider=self.name, model=req.model, headers=resp.headers,
-                                          billed_usage=state.usage)
+            if state.finish is None and not (done and state.output):
+                why = "a finish_reason or any output" if done else "[DONE] or a finish_reason (cut short)"
+                raise E.MalformedResponse(f"stream ended without {why}", provider=self.name, model=req.model,
+                                          headers=resp.headers, billed_usage=state.usage)
             fin = state.finish_event()
             fin.provider_details.setdefault("rate_limits", snap.model_dump(exclude_none=True))
             if not done:

@@ -399,3 +399,48 @@ async def test_whole_completion_returned_to_a_stream_request():
     respx.post(URL).mock(return_value=json_resp(200, "openai/chat_completion.json"))
     res = accumulate(await collect(provider(), req()))
     assert res.text.startswith("The image shows") and res.usage.cache_read_tokens == 1024
+
+
+@pytest.mark.parametrize("chunk", [
+    b'data: {"id":"x","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":{"bad":1},"function":{"name":5}}]}}]}\n\n',
+    b'data: {"id":"x","choices":"nope"}\n\n',
+    b'data: [1,2,3]\n\n',
+    b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}],"model":{"x":1}}\n\n'
+    b'data: [DONE]\n\n',
+])
+@respx.mock
+async def test_odd_chunk_shapes_give_typed_errors_or_answers(chunk):
+    respx.post(URL).mock(return_value=httpx.Response(200, content=chunk, headers=sse_headers()))
+    try:
+        res = accumulate(await collect(provider(), req()))
+    except E.ProviderError:
+        return
+    assert res.finish_reason in ("stop", "unknown")
+
+
+@respx.mock
+async def test_odd_json_shapes_give_typed_errors():
+    for body in [b'[]', b'{"choices":[{"message":{"tool_calls":[{"id":1,"function":{"name":["x"]}}]}}]}',
+                 b'{"choices":[{"message":"str"}]}', b'null']:
+        respx.post(URL).mock(return_value=json_resp(200, body))
+        with pytest.raises(E.ProviderError):
+            await provider().complete(req())
+
+
+@respx.mock
+async def test_empty_streams_are_malformed_never_empty_answers():
+    for body in [b"data: [DONE]\n\n", b": keep-alive\n\n", b"",
+                 b'data: {"id":"x","object":"chat.completion.chunk","choices":[],"usage":null}\n\ndata: [DONE]\n\n']:
+        respx.post(URL).mock(return_value=httpx.Response(200, content=body, headers=sse_headers()))
+        with pytest.raises(E.MalformedResponse):
+            await collect(provider(), req())
+
+
+@respx.mock
+async def test_length_finish_with_empty_content_is_a_real_answer():
+    body = (b'{"id":"x","object":"chat.completion","model":"o3-mini","choices":[{"index":0,"message":{"role":"assistant",'
+            b'"content":""},"finish_reason":"length"}],"usage":{"prompt_tokens":10,"completion_tokens":100,'
+            b'"completion_tokens_details":{"reasoning_tokens":100}}}')
+    respx.post(URL).mock(return_value=json_resp(200, body))
+    res = await provider().complete(req())
+    assert res.finish_reason == "length" and res.text == "" and res.usage.reasoning_tokens == 100
