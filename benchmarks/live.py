@@ -155,7 +155,8 @@ class LiveRunner:
     async def _model_worker(self, model: str, jobs: list[tuple[SuiteItem, int]]) -> None:
         st = self.states[model]
         queue: asyncio.Queue[tuple[SuiteItem, int]] = asyncio.Queue()
-        for j in sorted(jobs, key=lambda j: (j[1], self.suite.items.index(j[0]))):
+        pos = {it.id: i for i, it in enumerate(self.suite.items)}
+        for j in sorted(jobs, key=lambda j: (j[1], pos[j[0].id])):
             queue.put_nowait(j)
 
         async def worker() -> None:
@@ -261,9 +262,14 @@ class LiveRunner:
                     continue
                 return self._fail(rec, "unavailable" if e.retryable else "error", e, final=not e.retryable)
 
-    @staticmethod
-    def _fail(rec: CallRecord, status: str, e: Exception, *, final: bool) -> None:
+    def _fail(self, rec: CallRecord, status: str, e: Exception, *, final: bool) -> None:
         rec.status, rec.final = status, final
+        cost = getattr(e, "bench_cost_usd", None)  # a partial answer the vendor billed (stream cut mid-way)
+        if cost:
+            rec.cost_usd += cost
+            rec.list_cost_usd += cost
+            self.spent += cost
+            self.new_spent += cost
         rec.error_type, rec.error = type(e).__name__, redact(str(e))[:500]
         if final:
             rec.quality, rec.score_detail = 0.0, "call failed"

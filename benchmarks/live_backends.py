@@ -144,7 +144,12 @@ class DirectBackend:
     async def call(self, model_id: str, req: ChatRequest) -> CallOutcome:
         prov, model = self._split(model_id)
         if self.ledger is None:
-            return await self._call(prov, model_id, model, req, None)
+            try:
+                return await self._call(prov, model_id, model, req, None)
+            except ProviderError as e:
+                if e.billed_usage is not None:
+                    e.bench_cost_usd = price_cost(self._price(model_id), e.billed_usage, self.now())  # type: ignore[attr-defined]
+                raise
         from router.quota.ledger import PoolUnavailable
 
         tokens_in = request_tokens(req)
@@ -171,8 +176,9 @@ class DirectBackend:
             raise
         except ProviderError as e:
             if e.billed_usage is not None:  # the vendor billed a partial answer: record it
-                await self.ledger.commit(res, e.billed_usage, price_cost(self._price(model_id), e.billed_usage),
-                                         self.now())
+                st = await self.ledger.commit(res, e.billed_usage, price_cost(self._price(model_id), e.billed_usage,
+                                                                                self.now()), self.now())
+                e.bench_cost_usd = st.billed_usd  # type: ignore[attr-defined]
             else:
                 await self.ledger.release(res, self.now())
             raise

@@ -186,3 +186,37 @@ async def test_ledger_blocking_free_tier_stops_model(mini_suite, tmp_path) -> No
     assert len([r for r in s.records if r.model == "a:x"]) == 4
     # the free calls cost nothing, so a $0 budget still admits them
     assert all(r.cost_usd == 0 for r in s.records if r.model == "b:y")
+
+
+async def test_partial_answer_billed_by_the_vendor_is_counted(mini_suite, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from router.types import Usage
+
+    cut = Unavailable("stream cut", billed_usage=Usage(input_tokens=100, output_tokens=20))
+    a = ItemProvider(mini_suite, errors={1: cut})
+    cache = ResultCache(str(tmp_path / "c"))
+    s = await run_live(mini_suite, ["a:x"], backend({"a": a}, ["a:x"]), cache,
+                       fast_options(FakeClock(), concurrency=1))
+    # the cut call is recorded as failed-with-cost (retried next run); 3 items answered
+    assert len(s.records) == 3
+    assert s.spent_usd == Decimal("0.0002") * 3 + Decimal("0.00014")
+    cut_rec = [r for r in cache.all() if r.status == "unavailable"]
+    assert len(cut_rec) == 1 and cut_rec[0].cost_usd == Decimal("0.00014")
+
+
+async def test_failed_judge_is_rescored_without_calling_the_model_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from benchmarks.suite import load_suite
+
+    p = tmp_path / "j.yaml"
+    p.write_text("judge: {model: 'j:judge'}\nitems:\n  - {id: s1, task: summarization, prompt: sum it,"
+                 " reference: ok, scorer: {type: judge}}\n", encoding="utf-8")
+    suite = load_suite(p)
+    path = str(tmp_path / "c")
+    a, j = ItemProvider(suite), ItemProvider(suite, errors={1: BadRequest("judge down")})
+    be = DirectBackend({"a": a, "j": j}, {"a:x": price(), "j:judge": price()})
+    s1 = await run_live(suite, ["a:x"], be, ResultCache(path), fast_options(FakeClock()))
+    assert s1.records == [] and a.n == 1
+    a2, j2 = ItemProvider(suite), ItemProvider(suite)
+    be2 = DirectBackend({"a": a2, "j": j2}, {"a:x": price(), "j:judge": price()})
+    s2 = await run_live(suite, ["a:x"], be2, ResultCache(path), fast_options(FakeClock()))
+    assert a2.n == 0 and j2.n == 1 and s2.records[0].quality == 0.8
+    assert s2.spent_usd == Decimal("0.0004")  # the answer (paid in run 1) + the judge
