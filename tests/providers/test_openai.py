@@ -297,6 +297,8 @@ async def test_rate_limit_is_retried_with_retry_after():
     (503, b"", E.Unavailable),
     (529, b"overloaded", E.Unavailable),
     (408, b"", E.Timeout),
+    (409, b"", E.Unavailable),
+    (422, b"{\"detail\":\"bad\"}", E.BadRequest),
     (404, b'{"error":{"message":"The model `x` does not exist","type":"invalid_request_error","code":"model_not_found"}}',
      E.BadRequest),
 ])
