@@ -269,7 +269,7 @@ def make_error(cls: type[ProviderError], info: ErrorInfo, *, call: Call,
                headers: Mapping[str, str] | None = None, now: float | None = None,
                message: str | None = None, billed_usage: Any = None) -> ProviderError:
     now = time.time() if now is None else now
-    snap = parse_rate_limits(headers, now) if headers else None
+    snap = parse_rate_limits(headers, now) if headers is not None else None
     retry_after = None
     if issubclass(cls, (RateLimited, Unavailable)) and not issubclass(cls, MalformedResponse):
         retry_after = snap.retry_after_s if snap else None
