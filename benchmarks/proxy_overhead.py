@@ -169,7 +169,7 @@ def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace) -> tuple[
     if mode == "auto":
         mode = "full" if _full_router_available() else "passthrough"
     cfg = d / "quotaroute.yaml"
-    cfg.write_text(CONFIG.format(upstream=upstream, key=UPSTREAM_KEY, spend=d / "spend.sqlite"))
+    cfg.write_text(CONFIG.format(upstream=upstream, spend=d / "spend.sqlite"))
     cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg), "--port", str(port),
            "--workers", str(args.workers)]
     if mode == "passthrough":
@@ -186,12 +186,12 @@ CONFIG = """\
 # benchmark config: one OpenAI-compatible vendor pointed at the local nginx
 providers:
   openai:
-    kind: openai
     base_url: http://127.0.0.1:{upstream}/v1
-    api_key: {key}
+    api_key_env: BENCH_UPSTREAM_KEY
 models:
-  - openai:gpt-4o-mini
-policy: cheapest
+  include: [openai:gpt-4o-mini]
+policy:
+  default: cheapest
 server:
   spend_db: {spend}
 """

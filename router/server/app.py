@@ -89,6 +89,7 @@ class ProxyApp:
         while True:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
+                await self.warm_up()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 try:
@@ -97,6 +98,22 @@ class ProxyApp:
                 except Exception as e:  # noqa: BLE001
                     await send({"type": "lifespan.shutdown.failed", "message": redact(str(e))})
                 return
+
+    async def warm_up(self) -> None:
+        """Plan one dummy request (no upstream call) so lazy imports and caches are
+        loaded before the first client arrives."""
+        explain = getattr(self.router, "aexplain", None)
+        if explain is not None:
+            from router.types import ChatRequest, Message
+
+            try:
+                await explain(ChatRequest(model="auto", messages=[Message(role="user", content="warm-up")]))
+            except Exception as e:  # noqa: BLE001 - a router with no candidates still serves errors
+                log.info("warm-up plan failed: %s", redact(str(e)))
+        try:
+            self.models_json()
+        except Exception as e:  # noqa: BLE001
+            log.info("model list failed: %s", redact(str(e)))
 
     async def aclose(self) -> None:
         """Graceful end: let in-flight requests settle, close the Router, flush the spend log."""

@@ -72,6 +72,9 @@ def failure_from(e: BaseException) -> Failure:
     if isinstance(e, BudgetExceeded):
         return Failure(429, str(e), type="insufficient_quota", code="insufficient_quota")
     if isinstance(e, NoRouteAvailable):
+        if _budget_blocked(e):
+            return Failure(429, f"Budget exhausted: {e}", type="insufficient_quota", code="insufficient_quota",
+                           reason=str(e))
         return Failure(503, f"No route available: {e}", type="server_error", code="no_route_available",
                        reason=str(e))
     if isinstance(e, ProviderError):
@@ -97,6 +100,24 @@ def failure_from(e: BaseException) -> Failure:
         return Failure(status, msg, type="invalid_request_error" if status < 500 else "upstream_error",
                        code=e.code if e.code and len(e.code) < 64 else None, **kw)
     return Failure(500, "Internal proxy error.", type="server_error", code="internal_error")
+
+
+def _budget_blocked(e: NoRouteAvailable) -> bool:
+    """Every candidate was stopped by a hard budget (the engine drops them before any
+    call, or the ledger refused each reservation): a 429, not a 503."""
+    if isinstance(getattr(e, "last_error", None), BudgetExceeded):
+        return True
+    attempts = list(e.attempts or [])
+    if attempts and all(getattr(a, "error_type", "") == "BudgetExceeded" for a in attempts):
+        return True
+    plan = e.plan
+    if plan is None or getattr(plan, "steps", None):
+        return False
+    try:
+        reasons = [r.to_model().reason for r in plan.reasons if not r.kept]
+    except Exception:  # noqa: BLE001 - a plan of another shape: not a budget stop
+        return False
+    return bool(reasons) and all(r.startswith("budget ") for r in reasons)
 
 
 def ascii_header(value: str, limit: int = 200) -> bytes:

@@ -277,16 +277,19 @@ async def metrics(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: 
 
 
 async def _quota_view(router: Any) -> Any:
+    """The router's LedgerView now: `router.quota_view(now)` (test doubles) or
+    `await router.ledger.view(now, models)`; None when there is no ledger."""
     from datetime import timezone
 
     now = datetime.now(timezone.utc)
     fn = getattr(router, "quota_view", None)
-    if fn is None:
-        ledger = getattr(router, "ledger", None)
-        fn = getattr(ledger, "view", None)
-    if fn is None:
-        return None
-    v = fn(now)
+    if fn is not None:
+        v = fn(now)
+    else:
+        view = getattr(getattr(router, "ledger", None), "view", None)
+        if view is None:
+            return None
+        v = view(now, getattr(router, "_model_ids", ()))
     if asyncio.iscoroutine(v):
         v = await v
     return v
