@@ -216,4 +216,7 @@ def run(args: argparse.Namespace) -> int:
     for m, d in report["per_model"].items():
         if d["stopped"]:
             print(f"note: {m} stopped early: {d['stopped']}", file=sys.stderr)
+        if d["unfinished"]:
+            left = ", ".join(f"{n} {k}" for k, n in sorted(d["unfinished"].items()))
+            print(f"note: {m}: unfinished calls ({left}) are retried by the next run", file=sys.stderr)
     return 0

@@ -77,10 +77,24 @@ def start_redis() -> tuple[subprocess.Popen | None, str | None]:
     return None, None
 
 
-async def bench_store(url: str, ops: int, concurrency: int) -> dict[str, Any]:
+async def _redis_cpu(url: str | None) -> float:
+    if not url or not url.startswith("redis"):
+        return 0.0
+    from router.quota._resp import RespClient
+
+    c = RespClient(url)
+    info = (await c.execute("INFO", "cpu")).decode()
+    c.close()
+    vals = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    return float(vals["used_cpu_user"]) + float(vals["used_cpu_sys"])
+
+
+async def bench_store(url: str, ops: int, concurrency: int, transport: str = "resp") -> dict[str, Any]:
     from router.types import Usage
 
     L = _ledger(url, prefix=f"bench{time.monotonic_ns()}:")
+    if url.startswith("redis"):
+        L.store.transport = transport
     usage = Usage(input_tokens=300, output_tokens=200)
     cost = Decimal("0.000123")
     scope = {"key": "k1"}
@@ -104,14 +118,20 @@ async def bench_store(url: str, ops: int, concurrency: int) -> dict[str, Any]:
             r = await L.reserve("bench:m", tokens=500, cost_usd=cost, scope=scope, now=now)
             await L.commit(r, usage, cost, now)
 
-    t0 = time.perf_counter()
+    t0, cpu0, srv0 = time.perf_counter(), time.process_time(), await _redis_cpu(url)
     await asyncio.gather(*(worker(ops // concurrency) for _ in range(concurrency)))
-    conc = (ops // concurrency * concurrency) / (time.perf_counter() - t0)
+    n_conc = ops // concurrency * concurrency
+    conc = n_conc / (time.perf_counter() - t0)
+    cpu_us = (time.process_time() - cpu0) / n_conc * 1e6
+    srv_us = (await _redis_cpu(url) - srv0) / n_conc * 1e6
     await L.aclose()
     lat.sort()
     return {
         "ops_per_s_sequential": round(seq),
         "ops_per_s_concurrent": round(conc),
+        "client_cpu_us_per_op": round(cpu_us, 1),
+        "ops_per_client_cpu_s": round(1e6 / cpu_us) if cpu_us else None,
+        "redis_server_cpu_us_per_op": round(srv_us, 1) if url.startswith("redis") else None,
         "concurrency": concurrency,
         "p50_ms": round(statistics.median(lat) * 1000, 3),
         "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 3),
@@ -172,6 +192,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for name, url in urls.items():
             n = args.ops if name == "memory" else max(1000, args.ops // 2)
             out["stores"][name] = await bench_store(url, n, args.concurrency)
+        if redis_url:
+            out["stores"]["redis(redis-py)"] = await bench_store(redis_url, max(1000, args.ops // 4), args.concurrency,
+                                                                 transport="redis-py")
+        out["load_avg_1m"] = os.getloadavg()[0]
         for name in ("sqlite", "redis"):
             if name in urls:
                 url = "sqlite:///" + os.path.join(tmp, "overspend.sqlite") if name == "sqlite" else urls[name]
@@ -201,13 +225,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"ledger bench ({out['cpus']} CPUs): one op = reserve + commit (3 pool windows + 2 budgets)")
-    print(f"{'store':<8} {'seq ops/s':>10} {'conc ops/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'target':>8}")
+    print(f"ledger bench ({out['cpus']} CPUs, load average {out['load_avg_1m']:.1f}): "
+          "one op = reserve + commit (3 pool windows + 2 budgets)")
+    print(f"{'store':<16} {'seq ops/s':>10} {'conc ops/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'cli CPU us':>10} "
+          f"{'ops/CPU-s':>10} {'srv CPU us':>10} {'target':>7}")
     for name, r in out["stores"].items():
         best = max(r["ops_per_s_sequential"], r["ops_per_s_concurrent"])
-        ok = "ok" if best >= TARGETS[name] else "BELOW"
-        print(f"{name:<8} {r['ops_per_s_sequential']:>10} {r['ops_per_s_concurrent']:>11} {r['p50_ms']:>8} "
-              f"{r['p99_ms']:>8} {TARGETS[name]:>6} {ok}")
+        tgt = TARGETS.get(name.split("(")[0], 0)
+        ok = "ok" if best >= tgt else "BELOW"
+        print(f"{name:<16} {r['ops_per_s_sequential']:>10} {r['ops_per_s_concurrent']:>11} {r['p50_ms']:>8} "
+              f"{r['p99_ms']:>8} {r['client_cpu_us_per_op']:>10} {r['ops_per_client_cpu_s'] or '':>10} "
+              f"{r['redis_server_cpu_us_per_op'] or '':>10} {tgt:>7} {ok}")
     for name, r in out["overspend"].items():
         print(f"overspend {name}: {r['processes']} processes x {r['attempts'] // r['processes']} concurrent, "
               f"limit {r['limit_calls']} calls -> granted {r['granted']}, overspend {r['overspend']}, "

@@ -97,7 +97,7 @@ class RunSummary:
     skipped: int
     elapsed_s: float
     total: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    unfinished: dict[str, dict[str, int]] = field(default_factory=dict)  # model -> status -> count
 
 
 class LiveRunner:
@@ -115,6 +115,7 @@ class LiveRunner:
         self.in_flight = Decimal(0)
         self.budget_stop = ""
         self.records: list[CallRecord] = []
+        self.unfinished: dict[str, dict[str, int]] = {}  # model -> status -> calls to retry next run
         self.states: dict[str, ModelState] = {}
 
     # ------------------------------------------------------------ public
@@ -148,6 +149,7 @@ class LiveRunner:
             budget_usd=self.opt.budget_usd, budget_stop=self.budget_stop, spent_usd=self.spent,
             new_spent_usd=self.new_spent, judge_usd=self.judge_spent, calls_made=self.calls_made,
             cached=self.cached, skipped=self.skipped, elapsed_s=self.opt.clock() - t0, total=self.total,
+            unfinished=self.unfinished,
         )
 
     # ------------------------------------------------------------ scheduling
@@ -179,8 +181,8 @@ class LiveRunner:
             est = await est
         return Decimal(est)
 
-    async def _estimate(self, model: str, item: SuiteItem, req: ChatRequest) -> Decimal:
-        est = await self._estimate_one(model, req)
+    async def _estimate(self, model: str, item: SuiteItem, req: ChatRequest, *, answer: bool = True) -> Decimal:
+        est = await self._estimate_one(model, req) if answer else Decimal(0)
         if item.scorer["type"] == "judge":
             jm = item.scorer.get("model") or self.judge_model
             if jm:
@@ -194,11 +196,9 @@ class LiveRunner:
         rec = CallRecord(model=model, item_id=item.id, repeat=rep, task=item.task, prompt=item.prompt,
                          item_hash=item.fingerprint())
         cached = self.cache.get(model, item.id, rep)
-        if cached is not None and cached.status == "judge_error" and cached.item_hash == rec.item_hash:
-            await self._score(item, cached)  # the answer is paid for: only re-score it
-            self._finish(cached)
-            return
-        est = await self._estimate(model, item, req)
+        # A paid answer whose judging failed last time: only re-score it (the judge is still budgeted).
+        rescore = cached is not None and cached.status == "judge_error" and cached.item_hash == rec.item_hash
+        est = await self._estimate(model, item, req, answer=not rescore)
         # Check and reserve without an await in between: the cap cannot be overrun by racing workers.
         if self.budget_stop or (self.opt.budget_usd is not None
                                  and self.spent + self.in_flight + est > self.opt.budget_usd):
@@ -212,17 +212,17 @@ class LiveRunner:
             return
         self.in_flight += est
         try:
-            out = await self._call_with_retries(st, req, rec)
-            if out is not None:
-                self._charge(rec, out)
+            if rescore and cached is not None:
+                rec = cached
                 await self._score(item, rec)
+            else:
+                out = await self._call_with_retries(st, req, rec)
+                if out is not None:
+                    self._charge(rec, out)
+                    await self._score(item, rec)
         finally:
             self.in_flight -= est
-        if rec.status in ("ok", "error", "judge_error") or rec.cost_usd:
-            self._finish(rec)
-        else:
-            self.cache.put(rec)  # non-final: retried next run
-            self.done += 1
+        self._finish(rec)  # non-final records are retried by the next run
 
     async def _call_with_retries(self, st: ModelState, req: ChatRequest, rec: CallRecord) -> CallOutcome | None:
         transient = 0
@@ -312,6 +312,9 @@ class LiveRunner:
         self.cache.put(rec)
         if rec.final:
             self.records.append(rec)
+        else:
+            by = self.unfinished.setdefault(rec.model, {})
+            by[rec.status] = by.get(rec.status, 0) + 1
         self.done += 1
 
     def _progress(self) -> None:

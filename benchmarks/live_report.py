@@ -72,6 +72,7 @@ def summarize(s: RunSummary) -> dict[str, Any]:
             "free_calls": len([r for r in rs if r.free_quota]),
             "latency_ms_p50": _median(lat), "latency_ms_p95": _pct(lat, 0.95), "ttft_ms_p50": _median(ttft),
             "stopped": s.model_events.get(m, ""), "rate_limit_waits": s.rate_limit_waits.get(m, 0),
+            "unfinished": dict(s.unfinished.get(m, {})),
         }
         for task in sorted({r.task for r in rs}):
             tr = [r for r in rs if r.task == task and r.quality is not None]
@@ -157,7 +158,11 @@ def _markdown(summary: dict[str, Any]) -> str:
     stopped = {m: d["stopped"] for m, d in summary["per_model"].items() if d["stopped"]}
     for m, why in stopped.items():
         out.append(f"- **{m} stopped early:** {why}")
-    if stopped:
+    for m, d in summary["per_model"].items():
+        if d["unfinished"]:
+            what = ", ".join(f"{n} {k}" for k, n in sorted(d["unfinished"].items()))
+            out.append(f"- {m}: calls left unfinished (retried by the next run): {what}")
+    if stopped or any(d["unfinished"] for d in summary["per_model"].values()):
         out.append("")
     out += [render_table(summary), ""]
     for p in summary.get("plots", []):

@@ -10,9 +10,10 @@ covered part free). Three strategies on the same router decisions:
 * ``quota-oblivious`` the same choices, but calls that happen to land on a model with
   free capacity are free (what you get by just configuring the quotas);
 * ``free-first``      per request: the paid choice when it has free capacity now,
-  else the cheapest model with free capacity now whose expected quality is within
-  ``tolerance`` of the paid choice's (cheapest: a money grant lasts longest), else
-  the paid choice (router policy ``free-first`` semantics).
+  else the cheapest model with free capacity in a resetting window (daily free tier:
+  use it or lose it) whose expected quality is within ``tolerance`` of the paid
+  choice's, else the paid choice. One-time money grants only pay for the calls that
+  land on them: substituting a dearer model to spend a grant saves nothing.
 
 Money is summed as Decimal.
 """
@@ -46,14 +47,22 @@ def _usd(x: float) -> Decimal:
     return Decimal(repr(float(x)))
 
 
-def _free_now(view: Any, model_id: str, now: datetime, tokens: int, cost: float) -> bool:
-    """A free pool can take this call. `PoolView.usable` only checks a money grant is
-    above zero, so the call's own cost is checked here (else a nearly spent grant
-    would keep attracting calls it cannot cover)."""
-    pool = view.free_pool(model_id, now, tokens)
-    if pool is None:
-        return False
-    return pool.remaining_usd is None or pool.remaining_usd >= _usd(cost)
+def _free_now(view: Any, model_id: str, now: datetime, tokens: int, cost: float, *, grants: bool) -> bool:
+    """A free pool can take this call now. `PoolView.usable` only checks that a money
+    grant is above zero, so the call's own cost is checked here (else a nearly spent
+    grant keeps attracting calls it cannot cover). With ``grants=False`` only
+    use-it-or-lose-it pools count (windows that reset): a one-time money grant is as
+    good as cash, so spending it on a substitute model saves nothing."""
+    for pool in view.pools_for(model_id):
+        if not pool.free or not pool.usable(now, tokens):
+            continue
+        if pool.remaining_usd is not None:
+            if grants and pool.remaining_usd >= _usd(cost):
+                return True
+            continue
+        if grants or pool.resets_at is not None:
+            return True
+    return False
 
 
 async def _run(test: Dataset, strategy: str, paid_choice: Any, qhat: Any, pools: list[Any], stamps: list[datetime], tolerance: float) -> dict[str, Any]:
@@ -75,8 +84,12 @@ async def _run(test: Dataset, strategy: str, paid_choice: Any, qhat: Any, pools:
         if strategy == "free-first":
             view = await ledger.view(now, ids)
             tok = int(test.input_tokens[i].max() + test.output_tokens[i].max())
-            free = [k for k, mid in enumerate(ids) if _free_now(view, mid, now, tok, test.cost_usd[i, k]) and qhat[i, k] >= qhat[i, j] - tolerance]
-            if free and j not in free:
+            if not _free_now(view, ids[j], now, tok, test.cost_usd[i, j], grants=True):
+                free = [k for k, mid in enumerate(ids)
+                        if qhat[i, k] >= qhat[i, j] - tolerance and _free_now(view, mid, now, tok, test.cost_usd[i, k], grants=False)]
+            else:
+                free = []
+            if free:
                 # the cheapest free candidate: spends money grants slowest
                 j = min(free, key=lambda k: (test.cost_usd[i, k], -qhat[i, k]))
         cost = _usd(test.cost_usd[i, j])
@@ -111,7 +124,9 @@ def quota_replay(test: Dataset, paid_choice: Any, qhat: Any, *, config: dict[str
         from router.quota.spec import load_quota_config
     except ImportError as e:  # pragma: no cover - depends on the build
         return {"error": f"router.quota is not available: {e}"}
-    pools, _budgets = load_quota_config(config or DEMO_QUOTAS, file=config_file)
+    # only the configured pools: the catalog's default free tiers name today's models,
+    # not the dataset's (and would silently change the replay)
+    pools, _budgets = load_quota_config(config or DEMO_QUOTAS, file=config_file, include_defaults=False)
     start = day or datetime(2026, 1, 5, tzinfo=timezone.utc)
     secs = np.sort(np.random.default_rng(seed).uniform(0, 86400 - 1, test.n_prompts))
     order = np.random.default_rng(seed + 1).permutation(test.n_prompts)  # traffic order

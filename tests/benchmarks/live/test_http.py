@@ -138,3 +138,5 @@ async def test_live_run_through_real_adapters(mini_suite, tmp_path) -> None:  # 
     blob += json.dumps(summary) + (tmp_path / "out" / "calls.csv").read_text()
     assert not any(k in blob for k in KEYS.values())
     assert "vb:deepseek-chat stopped early" in (tmp_path / "out" / "report.md").read_text()
+    assert summary["per_model"]["vb:deepseek-chat"]["unfinished"] == {"quota": 1}
+    assert summary["per_model"]["va:gpt-4o-mini"]["unfinished"] == {}

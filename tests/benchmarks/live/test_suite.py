@@ -31,7 +31,13 @@ def test_starter_suite_shape() -> None:
     assert all(it.reference for it in s.items)
 
 
-async def test_starter_references_pass_and_wrong_answers_fail() -> None:
+@pytest.mark.parametrize("with_jsonschema", [True, False])
+async def test_starter_references_pass_and_wrong_answers_fail(with_jsonschema: bool,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    if not with_jsonschema:  # a plain install has no jsonschema: the built-in validator must agree
+        import sys
+
+        monkeypatch.setitem(sys.modules, "jsonschema", None)
     s = load_suite(STARTER)
     for it in s.items:
         if it.scorer["type"] in ("judge", "python_tests"):
