@@ -104,6 +104,7 @@ class Executor:
         self.clock = clock
         self.fx = fx
         self.verifier = verifier
+        self.version = 0  # bumped whenever the ledger/health learned something (view caches key on it)
 
     # ------------------------------------------------------------------ helpers
     def provider_for(self, step: PlanStep) -> Any:
@@ -163,6 +164,7 @@ class Executor:
         """Learn from a failed attempt (ledger cool-downs/exhaustion, health)."""
         now = self.clock()
         led = self.ledger
+        self.version += 1
         if e.rate_limits is not None and led is not None:
             try:
                 await led.observe(step.model_id, e.rate_limits, now)
@@ -205,11 +207,13 @@ class Executor:
                 res = await self.reserve(step, plan, scope)
             except BudgetExceeded as e:
                 budget_error = e
+                self.version += 1
                 attempts.append(_skip(step, e))
                 continue
             except Exception as e:  # PoolUnavailable: the pool emptied since the plan was made
                 if type(e).__name__ != "PoolUnavailable":
                     raise
+                self.version += 1
                 attempts.append(_skip(step, e))
                 continue
             dep = step.deployment

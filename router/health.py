@@ -63,6 +63,7 @@ class HealthBook(Mapping[str, Health]):
         self.max_cooloff_s = max_cooloff_s
         self.alpha = ewma_alpha
         self._h: dict[str, Health] = {}
+        self.get = self._h.get  # type: ignore[method-assign]  # C-speed lookups for the engine
 
     # Mapping
     def __getitem__(self, key: str) -> Health:

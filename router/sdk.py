@@ -108,7 +108,7 @@ class Router:
                  models: Sequence[str] | None = None, clock: Callable[[], datetime] = _utcnow,
                  predictor: QualityPredictor | None = None, *, health: HealthBook | None = None,
                  verifier: Verifier | None = None, scope: Mapping[str, Any] | None = None,
-                 config: Any = None) -> None:
+                 config: Any = None, view_ttl_s: float = 0.25) -> None:
         if catalog is None:
             from router.catalog import load_catalog
 
@@ -163,6 +163,13 @@ class Router:
         self.executor = Executor(self._providers, ledger=ledger, health=self.health, clock=clock, fx=self._fx,
                                  verifier=verifier)
         self._runner = _LoopThread()
+        # The ledger view is cached for `view_ttl_s` (monotonic) and refreshed at once
+        # when the executor learns something (cool-down, exhaustion, failure). Counts
+        # may lag by the TTL; `ledger.reserve()` is the hard check either way.
+        self.view_ttl_s = view_ttl_s
+        self._view: LedgerView | None = None
+        self._view_t = 0.0
+        self._view_v = -1
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -217,9 +224,19 @@ class Router:
         features = extract_features(req, text=text)
         policy, cands = self._policy_and_candidates(req.model or "auto")
         now = self.clock()
-        view = await self.ledger.view(now, self._model_ids) if self.ledger is not None else _EMPTY_VIEW
+        view = await self._ledger_view(now)
         return choose(features, cands, view, self.health, policy, now, keys=self._keys, scope=scope,
                       predictor=self.predictor, text=text, fx=self._fx)
+
+    async def _ledger_view(self, now: datetime) -> LedgerView:
+        if self.ledger is None:
+            return _EMPTY_VIEW
+        t = time.monotonic()
+        v = self.executor.version
+        if self._view is None or v != self._view_v or t - self._view_t >= self.view_ttl_s:
+            self._view = await self.ledger.view(now, self._model_ids)
+            self._view_t, self._view_v = t, v
+        return self._view
 
     def _scope(self, scope: Mapping[str, Any] | None) -> dict[str, Any] | None:
         if not scope and not self.scope:

@@ -150,11 +150,13 @@ async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping
             res = await ex.reserve(step, plan, scope)
         except BudgetExceeded as e:
             budget_error = e
+            ex.version += 1
             attempts.append(_skip(step, e))
             continue
         except Exception as e:
             if type(e).__name__ != "PoolUnavailable":
                 raise
+            ex.version += 1
             attempts.append(_skip(step, e))
             continue
         ex.health.started(step.deployment)

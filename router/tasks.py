@@ -113,14 +113,15 @@ def _gate(phrase: str) -> bytes | None:
     return toks[0] if toks and phrase[:1].isalnum() else None
 
 
-_RULES: tuple[tuple[str, float, frozenset[bytes], tuple[tuple[bytes | None, str], ...], tuple[str, ...]], ...] = tuple(
+_RULES: tuple[tuple[str, float, frozenset[bytes], tuple[tuple[bytes | None, bytes], ...], tuple[str, ...]], ...] = tuple(
     (kind, w, frozenset(x.encode() for x in words.split()),
-     tuple((_gate(p), p) for p in phrases if p.isascii()), tuple(p for p in phrases if not p.isascii()))
+     tuple((_gate(p), p.encode()) for p in phrases if p.isascii()),
+     tuple(p for p in phrases if not p.isascii()))
     for kind, (w, words, phrases) in _KEYWORDS.items()
 )
-_MATH_EXPR = re.compile(r"\d\s*[-+*/^=<>]\s*[\d(x-z]")
+_MATH_EXPR = re.compile(rb"\d\s*[-+*/^=<>]\s*[\d(x-z]")
+_KANA_HANGUL = re.compile(r"[\u3040-\u30ff\uac00-\ud7af]")
 _KIND_INDEX = {k: i for i, k in enumerate(TASK_KINDS)}
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CJK_SAMPLE = 600
 
 
@@ -140,10 +141,11 @@ def _window(text: str) -> str:
 def classify_task(text: str) -> str:
     """The most likely task kind for `text` (rules; 'chat' when nothing matches)."""
     w = _window(text)
-    low = w.lower()
-    words = set(low.encode("ascii", "ignore").translate(_TOKEN_TABLE).split())
-    has_multibyte = not w.isascii()
-    has_ops = "=" in w or "+" in w or "*" in w or "^" in w
+    raw = w.encode("utf-8")  # bytes: ASCII lower-casing and tokenising at C speed
+    low = raw.lower()
+    words = set(low.translate(_TOKEN_TABLE).split())  # multi-byte UTF-8 bytes become separators
+    has_multibyte = len(raw) != len(w)
+    has_ops = b"=" in raw or b"+" in raw or b"*" in raw or b"^" in raw
     best, best_score = "chat", 0.0
     for kind, weight, kws, phrases, cjk in _RULES:
         hits = len(words & kws) if words else 0
@@ -151,10 +153,10 @@ def classify_task(text: str) -> str:
             if (gate is None or gate in words) and p in low:
                 hits += 1
         if has_multibyte:
-            for p in cjk:
-                if p in w:
+            for p in cjk:  # single-character find is memchr-fast; full search only on a hit
+                if w.find(p[0]) >= 0 and p in w:
                     hits += 1
-        if kind == "math" and has_ops and _MATH_EXPR.search(w, 0, 800):
+        if kind == "math" and has_ops and _MATH_EXPR.search(raw, 0, 800):
             hits += 2
         if hits:
             score = weight * (1.0 + min(hits, 5) * 0.25)
@@ -163,15 +165,22 @@ def classify_task(text: str) -> str:
     return best
 
 
+def _sample(text: str, n: int = _CJK_SAMPLE) -> str:
+    return text if len(text) <= 2 * n else text[:n] + text[-n:]
+
+
 def _cjk_ratio(text: str) -> float:
-    n = len(text)
-    if not n:
+    """Share of CJK ideographs (approx.: 3-byte UTF-8 characters in a head+tail sample,
+    0 when Japanese kana or Korean hangul are present)."""
+    if not text or text.isascii():
         return 0.0
-    extra = len(text.encode("utf-8", "surrogatepass")) - n  # 2 per 3-byte char, 1 per 2-byte char
-    if extra * 4 < n:  # under ~12% multi-byte: cannot be mostly Chinese
+    sample = _sample(text)
+    three = (len(sample.encode("utf-8", "surrogatepass")) - len(sample)) / 2
+    if three * 5 < len(sample):
         return 0.0
-    sample = text[:_CJK_SAMPLE] if n <= 2 * _CJK_SAMPLE else text[:_CJK_SAMPLE] + text[-_CJK_SAMPLE:]
-    return len(_CJK.findall(sample)) / len(sample)
+    if _KANA_HANGUL.search(sample, 0, 400):
+        return 0.0
+    return min(1.0, three / len(sample))
 
 
 def fast_estimate_tokens(text: str) -> int:
@@ -179,8 +188,11 @@ def fast_estimate_tokens(text: str) -> int:
     n = len(text)
     if not n:
         return 0
-    multi = (len(text.encode("utf-8", "surrogatepass")) - n) // 2  # ~ number of 3-byte chars
-    return (n - multi) // 4 + (multi * 7) // 10 + 1
+    if text.isascii():
+        return n // 4 + 1
+    sample = _sample(text, 1000)
+    multi = (len(sample.encode("utf-8", "surrogatepass")) - len(sample)) / 2 * (n / len(sample))
+    return int((n - multi) / 4 + multi * 0.7) + 1
 
 
 def _estimate_request_tokens(req: ChatRequest) -> int:

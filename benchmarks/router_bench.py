@@ -1,0 +1,186 @@
+"""Router micro-benchmarks: the pure core and the SDK's own overhead.
+
+    python -m benchmarks.router_bench [--repeat 3000] [--json]
+
+Prints medians (microseconds) for
+  * `choose()` with 10, 50 and 200 candidate models (bundled catalog cards, the
+    catalog's default free tiers in the ledger view), per policy;
+  * `extract_features()` on a ~2k-token prompt;
+  * end-to-end `Router.achat()` over a zero-latency FakeProvider vs calling the
+    FakeProvider directly (median per call, difference and ratio).
+Targets: choose() <= 50 us at 50 models; extract_features <= 50 us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["bench_choose", "bench_features", "bench_sdk", "main"]
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+
+
+def _median_us(fn: Any, repeat: int) -> float:
+    for _ in range(min(200, repeat)):  # warm caches
+        fn()
+    ts = []
+    pc = time.perf_counter
+    for _ in range(repeat):
+        t0 = pc()
+        fn()
+        ts.append(pc() - t0)
+    return statistics.median(ts) * 1e6
+
+
+def _cards(n: int) -> list[Any]:
+    from router.catalog import load_catalog
+
+    base = load_catalog().all()
+    out = list(base[:n])
+    i = 0
+    while len(out) < n:  # more than the catalog: clones with fresh ids
+        c = base[i % len(base)]
+        out.append(c.model_copy(update={"id": f"{c.id}-clone{i}", "model": f"{c.model}-clone{i}"}))
+        i += 1
+    return out
+
+
+def _view(model_ids: list[str]) -> Any:
+    from router.quota.defaults import default_pools
+    from router.quota.ledger import Ledger
+    from router.quota.memory_store import MemoryStore
+
+    ledger = Ledger(MemoryStore(), default_pools())
+    return asyncio.run(ledger.view(NOW, model_ids))
+
+
+def _prompt_2k() -> str:
+    rnd = random.Random(7)
+    words = ("the quarterly report describes revenue growth across regions while costs rose slightly and the "
+             "team expects stable demand next year despite currency headwinds").split()
+    body = " ".join(rnd.choice(words) for _ in range(1600))
+    return "Please summarize the following report in three bullet points.\n\n" + body
+
+
+def bench_choose(repeat: int) -> dict[str, dict[str, float]]:
+    from router.engine import choose, prepare
+    from router.health import HealthBook
+    from router.policies import Policy
+    from router.tasks import Features
+
+    f = Features(task="code", input_tokens=2000, expected_output_tokens=700)
+    out: dict[str, dict[str, float]] = {}
+    for n in (10, 50, 200):
+        cards = _cards(n)
+        cands = prepare(cards)
+        view = _view([c.id for c in cards])
+        health = HealthBook()
+        row = {}
+        for pol in ("free-first", "cheapest", "best", "balanced", "cascade"):
+            p = Policy(pol)
+            row[pol] = _median_us(lambda: choose(f, cands, view, health, p, NOW), repeat)
+        row["free-first (plain list)"] = _median_us(lambda: choose(f, cards, view, health, Policy(), NOW), repeat)
+        out[str(n)] = row
+    return out
+
+
+def bench_features(repeat: int) -> dict[str, float]:
+    from router.tasks import extract_features
+    from router.types import ChatRequest, Message
+
+    prompt = _prompt_2k()
+    req = ChatRequest(messages=[Message(role="system", content="You are helpful."), Message(role="user", content=prompt)])
+    zh = ChatRequest(messages=[Message(role="user", content="请总结下面的报告。" + "今年收入增长稳定，成本略有上升。" * 300)])
+    from router.tasks import fast_estimate_tokens
+
+    return {"tokens_estimated": float(fast_estimate_tokens(prompt)),
+            "extract_features_2k_en_us": _median_us(lambda: extract_features(req), repeat),
+            "extract_features_zh_us": _median_us(lambda: extract_features(zh), repeat)}
+
+
+def bench_sdk(repeat: int, n_models: int = 50) -> dict[str, float]:
+    from providers.fake import FakeProvider, reply
+    from router.catalog import Catalog
+    from router.quota.ledger import Ledger
+    from router.quota.memory_store import MemoryStore
+    from router.sdk import Router
+    from router.types import ChatRequest, Message
+
+    cards = _cards(n_models)
+    cat = Catalog(cards)
+    providers = {p: FakeProvider(name=p, scripts=[reply("ok")]) for p in {c.provider for c in cards}}
+    from router.quota.defaults import default_pools
+
+    router = Router(catalog=cat, providers=providers, ledger=Ledger(MemoryStore(), default_pools()),
+                    policy="free-first")
+    req = ChatRequest(messages=[Message(role="user", content="Write a python function that adds two numbers.")])
+    direct = next(iter(providers.values()))
+
+    async def run() -> tuple[float, float, dict[str, float]]:
+        async def timed(coro_fn: Any) -> float:
+            ts = []
+            for _ in range(50):
+                await coro_fn()
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                await coro_fn()
+                ts.append(time.perf_counter() - t0)
+            return statistics.median(ts) * 1e6
+
+        d = await timed(lambda: direct.complete(req))
+        r = await timed(lambda: router.achat(req))
+        # breakdown of one routed call
+        parts: dict[str, float] = {}
+        t0 = time.perf_counter()
+        for _ in range(200):
+            await router.ledger.view(NOW, router._model_ids)
+        parts["ledger_view_us"] = (time.perf_counter() - t0) / 200 * 1e6
+        t0 = time.perf_counter()
+        for _ in range(200):
+            await router.aexplain(req)
+        parts["plan_us"] = (time.perf_counter() - t0) / 200 * 1e6
+        return d, r, parts
+
+    d, r, parts = asyncio.run(run())
+    return {"models": float(n_models), "direct_fake_us": d, "router_achat_us": r, "overhead_us": r - d,
+            "ratio": r / d if d else float("nan"), **parts}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.router_bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=3000)
+    ap.add_argument("--sdk-repeat", type=int, default=500)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    res = {"choose_median_us": bench_choose(a.repeat), "features": bench_features(a.repeat),
+           "sdk": bench_sdk(a.sdk_repeat)}
+    if a.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print("choose() median, microseconds (prepared candidates; last column: plain list of cards)")
+    pols = list(next(iter(res["choose_median_us"].values())))
+    print(f"{'models':>6} " + " ".join(f"{p:>12}" for p in pols))
+    for n, row in res["choose_median_us"].items():
+        print(f"{n:>6} " + " ".join(f"{row[p]:>12.1f}" for p in pols))
+    fe = res["features"]
+    print(f"\nextract_features: {fe['extract_features_2k_en_us']:.1f} us (2k-token English prompt, "
+          f"~{int(fe['tokens_estimated'])} tokens), {fe['extract_features_zh_us']:.1f} us (Chinese prompt)")
+    s = res["sdk"]
+    print(f"\nSDK over a zero-latency FakeProvider ({int(s['models'])} candidate models):")
+    print(f"  direct FakeProvider.complete  {s['direct_fake_us']:8.1f} us")
+    print(f"  Router.achat                  {s['router_achat_us']:8.1f} us  (overhead {s['overhead_us']:.1f} us, "
+          f"ratio {s['ratio']:.1f}x)")
+    print(f"    of which ledger.view {s['ledger_view_us']:.1f} us, plan (features+view+choose) {s['plan_us']:.1f} us")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
