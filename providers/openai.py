@@ -21,7 +21,7 @@ from providers._http import Call, ErrorInfo
 from providers._sse import aiter_sse
 from providers.ratelimit import parse_rate_limits
 from providers.retry import RetryPolicy
-from providers.vendors import VENDORS, VendorRow, embedded_error as _embedded_error, map_error
+from providers.vendors import VendorRow, embedded_error as _embedded_error, get_vendor, map_error
 from router import errors as E
 from router.errors import redact, register_secret
 from router.types import (ChatRequest, ChatResponse, FinishEvent, Message, RateLimitSnapshot, ReasoningDelta,
@@ -292,7 +292,7 @@ class OpenAIProvider:
                  deployment: str | None = None, api_version: str = "2024-10-21",
                  headers: Mapping[str, str] | None = None, timeout: float = 120.0,
                  clock: Callable[[], float] = time.time) -> None:
-        self.vendor = VENDORS[vendor] if isinstance(vendor, str) else vendor
+        self.vendor = get_vendor(vendor) if isinstance(vendor, str) else vendor
         self.name = name or self.vendor.name
         url = base_url or self.vendor.base_url
         if not url:
