@@ -20,13 +20,14 @@ TARGET_QUALITY = 0.97  # of the best single model's quality
 TARGET_COST = 0.20  # of the best single model's cost
 DEFAULT_PAIR = ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat")
 QUOTAROUTE_FAMILIES = ("policy", "learned")  # predict-before-call routers (cascades reported apart)
-KIND_HP: dict[str, dict[str, Any]] = {"knn": {"k": 50}, "ridge": {"alpha": 30.0}, "logistic": {"l2": 1e-3}, "mlp": {"l2": 1e-2, "steps": 60}}
+KIND_HP: dict[str, dict[str, Any]] = {"knn": {"k": 50}, "ridge": {"alpha": 30.0}, "logistic": {"l2": 1e-3, "steps": 100}, "mlp": {"l2": 1e-2, "steps": 60, "hidden": 32}}
 
 
 def _curve_stats(rs: list[rp.RouterResult], anchor: rp.RouterResult, c_lo: float, c_hi: float, best: rp.RouterResult, oracle_q: float) -> dict[str, Any]:
     xs, ys = mx.nondecreasing_hull([anchor.cost_usd] + [r.cost_usd for r in rs], [anchor.quality] + [r.quality for r in rs])
     c_best = mx.min_cost_for_quality(xs, ys, best.quality)
     c95 = mx.min_cost_for_quality(xs, ys, 0.95 * best.quality)
+    c97 = mx.min_cost_for_quality(xs, ys, TARGET_QUALITY * best.quality)
     return {
         "aiq": mx.aiq(xs, ys, c_lo, c_hi),
         "aiq_log": mx.aiq(xs, ys, c_lo, c_hi, log=True),
@@ -37,6 +38,8 @@ def _curve_stats(rs: list[rp.RouterResult], anchor: rp.RouterResult, c_lo: float
         "cost_saved_at_best_single_quality_pct": None if c_best is None else 100 * (1 - c_best / best.cost_usd),
         "cost_for_95pct_of_best_single_usd": c95,
         "cost_for_95pct_of_best_single_pct": None if c95 is None else 100 * c95 / best.cost_usd,
+        "cost_for_97pct_of_best_single_usd": c97,
+        "cost_for_97pct_of_best_single_pct": None if c97 is None else 100 * c97 / best.cost_usd,
     }
 
 
