@@ -25,11 +25,12 @@ class RespError(Exception):
 
 
 def _encode(args: tuple[Any, ...]) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
+    out = [f"*{len(args)}\r\n"]
     for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
+        s = a if isinstance(a, str) else (a.decode() if isinstance(a, bytes) else str(a))
+        n = len(s) if s.isascii() else len(s.encode())
+        out.append(f"${n}\r\n{s}\r\n")
+    return "".join(out).encode()
 
 
 class _Proto(asyncio.Protocol):
@@ -39,6 +40,13 @@ class _Proto(asyncio.Protocol):
         self.waiters: deque[asyncio.Future[Any]] = deque()
         self.transport: asyncio.Transport | None = None
         self.closed: Exception | None = None
+        self.outbox: list[bytes] = []  # commands written together once per loop iteration
+
+    def flush(self) -> None:
+        if self.outbox and self.transport is not None and self.closed is None:
+            data = b"".join(self.outbox)
+            self.outbox.clear()
+            self.transport.write(data)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -137,7 +145,9 @@ class RespClient:
     async def _send(self, proto: _Proto, args: tuple[Any, ...]) -> Any:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         proto.waiters.append(fut)
-        proto.transport.write(_encode(args))  # type: ignore[union-attr]
+        if not proto.outbox:
+            asyncio.get_running_loop().call_soon(proto.flush)
+        proto.outbox.append(_encode(args))
         async with asyncio.timeout(self.timeout_s):  # no extra task per call (unlike wait_for on 3.11)
             return await fut
 

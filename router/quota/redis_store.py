@@ -32,12 +32,27 @@ log = logging.getLogger("quotaroute.ledger")
 _COMMON = """
 local P = ARGV[1]
 local function num(k) local v = redis.call('GET', P .. k); if v then return tonumber(v) end; return 0 end
+local function fields(rec)
+  local f = {}
+  for x in string.gmatch(rec, '[^\\30]+') do f[#f + 1] = x end
+  return f
+end
+local function total(joined)  -- joined: counter keys separated by \31
+  local ks = {}
+  for k in string.gmatch(joined, '[^\\31]+') do ks[#ks + 1] = P .. k end
+  if #ks == 0 then return 0 end
+  local sum = 0
+  for _, v in ipairs(redis.call('MGET', unpack(ks))) do if v then sum = sum + tonumber(v) end end
+  return sum
+end
 local function int(x) return string.format('%d', x) end
 local function expire(k, ms)
   redis.call('PEXPIREAT', k, int(ms), 'NX'); redis.call('PEXPIREAT', k, int(ms), 'GT')
 end
-local function add(k, amount, exp_ms)
-  if amount ~= 0 then redis.call('INCRBY', P .. k, int(amount)); expire(P .. k, exp_ms) end
+local function add(k, amount, exp_ms)  -- a counter's expiry is fixed by its window: set it once, on creation
+  if amount ~= 0 and redis.call('INCRBY', P .. k, int(amount)) == amount then
+    redis.call('PEXPIREAT', P .. k, int(exp_ms))
+  end
 end
 local function sub(k, amount)
   if amount ~= 0 and redis.call('EXISTS', P .. k) == 1 then redis.call('DECRBY', P .. k, int(amount)) end
@@ -59,17 +74,17 @@ local function sweep(now)
 end
 """
 
-# ARGV: prefix, rid, expires_at, now, n, then per check: nspan, span..., charge, amount, limit(-1), exp, hold
+# ARGV: prefix, rid, expires_at, now, checks; checks = records joined by \x1d, each record's fields
+# (span, charge, amount, limit or -1, expire_at, hold) joined by \x1e; a span's keys are joined by \x1f.
 _ACQUIRE = _COMMON + """
-local rid, expires, now, n = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local rid, expires, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 sweep(now)
-local i, checks, totals = 6, {}, {}
-for c = 1, n do
-  local ns = tonumber(ARGV[i]); local used = 0
-  for s = 1, ns do used = used + num(ARGV[i + s]) end
-  i = i + ns + 1
-  local ch = {ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])}
-  i = i + 5
+local checks, totals, c = {}, {}, 0
+for rec in string.gmatch(ARGV[5], '[^\\29]+') do
+  c = c + 1
+  local f = fields(rec)
+  local used = total(f[1])
+  local ch = {f[2], tonumber(f[3]), tonumber(f[4]), tonumber(f[5]), tonumber(f[6])}
   if ch[3] >= 0 and used + ch[2] > ch[3] then
     totals[#totals + 1] = used
     return {0, c - 1, totals}
@@ -90,27 +105,27 @@ redis.call('ZADD', P .. 'resexp', expires, rid)
 return {1, -1, totals}
 """
 
-# ARGV: prefix, rid, now, final, n, then per adjust: charge, actual, exp, clamp(-1), nspan, span...
+# ARGV: prefix, rid, now, final, adjusts; records joined by \x1d, fields (charge, actual, expire_at,
+# clamp or -1, span or "-") joined by \x1e
 _SETTLE = _COMMON + """
-local rid, now, final, n = ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1', tonumber(ARGV[5])
+local rid, now, final = ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
 local raw = redis.call('GET', P .. 'res:' .. rid)
 local held, order = {}, {}
 if raw then
   for _, it in ipairs(cjson.decode(raw)) do held[it[1]] = {it[2], it[3]}; order[#order + 1] = it[1] end
 end
-local i, applied = 6, {}
-for a = 1, n do
-  local charge, actual, exp, clamp, ns = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+local applied = {}
+for rec in string.gmatch(ARGV[5], '[^\\29]+') do
+  local f = fields(rec)
+  local charge, actual, exp, clamp, span = f[1], tonumber(f[2]), tonumber(f[3]), tonumber(f[4]), f[5]
   local h = held[charge] or {0, 0}
   held[charge] = nil
   if clamp >= 0 then
-    local others = 0
-    for s = 1, ns do others = others + num(ARGV[i + 4 + s]) end
-    if ns == 0 then others = num(charge) end
+    local others
+    if span == '-' then others = num(charge) else others = total(span) end
     others = others - h[1]
     actual = math.max(0, math.min(actual, clamp - others))
   end
-  i = i + 5 + ns
   add(charge, actual - h[1], math.floor(exp * 1000))
   if h[2] == 1 then sub(charge .. '""" + HOLD_SUFFIX + """', h[1]) end
   applied[#applied + 1] = actual
@@ -143,6 +158,9 @@ return 1
 """
 
 _SWEEP = _COMMON + "return sweep(tonumber(ARGV[2]))"
+
+
+_SEP = "\x1f"  # joins a span's counter keys into one script argument
 
 
 def _i(x: float) -> str:
@@ -257,9 +275,10 @@ class RedisStore:
 
     # -- Store interface ---------------------------------------------------------
     async def acquire(self, res_id: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired:
-        args: list[Any] = [self.prefix, res_id, _i(expires_at), _i(now), len(checks)]
-        for c in checks:
-            args += [len(c.span), *c.span, c.charge, c.amount, -1 if c.limit is None else c.limit, _i(c.expire_at), int(c.hold)]
+        payload = "\x1d".join(
+            f"{_SEP.join(c.span)}\x1e{c.charge}\x1e{c.amount}\x1e{-1 if c.limit is None else c.limit}"
+            f"\x1e{_i(c.expire_at)}\x1e{int(c.hold)}" for c in checks)
+        args = (self.prefix, res_id, _i(expires_at), _i(now), payload)
         out = await self._call("acquire", _ACQUIRE, args,
                                lambda: self.fallback.acquire_sync(res_id, checks, expires_at, now))
         if isinstance(out, Acquired):
@@ -270,9 +289,10 @@ class RedisStore:
     async def settle(self, res_id: str, adjusts: Sequence[Adjust], now: float, final: bool = True) -> tuple[bool, list[int]]:
         if res_id in self.fallback._res:  # reserved while redis was down
             return self.fallback.settle_sync(res_id, adjusts, now, final)
-        args: list[Any] = [self.prefix, res_id, _i(now), "1" if final else "0", len(adjusts)]
-        for a in adjusts:
-            args += [a.charge, a.actual, _i(a.expire_at), -1 if a.clamp is None else a.clamp, len(a.span), *a.span]
+        payload = "\x1d".join(
+            f"{a.charge}\x1e{a.actual}\x1e{_i(a.expire_at)}\x1e{-1 if a.clamp is None else a.clamp}"
+            f"\x1e{_SEP.join(a.span) or '-'}" for a in adjusts)
+        args = (self.prefix, res_id, _i(now), "1" if final else "0", payload)
         out = await self._call("settle", _SETTLE, args, lambda: self.fallback.settle_sync(res_id, adjusts, now, final))
         if isinstance(out, tuple):
             return out
