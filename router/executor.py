@@ -232,6 +232,7 @@ class Executor:
                     min_ctx = max(min_ctx, step.card.context_window)
                     continue
                 if not e.fallback:
+                    e.route = self.route_info(plan, None, attempts)  # type: ignore[attr-defined]
                     raise
                 continue
             except BaseException:
@@ -261,9 +262,14 @@ class Executor:
             info = self.route_info(plan, step, attempts)
             info.reason += f"; cascade: no answer passed the check (last: {why})"
             return RoutedResponse(response=resp, route=info)
+        info = self.route_info(plan, None, attempts)
         if budget_error is not None and all(a.error_type == "BudgetExceeded" for a in attempts):
+            budget_error.route = info  # type: ignore[attr-defined]
+            budget_error.attempts = attempts  # type: ignore[attr-defined]
             raise budget_error
-        raise _no_route(plan, attempts, last_error)
+        err = _no_route(plan, attempts, last_error)
+        err.route = info  # type: ignore[attr-defined]
+        raise err
 
     def route_info(self, plan: RoutePlan, step: PlanStep | None, attempts: list[Attempt]) -> RouteInfo:
         billed = [a for a in attempts if a.usage is not None]

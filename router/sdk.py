@@ -260,10 +260,14 @@ class Router:
                       **kw: Any) -> RoutedStream:
         """Open a routed stream; returns once the model has produced its first event,
         so `.route` is known before any token is consumed."""
+        t0 = time.perf_counter()
         req = self._request(request, model, {**kw, "stream": True})
         sc = self._scope(scope)
         plan = await self._plan(req, sc)
-        return await open_stream(self.executor, plan, req, scope=sc)
+        s = await open_stream(self.executor, plan, req, scope=sc)
+        total = (time.perf_counter() - t0) * 1000
+        s.route.overhead_ms = max(0.0, total - sum(a.latency_ms for a in s.route.attempts))
+        return s
 
     async def aexplain(self, request: Any, *, model: str | None = None, scope: Mapping[str, Any] | None = None,
                        **kw: Any) -> RoutePlan:

@@ -41,7 +41,8 @@ class RoutedStream:
         self._ex, self._plan, self._step, self._res, self._it = ex, plan, step, res, it
         self._pending = buffered
         self._events: list[Any] = []
-        self._attempt = Attempt(model_id=step.model_id, provider=step.provider, ok=True)
+        self._attempt = Attempt(model_id=step.model_id, provider=step.provider, ok=True,
+                                latency_ms=(time.perf_counter() - t0) * 1000)  # time to first event, for now
         attempts.append(self._attempt)
         self._t0 = t0
         self.route: RouteInfo = ex.route_info(plan, step, attempts)
@@ -187,6 +188,7 @@ async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping
                 min_ctx = max(min_ctx, step.card.context_window)
                 continue
             if not e.fallback:
+                e.route = ex.route_info(plan, None, attempts)  # type: ignore[attr-defined]
                 raise
             continue
         except BaseException:
@@ -196,9 +198,14 @@ async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping
                 await ex.ledger.release(res, ex.clock())
             raise
         return RoutedStream(ex, plan, step, res, it, buffered, attempts, t0)
+    info = ex.route_info(plan, None, attempts)
     if budget_error is not None and all(a.error_type == "BudgetExceeded" for a in attempts):
+        budget_error.route = info  # type: ignore[attr-defined]
+        budget_error.attempts = attempts  # type: ignore[attr-defined]
         raise budget_error
-    raise _no_route(plan, attempts, last_error)
+    err = _no_route(plan, attempts, last_error)
+    err.route = info  # type: ignore[attr-defined]
+    raise err
 
 
 def _usage_of(events: list[Any]) -> Usage | None:

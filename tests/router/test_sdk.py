@@ -147,3 +147,38 @@ def test_default_router_explains_over_the_bundled_catalog():
     assert plan.features.task == "translation" and plan.features.chinese
     assert plan.steps and len(plan.reasons) == len(router.candidates)
     asyncio.run(router.aclose())
+
+
+async def test_errors_carry_route_info_for_the_proxy():
+    from providers.fake import Script
+    from router.errors import BadRequest
+
+    provs = {"pa": FakeProvider(name="pa", scripts=[Script(error=BadRequest("bad"))]),
+             "pb": FakeProvider(name="pb", scripts=[reply("b")])}
+    router, _ = make(providers=provs)
+    with pytest.raises(BadRequest) as ei:
+        await router.achat("x")
+    assert ei.value.route.attempts[0].error_type == "BadRequest" and ei.value.route.policy == "cheapest"
+
+
+def test_route_command_explains_without_calls(capsys, tmp_path, monkeypatch):
+    from router.cli import main
+
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
+    monkeypatch.delenv("QUOTAROUTE_CONFIG", raising=False)
+    assert main(["route", "--explain", "Write a python function", "--json"]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    assert out["features"]["task"] == "code" and out["plan"] and out["candidates"]
+    assert main(["route", "describe this picture", "--image", "--policy", "cheapest"]) == 0
+    text = capsys.readouterr().out
+    assert "needs vision" in text and "lacks vision" in text and "fallback order" in text
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("providers:\n  deepseek: {api_key_env: DEEPSEEK_API_KEY}\npolicy: {default: best}\n")
+    assert main(["route", "hello", "--config", str(cfg), "--json"]) == 0  # no key needed to explain
+    out = json.loads(capsys.readouterr().out)
+    assert out["policy"] == "best" and all(p["model"].startswith("deepseek:") for p in out["plan"])
+    cfg.write_text("policy: {defualt: best}\n")
+    assert main(["route", "hello", "--config", str(cfg)]) == 2
+    assert "did you mean 'default'" in capsys.readouterr().err
