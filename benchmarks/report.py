@@ -130,10 +130,15 @@ def plot_frontier(rep: dict[str, Any], path: str, results: Sequence[Any] = ()) -
         key = next((k for k in styles if g.startswith(k)), None)
         if key is None or (key != g and not g.startswith("zero-router")):
             continue
-        xs = [p[0] * 1000 for p in c["hull"]]
-        ys = [p[1] for p in c["hull"]]
+        import numpy as np
+
+        from benchmarks.metrics import hull_quality_at
+
+        hx = np.array([p[0] for p in c["hull"]])
+        hy = np.array([p[1] for p in c["hull"]])
+        grid = np.geomspace(hx[0], max(hx[-1], rep["aiq_bounds_usd"][1]), 200)  # mixing is linear in cost: curved on a log axis
         col, ls = styles[key]
-        ax.plot(xs + [rep["aiq_bounds_usd"][1] * 1000], ys + [ys[-1]], color=col, linestyle=ls, label=g, lw=1.6)
+        ax.plot(grid * 1000, hull_quality_at(hx, hy, grid), color=col, linestyle=ls, label=g, lw=1.6)
     h = rep["headline"]
     ax.scatter(h["cost_usd"] * 1000, h["quality"], marker="D", color="tab:red", edgecolor="black", s=60, zorder=5, label=f"headline: {h['router']}")
     bs = rep["best_single"]
