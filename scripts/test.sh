@@ -19,7 +19,7 @@ fi
 command -v redis-server >/dev/null 2>&1 || { echo "scripts/test.sh: redis-server is still missing" >&2; exit 1; }
 
 set +e
-python3 -m pytest "$@"
+python3 -m pytest -q "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
