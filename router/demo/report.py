@@ -82,19 +82,21 @@ def _plot(results: list[Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
     for r in results:
         ax1.scatter([max(float(r.cost_usd), 1e-6)], [r.quality], s=60, label=r.strategy.label)
     ax1.set_xscale("log")
+    ax1.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"${v:g}"))
+    ax1.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax1.set_xlabel("billed cost for the whole run (USD, log)")
     ax1.set_ylabel("quality (mean recorded correctness)")
     ax1.set_title("cost vs quality per strategy")
     ax1.legend(fontsize=8)
     for r in results:
-        ordered = sorted(r.requests, key=lambda q: q.index)
         total, ys = Decimal(0), []
-        for q in ordered:
+        for q in r.requests:  # completion order = the order the ledger saw them
             total += q.cost_usd if q.error is None else 0
             ys.append(float(total))
         ax2.plot(range(1, len(ys) + 1), ys, label=r.strategy.label)
