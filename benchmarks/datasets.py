@@ -19,7 +19,6 @@ skipped and *counted* (``Dataset.skipped``), never silently used.
 
 from __future__ import annotations
 
-import ast
 import csv
 import gzip
 import io
@@ -30,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
+from benchmarks.names import MODEL_ID_MAP, TASK_KIND_MAP, genai_rates, task_kind
 from router.errors import ConfigError
 
 __all__ = [
@@ -53,64 +53,8 @@ __all__ = [
 LONG_COLUMNS = ("prompt_id", "task", "prompt", "model", "quality", "input_tokens", "output_tokens", "cost_usd", "split")
 _REQUIRED = ("prompt_id", "model", "quality")
 
-# RouterBench / AlpacaEval sub-dataset -> router task kind (router.types.TASK_KINDS).
-TASK_KIND_MAP: dict[str, str] = {
-    "arc-challenge": "reasoning",
-    "winogrande": "reasoning",
-    "mmlu": "reasoning",
-    "hellaswag": "reasoning",
-    "mbpp": "code",
-    "gsm8k": "math",
-    "mt-bench": "chat",
-    "alpacaeval": "chat",
-}
-
-# Dataset model names -> catalog ids ("provider:model"), where a catalog entry can exist.
-MODEL_ID_MAP: dict[str, str] = {
-    "gpt-4-1106-preview": "openai:gpt-4-1106-preview",
-    "gpt-3.5-turbo-1106": "openai:gpt-3.5-turbo-1106",
-    "claude-instant-v1": "anthropic:claude-instant-1.2",
-    "claude-v1": "anthropic:claude-v1",
-    "claude-v2": "anthropic:claude-2.0",
-    "mistralai/mistral-7b-chat": "mistral:open-mistral-7b",
-    "mistralai/mixtral-8x7b-chat": "mistral:open-mixtral-8x7b",
-    "meta/llama-2-70b-chat": "together:meta-llama/Llama-2-70b-chat-hf",
-    "meta/code-llama-instruct-34b-chat": "together:codellama/CodeLlama-34b-Instruct-hf",
-    "zero-one-ai/Yi-34B-Chat": "together:zero-one-ai/Yi-34B-Chat",
-    "WizardLM/WizardLM-13B-V1.2": "together:WizardLM/WizardLM-13B-V1.2",
-    # AlpacaEval names
-    "gpt4_1106_preview": "openai:gpt-4-1106-preview",
-    "gpt-3.5-turbo-0301": "openai:gpt-3.5-turbo-0301",
-    "Mixtral-8x7B-Instruct-v0.1": "mistral:open-mixtral-8x7b",
-    "Mistral-7B-Instruct-v0.2": "mistral:open-mistral-7b",
-    "gemini-pro": "gemini:gemini-pro",
-    "claude-2": "anthropic:claude-2.0",
-    "claude-2.1": "anthropic:claude-2.1",
-    "claude-instant-1.2": "anthropic:claude-instant-1.2",
-    "claude": "anthropic:claude-v1",
-    "gpt35_turbo_instruct": "openai:gpt-3.5-turbo-instruct",
-    "text_davinci_003": "openai:text-davinci-003",
-    "OpenHermes-2.5-Mistral-7B": "together:teknium/OpenHermes-2p5-Mistral-7B",
-    "Qwen-14B-Chat": "together:Qwen/Qwen1.5-14B-Chat",
-    "gemma-7b-it": "together:google/gemma-7b-it",
-    "gemma-2b-it": "together:google/gemma-2b-it",
-    "vicuna-13b-v1.5": "together:lmsys/vicuna-13b-v1.5",
-    "phi-2": "together:microsoft/phi-2",
-}
-
-
 class DatasetError(ConfigError):
     """A dataset file that cannot be used as is (names file, line and column)."""
-
-
-def task_kind(task: str) -> str:
-    """Router task kind of a dataset task name (unknown names map to ``chat``)."""
-    t = task.lower()
-    if t in TASK_KIND_MAP:
-        return TASK_KIND_MAP[t]
-    from router.types import TASK_KINDS
-
-    return t if t in TASK_KINDS else "chat"
 
 
 def estimate_tokens(text: str) -> int:
@@ -227,22 +171,6 @@ def _num(v: Any) -> float | None:
     return x
 
 
-def _genai_rates(model_id: str) -> tuple[float, float] | None:
-    """(USD per input token, per output token) from genai-prices for "provider:model"."""
-    try:
-        from genai_prices import Usage, calc_price
-    except ImportError:  # pragma: no cover - declared dependency
-        return None
-    prov, _, ref = model_id.partition(":")
-    prov = {"gemini": "google"}.get(prov, prov)
-    try:
-        pin = calc_price(Usage(input_tokens=1_000_000, output_tokens=0), model_ref=ref, provider_id=prov).total_price
-        pout = calc_price(Usage(input_tokens=0, output_tokens=1_000_000), model_ref=ref, provider_id=prov).total_price
-    except Exception:
-        return None
-    return float(pin) / 1e6, float(pout) / 1e6
-
-
 def _price_fn(model: str, cache: dict[str, Any]) -> Any:
     """f(input_tokens, output_tokens) -> USD for a model without a recorded cost:
     the catalog's price for its catalog id (`MODEL_ID_MAP`), else genai-prices' list
@@ -266,7 +194,7 @@ def _price_fn(model: str, cache: dict[str, Any]) -> Any:
     except Exception:  # not in the catalog: try genai-prices below
         pass
     if fn is None and ":" in mid:
-        rates = _genai_rates(mid)
+        rates = genai_rates(mid)
         if rates is not None:
             fn = lambda i, o, r=rates: i * r[0] + o * r[1]  # noqa: E731
     if fn is None:
@@ -408,125 +336,28 @@ def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, 
     )
 
 
-# ------------------------------------------------------------------ RouterBench wide CSV
-
-
-def _routerbench_files(path: str) -> list[str]:
-    if os.path.isdir(path):
-        sub = os.path.join(path, "routerbench_zs")
-        d = sub if os.path.isdir(sub) else path
-        files = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith((".csv", ".csv.gz")))
-        if not files:
-            raise DatasetError("no RouterBench CSV files in directory", file=path)
-        return files
-    return [path]
+# ------------------------------------------------------------------ other layouts (benchmarks/dataset_formats.py)
 
 
 def iter_routerbench(path: str, *, responses: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Long rows from RouterBench's wide CSV(s) (a file or the routerbench-subset directory).
+    """Long rows from RouterBench's wide CSV(s); see `benchmarks.dataset_formats`."""
+    from benchmarks.dataset_formats import iter_routerbench as _it
 
-    With ``responses=True`` each row also carries ``response`` (the model's answer text)
-    so a derivation script can estimate output tokens. Defective rows (NaN quality,
-    2-element prompts) are yielded as errors and counted by the caller.
-    """
-    for f in _routerbench_files(path):
-        base = os.path.basename(f)
-        split_name = "test" if "_test" in base else "train" if "_train" in base else ""
-        csv.field_size_limit(1 << 30)
-        with _open_text(f) as fh:
-            reader = csv.DictReader(fh)
-            cols = reader.fieldnames or []
-            for need in ("sample_id", "prompt", "eval_name"):
-                if need not in cols:
-                    raise DatasetError("not a RouterBench wide CSV", file=f, line=1, key=need)
-            models = [c for c in cols if c and "|" not in c and c not in ("sample_id", "prompt", "eval_name", "oracle_model_to_route_to", "Unnamed: 0")]
-            for row in reader:
-                line = reader.line_num
-                try:
-                    parts = ast.literal_eval(row["prompt"])
-                except (ValueError, SyntaxError):
-                    yield line, {"__error__": "unparseable prompt literal"}
-                    continue
-                if not isinstance(parts, list) or len(parts) != 1:
-                    yield line, {"__error__": "defective prompt (not exactly one part)"}
-                    continue
-                text = "\n".join(str(p) for p in parts)
-                # `Unnamed: 0` (blank header) is the row index in RouterBench's source file: unique.
-                pid = f"{row['eval_name']}#{row.get('') or row.get('Unnamed: 0') or line}"
-                for m in models:
-                    out = {
-                        "prompt_id": pid,
-                        "task": row["eval_name"],
-                        "prompt": text,
-                        "model": m,
-                        "quality": row[m],
-                        "cost_usd": row.get(f"{m}|total_cost", ""),
-                        "split": split_name,
-                    }
-                    if responses:
-                        out["response"] = row.get(f"{m}|model_response", "")
-                    yield line, out
+    return _it(path, responses=responses)
 
 
 def load_routerbench(path: str, *, name: str | None = None) -> "Dataset":
-    """Load RouterBench's wide CSV (file or directory of them); tokens are estimated
-    from the prompt (input) and set to 1 (output: responses are not parsed here)."""
-    return from_long_rows(iter_routerbench(path), source=path, name=name or "routerbench:" + os.path.basename(path.rstrip("/")))
+    """RouterBench's wide CSV (a file or a directory of them)."""
+    from benchmarks.dataset_formats import load_routerbench as _load
 
-
-# ------------------------------------------------------------------ AlpacaEval annotations
-
-
-def _alpaca_files(path: str) -> list[str]:
-    if os.path.isfile(path):
-        return [path]
-    root = os.path.join(path, "results") if os.path.isdir(os.path.join(path, "results")) else path
-    found = []
-    for dirpath, _dirs, files in os.walk(root):
-        found += [os.path.join(dirpath, f) for f in files if f == "annotations.json"]
-    if not found:
-        raise DatasetError("no AlpacaEval annotations.json files found", file=path)
-    return sorted(found)
+    return _load(path, name=name)
 
 
 def load_alpacaeval(path: str, *, name: str | None = None) -> "Dataset":
-    """AlpacaEval annotations: quality = preference - 1 vs the GPT-4-Turbo reference.
+    """AlpacaEval annotations (quality = preference - 1, costs from list prices)."""
+    from benchmarks.dataset_formats import load_alpacaeval as _load
 
-    Prompts are joined on the instruction text. ``cost_usd`` is not recorded for the
-    evaluated models, so it comes from the catalog prices (error if a model has none).
-    Token counts are estimated from the instruction and the output text.
-    """
-    import hashlib
-
-    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
-        for f in _alpaca_files(path):
-            with open(f, encoding="utf-8") as fh:
-                try:
-                    items = json.load(fh)
-                except json.JSONDecodeError as e:
-                    raise DatasetError(f"invalid JSON: {e.msg}", file=f, line=e.lineno) from e
-            if not isinstance(items, list):
-                raise DatasetError("expected a JSON list of annotations", file=f)
-            for n, it in enumerate(items, 1):
-                if not isinstance(it, dict) or "instruction" not in it or "generator_2" not in it:
-                    yield n, {"__error__": "annotation without instruction/generator_2"}
-                    continue
-                pref = it.get("preference")
-                if pref is None:
-                    yield n, {"__error__": "annotation without preference"}
-                    continue
-                instr = str(it["instruction"])
-                yield n, {
-                    "prompt_id": hashlib.sha1(instr.encode()).hexdigest()[:16],
-                    "task": "alpacaeval",
-                    "prompt": instr,
-                    "model": str(it["generator_2"]),
-                    "quality": float(pref) - 1.0,
-                    "input_tokens": estimate_tokens(instr),
-                    "output_tokens": estimate_tokens(str(it.get("output_2") or "")),
-                }
-
-    return from_long_rows(rows(), source=path, name=name or "alpacaeval", unpriced="skip")
+    return _load(path, name=name)
 
 
 # ------------------------------------------------------------------ dispatch, shipped data, split
