@@ -77,6 +77,13 @@ def _fast_candidate(values: dict[str, Any]) -> Any:
     return m
 
 
+def _dropped_reason(t: Any) -> Reason:
+    """A dropped candidate recorded in the hot loop as (model_id, msg[, args[, cost]])."""
+    if isinstance(t, Reason):
+        return t
+    return Reason(t[0], False, t[1], t[2] if len(t) > 2 else (), t[3] if len(t) > 3 else None)
+
+
 class PlanStep:
     """One deployment to try: a model card behind one API key."""
 
@@ -125,7 +132,7 @@ class RoutePlan:
     @property
     def reasons(self) -> list[Reason]:
         if self._reasons is None:
-            out = list(self._dropped)
+            out = [_dropped_reason(t) for t in self._dropped]
             for k, msg, args in self._late:
                 out.append(Reason(k[0].id, False, msg, args, k[1], k[4], k[2]))
             below = self._kept_msg is _BELOW
@@ -208,7 +215,8 @@ class _CardInfo:
             self.rate_in = price.input * self.fxrate / _MILLION
             self.rate_out = price.output * self.fxrate / _MILLION
 
-    def slow_cost(self, din: Decimal, dout: Decimal, in_tok: int, now: datetime) -> Decimal | None:
+    def slow_cost(self, din: Decimal, dout: Decimal, in_tok: int, now: datetime,
+                  minute: datetime | None = None) -> Decimal | None:
         """Tiered and/or time-discounted prices: per-(tier, discount) rates, cached; the
         active discount is cached per minute (windows are HH:MM granular)."""
         price = self.price
@@ -220,7 +228,7 @@ class _CardInfo:
                 tier = i
         di = -1
         if price.time_discounts:
-            key = now.replace(second=0, microsecond=0)
+            key = minute if minute is not None else now.replace(second=0, microsecond=0)
             for d in price.time_discounts:  # a validity bound inside this minute: no caching
                 for b in (d.valid_from, d.valid_until):
                     if b is not None and b.replace(second=0, microsecond=0, tzinfo=b.tzinfo or now.tzinfo) == key:
@@ -373,6 +381,7 @@ def choose(
     predictor: QualityPredictor | None = None,
     text: str = "",
     fx: Any = None,
+    _floor_fallback: bool = False,
 ) -> RoutePlan:
     """Order the candidate models for this request. Pure and deterministic.
 
@@ -425,32 +434,49 @@ def choose(
         infos: Sequence[_CardInfo] = candidates.infos
     else:
         infos = [card_info(c, fx) for c in candidates]
+    is_pinned = pname == "pinned"
+    use_floor = pname in _FLOORED and not _floor_fallback
+    below: list[Any] = []
+    skeys: list[tuple[Any, ...]] = []
+    mode = 3 if _floor_fallback else _MODES.get(pname, 3)
+    weight = policy.cost_weight * 1000.0  # balanced: quality points per USD per 1,000 requests
+    minute = now.replace(second=0, microsecond=0)
     for info in infos:
         mid = info.id
-        if pname == "pinned" and mid != pinned:
-            reasons.append(Reason(mid, False, "not the pinned model"))
+        if is_pinned and mid != pinned:
+            reasons.append((mid, "not the pinned model"))
             continue
         if restrict is not None and not restrict.match(mid):
-            reasons.append(Reason(mid, False, "excluded by %s", (rule_label,)))
+            reasons.append((mid, "excluded by %s", (rule_label,)))
             continue
         if needs and not needs <= info.caps:
-            reasons.append(Reason(mid, False, "lacks %s", (", ".join(sorted(needs - info.caps)),)))
+            reasons.append((mid, "lacks %s", (", ".join(sorted(needs - info.caps)),)))
             continue
         if info.ctx and tokens > info.ctx:
-            reasons.append(Reason(mid, False, "context window %d < %d tokens needed", (info.ctx, tokens)))
+            reasons.append((mid, "context window %d < %d tokens needed", (info.ctx, tokens)))
             continue
         if max_out and info.max_out and max_out > info.max_out:
-            reasons.append(Reason(mid, False, "max_tokens %d > model max output %d", (max_out, info.max_out)))
+            reasons.append((mid, "max_tokens %d > model max output %d", (max_out, info.max_out)))
             continue
         if allow is not None and not allow.match(mid):
-            reasons.append(Reason(mid, False, "not in the allow list"))
+            reasons.append((mid, "not in the allow list"))
             continue
         if deny is not None and deny.match(mid):
-            reasons.append(Reason(mid, False, "in the deny list"))
+            reasons.append((mid, "in the deny list"))
             continue
         if regions is not None and info.regions.isdisjoint(regions):
-            reasons.append(Reason(mid, False, "region %s not allowed (need %s)",
+            reasons.append((mid, "region %s not allowed (need %s)",
                                   ("/".join(sorted(info.regions)) or "unknown", "/".join(sorted(regions)))))
+            continue
+        q = predicted.get(mid) if predicted is not None else None
+        if q is None:
+            q = info.tq.get(task)
+            if q is None:
+                q = info.qdefault
+        if chinese and info.cn:
+            q = min(1.0, q + bonus)
+        if use_floor and q < floor:  # below the task's quality floor: no need to price it
+            below.append((info, None, False, None, q, _NO_KEYS, 0.0))
             continue
         pool_id = None
         free = False
@@ -470,61 +496,73 @@ def choose(
                 if usable and p.free and not free:
                     free, pool_id = True, p.pool_id
             if blocked is not None:
-                reasons.append(Reason(mid, False, "pool %s unavailable (%s)", (blocked.pool_id, _why_blocked(blocked, now))))
+                reasons.append((mid, "pool %s unavailable (%s)", (blocked.pool_id, _why_blocked(blocked, now))))
                 continue
         if free_only and not free:
-            reasons.append(Reason(mid, False, "no free capacity (free-only)"))
+            reasons.append((mid, "no free capacity (free-only)"))
             continue
         if free:
             cost = _ZERO
         elif info.rate_in is not None:
             cost = din * info.rate_in + dout * info.rate_out
         else:
-            c = info.slow_cost(din, dout, in_tok, now)
+            c = info.slow_cost(din, dout, in_tok, now, minute)
             if c is None:
-                reasons.append(Reason(mid, False, "no known price and no free quota"))
+                reasons.append((mid, "no known price and no free quota"))
                 continue
             cost = c
         if cap is not None and cost > cap:
-            reasons.append(Reason(mid, False, "expected cost $%s > cap $%s", (_fmt(cost), cap), cost))
+            reasons.append((mid, "expected cost $%s > cap $%s", (_fmt(cost), cap), cost))
             continue
         if common_h is not None and common_h < cost:
-            reasons.append(Reason(mid, False, "budget %s headroom $%s < expected $%s",
+            reasons.append((mid, "budget %s headroom $%s < expected $%s",
                                   (common_id, _fmt(common_h), _fmt(cost)), cost))
             continue
         if has_specific:
             sb = _specific_budget(mid, info.provider, by_model, by_provider)
             if sb is not None and sb[0] < cost:
-                reasons.append(Reason(mid, False, "budget %s headroom $%s < expected $%s",
+                reasons.append((mid, "budget %s headroom $%s < expected $%s",
                                       (sb[1], _fmt(sb[0]), _fmt(cost)), cost))
                 continue
         # deployments (API keys) that are usable now
         if keys is None:
             h = hget(mid) if has_health else None
             if h is not None and not h.available(now):
-                reasons.append(Reason(mid, False, "circuit open until %s", (_hhmmss(h.open_until),)))
+                reasons.append((mid, "circuit open until %s", (_hhmmss(h.open_until),)))
                 continue
-            deps: list[str | None] = [None]
+            deps: Sequence[str | None] = _NO_KEYS
             lat = h.latency_ewma_ms if h is not None and h.latency_ewma_ms is not None else 0.0
         else:
             pkeys = keys.get(info.provider)
             if not pkeys:
-                reasons.append(Reason(mid, False, "no API key configured for %s", (info.provider,)))
+                reasons.append((mid, "no API key configured for %s", (info.provider,)))
                 continue
             deps, lat, why = _usable_keys(mid, pkeys, hget, now)
             if not deps:
-                reasons.append(Reason(mid, False, why))
+                reasons.append((mid, why))
                 continue
-        q = predicted.get(mid) if predicted is not None else None
-        if q is None:
-            q = info.tq.get(task)
-            if q is None:
-                q = info.qdefault
-        if chinese and info.cn:
-            q = min(1.0, q + bonus)
         kept.append((info, cost, free, pool_id, q, deps, lat))
+        # the policy's sort key, built inline (cheaper than a key function per item)
+        if mode == 0:
+            skeys.append((0, -q, lat, mid) if free else (1, cost, -q, lat, mid))
+        elif mode == 1:
+            skeys.append((cost, -q, lat, mid))
+        elif mode == 2:
+            skeys.append((-(q - weight * float(cost)), cost, lat, mid))
+        else:
+            skeys.append((-q, cost, lat, mid))
 
-    return _order(kept, reasons, policy, floor, features, rule_label, now)
+    if not kept and below:  # nothing meets the floor: rank the rest, best first
+        return choose(features, candidates, ledger, health, policy, now, keys=keys, scope=scope,
+                      predictor=predictor, text=text, fx=fx, _floor_fallback=True)
+    late = [(k, "quality %.2f < floor %.2f for %s", (k[4], floor, task)) for k in below]
+    if len(kept) > 1:
+        order = sorted(range(len(kept)), key=skeys.__getitem__)
+        kept = [kept[i] for i in order]
+    return _order(kept, reasons, policy, floor, features, rule_label, now, late, _floor_fallback)
+
+
+_NO_KEYS: tuple[None] = (None,)
 
 
 def _none(_key: str) -> None:
@@ -555,31 +593,14 @@ def _usable_keys(mid: str, pkeys: Sequence[str], hget: Any, now: datetime) -> tu
     return [u[3] for u in usable], lat, why
 
 
+_FLOORED = frozenset({"free-first", "cheapest", "balanced", "cascade"})
+_MODES = {"free-first": 0, "cheapest": 1, "cascade": 1, "balanced": 2, "best": 3, "pinned": 3}
+
+
 def _order(kept: list[Any], reasons: list[Reason], policy: Policy, floor: float, features: Features,
-           rule_label: str | None, now: datetime) -> RoutePlan:
+           rule_label: str | None, now: datetime, late: list[Any], below_floor_fallback: bool) -> RoutePlan:
     pname = policy.name
-    below_floor_fallback = False
-    late: list[tuple[Any, str, tuple[Any, ...]]] = []  # dropped after scoring (quality floor)
-    if pname in ("free-first", "cheapest", "balanced", "cascade") and kept:
-        meets = [k for k in kept if k[4] >= floor]
-        if len(meets) < len(kept):
-            if meets:
-                task = features.task
-                late = [(k, "quality %.2f < floor %.2f for %s", (k[4], floor, task)) for k in kept if k[4] < floor]
-                kept = meets
-            else:
-                below_floor_fallback = True  # nothing meets the floor: keep all, best first
-    if pname == "free-first":
-        kept.sort(key=lambda k: (0, -k[4], k[6], k[0].id) if k[2] else (1, k[1], -k[4], k[6], k[0].id))
-    elif pname == "cheapest":
-        kept.sort(key=lambda k: (k[1], -k[4], k[6], k[0].id))
-    elif pname == "best" or below_floor_fallback:
-        kept.sort(key=lambda k: (-k[4], k[1], k[6], k[0].id))
-    elif pname == "balanced":
-        w = policy.cost_weight * 1000.0  # quality points per USD per 1,000 requests
-        kept.sort(key=lambda k: (-(k[4] - w * float(k[1])), k[1], k[6], k[0].id))
-    elif pname == "cascade":
-        kept.sort(key=lambda k: (k[1], -k[4], k[6], k[0].id))
+    if pname == "cascade" and not below_floor_fallback:  # kept is sorted cheapest first
         if len(kept) > 1:
             first = kept[0]
             full_floor = policy.floor(features.task)
@@ -616,6 +637,8 @@ _KEPT = {
 def _summary(pname: str, kept: list[Any], reasons: list[Reason], floor: float, f: Features,
              rule_label: str | None, below: bool) -> str:
     pre = f"{pname}" + (f" [{rule_label}]" if rule_label else "")
+    if not kept:
+        reasons = [_dropped_reason(t) for t in reasons]
     if not kept and pname == "pinned":
         own = [r for r in reasons if r._msg != "not the pinned model"]
         return f"{pre}: {own[0].model_id} cannot take the request: {own[0].reason}" if own else (
