@@ -142,7 +142,7 @@ def _learned_outputs(args: argparse.Namespace, ds: Any, rep: dict[str, Any], kin
 
     kind = rep["learned"]["selected"]
     tr, _te = split(ds, args.test_fraction, args.seed)
-    pred = train(tr, kind, seed=args.seed, **KIND_HP[kind])
+    pred = train(tr, kind, seed=args.seed, **KIND_HP.get(kind, {}))
     out: dict[str, Any] = {}
     if args.save_model:
         out["model"] = list(pred.save(args.save_model))

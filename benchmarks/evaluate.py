@@ -20,7 +20,7 @@ TARGET_QUALITY = 0.97  # of the best single model's quality
 TARGET_COST = 0.20  # of the best single model's cost
 DEFAULT_PAIR = ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat")
 QUOTAROUTE_FAMILIES = ("policy", "learned")  # predict-before-call routers (cascades reported apart)
-KIND_HP: dict[str, dict[str, Any]] = {"knn": {"k": 50}, "ridge": {"alpha": 30.0}, "logistic": {"l2": 1e-3, "steps": 100}, "mlp": {"l2": 1e-2, "steps": 60, "hidden": 32}}
+KIND_HP: dict[str, dict[str, Any]] = {}  # overrides of benchmarks.learned.DEFAULT_HP (none: the defaults are tuned)
 
 
 def _curve_stats(rs: list[rp.RouterResult], anchor: rp.RouterResult, c_lo: float, c_hi: float, best: rp.RouterResult, oracle_q: float) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def _learned_curves(train: Dataset, test: Dataset, Xtr: Any, Xte: Any, chat: Any
     preds, curves, secs = {}, {}, {}
     for k in kinds:
         t0 = time.perf_counter()
-        p = fit(train, k, X=Xtr, seed=seed, **KIND_HP[k])
+        p = fit(train, k, X=Xtr, seed=seed, **KIND_HP.get(k, {}))
         secs[k] = time.perf_counter() - t0
         preds[k] = (p, p.predict_matrix(Xte))
         curves[k] = rp.learned_sweep(preds[k][1], chat, test, f"quotaroute:learned-{k}")
@@ -75,7 +75,7 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
              pair: tuple[str, str] = DEFAULT_PAIR, step: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[rp.RouterResult]]:
     import numpy as np
 
-    from benchmarks.learned import featurize
+    from benchmarks.learned import DEFAULT_HP, featurize
 
     t_start = time.perf_counter()
     say = step or (lambda _m: None)
@@ -99,7 +99,7 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
     vtr, vte = split(train, 0.2, seed + 7) if train.n_prompts >= 50 else (train, train)
     vpos = {pid: i for i, pid in enumerate(train.prompt_ids)}
     vXtr, vXte = Xtr[[vpos[p] for p in vtr.prompt_ids]], Xtr[[vpos[p] for p in vte.prompt_ids]]
-    _vq, vchat = rp.profile_estimates(vtr, vte)
+    vq, vchat = rp.profile_estimates(vtr, vte)
     _p, vcurves, _s = _learned_curves(vtr, vte, vXtr, vXte, vchat, kinds, seed)
     vsingles = [rp.from_choice(vte, np.full(vte.n_prompts, j), m, "single") for j, m in enumerate(vte.models)]
     vanchor = min(vsingles, key=lambda r: r.cost_usd)
@@ -123,6 +123,12 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
     quotaroute_pts = [r for r in policies + learned_sel]
     head = _headline(quotaroute_pts, best)
     head_learned = _headline(learned_sel, best)
+    # the knob chosen on the validation split (no test peeking), then applied to test
+    vpol = [r for r in rp.policy_sweeps(vq, vchat, vte) if r.group == "quotaroute:balanced"]
+    validated = {
+        "quotaroute:learned": _validated(vcurves[chosen], learned_sel, vbest, best),
+        "quotaroute:balanced": _validated(vpol, [r for r in policies if r.group == "quotaroute:balanced"], vbest, best),
+    }
     head_cascade = {f"{a:.0%}": _headline([r for r in cascades if r.param == a], best) for a in sorted({r.param for r in cascades}, reverse=True)}
 
     say("bootstrap intervals")
@@ -210,8 +216,9 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
         "curves": curves,
         "headline": strip(head),
         "headline_learned": strip(head_learned),
+        "headline_validated": validated,
         "headline_cascade": {k: strip(v) for k, v in head_cascade.items()},
-        "learned": {"selected": chosen, "validation_aiq": val_aiq, "train_seconds": secs, "hyperparameters": {k: KIND_HP[k] for k in kinds}},
+        "learned": {"selected": chosen, "validation_aiq": val_aiq, "train_seconds": secs, "hyperparameters": {k: {**DEFAULT_HP[k], **KIND_HP.get(k, {})} for k in kinds}},
         "pair": pair_out,
         "ood": ood_out,
         "quota": quota_out,
@@ -225,6 +232,19 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
         "seconds": seconds,
     }
     return report, base + policies + learned_sel + cascades
+
+
+def _validated(val: list[rp.RouterResult], test: list[rp.RouterResult], vbest: rp.RouterResult, best: rp.RouterResult) -> dict[str, Any]:
+    """Pick the cheapest knob reaching 97% of the best single model on validation, report it on test."""
+    ok = [r for r in val if r.quality >= TARGET_QUALITY * vbest.quality]
+    pick = min(ok, key=lambda r: r.cost_usd) if ok else max(val, key=lambda r: r.quality)
+    t = next((r for r in test if r.param == pick.param), None)
+    if t is None:
+        return {"param": pick.param, "error": "setting not in the test sweep"}
+    return {"param": pick.param, "validation_quality_pct": 100 * pick.quality / vbest.quality,
+            "validation_cost_pct": 100 * pick.cost_usd / vbest.cost_usd,
+            "quality": t.quality, "cost_usd": t.cost_usd,
+            "quality_pct_of_best_single": 100 * t.quality / best.quality, "cost_pct_of_best_single": 100 * t.cost_usd / best.cost_usd}
 
 
 def _model_index(ds: Dataset, name: str) -> int | None:

@@ -22,9 +22,16 @@ from typing import Any, Sequence
 
 from benchmarks.datasets import MODEL_ID_MAP, Dataset
 
-__all__ = ["KINDS", "featurize", "LearnedPredictor", "train", "export_profile"]
+__all__ = ["KINDS", "DEFAULT_HP", "featurize", "LearnedPredictor", "train", "export_profile"]
 
 KINDS = ("knn", "ridge", "logistic", "mlp")
+# Defaults tuned on a validation split of the RouterBench train split (docs/replay-benchmark.md).
+DEFAULT_HP: dict[str, dict[str, Any]] = {
+    "knn": {"k": 50},
+    "ridge": {"alpha": 30.0},
+    "logistic": {"l2": 1e-3, "steps": 100},
+    "mlp": {"l2": 1e-2, "steps": 60, "hidden": 32},
+}
 _WORD = re.compile(r"[a-z0-9_]+")
 
 
@@ -170,9 +177,11 @@ def _prefix(path: str) -> str:
 
 
 def train(ds: Dataset, kind: str = "ridge", *, dim: int = 4096, seed: int = 0, X: Any = None, **hp: Any) -> LearnedPredictor:
-    """Fit one predictor on all prompts of `ds` (pass `X` to reuse features)."""
+    """Fit one predictor on all prompts of `ds` (pass `X` to reuse features);
+    hyperparameters default to `DEFAULT_HP[kind]`."""
     import numpy as np
 
+    hp = {**DEFAULT_HP.get(kind, {}), **hp}
     if X is None:
         X = featurize(ds.prompts, ds.task_kinds(), dim)
     Y = ds.quality.astype(np.float32)

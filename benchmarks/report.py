@@ -53,6 +53,14 @@ def render_markdown(rep: dict[str, Any]) -> str:
         + f". Target (>= 97% at <= 20%): {'met' if h.get('met_target') else 'NOT met'}.",
         "",
     ]
+    if rep.get("headline_validated"):
+        lines += ["Knob chosen on a validation split of train (cheapest setting reaching 97% there), then measured on test:", "",
+                  "| router | param | validation quality % / cost % | test quality % | test cost % |", "|---|---|---|---|---|"]
+        for g, v in rep["headline_validated"].items():
+            if "quality_pct_of_best_single" in v:
+                lines.append(f"| {g} | {_f(v['param'], 4)} | {v['validation_quality_pct']:.1f} / {v['validation_cost_pct']:.1f} | "
+                             f"{v['quality_pct_of_best_single']:.1f} | {v['cost_pct_of_best_single']:.1f} |")
+        lines.append("")
     if rep.get("headline_cascade"):
         lines += ["Cascades (need an answer checker; accuracy is an assumption, see docs):", "", "| checker accuracy | router | quality % | cost % |", "|---|---|---|---|"]
         for acc, hc in rep["headline_cascade"].items():
