@@ -171,3 +171,22 @@ def test_secrets_never_in_reprs(tmp_path, keys, monkeypatch):
     blob = repr(router.config) + repr(router._providers) + str(router.config.model_dump())
     assert "sk-test" not in blob
     assert os.environ["OPENAI_API_KEY"] not in blob
+
+
+def test_the_documented_complete_example_is_valid(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "router.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "complete example" in b)
+    for var in ("OPENAI_API_KEY", "OPENAI_API_KEY_2", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY"):
+        monkeypatch.setenv(var, f"test-{var.lower()}-0123456789")
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
+    path = write(tmp_path, block.replace("~/.quotaroute/ledger.sqlite", str(tmp_path / "l.sqlite")))
+    router = Router.from_config(path)
+    assert router.policy.name == "free-first" and len(router.policy.rules) == 3
+    assert set(router._keys) == {"openai", "gemini", "deepseek", "groq"}
+    assert any(p.id == "deepseek-new-user-grant" for p in router.config.pools)
+    assert router.config.server["port"] == 4000
+    assert router.explain("write a python function").steps
+    router.close()
