@@ -230,14 +230,18 @@ def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = 
     order: dict[str, None] = {}
     models: dict[str, None] = {}
     checked = False
+    allowed = frozenset(LONG_COLUMNS)
     for line, row in rows:
         if "__error__" in row:
             skipped["unparseable row"] += 1
             continue
+        if None in row:  # csv: more values than header columns
+            skipped["more values than columns"] += 1
+            continue
+        if not row.keys() <= allowed:  # every row: JSONL rows may differ
+            unknown = sorted(set(row) - allowed)
+            raise DatasetError(f"unknown columns {unknown}; expected {list(LONG_COLUMNS)}", file=source, line=line, key=unknown[0])
         if not checked:
-            unknown = sorted(set(row) - set(LONG_COLUMNS))
-            if unknown:
-                raise DatasetError(f"unknown columns {unknown}; expected {list(LONG_COLUMNS)}", file=source, line=line, key=unknown[0])
             missing = [c for c in _REQUIRED if c not in row]
             if missing:
                 raise DatasetError(f"missing required columns {missing}", file=source, line=line, key=missing[0])

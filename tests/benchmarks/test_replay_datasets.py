@@ -64,6 +64,20 @@ def test_unknown_column_is_an_error_naming_it(tmp_path):
     assert "colour" in str(e.value) and e.value.file == p and e.value.line is not None
 
 
+def test_unknown_key_in_a_later_jsonl_row(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"prompt_id": "p", "model": "a", "quality": 1, "cost_usd": 0.1}\n'
+                 '{"prompt_id": "q", "model": "a", "quality": 1, "cost_usd": 0.1, "qualty": 0}\n', encoding="utf-8")
+    with pytest.raises(D.DatasetError, match="qualty") as e:
+        D.load(str(p))
+    assert e.value.line == 2
+
+
+def test_csv_row_with_extra_values_is_counted(tmp_path):
+    ds = D.load(_write(tmp_path, "prompt_id,model,quality,cost_usd\np,a,1,0.1\nq,a,1,0.1,surplus\n"))
+    assert ds.prompt_ids == ["p"] and ds.skipped == {"more values than columns": 1}
+
+
 def test_missing_required_column(tmp_path):
     with pytest.raises(D.DatasetError, match="quality"):
         D.load(_write(tmp_path, "prompt_id,model\np1,a\n"))
