@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from router.errors import ConfigError, register_secret
+from router.errors import ConfigError, UnknownModel, register_secret
 from router.policies import POLICIES
 from router.types import TASK_KINDS
 
@@ -401,7 +401,15 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None) -> dict[st
         inc = cfg.models.include
         if inc is not None:
             g = compile_globs(tuple(inc))
-            ids = {catalog.get(m).id for m in inc if not any(ch in m for ch in "*?[") and m in catalog}
+            ids = set()
+            for m in inc:
+                if any(ch in m for ch in "*?["):
+                    continue
+                try:
+                    ids.add(catalog.get(m).id)
+                except UnknownModel as e:
+                    raise ConfigError(str(e), file=cfg.file, line=cfg.line_of("models", "include"),
+                                      key="models.include") from None
             cards = [c for c in cards if c.id in ids or (g is not None and g.match(c.id))]
         ex = compile_globs(tuple(cfg.models.exclude))
         models = [c.id for c in cards if ex is None or not ex.match(c.id)]

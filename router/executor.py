@@ -105,6 +105,7 @@ class Executor:
         self.fx = fx
         self.verifier = verifier
         self.version = 0  # bumped whenever the ledger/health learned something (view caches key on it)
+        self._natives: dict[int, tuple[Decimal, str]] = {}  # id(attempt) -> billed amount in the price currency
 
     # ------------------------------------------------------------------ helpers
     def provider_for(self, step: PlanStep) -> Any:
@@ -150,15 +151,34 @@ class Executor:
             if res is not None:
                 await self.ledger.release(res, now)
             return
-        usd, _native, _cur = self.price(step, usage, now)
+        usd, native, cur = self.price(step, usage, now)
         att.usage = usage
         if res is None:
             att.cost_usd = _ZERO if step.free else usd
             att.free_pool = step.pool_id if step.free else None
-            return
-        s = await self.ledger.commit(res, usage, usd, now)
-        att.cost_usd = s.billed_usd
-        att.free_pool = s.free_pool
+        else:
+            s = await self.ledger.commit(res, usage, usd, now)
+            att.cost_usd = s.billed_usd
+            att.free_pool = s.free_pool
+        if native is not None:
+            billed = att.cost_usd
+            self._natives[id(att)] = (native if billed == usd else (native * billed / usd if usd else _ZERO), cur)
+
+    def costs(self, route: RouteInfo, *, final: bool = True) -> None:
+        """Fill the route's totals from its attempts: USD, and the native amount when
+        every billed attempt was priced in one currency (e.g. CNY)."""
+        billed = [a for a in route.attempts if a.usage is not None]
+        route.cost_usd = sum((a.cost_usd for a in billed), _ZERO)
+        route.free_quota_used = any(a.free_pool for a in route.attempts)
+        nat = [self._natives.get(id(a)) for a in billed]
+        if nat and all(n is not None for n in nat) and len({n[1] for n in nat}) == 1:  # type: ignore[index]
+            route.cost_native = sum((n[0] for n in nat), _ZERO)  # type: ignore[index]
+            route.currency = nat[0][1]  # type: ignore[index]
+        else:
+            route.cost_native, route.currency = None, "USD"
+        if final:
+            for a in route.attempts:
+                self._natives.pop(id(a), None)
 
     async def on_error(self, step: PlanStep, e: ProviderError) -> None:
         """Learn from a failed attempt (ledger cool-downs/exhaustion, health)."""
@@ -271,18 +291,20 @@ class Executor:
         err.route = info  # type: ignore[attr-defined]
         raise err
 
-    def route_info(self, plan: RoutePlan, step: PlanStep | None, attempts: list[Attempt]) -> RouteInfo:
-        billed = [a for a in attempts if a.usage is not None]
-        total = sum((a.cost_usd for a in billed), _ZERO)
+    def route_info(self, plan: RoutePlan, step: PlanStep | None, attempts: list[Attempt], *,
+                   final: bool = True) -> RouteInfo:
+        total = _ZERO
         reason = plan.reason
         if step is not None and plan.steps and step is not plan.steps[0]:
             failed = [f"{a.model_id} ({a.error_type})" for a in attempts if not a.ok]
             reason = f"{reason}; fell back to {step.model_id} after {', '.join(failed)}"
-        return RouteInfo.model_construct(
+        info = RouteInfo.model_construct(
             model_id=step.model_id if step else "", provider=step.provider if step else "",
             policy=plan.policy, reason=reason, task=plan.features.task, candidates=plan.candidates(),
             estimated_cost_usd=plan.estimated_cost_usd, cost_usd=total, cost_native=None, currency="USD",
-            free_quota_used=any(a.free_pool for a in attempts), attempts=attempts, overhead_ms=None)
+            free_quota_used=False, attempts=attempts, overhead_ms=None)
+        self.costs(info, final=final)
+        return info
 
 
 def _skip(step: PlanStep, e: BaseException) -> Attempt:

@@ -12,7 +12,6 @@ already received) is committed. Final cost is on `route` once iteration ends.
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -45,7 +44,7 @@ class RoutedStream:
                                 latency_ms=(time.perf_counter() - t0) * 1000)  # time to first event, for now
         attempts.append(self._attempt)
         self._t0 = t0
-        self.route: RouteInfo = ex.route_info(plan, step, attempts)
+        self.route: RouteInfo = ex.route_info(plan, step, attempts, final=False)
         self.response: ChatResponse | None = None
         self.done = False
 
@@ -110,10 +109,7 @@ class RoutedStream:
                 att.error_type = "Cancelled"
                 att.error_message = "closed by the caller; usage estimated"
         await ex.settle(step, self._res, usage, att)
-        r = self.route
-        billed = [a for a in r.attempts if a.usage is not None]
-        r.cost_usd = sum((a.cost_usd for a in billed), Decimal(0))
-        r.free_quota_used = any(a.free_pool for a in r.attempts)
+        ex.costs(self.route)
 
     async def aclose(self) -> None:
         if not self.done:

@@ -190,3 +190,10 @@ def test_the_documented_complete_example_is_valid(tmp_path, monkeypatch):
     assert router.config.server["port"] == 4000
     assert router.explain("write a python function").steps
     router.close()
+
+
+def test_unknown_model_in_include_is_a_config_error(tmp_path, keys):
+    path = write(tmp_path, "providers:\n  openai: {api_key_env: OPENAI_API_KEY}\nmodels:\n  include: [gpt-4o-mnii]\n")
+    with pytest.raises(ConfigError) as ei:
+        Router.from_config(path)
+    assert ei.value.line == 4 and ei.value.key == "models.include" and "did you mean" in str(ei.value)

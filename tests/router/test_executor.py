@@ -278,3 +278,14 @@ async def test_stream_closed_early_by_caller_commits_an_estimate():
     await s.aclose()
     att = s.route.attempts[0]
     assert att.error_type == "Cancelled" and att.usage is not None and att.cost_usd > 0
+
+
+async def test_native_currency_total_when_one_currency():
+    cny = card("pa:a", "2", "8", q=0.8, currency="CNY", caps=("tools", "json_schema"))
+    ex, _, _, _, plan_for = setup({"pa": [reply()], "pb": [], "pc": []}, cards=(cny,))
+    r = req()
+    out = await ex.run(await plan_for(r), r)
+    # 10 * 2/1M + 5 * 8/1M = 0.00006 CNY; USD at the bundled 0.1404
+    assert out.route.cost_native == Decimal("0.00006") and out.route.currency == "CNY"
+    assert out.route.cost_usd == Decimal("0.00006") * Decimal("0.1404")
+    assert ex._natives == {}
