@@ -35,14 +35,38 @@ def add_common_arguments(p: Any) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def open_ledger(config: str | None, store_url: str | None = None):  # -> Ledger
-    """Build a Ledger from a config file's `quotas:`, `budgets:` and `ledger:` sections."""
+def open_ledger(config: str | None, store_url: str | None = None):  # -> (Ledger, config path, store url)
+    """Build the Ledger the CLI shows. Pools/budgets come from the config file
+    (through `router.config` when it is present, else parsed here with the same spec
+    models); the store is `--store` > the config's `ledger:` section > the
+    $QUOTAROUTE_LEDGER_URL variable > the SQLite file $QUOTAROUTE_HOME/ledger.sqlite."""
+    from router.quota.ledger import Ledger
+    from router.quota.store import build_store
+
+    try:
+        import router.config as rc
+    except ImportError:  # pragma: no cover - a build without the router config module
+        rc = None
+    if rc is not None:
+        cfg = rc.load_config(config)
+        path = cfg.file
+        if store_url is None and "ledger" in cfg.model_fields_set and cfg.ledger.store != "memory":
+            ledger = rc.build_ledger(cfg)
+            store = ledger.store
+            url = getattr(store, "url", None) or "sqlite:///" + str(getattr(store, "path", ""))
+            return ledger, path, url
+        pools, budgets = cfg.pools, cfg.budget_specs
+    else:
+        pools, budgets, path = _own_config(config)
+    url = store_url or os.environ.get("QUOTAROUTE_LEDGER_URL") or default_store_url()
+    return Ledger(build_store(url), pools, budgets), path, url
+
+
+def _own_config(config: str | None) -> tuple[list[Any], list[Any], str | None]:
     import yaml
 
     from router.errors import ConfigError
-    from router.quota.ledger import Ledger
     from router.quota.spec import load_quota_config
-    from router.quota.store import build_store
 
     data: dict[str, Any] = {}
     path = find_config(config)
@@ -59,17 +83,7 @@ def open_ledger(config: str | None, store_url: str | None = None):  # -> Ledger
         if not isinstance(data, dict):
             raise ConfigError("config must be a mapping", file=path)
     pools, budgets = load_quota_config(data, file=path or "<defaults>")
-    led = {k: v for k, v in (data.get("ledger") or {}).items() if k != "__line__"} if isinstance(
-        data.get("ledger"), dict) else data.get("ledger") or {}
-    if not isinstance(led, dict):
-        raise ConfigError("`ledger` must be a mapping", file=path, key="ledger")
-    opts = {k: led[k] for k in ("on_redis_error", "expected_replicas", "prefix") if k in led}
-    if "synchronous" in led:
-        opts["synchronous"] = led["synchronous"]
-    url = store_url or led.get("store") or default_store_url()
-    if not url.startswith("redis"):
-        opts = {k: v for k, v in opts.items() if k == "synchronous"} if not url.startswith("memory") else {}
-    return Ledger(build_store(url, **opts), pools, budgets), path, url
+    return pools, budgets, path
 
 
 def _line_loader() -> Any:

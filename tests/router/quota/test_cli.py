@@ -76,3 +76,18 @@ def test_defaults_without_config(tmp_path, monkeypatch, capsys):
     assert out["config"] is None and any(p["pool"] == "openrouter-free" for p in out["pools"])
     assert main(["budget", "--store", "memory://"]) == 0
     assert "no budgets configured" in capsys.readouterr().out
+
+
+def test_own_parser_when_router_config_is_absent(tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "router.config", None)  # import fails -> the CLI parses quotas/budgets itself
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
+    cfg = tmp_path / "q.yaml"
+    cfg.write_text(CFG.replace("ledger: {store: memory://}", ""))
+    assert main(["budget", "--config", str(cfg), "--json", "--store", "memory://"]) == 0
+    assert {b["budget"] for b in json.loads(capsys.readouterr().out)["budgets"]} == {"monthly", "team-a"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("budgets:\n  - {id: a, limit_usd: 1}\n  - id: b\n    limit_usd: lots\n")
+    assert main(["budget", "--config", str(bad)]) == 2
+    assert f"{bad}:3: budgets[1].limit_usd" in capsys.readouterr().err

@@ -93,3 +93,17 @@ def test_yaml_file_parses():
 
     data = yaml.safe_load(resources.files("router.quota").joinpath("data/free_tiers.yaml").read_text())
     assert data["quotas"]
+
+
+def test_store_options_on_the_url(tmp_path):
+    from router.quota.redis_store import RedisStore
+    from router.quota.sqlite_store import SQLiteStore
+    from router.quota.store import build_store
+
+    r = build_store("redis://:pw@127.0.0.1:6379/0?on_redis_error=local_fallback&expected_replicas=3")
+    assert isinstance(r, RedisStore) and (r.on_redis_error, r.expected_replicas) == ("local_fallback", 3)
+    assert "on_redis_error" not in r.url
+    s = build_store(f"sqlite:///{tmp_path}/l.sqlite?synchronous=FULL")
+    assert isinstance(s, SQLiteStore) and s.path == f"{tmp_path}/l.sqlite" and s.synchronous == "FULL"
+    with pytest.raises(ValueError):
+        build_store("redis://h:1/0?expected_replicas=many")
