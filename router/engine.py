@@ -19,6 +19,9 @@ from router.health import Health, deployment_id
 from router.policies import Policy, compile_globs
 from router.quota.view import LedgerView
 from router.tasks import Features, QualityPredictor
+from router.tokens import REASONING_MULTIPLIER
+
+_REASONING_TASKS = frozenset({"math", "reasoning", "code"})
 
 __all__ = ["Candidates", "PlanStep", "Reason", "RoutePlan", "choose", "card_info", "prepare"]
 
@@ -188,7 +191,7 @@ class RoutePlan:
 
 class _CardInfo:
     __slots__ = ("card", "id", "provider", "caps", "ctx", "max_out", "regions", "tq", "price", "rate_in",
-                 "rate_out", "local", "cn", "qdefault", "fx", "fxrate", "_rates", "_disc")
+                 "rate_out", "local", "cn", "qdefault", "fx", "fxrate", "_rates", "_disc", "thinks")
 
     def __init__(self, card: Any, fx: Any = None) -> None:
         self.card = card
@@ -201,6 +204,7 @@ class _CardInfo:
         self.tq = dict(getattr(card, "task_quality", None) or {})
         self.local = "local" in self.regions
         self.cn = "cn" in self.regions
+        self.thinks = "reasoning" in self.caps  # bills hidden reasoning tokens on hard tasks
         qf = getattr(card, "quality", None)
         self.qdefault = float(qf(None)) if callable(qf) else 0.5
         self.fx = fx
@@ -405,6 +409,8 @@ def choose(
     max_out = features.max_output_tokens
     in_tok, out_tok = features.input_tokens, features.expected_output_tokens
     din, dout = Decimal(in_tok), Decimal(out_tok)
+    # thinking models bill hidden reasoning tokens on code/math/reasoning (unless capped by max_tokens)
+    dthink = Decimal(round(out_tok * REASONING_MULTIPLIER)) if task in _REASONING_TASKS and max_out is None else dout
     allow = _globs(policy.allow) if policy.allow else None
     deny = _globs(policy.deny) if policy.deny else None
     regions = policy.regions
@@ -504,9 +510,9 @@ def choose(
         if free:
             cost = _ZERO
         elif info.rate_in is not None:
-            cost = din * info.rate_in + dout * info.rate_out
+            cost = din * info.rate_in + (dthink if info.thinks else dout) * info.rate_out
         else:
-            c = info.slow_cost(din, dout, in_tok, now, minute)
+            c = info.slow_cost(din, dthink if info.thinks else dout, in_tok, now, minute)
             if c is None:
                 reasons.append((mid, "no known price and no free quota"))
                 continue

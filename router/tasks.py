@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from router.tokens import OUTPUT_PRIORS
 from router.types import TASK_KINDS, ChatRequest
 
 __all__ = [
@@ -29,18 +30,9 @@ __all__ = [
     "DEFAULT_OUTPUT_TOKENS",
 ]
 
-# Typical answer length per task kind, used for the cost estimate when the caller
-# gave no max_tokens (a cap, not a prediction, when it did).
-DEFAULT_OUTPUT_TOKENS: dict[str, int] = {
-    "code": 700,
-    "math": 500,
-    "reasoning": 700,
-    "extraction": 250,
-    "summarization": 300,
-    "translation": 0,  # ~ the input length; computed below
-    "creative": 700,
-    "chat": 350,
-}
+# Typical answer length per task kind (the cost model's priors, router/tokens.py), used
+# for the cost estimate when the caller gave no max_tokens (a cap, not a prediction).
+DEFAULT_OUTPUT_TOKENS = OUTPUT_PRIORS
 
 _HEAD = 1200  # characters scanned at the start of the last user message
 _TAIL = 400  # ... and at its end (instructions usually sit at one of the two)
@@ -257,7 +249,10 @@ def extract_features(
     if expected_output is not None:
         out = int(expected_output(req, task))
     else:
-        out = DEFAULT_OUTPUT_TOKENS.get(task, 350) or max(64, int(fast_estimate_tokens(text) * 1.2))
+        if task == "translation":  # ~ the text to translate
+            out = max(64, int(fast_estimate_tokens(text) * 1.1))
+        else:
+            out = DEFAULT_OUTPUT_TOKENS.get(task) or DEFAULT_OUTPUT_TOKENS.get(None) or 350
         if req.max_tokens is not None:
             out = min(out, req.max_tokens)
     return Features(

@@ -275,3 +275,13 @@ def test_plan_serialises_and_reasons_convert():
     assert d["plan"][0]["model"] == "gemini:flash" and len(d["candidates"]) == 5
     models = plan.candidates()
     assert models[0].model_id and all(isinstance(m.reason, str) for m in models)
+
+
+def test_thinking_models_budget_hidden_reasoning_tokens_on_hard_tasks():
+    o = card("openai:o-think", "1", "4", caps=("tools", "reasoning"))
+    code = choose(feats("code", inp=1000, out=500), [o], view(), {}, Policy("cheapest"), NOW)
+    chat = choose(feats("chat", inp=1000, out=500), [o], view(), {}, Policy("cheapest"), NOW)
+    capped = choose(feats("code", inp=1000, out=500, max_output_tokens=500), [o], view(), {}, Policy("cheapest"), NOW)
+    assert chat.steps[0].expected_cost_usd == Decimal("0.003")  # 1000*1/1M + 500*4/1M
+    assert code.steps[0].expected_cost_usd == Decimal("0.005")  # output x2 (router.tokens.REASONING_MULTIPLIER)
+    assert capped.steps[0].expected_cost_usd == Decimal("0.003")
