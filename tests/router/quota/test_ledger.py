@@ -207,3 +207,22 @@ async def test_optional_grant_falls_through_to_paid_and_block_pool_still_applies
         await L.reserve("z:m", tokens=1, cost_usd=D(0), now=NOW)
     v = await L.view(NOW)
     assert v.budgets[0].reserved_usd == D("0.5")
+
+
+async def test_key_scoped_pool_and_per_model_pools(make_ledger):
+    L = make_ledger([
+        {"id": "acct-a", "provider": "groq", "key": "a", "limits": [{"per": "day", "requests": 1}]},
+        {"id": "mis", "models": ["mistral:*"], "per_model": True, "free": True, "limits": [{"per": "minute", "requests": 1}]},
+    ])
+    await L.reserve("groq:m", tokens=1, scope={"upstream_key": "a"}, now=NOW)
+    with pytest.raises(PoolUnavailable):
+        await L.reserve("groq:m", tokens=1, scope={"upstream_key": "a"}, now=NOW)
+    await L.reserve("groq:m", tokens=1, scope={"upstream_key": "b"}, now=NOW)  # another account: not this pool
+    r1 = await L.reserve("mistral:small", tokens=1, now=NOW)
+    r2 = await L.reserve("mistral:large", tokens=1, now=NOW)  # its own copy of the pool
+    assert (r1.free_pool, r2.free_pool) == ("mis@mistral:small", "mis@mistral:large")
+    with pytest.raises(PoolUnavailable):
+        await L.reserve("mistral:small", tokens=1, now=NOW)
+    v = await L.view(NOW, ["mistral:medium"])
+    assert [p.pool_id for p in v.pools_for("mistral:medium")] == ["mis@mistral:medium"]
+    assert v.pools["mis@mistral:small"].remaining_requests == 0
