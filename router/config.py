@@ -67,6 +67,7 @@ class ModelsCfg(_M):
     exclude: list[str] = Field(default_factory=list)
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per-model price/context/... overrides
     profile: str | None = None  # task-fit profile file {model: {task: quality}}
+    predictor: str | None = None  # learned quality predictor (benchmarks/learned.py <prefix>.npz/.json)
 
 
 class CascadeCfg(_M):
@@ -413,6 +414,16 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None) -> dict[st
             cards = [c for c in cards if c.id in ids or (g is not None and g.match(c.id))]
         ex = compile_globs(tuple(cfg.models.exclude))
         models = [c.id for c in cards if ex is None or not ex.match(c.id)]
+    predictor = None
+    if cfg.models.predictor:
+        from benchmarks.learned import LearnedPredictor
+
+        try:
+            predictor = LearnedPredictor.load(os.path.expanduser(cfg.models.predictor))
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"cannot load the learned predictor: {e}", file=cfg.file,
+                              line=cfg.line_of("models", "predictor"), key="models.predictor") from None
     return {"catalog": catalog, "providers": providers, "ledger": build_ledger(cfg), "policy": build_policy(cfg),
+            "predictor": predictor,
             "rules": build_rules(cfg), "models": models, "config": cfg,
             "health": HealthBook(failure_threshold=cfg.health.failure_threshold, cooloff_s=cfg.health.cooloff_s)}

@@ -197,3 +197,10 @@ def test_unknown_model_in_include_is_a_config_error(tmp_path, keys):
     with pytest.raises(ConfigError) as ei:
         Router.from_config(path)
     assert ei.value.line == 4 and ei.value.key == "models.include" and "did you mean" in str(ei.value)
+
+
+def test_learned_predictor_file_errors_name_the_line(tmp_path):
+    path = write(tmp_path, "models:\n  predictor: /nonexistent/learned\n")
+    with pytest.raises(ConfigError) as ei:
+        Router.from_config(path)
+    assert ei.value.line == 2 and ei.value.key == "models.predictor"
