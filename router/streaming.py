@@ -19,7 +19,7 @@ from router.engine import PlanStep, RoutePlan
 from router.errors import BudgetExceeded, ContextTooLong, MalformedResponse, ProviderError
 from router.executor import Executor, _failed, _no_route, _skip
 from router.result import Attempt, RouteInfo
-from router.types import ChatResponse, Usage, accumulate
+from router.types import ChatResponse, RateLimitSnapshot, Usage, accumulate
 
 __all__ = ["RoutedStream", "open_stream"]
 
@@ -91,6 +91,12 @@ class RoutedStream:
         att = self._attempt
         att.latency_ms = latency
         usage: Usage | None = resp.usage if resp.usage_reported else None
+        rl = resp.provider_details.get("rate_limits") if resp.provider_details else None
+        if isinstance(rl, dict) and ex.ledger is not None:  # adapters put stream headers on the finish event
+            try:
+                await ex.ledger.observe(step.model_id, RateLimitSnapshot.model_validate(rl), now)
+            except Exception:  # pragma: no cover - learning must never break the stream
+                pass
         if error is None:
             ex.health.success(step.deployment, latency, now)
             if usage is None:  # the vendor sent no usage: bill an estimate rather than $0

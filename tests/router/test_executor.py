@@ -289,3 +289,18 @@ async def test_native_currency_total_when_one_currency():
     assert out.route.cost_native == Decimal("0.00006") and out.route.currency == "CNY"
     assert out.route.cost_usd == Decimal("0.00006") * Decimal("0.1404")
     assert ex._natives == {}
+
+
+async def test_stream_rate_limit_headers_on_the_finish_event_are_observed():
+    from router.types import FinishEvent
+
+    pool = PoolSpec(id="pa-rpm", models=("pa:a",), limits=({"per": "minute", "requests": 100},))
+    fin = FinishEvent(provider_details={"rate_limits": {"limit_requests": 100, "remaining_requests": 0,
+                                                        "reset_requests_s": 30.0}})
+    ex, _, ledger, clock, plan_for = setup({"pa": [Script(events=[TextDelta(text="x"), fin])], "pb": [], "pc": []},
+                                           pools=[pool])
+    r = req(stream=True)
+    s = await open_stream(ex, await plan_for(r), r)
+    await collect(s)
+    view = await ledger.view(clock(), ["pa:a"])
+    assert view.blocked("pa:a", clock()) is not None  # the vendor said 0 requests left this minute
