@@ -245,7 +245,7 @@ class Ledger:
         if optional:
             optional = [p for p in optional if p.grant_expires is None or ts < p.grant_expires]
         cost = to_nano(cost_usd)
-        bkey = (model_id, provider, scope.get("key"), scope.get("user"), scope.get("team"), tuple(scope.get("tags") or ()))
+        bkey = (model_id, provider, scope.get("key"), scope.get("user"), scope.get("team"), tuple(map(str, scope.get("tags") or ())))
         budgets = self._budget_cache.get(bkey)
         if budgets is None:
             budgets = [b for b in self.budgets if b.spec.applies(model_id, provider, scope)]
