@@ -15,290 +15,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from router.health import Health, deployment_id
-from router.policies import Policy, compile_globs
+from router.cards import Candidates, CardInfo, card_info, globs, prepare
+from router.health import Health
+from router.plan import BELOW_FLOOR, PlanStep, Reason, RoutePlan, _dropped_reason
+from router.policies import Policy
 from router.quota.view import LedgerView
 from router.tasks import Features, QualityPredictor
 from router.tokens import REASONING_MULTIPLIER
 
-_REASONING_TASKS = frozenset({"math", "reasoning", "code"})
-
 __all__ = ["Candidates", "PlanStep", "Reason", "RoutePlan", "choose", "card_info", "prepare"]
 
+_REASONING_TASKS = frozenset({"math", "reasoning", "code"})
 _ZERO = Decimal(0)
-_MILLION = Decimal(1_000_000)
-
-
-class Reason:
-    """Why one candidate was kept (and its rank) or dropped. Lightweight: the text is
-    rendered on access; `to_model()` gives the pydantic `CandidateReason`."""
-
-    __slots__ = ("model_id", "kept", "rank", "_msg", "_args", "expected_cost_usd", "quality", "free")
-
-    def __init__(self, model_id: str, kept: bool, msg: str, args: tuple[Any, ...] = (),
-                 cost: Decimal | None = None, quality: float | None = None, free: bool = False) -> None:
-        self.model_id = model_id
-        self.kept = kept
-        self.rank: int | None = None
-        self._msg = msg
-        self._args = args
-        self.expected_cost_usd = cost
-        self.quality = quality
-        self.free = free
-
-    @property
-    def reason(self) -> str:
-        return self._msg % self._args if self._args else self._msg
-
-    def to_model(self) -> Any:
-        """The pydantic `CandidateReason` (built without validation: the values are ours)."""
-        return _fast_candidate({"model_id": self.model_id, "kept": self.kept, "rank": self.rank,
-                                "reason": self.reason, "expected_cost_usd": self.expected_cost_usd,
-                                "quality": self.quality, "free": self.free})
-
-    def __repr__(self) -> str:
-        return f"Reason({self.model_id!r}, kept={self.kept}, rank={self.rank}, {self.reason!r})"
-
-
-_CR: Any = None
-_CR_FIELDS: set[str] = set()
-
-
-def _fast_candidate(values: dict[str, Any]) -> Any:
-    """`CandidateReason.model_construct(**values)` at a fraction of the cost (it runs per
-    candidate per request): the same four attributes pydantic's model_construct sets."""
-    global _CR, _CR_FIELDS
-    if _CR is None:
-        from router.result import CandidateReason
-
-        _CR, _CR_FIELDS = CandidateReason, set(CandidateReason.model_fields)
-    m = object.__new__(_CR)
-    object.__setattr__(m, "__dict__", values)
-    object.__setattr__(m, "__pydantic_fields_set__", set(_CR_FIELDS))
-    object.__setattr__(m, "__pydantic_extra__", None)
-    object.__setattr__(m, "__pydantic_private__", None)
-    return m
-
-
-def _dropped_reason(t: Any) -> Reason:
-    """A dropped candidate recorded in the hot loop as (model_id, msg[, args[, cost]])."""
-    if isinstance(t, Reason):
-        return t
-    return Reason(t[0], False, t[1], t[2] if len(t) > 2 else (), t[3] if len(t) > 3 else None)
-
-
-class PlanStep:
-    """One deployment to try: a model card behind one API key."""
-
-    __slots__ = ("card", "model_id", "provider", "key_id", "deployment", "expected_cost_usd", "free", "pool_id",
-                 "quality")
-
-    def __init__(self, card: Any, key_id: str | None, cost: Decimal, free: bool, pool_id: str | None,
-                 quality: float) -> None:
-        self.card = card
-        self.model_id: str = card.id
-        self.provider: str = card.provider
-        self.key_id = key_id
-        self.deployment = deployment_id(card.id, key_id)
-        self.expected_cost_usd = cost
-        self.free = free
-        self.pool_id = pool_id
-        self.quality = quality
-
-    def __repr__(self) -> str:
-        return f"PlanStep({self.deployment!r}, cost={self.expected_cost_usd}, free={self.free})"
-
-
-class RoutePlan:
-    """Ordered deployments to try plus, for every candidate, why it was kept or dropped.
-    Reasons for kept candidates are built lazily (`reasons`) to keep `choose()` cheap."""
-
-    __slots__ = ("steps", "_dropped", "_reasons", "policy", "reason", "features", "rule", "policy_obj",
-                 "_kept", "_late", "_kept_msg", "_floor")
-
-    def __init__(self, steps: list[PlanStep], reasons: list[Reason], policy: Policy, reason: str,
-                 features: Features, rule: str | None, *, kept: list[Any] = (),  # type: ignore[assignment]
-                 late: list[Any] = (), kept_msg: str = "", floor: float = 0.0) -> None:  # type: ignore[assignment]
-        self.steps = steps
-        self._dropped = reasons
-        self._reasons: list[Reason] | None = None
-        self.policy = policy.name
-        self.policy_obj = policy
-        self.reason = reason
-        self.features = features
-        self.rule = rule
-        self._kept = kept
-        self._late = late
-        self._kept_msg = kept_msg
-        self._floor = floor
-
-    @property
-    def reasons(self) -> list[Reason]:
-        if self._reasons is None:
-            out = [_dropped_reason(t) for t in self._dropped]
-            for k, msg, args in self._late:
-                out.append(Reason(k[0].id, False, msg, args, k[1], k[4], k[2]))
-            below = self._kept_msg is _BELOW
-            for rank, k in enumerate(self._kept, 1):
-                if below:
-                    msg, args = self._kept_msg, (rank, self._floor)
-                elif k[2]:
-                    msg, args = "rank %d: free quota (pool %s)", (rank, k[3])
-                else:
-                    msg, args = self._kept_msg, (rank,)
-                r = Reason(k[0].id, True, msg, args, k[1], k[4], k[2])
-                r.rank = rank
-                out.append(r)
-            self._reasons = out
-        return self._reasons
-
-    @property
-    def estimated_cost_usd(self) -> Decimal | None:
-        return self.steps[0].expected_cost_usd if self.steps else None
-
-    @property
-    def model_ids(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for s in self.steps:
-            seen.setdefault(s.model_id, None)
-        return list(seen)
-
-    def candidates(self) -> list[Any]:
-        return [r.to_model() for r in self.reasons]
-
-    def to_dict(self) -> dict[str, Any]:
-        f = self.features
-        return {
-            "policy": self.policy,
-            "rule": self.rule,
-            "reason": self.reason,
-            "features": {"task": f.task, "task_source": f.task_source, "chinese": f.chinese,
-                         "needs": sorted(f.needs), "input_tokens": f.input_tokens,
-                         "expected_output_tokens": f.expected_output_tokens},
-            "plan": [{"model": s.model_id, "key": s.key_id, "expected_cost_usd": str(s.expected_cost_usd),
-                      "free": s.free, "pool": s.pool_id, "quality": s.quality} for s in self.steps],
-            "candidates": [{"model": r.model_id, "kept": r.kept, "rank": r.rank, "reason": r.reason,
-                            "expected_cost_usd": None if r.expected_cost_usd is None else str(r.expected_cost_usd),
-                            "quality": r.quality, "free": r.free} for r in self.reasons],
-        }
-
-    def __repr__(self) -> str:
-        return f"RoutePlan({self.policy}, {[s.deployment for s in self.steps]}, {self.reason!r})"
-
-
-# ------------------------------------------------------------------ per-card cache
-
-
-class _CardInfo:
-    __slots__ = ("card", "id", "provider", "caps", "ctx", "max_out", "regions", "tq", "price", "rate_in",
-                 "rate_out", "local", "cn", "qdefault", "fx", "fxrate", "_rates", "_disc", "thinks")
-
-    def __init__(self, card: Any, fx: Any = None) -> None:
-        self.card = card
-        self.id = card.id
-        self.provider = card.provider
-        self.caps = frozenset(card.capabilities or ())
-        self.ctx = card.context_window or 0
-        self.max_out = getattr(card, "max_output", None) or 0
-        self.regions = frozenset(getattr(card, "regions", None) or ())
-        self.tq = dict(getattr(card, "task_quality", None) or {})
-        self.local = "local" in self.regions
-        self.cn = "cn" in self.regions
-        self.thinks = "reasoning" in self.caps  # bills hidden reasoning tokens on hard tasks
-        qf = getattr(card, "quality", None)
-        self.qdefault = float(qf(None)) if callable(qf) else 0.5
-        self.fx = fx
-        self.price = price = card.price
-        self.rate_in: Decimal | None = None
-        self.rate_out: Decimal | None = None
-        self.fxrate = _fx_rate(price.currency, fx) if price is not None else None
-        self._rates: dict[tuple[int, int], tuple[Decimal, Decimal]] = {}
-        self._disc: tuple[Any, Any] = (None, None)
-        if price is not None and self.fxrate is not None and not price.tiers and not price.time_discounts:
-            # linear price: USD per token, computed once
-            self.rate_in = price.input * self.fxrate / _MILLION
-            self.rate_out = price.output * self.fxrate / _MILLION
-
-    def slow_cost(self, din: Decimal, dout: Decimal, in_tok: int, now: datetime,
-                  minute: datetime | None = None) -> Decimal | None:
-        """Tiered and/or time-discounted prices: per-(tier, discount) rates, cached; the
-        active discount is cached per minute (windows are HH:MM granular)."""
-        price = self.price
-        if price is None or self.fxrate is None:
-            return _ZERO if (price is None and self.local) else None
-        tier = -1
-        for i, t in enumerate(price.tiers):
-            if in_tok > t.above_input_tokens:
-                tier = i
-        di = -1
-        if price.time_discounts:
-            key = minute if minute is not None else now.replace(second=0, microsecond=0)
-            for d in price.time_discounts:  # a validity bound inside this minute: no caching
-                for b in (d.valid_from, d.valid_until):
-                    if b is not None and b.replace(second=0, microsecond=0, tzinfo=b.tzinfo or now.tzinfo) == key:
-                        key = now
-            if self._disc[0] != key:
-                disc = price.discount_at(now)
-                self._disc = (key, -1 if disc is None else next(
-                    i for i, d in enumerate(price.time_discounts) if d is disc))
-            di = self._disc[1]
-        rk = (tier, di)
-        r = self._rates.get(rk)
-        if r is None:
-            rates = price.rates(in_tok, at=now)
-            r = self._rates[rk] = (rates["input"] * self.fxrate / _MILLION, rates["output"] * self.fxrate / _MILLION)
-        return din * r[0] + dout * r[1]
-
-
-def _fx_rate(currency: str, fx: Any) -> Decimal | None:
-    if currency == "USD":
-        return Decimal(1)
-    try:
-        if fx is None:
-            from router.pricing import DEFAULT_FX as fx
-        return fx.rate(currency)
-    except Exception:
-        return None
-
-
-_CACHE: dict[str, _CardInfo] = {}
-
-
-def card_info(card: Any, fx: Any = None) -> _CardInfo:
-    info = _CACHE.get(card.id)
-    if info is None or info.card is not card or info.fx is not fx:
-        if len(_CACHE) > 4096:
-            _CACHE.clear()
-        info = _CACHE[card.id] = _CardInfo(card, fx)
-    return info
-
-
-class Candidates(tuple):  # type: ignore[type-arg]
-    """A tuple of model cards with their routing data precomputed (`prepare()`); pass
-    it to `choose()` instead of a plain list to skip the per-call cache lookups."""
-
-    infos: tuple[_CardInfo, ...]
-    fx: Any
-
-
-def prepare(cards: Sequence[Any], fx: Any = None) -> Candidates:
-    c = Candidates(cards)
-    c.infos = tuple(_CardInfo(x, fx) for x in cards)
-    c.fx = fx
-    return c
-
-
-_GLOBS: dict[tuple[str, ...], Any] = {}
-
-
-def _globs(patterns: tuple[str, ...]) -> Any:
-    g = _GLOBS.get(patterns)
-    if g is None:
-        g = _GLOBS[patterns] = compile_globs(patterns)
-    return g
-
-
-# ------------------------------------------------------------------ choose
+_BELOW = BELOW_FLOOR
 
 
 def _budget_headroom(ledger: LedgerView, features: Features, scope: Mapping[str, Any] | None
@@ -399,7 +128,7 @@ def choose(
     for i, rule in enumerate(policy.rules):
         if rule.matches(features):
             rule_label = rule.label(i)
-            restrict = _globs(rule.models) if rule.models else None
+            restrict = globs(rule.models) if rule.models else None
             policy = rule.effective(policy)
             break
     pname = policy.name
@@ -411,8 +140,8 @@ def choose(
     din, dout = Decimal(in_tok), Decimal(out_tok)
     # thinking models bill hidden reasoning tokens on code/math/reasoning (unless capped by max_tokens)
     dthink = Decimal(round(out_tok * REASONING_MULTIPLIER)) if task in _REASONING_TASKS and max_out is None else dout
-    allow = _globs(policy.allow) if policy.allow else None
-    deny = _globs(policy.deny) if policy.deny else None
+    allow = globs(policy.allow) if policy.allow else None
+    deny = globs(policy.deny) if policy.deny else None
     regions = policy.regions
     meta_region = features.metadata.get("region") if features.metadata else None
     if meta_region:
@@ -435,9 +164,9 @@ def choose(
         predicted = predictor.predict(features, text, [c.id for c in candidates]) or None
 
     reasons: list[Reason] = []
-    kept: list[tuple[_CardInfo, Decimal, bool, str | None, float, list[str | None], float]] = []
+    kept: list[tuple[CardInfo, Decimal, bool, str | None, float, list[str | None], float]] = []
     if isinstance(candidates, Candidates) and candidates.fx is fx:
-        infos: Sequence[_CardInfo] = candidates.infos
+        infos: Sequence[CardInfo] = candidates.infos
     else:
         infos = [card_info(c, fx) for c in candidates]
     is_pinned = pname == "pinned"
@@ -629,7 +358,6 @@ def _order(kept: list[Any], reasons: list[Reason], policy: Policy, floor: float,
                      kept=kept, late=late, kept_msg=_BELOW if below_floor_fallback else _KEPT[pname], floor=floor)
 
 
-_BELOW = "rank %d: below floor %.2f, kept (no candidate meets it)"
 _KEPT = {
     "free-first": "rank %d: paid, cheapest meeting the floor",
     "cheapest": "rank %d: cheapest meeting the floor",
