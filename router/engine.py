@@ -291,8 +291,18 @@ def choose(
         return choose(features, candidates, ledger, health, policy, now, keys=keys, scope=scope,
                       predictor=predictor, text=text, fx=fx, _floor_fallback=True)
     late = [(k, "quality %.2f < floor %.2f for %s", (k[4], floor, task)) for k in below]
-    if len(kept) > 1:
-        order = sorted(range(len(kept)), key=skeys.__getitem__)
+    n = len(kept)
+    if n > 1 and pname == "cascade" and not _floor_fallback:
+        # the cheapest first (O(n)), then escalation by quality among models meeting the task floor
+        i0 = min(range(n), key=skeys.__getitem__)
+        full_floor = policy.floor(task)
+        esc = [(-k[4], skeys[i][0], k[6], k[0].id, i) for i, k in enumerate(kept) if i != i0 and k[4] >= full_floor]
+        esc.sort()
+        late += [(k, "quality %.2f < floor %.2f to escalate to", (k[4], full_floor))
+                 for i, k in enumerate(kept) if i != i0 and k[4] < full_floor]
+        kept = [kept[i0]] + [kept[e[4]] for e in esc]
+    elif n > 1:
+        order = sorted(range(n), key=skeys.__getitem__)
         kept = [kept[i] for i in order]
     return _order(kept, reasons, policy, floor, features, rule_label, now, late, _floor_fallback)
 
@@ -335,15 +345,6 @@ _MODES = {"free-first": 0, "cheapest": 1, "cascade": 1, "balanced": 2, "best": 3
 def _order(kept: list[Any], reasons: list[Reason], policy: Policy, floor: float, features: Features,
            rule_label: str | None, now: datetime, late: list[Any], below_floor_fallback: bool) -> RoutePlan:
     pname = policy.name
-    if pname == "cascade" and not below_floor_fallback:  # kept is sorted cheapest first
-        if len(kept) > 1:
-            first = kept[0]
-            full_floor = policy.floor(features.task)
-            rest = sorted((k for k in kept[1:] if k[4] >= full_floor or below_floor_fallback),
-                          key=lambda k: (-k[4], k[1], k[6], k[0].id))
-            late += [(k, "quality %.2f < floor %.2f to escalate to", (k[4], full_floor))
-                     for k in kept[1:] if not (k[4] >= full_floor or below_floor_fallback)]
-            kept = [first] + rest
     steps: list[PlanStep] = []
     limit = max(1, policy.max_attempts)
     for info, cost, free, pool_id, q, deps, _lat in kept:
