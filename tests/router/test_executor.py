@@ -93,6 +93,8 @@ async def test_rate_limited_falls_back_and_cools_down_with_retry_after():
     assert "fell back to pb:b after pa:a (RateLimited)" in out.route.reason
     plan = await plan_for(r)  # the next request skips the cooling model
     assert [s.model_id for s in plan.steps] == ["pb:b", "pc:c"]
+    clock.now = NOW + timedelta(seconds=43)  # ... until Retry-After has passed
+    assert [s.model_id for s in (await plan_for(r)).steps][0] == "pa:a"
 
 
 async def test_quota_exhausted_mid_day_marks_the_free_pool_exhausted():
@@ -104,10 +106,14 @@ async def test_quota_exhausted_mid_day_marks_the_free_pool_exhausted():
     assert plan.steps[0].free and plan.steps[0].model_id == "pa:a"
     out = await ex.run(plan, r)
     assert out.route.model_id == "pb:b" and out.route.cost_usd == COST["pb"] and not out.route.free_quota_used
-    clock.now = NOW + timedelta(hours=2)
+    for later in (timedelta(hours=2), timedelta(hours=11, minutes=59)):  # the rest of the (UTC) day
+        clock.now = NOW + later
+        plan = await plan_for(r)
+        assert "pa:a" not in [s.model_id for s in plan.steps]
+        assert "exhausted until 00:00:00" in next(x for x in plan.reasons if x.model_id == "pa:a").reason
+    clock.now = NOW + timedelta(hours=12, minutes=1)  # the daily window reset: free again
     plan = await plan_for(r)
-    assert "pa:a" not in [s.model_id for s in plan.steps]
-    assert "exhausted until" in next(x for x in plan.reasons if x.model_id == "pa:a").reason
+    assert plan.steps[0].model_id == "pa:a" and plan.steps[0].free
 
 
 async def test_free_pool_call_costs_nothing():
