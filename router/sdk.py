@@ -220,6 +220,11 @@ class Router:
         return pol, self._pinned.get(model, self._cands)
 
     async def _plan(self, req: ChatRequest, scope: Mapping[str, Any] | None) -> RoutePlan:
+        if self._keys is not None and not self._keys:
+            from router.errors import NoRouteAvailable
+
+            raise NoRouteAvailable("no providers configured: add a `providers:` section to the config "
+                                   "(api_key_env: NAME) or set a vendor's key variable, e.g. OPENAI_API_KEY")
         text = last_user_text(req)
         features = extract_features(req, text=text)
         policy, cands = self._policy_and_candidates(req.model or "auto")

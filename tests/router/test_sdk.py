@@ -182,3 +182,9 @@ def test_route_command_explains_without_calls(capsys, tmp_path, monkeypatch):
     cfg.write_text("policy: {defualt: best}\n")
     assert main(["route", "hello", "--config", str(cfg)]) == 2
     assert "did you mean 'default'" in capsys.readouterr().err
+
+
+async def test_no_providers_is_a_clear_error():
+    router = Router(catalog=CAT, providers={}, ledger=Ledger(MemoryStore()))
+    with pytest.raises(NoRouteAvailable, match="no providers configured"):
+        await router.achat("x")
