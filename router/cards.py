@@ -107,12 +107,14 @@ class Candidates(tuple):  # type: ignore[type-arg]
 
     infos: tuple[CardInfo, ...]
     fx: Any
+    static_cache: dict[Any, Any]
 
 
 def prepare(cards: Sequence[Any], fx: Any = None) -> Candidates:
     c = Candidates(cards)
     c.infos = tuple(CardInfo(x, fx) for x in cards)
     c.fx = fx
+    c.static_cache = {}  # engine memo of request-size-independent filters
     return c
 
 

@@ -156,62 +156,47 @@ def choose(
     floor = policy.floor(task) if pname != "cascade" else policy.cascade_floor
     chinese = features.chinese
     free_only = policy.free_only
-    bonus = policy.chinese_bonus
     has_health = bool(health)
     hget = health.get if has_health else _none
     predicted: Mapping[str, float] | None = None
     if predictor is not None:
         predicted = predictor.predict(features, text, [c.id for c in candidates]) or None
 
-    reasons: list[Reason] = []
     kept: list[tuple[CardInfo, Decimal, bool, str | None, float, list[str | None], float]] = []
-    if isinstance(candidates, Candidates) and candidates.fx is fx:
-        infos: Sequence[CardInfo] = candidates.infos
-    else:
-        infos = [card_info(c, fx) for c in candidates]
+    prepared = isinstance(candidates, Candidates) and candidates.fx is fx
+    infos: Sequence[CardInfo] = candidates.infos if prepared else [card_info(c, fx) for c in candidates]  # type: ignore[attr-defined]
     is_pinned = pname == "pinned"
     use_floor = pname in _FLOORED and not _floor_fallback
-    below: list[Any] = []
     skeys: list[tuple[Any, ...]] = []
     mode = 3 if _floor_fallback else _MODES.get(pname, 3)
     weight = policy.cost_weight * 1000.0  # balanced: quality points per USD per 1,000 requests
     minute = now.replace(second=0, microsecond=0)
-    for info in infos:
+    # Filters that depend only on the request's kind (not its size, the ledger or health)
+    # are memoised per prepared candidate set: capabilities, pin, rule, allow/deny,
+    # region, task quality and the floor cut.
+    static = None
+    skey = (id(policy), task, needs, chinese, regions, rule_label, use_floor, pinned)
+    cache = candidates.static_cache if prepared and predicted is None else None  # type: ignore[attr-defined]
+    if cache is not None:
+        hit = cache.get(skey)
+        if hit is not None and hit[0] is policy:
+            static = hit[1]
+    if static is None:
+        static = _static_pass(infos, is_pinned, pinned, restrict, rule_label, needs, allow, deny, regions,
+                              predicted, task, chinese, policy.chinese_bonus, use_floor, floor)
+        if cache is not None:
+            if len(cache) > 512:
+                cache.clear()
+            cache[skey] = (policy, static)
+    survivors, static_dropped, below = static
+    reasons: list[Any] = list(static_dropped)
+    for info, q in survivors:
         mid = info.id
-        if is_pinned and mid != pinned:
-            reasons.append((mid, "not the pinned model"))
-            continue
-        if restrict is not None and not restrict.match(mid):
-            reasons.append((mid, "excluded by %s", (rule_label,)))
-            continue
-        if needs and not needs <= info.caps:
-            reasons.append((mid, "lacks %s", (", ".join(sorted(needs - info.caps)),)))
-            continue
         if info.ctx and tokens > info.ctx:
             reasons.append((mid, "context window %d < %d tokens needed", (info.ctx, tokens)))
             continue
         if max_out and info.max_out and max_out > info.max_out:
             reasons.append((mid, "max_tokens %d > model max output %d", (max_out, info.max_out)))
-            continue
-        if allow is not None and not allow.match(mid):
-            reasons.append((mid, "not in the allow list"))
-            continue
-        if deny is not None and deny.match(mid):
-            reasons.append((mid, "in the deny list"))
-            continue
-        if regions is not None and info.regions.isdisjoint(regions):
-            reasons.append((mid, "region %s not allowed (need %s)",
-                                  ("/".join(sorted(info.regions)) or "unknown", "/".join(sorted(regions)))))
-            continue
-        q = predicted.get(mid) if predicted is not None else None
-        if q is None:
-            q = info.tq.get(task)
-            if q is None:
-                q = info.qdefault
-        if chinese and info.cn:
-            q = min(1.0, q + bonus)
-        if use_floor and q < floor:  # below the task's quality floor: no need to price it
-            below.append((info, None, False, None, q, _NO_KEYS, 0.0))
             continue
         pool_id = None
         free = False
@@ -308,6 +293,48 @@ def choose(
 
 
 _NO_KEYS: tuple[None] = (None,)
+
+
+def _static_pass(infos: Sequence[CardInfo], is_pinned: bool, pinned: str | None, restrict: Any, rule_label: str | None,
+                 needs: frozenset[str], allow: Any, deny: Any, regions: frozenset[str] | None,
+                 predicted: Mapping[str, float] | None, task: str, chinese: bool, bonus: float, use_floor: bool,
+                 floor: float) -> tuple[list[tuple[CardInfo, float]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    survivors: list[tuple[CardInfo, float]] = []
+    dropped: list[tuple[Any, ...]] = []
+    below: list[tuple[Any, ...]] = []
+    for info in infos:
+        mid = info.id
+        if is_pinned and mid != pinned:
+            dropped.append((mid, "not the pinned model"))
+            continue
+        if restrict is not None and not restrict.match(mid):
+            dropped.append((mid, "excluded by %s", (rule_label,)))
+            continue
+        if needs and not needs <= info.caps:
+            dropped.append((mid, "lacks %s", (", ".join(sorted(needs - info.caps)),)))
+            continue
+        if allow is not None and not allow.match(mid):
+            dropped.append((mid, "not in the allow list"))
+            continue
+        if deny is not None and deny.match(mid):
+            dropped.append((mid, "in the deny list"))
+            continue
+        if regions is not None and info.regions.isdisjoint(regions):
+            dropped.append((mid, "region %s not allowed (need %s)",
+                            ("/".join(sorted(info.regions)) or "unknown", "/".join(sorted(regions)))))
+            continue
+        q = predicted.get(mid) if predicted is not None else None
+        if q is None:
+            q = info.tq.get(task)
+            if q is None:
+                q = info.qdefault
+        if chinese and info.cn:
+            q = min(1.0, q + bonus)
+        if use_floor and q < floor:  # below the task's quality floor: no need to price it
+            below.append((info, None, False, None, q, _NO_KEYS, 0.0))
+            continue
+        survivors.append((info, q))
+    return survivors, dropped, below
 
 
 def _none(_key: str) -> None:
