@@ -9,7 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.engine import choose
+from router.engine import choose, prepare
 from router.policies import POLICIES, Policy
 from tests.router.routing_helpers import NOW, budget, card, feats, free_pool, view
 
@@ -88,3 +88,9 @@ def test_plan_respects_capabilities_pools_budgets_and_is_order_independent(sc, r
     rnd.shuffle(shuffled)
     again = choose(f, shuffled, v, {}, policy, NOW)
     assert [s.deployment for s in again.steps] == [s.deployment for s in plan.steps]
+    prepared = prepare(cs)  # the memoised path gives the same plan, also on a second call
+    for _ in range(2):
+        p2 = choose(f, prepared, v, {}, policy, NOW)
+        assert [s.deployment for s in p2.steps] == [s.deployment for s in plan.steps]
+        assert sorted((r.model_id, r.kept, r.reason) for r in p2.reasons) == sorted(
+            (r.model_id, r.kept, r.reason) for r in plan.reasons)
