@@ -188,3 +188,50 @@ async def test_no_providers_is_a_clear_error():
     router = Router(catalog=CAT, providers={}, ledger=Ledger(MemoryStore()))
     with pytest.raises(NoRouteAvailable, match="no providers configured"):
         await router.achat("x")
+
+
+async def test_end_to_end_over_real_adapters_one_retry_layer(tmp_path, monkeypatch):
+    """Router.from_config with the real OpenAI-compatible adapters over a mocked transport:
+    a 429 whose Retry-After exceeds the retry cap is not retried by the adapter; the
+    router falls back to the next vendor at once and bills its exact price."""
+    import httpx
+
+    from router.pricing import cost
+    from router.types import Usage
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai-0123456789")
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-test-deepseek-0123456789")
+    cfg = tmp_path / "q.yaml"
+    cfg.write_text("providers:\n  openai: {api_key_env: OPENAI_API_KEY}\n  deepseek: {api_key_env: DEEPSEEK_API_KEY}\n"
+                   "models:\n  include: [openai:gpt-5-nano, deepseek:deepseek-flash]\n"
+                   "policy: {default: cheapest, quality_floors: {default: 0.0, chat: 0.0}}\n"
+                   "retry: {max_attempts: 3, max_wait_s: 5}\n")
+    hits: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hits.append(request.url.host)
+        if request.url.host == "api.openai.com":
+            return httpx.Response(429, headers={"retry-after": "30", "content-type": "application/json"}, json={
+                "error": {"message": "Rate limit reached for gpt-5-nano on requests per min (RPM): Limit 3, "
+                          "Used 3, Requested 1. Please try again in 30s.", "type": "requests", "param": None,
+                          "code": "rate_limit_exceeded"}})
+        return httpx.Response(200, json={
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "deepseek-flash",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}, "logprobs": None,
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    router = Router.from_config(str(cfg), client=client, clock=lambda: NOW)
+    out = await router.achat("hi")
+    assert hits == ["api.openai.com", "api.deepseek.com"]  # no same-deployment retry on a 30 s wait
+    assert out.route.fallback_chain == ["openai:gpt-5-nano", "deepseek:deepseek-flash"]
+    assert out.route.attempts[0].error_type == "RateLimited" and out.route.attempts[0].cost_usd == 0
+    price = router.catalog.get("deepseek:deepseek-flash").price
+    assert out.route.cost_usd == cost(Usage(input_tokens=10, output_tokens=5), price, at=NOW).usd
+    assert out.route.currency == "CNY" and out.response.text == "hello"
+    assert "sk-test" not in repr(out) and "sk-test" not in str(out.route.attempts[0].error_message)
+    view = await router.ledger.view(NOW, ["openai:gpt-5-nano"])
+    assert view.blocked("openai:gpt-5-nano", NOW) is not None  # cooling down for the Retry-After
+    await router.aclose()
+    await client.aclose()
