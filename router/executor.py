@@ -255,7 +255,17 @@ class Executor:
                     e.route = self.route_info(plan, None, attempts)  # type: ignore[attr-defined]
                     raise
                 continue
-            except BaseException:
+            except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
+                log.exception("provider %s raised an unmapped error", step.deployment)
+                self.health.finished(dep)
+                err = Unavailable(f"unexpected {type(e).__name__} from the adapter", provider=step.provider,
+                                  model=step.card.model)
+                attempts.append(_failed(step, err, (time.perf_counter() - t0) * 1000))
+                await self.settle(step, res, None, attempts[-1])
+                await self.on_error(step, err)
+                last_error = e
+                continue
+            except BaseException:  # cancelled: give the reservation back
                 self.health.finished(dep)
                 if res is not None:
                     await self.ledger.release(res, self.clock())

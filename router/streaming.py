@@ -11,18 +11,20 @@ already received) is committed. Final cost is on `route` once iteration ends.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from router.engine import PlanStep, RoutePlan
-from router.errors import BudgetExceeded, ContextTooLong, MalformedResponse, ProviderError
+from router.errors import BudgetExceeded, ContextTooLong, MalformedResponse, ProviderError, Unavailable
 from router.executor import Executor, _failed, _no_route, _skip
 from router.result import Attempt, RouteInfo
 from router.types import ChatResponse, RateLimitSnapshot, Usage, accumulate
 
 __all__ = ["RoutedStream", "open_stream"]
 
+log = logging.getLogger("quotaroute.executor")
 _CONTENT = ("text", "reasoning", "tool_call", "finish")
 
 
@@ -193,7 +195,18 @@ async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping
                 e.route = ex.route_info(plan, None, attempts)  # type: ignore[attr-defined]
                 raise
             continue
-        except BaseException:
+        except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
+            log.exception("provider %s raised an unmapped error", step.deployment)
+            ex.health.finished(step.deployment)
+            await _aclose(it)
+            err = Unavailable(f"unexpected {type(e).__name__} from the adapter", provider=step.provider,
+                              model=step.card.model)
+            attempts.append(_failed(step, err, (time.perf_counter() - t0) * 1000))
+            await ex.settle(step, res, None, attempts[-1])
+            await ex.on_error(step, err)
+            last_error = e
+            continue
+        except BaseException:  # cancelled: give the reservation back
             ex.health.finished(step.deployment)
             await _aclose(it)
             if res is not None:

@@ -310,3 +310,25 @@ async def test_stream_rate_limit_headers_on_the_finish_event_are_observed():
     await collect(s)
     view = await ledger.view(clock(), ["pa:a"])
     assert view.blocked("pa:a", clock()) is not None  # the vendor said 0 requests left this minute
+
+
+async def test_an_unmapped_adapter_exception_falls_back_and_is_not_billed():
+    class Broken:
+        name = "pa"
+
+        async def complete(self, req):
+            raise KeyError("choices")
+
+        async def stream(self, req):
+            raise KeyError("choices")
+            yield  # pragma: no cover
+
+    ex, provs, _, _, plan_for = setup({}, providers={"pa": Broken(), "pb": FakeProvider(name="pb", scripts=[reply("b")]),
+                                                     "pc": FakeProvider(name="pc")})
+    r = req()
+    out = await ex.run(await plan_for(r), r)
+    assert out.route.fallback_chain == ["pa:a", "pb:b"] and out.route.attempts[0].error_type == "Unavailable"
+    assert out.route.cost_usd == COST["pb"]
+    provs["pb"].scripts = [reply("b2")]
+    s = await open_stream(ex, await plan_for(req(stream=True)), req(stream=True))
+    assert s.route.model_id == "pb:b" and "".join([e.text async for e in s if e.kind == "text"]) == "b2"
