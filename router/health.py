@@ -112,6 +112,7 @@ class HealthBook(Mapping[str, Health]):
         if half_open or h.consecutive_failures >= self.failure_threshold:
             h.cooloff_s = min(self.max_cooloff_s, h.cooloff_s * 2 if half_open and h.cooloff_s else self.base_cooloff_s)
             h.open_until = now + timedelta(seconds=h.cooloff_s)
+            h.in_flight = 0  # a stream abandoned without close must not block the half-open probe forever
             return True
         return False
 
