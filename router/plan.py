@@ -152,7 +152,35 @@ class RoutePlan:
         return list(seen)
 
     def candidates(self) -> list[Any]:
-        return [r.to_model() for r in self.reasons]
+        """Every candidate's reason as pydantic `CandidateReason`s (for `RouteInfo`);
+        built straight from the hot loop's tuples when the reasons were not read yet."""
+        if self._reasons is not None:
+            return [r.to_model() for r in self._reasons]
+        fc = _fast_candidate
+        out = []
+        for t in self._dropped:
+            if isinstance(t, Reason):
+                out.append(t.to_model())
+                continue
+            n = len(t)
+            out.append(fc({"model_id": t[0], "kept": False, "rank": None,
+                           "reason": t[1] % t[2] if n > 2 and t[2] else t[1],
+                           "expected_cost_usd": t[3] if n > 3 else None, "quality": None, "free": False}))
+        for k, msg, args in self._late:
+            out.append(fc({"model_id": k[0].id, "kept": False, "rank": None, "reason": msg % args,
+                           "expected_cost_usd": k[1], "quality": k[4], "free": k[2]}))
+        below = self._kept_msg is _BELOW
+        kmsg, floor = self._kept_msg, self._floor
+        for rank, k in enumerate(self._kept, 1):
+            if below:
+                text = kmsg % (rank, floor)
+            elif k[2]:
+                text = f"rank {rank}: free quota (pool {k[3]})"
+            else:
+                text = kmsg % rank
+            out.append(fc({"model_id": k[0].id, "kept": True, "rank": rank, "reason": text,
+                           "expected_cost_usd": k[1], "quality": k[4], "free": k[2]}))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         f = self.features

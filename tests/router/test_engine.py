@@ -285,3 +285,11 @@ def test_thinking_models_budget_hidden_reasoning_tokens_on_hard_tasks():
     assert chat.steps[0].expected_cost_usd == Decimal("0.003")  # 1000*1/1M + 500*4/1M
     assert code.steps[0].expected_cost_usd == Decimal("0.005")  # output x2 (router.tokens.REASONING_MULTIPLIER)
     assert capped.steps[0].expected_cost_usd == Decimal("0.003")
+
+
+def test_candidates_fast_path_matches_the_reasons():
+    for pol in ("free-first", "cascade", "best"):
+        plan = choose(feats("code", needs=("tools",)), ALL + [card("x:novis", caps=())], FREEVIEW, {}, Policy(pol), NOW)
+        fast = [m.model_dump() for m in plan.candidates()]
+        slow = [r.to_model().model_dump() for r in plan.reasons]
+        assert fast == slow and plan.candidates()[0].model_dump() == slow[0]
