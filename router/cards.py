@@ -5,7 +5,7 @@ time-discounted prices cached per tier and per minute)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +19,8 @@ _MILLION = Decimal(1_000_000)
 
 class CardInfo:
     __slots__ = ("card", "id", "provider", "caps", "ctx", "max_out", "regions", "tq", "price", "rate_in",
-                 "rate_out", "local", "cn", "qdefault", "fx", "fxrate", "_rates", "_disc", "thinks")
+                 "rate_out", "local", "cn", "qdefault", "fx", "fxrate", "_rates", "_disc", "thinks",
+                 "_bounds")
 
     def __init__(self, card: Any, fx: Any = None) -> None:
         self.card = card
@@ -42,6 +43,12 @@ class CardInfo:
         self.fxrate = _fx_rate(price.currency, fx) if price is not None else None
         self._rates: dict[tuple[int, int], tuple[Decimal, Decimal]] = {}
         self._disc: tuple[Any, Any] = (None, None)
+        # minutes in which a time discount starts/stops being valid (its active state can
+        # change inside them, so the per-minute cache is bypassed there)
+        self._bounds = frozenset(
+            b.replace(second=0, microsecond=0, tzinfo=b.tzinfo or timezone.utc)
+            for d in (price.time_discounts if price is not None else ())
+            for b in (d.valid_from, d.valid_until) if b is not None)
         if price is not None and self.fxrate is not None and not price.tiers and not price.time_discounts:
             # linear price: USD per token, computed once
             self.rate_in = price.input * self.fxrate / _MILLION
@@ -61,10 +68,8 @@ class CardInfo:
         di = -1
         if price.time_discounts:
             key = minute if minute is not None else now.replace(second=0, microsecond=0)
-            for d in price.time_discounts:  # a validity bound inside this minute: no caching
-                for b in (d.valid_from, d.valid_until):
-                    if b is not None and b.replace(second=0, microsecond=0, tzinfo=b.tzinfo or now.tzinfo) == key:
-                        key = now
+            if self._bounds and key in self._bounds:  # a validity bound inside this minute: no caching
+                key = now
             if self._disc[0] != key:
                 disc = price.discount_at(now)
                 self._disc = (key, -1 if disc is None else next(

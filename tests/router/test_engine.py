@@ -293,3 +293,18 @@ def test_candidates_fast_path_matches_the_reasons():
         fast = [m.model_dump() for m in plan.candidates()]
         slow = [r.to_model().model_dump() for r in plan.reasons]
         assert fast == slow and plan.candidates()[0].model_dump() == slow[0]
+
+
+def test_time_discount_validity_bound_inside_a_minute_is_exact():
+    from datetime import timedelta
+
+    ends = NOW + timedelta(seconds=30)  # the promotion ends mid-minute
+    ds = card("deepseek:promo", "1", "2", ctx=2_000_000, time_discounts=[
+        {"start": "00:00", "end": "24:00", "multiplier": "0.5", "valid_until": ends.isoformat()}])
+    from router.engine import prepare
+
+    cands = prepare([ds])
+    f = feats(inp=1_000_000, out=0)
+    assert choose(f, cands, view(), {}, Policy("cheapest"), NOW).steps[0].expected_cost_usd == Decimal("0.5")
+    late = NOW + timedelta(seconds=45)
+    assert choose(f, cands, view(), {}, Policy("cheapest"), late).steps[0].expected_cost_usd == Decimal(1)
