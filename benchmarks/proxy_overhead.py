@@ -38,6 +38,7 @@ UPSTREAM_KEY = "sk-bench-upstream-not-a-real-key-0000"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=8.0, help="seconds per load measurement (default 8)")
     p.add_argument("--concurrency", type=int, default=32, help="connections for the throughput run (default 32)")
+    p.add_argument("--repeat", type=int, default=1, help="interleaved rounds over all targets; medians reported")
     p.add_argument("--soak-seconds", type=float, default=20.0, help="soak length for RSS growth (300 for the real figure)")
     p.add_argument("--soak-concurrency", type=int, default=8)
     p.add_argument("--workers", type=int, default=1, help="quotaroute worker processes (default 1)")
@@ -104,10 +105,10 @@ def wrk(url: str, conns: int, seconds: float, body: str, key: str = "") -> dict[
     return parse_wrk(out)
 
 
-def measure(url: str, body: str, args: argparse.Namespace) -> dict[str, Any]:
-    wrk(url, 4, 2, body)  # warm-up (connections, caches, JIT-less but lazy imports)
-    c1 = wrk(url, 1, args.duration, body)
-    cN = wrk(url, args.concurrency, args.duration, body)
+def measure(url: str, body: str, args: argparse.Namespace, key: str = "") -> dict[str, Any]:
+    wrk(url, 4, 2, body, key)  # warm-up (connections, lazy imports, caches)
+    c1 = wrk(url, 1, args.duration, body, key)
+    cN = wrk(url, args.concurrency, args.duration, body, key)
     return {"p50_c1_ms": c1.get("p50_ms"), "p99_c1_ms": c1.get("p99_ms"), "rps_c1": c1["rps"],
             "rps_cN": cN["rps"], "p50_cN_ms": cN.get("p50_ms"), "errors": c1["errors"] + cN["errors"]}
 
@@ -169,7 +170,9 @@ def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace) -> tuple[
     if mode == "auto":
         mode = "full" if _full_router_available() else "passthrough"
     cfg = d / "quotaroute.yaml"
-    cfg.write_text(CONFIG.format(upstream=upstream, spend=d / "spend.sqlite"))
+    from router.server.auth import hash_key
+
+    cfg.write_text(CONFIG.format(upstream=upstream, spend=d / "spend.sqlite", key_hash=hash_key(PROXY_KEY)))
     cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg), "--port", str(port),
            "--workers", str(args.workers)]
     if mode == "passthrough":
@@ -194,7 +197,11 @@ policy:
   default: cheapest
 server:
   spend_db: {spend}
+  keys:
+    - id: bench
+      hash: "{key_hash}"
 """
+PROXY_KEY = "sk-bench-proxy-key-0123456789abcdef"  # both proxies authenticate the client (a fair comparison)
 
 
 def start_litellm(d: Path, upstream: int, venv: str) -> tuple[subprocess.Popen | None, int, str]:
@@ -207,6 +214,7 @@ def start_litellm(d: Path, upstream: int, venv: str) -> tuple[subprocess.Popen |
         f"      api_base: http://127.0.0.1:{upstream}/v1\n      api_key: {UPSTREAM_KEY}\n"
         "litellm_settings:\n  telemetry: false\n  drop_params: true\n")
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
+           "LITELLM_MASTER_KEY": PROXY_KEY,
            "LITELLM_LOG": "ERROR", "NO_DOCS": "True"}
     p = subprocess.Popen([str(exe), "--config", str(d / "litellm.yaml"), "--host", "127.0.0.1", "--port", str(port),
                           "--num_workers", "1"], env=env, cwd=d, stdout=subprocess.DEVNULL,
@@ -230,30 +238,38 @@ def run(args: argparse.Namespace) -> int:
     os.chmod(d, 0o777)
     procs: list[subprocess.Popen | None] = []
     res: dict[str, Any] = {"concurrency": args.concurrency, "duration_s": args.duration, "workers": args.workers,
-                           "notes": []}
+                           "repeat": args.repeat, "notes": [], "loadavg_start": os.getloadavg()[0]}
     try:
         ng, ngport = start_nginx(d)
         procs.append(ng)
-        res["direct"] = measure(f"http://127.0.0.1:{ngport}/v1/chat/completions", _body("gpt-4o-mini"), args)
         qr, qport, mode, model = start_quotaroute(d, ngport, args)
         procs.append(qr)
         res["router_mode"] = mode
-        url = f"http://127.0.0.1:{qport}/v1/chat/completions"
-        res["quotaroute"] = measure(url, _body(model if mode == "full" else "auto"), args)
-        if args.soak_seconds > 0:
-            res["soak"] = soak(qr.pid, url, _body(model if mode == "full" else "auto"), args)
-        _stop(qr)
+        qurl = f"http://127.0.0.1:{qport}/v1/chat/completions"
+        qbody = _body(model if mode == "full" else "auto")
+        targets: dict[str, tuple[str, str, str]] = {
+            "direct": (f"http://127.0.0.1:{ngport}/v1/chat/completions", _body("gpt-4o-mini"), ""),
+            "quotaroute": (qurl, qbody, PROXY_KEY)}
         if not args.skip_litellm:
             ll, lport, note = start_litellm(d, ngport, args.litellm_venv)
             procs.append(ll)
             if ll is None:
                 res["notes"].append(note)
             else:
-                res["litellm"] = measure(f"http://127.0.0.1:{lport}/v1/chat/completions", _body("bench"), args)
-                _stop(ll)
+                targets["litellm"] = (f"http://127.0.0.1:{lport}/v1/chat/completions", _body("bench"), PROXY_KEY)
+        # Interleaved rounds: a shared machine's background load hits every target alike; medians reported.
+        runs: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
+        for _ in range(max(1, args.repeat)):
+            for name, (url, body, key) in targets.items():
+                runs[name].append(measure(url, body, args, key))
+        for name, rs in runs.items():
+            res[name] = _median(rs)
+        if args.soak_seconds > 0:
+            res["soak"] = soak(qr.pid, qurl, qbody, args, PROXY_KEY)
     finally:
         for p in procs:
             _stop(p)
+    res["loadavg_end"] = os.getloadavg()[0]
     _derive(res)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -263,14 +279,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def soak(pid: int, url: str, body: str, args: argparse.Namespace) -> dict[str, Any]:
+def _median(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    import statistics
+
+    out: dict[str, Any] = {}
+    for k in rs[0]:
+        vals = [r[k] for r in rs if r.get(k) is not None]
+        out[k] = (sum(vals) if k == "errors" else round(statistics.median(vals), 4)) if vals else None
+    return out
+
+
+def soak(pid: int, url: str, body: str, args: argparse.Namespace, key: str) -> dict[str, Any]:
     """Constant load for soak_seconds; RSS sampled after a warm-up slice and at the end."""
     warm = min(10.0, args.soak_seconds / 5)
-    wrk(url, args.soak_concurrency, warm, body)
+    wrk(url, args.soak_concurrency, warm, body, key)
     start = rss_kb(pid)
-    r = wrk(url, args.soak_concurrency, args.soak_seconds, body)
+    r = wrk(url, args.soak_concurrency, args.soak_seconds, body, key)
     end = rss_kb(pid)
-    return {"seconds": args.soak_seconds, "requests": r["requests"], "errors": r["errors"], "rss_start_mib":
+    return {"seconds": args.soak_seconds, "concurrency": args.soak_concurrency, "requests": r["requests"], "errors": r["errors"], "rss_start_mib":
             round(start / 1024, 1), "rss_end_mib": round(end / 1024, 1), "rss_growth_mib": round((end - start) / 1024, 1)}
 
 
@@ -287,8 +313,9 @@ def _derive(res: dict[str, Any]) -> None:
 
 def table(res: dict[str, Any]) -> str:
     c = res["concurrency"]
-    lines = [f"proxy overhead ({res['duration_s']:.0f}s per run, quotaroute router={res.get('router_mode')}, "
-             f"workers={res['workers']})",
+    lines = [f"proxy overhead ({res['duration_s']:.0f}s per run, median of {res['repeat']} interleaved rounds, "
+             f"quotaroute router={res.get('router_mode')}, workers={res['workers']}, "
+             f"loadavg {res['loadavg_start']:.1f}->{res['loadavg_end']:.1f} on {os.cpu_count()} cores)",
              f"{'target':<12} {'p50 c=1 ms':>11} {'added p50 ms':>13} {'p99 c=1 ms':>11} {'req/s c=' + str(c):>12} "
              f"{'errors':>7}"]
     for name in ("direct", "quotaroute", "litellm"):
@@ -303,7 +330,7 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"added p50 latency LiteLLM / quotaroute: {res['added_latency_ratio_litellm_over_quotaroute']}x")
     s = res.get("soak")
     if s:
-        lines.append(f"soak {s['seconds']:.0f}s c={res.get('soak_c', '')}: {s['requests']:,} requests, RSS "
+        lines.append(f"soak {s['seconds']:.0f}s c={s['concurrency']}: {s['requests']:,} requests, RSS "
                      f"{s['rss_start_mib']} -> {s['rss_end_mib']} MiB (growth {s['rss_growth_mib']} MiB), "
                      f"errors {s['errors']}")
     lines += [f"note: {n}" for n in res["notes"]]

@@ -50,6 +50,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._opts = {"limit": limit, "limit_per_host": limit_per_host, "keepalive_timeout": keepalive_timeout,
                       "ttl_dns_cache": ttl_dns_cache}
         self._session: Any = None
+        self._timeouts: dict[tuple[Any, ...], Any] = {}
 
     def _get_session(self) -> Any:
         # Created lazily, inside the running event loop that will use it.
@@ -70,8 +71,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
         session = self._get_session()
         t = request.extensions.get("timeout") or {}
-        timeout = aiohttp.ClientTimeout(total=None, connect=t.get("pool"), sock_connect=t.get("connect"),
-                                        sock_read=t.get("read"))
+        tk = (t.get("pool"), t.get("connect"), t.get("read"))
+        timeout = self._timeouts.get(tk)
+        if timeout is None:
+            timeout = self._timeouts[tk] = aiohttp.ClientTimeout(total=None, connect=tk[0], sock_connect=tk[1],
+                                                                 sock_read=tk[2])
         body = request.content if hasattr(request, "_content") else await request.aread()
         try:
             resp = await session.request(

@@ -99,6 +99,15 @@ def build_app(config: str | None = None, factory: str | None = None, settings: A
     return create_app(_make_router(config, factory), settings)
 
 
+def _memory_ledger(config: str | None) -> bool:
+    try:
+        _, cfg = _server_section(config)
+    except Exception:  # noqa: BLE001 - already validated by load_settings
+        return False
+    ledger = getattr(cfg, "ledger", None)
+    return cfg is None or getattr(ledger, "store", "memory") == "memory"
+
+
 def _worker_app() -> Any:
     """uvicorn factory for --workers > 1 (each worker builds its own Router)."""
     import json
@@ -135,12 +144,17 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     common: dict[str, Any] = dict(host=host, port=port, log_level=args.log_level, access_log=False,
-                                  server_header=False, lifespan="on", timeout_graceful_shutdown=args.graceful_timeout,
+                                  server_header=False, proxy_headers=False, lifespan="on", timeout_graceful_shutdown=args.graceful_timeout,
                                   loop="auto", http="auto")
     note = " (no proxy keys configured: loopback only, no auth)" if settings.keys.open_access else ""
     print(f"quotaroute proxy listening on http://{host}:{port}{note}", file=sys.stderr, flush=True)
     if args.workers > 1:
         import json
+
+        if _memory_ledger(config):
+            print("quotaroute serve: warning: with --workers > 1 and the in-memory ledger, each worker counts free "
+                  "quota and budgets on its own; set `ledger: {store: sqlite}` (or redis) to share them. Per-key "
+                  "rate limits and proxy-key budgets are per worker too.", file=sys.stderr)
 
         os.environ[_ENV] = json.dumps({"config": config, "factory": args.router_factory})
         uvicorn.run("router.server.cli:_worker_app", factory=True, workers=args.workers, **common)

@@ -129,13 +129,28 @@ def money(d: Decimal | None) -> bytes:
     return format(d or Decimal(0), "f").encode()
 
 
+_HDR_CACHE: dict[tuple[str, int], bytes] = {}
+
+
+def cached_header(value: str, limit: int) -> bytes:
+    """`ascii_header(redact(value))`, memoized: model names and route reasons repeat a lot."""
+    k = (value, limit)
+    v = _HDR_CACHE.get(k)
+    if v is None:
+        v = ascii_header(redact(value) or "-", limit)
+        if len(_HDR_CACHE) > 4096:
+            _HDR_CACHE.clear()
+        _HDR_CACHE[k] = v
+    return v
+
+
 def route_headers(model: str, provider: str, cost: Decimal | None, reason: str, overhead_ms: float,
                   limit: int = 200) -> list[tuple[bytes, bytes]]:
     return [
-        (b"x-quotaroute-model", ascii_header(model or "-", 200)),
-        (b"x-quotaroute-provider", ascii_header(provider or "-", 100)),
+        (b"x-quotaroute-model", cached_header(model or "-", 200)),
+        (b"x-quotaroute-provider", cached_header(provider or "-", 100)),
         (b"x-quotaroute-cost-usd", money(cost)),
-        (b"x-quotaroute-route-reason", ascii_header(redact(reason) or "-", limit)),
+        (b"x-quotaroute-route-reason", cached_header(reason or "-", limit)),
         (b"x-quotaroute-overhead-ms", f"{max(0.0, overhead_ms):.3f}".encode()),
     ]
 

@@ -205,6 +205,21 @@ def failure_type(f: Failure) -> str:
     return ANTHROPIC_TYPES.get(f.status, "api_error")
 
 
+_REASONS: dict[str, str] = {}
+
+
+def _safe_text(reason: str | None) -> str | None:
+    """Redacted, bounded route reason for the log (memoized: reasons repeat)."""
+    if not reason:
+        return None
+    v = _REASONS.get(reason)
+    if v is None:
+        if len(_REASONS) > 4096:
+            _REASONS.clear()
+        v = _REASONS[reason] = redact(reason)[:500]
+    return v
+
+
 def _finish(app: Any, key: Any, endpoint: str, req: Any, route: Any, usage: Usage | None, status: int, t0: float,
             overhead_ms: float | None, error: str | None, stream: bool, *, model: str = "", provider: str = "",
             attempts: Any = None) -> None:
@@ -231,7 +246,7 @@ def _finish(app: Any, key: Any, endpoint: str, req: Any, route: Any, usage: Usag
             req.model if req is not None else None, model or None, provider or None, usage.input_tokens,
             usage.output_tokens, usage.cache_read_tokens, usage.reasoning_tokens, format(cost, "f"),
             round(latency_s * 1000, 3), round(overhead_ms, 3) if overhead_ms is not None else None,
-            redact(reason)[:500] if reason else None, chain or None, status, redact(error)[:500] if error else None,
+            _safe_text(reason), chain or None, status, redact(error)[:500] if error else None,
             1 if stream else 0,
         ))
 

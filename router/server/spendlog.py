@@ -36,9 +36,11 @@ CREATE TABLE IF NOT EXISTS spend (
   fallback_chain TEXT, status INTEGER, error TEXT, stream INTEGER
 );
 CREATE INDEX IF NOT EXISTS spend_ts ON spend(ts);
-CREATE INDEX IF NOT EXISTS spend_key_ts ON spend(key_id, ts);
 """
 _INSERT = f"INSERT INTO spend ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_INSERT_HEAD = f"INSERT INTO spend ({', '.join(COLUMNS)}) VALUES "
+_ROW = "(" + ",".join("?" * len(COLUMNS)) + ")"
+_CHUNK = 500  # 500 rows x 19 columns stays under SQLite's 32,766 bound-variable limit
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -83,7 +85,7 @@ class SpendLog:
     writer thread wakes every `interval_s`, or on flush()/close(), and inserts
     everything queued in one transaction."""
 
-    def __init__(self, path: str | Path, *, interval_s: float = 0.1) -> None:
+    def __init__(self, path: str | Path, *, interval_s: float = 0.25) -> None:
         self.path = Path(path)
         self._con = _connect(self.path)
         self._rows: deque[Any] = deque()
@@ -112,9 +114,16 @@ class SpendLog:
             if rows:
                 try:
                     with self._con:
-                        self._con.executemany(_INSERT, rows)
+                        for i in range(0, len(rows), _CHUNK):
+                            self._insert(rows[i:i + _CHUNK])
                 except sqlite3.Error:
                     self.errors += 1
+
+    def _insert(self, rows: list[Any]) -> None:
+        # One multi-row INSERT = one sqlite3_step = one GIL release/re-acquire for the whole
+        # batch; executemany() would hand the GIL back and forth per row, stalling the event loop.
+        sql = _INSERT_HEAD + ",".join([_ROW] * len(rows))
+        self._con.execute(sql, [v for r in rows for v in r])
 
     def _run(self) -> None:
         while not self._stop:
