@@ -190,3 +190,45 @@ def test_serve_with_config_and_real_adapter(tmp_path: Any) -> None:
             p.send_signal(signal.SIGINT)
             out, err = p.communicate(timeout=20)
         assert UPSTREAM_KEY not in (out + err).decode()
+
+
+def test_disconnect_mid_stream_cancels_real_router_stream(spend_path: Any) -> None:
+    import socket
+    import sqlite3
+
+    from tests.router.server.conftest import LiveServer
+    from tests.router.server.test_live import _wait
+
+    closed: list[int] = []
+    slow = FakeProvider(name="pa", scripts=[reply("y" * 300, chunks=300, per_event_s=0.02)])
+    orig = slow.stream
+
+    async def tracked(req: Any) -> Any:
+        n = 0
+        try:
+            async for ev in orig(req):
+                n += 1
+                yield ev
+        finally:
+            closed.append(n)
+
+    slow.stream = tracked  # type: ignore[method-assign]
+    router = real_router(pa=slow)
+    app = make_app(router, spend_path)
+    body = b'{"model":"pa:small","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+    with LiveServer(app) as srv:
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                  b"content-length: %d\r\n\r\n" % len(body) + body)
+        got = b""
+        while got.count(b'"content":"y"') < 3:
+            got += s.recv(65536)
+        assert b"x-quotaroute-cost-usd: " in got  # headers (with the estimate) came before the body
+        s.close()
+        assert _wait(lambda: bool(closed))
+        assert closed[0] < 150  # the upstream generator was closed early
+        app.spend.flush()
+        assert _wait(lambda: sqlite3.connect(spend_path).execute("SELECT count(*) FROM spend").fetchone()[0] == 1)
+        status, cost, out_tokens = sqlite3.connect(spend_path).execute(
+            "SELECT status, cost_usd, output_tokens FROM spend").fetchone()
+    assert status == 499 and Decimal(cost) > 0 and out_tokens > 0  # billed for what was generated
