@@ -257,10 +257,23 @@ def choose(
             if not pkeys:
                 reasons.append((mid, "no API key configured for %s", (info.provider,)))
                 continue
-            deps, lat, why = _usable_keys(mid, pkeys, hget, now)
-            if not deps:
-                reasons.append((mid, why))
-                continue
+            if len(pkeys) == 1:  # the common case, inline
+                k0 = pkeys[0]
+                kh = hget(k0)
+                if kh is not None and kh.bad:
+                    reasons.append((mid, "key %s marked bad (%s)", (k0, kh.bad_reason)))
+                    continue
+                dh = hget(mid + "@" + k0)
+                if dh is not None and not dh.available(now):
+                    reasons.append((mid, "circuit open until %s", (_hhmmss(dh.open_until),)))
+                    continue
+                deps = pkeys
+                lat = dh.latency_ewma_ms if dh is not None and dh.latency_ewma_ms is not None else 0.0
+            else:
+                deps, lat, why = _usable_keys(mid, pkeys, hget, now)
+                if not deps:
+                    reasons.append((mid, why))
+                    continue
         kept.append((info, cost, free, pool_id, q, deps, lat))
         # the policy's sort key, built inline (cheaper than a key function per item)
         if mode == 0:
