@@ -123,6 +123,11 @@ class RuleCfg(_M):
     quality_floors: dict[str, float] | None = None
     free_only: bool | None = None
 
+    @field_validator("quality_floors")
+    @classmethod
+    def _floors(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        return None if v is None else PolicyCfg._floors(v)
+
 
 class LedgerCfg(_M):
     store: Literal["memory", "sqlite", "redis"] = "memory"
@@ -355,7 +360,10 @@ def build_rules(cfg: QuotarouteConfig) -> tuple[Any, ...]:
         if r.max_cost_usd is not None:
             settings["max_cost_usd"] = r.max_cost_usd
         if r.quality_floors is not None:
-            settings["quality_floors"] = {**build_policy(cfg).quality_floors, **r.quality_floors}
+            floors = dict(r.quality_floors)
+            if "default" in floors:
+                settings["default_floor"] = floors.pop("default")
+            settings["quality_floors"] = {**build_policy(cfg).quality_floors, **floors}
         if r.free_only is not None:
             settings["free_only"] = r.free_only
         task = r.match.task
