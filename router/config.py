@@ -19,12 +19,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from router.errors import ConfigError, UnknownModel, register_secret
-from router.policies import POLICIES
+from router.errors import ConfigError
 from router.types import TASK_KINDS
 
-__all__ = ["QuotarouteConfig", "load_config", "parse_config", "build_router_kwargs", "quotaroute_home",
-           "default_config_path"]
+__all__ = ["QuotarouteConfig", "load_config", "parse_config", "build_router_kwargs", "build_providers",
+           "build_policy", "build_rules", "build_ledger", "quotaroute_home", "default_config_path"]
 
 PolicyName = Literal["free-first", "cheapest", "best", "balanced", "cascade"]
 
@@ -273,165 +272,13 @@ def _translate(e: ValidationError, data: Any, file: str | None) -> ConfigError:
     return ConfigError(msg, file=file, line=_line_at(data, loc), key=".".join(str(p) for p in loc) or None)
 
 
-# ------------------------------------------------------------------ building
-
-
-def _env_providers() -> dict[str, ProviderCfg]:
-    """No providers section: every vendor whose key variable is set (environment layer)."""
-    from providers.registry import NATIVE, VENDORS
-
-    out: dict[str, ProviderCfg] = {}
-    for name, row in VENDORS.items():
-        if row.key_required and os.environ.get(row.env_var):
-            out[name] = ProviderCfg(api_key_env=row.env_var)
-    for name, (_path, env) in NATIVE.items():
-        if env and os.environ.get(env) and name != "google":
-            out[name] = ProviderCfg(api_key_env=env)
-    return out
-
-
-def _key_names(name: str, p: ProviderCfg) -> list[str | None]:
-    if p.api_key_env is None:
-        return [None]  # the adapter's default env var (or a keyless local server)
-    return [p.api_key_env] if isinstance(p.api_key_env, str) else list(p.api_key_env)
-
-
-def build_providers(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, dict[str, Any]]:
-    """{provider name: {key id (env var name): Provider}}; keys read from the environment."""
-    from providers.registry import build_provider
-    from providers.retry import RetryPolicy
-
-    retry = RetryPolicy(max_attempts=cfg.retry.max_attempts, max_wait_s=cfg.retry.max_wait_s)
-    specs = cfg.providers if cfg.providers else _env_providers()
-    out: dict[str, dict[str, Any]] = {}
-    for name, p in specs.items():
-        if not p.enabled:
-            continue
-        group: dict[str, Any] = {}
-        for env in _key_names(name, p):
-            key = None
-            if env is not None:
-                key = os.environ.get(env)
-                if not key:
-                    raise ConfigError(f"environment variable {env} is not set", file=cfg.file,
-                                      line=cfg.line_of("providers", name, "api_key_env"),
-                                      key=f"providers.{name}.api_key_env")
-                register_secret(key)
-            kw: dict[str, Any] = dict(p.options)
-            if client is not None:
-                kw["client"] = client
-            try:
-                prov = build_provider(p.vendor or name, api_key=key, base_url=p.base_url, name=name, retry=retry, **kw)
-            except ConfigError as e:
-                raise ConfigError(str(e).split(": ", 1)[-1], file=cfg.file, line=cfg.line_of("providers", name),
-                                  key=f"providers.{name}") from None
-            group[env or name] = prov
-        out[name] = group
-    return out
-
-
-def build_policy(cfg: QuotarouteConfig, policy: Any = None) -> Any:
-    from router.policies import DEFAULT_FLOORS, Policy
-
-    pc = cfg.policy
-    floors = {**DEFAULT_FLOORS, **{k: v for k, v in pc.quality_floors.items() if k != "default"}}
-    name = policy if isinstance(policy, str) else (
-        pc.default if "default" in pc.model_fields_set or not os.environ.get("QUOTAROUTE_POLICY")
-        else os.environ["QUOTAROUTE_POLICY"])
-    if name not in POLICIES:
-        raise ConfigError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}", file=cfg.file,
-                          key="policy.default")
-    return Policy(name=name, cost_weight=pc.lambda_, quality_floors=floors,
-                  default_floor=pc.quality_floors.get("default", 0.5), max_cost_usd=pc.max_cost_usd,
-                  allow=tuple(pc.allow), deny=tuple(pc.deny),
-                  regions=frozenset(pc.regions) if pc.regions else None, max_attempts=pc.max_attempts,
-                  cascade_floor=pc.cascade.floor, cascade_max_steps=pc.cascade.max_steps,
-                  chinese_bonus=pc.chinese_bonus)
-
-
-def build_rules(cfg: QuotarouteConfig) -> tuple[Any, ...]:
-    from router.policies import Rule
-
-    rules = []
-    for i, r in enumerate(cfg.rules):
-        settings: dict[str, Any] = {}
-        if r.lambda_ is not None:
-            settings["cost_weight"] = r.lambda_
-        if r.max_cost_usd is not None:
-            settings["max_cost_usd"] = r.max_cost_usd
-        if r.quality_floors is not None:
-            floors = dict(r.quality_floors)
-            if "default" in floors:
-                settings["default_floor"] = floors.pop("default")
-            settings["quality_floors"] = {**build_policy(cfg).quality_floors, **floors}
-        if r.free_only is not None:
-            settings["free_only"] = r.free_only
-        task = r.match.task
-        rules.append(Rule(name=r.name or f"rule #{i + 1}", task=frozenset([task] if isinstance(task, str) else task)
-                          if task else None, metadata=r.match.metadata, user=r.match.user, tag=r.match.tag,
-                          models=tuple(r.models), policy=r.policy, settings=settings))
-    return tuple(rules)
-
-
-def build_ledger(cfg: QuotarouteConfig) -> Any:
-    from router.quota.ledger import Ledger
-    from router.quota.store import build_store
-
-    lc = cfg.ledger
-    url = None
-    if "ledger" not in cfg.model_fields_set and os.environ.get("QUOTAROUTE_LEDGER_URL"):
-        url = os.environ["QUOTAROUTE_LEDGER_URL"]
-    elif lc.store == "sqlite":
-        url = os.path.expanduser(lc.path) if lc.path else str(quotaroute_home() / "ledger.sqlite")
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
-    elif lc.store == "redis":
-        if not lc.url:
-            raise ConfigError("a redis ledger needs `url` (redis://host:port/db)", file=cfg.file, key="ledger.url")
-        url = lc.url
-    return Ledger(build_store(url), cfg.pools, cfg.budget_specs)
-
-
-def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, Any]:
-    """Keyword arguments for `Router(...)` from a validated config."""
-    from router.catalog import load_catalog
-    from router.health import HealthBook
-
-    catalog = load_catalog(profile_path=cfg.models.profile, fx=cfg.fx)
-    if cfg.models.overrides:
-        raw = (cfg._data or {}).get("models", {}).get("overrides") if isinstance(cfg._data, Mapping) else None
-        catalog = catalog.with_overrides(raw if isinstance(raw, Mapping) else cfg.models.overrides,
-                                         file=cfg.file)
-    providers = build_providers(cfg, client=client)
-    models = None
-    if cfg.models.include is not None or cfg.models.exclude:
-        from router.policies import compile_globs
-
-        cards = [c for c in catalog.all() if c.provider in providers]
-        inc = cfg.models.include
-        if inc is not None:
-            g = compile_globs(tuple(inc))
-            ids = set()
-            for m in inc:
-                if any(ch in m for ch in "*?["):
-                    continue
-                try:
-                    ids.add(catalog.get(m).id)
-                except UnknownModel as e:
-                    raise ConfigError(str(e), file=cfg.file, line=cfg.line_of("models", "include"),
-                                      key="models.include") from None
-            cards = [c for c in cards if c.id in ids or (g is not None and g.match(c.id))]
-        ex = compile_globs(tuple(cfg.models.exclude))
-        models = [c.id for c in cards if ex is None or not ex.match(c.id)]
-    predictor = None
-    if cfg.models.predictor:
-        from benchmarks.learned import LearnedPredictor
-
-        try:
-            predictor = LearnedPredictor.load(os.path.expanduser(cfg.models.predictor))
-        except (OSError, ValueError, KeyError) as e:
-            raise ConfigError(f"cannot load the learned predictor: {e}", file=cfg.file,
-                              line=cfg.line_of("models", "predictor"), key="models.predictor") from None
-    return {"catalog": catalog, "providers": providers, "ledger": build_ledger(cfg), "policy": build_policy(cfg),
-            "predictor": predictor,
-            "rules": build_rules(cfg), "models": models, "config": cfg,
-            "health": HealthBook(failure_threshold=cfg.health.failure_threshold, cooloff_s=cfg.health.cooloff_s)}
+# The builders (providers, policy, rules, ledger, Router kwargs) live in
+# router/config_build.py; re-exported here so callers import from one place.
+from router.config_build import (  # noqa: E402
+    _env_providers,
+    build_ledger,
+    build_policy,
+    build_providers,
+    build_router_kwargs,
+    build_rules,
+)
