@@ -125,7 +125,8 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
             app_log(e)
         await send_failure(send, f, anthropic=anthropic, t0=t0)
         _finish(app, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, None, f.message, False,
-                model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None))
+                model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None),
+                log=f.status != 401)  # unauthenticated noise is counted in /metrics, not written to disk
 
 
 def app_log(e: BaseException) -> None:
@@ -222,7 +223,7 @@ def _safe_text(reason: str | None) -> str | None:
 
 def _finish(app: Any, key: Any, endpoint: str, req: Any, route: Any, usage: Usage | None, status: int, t0: float,
             overhead_ms: float | None, error: str | None, stream: bool, *, model: str = "", provider: str = "",
-            attempts: Any = None) -> None:
+            attempts: Any = None, log: bool = True) -> None:
     now = time.time()
     latency_s = time.perf_counter() - t0
     cost = Decimal(0)
@@ -240,7 +241,7 @@ def _finish(app: Any, key: Any, endpoint: str, req: Any, route: Any, usage: Usag
                         overhead_s=overhead_ms / 1000 if overhead_ms is not None else None,
                         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                         cost_usd=float(cost), attempts=attempts or ())
-    if app.spend is not None:
+    if app.spend is not None and log:
         app.spend.record((
             now, time.strftime("%Y-%m-%d", time.gmtime(now)), key.id if key is not None else None, endpoint,
             req.model if req is not None else None, model or None, provider or None, usage.input_tokens,
@@ -275,7 +276,8 @@ async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, 
 
 async def healthz(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     await _send_json(send, 503 if app.closed else 200,
-                     orjson.dumps({"status": "shutting_down" if app.closed else "ok", "in_flight": app.in_flight}))
+                     orjson.dumps({"status": "shutting_down" if app.closed else "ok",
+                                               "in_flight": max(0, app.in_flight - 1)}))
 
 
 async def metrics(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:

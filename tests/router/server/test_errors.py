@@ -84,6 +84,13 @@ async def test_auth_errors(spend_path: Any, frouter: Any) -> None:
         assert r.status_code == 404
         r = await c.get("/v1/chat/completions")
         assert r.status_code == 405
+        m = await c.get("/metrics")
+        assert 'quotaroute_requests_total{endpoint="chat",model="-",provider="-",status="401"} 2.0' in m.text
+    app.spend.flush()
+    import sqlite3
+
+    rows = sqlite3.connect(spend_path).execute("SELECT status FROM spend ORDER BY id").fetchall()
+    assert rows == [(403,)]  # the 401s are metrics only; the 403 names a real key
     await app.aclose()
 
 
