@@ -76,6 +76,21 @@ def _prompt_2k() -> str:
     return "Please summarize the following report in three bullet points.\n\n" + body
 
 
+def _prompt_2k_mc() -> str:
+    """A ~2k-token 5-shot multiple-choice prompt (RouterBench ARC style)."""
+    rnd = random.Random(11)
+    words = ("which of these would most likely happen when a student heats water in a closed container over "
+             "a flame for several minutes while measuring the temperature").split()
+    shots = []
+    for i in range(6):
+        q = " ".join(rnd.choice(words) for _ in range(190)).capitalize() + "?"
+        opts = "\n".join(f"{l}) " + " ".join(rnd.choice(words) for _ in range(6)) for l in "ABCD")
+        ans = "" if i == 5 else " " + "ABCD"[i % 4]
+        shots.append(f"{q}\n{opts}\nPrint only a single choice from \"A\" or \"B\" or \"C\" or \"D\" without "
+                     f"explanation.\nAnswer:{ans}")
+    return "\n\n".join(shots)
+
+
 def bench_choose(repeat: int) -> dict[str, dict[str, float]]:
     from router.engine import choose, prepare
     from router.health import HealthBook
@@ -104,11 +119,13 @@ def bench_features(repeat: int) -> dict[str, float]:
 
     prompt = _prompt_2k()
     req = ChatRequest(messages=[Message(role="system", content="You are helpful."), Message(role="user", content=prompt)])
+    mc = ChatRequest(messages=[Message(role="user", content=_prompt_2k_mc())])
     zh = ChatRequest(messages=[Message(role="user", content="请总结下面的报告。" + "今年收入增长稳定，成本略有上升。" * 300)])
     from router.tasks import fast_estimate_tokens
 
     return {"tokens_estimated": float(fast_estimate_tokens(prompt)),
             "extract_features_2k_en_us": _median_us(lambda: extract_features(req), repeat, "features-en"),
+            "extract_features_2k_mc_us": _median_us(lambda: extract_features(mc), repeat, "features-mc"),
             "extract_features_zh_us": _median_us(lambda: extract_features(zh), repeat, "features-zh")}
 
 
@@ -184,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     fe = res["features"]
     print(f"\nextract_features: {fe['extract_features_2k_en_us']:.1f} us (2k-token English prompt, "
           f"~{int(fe['tokens_estimated'])} tokens; min {mins['features-en']:.1f}), "
+          f"{fe['extract_features_2k_mc_us']:.1f} us (2k-token 5-shot multiple choice; min {mins['features-mc']:.1f}), "
           f"{fe['extract_features_zh_us']:.1f} us (Chinese prompt; min {mins['features-zh']:.1f})")
     s = res["sdk"]
     print(f"\nSDK over a zero-latency FakeProvider ({int(s['models'])} candidate models):")

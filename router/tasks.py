@@ -92,7 +92,8 @@ _KEYWORDS: dict[str, tuple[float, str, tuple[str, ...]]] = {
              ("how many", "\\frac", "\\sum", "\\int", "求解", "方程", "计算", "证明", "概率", "积分")),
     "reasoning": (1.0, "why reason reasoning logic logical puzzle riddle deduce infer explain compare tradeoff "
                        "tradeoffs analyze analyse evaluate",
-                  ("step by step", "step-by-step", "pros and cons", "trade-off", "为什么", "推理", "分析", "逻辑")),
+                  ("step by step", "step-by-step", "pros and cons", "trade-off", "which of the following",
+                   "multiple choice", "fill in the blank", "为什么", "推理", "分析", "逻辑")),
     "creative": (2.0, "story poem haiku lyrics sonnet fiction novel slogan screenplay imagine creative brainstorm "
                       "limerick tagline", ("故事", "诗", "小说", "创意", "歌词")),
 }
@@ -112,6 +113,16 @@ _RULES: tuple[tuple[str, float, frozenset[bytes], tuple[tuple[bytes | None, byte
     for kind, (w, words, phrases) in _KEYWORDS.items()
 )
 _MATH_EXPR = re.compile(rb"\d\s*[-+*/^=<>]\s*[\d(x-z]")
+# Multiple choice: options "A) ...", "A. ...", "A: ..." at a line start, or "(A) ..." anywhere.
+_OPTIONS = tuple(tuple(p % x for p in (b"\n%s)", b"(%s) ", b"\n%s. ", b"\n%s: ", b"\n%s.\t"))
+                 for x in (b"A", b"B"))
+_MC_CUES = frozenset(b"answer answers choice choices choose correct option options question select which blank".split())
+_MC_SCORE = 4.0  # beats weak keyword evidence of any kind; loses to two explicit translate/summarize hits
+# "Write a (python) function ...", MBPP's "Your code should pass these tests: assert f(...) == ..."
+_CODE_ASK = re.compile(rb"\b(?:write|implement|create|complete)\s+(?:a\s+|an\s+|the\s+)?(?:[a-z+#]+\s+)?"
+                       rb"(?:function|program|script|class|method)\b")
+_ASSERT_CALL = re.compile(rb"\bassert\s+\(?[A-Za-z_][\w.]*\(")
+_CODE_SCORE = 3.5
 _KANA_HANGUL = re.compile(r"[\u3040-\u30ff\uac00-\ud7af]")
 _KIND_INDEX = {k: i for i, k in enumerate(TASK_KINDS)}
 _CJK_SAMPLE = 600
@@ -130,14 +141,60 @@ def _window(text: str) -> str:
     return text[:_HEAD] + "\n" + text[-_TAIL:]
 
 
+def _multiple_choice(raw: bytes, words: set[bytes]) -> bool:
+    """Options A and B ("A) ..." at a line start, or "(A) ..." inline) and a question/answer cue."""
+    if b"b" not in words:  # option "B" is a one-letter word: a set lookup, not a scan
+        return False
+    raw = b"\n" + raw  # an option on the first line
+    start = 0
+    for pats in _OPTIONS:  # an A option, then a B option after it
+        for p in pats:
+            i = raw.find(p, start)
+            if i >= 0:
+                start = i
+                break
+        else:
+            return False
+    return bool(words & _MC_CUES) or b"?" in raw or b" _ " in raw
+
+
+def _few_shot_qa(low: bytes) -> bool:
+    """Worked examples: several "Answer:" / "Question:" / "Q:" lines."""
+    for p in (b"answer:", b"question:", b"\nq:"):
+        i = low.find(p)
+        if i >= 0 and low.find(p, i + 1) >= 0:
+            return True
+    return False
+
+
+def _code_ask(raw: bytes, low: bytes, words: set[bytes]) -> bool:
+    """An explicit request for code ("write a python function ..."), or test asserts."""
+    if b"assert" in words and _ASSERT_CALL.search(raw):
+        return True
+    if (b"function" in words or b"program" in words or b"script" in words or b"class" in words
+            or b"method" in words):
+        return _CODE_ASK.search(low) is not None
+    return False
+
+
 def classify_task(text: str) -> str:
-    """The most likely task kind for `text` (rules; 'chat' when nothing matches)."""
+    """The most likely task kind for `text` (rules; 'chat' when nothing matches).
+
+    Keyword evidence is scored per kind; two structural signals override weak
+    keyword evidence: a multiple-choice question (options "A) ... B) ..." and an
+    answer cue: ARC, MMLU, WinoGrande style) is "reasoning", an explicit request
+    for code ("write a python function ...", test asserts: MBPP style) is "code".
+    Few-shot worked examples ("Question: ... Answer: ..." repeated) lean to
+    "reasoning" unless another kind (e.g. math) has stronger evidence."""
     w = _window(text)
     raw = w.encode("utf-8")  # bytes: ASCII lower-casing and tokenising at C speed
     low = raw.lower()
     words = set(low.translate(_TOKEN_TABLE).split())  # multi-byte UTF-8 bytes become separators
     has_multibyte = len(raw) != len(w)
     has_ops = b"=" in raw or b"+" in raw or b"*" in raw or b"^" in raw
+    shots = b"answer" in words or b"question" in words or b"q" in words
+    if shots:
+        shots = _few_shot_qa(low)
     best, best_score = "chat", 0.0
     for kind, weight, kws, phrases, cjk in _RULES:
         hits = len(words & kws) if words else 0
@@ -150,10 +207,16 @@ def classify_task(text: str) -> str:
                     hits += 1
         if kind == "math" and has_ops and _MATH_EXPR.search(raw, 0, 800):
             hits += 2
+        elif kind == "reasoning" and shots:
+            hits += 2
         if hits:
             score = weight * (1.0 + min(hits, 5) * 0.25)
             if score > best_score:
                 best, best_score = kind, score
+    if best_score < _MC_SCORE and _multiple_choice(raw, words):
+        return "reasoning"
+    if best_score < _CODE_SCORE and _code_ask(raw, low, words):
+        return "code"
     return best
 
 

@@ -85,3 +85,62 @@ def test_quality_predictor_protocol():
             return None
 
     assert isinstance(P(), QualityPredictor)
+
+
+# ------------------------------------------------------------------ benchmark-style prompts (RouterBench)
+
+ARC = ("Some students wanted to make a model to show how the size of the moon compares with the size of Earth. "
+       "They used an orange to represent the moon. Which of the following would best represent Earth?\n"
+       "A) A grape\nB) A cherry\nC) A lime\nD) A cantaloupe\n"
+       'Print only a single choice  from "A" or "B" or "C" or "D" without explanation.\nAnswer:')
+WINO = ("Please answer with the letter of the correct answer.\n\nSarah was a much better surgeon than Maria so _ "
+        'always got the harder cases.\nA) Maria\nB) Sarah\nPrint only a single choice  from "A" or "B" without '
+        "explanation. Answer:")
+MBPP_TESTS = ("You are an expert Python programmer, and here is your task: Write a function to find the shared "
+              "elements from the given two lists. Your code should pass these tests:\n\n"
+              "assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))\n"
+              "assert set(similar_elements((1, 2, 3, 4),(5, 4, 3, 7))) == set((3, 4))")
+GSM_SHOTS = ("Question: Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
+             "May. How many clips did Natalia sell altogether in April and May?\nAnswer: Natalia sold 48/2 = 24 "
+             "clips in May. Natalia sold 48+24 = 72 clips altogether. #### 72\n\nQuestion: Weng earns $12 an hour "
+             "for babysitting. Yesterday, she did 50 minutes of babysitting. How much did she earn?\nAnswer:")
+
+
+@pytest.mark.parametrize("text,kind", [
+    (ARC, "reasoning"),  # was "chat"
+    (WINO, "reasoning"),  # was "chat"
+    ("\n\n".join([ARC.replace("Answer:", "Answer: D")] * 5 + [ARC]), "reasoning"),  # 5-shot
+    ("The probability of rolling a sum of 7 with two dice is? (A) 1/6 (B) 1/12 (C) 1/36 (D) 7/36\nAnswer:",
+     "reasoning"),  # MMLU style, options inline (math words lose to the multiple-choice structure)
+    ("Q: What is the capital of France?\nA: Paris\nQ: What is the capital of Italy?\nA: Rome\n"
+     "Q: What is the capital of Spain?\nA:", "reasoning"),  # few-shot QA without options
+    ("Write a python function that takes in an integer n and returns the sum of the squares of the first n odd "
+     "natural numbers.", "code"),  # was "math"
+    ("Write a function to compute the n-th power of each number in a list.", "code"),  # was "math"
+    ("Write a function to extract all the adjacent coordinates of the given coordinate tuple.", "code"),  # was extraction
+    (MBPP_TESTS, "code"),
+    (GSM_SHOTS, "math"),  # few-shot QA whose content is arithmetic stays math
+    ("Write a story about a function that came to life", "creative"),
+    ("I assert that the sum of two even numbers is even; prove it", "math"),
+], ids=lambda v: v[:40] if isinstance(v, str) and len(v) > 12 else v)
+def test_benchmark_style_prompts(text, kind):
+    assert classify_task(text) == kind
+    assert extract_features(req(text)).task == kind
+
+
+def test_shipped_routerbench_prompts_agree_with_the_dataset_task_kinds():
+    """arc-challenge/winogrande -> reasoning, mbpp -> code (benchmarks.datasets.TASK_KIND_MAP, the kinds the
+    learned router was trained with). Before the multiple-choice/code-request rules: 14% agreement."""
+    from benchmarks.task_classifier import confusion, shipped_pairs
+
+    res = confusion(shipped_pairs())
+    for task in ("arc-challenge", "winogrande", "mbpp"):
+        assert res["tasks"][task]["agree"] >= 0.97, (task, res["tasks"][task])
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("Which dinner option?\nA. pizza\nB. sushi\nTranslate this question into French", "translation"),
+    ("Summarize the key points of the answers below.\nA) revenue grew\nB) costs rose", "summarization"),
+])
+def test_explicit_instructions_beat_option_lists(text, kind):
+    assert classify_task(text) == kind
