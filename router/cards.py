@@ -20,7 +20,7 @@ _MILLION = Decimal(1_000_000)
 class CardInfo:
     __slots__ = ("card", "id", "provider", "caps", "ctx", "max_out", "regions", "tq", "price", "rate_in",
                  "rate_out", "local", "cn", "qdefault", "fx", "fxrate", "_rates", "_disc", "thinks",
-                 "_bounds")
+                 "_bounds", "unpriced")
 
     def __init__(self, card: Any, fx: Any = None) -> None:
         self.card = card
@@ -38,6 +38,7 @@ class CardInfo:
         self.qdefault = float(qf(None)) if callable(qf) else 0.5
         self.fx = fx
         self.price = price = card.price
+        self.unpriced = price is None and not self.local  # never routed as if $0 (local models cost 0)
         self.rate_in: Decimal | None = None
         self.rate_out: Decimal | None = None
         self.fxrate = _fx_rate(price.currency, fx) if price is not None else None

@@ -17,7 +17,7 @@ from typing import Any
 
 from router.cards import Candidates, CardInfo, card_info, globs, prepare
 from router.health import Health
-from router.plan import BELOW_FLOOR, PlanStep, Reason, RoutePlan, _dropped_reason
+from router.plan import BELOW_FLOOR, NO_PRICE, PlanStep, Reason, RoutePlan, _dropped_reason
 from router.policies import Policy
 from router.quota.view import LedgerView
 from router.tasks import Features, QualityPredictor
@@ -227,8 +227,8 @@ def choose(
             cost = din * info.rate_in + (dthink if info.thinks else dout) * info.rate_out
         else:
             c = info.slow_cost(din, dthink if info.thinks else dout, in_tok, now, minute)
-            if c is None:
-                reasons.append((mid, "no known price and no free quota"))
+            if c is None:  # a price in a currency without an FX rate
+                reasons.append((mid, "no FX rate for %s -> USD (set fx.rates in config)", (info.price.currency,)))
                 continue
             cost = c
         if cap is not None and cost > cap:
@@ -335,6 +335,9 @@ def _static_pass(infos: Sequence[CardInfo], is_pinned: bool, pinned: str | None,
         if regions is not None and info.regions.isdisjoint(regions):
             dropped.append((mid, "region %s not allowed (need %s)",
                             ("/".join(sorted(info.regions)) or "unknown", "/".join(sorted(regions)))))
+            continue
+        if info.unpriced:  # even with free quota: an overflow or a misattributed call would bill as $0
+            dropped.append((mid, NO_PRICE, (mid,)))
             continue
         q = predicted.get(mid) if predicted is not None else None
         if q is None:

@@ -32,6 +32,7 @@ from router.errors import (
     RateLimited,
     Timeout,
     Unavailable,
+    UnknownPrice,
 )
 from router.health import HealthBook
 from router.result import Attempt, RouteInfo, RoutedResponse
@@ -132,11 +133,24 @@ class Executor:
             input_tokens=f.input_tokens, cost_usd=_ZERO if step.free else step.expected_cost_usd, scope=sc,
             now=self.clock())
 
+    @staticmethod
+    def unpriced(step: PlanStep) -> UnknownPrice | None:
+        """UnknownPrice when the step's model has no known price and is not local (such a
+        step is never called: its bill could not be computed, and $0 would be a lie)."""
+        card = step.card
+        if card.price is None and "local" not in (card.regions or ()):
+            return UnknownPrice(f"no known price for {step.model_id}; set one in config (models: {{overrides: "
+                                f"{{{step.model_id}: {{price: {{input: ..., output: ...}}}}}}}}); not called")
+        return None
+
     def price(self, step: PlanStep, usage: Usage, now: datetime) -> tuple[Decimal, Decimal | None, str]:
+        """Exact cost of `usage` on the step's model. Raises UnknownPrice for a model with
+        no known price (never billed as $0); local models cost 0."""
         price = step.card.price
         if price is None:
-            if not step.free and "local" not in (step.card.regions or ()):
-                log.warning("no known price for %s: usage recorded at $0", step.model_id)
+            e = self.unpriced(step)
+            if e is not None:
+                raise e
             return _ZERO, None, "USD"
         from router.pricing import cost
 
@@ -222,6 +236,11 @@ class Executor:
             if provider is None:
                 attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False,
                                         error_type="NoProvider", error_message=f"no provider for {step.deployment}"))
+                continue
+            up = self.unpriced(step)
+            if up is not None:  # a plan not made by choose() (which drops such models)
+                attempts.append(_skip(step, up))
+                last_error = up
                 continue
             try:
                 res = await self.reserve(step, plan, scope)

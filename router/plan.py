@@ -11,9 +11,10 @@ from router.health import deployment_id
 from router.policies import Policy
 from router.tasks import Features
 
-__all__ = ["Reason", "PlanStep", "RoutePlan", "BELOW_FLOOR"]
+__all__ = ["Reason", "PlanStep", "RoutePlan", "BELOW_FLOOR", "NO_PRICE"]
 
 BELOW_FLOOR = "rank %d: below floor %.2f, kept (no candidate meets it)"
+NO_PRICE = "no known price (set one in config: models: {overrides: {%s: {price: {input: ..., output: ...}}}})"
 _BELOW = BELOW_FLOOR
 
 

@@ -151,6 +151,11 @@ async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping
         if provider is None:
             attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False, error_type="NoProvider"))
             continue
+        up = ex.unpriced(step)
+        if up is not None:  # never called: its bill could not be computed
+            attempts.append(_skip(step, up))
+            last_error = up
+            continue
         try:
             res = await ex.reserve(step, plan, scope)
         except BudgetExceeded as e:

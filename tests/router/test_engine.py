@@ -249,12 +249,24 @@ def test_tie_break_is_deterministic_by_id():
         assert ids(choose(feats(), order, view(), {}, Policy("cheapest"), NOW)) == ["p:a", "p:b"]
 
 
-def test_unknown_price_without_free_quota_is_dropped_local_is_free():
+def test_unknown_price_is_dropped_even_with_free_quota_local_is_free():
     unpriced = card("x:unpriced", None)
     local = card("ollama:llama", None, regions=("local",))
     plan = choose(feats(), [unpriced, local], view(), {}, Policy(), NOW)
     assert ids(plan) == ["ollama:llama"] and plan.steps[0].expected_cost_usd == 0
-    assert reason(plan, "x:unpriced").reason == "no known price and no free quota"
+    assert reason(plan, "x:unpriced").reason == (
+        "no known price (set one in config: models: {overrides: {x:unpriced: {price: {input: ..., output: ...}}}})")
+    # a free pool does not make an unpriced model routable (an overflow would bill as $0) ...
+    fv = view({"x-free": (free_pool("x-free"), ("x:unpriced",))})
+    for pol in ("free-first", "cheapest", "best", "balanced", "cascade"):
+        plan = choose(feats(), [unpriced, local], fv, {}, Policy(pol), NOW)
+        assert ids(plan) == ["ollama:llama"], pol
+        assert reason(plan, "x:unpriced").reason.startswith("no known price (set one in config")
+    # ... nor pinning it; a price set by the user (even 0) makes it routable
+    plan = choose(feats(), [unpriced], fv, {}, Policy("pinned", pinned="x:unpriced"), NOW)
+    assert not plan.steps and "no known price" in plan.reason
+    priced = card("x:unpriced", "0", "0")
+    assert ids(choose(feats(), [priced], fv, {}, Policy(), NOW)) == ["x:unpriced"]
 
 
 def test_predictor_overrides_quality_and_chinese_bonus():

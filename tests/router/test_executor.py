@@ -332,3 +332,53 @@ async def test_an_unmapped_adapter_exception_falls_back_and_is_not_billed():
     provs["pb"].scripts = [reply("b2")]
     s = await open_stream(ex, await plan_for(req(stream=True)), req(stream=True))
     assert s.route.model_id == "pb:b" and "".join([e.text async for e in s if e.kind == "text"]) == "b2"
+
+
+def _with_first_step_card(plan, new_card):
+    from router.plan import PlanStep
+
+    s = plan.steps[0]
+    plan.steps[0] = PlanStep(new_card, s.key_id, s.expected_cost_usd, s.free, s.pool_id, s.quality)
+    return plan
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_unpriced_step_is_never_called_nor_billed_at_zero(stream):
+    """A plan not made by choose() (which drops unpriced models) still never bills $0: the step is skipped
+    with UnknownPrice and the next one runs."""
+    from router.errors import UnknownPrice
+
+    ex, provs, _, _, plan_for = setup({"pa": [reply("hi")], "pb": [reply("b")], "pc": []})
+    r = req()
+    unpriced = card("pa:a", None, ctx=8_000)
+    plan = _with_first_step_card(await plan_for(r), unpriced)
+    if stream:
+        s = await open_stream(ex, plan, r)
+        async for _ in s:
+            pass
+        route = s.route
+    else:
+        route = (await ex.run(plan, r)).route
+    assert provs["pa"].calls == [] and route.model_id == "pb:b" and route.cost_usd == COST["pb"]
+    assert route.attempts[0].error_type == "UnknownPrice" and "no known price for pa:a" in route.attempts[0].error_message
+    with pytest.raises(UnknownPrice, match="pa:a"):
+        ex.price(plan.steps[0], Usage(input_tokens=10, output_tokens=5), NOW)
+
+
+async def test_only_unpriced_steps_give_no_route_with_the_unknown_price_cause():
+    from router.errors import UnknownPrice
+
+    ex, provs, _, _, plan_for = setup({"pa": [reply("hi")]}, cards=(A,))
+    r = req()
+    plan = _with_first_step_card(await plan_for(r), card("pa:a", None, ctx=8_000))
+    with pytest.raises(NoRouteAvailable) as ei:
+        await ex.run(plan, r)
+    assert isinstance(ei.value.last_error, UnknownPrice) and provs["pa"].calls == []
+
+
+async def test_a_local_model_without_a_price_is_free():
+    local = card("pa:a", None, ctx=8_000, regions=("local",))
+    ex, provs, _, _, plan_for = setup({"pa": [reply("hi")]}, cards=(local,))
+    r = req()
+    out = await ex.run(await plan_for(r), r)
+    assert out.route.model_id == "pa:a" and out.route.cost_usd == 0 and out.route.attempts[0].usage is not None
