@@ -17,13 +17,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from router.errors import ConfigError
 from router.types import TASK_KINDS
 
 __all__ = ["QuotarouteConfig", "load_config", "parse_config", "build_router_kwargs", "build_providers",
-           "build_policy", "build_rules", "build_ledger", "quotaroute_home", "default_config_path"]
+           "build_policy", "build_rules", "build_ledger", "default_store", "quotaroute_home", "default_config_path"]
 
 PolicyName = Literal["free-first", "cheapest", "best", "balanced", "cascade"]
 
@@ -129,9 +129,31 @@ class RuleCfg(_M):
 
 
 class LedgerCfg(_M):
+    # Unset: sqlite when `path`/`synchronous` is given, redis when `url`/a redis option is,
+    # else the caller's default (SDK: memory; proxy: sqlite; see router.config_build.build_ledger).
     store: Literal["memory", "sqlite", "redis"] = "memory"
     path: str | None = None  # sqlite file; default $QUOTAROUTE_HOME/ledger.sqlite
     url: str | None = None  # redis://host:port/db
+    synchronous: Literal["NORMAL", "FULL"] | None = None  # sqlite durability (default NORMAL, WAL)
+    on_redis_error: Literal["fail_closed", "local_fallback"] | None = None  # redis unreachable (default fail_closed)
+    expected_replicas: int | None = Field(None, ge=1)  # redis local_fallback: each replica gets limit // N
+
+    @field_validator("synchronous", mode="before")
+    @classmethod
+    def _sync_upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _implied_store(self) -> "LedgerCfg":
+        """`store` reads as what the keys imply (path -> sqlite, url -> redis); whether
+        it was written stays visible in `model_fields_set`."""
+        given = self.model_fields_set
+        if "store" not in given:
+            if "path" in given or "synchronous" in given:
+                self.__dict__["store"] = "sqlite"
+            elif "url" in given or "on_redis_error" in given or "expected_replicas" in given:
+                self.__dict__["store"] = "redis"
+        return self
 
 
 class RetryCfg(_M):
@@ -277,6 +299,7 @@ def _translate(e: ValidationError, data: Any, file: str | None) -> ConfigError:
 from router.config_build import (  # noqa: E402
     _env_providers,
     build_ledger,
+    default_store,
     build_policy,
     build_providers,
     build_router_kwargs,

@@ -13,7 +13,8 @@ from router.config import ProviderCfg, QuotarouteConfig, quotaroute_home
 from router.errors import ConfigError, UnknownModel, register_secret
 from router.policies import POLICIES
 
-__all__ = ["build_providers", "build_policy", "build_rules", "build_ledger", "build_router_kwargs"]
+__all__ = ["build_providers", "build_policy", "build_rules", "build_ledger", "build_router_kwargs", "default_store",
+           "DEFAULT_STORES"]
 
 
 def _env_providers() -> dict[str, ProviderCfg]:
@@ -113,26 +114,88 @@ def build_rules(cfg: QuotarouteConfig) -> tuple[Any, ...]:
     return tuple(rules)
 
 
-def build_ledger(cfg: QuotarouteConfig) -> Any:
+DEFAULT_STORES = ("memory", "sqlite")
+_SQLITE_KEYS = ("synchronous",)
+_REDIS_KEYS = ("on_redis_error", "expected_replicas")
+
+
+def default_store(explicit: str | None = None, *, file: str | None = None) -> str:
+    """The ledger store used when the config names none: `explicit` (a caller's choice,
+    e.g. `Router.from_config(path, default_store="sqlite")`), else
+    `$QUOTAROUTE_DEFAULT_STORE`, else "memory" (the SDK default)."""
+    v = explicit or os.environ.get("QUOTAROUTE_DEFAULT_STORE") or "memory"
+    if v not in DEFAULT_STORES:
+        where = "default_store" if explicit else "QUOTAROUTE_DEFAULT_STORE"
+        raise ConfigError(f"{where} must be one of {', '.join(DEFAULT_STORES)}, got {v!r}", file=file, key=where)
+    return v
+
+
+def _ledger_store(cfg: QuotarouteConfig) -> str | None:
+    """The store the config's `ledger:` section asks for (explicit, or implied by its keys)."""
+    lc = cfg.ledger
+    given = lc.model_fields_set
+    if "store" in given:
+        return lc.store
+    if "path" in given or any(k in given for k in _SQLITE_KEYS):
+        return "sqlite"
+    if "url" in given or any(k in given for k in _REDIS_KEYS):
+        return "redis"
+    return None
+
+
+def build_ledger(cfg: QuotarouteConfig, *, default_store: str | None = None) -> Any:
+    """The Ledger the config describes. Precedence for the store: the config's
+    `ledger:` section (`store:`, or implied: `path`/`synchronous` -> sqlite,
+    `url`/`on_redis_error`/`expected_replicas` -> redis) > `$QUOTAROUTE_LEDGER_URL` >
+    `default_store` (the caller's default: "memory" for the SDK, "sqlite" for the proxy)
+    > `$QUOTAROUTE_DEFAULT_STORE` > memory. SQLite defaults to
+    `$QUOTAROUTE_HOME/ledger.sqlite` (home: ~/.quotaroute)."""
     from router.quota.ledger import Ledger
     from router.quota.store import build_store
 
     lc = cfg.ledger
+    store = _ledger_store(cfg)
     url = None
-    if "ledger" not in cfg.model_fields_set and os.environ.get("QUOTAROUTE_LEDGER_URL"):
+    if store is None and os.environ.get("QUOTAROUTE_LEDGER_URL"):
         url = os.environ["QUOTAROUTE_LEDGER_URL"]
-    elif lc.store == "sqlite":
+        return Ledger(build_store(url), cfg.pools, cfg.budget_specs)
+    if store is None:
+        store = _default_store_fn(default_store, file=cfg.file)
+    wrong = _REDIS_KEYS if store != "redis" else ()
+    wrong += _SQLITE_KEYS if store != "sqlite" else ()
+    for k in wrong:
+        if getattr(lc, k) is not None:
+            raise ConfigError(f"only applies to a {'redis' if k in _REDIS_KEYS else 'sqlite'} ledger (store is "
+                              f"{store})", file=cfg.file, line=cfg.line_of("ledger", k), key=f"ledger.{k}")
+    options: dict[str, Any] = {}
+    if store == "sqlite":
         url = os.path.expanduser(lc.path) if lc.path else str(quotaroute_home() / "ledger.sqlite")
         Path(url).parent.mkdir(parents=True, exist_ok=True)
-    elif lc.store == "redis":
+        if lc.synchronous is not None:
+            options["synchronous"] = lc.synchronous
+    elif store == "redis":
         if not lc.url:
-            raise ConfigError("a redis ledger needs `url` (redis://host:port/db)", file=cfg.file, key="ledger.url")
+            raise ConfigError("a redis ledger needs `url` (redis://host:port/db)", file=cfg.file,
+                              line=cfg.line_of("ledger"), key="ledger.url")
         url = lc.url
-    return Ledger(build_store(url), cfg.pools, cfg.budget_specs)
+        for k in _REDIS_KEYS:
+            if getattr(lc, k) is not None:
+                options[k] = getattr(lc, k)
+    try:
+        st = build_store(url, **options)
+    except ValueError as e:
+        raise ConfigError(str(e), file=cfg.file, line=cfg.line_of("ledger"), key="ledger") from None
+    return Ledger(st, cfg.pools, cfg.budget_specs)
 
 
-def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, Any]:
-    """Keyword arguments for `Router(...)` from a validated config."""
+_default_store_fn = default_store
+
+
+def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None, default_store: str | None = None,
+                        with_ledger: bool = True) -> dict[str, Any]:
+    """Keyword arguments for `Router(...)` from a validated config. `default_store` is
+    the ledger store when the config names none (see `build_ledger`); `with_ledger=False`
+    leaves the ledger out (the caller brings its own)."""
     from router.catalog import load_catalog
     from router.health import HealthBook
 
@@ -171,7 +234,8 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None) -> dict[st
         except (OSError, ValueError, KeyError) as e:
             raise ConfigError(f"cannot load the learned predictor: {e}", file=cfg.file,
                               line=cfg.line_of("models", "predictor"), key="models.predictor") from None
-    return {"catalog": catalog, "providers": providers, "ledger": build_ledger(cfg), "policy": build_policy(cfg),
+    kw: dict[str, Any] = {"ledger": build_ledger(cfg, default_store=default_store)} if with_ledger else {}
+    return {"catalog": catalog, "providers": providers, **kw, "policy": build_policy(cfg),
             "predictor": predictor,
             "rules": build_rules(cfg), "models": models, "config": cfg,
             "health": HealthBook(failure_threshold=cfg.health.failure_threshold, cooloff_s=cfg.health.cooloff_s)}

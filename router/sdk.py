@@ -173,21 +173,39 @@ class Router:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_config(cls, path: str | None = None, **overrides: Any) -> "Router":
+    def from_config(cls, path: str | None = None, *, default_store: str | None = None,
+                    **overrides: Any) -> "Router":
         """Build from one YAML file (see docs/router.md). Explicit keyword arguments
         win over the file, which wins over the environment. `client=`/`http_client=`
-        is an `httpx.AsyncClient` shared by every adapter."""
+        is an `httpx.AsyncClient` shared by every adapter.
+
+        `default_store` ("memory" | "sqlite") is the ledger store when the config's
+        `ledger:` section names none: default `$QUOTAROUTE_DEFAULT_STORE`, else
+        "memory" for SDK callers. `http_client=` is the proxy's spelling
+        (`quotaroute serve`, router/server/cli.py) and selects the proxy default,
+        "sqlite" at `$QUOTAROUTE_HOME/ledger.sqlite`, unless `default_store=` or
+        `$QUOTAROUTE_DEFAULT_STORE` says otherwise. A ledger built here is closed by
+        `aclose()`."""
+        import os
+
         from router.config import build_router_kwargs, load_config
 
         cfg = load_config(path)
+        proxy = "http_client" in overrides
         client = overrides.pop("client", None) or overrides.pop("http_client", None)
-        kw = build_router_kwargs(cfg, client=client)
+        if default_store is None and proxy:
+            default_store = os.environ.get("QUOTAROUTE_DEFAULT_STORE") or "sqlite"
+        kw = build_router_kwargs(cfg, client=client, default_store=default_store,
+                                 with_ledger="ledger" not in overrides)
         if isinstance(overrides.get("policy"), str):  # a policy name keeps the file's floors/lambda
             from router.config import build_policy
 
             overrides["policy"] = build_policy(cfg, overrides["policy"])
         kw.update(overrides)
-        return cls(**kw)
+        router = cls(**kw)
+        if "ledger" not in overrides:
+            router._own_ledger = True  # built from the config: ours to close
+        return router
 
     @property
     def candidates(self) -> tuple[Any, ...]:

@@ -204,3 +204,79 @@ def test_learned_predictor_file_errors_name_the_line(tmp_path):
     with pytest.raises(ConfigError) as ei:
         Router.from_config(path)
     assert ei.value.line == 2 and ei.value.key == "models.predictor"
+
+
+# ------------------------------------------------------------------ ledger store defaults and options
+
+
+def _store(router):
+    return type(router.ledger.store).__name__
+
+
+def test_ledger_default_is_memory_for_the_sdk_sqlite_for_the_proxy(tmp_path, monkeypatch):
+    """No `ledger:` section: the SDK keeps counters in memory; the proxy (which passes `http_client=`,
+    router/server/cli.py) or `default_store="sqlite"` gets $QUOTAROUTE_HOME/ledger.sqlite."""
+    import httpx
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(home))
+    monkeypatch.delenv("QUOTAROUTE_LEDGER_URL", raising=False)
+    monkeypatch.delenv("QUOTAROUTE_DEFAULT_STORE", raising=False)
+    path = write(tmp_path, "policy: {default: cheapest}\n")
+    assert _store(Router.from_config(path)) == "MemoryStore"
+    assert _store(Router(**build_router_kwargs(load_config(path)))) == "MemoryStore"
+    r = Router.from_config(path, default_store="sqlite")
+    assert _store(r) == "SQLiteStore" and r.ledger.store.path == str(home / "ledger.sqlite")
+    r.close()  # a ledger built by from_config is the router's to close
+    client = httpx.AsyncClient()
+    r = Router.from_config(path, http_client=client)  # what `quotaroute serve` does
+    assert _store(r) == "SQLiteStore" and r.ledger.store.path == str(home / "ledger.sqlite")
+    r.close()
+    assert _store(Router.from_config(path, http_client=client, default_store="memory")) == "MemoryStore"
+    monkeypatch.setenv("QUOTAROUTE_DEFAULT_STORE", "memory")  # the environment can change the proxy default
+    assert _store(Router.from_config(path, http_client=client)) == "MemoryStore"
+    monkeypatch.setenv("QUOTAROUTE_DEFAULT_STORE", "sqlite")  # ... and the SDK's
+    r = Router.from_config(path)
+    assert _store(r) == "SQLiteStore"
+    r.close()
+    monkeypatch.setenv("QUOTAROUTE_DEFAULT_STORE", "mongo")
+    with pytest.raises(ConfigError, match="QUOTAROUTE_DEFAULT_STORE must be one of memory, sqlite"):
+        Router.from_config(path)
+    monkeypatch.delenv("QUOTAROUTE_DEFAULT_STORE")
+    # the file wins over any default
+    mem = write(tmp_path, "ledger: {store: memory}\n", "mem.yaml")
+    assert _store(Router.from_config(mem, http_client=client)) == "MemoryStore"
+
+
+def test_ledger_options_reach_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
+    from router.config import build_ledger
+
+    led = build_ledger(parse_config({"ledger": {"path": str(tmp_path / "l.sqlite"), "synchronous": "full"}}))
+    assert type(led.store).__name__ == "SQLiteStore" and led.store.path == str(tmp_path / "l.sqlite")
+    assert led.store.synchronous == "FULL"  # implied store: sqlite (path given)
+    led = build_ledger(parse_config({"ledger": {"store": "redis", "url": "redis://127.0.0.1:1/0",
+                                                "on_redis_error": "local_fallback", "expected_replicas": 3}}))
+    st = led.store
+    assert type(st).__name__ == "RedisStore" and st.on_redis_error == "local_fallback" and st.expected_replicas == 3
+
+
+@pytest.mark.parametrize("text,key,msg", [
+    ("ledger:\n  store: memory\n  synchronous: FULL\n", "ledger.synchronous", "only applies to a sqlite ledger"),
+    ("ledger:\n  store: sqlite\n  on_redis_error: local_fallback\n", "ledger.on_redis_error",
+     "only applies to a redis ledger"),
+    ("ledger:\n  on_redis_error: local_fallback\n", "ledger.url", "a redis ledger needs `url`"),
+    ("ledger:\n  store: redis\n  url: redis://h\n  on_redis_error: ignore\n", "ledger.on_redis_error",
+     "'fail_closed' or 'local_fallback'"),
+    ("ledger:\n  store: sqlite\n  synchronous: OFF\n", "ledger.synchronous", "'NORMAL' or 'FULL'"),
+    ("ledger:\n  store: redis\n  url: redis://h\n  expected_replicas: 0\n", "ledger.expected_replicas", "greater"),
+])
+def test_ledger_option_errors_name_the_key(tmp_path, monkeypatch, text, key, msg):
+    from router.config import build_ledger
+
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as ei:
+        build_ledger(load_config(path))
+    e = ei.value
+    assert e.file == path and e.key == key and msg in str(e) and e.line is not None
