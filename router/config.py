@@ -84,6 +84,7 @@ class PolicyCfg(_M):
     deny: list[str] = Field(default_factory=list)
     max_attempts: int = Field(5, ge=1, le=50)
     chinese_bonus: float = Field(0.05, ge=0, le=1)
+    quality_margin: float | None = Field(None, ge=0, le=1)  # relative floor: best kept quality - margin
     cascade: CascadeCfg = Field(default_factory=CascadeCfg)
 
     @field_validator("quality_floors")
@@ -120,6 +121,7 @@ class RuleCfg(_M):
     lambda_: float | None = Field(None, alias="lambda", ge=0)
     max_cost_usd: Decimal | None = Field(None, ge=0)
     quality_floors: dict[str, float] | None = None
+    quality_margin: float | None = Field(None, ge=0, le=1)
     free_only: bool | None = None
 
     @field_validator("quality_floors")

@@ -87,7 +87,7 @@ def build_policy(cfg: QuotarouteConfig, policy: Any = None) -> Any:
                   allow=tuple(pc.allow), deny=tuple(pc.deny),
                   regions=frozenset(pc.regions) if pc.regions else None, max_attempts=pc.max_attempts,
                   cascade_floor=pc.cascade.floor, cascade_max_steps=pc.cascade.max_steps,
-                  chinese_bonus=pc.chinese_bonus)
+                  chinese_bonus=pc.chinese_bonus, quality_margin=pc.quality_margin)
 
 
 def build_rules(cfg: QuotarouteConfig) -> tuple[Any, ...]:
@@ -107,6 +107,8 @@ def build_rules(cfg: QuotarouteConfig) -> tuple[Any, ...]:
             settings["quality_floors"] = {**build_policy(cfg).quality_floors, **floors}
         if r.free_only is not None:
             settings["free_only"] = r.free_only
+        if r.quality_margin is not None:
+            settings["quality_margin"] = r.quality_margin
         task = r.match.task
         rules.append(Rule(name=r.name or f"rule #{i + 1}", task=frozenset([task] if isinstance(task, str) else task)
                           if task else None, metadata=r.match.metadata, user=r.match.user, tag=r.match.tag,

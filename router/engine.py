@@ -289,11 +289,27 @@ def choose(
         return choose(features, candidates, ledger, health, policy, now, keys=keys, scope=scope,
                       predictor=predictor, text=text, fx=fx, _floor_fallback=True)
     late = [(k, "quality %.2f < floor %.2f for %s", (k[4], floor, task)) for k in below]
+    margin = policy.quality_margin
+    qbest = None
+    if margin is not None and use_floor and len(kept) > 1:
+        # relative floor: within `margin` of the best candidate that survived every filter
+        qbest = max(k[4] for k in kept)
+        rel = qbest - margin
+        if pname != "cascade" and rel > floor:  # cascade: applies to the escalation steps only
+            floor = rel
+            keep = [i for i, k in enumerate(kept) if k[4] >= rel - 1e-12]
+            if len(keep) < len(kept):
+                late += [(k, "quality %.2f < best %.2f - margin %.2f", (k[4], qbest, margin))
+                         for k in kept if k[4] < rel - 1e-12]
+                kept = [kept[i] for i in keep]
+                skeys = [skeys[i] for i in keep]
     n = len(kept)
     if n > 1 and pname == "cascade" and not _floor_fallback:
         # the cheapest first (O(n)), then escalation by quality among models meeting the task floor
         i0 = min(range(n), key=skeys.__getitem__)
         full_floor = policy.floor(task)
+        if qbest is not None:
+            full_floor = max(full_floor, qbest - margin)
         esc = [(-k[4], skeys[i][0], k[6], k[0].id, i) for i, k in enumerate(kept) if i != i0 and k[4] >= full_floor]
         esc.sort()
         late += [(k, "quality %.2f < floor %.2f to escalate to", (k[4], full_floor))

@@ -12,6 +12,9 @@ A `Policy` says how `choose()` orders the candidates that survive the filters:
   best-quality models when the check fails.
 * ``pinned``      one concrete model (``provider:model`` or an alias).
 
+``quality_margin`` (floored policies) adds a relative floor: a candidate meets the floor
+when its quality >= max(task floor, best kept candidate's quality - margin).
+
 `Rule`s (ordered; the first match wins) switch the policy and restrict the
 candidates for requests matching a task kind, metadata, user or tag.
 """
@@ -85,6 +88,9 @@ class Policy:
     cascade_floor: float = 0.0  # cascade: quality floor of the cheap first step
     cascade_max_steps: int = 3  # cascade: at most this many escalations by check failure
     chinese_bonus: float = 0.05  # quality bonus for cn-region models on mostly-Chinese prompts
+    # Relative floor: a candidate must also reach (best kept candidate's quality - margin);
+    # "as good as the best available model, within X points" (None = off).
+    quality_margin: float | None = None
     rules: tuple["Rule", ...] = ()
 
     def __post_init__(self) -> None:
@@ -94,6 +100,8 @@ class Policy:
             object.__setattr__(self, "max_cost_usd", Decimal(str(self.max_cost_usd)))
         if self.regions is not None and not isinstance(self.regions, frozenset):
             object.__setattr__(self, "regions", frozenset(self.regions))
+        if self.quality_margin is not None and not 0 <= self.quality_margin <= 1:
+            raise ValueError("quality_margin must be in [0, 1]")
         object.__setattr__(self, "allow", tuple(self.allow))
         object.__setattr__(self, "deny", tuple(self.deny))
 

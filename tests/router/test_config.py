@@ -280,3 +280,15 @@ def test_ledger_option_errors_name_the_key(tmp_path, monkeypatch, text, key, msg
         build_ledger(load_config(path))
     e = ei.value
     assert e.file == path and e.key == key and msg in str(e) and e.line is not None
+
+
+def test_policy_quality_margin_from_config(tmp_path):
+    from router.config import build_policy, build_rules
+
+    cfg = parse_config({"policy": {"default": "cheapest", "quality_margin": 0.05},
+                        "rules": [{"match": {"task": "code"}, "quality_margin": 0.0}]})
+    assert build_policy(cfg).quality_margin == 0.05
+    assert build_rules(cfg)[0].settings["quality_margin"] == 0.0
+    assert build_policy(parse_config({})).quality_margin is None
+    e = fails(tmp_path, "policy:\n  default: cheapest\n  quality_margin: 1.5\n")
+    assert e.line == 3 and e.key == "policy.quality_margin"

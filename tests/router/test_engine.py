@@ -320,3 +320,69 @@ def test_time_discount_validity_bound_inside_a_minute_is_exact():
     assert choose(f, cands, view(), {}, Policy("cheapest"), NOW).steps[0].expected_cost_usd == Decimal("0.5")
     late = NOW + timedelta(seconds=45)
     assert choose(f, cands, view(), {}, Policy("cheapest"), late).steps[0].expected_cost_usd == Decimal(1)
+
+
+# ------------------------------------------------------------------ relative quality floor (quality_margin)
+
+
+def test_quality_margin_keeps_only_candidates_within_margin_of_the_best():
+    # chat floor 0.50: every model but groq:tiny meets it; best kept quality is TOP's 0.95
+    plan = choose(feats("chat"), ALL, FREEVIEW, {}, Policy("free-first", quality_margin=0.1), NOW)
+    assert ids(plan) == ["anthropic:sonnet", "openai:big"]  # >= 0.85: the free 0.80 model no longer qualifies
+    r = reason(plan, "gemini:flash")
+    assert not r.kept and r.reason == "quality 0.80 < best 0.95 - margin 0.10"
+    assert reason(plan, "openai:mini").reason == "quality 0.75 < best 0.95 - margin 0.10"
+    assert "groq:tiny" in [x.model_id for x in plan.reasons if "floor 0.50" in x.reason]  # the absolute floor first
+    assert "floor 0.85" in plan.reason
+    plan = choose(feats("chat"), ALL, FREEVIEW, {}, Policy("free-first", quality_margin=0.15), NOW)
+    assert ids(plan) == ["gemini:flash", "anthropic:sonnet", "openai:big"]  # 0.80 >= 0.95 - 0.15: free first again
+    plan = choose(feats("chat"), ALL, FREEVIEW, {}, Policy("cheapest", quality_margin=0.1), NOW)
+    assert ids(plan) == ["anthropic:sonnet", "openai:big"]
+    # the absolute floor still applies when it is higher than best - margin
+    plan = choose(feats("chat"), ALL, FREEVIEW, {}, Policy("cheapest", quality_margin=1.0), NOW)
+    assert ids(plan) == ["gemini:flash", "openai:mini", "anthropic:sonnet", "openai:big"]
+    assert ids(choose(feats("chat"), ALL, FREEVIEW, {}, Policy("free-first"), NOW))[0] == "gemini:flash"  # off
+
+
+def test_quality_margin_is_relative_to_the_best_candidate_that_survived_the_filters():
+    # TOP is the only json_schema+vision... drop it with a cost cap: the best kept is then MID (0.90)
+    pol = Policy("cheapest", quality_margin=0.1, max_cost_usd=Decimal("0.02"))
+    plan = choose(feats("chat"), ALL, FREEVIEW, {}, pol, NOW)
+    assert "openai:big" not in ids(plan) and "cap" in reason(plan, "openai:big").reason
+    assert ids(plan) == ["gemini:flash", "anthropic:sonnet"]  # >= 0.90 - 0.10 = 0.80
+    assert reason(plan, "openai:mini").reason == "quality 0.75 < best 0.90 - margin 0.10"
+
+
+def test_quality_margin_follows_a_predictor_whose_scale_varies_per_prompt():
+    class P:  # a learned predictor: low absolute numbers on a hard prompt, same ranking
+        def __init__(self, scale):
+            self.scale = scale
+
+        def predict(self, features, text, model_ids):
+            base = {"gemini:flash": 0.8, "openai:mini": 0.75, "anthropic:sonnet": 0.9, "openai:big": 0.95,
+                    "groq:tiny": 0.4}
+            return {m: base[m] * self.scale for m in model_ids}
+
+    pol = Policy("free-first", quality_floors={"chat": 0.0}, quality_margin=0.08)
+    for scale in (1.0, 0.5):
+        plan = choose(feats("chat"), ALL, FREEVIEW, {}, pol, NOW, predictor=P(scale), text="x")
+        kept = ids(plan)
+        assert "openai:big" in kept and "groq:tiny" not in kept
+        assert all(s.quality >= 0.95 * scale - 0.08 - 1e-9 for s in plan.steps)
+
+
+def test_quality_margin_in_cascade_raises_the_escalation_floor_only():
+    pol = Policy("cascade", quality_margin=0.05)
+    plan = choose(feats("chat"), ALL, FREEVIEW, {}, pol, NOW)
+    # the cheap first step is untouched (free, cascade floor 0); escalation: >= 0.95 - 0.05
+    assert ids(plan) == ["gemini:flash", "openai:big", "anthropic:sonnet"]
+    assert reason(plan, "openai:mini").reason == "quality 0.75 < floor 0.90 to escalate to"
+    assert "openai:mini" in ids(choose(feats("chat"), ALL, FREEVIEW, {}, Policy("cascade"), NOW))  # without it
+
+
+def test_quality_margin_rule_and_validation():
+    rule = Rule(task="code", settings={"quality_margin": 0.0})
+    plan = choose(feats("code"), ALL, FREEVIEW, {}, Policy("cheapest", rules=(rule,)), NOW)
+    assert ids(plan) == ["openai:big"]  # margin 0: only the best
+    with pytest.raises(ValueError, match="quality_margin"):
+        Policy(quality_margin=1.5)

@@ -54,7 +54,8 @@ def scenario(draw):
     f = feats(draw(st.sampled_from(["chat", "code", "math"])), needs=needs,
               inp=draw(st.sampled_from([10, 3_000, 30_000])), out=draw(st.sampled_from([50, 900])))
     policy = Policy(draw(st.sampled_from([p for p in POLICIES if p != "pinned"])),
-                    free_only=draw(st.booleans()), max_attempts=20)
+                    free_only=draw(st.booleans()), max_attempts=20,
+                    quality_margin=draw(st.sampled_from([None, 0.0, 0.1, 0.4])))
     return cs, view(pools, budgets), f, policy
 
 
@@ -84,6 +85,10 @@ def test_plan_respects_capabilities_pools_budgets_and_is_order_independent(sc, r
         if policy.free_only:
             assert s.free
     assert len({r.model_id for r in plan.reasons}) == len(cs)  # every candidate has exactly one reason
+    if policy.quality_margin is not None and policy.name in ("free-first", "cheapest", "balanced") and plan.steps \
+            and "below floor" not in plan.reason:  # relative floor: within the margin of the best kept candidate
+        best = max(r.quality for r in plan.reasons if r.kept)
+        assert all(s.quality >= best - policy.quality_margin - 1e-9 for s in plan.steps)
     shuffled = list(cs)
     rnd.shuffle(shuffled)
     again = choose(f, shuffled, v, {}, policy, NOW)
