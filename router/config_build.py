@@ -14,7 +14,7 @@ from router.errors import ConfigError, UnknownModel, register_secret
 from router.policies import POLICIES
 
 __all__ = ["build_providers", "build_policy", "build_rules", "build_ledger", "build_router_kwargs", "default_store",
-           "DEFAULT_STORES"]
+           "effective_store", "DEFAULT_STORES"]
 
 
 def _env_providers() -> dict[str, ProviderCfg]:
@@ -143,6 +143,20 @@ def _ledger_store(cfg: QuotarouteConfig) -> str | None:
     if "url" in given or any(k in given for k in _REDIS_KEYS):
         return "redis"
     return None
+
+
+def effective_store(cfg: QuotarouteConfig, *, default_store: str | None = None) -> str:
+    """The store kind `build_ledger(cfg, default_store=...)` would use: "memory",
+    "sqlite" or "redis" (for `$QUOTAROUTE_LEDGER_URL`, by its scheme). For callers that
+    only need to know (e.g. the proxy's multi-worker warning), without opening it."""
+    store = _ledger_store(cfg)
+    if store is not None:
+        return store
+    env = os.environ.get("QUOTAROUTE_LEDGER_URL")
+    if env:
+        return "memory" if env.startswith("memory:") else "redis" if env.startswith(
+            ("redis://", "rediss://", "unix://")) else "sqlite"
+    return _default_store_fn(default_store, file=cfg.file)
 
 
 def build_ledger(cfg: QuotarouteConfig, *, default_store: str | None = None) -> Any:

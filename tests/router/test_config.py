@@ -246,6 +246,14 @@ def test_ledger_default_is_memory_for_the_sdk_sqlite_for_the_proxy(tmp_path, mon
     # the file wins over any default
     mem = write(tmp_path, "ledger: {store: memory}\n", "mem.yaml")
     assert _store(Router.from_config(mem, http_client=client)) == "MemoryStore"
+    from router.config_build import effective_store  # what it would be, without opening it
+
+    assert effective_store(load_config(path)) == "memory"
+    assert effective_store(load_config(path), default_store="sqlite") == "sqlite"
+    assert effective_store(load_config(mem), default_store="sqlite") == "memory"
+    assert effective_store(parse_config({"ledger": {"url": "redis://h"}})) == "redis"
+    monkeypatch.setenv("QUOTAROUTE_LEDGER_URL", "redis://h:1/0")
+    assert effective_store(load_config(path), default_store="sqlite") == "redis"
 
 
 def test_ledger_options_reach_the_store(tmp_path, monkeypatch):
