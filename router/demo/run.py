@@ -32,8 +32,9 @@ def strategies() -> list[Strategy]:
     from router.policies import Policy
 
     return [
-        Strategy("free-first", "quotaroute free-first", Policy("free-first", quality_floors={}, default_floor=0.75), "auto"),
-        Strategy("balanced", "quotaroute balanced", Policy("balanced", cost_weight=0.05), "auto"),
+        Strategy("free-first", "quotaroute free-first (within 0.10 of the best)",
+                 Policy("free-first", quality_floors={}, default_floor=0.5, quality_margin=0.10), "auto"),
+        Strategy("balanced", "quotaroute balanced (lambda 0.005)", Policy("balanced", cost_weight=0.005), "auto"),
         Strategy("cheapest", "cheapest (quality floor 0.5)", Policy("cheapest", quality_floors={}, default_floor=0.5), "auto"),
         Strategy("always-best", f"always the best model ({BEST_MODEL})", "free-first", BEST_MODEL),
     ]
