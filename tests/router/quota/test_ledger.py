@@ -12,7 +12,11 @@ from router.quota.ledger import Ledger, PoolUnavailable
 from router.quota.spec import load_quota_config
 from router.types import RateLimitSnapshot, Usage
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+# Logical time for the tests. Redis expires keys by its *own* clock, so logical time is
+# kept ahead of the wall clock: a module-level "now" taken at import would be in the
+# past by the time a late test runs in a full suite, and Redis would drop a 12 s
+# cool-down key at once (a flaky failure seen in full runs).
+NOW = (datetime.now(timezone.utc) + timedelta(minutes=30)).replace(microsecond=0)
 D = Decimal
 
 
