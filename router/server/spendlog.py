@@ -40,7 +40,8 @@ CREATE INDEX IF NOT EXISTS spend_ts ON spend(ts);
 _INSERT = f"INSERT INTO spend ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _INSERT_HEAD = f"INSERT INTO spend ({', '.join(COLUMNS)}) VALUES "
 _ROW = "(" + ",".join("?" * len(COLUMNS)) + ")"
-_CHUNK = 500  # 500 rows x 19 columns stays under SQLite's 32,766 bound-variable limit
+_CHUNKS = (128, 32, 8, 1)  # 128 rows x 19 columns stays far under SQLite's bound-variable limit
+_SQL: dict[int, str] = {}
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -114,15 +115,22 @@ class SpendLog:
             if rows:
                 try:
                     with self._con:
-                        for i in range(0, len(rows), _CHUNK):
-                            self._insert(rows[i:i + _CHUNK])
+                        i = 0
+                        for size in _CHUNKS:  # a few fixed statement shapes, each prepared once
+                            while len(rows) - i >= size:
+                                self._insert(rows[i:i + size])
+                                i += size
                 except sqlite3.Error:
                     self.errors += 1
 
     def _insert(self, rows: list[Any]) -> None:
         # One multi-row INSERT = one sqlite3_step = one GIL release/re-acquire for the whole
-        # batch; executemany() would hand the GIL back and forth per row, stalling the event loop.
-        sql = _INSERT_HEAD + ",".join([_ROW] * len(rows))
+        # chunk; executemany() would hand the GIL back and forth per row, stalling the event
+        # loop. Chunk sizes come from a fixed set: sqlite3 caches each prepared statement,
+        # and one statement per batch length grew the process by ~70 MiB in a soak.
+        sql = _SQL.get(len(rows))
+        if sql is None:
+            sql = _SQL[len(rows)] = _INSERT_HEAD + ",".join([_ROW] * len(rows))
         self._con.execute(sql, [v for r in rows for v in r])
 
     def _run(self) -> None:
