@@ -12,7 +12,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_readme_states_the_two_setup_commands_and_ci_uses_the_test_one():
-    assert "pip install -e . && quotaroute demo" in README
+    assert "pip install -e '.[demo]' && quotaroute demo" in README
     assert "bash scripts/test.sh" in README
     ci = (ROOT / ".ci" / "run").read_text()
     assert "scripts/test.sh" in ci

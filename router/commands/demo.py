@@ -65,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if args.prompts is not None and args.prompts < 1:
         return _fail("--prompts must be at least 1")
 
+    try:
+        import openai  # noqa: F401 - the demo's application side
+    except ImportError:
+        return _fail("the demo plays an application that uses the official openai client; "
+                     "install it with: pip install -e '.[demo]'")
     console = Console(stderr=args.json)
     t0 = time.perf_counter()
     console.print("[bold]quotaroute demo[/] — offline: replayed models answer with their [bold]recorded[/] outcomes "
