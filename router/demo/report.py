@@ -40,11 +40,13 @@ def print_table(console: Any, rows: list[dict[str, Any]], n_prompts: int) -> Non
     t = Table(title=f"quotaroute demo: {n_prompts} held-out prompts (RouterBench ARC/MBPP/WinoGrande), recorded outcomes")
     for col, just in (("strategy", "left"), ("quality", "right"), ("% of best", "right"), ("cost $", "right"),
                       ("% of best cost", "right"), ("free reqs", "right"), ("overhead p50 ms", "right")):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+        t.add_column(col, justify=just, no_wrap=(col == "strategy"))  # type: ignore[arg-type]
     for r in rows:
-        t.add_row(r["label"], f"{r['quality']:.3f}", f"{r['quality_pct_of_best']}", f"{Decimal(r['cost_usd']):.4f}",
+        t.add_row(r["strategy"], f"{r['quality']:.3f}", f"{r['quality_pct_of_best']}", f"{Decimal(r['cost_usd']):.4f}",
                   f"{r['cost_pct_of_best']}", str(r["free_requests"]), f"{r['proxy_overhead_ms_p50']:.2f}")
     console.print(t)
+    for r in rows:
+        console.print(f"  [bold]{r['strategy']}[/]: {r['label']}; top models: {', '.join(r['models_top3'])}")
 
 
 def _markdown(rows: list[dict[str, Any]], n_prompts: int, meta: dict[str, Any]) -> str:
