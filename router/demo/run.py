@@ -5,6 +5,7 @@ application would), and show live where each request went and why."""
 from __future__ import annotations
 
 import asyncio
+import random
 import statistics
 import tempfile
 import time
@@ -157,7 +158,10 @@ async def _drive(world: World, strategy: Strategy, proxy: DemoProxy, concurrency
 
     t0 = time.perf_counter()
     try:
-        await asyncio.gather(*(one(i) for i in range(test.n_prompts)))
+        # mixed traffic, as an application would send it (the split is ordered by task)
+        order = list(range(test.n_prompts))
+        random.Random(0).shuffle(order)
+        await asyncio.gather(*(one(i) for i in order))
     finally:
         result.seconds = time.perf_counter() - t0
         stop.set()
