@@ -38,7 +38,7 @@ from router.health import HealthBook
 from router.result import Attempt, RouteInfo, RoutedResponse
 from router.types import ChatRequest, ChatResponse, Usage
 
-__all__ = ["Executor", "Verifier", "check_response", "DEFAULT_COOLDOWN_S"]
+__all__ = ["Executor", "Verifier", "Walk", "check_response", "DEFAULT_COOLDOWN_S"]
 
 log = logging.getLogger("quotaroute.executor")
 Verifier = Callable[[ChatResponse, ChatRequest], "bool | Awaitable[bool]"]
@@ -91,6 +91,19 @@ def _json_problem(text: str, spec: Mapping[str, Any] | None) -> str | None:
             if missing:
                 return f"JSON lacks required {', '.join(missing)}"
     return None
+
+
+class Walk:
+    """State of one walk down a plan: the attempts so far, the context window a
+    fallback must exceed (after ContextTooLong), the last error and a BudgetExceeded."""
+
+    __slots__ = ("attempts", "min_ctx", "last_error", "budget_error")
+
+    def __init__(self) -> None:
+        self.attempts: list[Attempt] = []
+        self.min_ctx = 0
+        self.last_error: BaseException | None = None
+        self.budget_error: BudgetExceeded | None = None
 
 
 class Executor:
@@ -216,44 +229,94 @@ class Executor:
         elif isinstance(e, (Unavailable, Timeout)):  # incl. MalformedResponse
             self.health.failure(step.deployment, now)
 
+    # ------------------------------------------------------------------ the walk down a plan
+    # (shared by run() below and router.streaming.open_stream())
+    async def open_step(self, step: PlanStep, plan: RoutePlan, scope: Mapping[str, Any] | None,
+                        walk: Walk) -> tuple[bool, Any]:
+        """(True, reservation) when the step may be called; (False, None) when it is
+        skipped (unpriced, over budget, or its free pool emptied since the plan was made),
+        recorded on `walk`."""
+        up = self.unpriced(step)
+        if up is not None:  # a plan not made by choose() (which drops such models)
+            walk.attempts.append(_skip(step, up))
+            walk.last_error = up
+            return False, None
+        skipped: Exception
+        try:
+            return True, await self.reserve(step, plan, scope)
+        except BudgetExceeded as e:
+            walk.budget_error = skipped = e
+        except Exception as e:  # PoolUnavailable: the pool emptied since the plan was made
+            if type(e).__name__ != "PoolUnavailable":
+                raise
+            skipped = e
+        self.version += 1
+        walk.attempts.append(_skip(step, skipped))
+        return False, None
+
+    async def step_failed(self, plan: RoutePlan, step: PlanStep, res: Any, e: ProviderError, t0: float,
+                          billed: Usage | None, walk: Walk) -> bool:
+        """Record a mapped vendor error, bill what the vendor `billed` (else release), learn
+        from it. True: fall back to the next step; False: the caller re-raises `e`
+        (it carries `route`)."""
+        att = _failed(step, e, (time.perf_counter() - t0) * 1000)
+        walk.attempts.append(att)
+        await self.settle(step, res, billed, att)
+        await self.on_error(step, e)
+        walk.last_error = e
+        if isinstance(e, ContextTooLong):
+            walk.min_ctx = max(walk.min_ctx, step.card.context_window)
+            return True
+        if not e.fallback:
+            e.route = self.route_info(plan, None, walk.attempts)  # type: ignore[attr-defined]
+            return False
+        return True
+
+    async def adapter_bug(self, step: PlanStep, res: Any, e: Exception, t0: float, walk: Walk) -> None:
+        """An adapter raised something that is not a mapped vendor error: log it, count it
+        as Unavailable, release the reservation (the caller falls back)."""
+        log.exception("provider %s raised an unmapped error", step.deployment)
+        err = Unavailable(f"unexpected {type(e).__name__} from the adapter", provider=step.provider,
+                          model=step.card.model)
+        walk.attempts.append(_failed(step, err, (time.perf_counter() - t0) * 1000))
+        await self.settle(step, res, None, walk.attempts[-1])
+        await self.on_error(step, err)
+        walk.last_error = e
+
+    def exhausted(self, plan: RoutePlan, walk: Walk) -> Exception:
+        """The error to raise when no step answered: BudgetExceeded when the budget was the
+        only reason, else NoRouteAvailable (both carry `route`)."""
+        info = self.route_info(plan, None, walk.attempts)
+        budget_error = walk.budget_error
+        if budget_error is not None and all(a.error_type == "BudgetExceeded" for a in walk.attempts):
+            budget_error.route = info  # type: ignore[attr-defined]
+            budget_error.attempts = walk.attempts  # type: ignore[attr-defined]
+            return budget_error
+        err = _no_route(plan, walk.attempts, walk.last_error)
+        err.route = info  # type: ignore[attr-defined]
+        return err
+
     # ------------------------------------------------------------------ complete
     async def run(self, plan: RoutePlan, req: ChatRequest, *, scope: Mapping[str, Any] | None = None,
                   verifier: Verifier | None = None) -> RoutedResponse:
-        attempts: list[Attempt] = []
+        walk = Walk()
+        attempts = walk.attempts
         verifier = verifier or self.verifier
         cascade = plan.policy == "cascade"
         escalations = 0
         max_escalations = plan.policy_obj.cascade_max_steps
         last_ok: tuple[ChatResponse, PlanStep, str] | None = None
-        min_ctx = 0
-        last_error: BaseException | None = None
-        budget_error: BudgetExceeded | None = None
         steps = plan.steps
         for i, step in enumerate(steps):
-            if step.card.context_window <= min_ctx:
+            if step.card.context_window <= walk.min_ctx:
                 continue
             provider = self.provider_for(step)
             if provider is None:
                 attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False,
                                         error_type="NoProvider", error_message=f"no provider for {step.deployment}"))
                 continue
-            up = self.unpriced(step)
-            if up is not None:  # a plan not made by choose() (which drops such models)
-                attempts.append(_skip(step, up))
-                last_error = up
-                continue
-            try:
-                res = await self.reserve(step, plan, scope)
-            except BudgetExceeded as e:
-                budget_error = e
-                self.version += 1
-                attempts.append(_skip(step, e))
-                continue
-            except Exception as e:  # PoolUnavailable: the pool emptied since the plan was made
-                if type(e).__name__ != "PoolUnavailable":
-                    raise
-                self.version += 1
-                attempts.append(_skip(step, e))
+            ok, res = await self.open_step(step, plan, scope, walk)
+            if not ok:
                 continue
             dep = step.deployment
             self.health.started(dep)
@@ -262,27 +325,12 @@ class Executor:
                 resp = await provider.complete(self.request_for(step, req))
             except ProviderError as e:
                 self.health.finished(dep)
-                att = _failed(step, e, (time.perf_counter() - t0) * 1000)
-                attempts.append(att)
-                await self.settle(step, res, e.billed_usage, att)
-                await self.on_error(step, e)
-                last_error = e
-                if isinstance(e, ContextTooLong):
-                    min_ctx = max(min_ctx, step.card.context_window)
-                    continue
-                if not e.fallback:
-                    e.route = self.route_info(plan, None, attempts)  # type: ignore[attr-defined]
+                if not await self.step_failed(plan, step, res, e, t0, e.billed_usage, walk):
                     raise
                 continue
             except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
-                log.exception("provider %s raised an unmapped error", step.deployment)
                 self.health.finished(dep)
-                err = Unavailable(f"unexpected {type(e).__name__} from the adapter", provider=step.provider,
-                                  model=step.card.model)
-                attempts.append(_failed(step, err, (time.perf_counter() - t0) * 1000))
-                await self.settle(step, res, None, attempts[-1])
-                await self.on_error(step, err)
-                last_error = e
+                await self.adapter_bug(step, res, e, t0, walk)
                 continue
             except BaseException:  # cancelled: give the reservation back
                 self.health.finished(dep)
@@ -311,14 +359,7 @@ class Executor:
             info = self.route_info(plan, step, attempts)
             info.reason += f"; cascade: no answer passed the check (last: {why})"
             return RoutedResponse(response=resp, route=info)
-        info = self.route_info(plan, None, attempts)
-        if budget_error is not None and all(a.error_type == "BudgetExceeded" for a in attempts):
-            budget_error.route = info  # type: ignore[attr-defined]
-            budget_error.attempts = attempts  # type: ignore[attr-defined]
-            raise budget_error
-        err = _no_route(plan, attempts, last_error)
-        err.route = info  # type: ignore[attr-defined]
-        raise err
+        raise self.exhausted(plan, walk)
 
     def route_info(self, plan: RoutePlan, step: PlanStep | None, attempts: list[Attempt], *,
                    final: bool = True) -> RouteInfo:

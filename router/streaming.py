@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from router.engine import PlanStep, RoutePlan
-from router.errors import BudgetExceeded, ContextTooLong, MalformedResponse, ProviderError, Unavailable
-from router.executor import Executor, _failed, _no_route, _skip
+from router.errors import MalformedResponse, ProviderError
+from router.executor import Executor, Walk
 from router.result import Attempt, RouteInfo
 from router.types import ChatResponse, RateLimitSnapshot, Usage, accumulate
 
@@ -140,34 +140,17 @@ def _estimate(plan: RoutePlan, resp: ChatResponse) -> Usage:
 
 async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping[str, Any] | None = None
                       ) -> RoutedStream:
-    attempts: list[Attempt] = []
-    min_ctx = 0
-    last_error: BaseException | None = None
-    budget_error: BudgetExceeded | None = None
+    walk = Walk()
     for step in plan.steps:
-        if step.card.context_window <= min_ctx:
+        if step.card.context_window <= walk.min_ctx:
             continue
         provider = ex.provider_for(step)
         if provider is None:
-            attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False, error_type="NoProvider"))
+            walk.attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False,
+                                         error_type="NoProvider"))
             continue
-        up = ex.unpriced(step)
-        if up is not None:  # never called: its bill could not be computed
-            attempts.append(_skip(step, up))
-            last_error = up
-            continue
-        try:
-            res = await ex.reserve(step, plan, scope)
-        except BudgetExceeded as e:
-            budget_error = e
-            ex.version += 1
-            attempts.append(_skip(step, e))
-            continue
-        except Exception as e:
-            if type(e).__name__ != "PoolUnavailable":
-                raise
-            ex.version += 1
-            attempts.append(_skip(step, e))
+        ok, res = await ex.open_step(step, plan, scope, walk)
+        if not ok:
             continue
         ex.health.started(step.deployment)
         t0 = time.perf_counter()
@@ -187,29 +170,14 @@ async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping
         except ProviderError as e:
             ex.health.finished(step.deployment)
             await _aclose(it)
-            att = _failed(step, e, (time.perf_counter() - t0) * 1000)
-            attempts.append(att)
             billed = e.billed_usage if e.billed_usage is not None else _usage_of(buffered)
-            await ex.settle(step, res, billed, att)
-            await ex.on_error(step, e)
-            last_error = e
-            if isinstance(e, ContextTooLong):
-                min_ctx = max(min_ctx, step.card.context_window)
-                continue
-            if not e.fallback:
-                e.route = ex.route_info(plan, None, attempts)  # type: ignore[attr-defined]
+            if not await ex.step_failed(plan, step, res, e, t0, billed, walk):
                 raise
             continue
         except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
-            log.exception("provider %s raised an unmapped error", step.deployment)
             ex.health.finished(step.deployment)
             await _aclose(it)
-            err = Unavailable(f"unexpected {type(e).__name__} from the adapter", provider=step.provider,
-                              model=step.card.model)
-            attempts.append(_failed(step, err, (time.perf_counter() - t0) * 1000))
-            await ex.settle(step, res, None, attempts[-1])
-            await ex.on_error(step, err)
-            last_error = e
+            await ex.adapter_bug(step, res, e, t0, walk)
             continue
         except BaseException:  # cancelled: give the reservation back
             ex.health.finished(step.deployment)
@@ -217,15 +185,8 @@ async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping
             if res is not None:
                 await ex.ledger.release(res, ex.clock())
             raise
-        return RoutedStream(ex, plan, step, res, it, buffered, attempts, t0)
-    info = ex.route_info(plan, None, attempts)
-    if budget_error is not None and all(a.error_type == "BudgetExceeded" for a in attempts):
-        budget_error.route = info  # type: ignore[attr-defined]
-        budget_error.attempts = attempts  # type: ignore[attr-defined]
-        raise budget_error
-    err = _no_route(plan, attempts, last_error)
-    err.route = info  # type: ignore[attr-defined]
-    raise err
+        return RoutedStream(ex, plan, step, res, it, buffered, walk.attempts, t0)
+    raise ex.exhausted(plan, walk)
 
 
 def _usage_of(events: list[Any]) -> Usage | None:
