@@ -9,6 +9,7 @@ client ownership, key hygiene, the SSE -> state machine loop and the
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -28,8 +29,16 @@ __all__ = [
     "tool_args",
     "named_tool",
     "deep_merge",
+    "count",
+    "json_system",
+    "add_turn",
+    "split_version",
+    "feed_frames",
     "sse_events",
+    "JSON_INSTRUCTION",
 ]
+
+JSON_INSTRUCTION = "Respond with a single valid JSON object and nothing else (no prose, no code fences)."
 
 _DATA_URL = re.compile(r"^data:(?P<mt>[\w.+-]+/[\w.+-]+)?(?:;[^,;]+)*;base64,(?P<data>.*)$", re.S)
 
@@ -46,8 +55,6 @@ def parse_data_url(url: str) -> tuple[str, str] | None:
 
 def tool_args(tc: ToolCall) -> Any:
     """Assistant tool-call arguments (JSON text) -> object, for vendors that want JSON."""
-    import json
-
     if not tc.arguments.strip():
         return {}
     try:
@@ -77,16 +84,56 @@ def deep_merge(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[st
     return base
 
 
-async def sse_events(resp: httpx.Response, state: Any, call: _http.Call,
-                     missing_terminal: str) -> AsyncIterator[StreamEvent]:
-    """SSE body -> `state.feed(event, data)` events; MalformedResponse if the terminal event never came.
+def count(raw: Mapping[str, Any], key: str) -> int:
+    """A token count from a vendor usage object: a non-negative int, else 0."""
+    v = raw.get(key)
+    return v if isinstance(v, int) and v >= 0 else 0
 
-    `state` has `feed(event, data) -> list[StreamEvent]`, `done: bool`, `usage` (billed so
+
+def json_system(system: str | None, rf: Any) -> str | None:
+    """JSON mode for APIs without a native switch (Anthropic Messages, Bedrock Converse):
+    the instruction (and the schema, if any) appended to the system prompt."""
+    if rf is None or rf.type == "text":
+        return system
+    extra = JSON_INSTRUCTION
+    schema = (rf.json_schema or {}).get("schema") if rf.type == "json_schema" else None
+    if schema:
+        extra += " It must validate against this JSON Schema: " + json.dumps(schema, separators=(",", ":"))
+    return f"{system}\n\n{extra}" if system else extra
+
+
+def add_turn(out: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]], key: str = "content") -> None:
+    """Append a turn; consecutive turns of one role are merged (the APIs want alternating
+    turns); empty turns are dropped."""
+    if not blocks:
+        return
+    if out and out[-1]["role"] == role:
+        out[-1][key].extend(blocks)
+    else:
+        out.append({"role": role, key: blocks})
+
+
+def split_version(base_url: str, suffixes: tuple[str, ...]) -> tuple[str, str | None]:
+    """`https://host/v1/` -> ("https://host", "v1"): a base URL without a trailing slash and
+    without any of the version `suffixes` (tried in order), and the last version removed."""
+    base, version = base_url.rstrip("/"), None
+    for suffix in suffixes:
+        if base.endswith(suffix):
+            base, version = base[: -len(suffix)], suffix[1:]
+    return base, version
+
+
+async def feed_frames(frames: AsyncIterator[tuple[Any, Any]], state: Any, call: _http.Call,
+                      missing_terminal: str) -> AsyncIterator[StreamEvent]:
+    """Decoded frames -> `state.feed(*frame)` events; MalformedResponse if the terminal event never came.
+
+    `state` has `feed(a, b) -> list[StreamEvent]`, `done: bool`, `usage` (billed so
     far, or None) and optionally `finish() -> list[StreamEvent]` called at end of body.
+    A ProviderError raised mid-stream gets `billed_usage` = what was billed so far.
     """
     try:
-        async for sse in aiter_sse(_http.aiter_bytes(resp, call)):
-            for ev in state.feed(sse.event, sse.data):
+        async for a, b in frames:
+            for ev in state.feed(a, b):
                 yield ev
     except ProviderError as e:
         if e.billed_usage is None:
@@ -99,6 +146,17 @@ async def sse_events(resp: httpx.Response, state: Any, call: _http.Call,
     if not state.done:
         raise MalformedResponse(missing_terminal, provider=call.provider, model=call.model,
                                 billed_usage=state.usage)
+
+
+def sse_events(resp: httpx.Response, state: Any, call: _http.Call,
+               missing_terminal: str) -> AsyncIterator[StreamEvent]:
+    """SSE body -> `state.feed(event, data)` events (see `feed_frames`)."""
+
+    async def frames() -> AsyncIterator[tuple[str, str]]:
+        async for sse in aiter_sse(_http.aiter_bytes(resp, call)):
+            yield sse.event, sse.data
+
+    return feed_frames(frames(), state, call, missing_terminal)
 
 
 OnError = Callable[[httpx.Response, bytes, _http.Call, float], ProviderError]

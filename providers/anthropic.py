@@ -49,7 +49,7 @@ __all__ = ["AnthropicProvider", "build_body", "message_events", "StreamState", "
 DEFAULT_BASE = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
-JSON_INSTRUCTION = "Respond with a single valid JSON object and nothing else (no prose, no code fences)."
+JSON_INSTRUCTION = nat.JSON_INSTRUCTION  # kept here for importers
 
 _STOP = {
     "end_turn": "stop",
@@ -118,12 +118,7 @@ def _messages(req: ChatRequest) -> list[dict[str, Any]]:
         else:
             role = "user"
             blocks = _content_blocks(m.content)
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == role:  # the API wants alternating turns
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
+        nat.add_turn(out, role, blocks)
     return out
 
 
@@ -149,15 +144,8 @@ def build_body(req: ChatRequest, *, stream: bool, default_max_tokens: int = DEFA
         "max_tokens": req.max_tokens or default_max_tokens,
         "messages": _messages(req),
     }
-    system = req.system_text()
-    rf = req.response_format
-    if rf is not None and rf.type != "text":
-        # JSON mode: no native switch on the Messages API; we instruct via the system prompt.
-        extra = JSON_INSTRUCTION
-        schema = (rf.json_schema or {}).get("schema") if rf.type == "json_schema" else None
-        if schema:
-            extra += " It must validate against this JSON Schema: " + json.dumps(schema, separators=(",", ":"))
-        system = f"{system}\n\n{extra}" if system else extra
+    # JSON mode: no native switch on the Messages API; we instruct via the system prompt.
+    system = nat.json_system(req.system_text(), req.response_format)
     if system:
         body["system"] = system
     if req.tools:
@@ -186,16 +174,12 @@ def build_body(req: ChatRequest, *, stream: bool, default_max_tokens: int = DEFA
 
 
 def _usage(raw: dict[str, Any]) -> Usage:
-    def n(k: str) -> int:
-        v = raw.get(k)
-        return v if isinstance(v, int) and v >= 0 else 0
-
-    cw, cr = n("cache_creation_input_tokens"), n("cache_read_input_tokens")
+    cw, cr = nat.count(raw, "cache_creation_input_tokens"), nat.count(raw, "cache_read_input_tokens")
     out_details = raw.get("output_tokens_details") or {}
     thinking = out_details.get("thinking_tokens") if isinstance(out_details, dict) else None
     return Usage(
-        input_tokens=n("input_tokens") + cw + cr,
-        output_tokens=n("output_tokens"),
+        input_tokens=nat.count(raw, "input_tokens") + cw + cr,
+        output_tokens=nat.count(raw, "output_tokens"),
         cache_read_tokens=cr,
         cache_write_tokens=cw,
         reasoning_tokens=thinking if isinstance(thinking, int) else 0,
@@ -351,8 +335,7 @@ class AnthropicProvider(nat.NativeProvider):
                  default_max_tokens: int = DEFAULT_MAX_TOKENS, api_version: str = API_VERSION,
                  extra_headers: dict[str, str] | None = None, timeout: float = 600.0, clock: Any = None) -> None:
         super().__init__(api_key=api_key, client=client, name=name, retry=retry, timeout=timeout, clock=clock)
-        base = (base_url or DEFAULT_BASE).rstrip("/")
-        self.base_url = base[:-3] if base.endswith("/v1") else base
+        self.base_url = nat.split_version(base_url or DEFAULT_BASE, ("/v1",))[0]
         self.default_max_tokens = default_max_tokens
         self._headers = {"anthropic-version": api_version, "content-type": "application/json",
                          **(extra_headers or {})}

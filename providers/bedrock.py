@@ -123,28 +123,14 @@ def _messages(req: ChatRequest) -> list[dict[str, Any]]:
                        for tc in m.tool_calls or []]
         else:
             role, blocks = "user", _blocks(m.content)
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == role:  # Converse wants alternating turns
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
+        nat.add_turn(out, role, blocks)
     return out
 
 
 def build_body(req: ChatRequest) -> dict[str, Any]:
     """ChatRequest -> Converse JSON body (pure; ConverseStream takes the same body)."""
     body: dict[str, Any] = {"messages": _messages(req)}
-    system = req.system_text()
-    rf = req.response_format
-    if rf is not None and rf.type != "text":  # JSON mode via the system prompt (as for Anthropic)
-        from providers.anthropic import JSON_INSTRUCTION
-
-        extra = JSON_INSTRUCTION
-        schema = (rf.json_schema or {}).get("schema") if rf.type == "json_schema" else None
-        if schema:
-            extra += " It must validate against this JSON Schema: " + json.dumps(schema, separators=(",", ":"))
-        system = f"{system}\n\n{extra}" if system else extra
+    system = nat.json_system(req.system_text(), req.response_format)  # JSON mode via the system prompt
     if system:
         body["system"] = [{"text": system}]
     inf: dict[str, Any] = {}
@@ -179,12 +165,8 @@ def build_body(req: ChatRequest) -> dict[str, Any]:
 
 
 def _usage(raw: dict[str, Any]) -> Usage:
-    def n(k: str) -> int:
-        v = raw.get(k)
-        return v if isinstance(v, int) and v >= 0 else 0
-
-    cr, cw = n("cacheReadInputTokens"), n("cacheWriteInputTokens")
-    return Usage(input_tokens=n("inputTokens") + cr + cw, output_tokens=n("outputTokens"),
+    cr, cw = nat.count(raw, "cacheReadInputTokens"), nat.count(raw, "cacheWriteInputTokens")
+    return Usage(input_tokens=nat.count(raw, "inputTokens") + cr + cw, output_tokens=nat.count(raw, "outputTokens"),
                  cache_read_tokens=cr, cache_write_tokens=cw)
 
 
@@ -326,29 +308,22 @@ def _on_error(resp: httpx.Response, raw: bytes, call: _http.Call, now: float) ->
                      raw=info.raw)
 
 
-async def event_stream(resp: httpx.Response, state: EventState, call: _http.Call) -> AsyncIterator[StreamEvent]:
+def event_stream(resp: httpx.Response, state: EventState, call: _http.Call) -> AsyncIterator[StreamEvent]:
     """application/vnd.amazon.eventstream body -> StreamEvents (botocore's decoder)."""
     from botocore.eventstream import EventStreamBuffer, ParserError
 
-    buf = EventStreamBuffer()
-    try:
-        async for chunk in _http.aiter_bytes(resp, call):
-            buf.add_data(chunk)
-            for msg in buf:
-                for ev in state.feed(msg.headers, msg.payload):
-                    yield ev
-    except ParserError as e:
-        raise MalformedResponse(f"corrupt AWS event-stream frame ({type(e).__name__})", provider=call.provider,
-                                model=call.model, billed_usage=state.usage) from e
-    except ProviderError as e:
-        if e.billed_usage is None:
-            e.billed_usage = state.usage
-        raise
-    for ev in state.finish():
-        yield ev
-    if not state.done:
-        raise MalformedResponse("Bedrock stream ended before messageStop + metadata", provider=call.provider,
-                                model=call.model, billed_usage=state.usage)
+    async def frames() -> AsyncIterator[tuple[dict[str, Any], bytes]]:
+        buf = EventStreamBuffer()
+        try:
+            async for chunk in _http.aiter_bytes(resp, call):
+                buf.add_data(chunk)
+                for msg in buf:
+                    yield msg.headers, msg.payload
+        except ParserError as e:
+            raise MalformedResponse(f"corrupt AWS event-stream frame ({type(e).__name__})", provider=call.provider,
+                                    model=call.model, billed_usage=state.usage) from e
+
+    return nat.feed_frames(frames(), state, call, "Bedrock stream ended before messageStop + metadata")
 
 
 # ------------------------------------------------------------------ provider

@@ -148,12 +148,7 @@ def _contents(req: ChatRequest, signatures: Mapping[str, str] | None = None) -> 
                 parts.append(part)
         else:
             role, parts = "user", _parts(m.content)
-        if not parts:
-            continue
-        if out and out[-1]["role"] == role:
-            out[-1]["parts"].extend(parts)
-        else:
-            out.append({"role": role, "parts": parts})
+        nat.add_turn(out, role, parts, key="parts")
     return out
 
 
@@ -211,15 +206,11 @@ def build_body(req: ChatRequest, signatures: Mapping[str, str] | None = None) ->
 
 
 def _usage(meta: dict[str, Any]) -> Usage:
-    def n(k: str) -> int:
-        v = meta.get(k)
-        return v if isinstance(v, int) and v >= 0 else 0
-
-    thoughts = n("thoughtsTokenCount")
+    thoughts = nat.count(meta, "thoughtsTokenCount")
     return Usage(
-        input_tokens=n("promptTokenCount") + n("toolUsePromptTokenCount"),
-        output_tokens=n("candidatesTokenCount") + thoughts,
-        cache_read_tokens=n("cachedContentTokenCount"),
+        input_tokens=nat.count(meta, "promptTokenCount") + nat.count(meta, "toolUsePromptTokenCount"),
+        output_tokens=nat.count(meta, "candidatesTokenCount") + thoughts,
+        cache_read_tokens=nat.count(meta, "cachedContentTokenCount"),
         reasoning_tokens=thoughts,
     )
 
@@ -380,11 +371,8 @@ class GeminiProvider(nat.NativeProvider):
                  api_version: str = "v1beta", extra_headers: dict[str, str] | None = None,
                  timeout: float = 600.0, clock: Any = None) -> None:
         super().__init__(api_key=api_key, client=client, name=name, retry=retry, timeout=timeout, clock=clock)
-        base = (base_url or DEFAULT_BASE).rstrip("/")
-        for suffix in ("/v1beta", "/v1"):
-            if base.endswith(suffix):
-                base, api_version = base[: -len(suffix)], suffix[1:]
-        self.base_url, self.api_version = base, api_version
+        base, version = nat.split_version(base_url or DEFAULT_BASE, ("/v1beta", "/v1"))
+        self.base_url, self.api_version = base, version or api_version
         self._extra = dict(extra_headers or {})
         self._signatures: OrderedDict[str, str] = OrderedDict()  # tool-call id -> thoughtSignature (bounded)
 
