@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,34 +22,22 @@ from router.errors import (
 )
 from router.types import ChatRequest, FinishEvent, Message, ResponseFormat, Tool, ToolCall, accumulate
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic"
+from tests.providers._native_helpers import FIXTURES, Sleeps, collect, fixture_reader, request_factory
+
+FIX = FIXTURES / "anthropic"
 URL = "https://api.anthropic.com/v1/messages"
 KEY = "sk-ant-api03-TESTKEYabcdefghijklmnopqrstuvwxyz0123456789"
 NOW = 1780944335.0  # 2026-06-08T18:45:35Z
 
 
-def fx(name: str) -> bytes:
-    return (FIX / name).read_bytes()
+fx = fixture_reader("anthropic")
+req = request_factory("claude-sonnet-4-5", "Hello")
 
 
 def hdrs(name: str, content_type: str = "application/json") -> dict[str, str]:
     h = json.loads(fx(name))
     h["content-type"] = content_type
     return h
-
-
-def req(**kw: object) -> ChatRequest:
-    base: dict[str, object] = {"model": "claude-sonnet-4-5", "messages": [Message(role="user", content="Hello")]}
-    base.update(kw)
-    return ChatRequest(**base)  # type: ignore[arg-type]
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, s: float) -> None:
-        self.waits.append(s)
 
 
 def provider(retry: object = NO_RETRY) -> AnthropicProvider:
@@ -165,10 +152,6 @@ async def test_cache_read_tokens_are_part_of_input() -> None:
 
 
 # ------------------------------------------------------------------ streaming
-
-
-async def collect(p: AnthropicProvider, r: ChatRequest) -> list:
-    return [ev async for ev in p.stream(r)]
 
 
 @respx.mock

@@ -8,7 +8,6 @@ import hmac
 import json
 import struct
 import zlib
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -31,7 +30,9 @@ from router.errors import (
 )
 from router.types import ChatRequest, Message, Tool, ToolCall, accumulate
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "bedrock"
+from tests.providers._native_helpers import FIXTURES, Sleeps, collect, request_factory
+
+FIX = FIXTURES / "bedrock"
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 HOST = "https://bedrock-runtime.eu-west-1.amazonaws.com"
 URL = f"{HOST}/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse"
@@ -79,10 +80,7 @@ def test_encoder_matches_a_real_captured_frame() -> None:
 # -------------------------------------------------------------- helpers
 
 
-def req(**kw: object) -> ChatRequest:
-    base: dict[str, object] = {"model": MODEL, "messages": [Message(role="user", content="Hi")]}
-    base.update(kw)
-    return ChatRequest(**base)  # type: ignore[arg-type]
+req = request_factory(MODEL, "Hi")
 
 
 def provider(retry: object = NO_RETRY, **kw: object) -> BedrockProvider:
@@ -97,18 +95,6 @@ def chunked(data: bytes, n: int = 7) -> httpx.Response:
         for i in range(0, len(data), n):
             yield data[i:i + n]
     return httpx.Response(200, content=gen(), headers=ES)
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, s: float) -> None:
-        self.waits.append(s)
-
-
-async def collect(p: BedrockProvider, r: ChatRequest) -> list:
-    return [ev async for ev in p.stream(r)]
 
 
 def error_response(name: str) -> httpx.Response:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,7 +23,9 @@ from router.errors import (
 )
 from router.types import ChatRequest, Message, ResponseFormat, Tool, ToolCall, accumulate
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "gemini"
+from tests.providers._native_helpers import FIXTURES, Sleeps, collect, fixture_reader, request_factory
+
+FIX = FIXTURES / "gemini"
 BASE = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash"
 URL = BASE + ":generateContent"
 SURL = BASE + ":streamGenerateContent"
@@ -32,22 +33,8 @@ KEY = "AIzaSyTESTKEY0123456789abcdefghijklmnop"
 NOW = 1780944335.0  # 2026-06-08T18:45:35Z = 11:45:35 PDT
 
 
-def fx(name: str) -> bytes:
-    return (FIX / name).read_bytes()
-
-
-def req(**kw: object) -> ChatRequest:
-    base: dict[str, object] = {"model": "gemini-2.5-flash", "messages": [Message(role="user", content="Hi")]}
-    base.update(kw)
-    return ChatRequest(**base)  # type: ignore[arg-type]
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, s: float) -> None:
-        self.waits.append(s)
+fx = fixture_reader("gemini")
+req = request_factory("gemini-2.5-flash", "Hi")
 
 
 def provider(retry: object = NO_RETRY) -> GeminiProvider:
@@ -60,10 +47,6 @@ def sse(name: str) -> httpx.Response:
 
 def err(status: int, name: str) -> httpx.Response:
     return httpx.Response(status, content=fx(name), headers={"content-type": "application/json; charset=UTF-8"})
-
-
-async def collect(p: GeminiProvider, r: ChatRequest) -> list:
-    return [ev async for ev in p.stream(r)]
 
 
 # ------------------------------------------------------------------ request translation
