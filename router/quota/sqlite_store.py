@@ -91,6 +91,11 @@ class SQLiteStore:
     def _tx(self, fn: Any, *args: Any) -> Any:
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
+        return self._finish_tx(db, fn, *args)
+
+    @staticmethod
+    def _finish_tx(db: sqlite3.Connection, fn: Any, *args: Any) -> Any:
+        """`fn(db, *args)` inside the transaction just begun on `db`: COMMIT, or ROLLBACK and re-raise."""
         try:
             out = fn(db, *args)
             db.execute("COMMIT")
@@ -209,14 +214,7 @@ class SQLiteStore:
                 if "locked" not in str(e) and "busy" not in str(e):
                     raise
             else:
-                try:
-                    out = fn(db, *args)
-                    db.execute("COMMIT")
-                    return out
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
+                return self._finish_tx(db, fn, *args)
         return await self._run(self._tx, fn, *args)
 
     async def acquire(self, res_id: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired:
