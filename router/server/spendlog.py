@@ -1,8 +1,9 @@
 """The spend log: one row per proxied request, in SQLite (WAL).
 
-Writes never touch the event loop: `record()` puts a tuple on a queue and a
-writer thread inserts them in batches (one transaction per batch). `close()`
-drains the queue, so a graceful shutdown loses nothing. Money is stored as exact
+Writes never touch the event loop: `record()` appends a tuple to a deque and a
+writer thread inserts the rows in batches (one transaction, a few multi-row
+INSERTs per batch). `close()` drains the deque, so a graceful shutdown loses
+nothing. Money is stored as exact
 decimal text and summed with `Decimal`, never as floats.
 """
 
