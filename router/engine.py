@@ -6,6 +6,7 @@ circuits and bad keys, budgets, cost cap, price known), then scores and orders
 the survivors by the policy (see `router.policies`), with a reason for every
 candidate. Per-card data (capabilities, per-token USD rates) is computed once
 and cached, so a call costs a few microseconds per candidate.
+The filter helpers live in `router.filters`; ordering and the summary are here.
 """
 
 from __future__ import annotations
@@ -16,8 +17,19 @@ from decimal import Decimal
 from typing import Any
 
 from router.cards import Candidates, CardInfo, card_info, globs, prepare
+from router.filters import (
+    NO_KEYS,
+    budget_headroom,
+    hhmmss,
+    no_health,
+    resolve_pinned,
+    specific_budget,
+    static_pass,
+    usable_keys,
+    why_blocked,
+)
 from router.health import Health
-from router.plan import BELOW_FLOOR, NO_PRICE, PlanStep, Reason, RoutePlan, _dropped_reason
+from router.plan import BELOW_FLOOR, PlanStep, Reason, RoutePlan, _dropped_reason
 from router.policies import Policy
 from router.quota.view import LedgerView
 from router.tasks import Features, QualityPredictor
@@ -28,77 +40,6 @@ __all__ = ["Candidates", "PlanStep", "Reason", "RoutePlan", "choose", "card_info
 _REASONING_TASKS = frozenset({"math", "reasoning", "code"})
 _ZERO = Decimal(0)
 _BELOW = BELOW_FLOOR
-
-
-def _budget_headroom(ledger: LedgerView, features: Features, scope: Mapping[str, Any] | None
-                     ) -> tuple[Decimal | None, str, dict[str, list[Any]], dict[str, list[Any]]]:
-    """Hard budgets that apply to every candidate (min headroom) and per model/provider."""
-    common: Decimal | None = None
-    common_id = ""
-    by_model: dict[str, list[Any]] = {}
-    by_provider: dict[str, list[Any]] = {}
-    if not ledger.budgets:
-        return None, "", by_model, by_provider
-    import fnmatch
-
-    key = scope.get("key") if scope else None
-    user = (scope.get("user") if scope else None) or features.user
-    tags = set(features.tags)
-    if scope and scope.get("tags"):
-        tags.update(scope["tags"])
-    for b in ledger.budgets:
-        if not b.hard:
-            continue
-        s = b.scope
-        if s == "model":
-            by_model.setdefault(b.match, []).append(b)
-            continue
-        if s == "provider":
-            by_provider.setdefault(b.match, []).append(b)
-            continue
-        if s == "global":
-            ok = True
-        elif s == "key":
-            ok = key is not None and fnmatch.fnmatchcase(str(key), b.match)
-        elif s == "user":
-            ok = user is not None and fnmatch.fnmatchcase(str(user), b.match)
-        else:  # tag
-            ok = any(fnmatch.fnmatchcase(str(t), b.match) for t in tags)
-        if ok:
-            h = b.headroom()
-            if common is None or h < common:
-                common, common_id = h, b.budget_id
-    return common, common_id, by_model, by_provider
-
-
-def _specific_budget(pid: str, provider: str, by_model: dict[str, list[Any]], by_provider: dict[str, list[Any]]
-                     ) -> tuple[Decimal, str] | None:
-    import fnmatch
-
-    best: tuple[Decimal, str] | None = None
-    for pat, bs in by_model.items():
-        if pat == pid or fnmatch.fnmatchcase(pid, pat):
-            for b in bs:
-                h = b.headroom()
-                if best is None or h < best[0]:
-                    best = (h, b.budget_id)
-    for pat, bs in by_provider.items():
-        if pat == provider or fnmatch.fnmatchcase(provider, pat):
-            for b in bs:
-                h = b.headroom()
-                if best is None or h < best[0]:
-                    best = (h, b.budget_id)
-    return best
-
-
-def _resolve_pinned(pinned: str, infos: Sequence[Any]) -> str | None:
-    for c in infos:
-        if c.id == pinned or pinned in (getattr(c, "aliases", None) or ()):
-            return c.id
-    for c in infos:  # "model" without the provider prefix
-        if c.model == pinned:
-            return c.id
-    return None
 
 
 def choose(
@@ -147,17 +88,17 @@ def choose(
     if meta_region:
         regions = frozenset([meta_region]) if isinstance(meta_region, str) else frozenset(meta_region)
     cap = policy.max_cost_usd
-    common_h, common_id, by_model, by_provider = _budget_headroom(ledger, features, scope)
+    common_h, common_id, by_model, by_provider = budget_headroom(ledger, features, scope)
     has_specific = bool(by_model or by_provider)
     model_pools = ledger.model_pools
     pool_globs = getattr(ledger, "pool_globs", None)
     all_pools = ledger.pools
-    pinned = _resolve_pinned(policy.pinned, candidates) if pname == "pinned" and policy.pinned else None
+    pinned = resolve_pinned(policy.pinned, candidates) if pname == "pinned" and policy.pinned else None
     floor = policy.floor(task) if pname != "cascade" else policy.cascade_floor
     chinese = features.chinese
     free_only = policy.free_only
     has_health = bool(health)
-    hget = health.get if has_health else _none
+    hget = health.get if has_health else no_health
     predicted: Mapping[str, float] | None = None
     if predictor is not None:
         predicted = predictor.predict(features, text, [c.id for c in candidates]) or None
@@ -182,7 +123,7 @@ def choose(
         if hit is not None and hit[0] is policy:
             static = hit[1]
     if static is None:
-        static = _static_pass(infos, is_pinned, pinned, restrict, rule_label, needs, allow, deny, regions,
+        static = static_pass(infos, is_pinned, pinned, restrict, rule_label, needs, allow, deny, regions,
                               predicted, task, chinese, policy.chinese_bonus, use_floor, floor)
         if cache is not None:
             if len(cache) > 512:
@@ -216,7 +157,7 @@ def choose(
                 if usable and p.free and not free:
                     free, pool_id = True, p.pool_id
             if blocked is not None:
-                reasons.append((mid, "pool %s unavailable (%s)", (blocked.pool_id, _why_blocked(blocked, now))))
+                reasons.append((mid, "pool %s unavailable (%s)", (blocked.pool_id, why_blocked(blocked, now))))
                 continue
         if free_only and not free:
             reasons.append((mid, "no free capacity (free-only)"))
@@ -239,7 +180,7 @@ def choose(
                                   (common_id, _fmt(common_h), _fmt(cost)), cost))
             continue
         if has_specific:
-            sb = _specific_budget(mid, info.provider, by_model, by_provider)
+            sb = specific_budget(mid, info.provider, by_model, by_provider)
             if sb is not None and sb[0] < cost:
                 reasons.append((mid, "budget %s headroom $%s < expected $%s",
                                       (sb[1], _fmt(sb[0]), _fmt(cost)), cost))
@@ -248,9 +189,9 @@ def choose(
         if keys is None:
             h = hget(mid) if has_health else None
             if h is not None and not h.available(now):
-                reasons.append((mid, "circuit open until %s", (_hhmmss(h.open_until),)))
+                reasons.append((mid, "circuit open until %s", (hhmmss(h.open_until),)))
                 continue
-            deps: Sequence[str | None] = _NO_KEYS
+            deps: Sequence[str | None] = NO_KEYS
             lat = h.latency_ewma_ms if h is not None and h.latency_ewma_ms is not None else 0.0
         else:
             pkeys = keys.get(info.provider)
@@ -265,12 +206,12 @@ def choose(
                     continue
                 dh = hget(mid + "@" + k0)
                 if dh is not None and not dh.available(now):
-                    reasons.append((mid, "circuit open until %s", (_hhmmss(dh.open_until),)))
+                    reasons.append((mid, "circuit open until %s", (hhmmss(dh.open_until),)))
                     continue
                 deps = pkeys
                 lat = dh.latency_ewma_ms if dh is not None and dh.latency_ewma_ms is not None else 0.0
             else:
-                deps, lat, why = _usable_keys(mid, pkeys, hget, now)
+                deps, lat, why = usable_keys(mid, pkeys, hget, now)
                 if not deps:
                     reasons.append((mid, why))
                     continue
@@ -319,82 +260,6 @@ def choose(
         order = sorted(range(n), key=skeys.__getitem__)
         kept = [kept[i] for i in order]
     return _order(kept, reasons, policy, floor, features, rule_label, now, late, _floor_fallback)
-
-
-_NO_KEYS: tuple[None] = (None,)
-
-
-def _static_pass(infos: Sequence[CardInfo], is_pinned: bool, pinned: str | None, restrict: Any, rule_label: str | None,
-                 needs: frozenset[str], allow: Any, deny: Any, regions: frozenset[str] | None,
-                 predicted: Mapping[str, float] | None, task: str, chinese: bool, bonus: float, use_floor: bool,
-                 floor: float) -> tuple[list[tuple[CardInfo, float]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    survivors: list[tuple[CardInfo, float]] = []
-    dropped: list[tuple[Any, ...]] = []
-    below: list[tuple[Any, ...]] = []
-    for info in infos:
-        mid = info.id
-        if is_pinned and mid != pinned:
-            dropped.append((mid, "not the pinned model"))
-            continue
-        if restrict is not None and not restrict.match(mid):
-            dropped.append((mid, "excluded by %s", (rule_label,)))
-            continue
-        if needs and not needs <= info.caps:
-            dropped.append((mid, "lacks %s", (", ".join(sorted(needs - info.caps)),)))
-            continue
-        if allow is not None and not allow.match(mid):
-            dropped.append((mid, "not in the allow list"))
-            continue
-        if deny is not None and deny.match(mid):
-            dropped.append((mid, "in the deny list"))
-            continue
-        if regions is not None and info.regions.isdisjoint(regions):
-            dropped.append((mid, "region %s not allowed (need %s)",
-                            ("/".join(sorted(info.regions)) or "unknown", "/".join(sorted(regions)))))
-            continue
-        if info.unpriced:  # even with free quota: an overflow or a misattributed call would bill as $0
-            dropped.append((mid, NO_PRICE, (mid,)))
-            continue
-        q = predicted.get(mid) if predicted is not None else None
-        if q is None:
-            q = info.tq.get(task)
-            if q is None:
-                q = info.qdefault
-        if chinese and info.cn:
-            q = min(1.0, q + bonus)
-        if use_floor and q < floor:  # below the task's quality floor: no need to price it
-            below.append((info, None, False, None, q, _NO_KEYS, 0.0))
-            continue
-        survivors.append((info, q))
-    return survivors, dropped, below
-
-
-def _none(_key: str) -> None:
-    return None
-
-
-def _usable_keys(mid: str, pkeys: Sequence[str], hget: Any, now: datetime) -> tuple[list[str | None], float, str]:
-    usable: list[tuple[int, int, int, str]] = []
-    why = ""
-    lat = 0.0
-    for i, k in enumerate(pkeys):
-        kh = hget(k)
-        if kh is not None and kh.bad:
-            why = f"key {k} marked bad ({kh.bad_reason})"
-            continue
-        dh = hget(mid + "@" + k)
-        if dh is not None:
-            if not dh.available(now):
-                why = f"circuit open until {_hhmmss(dh.open_until)}"
-                continue
-            if dh.latency_ewma_ms is not None and not usable:
-                lat = dh.latency_ewma_ms
-            usable.append((dh.in_flight, dh.requests, i, k))
-        else:
-            usable.append((0, 0, i, k))
-    if len(usable) > 1:
-        usable.sort()
-    return [u[3] for u in usable], lat, why
 
 
 _FLOORED = frozenset({"free-first", "cheapest", "balanced", "cascade"})
@@ -457,17 +322,3 @@ def _fmt(d: Decimal) -> str:
     if d == 0:
         return "0"
     return f"{d:.6f}".rstrip("0").rstrip(".") if d >= Decimal("0.000001") else f"{d:.2E}"
-
-
-def _hhmmss(t: datetime | None) -> str:
-    return t.strftime("%H:%M:%S") if t else "?"
-
-
-def _why_blocked(p: Any, now: datetime) -> str:
-    if p.exhausted_until is not None and now < p.exhausted_until:
-        return f"exhausted until {_hhmmss(p.exhausted_until)}"
-    if p.cooldown_until is not None and now < p.cooldown_until:
-        return f"cooling down until {_hhmmss(p.cooldown_until)}"
-    if p.resets_at is not None:
-        return f"empty until {_hhmmss(p.resets_at)}"
-    return "empty"
