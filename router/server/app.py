@@ -44,6 +44,7 @@ class ProxyApp:
         self.spend = spendlog
         self._spent: dict[str, list[Any]] = {}  # key id -> [period start, Decimal spent]
         self._models_json: bytes | None = None
+        self._models: dict[str, dict[str, Any]] = {}
         self.in_flight = 0
         self.closed = False
         self._routes = {
@@ -64,6 +65,10 @@ class ProxyApp:
             t0 = time.perf_counter()
             path = scope["path"]
             handler = self._routes.get((scope["method"].encode(), path))
+            if handler is None and path.startswith("/v1/models/") and scope["method"] == "GET":
+                from router.server.handlers import get_model
+
+                handler = get_model
             anthropic = path == "/v1/messages"
             if handler is None:
                 known = any(p == path for _, p in self._routes)
@@ -200,8 +205,14 @@ class ProxyApp:
     # ------------------------------------------------------------------ models
     def models_json(self) -> bytes:
         if self._models_json is None:
-            self._models_json = orjson.dumps({"object": "list", "data": list_models(self.router, self.settings)})
+            self._models = {m["id"]: m for m in list_models(self.router, self.settings)}
+            self._models_json = orjson.dumps({"object": "list", "data": list(self._models.values())})
         return self._models_json
+
+    def model_json(self, model_id: str) -> bytes | None:
+        self.models_json()
+        m = self._models.get(model_id)
+        return orjson.dumps(m) if m is not None else None
 
 
 def list_models(router: Any, settings: ServerSettings) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from router.server.errors import Failure, failure_from, route_headers, send_fail
 from router.server.spendlog import parse_since, summarize
 from router.types import Usage
 
-__all__ = ["chat_completions", "messages", "list_models", "healthz", "metrics", "quota", "spend"]
+__all__ = ["chat_completions", "messages", "list_models", "get_model", "healthz", "metrics", "quota", "spend"]
 
 _JSON = (b"content-type", b"application/json")
 _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
@@ -271,6 +271,20 @@ async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, 
     async def go() -> None:
         app.authenticate(scope)
         await _send_json(send, 200, app.models_json())
+    await _guarded(send, t0, go())
+
+
+async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+    async def go() -> None:
+        app.authenticate(scope)
+        from urllib.parse import unquote
+
+        mid = unquote(scope["path"][len("/v1/models/"):])
+        body = app.model_json(mid)
+        if body is None:
+            raise Failure(404, f"The model `{mid[:200]}` does not exist or you do not have access to it.",
+                          code="model_not_found", param="model")
+        await _send_json(send, 200, body)
     await _guarded(send, t0, go())
 
 

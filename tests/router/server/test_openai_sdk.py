@@ -106,6 +106,10 @@ async def test_models_list_has_virtual_and_concrete(app: Any) -> None:
     ids = [m.id async for m in sdk(app).models.list()]
     assert ids[:4] == ["auto", "auto:cheap", "auto:best", "auto:free"]
     assert "fake:small" in ids and "fake:large" in ids
+    m = await sdk(app).models.retrieve("fake:large")
+    assert (m.id, m.owned_by) == ("fake:large", "fake")
+    with pytest.raises(openai.NotFoundError):
+        await sdk(app).models.retrieve("nope")
 
 
 def test_sync_sdk_against_live_server(live: Any) -> None:
