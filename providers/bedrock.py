@@ -23,6 +23,7 @@ import httpx
 
 from providers import _http
 from providers import _native as nat
+from providers._aws import NEED_BOTOCORE, sigv4_headers
 from router.errors import (
     AuthFailed,
     BadRequest,
@@ -333,7 +334,7 @@ def _have_botocore() -> bool:
     return importlib.util.find_spec("botocore") is not None
 
 
-_NEED_BOTOCORE = "AWS SigV4 signing needs botocore: pip install 'quotaroute[bedrock]' (or pass a Bedrock API key)"
+_NEED_BOTOCORE = NEED_BOTOCORE
 
 
 class BedrockProvider(nat.NativeProvider):
@@ -371,26 +372,8 @@ class BedrockProvider(nat.NativeProvider):
         h = {"content-type": "application/json", "accept": accept}
         if self._api_key:
             return {**h, "authorization": f"Bearer {self._api_key}"}
-        try:
-            from botocore.auth import SigV4Auth
-            from botocore.awsrequest import AWSRequest
-            from botocore.credentials import Credentials
-        except ImportError as e:
-            raise ConfigError(_NEED_BOTOCORE, key="bedrock") from e
-        if self._ak and self._sk:
-            creds = Credentials(self._ak, self._sk, self._token)
-        else:  # profiles, SSO, instance roles: botocore's default chain (reads ~/.aws, may query IMDS)
-            import botocore.session
-
-            creds = botocore.session.Session().get_credentials()
-            if creds is None:
-                raise AuthFailed("no AWS credentials (pass aws_access_key_id/aws_secret_access_key or api_key, "
-                                 "or configure the AWS environment)", provider=self.name)
-            for s in (creds.secret_key, creds.token):
-                register_secret(s)
-        aws = AWSRequest(method="POST", url=url, data=body, headers=h)
-        SigV4Auth(creds, "bedrock", self.region).add_auth(aws)
-        return dict(aws.headers.items())
+        return sigv4_headers(url, body, h, region=self.region, access_key=self._ak, secret_key=self._sk,
+                             session_token=self._token, provider=self.name)
 
     async def complete(self, req: ChatRequest) -> ChatResponse:
         body = _http.dumps(build_body(req))
