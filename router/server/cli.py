@@ -118,7 +118,7 @@ def _worker_app() -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from router.errors import ConfigError
-    from router.server.settings import LOOPBACK
+    from router.server.settings import is_loopback
 
     if args.new_key:
         from router.server.auth import hash_key, new_key
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     host = args.host or settings.host
     port = args.port or settings.port
-    if settings.keys.open_access and host not in LOOPBACK:
+    if settings.keys.open_access and not is_loopback(host):
         print(f"quotaroute serve: refusing to listen on {host}: no proxy keys are configured, so anyone who can "
               "reach this address could spend your vendor quota. Add server.keys / server.admin_key to the config "
               "(`quotaroute serve --new-key ID` prints one) or bind to 127.0.0.1.", file=sys.stderr)

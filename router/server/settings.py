@@ -25,9 +25,21 @@ from typing import Any
 from router.errors import ConfigError
 from router.server.auth import KeyStore, ProxyKey
 
-__all__ = ["ServerSettings", "quotaroute_home", "LOOPBACK"]
+__all__ = ["ServerSettings", "quotaroute_home", "LOOPBACK", "is_loopback"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost (never 0.0.0.0 / ::, which listen everywhere)."""
+    import ipaddress
+
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def quotaroute_home() -> Path:

@@ -27,6 +27,13 @@ def test_hashes_verify_and_never_hold_the_key() -> None:
     assert "k1" not in repr(store.keys) and all(len(d) == 32 for d in store._cache)  # digests, not keys
 
 
+def test_loopback_detection() -> None:
+    from router.server.settings import is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.4", "example.com", ""))
+
+
 def test_settings_from_config_mapping() -> None:
     h = hash_key("abc")
     s = ServerSettings.from_mapping({"port": 4100, "admin_key": h, "keys": [
