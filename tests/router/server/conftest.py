@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
@@ -15,7 +14,6 @@ from providers.fake import FakeProvider, reply
 from router.server.app import create_app
 from router.server.auth import KeyStore, ProxyKey, hash_key
 from router.server.settings import ServerSettings
-from router.server.spendlog import SpendLog
 from tests.router.server.fakes import FakeRouter
 
 KEY_A, KEY_B, ADMIN = "qr-key-A-1234567890", "qr-key-B-0987654321", "qr-admin-555555555"

@@ -5,16 +5,16 @@ catalog, quota_view), with a FakeProvider behind it. Also importable by a
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from providers.fake import FakeProvider, Script, reply
+from providers.fake import FakeProvider, reply
 from router.errors import NoRouteAvailable, UnknownModel
 from router.quota.view import BudgetView, LedgerView, PoolView
 from router.result import Attempt, RoutedResponse, RouteInfo
-from router.types import ChatRequest, Usage
+from router.types import ChatRequest
 
 VIRTUAL = ("auto", "auto:cheap", "auto:best", "auto:free")
 PRICE = Decimal("0.000002")  # USD per token, in and out
@@ -119,4 +119,4 @@ def build(config_path: str | None = None) -> FakeRouter:
     return FakeRouter(FakeProvider(scripts=[reply("Hello from the fake upstream!", chunks=6, per_event_s=0.01)]))
 
 
-__all__ = ["FakeRouter", "FakeStream", "build", "Script", "reply", "Usage", "timezone"]
+__all__ = ["FakeRouter", "FakeStream", "build"]

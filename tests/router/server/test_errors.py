@@ -7,7 +7,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from providers.fake import FakeProvider, Script, reply
+from providers.fake import FakeProvider, Script
 from router.errors import (AuthFailed, BadRequest, ContextTooLong, MalformedResponse, QuotaExhausted, RateLimited,
                            Timeout, Unavailable)
 from router.server.errors import ascii_header

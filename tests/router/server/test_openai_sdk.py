@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from providers.fake import FakeProvider, Script, reply
-from router.types import FinishEvent, TextDelta, ToolCallDelta, Usage, UsageEvent
+from router.types import FinishEvent, ToolCallDelta, Usage, UsageEvent
 
 MSG = [{"role": "user", "content": "hi"}]
 
