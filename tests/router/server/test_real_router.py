@@ -105,6 +105,7 @@ class FakeUpstream:
     def __init__(self) -> None:
         self.port = free_port()
         self.auth: list[str] = []
+        self.stream_ended: list[str] = []  # "complete" or the exception that stopped a slow stream
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -115,6 +116,20 @@ class FakeUpstream:
         async def chat(req: Any) -> Any:
             self.auth.append(req.headers.get("authorization", ""))
             body = await req.json()
+            if body.get("stream") and body["messages"][0]["content"] == "slow":
+                resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+                await resp.prepare(req)
+                try:
+                    for _ in range(200):
+                        await resp.write(b'data: {"id":"c2","object":"chat.completion.chunk","created":1,"model":'
+                                         b'"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"z"},'
+                                         b'"finish_reason":null}]}\n\n')
+                        await asyncio.sleep(0.02)
+                    self.stream_ended.append("complete")
+                except BaseException as e:  # the proxy closed the upstream connection
+                    self.stream_ended.append(type(e).__name__)
+                    raise
+                return resp
             if body.get("stream"):
                 resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
                 await resp.prepare(req)
@@ -232,3 +247,34 @@ def test_disconnect_mid_stream_cancels_real_router_stream(spend_path: Any) -> No
         status, cost, out_tokens = sqlite3.connect(spend_path).execute(
             "SELECT status, cost_usd, output_tokens FROM spend").fetchone()
     assert status == 499 and Decimal(cost) > 0 and out_tokens > 0  # billed for what was generated
+
+
+def test_disconnect_closes_the_upstream_connection(tmp_path: Any) -> None:
+    """Client hangs up mid-stream -> the proxy closes its aiohttp connection to the vendor."""
+    import socket
+
+    from router.server.aiohttp_transport import aiohttp_client
+    from tests.router.server.conftest import LiveServer
+    from tests.router.server.test_live import _wait
+
+    with FakeUpstream() as up:
+        cfg = tmp_path / "q.yaml"
+        cfg.write_text(f"providers:\n  openai:\n    base_url: http://127.0.0.1:{up.port}/v1\n"
+                       f"    api_key_env: TEST_UPSTREAM_KEY\nmodels:\n  include: [openai:gpt-4o-mini]\n")
+        os.environ["TEST_UPSTREAM_KEY"] = UPSTREAM_KEY
+        try:
+            router = Router.from_config(str(cfg), client=aiohttp_client())
+        finally:
+            del os.environ["TEST_UPSTREAM_KEY"]
+        app = make_app(router, tmp_path / "spend.sqlite")
+        body = b'{"model":"auto","stream":true,"messages":[{"role":"user","content":"slow"}]}'
+        with LiveServer(app) as srv:
+            s = socket.create_connection(("127.0.0.1", srv.port))
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                      b"content-length: %d\r\n\r\n" % len(body) + body)
+            got = b""
+            while got.count(b'"content":"z"') < 3:
+                got += s.recv(65536)
+            s.close()
+            assert _wait(lambda: bool(up.stream_ended), 5)
+        assert up.stream_ended[0] != "complete"  # stopped well before its 200 chunks
