@@ -23,13 +23,13 @@ request are billed at that tier's rates. Time discounts (DeepSeek off-peak) appl
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from router import localtime
 from router.errors import UnknownPrice
 from router.types import Usage
 
@@ -48,9 +48,6 @@ __all__ = [
 
 MILLION = Decimal(1_000_000)
 PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning")
-_HHMM = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)$")
-_OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{1,2})(?::?(\d{2}))?$")
-_DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
 class _Frozen(BaseModel):
@@ -125,31 +122,18 @@ class TimeDiscount(_Frozen):
     @field_validator("start", "end")
     @classmethod
     def _hhmm(cls, v: str) -> str:
-        m = _HHMM.match(v)
-        if not m or (m.group(1) == "24" and m.group(2) != "00"):
-            raise ValueError(f"expected HH:MM, got {v!r}")
-        return v
+        return localtime.check_hhmm(v)
 
     @field_validator("tz")
     @classmethod
     def _tz_ok(cls, v: str) -> str:
-        _tzinfo(v)  # raises ValueError on an unknown zone
+        localtime.zone(v)  # raises ValueError on an unknown zone
         return v
 
     @field_validator("days", mode="before")
     @classmethod
     def _days(cls, v: Any) -> Any:
-        if v is None:
-            return None
-        out = []
-        for d in v:
-            if isinstance(d, str):
-                if d.lower()[:3] not in _DAYS:
-                    raise ValueError(f"unknown weekday {d!r}")
-                out.append(_DAYS[d.lower()[:3]])
-            else:
-                out.append(int(d))
-        return tuple(out)
+        return localtime.weekdays(v)
 
     @model_validator(mode="after")
     def _something(self) -> "TimeDiscount":
@@ -158,48 +142,7 @@ class TimeDiscount(_Frozen):
         return self
 
     def active(self, at: datetime) -> bool:
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=timezone.utc)
-        if self.valid_from and at < _aware(self.valid_from):
-            return False
-        if self.valid_until and at >= _aware(self.valid_until):
-            return False
-        local = at.astimezone(_tzinfo(self.tz))
-        if self.days is not None and local.weekday() not in self.days:
-            return False
-        t = local.time().replace(tzinfo=None)
-        s, e = _parse_hhmm(self.start), _parse_hhmm(self.end)
-        if e is None:  # "24:00"
-            return t >= s
-        if e < s:
-            return t >= s or t < e
-        return s <= t < e
-
-
-def _aware(d: datetime) -> datetime:
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
-
-
-@lru_cache(maxsize=256)
-def _parse_hhmm(v: str) -> time | None:
-    h, m = int(v[:2]), int(v[3:])
-    return None if h == 24 else time(h, m)
-
-
-@lru_cache(maxsize=64)
-def _tzinfo(name: str) -> tzinfo:
-    if name.upper() in ("UTC", "Z", "GMT"):
-        return timezone.utc
-    m = _OFFSET.match(name)
-    if m:
-        sign = -1 if m.group(1) == "-" else 1
-        return timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0)))
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # stdlib; lazy (reads tz files)
-
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ValueError(f"unknown time zone {name!r}") from e
+        return localtime.in_window(at, self.start, self.end, self.tz, self.days, self.valid_from, self.valid_until)
 
 
 class Price(_Frozen):
