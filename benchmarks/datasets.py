@@ -19,10 +19,6 @@ skipped and *counted* (``Dataset.skipped``), never silently used.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
 import math
 import os
 from collections import Counter
@@ -30,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
 from benchmarks.names import MODEL_ID_MAP, TASK_KIND_MAP, genai_rates, task_kind
+from benchmarks.rows import iter_rows as _iter_rows, num as _num, open_text as _open_text
 from router.errors import ConfigError
 
 __all__ = [
@@ -132,43 +129,7 @@ class Dataset:
         return f"{self.name}: {self.n_prompts} prompts x {self.n_models} models, tasks {sorted(set(self.tasks))}; skipped {sk}"
 
 
-# ------------------------------------------------------------------ file reading
-
-
-def _open_text(path: str) -> io.TextIOBase:
-    if path.endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
-def _iter_rows(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, row dict) for CSV or JSONL (by extension, .gz allowed)."""
-    base = path[:-3] if path.endswith(".gz") else path
-    with _open_text(path) as fh:
-        if base.endswith((".jsonl", ".ndjson", ".json")):
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    yield n, {"__error__": f"invalid JSON: {e.msg}"}
-                    continue
-                yield n, obj if isinstance(obj, dict) else {"__error__": "row is not a JSON object"}
-        else:
-            csv.field_size_limit(1 << 30)
-            reader = csv.DictReader(fh)
-            for row in reader:
-                yield reader.line_num, row
-
-
-def _num(v: Any) -> float | None:
-    if v is None or (isinstance(v, str) and not v.strip()):
-        return None
-    x = float(v)
-    if math.isnan(x):
-        return None
-    return x
+# ------------------------------------------------------------------ costs of rows without cost_usd
 
 
 def _price_fn(model: str, cache: dict[str, Any]) -> Any:
