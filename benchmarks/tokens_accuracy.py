@@ -21,6 +21,8 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from router import tokens
 
@@ -79,26 +81,24 @@ def abs_pct_errors(texts: list[str]) -> list[float]:
     return errs
 
 
-def speed_us_per_1k(texts: list[str], repeats: int = 7) -> float:
+def _us_per_1k(texts: list[str], fn: Callable[[str], Any], repeats: int) -> float:
+    """Median over `repeats` runs of `fn` over all texts, in microseconds per 1k characters."""
     chars = sum(len(t) for t in texts)
     runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         for t in texts:
-            tokens.estimate_tokens(t)
+            fn(t)
         runs.append((time.perf_counter() - t0) / chars * 1e9)  # us per 1k chars
     return statistics.median(runs)
 
 
+def speed_us_per_1k(texts: list[str], repeats: int = 7) -> float:
+    return _us_per_1k(texts, tokens.estimate_tokens, repeats)
+
+
 def exact_speed_us_per_1k(texts: list[str], repeats: int = 3) -> float:
-    chars = sum(len(t) for t in texts)
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for t in texts:
-            tokens.count_tokens_exact(t)
-        runs.append((time.perf_counter() - t0) / chars * 1e9)
-    return statistics.median(runs)
+    return _us_per_1k(texts, tokens.count_tokens_exact, repeats)
 
 
 def fit(classes: dict[str, list[str]]) -> dict[str, float]:
