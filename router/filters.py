@@ -66,18 +66,13 @@ def specific_budget(pid: str, provider: str, by_model: dict[str, list[Any]], by_
     import fnmatch
 
     best: tuple[Decimal, str] | None = None
-    for pat, bs in by_model.items():
-        if pat == pid or fnmatch.fnmatchcase(pid, pat):
-            for b in bs:
-                h = b.headroom()
-                if best is None or h < best[0]:
-                    best = (h, b.budget_id)
-    for pat, bs in by_provider.items():
-        if pat == provider or fnmatch.fnmatchcase(provider, pat):
-            for b in bs:
-                h = b.headroom()
-                if best is None or h < best[0]:
-                    best = (h, b.budget_id)
+    for name, by in ((pid, by_model), (provider, by_provider)):
+        for pat, bs in by.items():
+            if pat == name or fnmatch.fnmatchcase(name, pat):
+                for b in bs:
+                    h = b.headroom()
+                    if best is None or h < best[0]:
+                        best = (h, b.budget_id)
     return best
 
 
