@@ -44,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="quotaroute worker processes (default 1)")
     p.add_argument("--router", choices=["auto", "full", "passthrough"], default="auto",
                    help="full = the real Router from a config; passthrough = one adapter, no routing (proxy layer only)")
+    p.add_argument("--ledger", choices=["default", "memory", "sqlite"], default="default",
+                   help="quotaroute's ledger store (default: the proxy default, SQLite in the bench temp dir)")
     p.add_argument("--transport", choices=["aiohttp", "httpx"], default="aiohttp", help="upstream client for passthrough")
     p.add_argument("--litellm-venv", default="/tmp/litellm-venv")
     p.add_argument("--skip-litellm", action="store_true")
@@ -172,7 +174,10 @@ def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace) -> tuple[
     cfg = d / "quotaroute.yaml"
     from router.server.auth import hash_key
 
-    cfg.write_text(CONFIG.format(upstream=upstream, spend=d / "spend.sqlite", key_hash=hash_key(PROXY_KEY)))
+    ledger = {"default": "", "memory": "ledger:\n  store: memory\n",
+              "sqlite": f"ledger:\n  store: sqlite\n  path: {d / 'ledger.sqlite'}\n"}[args.ledger]
+    cfg.write_text(CONFIG.format(upstream=upstream, spend=d / "spend.sqlite", key_hash=hash_key(PROXY_KEY),
+                                 ledger=ledger))
     cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg), "--port", str(port),
            "--workers", str(args.workers)]
     if mode == "passthrough":
@@ -195,7 +200,7 @@ models:
   include: [openai:gpt-4o-mini]
 policy:
   default: cheapest
-server:
+{ledger}server:
   spend_db: {spend}
   keys:
     - id: bench
@@ -238,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
     os.chmod(d, 0o777)
     procs: list[subprocess.Popen | None] = []
     res: dict[str, Any] = {"concurrency": args.concurrency, "duration_s": args.duration, "workers": args.workers,
+                           "ledger": args.ledger,
                            "repeat": args.repeat, "notes": [], "loadavg_start": os.getloadavg()[0]}
     try:
         ng, ngport = start_nginx(d)
@@ -314,7 +320,7 @@ def _derive(res: dict[str, Any]) -> None:
 def table(res: dict[str, Any]) -> str:
     c = res["concurrency"]
     lines = [f"proxy overhead ({res['duration_s']:.0f}s per run, median of {res['repeat']} interleaved rounds, "
-             f"quotaroute router={res.get('router_mode')}, workers={res['workers']}, "
+             f"quotaroute router={res.get('router_mode')}, ledger={res.get('ledger')}, workers={res['workers']}, "
              f"loadavg {res['loadavg_start']:.1f}->{res['loadavg_end']:.1f} on {os.cpu_count()} cores)",
              f"{'target':<12} {'p50 c=1 ms':>11} {'added p50 ms':>13} {'p99 c=1 ms':>11} {'req/s c=' + str(c):>12} "
              f"{'errors':>7}"]

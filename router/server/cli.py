@@ -100,12 +100,19 @@ def build_app(config: str | None = None, factory: str | None = None, settings: A
 
 
 def _memory_ledger(config: str | None) -> bool:
+    """Would the proxy's Router use an in-memory ledger (per-process state)?"""
     try:
         _, cfg = _server_section(config)
-    except Exception:  # noqa: BLE001 - already validated by load_settings
+        from router.config_build import effective_store  # type: ignore[import-not-found]
+    except Exception:  # noqa: BLE001 - no config module / already validated: say nothing
         return False
-    ledger = getattr(cfg, "ledger", None)
-    return cfg is None or getattr(ledger, "store", "memory") == "memory"
+    if cfg is None:
+        return False
+    proxy_default = os.environ.get("QUOTAROUTE_DEFAULT_STORE") or "sqlite"  # Router.from_config(http_client=)
+    try:
+        return effective_store(cfg, default_store=proxy_default) == "memory"
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _worker_app() -> Any:
