@@ -32,6 +32,7 @@ __all__ = [
     "count",
     "json_system",
     "add_turn",
+    "turns",
     "split_version",
     "feed_frames",
     "sse_events",
@@ -111,6 +112,27 @@ def add_turn(out: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]],
         out[-1][key].extend(blocks)
     else:
         out.append({"role": role, key: blocks})
+
+
+def turns(req: ChatRequest, content: Callable[[Any], list[dict[str, Any]]],
+          tool_result: Callable[[Any], dict[str, Any]], tool_use: Callable[[ToolCall], dict[str, Any]]
+          ) -> list[dict[str, Any]]:
+    """Messages-style turns (Anthropic Messages, Bedrock Converse): system/developer
+    messages are left out (they go to the body's `system`), a tool result is a user turn,
+    an assistant turn is its content then its tool calls (`add_turn` merges and drops)."""
+    out: list[dict[str, Any]] = []
+    for m in req.messages:
+        if m.role in ("system", "developer"):
+            continue
+        if m.role == "tool":
+            role, blocks = "user", [tool_result(m)]
+        elif m.role == "assistant":
+            role = "assistant"
+            blocks = content(m.content) + [tool_use(tc) for tc in m.tool_calls or []]
+        else:
+            role, blocks = "user", content(m.content)
+        add_turn(out, role, blocks)
+    return out
 
 
 def split_version(base_url: str, suffixes: tuple[str, ...]) -> tuple[str, str | None]:

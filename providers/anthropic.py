@@ -103,23 +103,10 @@ def _content_blocks(content: Any) -> list[dict[str, Any]]:
 
 
 def _messages(req: ChatRequest) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for m in req.messages:
-        if m.role in ("system", "developer"):
-            continue
-        if m.role == "tool":
-            role = "user"
-            blocks = [{"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.text()}]
-        elif m.role == "assistant":
-            role = "assistant"
-            blocks = _content_blocks(m.content)
-            for tc in m.tool_calls or []:
-                blocks.append({"type": "tool_use", "id": tc.id, "name": tc.name, "input": nat.tool_args(tc)})
-        else:
-            role = "user"
-            blocks = _content_blocks(m.content)
-        nat.add_turn(out, role, blocks)
-    return out
+    return nat.turns(
+        req, _content_blocks,
+        lambda m: {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.text()},
+        lambda tc: {"type": "tool_use", "id": tc.id, "name": tc.name, "input": nat.tool_args(tc)})
 
 
 def _tool_choice(choice: Any) -> dict[str, Any] | None:

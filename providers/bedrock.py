@@ -110,22 +110,10 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
 
 
 def _messages(req: ChatRequest) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for m in req.messages:
-        if m.role in ("system", "developer"):
-            continue
-        if m.role == "tool":
-            role = "user"
-            blocks = [{"toolResult": {"toolUseId": m.tool_call_id or "", "content": [{"text": m.text()}]}}]
-        elif m.role == "assistant":
-            role = "assistant"
-            blocks = _blocks(m.content)
-            blocks += [{"toolUse": {"toolUseId": tc.id, "name": tc.name, "input": nat.tool_args(tc)}}
-                       for tc in m.tool_calls or []]
-        else:
-            role, blocks = "user", _blocks(m.content)
-        nat.add_turn(out, role, blocks)
-    return out
+    return nat.turns(
+        req, _blocks,
+        lambda m: {"toolResult": {"toolUseId": m.tool_call_id or "", "content": [{"text": m.text()}]}},
+        lambda tc: {"toolUse": {"toolUseId": tc.id, "name": tc.name, "input": nat.tool_args(tc)}})
 
 
 def build_body(req: ChatRequest) -> dict[str, Any]:
