@@ -143,20 +143,27 @@ class RespClient:
             return proto
 
     async def _send(self, proto: _Proto, args: tuple[Any, ...]) -> Any:
+        return await self._send_raw(proto, _encode(args))
+
+    async def _send_raw(self, proto: _Proto, data: bytes) -> Any:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         proto.waiters.append(fut)
         if not proto.outbox:
             asyncio.get_running_loop().call_soon(proto.flush)
-        proto.outbox.append(_encode(args))
+        proto.outbox.append(data)
         async with asyncio.timeout(self.timeout_s):  # no extra task per call (unlike wait_for on 3.11)
             return await fut
 
     async def execute(self, *args: Any) -> Any:
+        return await self.execute_raw(_encode(args))
+
+    async def execute_raw(self, data: bytes) -> Any:
+        """Send one command already encoded as a RESP array (callers cache encoded keys)."""
         proto = self._proto
         if proto is None or proto.closed is not None:
             proto = await self._connect()
         try:
-            return await self._send(proto, args)
+            return await self._send_raw(proto, data)
         except asyncio.TimeoutError:
             self.close()  # replies would now be out of step with waiters
             raise TimeoutError("redis command timed out") from None

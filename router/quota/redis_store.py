@@ -29,142 +29,160 @@ __all__ = ["RedisStore"]
 
 log = logging.getLogger("quotaroute.ledger")
 
+# Every script gets the key prefix as ARGV[1] and takes every key it touches on the
+# hot path as a KEY, already prefixed by the client (cached per span), so Lua does no
+# parsing and no string building. A reservation is a HASH `rh:<id>`: field = the
+# (prefixed) counter it holds an amount on, value = the amount; a check with `hold`
+# holds on both `charge` and `charge#h`. The field "_" (value 0) marks an empty one.
 _COMMON = """
 local P = ARGV[1]
-local function num(k) local v = redis.call('GET', P .. k); if v then return tonumber(v) end; return 0 end
-local function fields(rec)
-  local f = {}
-  for x in string.gmatch(rec, '[^\\30]+') do f[#f + 1] = x end
-  return f
-end
-local function total(joined)  -- joined: counter keys separated by \31
-  local ks = {}
-  for k in string.gmatch(joined, '[^\\31]+') do ks[#ks + 1] = P .. k end
-  if #ks == 0 then return 0 end
-  local sum = 0
-  for _, v in ipairs(redis.call('MGET', unpack(ks))) do if v then sum = sum + tonumber(v) end end
-  return sum
-end
-local function int(x) return string.format('%d', x) end
-local function expire(k, ms)
-  redis.call('PEXPIREAT', k, int(ms), 'NX'); redis.call('PEXPIREAT', k, int(ms), 'GT')
-end
-local function add(k, amount, exp_ms)  -- a counter's expiry is fixed by its window: set it once, on creation
-  if amount ~= 0 and redis.call('INCRBY', P .. k, int(amount)) == amount then
-    redis.call('PEXPIREAT', P .. k, int(exp_ms))
-  end
-end
 local function sub(k, amount)
-  if amount ~= 0 and redis.call('EXISTS', P .. k) == 1 then redis.call('DECRBY', P .. k, int(amount)) end
+  if redis.call('EXISTS', k) == 1 then redis.call('DECRBY', k, string.format('%d', amount)) end
 end
-local function undo(items)
-  for _, it in ipairs(items) do
-    sub(it[1], it[2])
-    if it[3] == 1 then sub(it[1] .. '""" + HOLD_SUFFIX + """', it[2]) end
+local function undo(rec)  -- HGETALL reply: key, amount, key, amount, ...
+  for i = 1, #rec, 2 do
+    local v = tonumber(rec[i + 1])
+    if v ~= 0 then sub(rec[i], v) end
   end
 end
-local function sweep(now)
-  local ids = redis.call('ZRANGEBYSCORE', P .. 'resexp', '-inf', now, 'LIMIT', 0, 200)
+local function sweep(zk, now)
+  local ids = redis.call('ZRANGEBYSCORE', zk, '-inf', now, 'LIMIT', 0, 200)
   for _, rid in ipairs(ids) do
-    local raw = redis.call('GET', P .. 'res:' .. rid)
-    if raw then undo(cjson.decode(raw)); redis.call('DEL', P .. 'res:' .. rid) end
-    redis.call('ZREM', P .. 'resexp', rid)
+    local rk = P .. 'rh:' .. rid
+    local rec = redis.call('HGETALL', rk)
+    if #rec > 0 then
+      undo(rec); redis.call('DEL', rk)
+    else  -- a reservation written by an older version: a JSON list of [key, amount, hold]
+      local raw = redis.call('GET', P .. 'res:' .. rid)
+      if raw then
+        for _, it in ipairs(cjson.decode(raw)) do
+          if it[2] ~= 0 then
+            sub(P .. it[1], it[2])
+            if it[3] == 1 then sub(P .. it[1] .. '""" + HOLD_SUFFIX + """', it[2]) end
+          end
+        end
+        redis.call('DEL', P .. 'res:' .. rid)
+      end
+    end
+    redis.call('ZREM', zk, rid)
   end
   return #ids
 end
 """
 
-# ARGV: prefix, rid, expires_at, now, checks; checks = records joined by \x1d, each record's fields
-# (span, charge, amount, limit or -1, expire_at, hold) joined by \x1e; a span's keys are joined by \x1f.
+# KEYS: resexp zset, reservation hash, then per check: span keys, charge, [charge#h if hold]
+# ARGV: prefix, rid, expires_at, now, reservation expiry ms, then per check 5 values:
+#       span length, amount, limit or -1, charge expiry ms, hold expiry ms or 0 (no hold)
 _ACQUIRE = _COMMON + """
-local rid, expires, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-sweep(now)
-local checks, totals, c = {}, {}, 0
-for rec in string.gmatch(ARGV[5], '[^\\29]+') do
-  c = c + 1
-  local f = fields(rec)
-  local used = total(f[1])
-  local ch = {f[2], tonumber(f[3]), tonumber(f[4]), tonumber(f[5]), tonumber(f[6])}
-  if ch[3] >= 0 and used + ch[2] > ch[3] then
-    totals[#totals + 1] = used
-    return {0, c - 1, totals}
+local zk, rk = KEYS[1], KEYS[2]
+sweep(zk, ARGV[4])
+local totals, ki, n = {}, 3, 0
+for a = 6, #ARGV, 5 do
+  local ns, amount, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local used = 0
+  if ns > 0 then
+    for _, v in ipairs(redis.call('MGET', unpack(KEYS, ki, ki + ns - 1))) do if v then used = used + tonumber(v) end end
   end
-  totals[#totals + 1] = used + ch[2]
-  checks[#checks + 1] = ch
-end
-local items = {}
-for _, ch in ipairs(checks) do
-  if ch[2] ~= 0 then
-    add(ch[1], ch[2], math.floor(ch[4] * 1000))
-    if ch[5] == 1 then add(ch[1] .. '""" + HOLD_SUFFIX + """', ch[2], math.floor(math.max(ch[4], expires) * 1000)) end
-    items[#items + 1] = {ch[1], ch[2], ch[5]}
+  n = n + 1
+  if limit >= 0 and used + amount > limit then
+    totals[n] = used
+    return {0, n - 1, totals}
   end
+  totals[n] = used + amount
+  ki = ki + ns + 1
+  if ARGV[a + 4] ~= '0' then ki = ki + 1 end
 end
-redis.call('SET', P .. 'res:' .. rid, cjson.encode(items), 'PXAT', int(math.floor((expires + 86400) * 1000)))
-redis.call('ZADD', P .. 'resexp', expires, rid)
+local rec, pos, ki = {'_', '0'}, {}, 3
+local function hold(k, amount, amt, exp)
+  if redis.call('INCRBY', k, amount) == amt then redis.call('PEXPIREAT', k, exp) end
+  local i = pos[k]
+  if i then rec[i] = string.format('%d', tonumber(rec[i]) + amt)
+  else rec[#rec + 1] = k; rec[#rec + 1] = amount; pos[k] = #rec end
+end
+for a = 6, #ARGV, 5 do
+  local ns, amount, hexp = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 4]
+  if amount ~= '0' then
+    local amt = tonumber(amount)
+    hold(KEYS[ki + ns], amount, amt, ARGV[a + 3])
+    if hexp ~= '0' then hold(KEYS[ki + ns + 1], amount, amt, hexp) end
+  end
+  ki = ki + ns + 1
+  if hexp ~= '0' then ki = ki + 1 end
+end
+redis.call('HSET', rk, unpack(rec))
+redis.call('PEXPIREAT', rk, ARGV[5])
+redis.call('ZADD', zk, ARGV[3], ARGV[2])
 return {1, -1, totals}
 """
 
-# ARGV: prefix, rid, now, final, adjusts; records joined by \x1d, fields (charge, actual, expire_at,
-# clamp or -1, span or "-") joined by \x1e
+# KEYS: resexp zset, reservation hash, then per adjust: charge, span keys (only with a clamp)
+# ARGV: prefix, rid, final (1/0), then per adjust 4 values: span length, actual, charge expiry ms, clamp or -1
 _SETTLE = _COMMON + """
-local rid, now, final = ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
-local raw = redis.call('GET', P .. 'res:' .. rid)
-local held, order = {}, {}
-if raw then
-  for _, it in ipairs(cjson.decode(raw)) do held[it[1]] = {it[2], it[3]}; order[#order + 1] = it[1] end
-end
-local applied = {}
-for rec in string.gmatch(ARGV[5], '[^\\29]+') do
-  local f = fields(rec)
-  local charge, actual, exp, clamp, span = f[1], tonumber(f[2]), tonumber(f[3]), tonumber(f[4]), f[5]
-  local h = held[charge] or {0, 0}
-  held[charge] = nil
+local zk, rk = KEYS[1], KEYS[2]
+local raw = redis.call('HGETALL', rk)
+local held = {}
+for i = 1, #raw, 2 do held[raw[i]] = tonumber(raw[i + 1]) end
+local applied, done, ki = {}, {}, 3
+for a = 4, #ARGV, 4 do
+  local ns, actual, clamp = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3])
+  local ck = KEYS[ki]
+  local h = held[ck] or 0
+  if held[ck] then held[ck] = nil; done[#done + 1] = ck end
   if clamp >= 0 then
-    local others
-    if span == '-' then others = num(charge) else others = total(span) end
-    others = others - h[1]
-    actual = math.max(0, math.min(actual, clamp - others))
+    local others = 0
+    local vals
+    if ns > 0 then vals = redis.call('MGET', unpack(KEYS, ki + 1, ki + ns)) else vals = {redis.call('GET', ck)} end
+    for _, v in ipairs(vals) do if v then others = others + tonumber(v) end end
+    actual = math.max(0, math.min(actual, clamp - (others - h)))
   end
-  add(charge, actual - h[1], math.floor(exp * 1000))
-  if h[2] == 1 then sub(charge .. '""" + HOLD_SUFFIX + """', h[1]) end
+  local d = actual - h
+  if d ~= 0 and redis.call('INCRBY', ck, string.format('%d', d)) == d then redis.call('PEXPIREAT', ck, ARGV[a + 2]) end
+  local hk = ck .. '""" + HOLD_SUFFIX + """'
+  local hv = held[hk]
+  if hv then
+    held[hk] = nil; done[#done + 1] = hk
+    if hv ~= 0 then sub(hk, hv) end
+  end
   applied[#applied + 1] = actual
+  ki = ki + 1 + ns
 end
-if raw then
-  local rest = {}
-  for _, k in ipairs(order) do if held[k] then rest[#rest + 1] = {k, held[k][1], held[k][2]} end end
-  if final then
-    undo(rest); redis.call('DEL', P .. 'res:' .. rid); redis.call('ZREM', P .. 'resexp', rid)
-  else
-    redis.call('SET', P .. 'res:' .. rid, cjson.encode(rest), 'KEEPTTL')
+if #raw > 0 then
+  if ARGV[3] == '1' then
+    for k, v in pairs(held) do if v ~= 0 then sub(k, v) end end
+    redis.call('DEL', rk); redis.call('ZREM', zk, ARGV[2])
+  elseif #done > 0 then
+    redis.call('HDEL', rk, unpack(done))
   end
 end
-return {raw and 1 or 0, applied}
+return {#raw > 0 and 1 or 0, applied}
 """
 
+# KEYS: resexp zset, reservation hash; ARGV: prefix, rid
 _RELEASE = _COMMON + """
-local raw = redis.call('GET', P .. 'res:' .. ARGV[2])
-if not raw then return 0 end
-undo(cjson.decode(raw)); redis.call('DEL', P .. 'res:' .. ARGV[2]); redis.call('ZREM', P .. 'resexp', ARGV[2])
+local raw = redis.call('HGETALL', KEYS[2])
+if #raw == 0 then return 0 end
+undo(raw); redis.call('DEL', KEYS[2]); redis.call('ZREM', KEYS[1], ARGV[2])
 return 1
 """
 
 _RAISE = """
-local k, v, exp, now = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local k, v, exp = KEYS[1], tonumber(ARGV[1]), ARGV[2]
 local cur = tonumber(redis.call('GET', k) or '0')
-if v > cur then redis.call('SET', k, ARGV[2], 'KEEPTTL') end
+if v > cur then redis.call('SET', k, ARGV[1], 'KEEPTTL') end
 redis.call('PEXPIREAT', k, exp, 'NX'); redis.call('PEXPIREAT', k, exp, 'GT')
 return 1
 """
 
-_SWEEP = _COMMON + "return sweep(tonumber(ARGV[2]))"
-
-
-_SEP = "\x1f"  # joins a span's counter keys into one script argument
+_SWEEP = _COMMON + "return sweep(KEYS[1], ARGV[2])"
 
 
 def _i(x: float) -> str:
     return repr(x) if isinstance(x, float) else str(x)
+
+
+def _bulk(s: str) -> bytes:
+    b = s.encode()
+    return b"$%d\r\n%s\r\n" % (len(b), b)
 
 
 class RedisStore:
@@ -191,6 +209,7 @@ class RedisStore:
         self.retry_after_s, self.socket_timeout_s = retry_after_s, socket_timeout_s
         self._r = client
         self._sha: dict[str, str] = {}
+        self._spans: dict[tuple[str, ...], tuple[tuple[str, ...], bytes]] = {}
         self._down_since: float | None = None
         self._retry_at = 0.0
         self.fallback = MemoryStore(limit_divisor=self.expected_replicas)
@@ -222,7 +241,18 @@ class RedisStore:
             self._errs = errs
         return self._errs
 
-    async def _eval(self, name: str, script: str, args: Sequence[Any]) -> Any:
+    def _span(self, span: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
+        """A span's prefixed keys, and their RESP encoding (cached: spans repeat for a whole window slot)."""
+        c = self._spans.get(span)
+        if c is None:
+            if len(self._spans) > 8192:
+                self._spans.clear()
+            ks = tuple(self.prefix + k for k in span)
+            c = self._spans[span] = (ks, b"".join(map(_bulk, ks)))
+        return c
+
+    async def _eval(self, name: str, script: str, keys: list[Any], argv: list[str]) -> Any:
+        """keys: RESP-encoded key chunks (resp transport; each may hold several keys) or key strings."""
         r = self._client()
         if self.transport == "resp":
             from router.quota._resp import RespError
@@ -230,28 +260,47 @@ class RedisStore:
             sha = self._sha.get(name)
             if sha is None:
                 sha = self._sha[name] = (await r.execute("SCRIPT", "LOAD", script)).decode()
+            nkeys, chunks = keys
+            n = 3 + nkeys + len(argv)
+            body = b"%s%s%s" % (_bulk(str(nkeys)), b"".join(chunks), b"".join(map(_bulk, argv)))
             try:
-                return await r.execute("EVALSHA", sha, 0, *args)
+                return await r.execute_raw(b"*%d\r\n$7\r\nEVALSHA\r\n%s%s" % (n, _bulk(sha), body))
             except RespError as e:
                 if not str(e).startswith("NOSCRIPT"):
                     raise
-                return await r.execute("EVAL", script, 0, *args)  # server restarted / SCRIPT FLUSH
+                # server restarted / SCRIPT FLUSH: EVAL caches it again
+                return await r.execute_raw(b"*%d\r\n$4\r\nEVAL\r\n%s%s" % (n, _bulk(script), body))
         from redis.exceptions import NoScriptError
 
         sha = self._sha.get(name)
         if sha is None:
             sha = self._sha[name] = await r.script_load(script)
         try:
-            return await r.evalsha(sha, 0, *args)
+            return await r.evalsha(sha, len(keys), *keys, *argv)
         except NoScriptError:  # server restarted / SCRIPT FLUSH: EVAL caches it again
-            return await r.eval(script, 0, *args)
+            return await r.eval(script, len(keys), *keys, *argv)
 
-    async def _call(self, name: str, script: str, args: Sequence[Any], fallback: Any) -> Any:
+    def _keys(self, spans: Sequence[tuple[str, ...]], rid: str | None = None) -> Any:
+        """The KEYS argument for `_eval`: `resexp`, the reservation hash of `rid` (if given),
+        then the spans' keys, prefixed, in the transport's form."""
+        if self.transport == "resp":
+            chunks = [self._span(sp)[1] for sp in spans]
+            n = sum(map(len, spans))
+            if rid is not None:
+                chunks.insert(1, _bulk(self.prefix + "rh:" + rid))
+                n += 1
+            return n, chunks
+        ks = [k for sp in spans for k in self._span(sp)[0]]
+        if rid is not None:
+            ks.insert(1, self.prefix + "rh:" + rid)
+        return ks
+
+    async def _call(self, name: str, script: str, keys: Any, argv: list[str], fallback: Any) -> Any:
         now = time.monotonic()
         if self._down_since is not None and now < self._retry_at and self.on_redis_error == "local_fallback":
             return fallback()
         try:
-            out = await self._eval(name, script, args)
+            out = await self._eval(name, script, keys, argv)
         except self._net_errors() as e:
             self._retry_at = now + self.retry_after_s
             first = self._down_since is None
@@ -275,11 +324,14 @@ class RedisStore:
 
     # -- Store interface ---------------------------------------------------------
     async def acquire(self, res_id: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired:
-        payload = "\x1d".join(
-            f"{_SEP.join(c.span)}\x1e{c.charge}\x1e{c.amount}\x1e{-1 if c.limit is None else c.limit}"
-            f"\x1e{_i(c.expire_at)}\x1e{int(c.hold)}" for c in checks)
-        args = (self.prefix, res_id, _i(expires_at), _i(now), payload)
-        out = await self._call("acquire", _ACQUIRE, args,
+        spans: list[tuple[str, ...]] = [("resexp",)]
+        argv = [self.prefix, res_id, _i(expires_at), _i(now), str(int((expires_at + 86400) * 1000))]
+        for c in checks:
+            spans.append(c.span)
+            spans.append((c.charge, c.charge + HOLD_SUFFIX) if c.hold else (c.charge,))
+            argv += (str(len(c.span)), str(c.amount), "-1" if c.limit is None else str(c.limit),
+                     str(int(c.expire_at * 1000)), str(int(max(c.expire_at, expires_at) * 1000)) if c.hold else "0")
+        out = await self._call("acquire", _ACQUIRE, self._keys(spans, res_id), argv,
                                lambda: self.fallback.acquire_sync(res_id, checks, expires_at, now))
         if isinstance(out, Acquired):
             return out
@@ -289,11 +341,16 @@ class RedisStore:
     async def settle(self, res_id: str, adjusts: Sequence[Adjust], now: float, final: bool = True) -> tuple[bool, list[int]]:
         if res_id in self.fallback._res:  # reserved while redis was down
             return self.fallback.settle_sync(res_id, adjusts, now, final)
-        payload = "\x1d".join(
-            f"{a.charge}\x1e{a.actual}\x1e{_i(a.expire_at)}\x1e{-1 if a.clamp is None else a.clamp}"
-            f"\x1e{_SEP.join(a.span) or '-'}" for a in adjusts)
-        args = (self.prefix, res_id, _i(now), "1" if final else "0", payload)
-        out = await self._call("settle", _SETTLE, args, lambda: self.fallback.settle_sync(res_id, adjusts, now, final))
+        spans: list[tuple[str, ...]] = [("resexp",)]
+        argv = [self.prefix, res_id, "1" if final else "0"]
+        for a in adjusts:
+            spans.append((a.charge,))
+            span = a.span if a.clamp is not None else ()
+            if span:
+                spans.append(span)
+            argv += (str(len(span)), str(a.actual), str(int(a.expire_at * 1000)), "-1" if a.clamp is None else str(a.clamp))
+        out = await self._call("settle", _SETTLE, self._keys(spans, res_id), argv,
+                               lambda: self.fallback.settle_sync(res_id, adjusts, now, final))
         if isinstance(out, tuple):
             return out
         return bool(out[0]), [int(x) for x in out[1]]
@@ -301,7 +358,8 @@ class RedisStore:
     async def release(self, res_id: str, now: float) -> bool:
         if res_id in self.fallback._res:
             return self.fallback.release_sync(res_id, now)
-        out = await self._call("release", _RELEASE, [self.prefix, res_id], lambda: False)
+        out = await self._call("release", _RELEASE, self._keys([("resexp",)], res_id),
+                               [self.prefix, res_id], lambda: False)
         return bool(out)
 
     async def read(self, keys: Sequence[str], now: float) -> list[int]:
@@ -324,11 +382,12 @@ class RedisStore:
             return self.fallback.read_sync(keys, now)
 
     async def raise_to(self, key: str, value: int, expire_at: float, now: float) -> None:
-        await self._call("raise", _RAISE, [self.prefix + key, value, int(expire_at * 1000), _i(now)],
+        await self._call("raise", _RAISE, self._keys([(key,)]), [str(value), str(int(expire_at * 1000))],
                          lambda: self.fallback.raise_to_sync(key, value, expire_at, now))
 
     async def sweep(self, now: float) -> int:
-        return int(await self._call("sweep", _SWEEP, [self.prefix, _i(now)], lambda: self.fallback.sweep_sync(now)) or 0)
+        return int(await self._call("sweep", _SWEEP, self._keys([("resexp",)]), [self.prefix, _i(now)],
+                                    lambda: self.fallback.sweep_sync(now)) or 0)
 
     async def aclose(self) -> None:
         if self._r is not None:
