@@ -71,26 +71,31 @@ end
 """
 
 # KEYS: resexp zset, reservation hash, then per check: span keys, charge, [charge#h if hold]
-# ARGV: prefix, rid, expires_at, now, reservation expiry ms, then per check 5 values:
-#       span length, amount, limit or -1, charge expiry ms, hold expiry ms or 0 (no hold)
+# ARGV: prefix, rid, expires_at, now, reservation expiry ms, then one per check:
+#       "<span length> <amount> <limit or -1> <charge expiry ms> <hold expiry ms, 0 = no hold>"
+# Reply: "ok failed total total ..." (one bulk string: cheaper to parse than nested arrays)
 _ACQUIRE = _COMMON + """
 local zk, rk = KEYS[1], KEYS[2]
 sweep(zk, ARGV[4])
 local totals, ki, n = {}, 3, 0
-for a = 6, #ARGV, 5 do
-  local ns, amount, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+local NS, AM, EX, HX = {}, {}, {}, {}
+for a = 6, #ARGV do
+  local ns, amount, limit, exp, hexp = string.match(ARGV[a], '^(%d+) (%-?%d+) (%-?%d+) (%d+) (%d+)$')
+  ns, limit = tonumber(ns), tonumber(limit)
+  local amt = tonumber(amount)
   local used = 0
   if ns > 0 then
     for _, v in ipairs(redis.call('MGET', unpack(KEYS, ki, ki + ns - 1))) do if v then used = used + tonumber(v) end end
   end
   n = n + 1
-  if limit >= 0 and used + amount > limit then
-    totals[n] = used
-    return {0, n - 1, totals}
+  if limit >= 0 and used + amt > limit then
+    totals[n] = string.format('%d', used)
+    return '0 ' .. (n - 1) .. ' ' .. table.concat(totals, ' ')
   end
-  totals[n] = used + amount
+  totals[n] = string.format('%d', used + amt)
+  NS[n], AM[n], EX[n], HX[n] = ns, amount, exp, hexp
   ki = ki + ns + 1
-  if ARGV[a + 4] ~= '0' then ki = ki + 1 end
+  if hexp ~= '0' then ki = ki + 1 end
 end
 local rec, pos, ki = {'_', '0'}, {}, 3
 local function hold(k, amount, amt, exp)
@@ -99,11 +104,11 @@ local function hold(k, amount, amt, exp)
   if i then rec[i] = string.format('%d', tonumber(rec[i]) + amt)
   else rec[#rec + 1] = k; rec[#rec + 1] = amount; pos[k] = #rec end
 end
-for a = 6, #ARGV, 5 do
-  local ns, amount, hexp = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 4]
+for i = 1, n do
+  local ns, amount, hexp = NS[i], AM[i], HX[i]
   if amount ~= '0' then
     local amt = tonumber(amount)
-    hold(KEYS[ki + ns], amount, amt, ARGV[a + 3])
+    hold(KEYS[ki + ns], amount, amt, EX[i])
     if hexp ~= '0' then hold(KEYS[ki + ns + 1], amount, amt, hexp) end
   end
   ki = ki + ns + 1
@@ -112,19 +117,22 @@ end
 redis.call('HSET', rk, unpack(rec))
 redis.call('PEXPIREAT', rk, ARGV[5])
 redis.call('ZADD', zk, ARGV[3], ARGV[2])
-return {1, -1, totals}
+return '1 -1 ' .. table.concat(totals, ' ')
 """
 
 # KEYS: resexp zset, reservation hash, then per adjust: charge, span keys (only with a clamp)
-# ARGV: prefix, rid, final (1/0), then per adjust 4 values: span length, actual, charge expiry ms, clamp or -1
+# ARGV: prefix, rid, final (1/0), then one per adjust:
+#       "<span length> <actual> <charge expiry ms> <clamp or -1>"
+# Reply: "live applied applied ..."
 _SETTLE = _COMMON + """
 local zk, rk = KEYS[1], KEYS[2]
 local raw = redis.call('HGETALL', rk)
 local held = {}
 for i = 1, #raw, 2 do held[raw[i]] = tonumber(raw[i + 1]) end
-local applied, done, ki = {}, {}, 3
-for a = 4, #ARGV, 4 do
-  local ns, actual, clamp = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3])
+local applied, done, ki = {#raw > 0 and '1' or '0'}, {}, 3
+for a = 4, #ARGV do
+  local ns, actual, exp, clamp = string.match(ARGV[a], '^(%d+) (%-?%d+) (%d+) (%-?%d+)$')
+  ns, actual, clamp = tonumber(ns), tonumber(actual), tonumber(clamp)
   local ck = KEYS[ki]
   local h = held[ck] or 0
   if held[ck] then held[ck] = nil; done[#done + 1] = ck end
@@ -136,14 +144,14 @@ for a = 4, #ARGV, 4 do
     actual = math.max(0, math.min(actual, clamp - (others - h)))
   end
   local d = actual - h
-  if d ~= 0 and redis.call('INCRBY', ck, string.format('%d', d)) == d then redis.call('PEXPIREAT', ck, ARGV[a + 2]) end
+  if d ~= 0 and redis.call('INCRBY', ck, string.format('%d', d)) == d then redis.call('PEXPIREAT', ck, exp) end
   local hk = ck .. '""" + HOLD_SUFFIX + """'
   local hv = held[hk]
   if hv then
     held[hk] = nil; done[#done + 1] = hk
     if hv ~= 0 then sub(hk, hv) end
   end
-  applied[#applied + 1] = actual
+  applied[#applied + 1] = string.format('%d', actual)
   ki = ki + 1 + ns
 end
 if #raw > 0 then
@@ -154,7 +162,7 @@ if #raw > 0 then
     redis.call('HDEL', rk, unpack(done))
   end
 end
-return {#raw > 0 and 1 or 0, applied}
+return table.concat(applied, ' ')
 """
 
 # KEYS: resexp zset, reservation hash; ARGV: prefix, rid
@@ -329,14 +337,14 @@ class RedisStore:
         for c in checks:
             spans.append(c.span)
             spans.append((c.charge, c.charge + HOLD_SUFFIX) if c.hold else (c.charge,))
-            argv += (str(len(c.span)), str(c.amount), "-1" if c.limit is None else str(c.limit),
-                     str(int(c.expire_at * 1000)), str(int(max(c.expire_at, expires_at) * 1000)) if c.hold else "0")
+            argv.append(f"{len(c.span)} {c.amount} {-1 if c.limit is None else c.limit} {int(c.expire_at * 1000)} "
+                        f"{int(max(c.expire_at, expires_at) * 1000) if c.hold else 0}")
         out = await self._call("acquire", _ACQUIRE, self._keys(spans, res_id), argv,
                                lambda: self.fallback.acquire_sync(res_id, checks, expires_at, now))
         if isinstance(out, Acquired):
             return out
-        ok, failed, totals = out
-        return Acquired(bool(ok), int(failed), tuple(int(t) for t in totals))
+        ok, failed, *totals = out.split()
+        return Acquired(ok == b"1", int(failed), tuple(map(int, totals)))
 
     async def settle(self, res_id: str, adjusts: Sequence[Adjust], now: float, final: bool = True) -> tuple[bool, list[int]]:
         if res_id in self.fallback._res:  # reserved while redis was down
@@ -348,12 +356,13 @@ class RedisStore:
             span = a.span if a.clamp is not None else ()
             if span:
                 spans.append(span)
-            argv += (str(len(span)), str(a.actual), str(int(a.expire_at * 1000)), "-1" if a.clamp is None else str(a.clamp))
+            argv.append(f"{len(span)} {a.actual} {int(a.expire_at * 1000)} {-1 if a.clamp is None else a.clamp}")
         out = await self._call("settle", _SETTLE, self._keys(spans, res_id), argv,
                                lambda: self.fallback.settle_sync(res_id, adjusts, now, final))
         if isinstance(out, tuple):
             return out
-        return bool(out[0]), [int(x) for x in out[1]]
+        live, *applied = out.split()
+        return live == b"1", list(map(int, applied))
 
     async def release(self, res_id: str, now: float) -> bool:
         if res_id in self.fallback._res:
