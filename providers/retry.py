@@ -71,7 +71,8 @@ class RetryPolicy:
         ra = getattr(exc, "retry_after", None)
         return not (isinstance(ra, (int, float)) and ra > self.max_wait_s)
 
-    def _retrying(self) -> Any:
+    def _retrying(self, done: int = 0) -> Any:
+        """The tenacity loop for the attempts after the first `done` (already failed) ones."""
         import tenacity
 
         policy = self
@@ -82,10 +83,10 @@ class RetryPolicy:
 
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            return policy._wait_for(exc, state.attempt_number)
+            return policy._wait_for(exc, state.attempt_number + done)
 
         return tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(max(1, self.max_attempts)),
+            stop=tenacity.stop_after_attempt(max(1, self.max_attempts - done)),
             wait=wait,
             retry=retry_pred,
             sleep=self.sleep,
@@ -93,9 +94,17 @@ class RetryPolicy:
         )
 
     async def run(self, factory: Callable[[], Awaitable[T]]) -> T:
+        # The first attempt runs bare (the common case: no tenacity state is built);
+        # only a retryable failure enters the tenacity loop for the remaining attempts.
         if self.max_attempts <= 1:
             return await factory()
-        async for attempt in self._retrying():
+        try:
+            return await factory()
+        except BaseException as exc:
+            if not self._should_retry(exc):
+                raise
+            await self.sleep(self._wait_for(exc, 1))
+        async for attempt in self._retrying(done=1):
             with attempt:
                 return await factory()
         raise AssertionError("unreachable")  # pragma: no cover
