@@ -14,7 +14,7 @@ mid-stream stops the vendor's generation.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -44,6 +44,26 @@ class _Body(httpx.AsyncByteStream):
         self._resp.release()
 
 
+class _Response(httpx.Response):
+    """A whole response whose `request` is built on first access (the lean POST path
+    never needs it unless a caller asks)."""
+
+    _factory: Callable[[], httpx.Request] | None = None
+
+    @property  # type: ignore[override]
+    def request(self) -> httpx.Request:
+        if self._request is None and self._factory is not None:
+            self._request = self._factory()
+        return httpx.Response.request.fget(self)  # type: ignore[attr-defined]
+
+    @request.setter
+    def request(self, value: httpx.Request) -> None:
+        self._request = value
+
+
+_AUTO = ("host", "content-length", "transfer-encoding")
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, limit: int = 512, limit_per_host: int = 0, keepalive_timeout: float = 30.0,
                  ttl_dns_cache: int = 300) -> None:
@@ -66,42 +86,56 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         return await self.handle(request, stream=True)
 
-    async def handle(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
-        import aiohttp
-
-        session = self._get_session()
-        t = request.extensions.get("timeout") or {}
+    def _timeout(self, t: Any) -> Any:
         tk = (t.get("pool"), t.get("connect"), t.get("read"))
         timeout = self._timeouts.get(tk)
         if timeout is None:
+            import aiohttp
+
             timeout = self._timeouts[tk] = aiohttp.ClientTimeout(total=None, connect=tk[0], sock_connect=tk[1],
                                                                  sock_read=tk[2])
+        return timeout
+
+    async def handle(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         body = request.content if hasattr(request, "_content") else await request.aread()
+        return await self.fetch(request.method, str(request.url), request.headers.multi_items(), body,
+                                (request.extensions.get("timeout") or {}), lambda: request, stream=stream)
+
+    async def fetch(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, timeouts: Any,
+                    request: Callable[[], httpx.Request], *, stream: bool) -> httpx.Response:
+        """One request; `request()` gives the httpx.Request for errors and `Response.request`
+        (built only when asked for on the lean `FastAsyncClient.post` path)."""
+        import aiohttp
+
+        session = self._get_session()
+        timeout = self._timeout(timeouts)
         try:
             resp = await session.request(
-                request.method, str(request.url), headers=request.headers.multi_items(), data=body or None,
+                method, url, headers=headers, data=body or None,
                 allow_redirects=False, timeout=timeout, compress=None,
             )
         except asyncio.TimeoutError as e:
-            raise httpx.ConnectTimeout(str(e) or "timed out", request=request) from e
+            raise httpx.ConnectTimeout(str(e) or "timed out", request=request()) from e
         except aiohttp.ClientConnectorError as e:
-            raise httpx.ConnectError(str(e), request=request) from e
+            raise httpx.ConnectError(str(e), request=request()) from e
         except aiohttp.ServerDisconnectedError as e:
-            raise httpx.RemoteProtocolError(str(e), request=request) from e
+            raise httpx.RemoteProtocolError(str(e), request=request()) from e
         except aiohttp.ClientError as e:
-            raise httpx.NetworkError(str(e), request=request) from e
+            raise httpx.NetworkError(str(e), request=request()) from e
         if not stream:  # read it here: one Response build, no chunked re-iteration
             try:
                 content = await resp.read()
             except asyncio.TimeoutError as e:
-                raise httpx.ReadTimeout(str(e) or "read timed out", request=request) from e
+                raise httpx.ReadTimeout(str(e) or "read timed out", request=request()) from e
             except aiohttp.ClientError as e:
-                raise httpx.ReadError(str(e), request=request) from e
+                raise httpx.ReadError(str(e), request=request()) from e
             finally:
                 resp.release()
-            return httpx.Response(resp.status, headers=list(resp.raw_headers), content=content, request=request,
-                                  extensions={"http_version": b"HTTP/1.1",
-                                              "reason_phrase": (resp.reason or "").encode()})
+            out = _Response(resp.status, headers=list(resp.raw_headers), content=content,
+                            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (resp.reason or "").encode()})
+            out._factory = request
+            return out
+        request = request()
         return httpx.Response(
             status_code=resp.status,
             headers=list(resp.raw_headers),
@@ -134,6 +168,34 @@ class FastAsyncClient(httpx.AsyncClient):
                     cache[url] = u
             return u
         return super()._merge_url(url)
+
+    async def post(self, url: Any, *, content: Any = None, headers: Mapping[str, str] | None = None,
+                   timeout: Any = httpx.USE_CLIENT_DEFAULT, **kw: Any) -> httpx.Response:
+        """POST of a bytes body over the aiohttp transport without building an
+        httpx.Request first: the same URL merge, headers (host, client defaults,
+        yours, content-length, in httpx's order) and timeouts as `build_request`;
+        anything else (params, cookies, files, ...) takes httpx's own path."""
+        transport = self._transport
+        if (kw or not isinstance(transport, AiohttpTransport) or not isinstance(content, bytes) or self._cookies
+                or (headers and any(k.lower() in _AUTO for k in headers))):
+            return await super().post(url, content=content, headers=headers, timeout=timeout, **kw)
+        if self.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        u = self._merge_url(url)
+        merged = httpx.Headers(self.headers)
+        if headers:
+            merged.update(headers)
+        items = merged.multi_items()
+        if any(k in _AUTO for k, _ in items):
+            return await super().post(url, content=content, headers=headers, timeout=timeout, **kw)
+        items.insert(0, ("host", u.netloc.decode("ascii")))
+        items.append(("content-length", str(len(content))))
+        tmo = (self.timeout if isinstance(timeout, httpx._client.UseClientDefault) else httpx.Timeout(timeout)).as_dict()
+
+        def request() -> httpx.Request:
+            return httpx.Request("POST", u, headers=items, content=content, extensions={"timeout": tmo})
+
+        return await transport.fetch("POST", str(u), items, content, tmo, request, stream=False)
 
     async def send(self, request: httpx.Request, *, stream: bool = False, **_: Any) -> httpx.Response:
         if self.is_closed:
