@@ -34,13 +34,49 @@ def _encode(args: tuple[Any, ...]) -> bytes:
 
 
 class _Proto(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float = 2.0) -> None:
         self.buf = bytearray()
         self.pos = 0
         self.waiters: deque[asyncio.Future[Any]] = deque()
         self.transport: asyncio.Transport | None = None
         self.closed: Exception | None = None
         self.outbox: list[bytes] = []  # commands written together once per loop iteration
+        # One watchdog per connection instead of a timer per command: if commands are
+        # waiting and no reply byte has arrived for timeout_s, every waiter fails with
+        # TimeoutError and the connection is dropped (its replies could no longer be matched).
+        self.timeout_s = timeout_s
+        self.progress = 0.0  # loop time of the last reply byte (or of the first waiter)
+        self.timer: asyncio.TimerHandle | None = None
+
+    def send(self, data: bytes) -> asyncio.Future[Any]:
+        loop = self.loop
+        fut = loop.create_future()
+        if not self.waiters:
+            self.progress = loop.time()
+            if self.timer is None:
+                self.timer = loop.call_later(self.timeout_s, self._watch)
+        self.waiters.append(fut)
+        if not self.outbox:
+            loop.call_soon(self.flush)
+        self.outbox.append(data)
+        return fut
+
+    def _watch(self) -> None:
+        self.timer = None
+        if not self.waiters or self.closed is not None:
+            return
+        loop = self.loop
+        idle = loop.time() - self.progress
+        if idle < self.timeout_s:
+            self.timer = loop.call_later(self.timeout_s - idle, self._watch)
+            return
+        self.closed = TimeoutError("redis command timed out")
+        while self.waiters:
+            f = self.waiters.popleft()
+            if not f.done():
+                f.set_exception(TimeoutError("redis command timed out"))
+        if self.transport is not None:
+            self.transport.close()
 
     def flush(self) -> None:
         if self.outbox and self.transport is not None and self.closed is None:
@@ -50,9 +86,13 @@ class _Proto(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.loop = asyncio.get_running_loop()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = exc or ConnectionError("redis connection closed")
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.closed = self.closed or exc or ConnectionError("redis connection closed")
         while self.waiters:
             f = self.waiters.popleft()
             if not f.done():
@@ -60,6 +100,8 @@ class _Proto(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
+        if self.timer is not None:
+            self.progress = self.loop.time()
         while self.waiters:
             try:
                 val, end = self._parse(self.pos)
@@ -134,7 +176,8 @@ class RespClient:
             if self._proto is not None and self._proto.closed is None:
                 return self._proto
             loop = asyncio.get_running_loop()
-            _, proto = await asyncio.wait_for(loop.create_connection(_Proto, self.host, self.port), self.timeout_s)
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(lambda: _Proto(self.timeout_s), self.host, self.port), self.timeout_s)
             self._proto = proto
             if self.password:
                 await self._send(proto, ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password))
@@ -146,13 +189,7 @@ class RespClient:
         return await self._send_raw(proto, _encode(args))
 
     async def _send_raw(self, proto: _Proto, data: bytes) -> Any:
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        proto.waiters.append(fut)
-        if not proto.outbox:
-            asyncio.get_running_loop().call_soon(proto.flush)
-        proto.outbox.append(data)
-        async with asyncio.timeout(self.timeout_s):  # no extra task per call (unlike wait_for on 3.11)
-            return await fut
+        return await proto.send(data)
 
     async def execute(self, *args: Any) -> Any:
         return await self.execute_raw(_encode(args))
@@ -162,11 +199,7 @@ class RespClient:
         proto = self._proto
         if proto is None or proto.closed is not None:
             proto = await self._connect()
-        try:
-            return await self._send_raw(proto, data)
-        except asyncio.TimeoutError:
-            self.close()  # replies would now be out of step with waiters
-            raise TimeoutError("redis command timed out") from None
+        return await proto.send(data)  # the connection's watchdog raises TimeoutError
 
     def close(self) -> None:
         if self._proto is not None and self._proto.transport is not None:

@@ -217,7 +217,8 @@ class RedisStore:
         self.retry_after_s, self.socket_timeout_s = retry_after_s, socket_timeout_s
         self._r = client
         self._sha: dict[str, str] = {}
-        self._spans: dict[tuple[str, ...], tuple[tuple[str, ...], bytes]] = {}
+        self._spans: dict[Any, tuple[tuple[str, ...], bytes, int]] = {}
+        self._sha_bulk: dict[str, bytes] = {}
         self._down_since: float | None = None
         self._retry_at = 0.0
         self.fallback = MemoryStore(limit_divisor=self.expected_replicas)
@@ -249,14 +250,16 @@ class RedisStore:
             self._errs = errs
         return self._errs
 
-    def _span(self, span: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
-        """A span's prefixed keys, and their RESP encoding (cached: spans repeat for a whole window slot)."""
-        c = self._spans.get(span)
+    def _span(self, span: tuple[str, ...], ck: Any = None) -> tuple[tuple[str, ...], bytes, int]:
+        """Prefixed keys, their RESP encoding and count, cached under `ck` (default: the span):
+        a check's keys repeat for a whole window slot."""
+        ck = span if ck is None else ck
+        c = self._spans.get(ck)
         if c is None:
             if len(self._spans) > 8192:
                 self._spans.clear()
             ks = tuple(self.prefix + k for k in span)
-            c = self._spans[span] = (ks, b"".join(map(_bulk, ks)))
+            c = self._spans[ck] = (ks, b"".join(map(_bulk, ks)), len(ks))
         return c
 
     async def _eval(self, name: str, script: str, keys: list[Any], argv: list[str]) -> Any:
@@ -267,12 +270,14 @@ class RedisStore:
 
             sha = self._sha.get(name)
             if sha is None:
-                sha = self._sha[name] = (await r.execute("SCRIPT", "LOAD", script)).decode()
+                sha = (await r.execute("SCRIPT", "LOAD", script)).decode()
+                self._sha[name] = sha
+                self._sha_bulk[name] = _bulk(sha)
             nkeys, chunks = keys
             n = 3 + nkeys + len(argv)
             body = b"%s%s%s" % (_bulk(str(nkeys)), b"".join(chunks), b"".join(map(_bulk, argv)))
             try:
-                return await r.execute_raw(b"*%d\r\n$7\r\nEVALSHA\r\n%s%s" % (n, _bulk(sha), body))
+                return await r.execute_raw(b"*%d\r\n$7\r\nEVALSHA\r\n%s%s" % (n, self._sha_bulk[name], body))
             except RespError as e:
                 if not str(e).startswith("NOSCRIPT"):
                     raise
@@ -288,17 +293,17 @@ class RedisStore:
         except NoScriptError:  # server restarted / SCRIPT FLUSH: EVAL caches it again
             return await r.eval(script, len(keys), *keys, *argv)
 
-    def _keys(self, spans: Sequence[tuple[str, ...]], rid: str | None = None) -> Any:
-        """The KEYS argument for `_eval`: `resexp`, the reservation hash of `rid` (if given),
-        then the spans' keys, prefixed, in the transport's form."""
+    def _keys(self, groups: list[tuple[tuple[str, ...], bytes, int]], rid: str | None = None) -> Any:
+        """The KEYS argument for `_eval` in the transport's form: the first group (`resexp`),
+        the reservation hash of `rid` (if given), then the other groups' keys."""
         if self.transport == "resp":
-            chunks = [self._span(sp)[1] for sp in spans]
-            n = sum(map(len, spans))
+            chunks = [g[1] for g in groups]
+            n = sum([g[2] for g in groups])
             if rid is not None:
                 chunks.insert(1, _bulk(self.prefix + "rh:" + rid))
                 n += 1
             return n, chunks
-        ks = [k for sp in spans for k in self._span(sp)[0]]
+        ks = [k for g in groups for k in g[0]]
         if rid is not None:
             ks.insert(1, self.prefix + "rh:" + rid)
         return ks
@@ -332,14 +337,15 @@ class RedisStore:
 
     # -- Store interface ---------------------------------------------------------
     async def acquire(self, res_id: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired:
-        spans: list[tuple[str, ...]] = [("resexp",)]
+        groups = [self._span(("resexp",))]
         argv = [self.prefix, res_id, _i(expires_at), _i(now), str(int((expires_at + 86400) * 1000))]
+        get = self._spans.get
         for c in checks:
-            spans.append(c.span)
-            spans.append((c.charge, c.charge + HOLD_SUFFIX) if c.hold else (c.charge,))
+            ck = (c.span, c.charge, c.hold)
+            groups.append(get(ck) or self._span((*c.span, c.charge) + ((c.charge + HOLD_SUFFIX,) if c.hold else ()), ck))
             argv.append(f"{len(c.span)} {c.amount} {-1 if c.limit is None else c.limit} {int(c.expire_at * 1000)} "
                         f"{int(max(c.expire_at, expires_at) * 1000) if c.hold else 0}")
-        out = await self._call("acquire", _ACQUIRE, self._keys(spans, res_id), argv,
+        out = await self._call("acquire", _ACQUIRE, self._keys(groups, res_id), argv,
                                lambda: self.fallback.acquire_sync(res_id, checks, expires_at, now))
         if isinstance(out, Acquired):
             return out
@@ -349,15 +355,13 @@ class RedisStore:
     async def settle(self, res_id: str, adjusts: Sequence[Adjust], now: float, final: bool = True) -> tuple[bool, list[int]]:
         if res_id in self.fallback._res:  # reserved while redis was down
             return self.fallback.settle_sync(res_id, adjusts, now, final)
-        spans: list[tuple[str, ...]] = [("resexp",)]
+        groups = [self._span(("resexp",))]
         argv = [self.prefix, res_id, "1" if final else "0"]
         for a in adjusts:
-            spans.append((a.charge,))
             span = a.span if a.clamp is not None else ()
-            if span:
-                spans.append(span)
+            groups.append(self._span((a.charge, *span), (a.charge, span)))
             argv.append(f"{len(span)} {a.actual} {int(a.expire_at * 1000)} {-1 if a.clamp is None else a.clamp}")
-        out = await self._call("settle", _SETTLE, self._keys(spans, res_id), argv,
+        out = await self._call("settle", _SETTLE, self._keys(groups, res_id), argv,
                                lambda: self.fallback.settle_sync(res_id, adjusts, now, final))
         if isinstance(out, tuple):
             return out
@@ -367,7 +371,7 @@ class RedisStore:
     async def release(self, res_id: str, now: float) -> bool:
         if res_id in self.fallback._res:
             return self.fallback.release_sync(res_id, now)
-        out = await self._call("release", _RELEASE, self._keys([("resexp",)], res_id),
+        out = await self._call("release", _RELEASE, self._keys([self._span(("resexp",))], res_id),
                                [self.prefix, res_id], lambda: False)
         return bool(out)
 
@@ -391,11 +395,11 @@ class RedisStore:
             return self.fallback.read_sync(keys, now)
 
     async def raise_to(self, key: str, value: int, expire_at: float, now: float) -> None:
-        await self._call("raise", _RAISE, self._keys([(key,)]), [str(value), str(int(expire_at * 1000))],
+        await self._call("raise", _RAISE, self._keys([self._span((key,))]), [str(value), str(int(expire_at * 1000))],
                          lambda: self.fallback.raise_to_sync(key, value, expire_at, now))
 
     async def sweep(self, now: float) -> int:
-        return int(await self._call("sweep", _SWEEP, self._keys([("resexp",)]), [self.prefix, _i(now)],
+        return int(await self._call("sweep", _SWEEP, self._keys([self._span(("resexp",))]), [self.prefix, _i(now)],
                                     lambda: self.fallback.sweep_sync(now)) or 0)
 
     async def aclose(self) -> None:
