@@ -70,34 +70,35 @@ local function sweep(zk, now)
 end
 """
 
-# KEYS: resexp zset, reservation hash, then per check: span keys, charge, [charge#h if hold]
+# KEYS: resexp zset, reservation hash, every check's span keys (in check order), then
+#       per check: charge, [charge#h if hold]; all spans are read with ONE MGET
 # ARGV: prefix, rid, expires_at, now, reservation expiry ms, then one per check:
 #       "<span length> <amount> <limit or -1> <charge expiry ms> <hold expiry ms, 0 = no hold>"
 # Reply: "ok failed total total ..." (one bulk string: cheaper to parse than nested arrays)
 _ACQUIRE = _COMMON + """
 local zk, rk = KEYS[1], KEYS[2]
 sweep(zk, ARGV[4])
-local totals, ki, n = {}, 3, 0
-local NS, AM, EX, HX = {}, {}, {}, {}
+local NS, AM, LI, EX, HX, n, S = {}, {}, {}, {}, {}, 0, 0
 for a = 6, #ARGV do
   local ns, amount, limit, exp, hexp = string.match(ARGV[a], '^(%d+) (%-?%d+) (%-?%d+) (%d+) (%d+)$')
-  ns, limit = tonumber(ns), tonumber(limit)
-  local amt = tonumber(amount)
-  local used = 0
-  if ns > 0 then
-    for _, v in ipairs(redis.call('MGET', unpack(KEYS, ki, ki + ns - 1))) do if v then used = used + tonumber(v) end end
-  end
   n = n + 1
-  if limit >= 0 and used + amt > limit then
-    totals[n] = string.format('%d', used)
-    return '0 ' .. (n - 1) .. ' ' .. table.concat(totals, ' ')
-  end
-  totals[n] = string.format('%d', used + amt)
-  NS[n], AM[n], EX[n], HX[n] = ns, amount, exp, hexp
-  ki = ki + ns + 1
-  if hexp ~= '0' then ki = ki + 1 end
+  NS[n], AM[n], LI[n], EX[n], HX[n] = tonumber(ns), amount, tonumber(limit), exp, hexp
+  S = S + NS[n]
 end
-local rec, pos, ki = {'_', '0'}, {}, 3
+local vals = S > 0 and redis.call('MGET', unpack(KEYS, 3, 2 + S)) or {}
+local totals, vi = {}, 1
+for i = 1, n do
+  local used = 0
+  for j = vi, vi + NS[i] - 1 do local v = vals[j]; if v then used = used + tonumber(v) end end
+  vi = vi + NS[i]
+  local amt = tonumber(AM[i])
+  if LI[i] >= 0 and used + amt > LI[i] then
+    totals[i] = string.format('%d', used)
+    return '0 ' .. (i - 1) .. ' ' .. table.concat(totals, ' ')
+  end
+  totals[i] = string.format('%d', used + amt)
+end
+local rec, pos, ki = {'_', '0'}, {}, 3 + S
 local function hold(k, amount, amt, exp)
   if redis.call('INCRBY', k, amount) == amt then redis.call('PEXPIREAT', k, exp) end
   local i = pos[k]
@@ -105,13 +106,13 @@ local function hold(k, amount, amt, exp)
   else rec[#rec + 1] = k; rec[#rec + 1] = amount; pos[k] = #rec end
 end
 for i = 1, n do
-  local ns, amount, hexp = NS[i], AM[i], HX[i]
+  local amount, hexp = AM[i], HX[i]
   if amount ~= '0' then
     local amt = tonumber(amount)
-    hold(KEYS[ki + ns], amount, amt, EX[i])
-    if hexp ~= '0' then hold(KEYS[ki + ns + 1], amount, amt, hexp) end
+    hold(KEYS[ki], amount, amt, EX[i])
+    if hexp ~= '0' then hold(KEYS[ki + 1], amount, amt, hexp) end
   end
-  ki = ki + ns + 1
+  ki = ki + 1
   if hexp ~= '0' then ki = ki + 1 end
 end
 redis.call('HSET', rk, unpack(rec))
@@ -338,14 +339,16 @@ class RedisStore:
     # -- Store interface ---------------------------------------------------------
     async def acquire(self, res_id: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired:
         groups = [self._span(("resexp",))]
+        charges = []
         argv = [self.prefix, res_id, _i(expires_at), _i(now), str(int((expires_at + 86400) * 1000))]
         get = self._spans.get
         for c in checks:
-            ck = (c.span, c.charge, c.hold)
-            groups.append(get(ck) or self._span((*c.span, c.charge) + ((c.charge + HOLD_SUFFIX,) if c.hold else ()), ck))
+            groups.append(get(c.span) or self._span(c.span))
+            ck = (c.charge, c.hold)
+            charges.append(get(ck) or self._span((c.charge, c.charge + HOLD_SUFFIX) if c.hold else (c.charge,), ck))
             argv.append(f"{len(c.span)} {c.amount} {-1 if c.limit is None else c.limit} {int(c.expire_at * 1000)} "
                         f"{int(max(c.expire_at, expires_at) * 1000) if c.hold else 0}")
-        out = await self._call("acquire", _ACQUIRE, self._keys(groups, res_id), argv,
+        out = await self._call("acquire", _ACQUIRE, self._keys(groups + charges, res_id), argv,
                                lambda: self.fallback.acquire_sync(res_id, checks, expires_at, now))
         if isinstance(out, Acquired):
             return out
