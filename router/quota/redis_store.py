@@ -352,8 +352,8 @@ class RedisStore:
                                lambda: self.fallback.acquire_sync(res_id, checks, expires_at, now))
         if isinstance(out, Acquired):
             return out
-        ok, failed, *totals = out.split()
-        return Acquired(ok == b"1", int(failed), tuple(map(int, totals)))
+        ok, failed, *totals = out.split()  # bytes; str from a redis-py client with decode_responses
+        return Acquired(ok in (b"1", "1"), int(failed), tuple(map(int, totals)))
 
     async def settle(self, res_id: str, adjusts: Sequence[Adjust], now: float, final: bool = True) -> tuple[bool, list[int]]:
         if res_id in self.fallback._res:  # reserved while redis was down
@@ -369,7 +369,7 @@ class RedisStore:
         if isinstance(out, tuple):
             return out
         live, *applied = out.split()
-        return live == b"1", list(map(int, applied))
+        return live in (b"1", "1"), list(map(int, applied))
 
     async def release(self, res_id: str, now: float) -> bool:
         if res_id in self.fallback._res:

@@ -80,3 +80,16 @@ async def test_script_cache_flush_falls_back_to_eval(redis_url, redis_prefix):
     c.close()
     assert (await s.acquire("r2", [Check(("x",), "x", 1, 10, now + 60)], now + 30, now)).totals == (2,)
     await s.aclose()
+
+
+async def test_a_redis_py_client_that_decodes_replies_works_too(redis_url, redis_prefix):
+    import redis.asyncio as aioredis
+
+    s = RedisStore(redis_url, prefix=redis_prefix, client=aioredis.from_url(redis_url, decode_responses=True))
+    now = time.time()
+    acq = await s.acquire("r1", [Check(("x",), "x", 4, 10, now + 60)], now + 30, now)
+    assert acq.ok and acq.totals == (4,)
+    assert not (await s.acquire("r2", [Check(("x",), "x", 7, 10, now + 60)], now + 30, now)).ok
+    assert await s.settle("r1", [Adjust("x", 3, now + 60)], now) == (True, [3])
+    assert await s.read(["x"], now) == [3]
+    await s.aclose()
