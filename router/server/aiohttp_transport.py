@@ -64,6 +64,27 @@ class _Response(httpx.Response):
 _AUTO = ("host", "content-length", "transfer-encoding")
 
 
+def _whole(status: int, raw: list[tuple[bytes, bytes]], content: bytes, ext: dict[str, Any]) -> _Response:
+    """What `httpx.Response(status, headers=raw, content=content)` gives (content-length
+    added when absent, body read, stream closed), without its decoder pass when the body
+    has no content-encoding (an encoded body takes httpx's path, which decodes it)."""
+    names = [k.lower() for k, _ in raw]
+    if b"content-encoding" in names:
+        return _Response(status, headers=raw, content=content, extensions=ext)
+    if b"content-length" not in names:
+        raw.append((b"Content-Length", str(len(content)).encode()))
+    out = _Response(status, headers=raw, stream=httpx.ByteStream(content), extensions=ext)
+    out._content = content
+    out.is_stream_consumed = out.is_closed = True
+    return out
+
+
+def _plain(headers: Any) -> bool:
+    """A dict of ASCII str names/values (what the adapters pass): merged by hand like httpx would."""
+    return isinstance(headers, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and k.isascii() and v.isascii() for k, v in headers.items())
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, limit: int = 512, limit_per_host: int = 0, keepalive_timeout: float = 30.0,
                  ttl_dns_cache: int = 300) -> None:
@@ -131,8 +152,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise httpx.ReadError(str(e), request=request()) from e
             finally:
                 resp.release()
-            out = _Response(resp.status, headers=list(resp.raw_headers), content=content,
-                            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (resp.reason or "").encode()})
+            out = _whole(resp.status, list(resp.raw_headers), content,
+                         {"http_version": b"HTTP/1.1", "reason_phrase": (resp.reason or "").encode()})
             out._factory = request
             return out
         request = request()
@@ -177,15 +198,16 @@ class FastAsyncClient(httpx.AsyncClient):
         anything else (params, cookies, files, ...) takes httpx's own path."""
         transport = self._transport
         if (kw or not isinstance(transport, AiohttpTransport) or not isinstance(content, bytes) or self._cookies
-                or (headers and any(k.lower() in _AUTO for k in headers))):
+                or (headers and not _plain(headers))):
             return await super().post(url, content=content, headers=headers, timeout=timeout, **kw)
         if self.is_closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         u = self._merge_url(url)
-        merged = httpx.Headers(self.headers)
-        if headers:
-            merged.update(headers)
-        items = merged.multi_items()
+        items = self.headers.multi_items()
+        if headers:  # httpx's Headers.update: drop the client's entries for these names, append these
+            drop = {k.lower() for k in headers}
+            items = [kv for kv in items if kv[0] not in drop]
+            items.extend((k.lower(), v) for k, v in headers.items())
         if any(k in _AUTO for k, _ in items):
             return await super().post(url, content=content, headers=headers, timeout=timeout, **kw)
         items.insert(0, ("host", u.netloc.decode("ascii")))

@@ -75,3 +75,30 @@ async def test_lean_post_maps_connect_errors() -> None:
         await client.aclose()
     with pytest.raises(RuntimeError):
         await client.post("http://127.0.0.1:1/x", content=b"{}")
+
+
+async def test_lean_post_header_merge_matches_httpx(upstream: str) -> None:
+    client = aiohttp_client()
+    client.headers["X-Team"] = "a"
+    try:
+        for h in ({"x-team": "b", "Accept": "application/json"}, {"User-Agent": "qr"}, {}, None):
+            lean = await client.post(f"{upstream}/v1/chat", content=b"{}", headers=h)
+            stock = await client.send(client.build_request("POST", f"{upstream}/v1/chat", content=b"{}", headers=h))
+            assert lean.json()["headers"] == stock.json()["headers"], h
+    finally:
+        await client.aclose()
+
+
+def test_whole_response_matches_httpx() -> None:
+    from router.server.aiohttp_transport import _whole
+
+    body = b'{"x":1}'
+    for raw in ([(b"Content-Type", b"application/json"), (b"Content-Length", b"7")],
+                [(b"Content-Type", b"application/json"), (b"Transfer-Encoding", b"chunked")],
+                [(b"Content-Encoding", b"gzip")]):
+        content = gzip.compress(body) if raw[0][0] == b"Content-Encoding" else body
+        a = httpx.Response(201, headers=list(raw), content=content, extensions={"http_version": b"HTTP/1.1"})
+        b = _whole(201, list(raw), content, {"http_version": b"HTTP/1.1"})
+        assert (a.status_code, a.headers.raw, a.content, a.json(), a.is_closed, a.is_stream_consumed,
+                a.num_bytes_downloaded, a.extensions) == (b.status_code, b.headers.raw, b.content, b.json(), b.is_closed,
+                                                          b.is_stream_consumed, b.num_bytes_downloaded, b.extensions)
