@@ -55,7 +55,11 @@ class _Proto(asyncio.Protocol):
             self.progress = loop.time()
             if self.timer is None:
                 self.timer = loop.call_later(self.timeout_s, self._watch)
+        idle = not self.waiters
         self.waiters.append(fut)
+        if idle and self.transport is not None:  # nothing in flight: write now, no loop turn
+            self.transport.write(data)
+            return fut
         if not self.outbox:
             loop.call_soon(self.flush)
         self.outbox.append(data)
