@@ -2,9 +2,12 @@
 
 Check-and-reserve, settle and release are each ONE Lua script (EVALSHA, falling
 back to EVAL when the server has not cached it), so they are atomic across
-replicas. Counter keys expire with their windows (PEXPIREAT); reservations sit in
-a sorted set by expiry and are swept by the next script call after they expire.
-Scripts compute key names, so use a single Redis (or one hash slot), not a cluster.
+replicas. Counter keys expire with their windows (PEXPIREAT); a reservation is a
+hash plus a member of a sorted set by expiry, swept by the next script call after
+it expires. The client passes every counter key ready-made (prefixed, RESP-encoded
+once and cached) and each check as one short ARGV string, so the scripts do no
+string building (docs/quota-ledger.md, issue 4). The sweep derives reservation keys
+from ids, so use a single Redis (or one hash slot), not a cluster.
 
 Redis unreachable (`on_redis_error`):
 * `fail_closed` (default): raise `LedgerUnavailable` (a typed error; the proxy
