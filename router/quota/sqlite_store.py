@@ -13,11 +13,17 @@
   lock inline with a zero busy timeout (uncontended: ~100 us, no thread hop); if
   another process holds it, the transaction runs on a dedicated worker thread
   that waits for the lock (busy timeout) off the loop.
+* A reservation that holds nothing (every check's amount is 0: a paid model with
+  no pool or budget) writes nothing: its checks are read without the write lock
+  and it is remembered in process memory (there is nothing another process could
+  undo). Its settle/release touch the file only if they record a non-zero amount;
+  it is swept (expired: no longer live) when this process sweeps, like a stored one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import os
 import sqlite3
@@ -62,6 +68,8 @@ class SQLiteStore:
         self._db: sqlite3.Connection | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quotaroute-sqlite")
         self._ops = 0
+        self._empty: dict[str, float] = {}  # reservation id -> expires_at, for reservations holding nothing
+        self._empty_heap: list[tuple[float, str]] = []
 
     # -- worker-thread side ------------------------------------------------------
     def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
@@ -155,9 +163,11 @@ class SQLiteStore:
         db.execute("INSERT INTO reservations (id, expires_at, items) VALUES (?, ?, ?)", (rid, expires_at, json.dumps(items)))
         return Acquired(True, -1, tuple(totals))
 
-    def _settle(self, db: sqlite3.Connection, rid: str, adjusts: Sequence[Adjust], now: float, final: bool) -> tuple[bool, list[int]]:
-        row = db.execute("SELECT items FROM reservations WHERE id = ?", (rid,)).fetchone()
-        live = row is not None
+    def _settle(self, db: sqlite3.Connection, rid: str, adjusts: Sequence[Adjust], now: float, final: bool,
+                local: bool | None = None) -> tuple[bool, list[int]]:
+        """`local` (not None): an in-memory reservation holding nothing; True while live."""
+        row = None if local is not None else db.execute("SELECT items FROM reservations WHERE id = ?", (rid,)).fetchone()
+        live = row is not None if local is None else local
         held = {k: (a, h) for k, a, h in json.loads(row[0])} if row else {}
         applied = []
         for adj in adjusts:
@@ -172,7 +182,7 @@ class SQLiteStore:
             if h_hold and h_amt:
                 db.execute("UPDATE counters SET value = value - ? WHERE key = ?", (h_amt, adj.charge + HOLD_SUFFIX))
             applied.append(actual)
-        if live:
+        if live and local is None:
             rest = [[k, a, h] for k, (a, h) in held.items()]
             if final:
                 self._undo(db, rest, now)
@@ -217,13 +227,65 @@ class SQLiteStore:
                 return self._finish_tx(db, fn, *args)
         return await self._run(self._tx, fn, *args)
 
+    # -- reservations that hold nothing (kept in memory) -------------------------
+    def _sweep_empty(self, now: float) -> None:
+        h = self._empty_heap
+        while h and h[0][0] <= now:
+            _, rid = heapq.heappop(h)
+            self._empty.pop(rid, None)
+
+    def _acquire_empty(self, rid: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired | None:
+        """The checks of a reservation that holds nothing, read without the write lock;
+        None when the full transaction must run (a sweep or GC is due, or the file is busy)."""
+        if (self._ops + 1) % _GC_EVERY == 0 or self.mode != "auto":
+            return None
+        if self._inline is None:
+            self._inline = self._open(0.0)
+        db = self._inline
+        try:
+            db.execute("BEGIN")  # one read snapshot
+            try:
+                if db.execute("SELECT 1 FROM reservations WHERE expires_at <= ? LIMIT 1", (now,)).fetchone():
+                    return None  # expired reservations to sweep: the write path does it
+                vals = self._values(db, [k for c in checks for k in c.span], now)
+            finally:
+                db.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            return None
+        self._ops += 1
+        totals = []
+        for i, c in enumerate(checks):
+            used = sum(vals.get(k, 0) for k in c.span)
+            if c.limit is not None and used > c.limit:
+                return Acquired(False, i, tuple(totals) + (used,))
+            totals.append(used)
+        self._empty[rid] = expires_at
+        heapq.heappush(self._empty_heap, (expires_at, rid))
+        return Acquired(True, -1, tuple(totals))
+
+
     async def acquire(self, res_id: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired:
+        self._sweep_empty(now)
+        if all(not c.amount for c in checks):
+            got = self._acquire_empty(res_id, checks, expires_at, now)
+            if got is not None:
+                return got
         return await self._txn(self._acquire, res_id, checks, expires_at, now)
 
     async def settle(self, res_id: str, adjusts: Sequence[Adjust], now: float, final: bool = True) -> tuple[bool, list[int]]:
+        if res_id in self._empty:  # live until swept, like a stored reservation
+            if final:
+                del self._empty[res_id]
+            if all(not a.actual for a in adjusts):  # nothing to record
+                return True, [0] * len(adjusts)
+            return await self._txn(self._settle, res_id, adjusts, now, final, True)
         return await self._txn(self._settle, res_id, adjusts, now, final)
 
     async def release(self, res_id: str, now: float) -> bool:
+        if self._empty.pop(res_id, None) is not None:
+            return True
         return await self._txn(self._release, res_id, now)
 
     async def read(self, keys: Sequence[str], now: float) -> list[int]:
@@ -237,6 +299,7 @@ class SQLiteStore:
         await self._txn(self._raise_to, key, value, expire_at, now)
 
     async def sweep(self, now: float) -> int:
+        self._sweep_empty(now)
         return await self._txn(self._sweep, now)
 
     async def aclose(self) -> None:

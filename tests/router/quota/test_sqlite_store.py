@@ -48,3 +48,49 @@ async def test_locked_by_another_connection_waits_off_the_loop(tmp_path):
     t.cancel()
     assert await st.read(["k"], now) == [2]
     await st.aclose()
+
+
+def _rows(path: str) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT count(*) FROM reservations").fetchone()[0]
+    finally:
+        db.close()
+
+
+async def test_a_reservation_holding_nothing_writes_nothing(tmp_path):
+    from router.quota.store import Adjust
+
+    path = str(tmp_path / "e.sqlite")
+    st = SQLiteStore(path)
+    now = time.time()
+    flag = [Check(("cd|m",), "cd|m", 0, int(now * 1000), now + 1)]
+    got = await st.acquire("e1", flag, now + 60, now)
+    assert got.ok and got.totals == (0,) and _rows(path) == 0
+    assert await st.settle("e1", [], now) == (True, [])
+    assert await st.release("e1", now) is False  # settled: gone
+    # a flag set -> the same checks fail, still without writing
+    await st.raise_to("cd|m", int(now * 1000) + 5000, now + 10, now)
+    got = await st.acquire("e2", flag, now + 60, now)
+    assert not got.ok and got.failed == 0 and _rows(path) == 0
+    # release, and a settle that records an amount on a counter
+    assert (await st.acquire("e3", [Check(("x",), "x", 0, None, now + 60)], now + 60, now)).ok
+    assert await st.release("e3", now) is True
+    assert (await st.acquire("e4", [Check(("x",), "x", 0, None, now + 60)], now + 60, now)).ok
+    assert await st.settle("e4", [Adjust("x", 7, now + 60)], now) == (True, [7])
+    assert await st.read(["x"], now) == [7]
+    # a mixed reservation (one non-zero amount) takes the stored path
+    assert (await st.acquire("e5", [Check(("x",), "x", 2, 100, now + 60)], now + 60, now)).ok
+    assert _rows(path) == 1
+    await st.aclose()
+
+
+@pytest.mark.parametrize("mode", ["auto", "thread"])  # thread: every reservation is stored
+async def test_an_expired_empty_reservation_is_swept_like_a_stored_one(tmp_path, mode):
+    st = SQLiteStore(str(tmp_path / "s.sqlite"), mode=mode)
+    now = time.time()
+    assert (await st.acquire("a", [], now + 30, now)).ok
+    assert (await st.acquire("b", [], now + 90, now + 31)).ok  # sweeps "a"
+    assert await st.settle("a", [], now + 31) == (False, [])  # expired before commit
+    assert await st.settle("b", [], now + 32) == (True, [])
+    await st.aclose()
