@@ -53,10 +53,16 @@ _DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
+class _Lowered(dict):  # type: ignore[type-arg]
+    """Headers already passed through `_lower` (not lowered twice)."""
+
+
 def _lower(headers: Mapping[str, str] | None) -> dict[str, str]:
+    if type(headers) is _Lowered:
+        return headers  # type: ignore[return-value]
     if not headers:
-        return {}
-    return {str(k).lower(): str(v).strip() for k, v in headers.items()}
+        return _Lowered()
+    return _Lowered({str(k).lower(): str(v).strip() for k, v in headers.items()})
 
 
 def _int(v: str | None) -> int | None:
