@@ -13,6 +13,8 @@ import time
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 
+from router._sqlite import enable_wal
+
 __all__ = ["CallRecord", "ResultCache"]
 
 
@@ -52,7 +54,7 @@ class ResultCache:
     def __init__(self, path: str) -> None:
         self.path = path
         self._db = sqlite3.connect(path)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self._db, 30)
         cols = ", ".join(
             f"{c} TEXT" if c in _DECIMAL else f"{c}" for c in _COLS
         )

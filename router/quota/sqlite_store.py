@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from router._sqlite import enable_wal
+
 from router.quota.store import HOLD_SUFFIX, Acquired, Adjust, Check
 
 __all__ = ["SQLiteStore"]
@@ -48,28 +50,6 @@ _UPSERT = (
 )
 _SUB = "UPDATE counters SET value = value - ? WHERE key = ? AND expire_at > ?"
 _GC_EVERY = 2000
-
-
-def _enable_wal(db: sqlite3.Connection, timeout_s: float) -> None:
-    """Switch the file to WAL once. Changing the journal mode needs an exclusive lock
-    and SQLite may answer SQLITE_BUSY at once (without the busy handler) while another
-    process opens the same new file, so retry for up to `timeout_s`; a file already
-    in WAL mode needs no change."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.005
-    while True:
-        try:
-            mode = db.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() != "wal":
-                db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) and "busy" not in str(e):
-                raise
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
 
 
 class SQLiteStore:
@@ -100,7 +80,7 @@ class SQLiteStore:
         if d:
             os.makedirs(d, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
-        _enable_wal(db, self.busy_timeout_s)
+        enable_wal(db, self.busy_timeout_s)
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute("BEGIN IMMEDIATE")
         try:

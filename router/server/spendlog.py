@@ -19,6 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from router._sqlite import enable_wal
+
 __all__ = ["SpendLog", "SpendRow", "summarize", "COLUMNS", "period_start", "parse_since"]
 
 COLUMNS = (
@@ -48,7 +50,7 @@ _SQL: dict[int, str] = {}
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
-    con.execute("PRAGMA journal_mode=WAL")
+    enable_wal(con, 30)
     con.execute("PRAGMA synchronous=NORMAL")
     con.executescript(_SCHEMA)
     return con
