@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import os
 import time
@@ -72,7 +71,7 @@ class SQLiteStore:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quotaroute-sqlite")
         self._ops = 0
         self._empty: dict[str, float] = {}  # reservation id -> expires_at, for reservations holding nothing
-        self._empty_heap: list[tuple[float, str]] = []
+        self._empty_min = float("inf")  # <= the earliest expires_at in _empty (a lower bound)
 
     # -- worker-thread side ------------------------------------------------------
     def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
@@ -232,10 +231,14 @@ class SQLiteStore:
 
     # -- reservations that hold nothing (kept in memory) -------------------------
     def _sweep_empty(self, now: float) -> None:
-        h = self._empty_heap
-        while h and h[0][0] <= now:
-            _, rid = heapq.heappop(h)
-            self._empty.pop(rid, None)
+        # Settled ones are deleted at once, so `_empty` holds only the in-flight ones:
+        # a scan (only once the earliest expiry may have passed) is short.
+        if now < self._empty_min:
+            return
+        e = self._empty
+        for rid in [r for r, exp in e.items() if exp <= now]:
+            del e[rid]
+        self._empty_min = min(e.values(), default=float("inf"))
 
     def _acquire_empty(self, rid: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired | None:
         """The checks of a reservation that holds nothing, read without the write lock;
@@ -265,7 +268,8 @@ class SQLiteStore:
                 return Acquired(False, i, tuple(totals) + (used,))
             totals.append(used)
         self._empty[rid] = expires_at
-        heapq.heappush(self._empty_heap, (expires_at, rid))
+        if expires_at < self._empty_min:
+            self._empty_min = expires_at
         return Acquired(True, -1, tuple(totals))
 
 

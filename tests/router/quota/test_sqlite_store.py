@@ -94,3 +94,15 @@ async def test_an_expired_empty_reservation_is_swept_like_a_stored_one(tmp_path,
     assert await st.settle("a", [], now + 31) == (False, [])  # expired before commit
     assert await st.settle("b", [], now + 32) == (True, [])
     await st.aclose()
+
+
+async def test_settled_empty_reservations_leave_nothing_behind(tmp_path):
+    """Memory stays bounded by the in-flight reservations (a soak found a per-call leak)."""
+    st = SQLiteStore(str(tmp_path / "m.sqlite"))
+    now = time.time()
+    for i in range(200):
+        assert (await st.acquire(f"r{i}", [], now + 600, now)).ok
+        assert await st.settle(f"r{i}", [], now) == (True, [])
+    assert st._empty == {} and len(vars(st)) < 20 and not any(
+        isinstance(v, (list, dict)) and len(v) > 10 for v in vars(st).values())
+    await st.aclose()
