@@ -37,69 +37,23 @@ def add_common_arguments(p: Any) -> None:
 
 def open_ledger(config: str | None, store_url: str | None = None):  # -> (Ledger, config path, store url)
     """Build the Ledger the CLI shows. Pools/budgets come from the config file
-    (through `router.config` when it is present, else parsed here with the same spec
-    models); the store is `--store` > the config's `ledger:` section > the
+    (through `router.config`); the store is `--store` > the config's `ledger:` section > the
     $QUOTAROUTE_LEDGER_URL variable > the SQLite file $QUOTAROUTE_HOME/ledger.sqlite."""
     from router.quota.ledger import Ledger
     from router.quota.store import build_store
 
-    try:
-        import router.config as rc
-    except ImportError:  # pragma: no cover - a build without the router config module
-        rc = None
-    if rc is not None:
-        cfg = rc.load_config(config)
-        path = cfg.file
-        if store_url is None and "ledger" in cfg.model_fields_set and cfg.ledger.store != "memory":
-            ledger = rc.build_ledger(cfg)
-            store = ledger.store
-            url = getattr(store, "url", None) or "sqlite:///" + str(getattr(store, "path", ""))
-            return ledger, path, url
-        pools, budgets = cfg.pools, cfg.budget_specs
-    else:
-        pools, budgets, path = _own_config(config)
+    import router.config as rc
+
+    cfg = rc.load_config(config)
+    path = cfg.file
+    if store_url is None and "ledger" in cfg.model_fields_set and cfg.ledger.store != "memory":
+        ledger = rc.build_ledger(cfg)
+        store = ledger.store
+        url = getattr(store, "url", None) or "sqlite:///" + str(getattr(store, "path", ""))
+        return ledger, path, url
+    pools, budgets = cfg.pools, cfg.budget_specs
     url = store_url or os.environ.get("QUOTAROUTE_LEDGER_URL") or default_store_url()
     return Ledger(build_store(url), pools, budgets), path, url
-
-
-def _own_config(config: str | None) -> tuple[list[Any], list[Any], str | None]:
-    import yaml
-
-    from router.errors import ConfigError
-    from router.quota.spec import load_quota_config
-
-    data: dict[str, Any] = {}
-    path = find_config(config)
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = yaml.load(f, Loader=_line_loader()) or {}
-        except OSError as e:
-            raise ConfigError(f"cannot read config: {e.strerror}", file=path) from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", file=path,
-                              line=mark.line + 1 if mark else None) from None
-        if not isinstance(data, dict):
-            raise ConfigError("config must be a mapping", file=path)
-    pools, budgets = load_quota_config(data, file=path or "<defaults>")
-    return pools, budgets, path
-
-
-def _line_loader() -> Any:
-    """A SafeLoader that records each mapping's line as `__line__` (for ConfigError)."""
-    import yaml
-
-    class _Loader(yaml.SafeLoader):
-        pass
-
-    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> dict[str, Any]:
-        m = yaml.SafeLoader.construct_mapping(loader, node, deep=True)
-        m["__line__"] = node.start_mark.line + 1
-        return m
-
-    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
-    return _Loader
 
 
 def bar(used: float, limit: float, width: int = 20) -> str:

@@ -42,29 +42,10 @@ def _server_section(config: str | None) -> tuple[Any, Any]:
     """(server mapping, loaded config object or None)."""
     if not config:
         return None, None
-    try:
-        from router import config as rc  # type: ignore[attr-defined]
-    except ImportError:
-        rc = None
-    if rc is not None and hasattr(rc, "load_config"):
-        cfg = rc.load_config(config)
-        return getattr(cfg, "server", None), cfg
-    import yaml
+    from router.config import load_config
 
-    from router.errors import ConfigError
-
-    try:
-        with open(config, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except OSError as e:
-        raise ConfigError(f"cannot read config: {e.strerror}", file=config) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", file=config,
-                          line=mark.line + 1 if mark else None) from None
-    if not isinstance(data, dict):
-        raise ConfigError("the config must be a mapping", file=config)
-    return data.get("server"), None
+    cfg = load_config(config)
+    return getattr(cfg, "server", None), cfg
 
 
 def load_settings(config: str | None) -> Any:

@@ -78,10 +78,7 @@ def test_defaults_without_config(tmp_path, monkeypatch, capsys):
     assert "no budgets configured" in capsys.readouterr().out
 
 
-def test_own_parser_when_router_config_is_absent(tmp_path, monkeypatch, capsys):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "router.config", None)  # import fails -> the CLI parses quotas/budgets itself
+def test_budget_cli_reads_config_and_names_bad_keys(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
     cfg = tmp_path / "q.yaml"
     cfg.write_text(CFG.replace("ledger: {store: memory://}", ""))
