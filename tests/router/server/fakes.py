@@ -120,3 +120,37 @@ def build(config_path: str | None = None) -> FakeRouter:
 
 
 __all__ = ["FakeRouter", "FakeStream", "build"]
+
+
+def track_stream(provider: Any, closed: list[int]) -> None:
+    """Wrap `provider.stream` so that, when the generator closes, the number of
+    events it yielded is appended to `closed` (to see an upstream stopped early)."""
+    orig = provider.stream
+
+    async def tracked(req: Any) -> Any:
+        n = 0
+        try:
+            async for ev in orig(req):
+                n += 1
+                yield ev
+        finally:
+            closed.append(n)
+
+    provider.stream = tracked
+
+
+def hang_up_mid_stream(port: int, body: bytes, marker: bytes, count: int = 1) -> bytes:
+    """POST a streaming chat request over a raw socket, read until `marker` was seen
+    `count` times, then hang up. Returns the bytes read (headers included)."""
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", port))
+    try:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                  b"content-length: %d\r\n\r\n" % len(body) + body)
+        got = b""
+        while got.count(marker) < count:
+            got += s.recv(65536)
+        return got
+    finally:
+        s.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import openai
 
 from providers.fake import FakeProvider, reply
 from tests.router.server.conftest import LiveServer, free_port, make_app
-from tests.router.server.fakes import FakeRouter
+from tests.router.server.fakes import FakeRouter, hang_up_mid_stream, track_stream
 
 ROOT = Path(__file__).resolve().parents[3]
 BODY = b'{"model":"auto","stream":true,"messages":[{"role":"user","content":"hi"}]}'
@@ -36,28 +35,11 @@ def _wait(pred: Any, timeout: float = 5.0) -> bool:
 def test_client_disconnect_cancels_upstream(spend_path: Any) -> None:
     seen: list[int] = []
     fake = FakeProvider(scripts=[reply("x" * 200, chunks=200, per_event_s=0.02)])
-    orig = fake.stream
-
-    async def counting(req: Any) -> Any:
-        n = 0
-        try:
-            async for ev in orig(req):
-                n += 1
-                yield ev
-        finally:
-            seen.append(n)
-
-    fake.stream = counting  # type: ignore[method-assign]
+    track_stream(fake, seen)
     router = FakeRouter(fake)
     app = make_app(router, spend_path)
     with LiveServer(app) as srv:
-        s = socket.create_connection(("127.0.0.1", srv.port))
-        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                  b"content-length: %d\r\n\r\n" % len(BODY) + BODY)
-        got = b""
-        while b'"content":"x"' not in got:
-            got += s.recv(65536)
-        s.close()
+        hang_up_mid_stream(srv.port, BODY, b'"content":"x"')
         assert _wait(lambda: router.stream_closed == 1 and seen)
         assert seen[0] < 100  # the upstream generator stopped early
         app.spend.flush()

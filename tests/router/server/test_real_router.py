@@ -27,6 +27,7 @@ from router.sdk import Router
 from router.catalog import Catalog
 from tests.router.routing_helpers import card
 from tests.router.server.conftest import KEY_A, free_port, keyed_settings, make_app
+from tests.router.server.fakes import hang_up_mid_stream, track_stream
 
 ROOT = Path(__file__).resolve().parents[3]
 CAT = Catalog([card("pa:small", "1", "2", q=0.7), card("pb:big", "3", "6", q=0.95)])
@@ -208,7 +209,6 @@ def test_serve_with_config_and_real_adapter(tmp_path: Any) -> None:
 
 
 def test_disconnect_mid_stream_cancels_real_router_stream(spend_path: Any) -> None:
-    import socket
     import sqlite3
 
     from tests.router.server.conftest import LiveServer
@@ -216,30 +216,13 @@ def test_disconnect_mid_stream_cancels_real_router_stream(spend_path: Any) -> No
 
     closed: list[int] = []
     slow = FakeProvider(name="pa", scripts=[reply("y" * 300, chunks=300, per_event_s=0.02)])
-    orig = slow.stream
-
-    async def tracked(req: Any) -> Any:
-        n = 0
-        try:
-            async for ev in orig(req):
-                n += 1
-                yield ev
-        finally:
-            closed.append(n)
-
-    slow.stream = tracked  # type: ignore[method-assign]
+    track_stream(slow, closed)
     router = real_router(pa=slow)
     app = make_app(router, spend_path)
     body = b'{"model":"pa:small","stream":true,"messages":[{"role":"user","content":"hi"}]}'
     with LiveServer(app) as srv:
-        s = socket.create_connection(("127.0.0.1", srv.port))
-        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                  b"content-length: %d\r\n\r\n" % len(body) + body)
-        got = b""
-        while got.count(b'"content":"y"') < 3:
-            got += s.recv(65536)
+        got = hang_up_mid_stream(srv.port, body, b'"content":"y"', 3)
         assert b"x-quotaroute-cost-usd: " in got  # headers (with the estimate) came before the body
-        s.close()
         assert _wait(lambda: bool(closed))
         assert closed[0] < 150  # the upstream generator was closed early
         app.spend.flush()
@@ -251,8 +234,6 @@ def test_disconnect_mid_stream_cancels_real_router_stream(spend_path: Any) -> No
 
 def test_disconnect_closes_the_upstream_connection(tmp_path: Any) -> None:
     """Client hangs up mid-stream -> the proxy closes its aiohttp connection to the vendor."""
-    import socket
-
     from router.server.aiohttp_transport import aiohttp_client
     from tests.router.server.conftest import LiveServer
     from tests.router.server.test_live import _wait
@@ -269,12 +250,6 @@ def test_disconnect_closes_the_upstream_connection(tmp_path: Any) -> None:
         app = make_app(router, tmp_path / "spend.sqlite")
         body = b'{"model":"auto","stream":true,"messages":[{"role":"user","content":"slow"}]}'
         with LiveServer(app) as srv:
-            s = socket.create_connection(("127.0.0.1", srv.port))
-            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                      b"content-length: %d\r\n\r\n" % len(body) + body)
-            got = b""
-            while got.count(b'"content":"z"') < 3:
-                got += s.recv(65536)
-            s.close()
+            hang_up_mid_stream(srv.port, body, b'"content":"z"', 3)
             assert _wait(lambda: bool(up.stream_ended), 5)
         assert up.stream_ended[0] != "complete"  # stopped well before its 200 chunks
