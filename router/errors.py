@@ -18,6 +18,7 @@ __all__ = [
     "QuotaExhausted",
     "AuthFailed",
     "BadRequest",
+    "UnencodableRequest",
     "ContextTooLong",
     "ContentFiltered",
     "Unavailable",
@@ -113,7 +114,7 @@ class ProviderError(QuotarouteError):
         self.provider = provider
         self.model = model
         self.status = status if status is not None else self.default_status
-        self.code = code
+        self.code = redact(code) if code else code
         self.body = redact(body)[:2000] if body else ""
         self.headers = safe_headers(headers)
         self.retry_after = retry_after
@@ -156,6 +157,13 @@ class AuthFailed(ProviderError):
 class BadRequest(ProviderError):
     fallback = False
     default_status = 400
+
+
+class UnencodableRequest(BadRequest):
+    """The request could not be encoded for the vendor (nested too deep, a string that is
+    not valid UTF-8, ...): the client's mistake, found before anything was sent. Never
+    counts against a model's health; the same request would fail on every model, so the
+    router stops (400)."""
 
 
 class ContextTooLong(BadRequest):

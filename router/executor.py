@@ -21,6 +21,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from router.checks import Verifier, check_response
 from router.engine import PlanStep, RoutePlan
 from router.errors import (
@@ -32,6 +34,7 @@ from router.errors import (
     QuotaExhausted,
     RateLimited,
     Timeout,
+    UnencodableRequest,
     Unavailable,
     UnknownPrice,
 )
@@ -225,16 +228,29 @@ class Executor:
             return False
         return True
 
-    async def adapter_bug(self, step: PlanStep, res: Any, e: Exception, t0: float, walk: Walk) -> None:
-        """An adapter raised something that is not a mapped vendor error: log it, count it
-        as Unavailable, release the reservation (the caller falls back)."""
-        log.exception("provider %s raised an unmapped error", step.deployment)
-        err = Unavailable(f"unexpected {type(e).__name__} from the adapter", provider=step.provider,
-                          model=step.card.model)
+    async def adapter_bug(self, step: PlanStep, res: Any, e: Exception, t0: float, walk: Walk, *,
+                          plan: RoutePlan | None = None) -> None:
+        """An adapter raised something that is not a mapped vendor error. A request that
+        cannot be encoded (too deep, not JSON) is the client's mistake: raised as
+        UnencodableRequest (400, no fallback: every model would fail the same way). Anything
+        else is our bug: logged, the reservation released, the caller falls back. Neither
+        counts against the model's health: only the vendor's failures do."""
+        err: ProviderError
+        if isinstance(e, (RecursionError, orjson.JSONEncodeError)):
+            err = UnencodableRequest(f"the request could not be encoded for the vendor ({type(e).__name__})",
+                                     provider=step.provider, model=step.card.model)
+        else:
+            log.exception("provider %s raised an unmapped error", step.deployment)
+            err = Unavailable(f"unexpected {type(e).__name__} from the adapter", provider=step.provider,
+                              model=step.card.model)
         walk.attempts.append(_failed(step, err, (time.perf_counter() - t0) * 1000))
         await self.settle(step, res, None, walk.attempts[-1])
-        await self.on_error(step, err)
         walk.last_error = e
+        if isinstance(err, UnencodableRequest):
+            walk.last_error = err
+            if plan is not None:
+                err.route = self.route_info(plan, None, walk.attempts)  # type: ignore[attr-defined]
+            raise err from e
 
     def exhausted(self, plan: RoutePlan, walk: Walk) -> Exception:
         """The error to raise when no step answered: BudgetExceeded when the budget was the
@@ -283,7 +299,7 @@ class Executor:
                 continue
             except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
                 self.health.finished(dep)
-                await self.adapter_bug(step, res, e, t0, walk)
+                await self.adapter_bug(step, res, e, t0, walk, plan=plan)
                 continue
             except BaseException:  # cancelled: give the reservation back
                 self.health.finished(dep)

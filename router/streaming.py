@@ -177,7 +177,7 @@ async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping
         except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
             ex.health.finished(step.deployment)
             await _aclose(it)
-            await ex.adapter_bug(step, res, e, t0, walk)
+            await ex.adapter_bug(step, res, e, t0, walk, plan=plan)
             continue
         except BaseException:  # cancelled: give the reservation back
             ex.health.finished(step.deployment)

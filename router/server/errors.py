@@ -2,7 +2,8 @@
 
 OpenAI shape `{"error": {"message", "type", "param", "code"}}` everywhere, and
 Anthropic's `{"type": "error", "error": {"type", "message"}}` on /v1/messages.
-Messages pass through `redact()`: no upstream key can leave the server.
+Every string of a body (message, type, code, param) and every header passes through
+`redact()`: no upstream key can leave the server.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from router.errors import (
     QuotaExhausted,
     RateLimited,
     Timeout,
+    UnencodableRequest,
     UnknownModel,
     redact,
 )
@@ -46,7 +48,8 @@ class Failure(Exception):
                  param: str | None = None, retry_after: float | None = None, model: str = "", provider: str = "",
                  reason: str = "") -> None:
         super().__init__(message)
-        self.status, self.message, self.type, self.code, self.param = status, redact(message), type, code, param
+        self.status, self.message, self.type = status, redact(message), _clean(type) or "api_error"
+        self.code, self.param = _clean(code), _clean(param)
         self.retry_after, self.model, self.provider, self.reason = retry_after, model, provider, reason
 
     def openai_body(self) -> bytes:
@@ -56,6 +59,13 @@ class Failure(Exception):
     def anthropic_body(self) -> bytes:
         return orjson.dumps({"type": "error", "error": {"type": ANTHROPIC_TYPES.get(self.status, "api_error"),
                                                         "message": self.message}})
+
+
+def _clean(s: str | None) -> str | None:
+    """A short identifier field of an error body (type, code, param): redacted and bounded."""
+    if s is None:
+        return None
+    return redact(str(s))[:200] or None
 
 
 def failure_from(e: BaseException) -> Failure:
@@ -77,6 +87,8 @@ def failure_from(e: BaseException) -> Failure:
                            reason=str(e))
         return Failure(503, f"No route available: {e}", type="server_error", code="no_route_available",
                        reason=str(e))
+    if isinstance(e, UnencodableRequest):  # found before any vendor saw it: the client's request
+        return Failure(400, f"Invalid request: {e.message}", code="unencodable_request")
     if isinstance(e, ProviderError):
         kw = {"model": e.model, "provider": e.provider, "retry_after": e.retry_after}
         msg = f"Upstream {e.provider or 'provider'} error: {e.message}"

@@ -382,3 +382,94 @@ async def test_a_local_model_without_a_price_is_free():
     r = req()
     out = await ex.run(await plan_for(r), r)
     assert out.route.model_id == "pa:a" and out.route.cost_usd == 0 and out.route.attempts[0].usage is not None
+
+
+def _deep(levels: int) -> dict:
+    d: dict = {}
+    x = d
+    for _ in range(levels):
+        x["a"] = {}
+        x = x["a"]
+    return d
+
+
+def _openai_providers(handler):
+    import httpx
+
+    from providers.openai import OpenAIProvider
+    from providers.retry import NO_RETRY
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return {p: OpenAIProvider(name=p, api_key="sk-test-0123456789", base_url=f"http://{p}.test/v1", client=client,
+                              retry=NO_RETRY) for p in ("pa", "pb", "pc")}
+
+
+def _openai_ok(request):
+    import httpx
+
+    return httpx.Response(200, json={"id": "x", "model": "m", "choices": [{"index": 0, "message": {
+        "role": "assistant", "content": "fine"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_requests_nested_too_deep_are_the_clients_fault_and_open_no_breaker(stream):
+    from router.errors import UnencodableRequest
+
+    sent = []
+
+    def handler(request):
+        sent.append(request)
+        return _openai_ok(request)
+
+    provs = _openai_providers(handler)
+    ex, _, ledger, clock, plan_for = setup({}, providers=provs)
+    deep = req(stream=stream, extra_body={"x": _deep(300)})
+    for _ in range(3):
+        with pytest.raises(UnencodableRequest) as ei:
+            if stream:
+                await open_stream(ex, await plan_for(deep), deep)
+            else:
+                await ex.run(await plan_for(deep), deep)
+        assert [a.model_id for a in ei.value.route.attempts] == ["pa:a"]  # no fallback: every model would fail
+    assert sent == []  # nothing reached a vendor
+    assert all(h.state(clock()) == "closed" and h.failures == 0 for h in ex.health.values())
+    plan = await plan_for(req())
+    assert [s.model_id for s in plan.steps] == ["pa:a", "pb:b", "pc:c"]
+    out = await ex.run(plan, req())
+    assert out.response.text == "fine" and out.route.model_id == "pa:a"
+    view = await ledger.view(clock(), ["pa:a"])
+    assert view.blocked("pa:a", clock()) is None
+
+
+async def test_tool_parameters_nested_too_deep_on_every_adapter_shape():
+    from router.errors import UnencodableRequest
+    from router.types import Tool
+
+    provs = _openai_providers(lambda r: _openai_ok(r))
+    ex, _, _, clock, plan_for = setup({}, providers=provs)
+    r = req(tools=[Tool(name="f", parameters={"type": "object", "properties": _deep(260)})])
+    for _ in range(3):
+        with pytest.raises(UnencodableRequest):
+            await ex.run(await plan_for(r), r)
+    assert all(h.state(clock()) == "closed" for h in ex.health.values())
+
+
+async def test_an_unmapped_adapter_exception_opens_no_breaker():
+    class Broken:
+        name = "pa"
+
+        async def complete(self, req):
+            raise KeyError("choices")
+
+        async def stream(self, req):
+            raise KeyError("choices")
+            yield  # pragma: no cover
+
+    ex, provs, _, clock, plan_for = setup({}, providers={"pa": Broken(), "pb": FakeProvider(name="pb", scripts=[reply("b")]),
+                                                         "pc": FakeProvider(name="pc")})
+    for _ in range(5):
+        out = await ex.run(await plan_for(req()), req())
+        assert out.route.model_id == "pb:b"
+    assert ex.health.get("pa:a") is None or ex.health["pa:a"].state(clock()) == "closed"
+    assert (await plan_for(req())).steps[0].model_id == "pa:a"  # still tried first (and logged each time)

@@ -136,3 +136,76 @@ async def test_error_mid_stream_is_an_error_event(spend_path: Any) -> None:
 
 def test_ascii_header() -> None:
     assert ascii_header("café\r\nx" + "y" * 500, 20) == b"caf???xyyyyyyyyyyyyy"
+
+
+# ---------------------------------------------------------------- redaction of vendor error bodies, field by field
+SHAPELESS = "qrtest-UpstreamSecret-4242"  # a configured key with no known shape (registered by the adapter)
+LEAKS = {"code": SHAPELESS, "type": UPSTREAM_KEY, "param": SHAPELESS, "message": f"key {UPSTREAM_KEY} refused",
+         "details": {"nested": [SHAPELESS, {"deeper": UPSTREAM_KEY}]}}
+
+
+def _vendor_error(field: str) -> dict[str, Any]:
+    err: dict[str, Any] = {"message": "refused", "type": "invalid_request_error", "param": None, "code": "x"}
+    err[field] = LEAKS[field]
+    return {"error": err}
+
+
+def _leaky_app(spend_path: Any, field: str, status: int, mode: str) -> Any:
+    import httpx
+    import orjson
+
+    from providers.openai import OpenAIProvider
+    from providers.retry import NO_RETRY
+    from router.catalog import Catalog
+    from router.quota.ledger import Ledger
+    from router.quota.memory_store import MemoryStore
+    from router.sdk import Router
+    from tests.router.routing_helpers import card
+
+    body = _vendor_error(field)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if mode == "mid-stream":
+            chunk = {"id": "c", "model": "small", "choices": [{"index": 0, "delta": {"content": "par"}}]}
+            sse = b"data: " + orjson.dumps(chunk) + b"\n\ndata: " + orjson.dumps(body) + b"\n\n"
+            return httpx.Response(200, content=sse, headers={"content-type": "text/event-stream",
+                                                             "x-leak": SHAPELESS})
+        return httpx.Response(status, json=body, headers={"x-leak": SHAPELESS, "x-request-id": UPSTREAM_KEY})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    prov = OpenAIProvider(name="pa", api_key=SHAPELESS, base_url="http://pa.test/v1", client=client, retry=NO_RETRY)
+    router = Router(catalog=Catalog([card("pa:small", "1", "2")]), providers={"pa": prov},
+                    ledger=Ledger(MemoryStore(), [], []), policy="cheapest")
+    return make_app(router, spend_path)
+
+
+@pytest.mark.parametrize("field", list(LEAKS))
+@pytest.mark.parametrize("status", [400, 403, 418, 429, 500])
+@pytest.mark.parametrize("endpoint", ["/v1/chat/completions", "/v1/messages"])
+@pytest.mark.parametrize("mode", ["whole", "stream", "mid-stream"])
+async def test_no_upstream_key_in_any_error_field(spend_path: Any, field: str, status: int, endpoint: str,
+                                                  mode: str) -> None:
+    if mode == "mid-stream" and status != 400:
+        pytest.skip("the mid-stream chunk carries no status")
+    app = _leaky_app(spend_path, field, status, mode)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.post(endpoint, json={**OK, "max_tokens": 5, "stream": mode != "whole"})
+        text = r.text + str(r.headers)
+        assert r.status_code >= 400 or "error" in r.text, r.text
+        assert SHAPELESS not in text and UPSTREAM_KEY not in text, text
+        assert "sk-" not in text.replace("sk-***", "")
+    app.spend.flush()
+    import sqlite3
+
+    rows = sqlite3.connect(spend_path).execute("SELECT * FROM spend").fetchall()
+    assert rows and SHAPELESS not in str(rows) and UPSTREAM_KEY not in str(rows)
+    await app.aclose()
+
+
+def test_failure_redacts_every_field() -> None:
+    from router.server.errors import Failure
+
+    f = Failure(400, f"m {UPSTREAM_KEY}", type=UPSTREAM_KEY, code=UPSTREAM_KEY, param=UPSTREAM_KEY)
+    assert UPSTREAM_KEY not in (f.openai_body() + f.anthropic_body()).decode()
+    e = BadRequest("x", code=UPSTREAM_KEY)
+    assert UPSTREAM_KEY not in str(e) and UPSTREAM_KEY not in (e.code or "")
