@@ -165,7 +165,7 @@ class RetryCfg(_M):
 
 class HealthCfg(_M):
     failure_threshold: int = Field(3, ge=1)
-    cooloff_s: float = Field(30.0, gt=0)
+    cooloff_s: float = Field(5.0, gt=0)  # doubling on a failed probe, capped at 10 s (router.health)
 
 
 class QuotarouteConfig(_M):

@@ -25,6 +25,7 @@ from router.filters import (
     resolve_pinned,
     specific_budget,
     static_pass,
+    unavailable,
     usable_keys,
     why_blocked,
 )
@@ -189,7 +190,11 @@ def choose(
         if keys is None:
             h = hget(mid) if has_health else None
             if h is not None and not h.available(now):
-                reasons.append((mid, "circuit open until %s", (hhmmss(h.open_until),)))
+                reasons.append(unavailable(mid, h, now))
+                continue
+            kh = hget(info.provider) if has_health else None
+            if kh is not None and kh.bad and kh.blocked(now):
+                reasons.append((mid, "key %s marked bad (%s)", (info.provider, kh.bad_reason)))
                 continue
             deps: Sequence[str | None] = NO_KEYS
             lat = h.latency_ewma_ms if h is not None and h.latency_ewma_ms is not None else 0.0
@@ -201,12 +206,12 @@ def choose(
             if len(pkeys) == 1:  # the common case, inline
                 k0 = pkeys[0]
                 kh = hget(k0)
-                if kh is not None and kh.bad:
+                if kh is not None and kh.bad and kh.blocked(now):
                     reasons.append((mid, "key %s marked bad (%s)", (k0, kh.bad_reason)))
                     continue
                 dh = hget(mid + "@" + k0)
                 if dh is not None and not dh.available(now):
-                    reasons.append((mid, "circuit open until %s", (hhmmss(dh.open_until),)))
+                    reasons.append(unavailable(mid, dh, now))
                     continue
                 deps = pkeys
                 lat = dh.latency_ewma_ms if dh is not None and dh.latency_ewma_ms is not None else 0.0

@@ -2,7 +2,10 @@
 
 Fallback down the plan on RateLimited, QuotaExhausted, Unavailable, Timeout,
 ContextTooLong (only to models with a larger window) and MalformedResponse; stop on
-BadRequest, ContentFiltered and AuthFailed (the key is marked bad). Retrying the
+BadRequest, ContentFiltered and AuthFailed (a 401 marks the key bad for a cool-off,
+a 403 only the key + model pair; see `router.health`). Only the vendor's failures
+(Unavailable, Timeout, MalformedResponse) count against a model's health; a request
+that cannot be encoded (UnencodableRequest) and an adapter's own bug never do. Retrying the
 *same* deployment for transient errors happens at one layer only: inside the
 adapters (`providers.retry.RetryPolicy`); the executor never retries, it switches.
 
@@ -38,7 +41,7 @@ from router.errors import (
     Unavailable,
     UnknownPrice,
 )
-from router.health import HealthBook
+from router.health import HealthBook, set_single_attempt
 from router.result import Attempt, RouteInfo, RoutedResponse
 from router.types import ChatRequest, ChatResponse, Usage
 
@@ -181,7 +184,10 @@ class Executor:
                 await led.cooldown(step.model_id, e.retry_after if e.retry_after is not None else DEFAULT_COOLDOWN_S,
                                    now)
         elif isinstance(e, AuthFailed):
-            self.health.mark_bad(step.key_id or step.provider, f"authentication failed (HTTP {e.status})")
+            if e.status == 403:  # authenticated, but this key may not use this model: only the pair
+                self.health.mark_bad(step.deployment, "model not permitted for this key (HTTP 403)", now)
+            else:
+                self.health.mark_bad(step.key_id or step.provider, f"authentication failed (HTTP {e.status})", now)
         elif isinstance(e, (Unavailable, Timeout)):  # incl. MalformedResponse
             self.health.failure(step.deployment, now)
 
@@ -199,13 +205,27 @@ class Executor:
             return False, None
         skipped: Exception
         try:
-            return True, await self.reserve(step, plan, scope)
+            res = await self.reserve(step, plan, scope)
         except BudgetExceeded as e:
             walk.budget_error = skipped = e
         except Exception as e:  # PoolUnavailable: the pool emptied since the plan was made
             if type(e).__name__ != "PoolUnavailable":
                 raise
             skipped = e
+        else:
+            # Claim the call on the health book (no await between this and `started()`): a
+            # circuit that opened, or a probe another request took since the plan was made,
+            # skips the step; a probe is made as one attempt, never retried.
+            probe = self.health.admit(step.deployment, step.key_id or step.provider, self.clock())
+            if probe is not None:
+                set_single_attempt(probe)
+                return True, res
+            if res is not None:
+                await self.ledger.release(res, self.clock())
+            walk.attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False,
+                                         error_type="CircuitOpen",
+                                         error_message=f"{step.deployment} is cooling off (a probe is in flight)"))
+            return False, None
         self.version += 1
         walk.attempts.append(_skip(step, skipped))
         return False, None
@@ -306,6 +326,8 @@ class Executor:
                 if res is not None:
                     await self.ledger.release(res, self.clock())
                 raise
+            finally:
+                set_single_attempt(False)
             latency = (time.perf_counter() - t0) * 1000
             now = self.clock()
             self.health.finished(dep)

@@ -288,10 +288,19 @@ async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0
     await _guarded(send, t0, go())
 
 
+def _health_book(router: Any) -> Any:
+    from router.health import HealthBook
+
+    h = getattr(router, "health", None)
+    return h if isinstance(h, HealthBook) else None
+
+
 async def healthz(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
-    await _send_json(send, 503 if app.closed else 200,
-                     orjson.dumps({"status": "shutting_down" if app.closed else "ok",
-                                               "in_flight": max(0, app.in_flight - 1)}))
+    body: dict[str, Any] = {"status": "shutting_down" if app.closed else "ok", "in_flight": max(0, app.in_flight - 1)}
+    hb = _health_book(app.router)
+    if hb is not None:  # upstream keys (ids only) cooling off after a 401/403
+        body["bad_upstream_keys"] = [{"id": k, **v} for k, v in hb.bad_entries().items()]
+    await _send_json(send, 503 if app.closed else 200, orjson.dumps(body))
 
 
 async def metrics(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
@@ -301,6 +310,11 @@ async def metrics(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: 
             app.metrics.set_quota(view)
     except Exception as e:  # noqa: BLE001 - metrics must render even if the ledger is unhappy
         app_log(e)
+    hb = _health_book(app.router)
+    if hb is not None:
+        from datetime import timezone
+
+        app.metrics.set_health(hb, datetime.now(timezone.utc))
     body, ctype = app.metrics.render()
     headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -473,3 +473,113 @@ async def test_an_unmapped_adapter_exception_opens_no_breaker():
         assert out.route.model_id == "pb:b"
     assert ex.health.get("pa:a") is None or ex.health["pa:a"].state(clock()) == "closed"
     assert (await plan_for(req())).steps[0].model_id == "pa:a"  # still tried first (and logged each time)
+
+
+# ---------------------------------------------------------------- bad keys: cool-off, probe, scope
+A2 = card("pa:a2", "1", "2", q=0.8, ctx=8_000, caps=("tools", "json_schema"))
+
+
+async def test_a_403_excludes_only_that_key_and_model():
+    k1 = FakeProvider(name="pa", scripts=[err(AuthFailed, status=403), reply("a2 on K1")], repeat_last=False)
+    ex, _, _, clock, plan_for = setup({}, providers={"K1": k1}, cards=(A, A2), keys={"pa": ("K1",)})
+    r = req()
+    with pytest.raises(AuthFailed):
+        await ex.run(await plan_for(r), r)
+    assert not ex.health.get("K1") or not ex.health["K1"].bad  # the key itself is fine
+    plan = await plan_for(r)
+    assert [s.deployment for s in plan.steps] == ["pa:a2@K1"]
+    why = next(x for x in plan.reasons if x.model_id == "pa:a").reason
+    assert "may not use this model" in why
+    out = await ex.run(plan, r)
+    assert out.response.text == "a2 on K1"
+
+
+async def test_a_401_cools_the_key_off_then_one_probe_clears_it():
+    k1 = FakeProvider(name="pa", scripts=[err(AuthFailed), err(AuthFailed), reply("back")], repeat_last=False)
+    k2 = FakeProvider(name="pa", scripts=[reply("k2")])
+    ex, _, _, clock, plan_for = setup({}, providers={"K1": k1, "K2": k2}, cards=(A,), keys={"pa": ("K1", "K2")})
+    r = req()
+    with pytest.raises(AuthFailed):
+        await ex.run(await plan_for(r), r)
+    assert ex.health.bad_entries() == {"K1": {"reason": "authentication failed (HTTP 401)",
+                                              "until": (NOW + timedelta(seconds=60)).isoformat()}}
+    clock.now = NOW + timedelta(seconds=59)
+    assert [s.deployment for s in (await plan_for(r)).steps] == ["pa:a@K2"]
+    clock.now = NOW + timedelta(seconds=60)  # the cool-off passed: K1 may be probed (it failed again)
+    plan = await plan_for(r)
+    assert "pa:a@K1" in [s.deployment for s in plan.steps]
+    with pytest.raises(AuthFailed):
+        await ex.run(plan, r)
+    assert ex.health["K1"].bad_until == clock.now + timedelta(seconds=120)  # doubled
+    clock.now += timedelta(seconds=120)
+    plan = await plan_for(r)
+    p2 = await plan_for(r)  # planned at the same time, run after the probe took the key
+    probe = ex.health.admit("pa:a@K1", "K1", clock())
+    assert probe is True and ex.health.admit("pa:a@K1", "K1", clock()) is None  # one probe at a time
+    ex.health.finished("pa:a@K1")
+    out = await ex.run(plan, r)
+    assert out.response.text == "back" and not ex.health["K1"].bad and ex.health.bad_entries() == {}
+    assert [s.deployment for s in p2.steps][0] == "pa:a@K1"
+
+
+async def test_a_401_without_key_information_marks_the_provider():
+    ex, provs, _, clock, plan_for = setup({"pa": [err(AuthFailed), reply("a")], "pb": [reply("b")], "pc": []})
+    r = req()
+    with pytest.raises(AuthFailed):
+        await ex.run(await plan_for(r), r)
+    plan = await plan_for(r)
+    assert [s.model_id for s in plan.steps] == ["pb:b", "pc:c"]
+    assert "key pa marked bad" in next(x for x in plan.reasons if x.model_id == "pa:a").reason
+    clock.now = NOW + timedelta(seconds=61)
+    out = await ex.run(await plan_for(r), r)
+    assert out.route.model_id == "pa:a" and ex.health.bad_entries() == {}
+
+
+# ---------------------------------------------------------------- breaker recovery
+class _Flapping:
+    """An OpenAI-compatible upstream for `pa` that answers 503 until `heals_at` (on the test clock)."""
+
+    def __init__(self, clock, heals_at):
+        self.clock, self.heals_at, self.calls = clock, heals_at, []
+
+    def __call__(self, request):
+        import httpx
+
+        self.calls.append((self.clock(), request.url.host))
+        if request.url.host == "pa.test" and self.clock() < self.heals_at:
+            return httpx.Response(503, json={"error": {"message": "overloaded", "type": "server_error"}})
+        return _openai_ok(request)
+
+
+async def test_half_open_probe_is_one_attempt_and_recovery_is_within_seconds():
+    import httpx
+
+    from providers.openai import OpenAIProvider
+    from providers.retry import RetryPolicy
+
+    async def no_sleep(_s):
+        return None
+
+    up = _Flapping(None, NOW + timedelta(seconds=60))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(up))
+    provs = {p: OpenAIProvider(name=p, api_key="sk-test-0123456789", base_url=f"http://{p}.test/v1", client=client,
+                               retry=RetryPolicy(max_attempts=2, sleep=no_sleep)) for p in ("pa", "pb", "pc")}
+    ex, _, ledger, clock, plan_for = setup({}, providers=provs)
+    up.clock = clock
+    back_at = None
+    probes = []
+    for sec in range(0, 90):
+        clock.now = NOW + timedelta(seconds=sec)
+        h = ex.health.get("pa:a")
+        half_open = h is not None and h.state(clock()) == "half_open"
+        before = len([c for c in up.calls if c[1] == "pa.test"])
+        out = await ex.run(await plan_for(req()), req())
+        tries = len([c for c in up.calls if c[1] == "pa.test"]) - before
+        if half_open:
+            probes.append(sec)
+            assert tries == 1  # the probe is never retried
+        if out.route.model_id == "pa:a" and sec >= 60 and back_at is None:
+            back_at = sec
+    assert back_at is not None and back_at - 60 <= 10, (back_at, probes)
+    assert probes and all(b - a <= 10 for a, b in zip(probes, probes[1:]))
+    assert ex.health["pa:a"].state(clock()) == "closed"

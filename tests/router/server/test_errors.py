@@ -209,3 +209,37 @@ def test_failure_redacts_every_field() -> None:
     assert UPSTREAM_KEY not in (f.openai_body() + f.anthropic_body()).decode()
     e = BadRequest("x", code=UPSTREAM_KEY)
     assert UPSTREAM_KEY not in str(e) and UPSTREAM_KEY not in (e.code or "")
+
+
+async def test_bad_upstream_keys_on_healthz_and_metrics(spend_path: Any) -> None:
+    from router.catalog import Catalog
+    from router.quota.ledger import Ledger
+    from router.quota.memory_store import MemoryStore
+    from router.sdk import Router
+    from tests.router.routing_helpers import card
+
+    k1 = FakeProvider(name="pa", scripts=[Script(error=AuthFailed(f"bad key {UPSTREAM_KEY}", provider="pa",
+                                                                  status=401))])
+    k2 = FakeProvider(name="pa", scripts=[Script(error=AuthFailed("not this model", provider="pa", status=403))])
+    router = Router(catalog=Catalog([card("pa:small", "1", "2")]), providers={"pa": {"OPENAI_KEY_1": k1,
+                                                                                     "OPENAI_KEY_2": k2}},
+                    ledger=Ledger(MemoryStore(), [], []), policy="cheapest")
+    app = make_app(router, spend_path)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c:
+        for _ in range(2):
+            r = await c.post("/v1/chat/completions", json=OK)
+            assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_auth_failed"
+        h = (await c.get("/healthz")).json()
+        assert h["status"] == "ok"
+        assert sorted(b["id"] for b in h["bad_upstream_keys"]) == ["OPENAI_KEY_1", "pa:small@OPENAI_KEY_2"]
+        assert all(b["until"] for b in h["bad_upstream_keys"])
+        m = (await c.get("/metrics")).text
+        assert 'quotaroute_upstream_key_bad{key="OPENAI_KEY_1"} 1.0' in m
+        assert 'quotaroute_upstream_key_bad{key="pa:small@OPENAI_KEY_2"} 1.0' in m
+        assert UPSTREAM_KEY not in m and UPSTREAM_KEY not in str(h)
+        r = await c.post("/v1/chat/completions", json=OK)  # both cooling off: no route, no call
+        assert r.status_code == 503 and len(k1.calls) == 1 and len(k2.calls) == 1
+        router.health.clear_bad("OPENAI_KEY_1")
+        m = (await c.get("/metrics")).text
+        assert 'key_bad{key="OPENAI_KEY_1"}' not in m and 'key_bad{key="pa:small@OPENAI_KEY_2"} 1.0' in m
+    await app.aclose()
