@@ -118,7 +118,9 @@ def choose(
     # region, task quality and the floor cut.
     static = None
     skey = (id(policy), task, needs, chinese, regions, rule_label, use_floor, pinned)
-    cache = candidates.static_cache if prepared and predicted is None else None  # type: ignore[attr-defined]
+    # (a region from the request's metadata is the client's string: memoised only when short)
+    cacheable = prepared and predicted is None and (not meta_region or sum(len(str(r)) for r in regions) <= 64)
+    cache = candidates.static_cache if cacheable else None  # type: ignore[attr-defined]
     if cache is not None:
         hit = cache.get(skey)
         if hit is not None and hit[0] is policy:

@@ -145,7 +145,10 @@ _HDR_CACHE: dict[tuple[str, int], bytes] = {}
 
 
 def cached_header(value: str, limit: int) -> bytes:
-    """`ascii_header(redact(value))`, memoized: model names and route reasons repeat a lot."""
+    """`ascii_header(redact(value))`, memoized: model names and route reasons repeat a lot.
+    Only short values are remembered (a reason may quote a client's string), 4,096 at most."""
+    if len(value) > 512:
+        return ascii_header(redact(value) or "-", limit)
     k = (value, limit)
     v = _HDR_CACHE.get(k)
     if v is None:

@@ -213,6 +213,8 @@ def _safe_text(reason: str | None) -> str | None:
     """Redacted, bounded route reason for the log (memoized: reasons repeat)."""
     if not reason:
         return None
+    if len(reason) > 1024:  # only short reasons are memoized (a reason may quote a client's string)
+        return redact(reason)[:500]
     v = _REASONS.get(reason)
     if v is None:
         if len(_REASONS) > 4096:
