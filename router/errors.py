@@ -24,6 +24,7 @@ __all__ = [
     "Unavailable",
     "Timeout",
     "MalformedResponse",
+    "TruncatedResponse",
     "NoRouteAvailable",
     "BudgetExceeded",
     "ConfigError",
@@ -193,6 +194,22 @@ class MalformedResponse(Unavailable):
 
     retryable = False
     default_status = 502
+
+
+class TruncatedResponse(Unavailable):
+    """The vendor ended the answer with an error finish (DeepSeek's
+    `insufficient_system_resource`, Zhipu's `network_error`, finish_reason `error`): what
+    arrived is incomplete and is never presented as a complete answer. The router bills
+    what the vendor billed and falls back. `vendor_fault` is False when the model's own
+    output was the problem (Gemini's MALFORMED_FUNCTION_CALL, which a client's tool
+    schema can provoke): it still falls back but does not count against health."""
+
+    retryable = False
+    default_status = 502
+
+    def __init__(self, message: str = "", *, vendor_fault: bool = True, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.vendor_fault = vendor_fault
 
 
 class NoRouteAvailable(QuotarouteError):

@@ -1,7 +1,8 @@
 """Runs a `RoutePlan`: reserve on the ledger, call, fall back, bill. All I/O is here.
 
 Fallback down the plan on RateLimited, QuotaExhausted, Unavailable, Timeout,
-ContextTooLong (only to models with a larger window) and MalformedResponse; stop on
+ContextTooLong (only to models with a larger window), MalformedResponse and an answer
+the vendor cut short (finish_reason "error": TruncatedResponse); stop on
 BadRequest, ContentFiltered and AuthFailed (a 401 marks the key bad for a cool-off,
 a 403 only the key + model pair; see `router.health`). Only the vendor's failures
 (Unavailable, Timeout, MalformedResponse) count against a model's health; a request
@@ -37,6 +38,7 @@ from router.errors import (
     QuotaExhausted,
     RateLimited,
     Timeout,
+    TruncatedResponse,
     UnencodableRequest,
     Unavailable,
     UnknownPrice,
@@ -45,7 +47,7 @@ from router.health import HealthBook, set_single_attempt
 from router.result import Attempt, RouteInfo, RoutedResponse
 from router.types import ChatRequest, ChatResponse, Usage
 
-__all__ = ["Executor", "Verifier", "Walk", "check_response", "DEFAULT_COOLDOWN_S"]
+__all__ = ["Executor", "Verifier", "Walk", "check_response", "estimate_usage", "truncated", "DEFAULT_COOLDOWN_S"]
 
 log = logging.getLogger("quotaroute.executor")
 DEFAULT_COOLDOWN_S = 20.0  # a 429 without Retry-After
@@ -188,8 +190,9 @@ class Executor:
                 self.health.mark_bad(step.deployment, "model not permitted for this key (HTTP 403)", now)
             else:
                 self.health.mark_bad(step.key_id or step.provider, f"authentication failed (HTTP {e.status})", now)
-        elif isinstance(e, (Unavailable, Timeout)):  # incl. MalformedResponse
-            self.health.failure(step.deployment, now)
+        elif isinstance(e, (Unavailable, Timeout)):  # incl. MalformedResponse, TruncatedResponse
+            if getattr(e, "vendor_fault", True):
+                self.health.failure(step.deployment, now)
 
     # ------------------------------------------------------------------ the walk down a plan
     # (shared by run() below and router.streaming.open_stream())
@@ -328,9 +331,13 @@ class Executor:
                 raise
             finally:
                 set_single_attempt(False)
+            self.health.finished(dep)
+            if resp.finish_reason == "error":  # the vendor cut the answer short: a failure, never "complete"
+                cut = truncated(step, resp, plan)
+                await self.step_failed(plan, step, res, cut, t0, cut.billed_usage, walk)  # always falls back
+                continue
             latency = (time.perf_counter() - t0) * 1000
             now = self.clock()
-            self.health.finished(dep)
             self.health.success(dep, latency, now)
             if resp.rate_limits is not None and self.ledger is not None:
                 await self.ledger.observe(step.model_id, resp.rate_limits, now)
@@ -366,6 +373,26 @@ class Executor:
             free_quota_used=False, attempts=attempts, overhead_ms=None)
         self.costs(info, final=final)
         return info
+
+
+def estimate_usage(plan: RoutePlan, resp: ChatResponse) -> Usage:
+    """The prompt plus the tokens in `resp`: what to bill when the vendor reported nothing."""
+    from router.tasks import fast_estimate_tokens
+
+    out = fast_estimate_tokens(resp.text) + fast_estimate_tokens(resp.reasoning) + sum(
+        fast_estimate_tokens(t.arguments) for t in resp.tool_calls)
+    return Usage(input_tokens=plan.features.input_tokens, output_tokens=out)
+
+
+def truncated(step: PlanStep, resp: ChatResponse, plan: RoutePlan) -> TruncatedResponse:
+    """A response that ended with finish_reason "error", as the failure it is: billed at
+    the usage the vendor reported (else an estimate of what it produced)."""
+    det = resp.provider_details or {}
+    raw = str(det.get("finish_reason_raw") or det.get("finish_reason") or det.get("stop_reason") or "error")[:64]
+    usage = resp.usage if resp.usage_reported else estimate_usage(plan, resp)
+    return TruncatedResponse(f"the vendor ended the answer early (finish reason {raw!r})", provider=step.provider,
+                             model=step.card.model, code=raw, billed_usage=usage, rate_limits=resp.rate_limits,
+                             vendor_fault=not det.get("model_error"))
 
 
 def _skip(step: PlanStep, e: BaseException) -> Attempt:

@@ -19,7 +19,7 @@ from router.types import ChatRequest, ChatResponse, Usage
 __all__ = ["parse_messages_request", "messages_response", "EventEncoder", "error_body", "usage_json"]
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal",
-         "error": "end_turn", "unknown": "end_turn"}
+         "error": "error", "unknown": "end_turn"}  # "error": a vendor-truncated answer is never "end_turn"
 _KNOWN = {"model", "messages", "max_tokens", "system", "tools", "tool_choice", "stop_sequences", "temperature",
           "top_p", "stream", "metadata"}
 

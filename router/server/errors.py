@@ -25,6 +25,7 @@ from router.errors import (
     QuotaExhausted,
     RateLimited,
     Timeout,
+    TruncatedResponse,
     UnencodableRequest,
     UnknownModel,
     redact,
@@ -104,6 +105,8 @@ def failure_from(e: BaseException) -> Failure:
             return Failure(400, msg, code="content_filter", **kw)
         if isinstance(e, Timeout):
             return Failure(504, msg, type="upstream_error", code="upstream_timeout", **kw)
+        if isinstance(e, TruncatedResponse):
+            return Failure(502, msg, type="upstream_error", code="upstream_truncated_response", **kw)
         if isinstance(e, MalformedResponse):
             return Failure(502, msg, type="upstream_error", code="upstream_malformed_response", **kw)
         status = e.status if e.status and 400 <= e.status <= 599 else 502

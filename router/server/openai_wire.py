@@ -26,7 +26,7 @@ _KNOWN = {
     "max_completion_tokens", "stop", "stream", "stream_options", "user", "metadata", "n", "functions",
 }
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter",
-           "error": "stop", "unknown": "stop"}
+           "error": "error", "unknown": "stop"}  # "error": a vendor-truncated answer is never a clean "stop"
 
 
 class WireError(ValueError):

@@ -583,3 +583,55 @@ async def test_half_open_probe_is_one_attempt_and_recovery_is_within_seconds():
     assert back_at is not None and back_at - 60 <= 10, (back_at, probes)
     assert probes and all(b - a <= 10 for a, b in zip(probes, probes[1:]))
     assert ex.health["pa:a"].state(clock()) == "closed"
+
+
+# ---------------------------------------------------------------- answers the vendor cut short
+def _cut(text="twenty words of sixty", usage=True, details=None):
+    from router.types import FinishEvent
+
+    evs = [TextDelta(text=text)]
+    if usage:
+        evs.append(UsageEvent(usage=Usage(input_tokens=10, output_tokens=5)))
+    evs.append(FinishEvent(finish_reason="error", provider_details=details or {
+        "finish_reason_raw": "insufficient_system_resource"}))
+    return Script(events=evs)
+
+
+async def test_a_truncated_answer_falls_back_and_bills_what_the_vendor_billed():
+    ex, provs, _, clock, plan_for = setup({"pa": [_cut()], "pb": [reply("whole answer")], "pc": []})
+    r = req()
+    out = await ex.run(await plan_for(r), r)
+    assert out.response.text == "whole answer" and out.response.finish_reason == "stop"
+    first, second = out.route.attempts
+    assert first.error_type == "TruncatedResponse" and "insufficient_system_resource" in first.error_message
+    assert first.usage == Usage(input_tokens=10, output_tokens=5) and first.cost_usd == COST["pa"]
+    assert out.route.cost_usd == COST["pa"] + COST["pb"]
+    assert ex.health["pa:a"].consecutive_failures == 1  # the vendor's failure
+
+
+async def test_a_truncated_answer_without_usage_is_billed_an_estimate():
+    ex, _, _, _, plan_for = setup({"pa": [_cut("word " * 40, usage=False)], "pb": [reply("b")], "pc": []})
+    r = req()
+    out = await ex.run(await plan_for(r), r)
+    cut = out.route.attempts[0]
+    assert cut.error_type == "TruncatedResponse" and cut.usage.output_tokens > 0 and cut.cost_usd > 0
+
+
+async def test_a_truncated_answer_with_nothing_to_fall_back_to_raises():
+    ex, _, _, _, plan_for = setup({"pa": [_cut()]}, cards=(A,))
+    r = req()
+    with pytest.raises(NoRouteAvailable) as ei:
+        await ex.run(await plan_for(r), r)
+    from router.errors import TruncatedResponse
+
+    assert isinstance(ei.value.last_error, TruncatedResponse)
+    assert ei.value.route.cost_usd == COST["pa"]  # what the vendor billed
+
+
+async def test_a_malformed_tool_call_finish_falls_back_without_a_breaker_count():
+    details = {"finish_reason": "MALFORMED_FUNCTION_CALL", "model_error": True}
+    ex, _, _, clock, plan_for = setup({"pa": [_cut(details=details)] * 3, "pb": [reply("b")] * 3, "pc": []})
+    for _ in range(3):
+        out = await ex.run(await plan_for(req()), req())
+        assert out.route.model_id == "pb:b"
+    assert ex.health["pa:a"].state(clock()) == "closed" and ex.health["pa:a"].failures == 0

@@ -256,3 +256,54 @@ def test_header_and_reason_memos_keep_no_long_client_strings() -> None:
         assert UPSTREAM_KEY not in (handlers._safe_text(long) or "")
     assert len(errs._HDR_CACHE) == n_hdr and len(handlers._REASONS) == n_reason
     assert all(len(k[0]) <= 512 for k in errs._HDR_CACHE) and all(len(k) <= 1024 for k in handlers._REASONS)
+
+
+def test_wire_encoders_never_turn_an_error_finish_into_a_clean_stop() -> None:
+    import orjson
+
+    from router.server import anthropic_wire as aw
+    from router.server import openai_wire as ow
+    from router.types import FinishEvent, TextDelta, accumulate
+
+    resp = accumulate([TextDelta(text="cut"), FinishEvent(finish_reason="error")], provider="pa", model="m")
+    assert orjson.loads(ow.chat_response(resp, "pa:m"))["choices"][0]["finish_reason"] == "error"
+    assert orjson.loads(aw.messages_response(resp, "pa:m"))["stop_reason"] not in ("end_turn", "stop_sequence")
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/chat/completions", "/v1/messages"])
+async def test_a_vendor_truncated_answer_falls_back_or_fails_never_200_complete(spend_path: Any, endpoint: str) -> None:
+    import httpx
+
+    from providers.openai import OpenAIProvider
+    from providers.retry import NO_RETRY
+    from router.catalog import Catalog
+    from router.quota.ledger import Ledger
+    from router.quota.memory_store import MemoryStore
+    from router.sdk import Router
+    from tests.router.routing_helpers import card
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cut = request.url.host == "pa.test"
+        return httpx.Response(200, json={
+            "id": "x", "model": "m", "choices": [{"index": 0, "message": {
+                "role": "assistant", "content": " ".join(["word"] * (20 if cut else 60))},
+                "finish_reason": "insufficient_system_resource" if cut else "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 20 if cut else 60}})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    provs = {p: OpenAIProvider(name=p, vendor="deepseek", api_key="sk-test-0123456789", base_url=f"http://{p}.test/v1",
+                               client=client, retry=NO_RETRY) for p in ("pa", "pb")}
+    router = Router(catalog=Catalog([card("pa:small", "1", "2"), card("pb:big", "3", "6")]), providers=provs,
+                    ledger=Ledger(MemoryStore(), [], []), policy="cheapest")
+    app = make_app(router, spend_path)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.post(endpoint, json={**OK, "max_tokens": 100})
+        assert r.status_code == 200 and r.headers["x-quotaroute-model"] == "pb:big"
+        assert r.text.count("word") == 60 and ('"stop"' in r.text or "end_turn" in r.text)
+        from decimal import Decimal
+
+        # both attempts billed: 10 in + 20 out on pa ($1/$2 per M), 10 in + 60 out on pb ($3/$6 per M)
+        assert Decimal(r.headers["x-quotaroute-cost-usd"]) == Decimal("0.00005") + Decimal("0.00039")
+        r = await c.post(endpoint, json={**OK, "model": "pa:small", "max_tokens": 100})
+        assert r.status_code >= 500 and "word" not in r.text
+    await app.aclose()
