@@ -52,6 +52,8 @@ class Failure(Exception):
         self.status, self.message, self.type = status, redact(message), _clean(type) or "api_error"
         self.code, self.param = _clean(code), _clean(param)
         self.retry_after, self.model, self.provider, self.reason = retry_after, model, provider, reason
+        self.upstream_ms = 0.0  # time spent waiting on vendors (excluded from the overhead header)
+        self.cost_usd = Decimal(0)
 
     def openai_body(self) -> bytes:
         return orjson.dumps({"error": {"message": self.message, "type": self.type, "param": self.param,
@@ -70,7 +72,23 @@ def _clean(s: str | None) -> str | None:
 
 
 def failure_from(e: BaseException) -> Failure:
-    """Map any exception to the response the client gets."""
+    """Map any exception to the response the client gets, with the route it took: the
+    provider-qualified model last tried (as on successes), the vendors' time and cost."""
+    f = _failure_from(e)
+    route = getattr(e, "route", None)
+    attempts = list(getattr(route, "attempts", None) or getattr(e, "attempts", None) or ())
+    if attempts:
+        last = attempts[-1]
+        f.model, f.provider = last.model_id or f.model, last.provider or f.provider
+        f.upstream_ms = sum(a.latency_ms or 0.0 for a in attempts)
+    elif isinstance(e, ProviderError) and e.provider and e.model and f.model == e.model:
+        f.model = f"{e.provider}:{e.model}"
+    if route is not None and getattr(route, "cost_usd", None):
+        f.cost_usd = route.cost_usd
+    return f
+
+
+def _failure_from(e: BaseException) -> Failure:
     from router.server.openai_wire import WireError
 
     if isinstance(e, Failure):
@@ -173,14 +191,18 @@ def route_headers(model: str, provider: str, cost: Decimal | None, reason: str, 
     ]
 
 
-async def send_failure(send: Any, f: Failure, *, anthropic: bool, t0: float, extra: list[Any] | None = None) -> None:
+async def send_failure(send: Any, f: Failure, *, anthropic: bool, t0: float, extra: list[Any] | None = None) -> float:
+    """Send the error response; returns the proxy's own overhead in ms (the time since
+    `t0` minus the time spent waiting on vendors, as on successes)."""
     body = f.anthropic_body() if anthropic else f.openai_body()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if f.retry_after is not None:
         headers.append((b"retry-after", str(max(1, int(f.retry_after + 0.999))).encode()))
-    headers += route_headers(f.model, f.provider, Decimal(0), f.reason or f.message[:120],
-                             (time.perf_counter() - t0) * 1000)
+    elapsed_ms = (time.perf_counter() - t0) * 1000
+    overhead_ms = max(0.0, elapsed_ms - min(f.upstream_ms, elapsed_ms))
+    headers += route_headers(f.model, f.provider, f.cost_usd, f.reason or f.message[:120], overhead_ms)
     if extra:
         headers += extra
     await send({"type": "http.response.start", "status": f.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+    return overhead_ms

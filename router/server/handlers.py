@@ -123,8 +123,8 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
         f = failure_from(e)
         if f.status >= 500 and not isinstance(e, Failure):
             app_log(e)
-        await send_failure(send, f, anthropic=anthropic, t0=t0)
-        _finish(app, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, None, f.message, False,
+        overhead_ms = await send_failure(send, f, anthropic=anthropic, t0=t0)
+        _finish(app, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, overhead_ms, f.message, False,
                 model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None),
                 log=f.status != 401)  # unauthenticated noise is counted in /metrics, not written to disk
 

@@ -307,3 +307,33 @@ async def test_a_vendor_truncated_answer_falls_back_or_fails_never_200_complete(
         r = await c.post(endpoint, json={**OK, "model": "pa:small", "max_tokens": 100})
         assert r.status_code >= 500 and "word" not in r.text
     await app.aclose()
+
+
+async def test_error_metadata_names_the_qualified_model_and_excludes_upstream_time(spend_path: Any) -> None:
+    import sqlite3
+
+    from router.catalog import Catalog
+    from router.errors import ContentFiltered
+    from router.quota.ledger import Ledger
+    from router.quota.memory_store import MemoryStore
+    from router.sdk import Router
+    from tests.router.routing_helpers import card
+
+    wall = FakeProvider(name="wall", scripts=[Script(error=ContentFiltered("blocked", provider="wall",
+                                                                           model="fb-s13-content-filter"),
+                                                     latency_s=2.0)])
+    router = Router(catalog=Catalog([card("wall:fb-s13-content-filter", "1", "2")]), providers={"wall": wall},
+                    ledger=Ledger(MemoryStore(), [], []), policy="cheapest")
+    app = make_app(router, spend_path)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.post("/v1/chat/completions", json=OK)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "content_filter"
+        assert r.headers["x-quotaroute-model"] == "wall:fb-s13-content-filter"
+        assert r.headers["x-quotaroute-provider"] == "wall"
+        overhead = float(r.headers["x-quotaroute-overhead-ms"])
+        assert overhead < 1000  # the 2-s upstream wait is not the proxy's overhead
+    app.spend.flush()
+    row = sqlite3.connect(spend_path).execute("SELECT model, provider, latency_ms, overhead_ms FROM spend").fetchone()
+    assert row[0] == "wall:fb-s13-content-filter" and row[1] == "wall"
+    assert row[2] >= 2000 and row[3] is not None and row[3] < 1000
+    await app.aclose()
