@@ -635,3 +635,37 @@ async def test_a_malformed_tool_call_finish_falls_back_without_a_breaker_count()
         out = await ex.run(await plan_for(req()), req())
         assert out.route.model_id == "pb:b"
     assert ex.health["pa:a"].state(clock()) == "closed" and ex.health["pa:a"].failures == 0
+
+
+async def test_a_streamed_half_open_probe_is_one_attempt_too():
+    import httpx
+
+    from providers.openai import OpenAIProvider
+    from providers.retry import RetryPolicy
+
+    async def no_sleep(_s):
+        return None
+
+    hosts = []
+
+    def handler(request):
+        hosts.append(request.url.host)
+        if request.url.host == "pa.test":
+            return httpx.Response(503, json={"error": {"message": "overloaded"}})
+        body = (b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}],'
+                b'"usage":{"prompt_tokens":10,"completion_tokens":5}}\n\ndata: [DONE]\n\n')
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    provs = {p: OpenAIProvider(name=p, api_key="sk-test-0123456789", base_url=f"http://{p}.test/v1", client=client,
+                               retry=RetryPolicy(max_attempts=3, sleep=no_sleep)) for p in ("pa", "pb", "pc")}
+    ex, _, _, clock, plan_for = setup({}, providers=provs)
+    r = req(stream=True)
+    for _ in range(3):  # closed: each request tries pa 3 times (the adapter's retry), then falls back
+        s = await open_stream(ex, await plan_for(r), r)
+        assert "".join([e.text async for e in s if e.kind == "text"]) == "ok"
+    assert hosts.count("pa.test") == 9 and ex.health["pa:a"].state(clock()) == "open"
+    clock.now = ex.health["pa:a"].open_until  # half-open: the probe is one attempt
+    s = await open_stream(ex, await plan_for(r), r)
+    assert s.route.model_id == "pb:b" and hosts.count("pa.test") == 10
+    await s.aclose()

@@ -337,3 +337,46 @@ async def test_error_metadata_names_the_qualified_model_and_excludes_upstream_ti
     assert row[0] == "wall:fb-s13-content-filter" and row[1] == "wall"
     assert row[2] >= 2000 and row[3] is not None and row[3] < 1000
     await app.aclose()
+
+
+async def test_deeply_nested_requests_are_400_and_open_no_breaker(spend_path: Any) -> None:
+    import httpx
+
+    from providers.openai import OpenAIProvider
+    from providers.retry import NO_RETRY
+    from router.catalog import Catalog
+    from router.quota.ledger import Ledger
+    from router.quota.memory_store import MemoryStore
+    from router.sdk import Router
+    from tests.router.routing_helpers import card
+
+    sent: list[Any] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"id": "x", "model": "m", "choices": [{"index": 0, "message": {
+            "role": "assistant", "content": "fine"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    provs = {p: OpenAIProvider(name=p, api_key="sk-test-0123456789", base_url=f"http://{p}.test/v1", client=client,
+                               retry=NO_RETRY) for p in ("pa", "pb")}
+    router = Router(catalog=Catalog([card("pa:small", "1", "2"), card("pb:big", "3", "6")]), providers=provs,
+                    ledger=Ledger(MemoryStore(), [], []), policy="cheapest")
+    app = make_app(router, spend_path)
+    deep: dict[str, Any] = {"type": "object"}
+    x = deep
+    for _ in range(300):
+        x["properties"] = {"a": {"type": "object"}}
+        x = x["properties"]["a"]
+    tools = [{"type": "function", "function": {"name": "f", "parameters": deep}}]
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c:
+        for stream in (False, True, False):
+            r = await c.post("/v1/chat/completions", json={**OK, "tools": tools, "stream": stream})
+            assert r.status_code == 400, r.text
+        assert sent == []  # nothing reached a vendor
+        assert "quotaroute_circuit_open{" not in (await c.get("/metrics")).text
+        r = await c.post("/v1/chat/completions", json=OK)
+        assert r.status_code == 200 and r.headers["x-quotaroute-model"] == "pa:small"
+    assert all(h.state(router.clock()) == "closed" and not h.failures for h in router.health.values())
+    await app.aclose()
