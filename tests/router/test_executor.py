@@ -442,7 +442,7 @@ async def test_requests_nested_too_deep_are_the_clients_fault_and_open_no_breake
     assert view.blocked("pa:a", clock()) is None
 
 
-async def test_tool_parameters_nested_too_deep_on_every_adapter_shape():
+async def test_tool_parameters_nested_too_deep_open_no_breaker():
     from router.errors import UnencodableRequest
     from router.types import Tool
 
