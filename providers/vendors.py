@@ -4,7 +4,7 @@ serves them all).
 A `VendorRow` says where a vendor lives (base URL, regions), how to authenticate
 (bearer / Azure `api-key` header / none), which env var holds the key, what it can
 do, which wire quirks it has, and how its structured error codes map onto our
-error tree. Facts come from /work/shared/catalog/providers-facts.yaml; each row's
+error tree. Facts come from the project's provider-facts catalog (2026-11-29); each row's
 `sources` names where a fact was checked.
 
 Error kinds used in `error_codes` / `status_map` / `message_rules`:
