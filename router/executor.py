@@ -207,6 +207,29 @@ class Executor:
         walk.attempts.append(_skip(step, skipped))
         return False, None
 
+    async def next_step(self, plan: RoutePlan, scope: Mapping[str, Any] | None, walk: Walk, start: int = 0, *,
+                        accept: Callable[[Any], str | None] | None = None) -> tuple[int, PlanStep, Any, Any] | None:
+        """The first step at or after index `start` that may be called, as (index, step,
+        provider, reservation); None when the plan is exhausted. Steps below the context
+        window a fallback needs are passed over; steps without a provider, refused by
+        `accept(provider)` (which returns the reason, e.g. "NoPrefill"), unpriced or over
+        budget are recorded on `walk` and passed over."""
+        steps = plan.steps
+        for i in range(start, len(steps)):
+            step = steps[i]
+            if step.card.context_window <= walk.min_ctx:
+                continue
+            provider = self.provider_for(step)
+            why = "NoProvider" if provider is None else accept(provider) if accept is not None else None
+            if why:
+                walk.attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False, error_type=why,
+                                             error_message=f"{why} for {step.deployment}"))
+                continue
+            ok, res = await self.open_step(step, plan, scope, walk)
+            if ok:
+                return i, step, provider, res
+        return None
+
     async def step_failed(self, plan: RoutePlan, step: PlanStep, res: Any, e: ProviderError, t0: float,
                           billed: Usage | None, walk: Walk) -> bool:
         """Record a mapped vendor error, bill what the vendor `billed` (else release), learn

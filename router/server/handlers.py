@@ -137,6 +137,10 @@ def app_log(e: BaseException) -> None:
 
 async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any], key: Any, t0: float,
                   anthropic: bool, include_usage: bool) -> None:
+    """Send a routed stream as SSE. A failure after the status line ends the stream with
+    an explicit error event (never a clean finish); a client that goes away or stops
+    reading for `limits.stream_write_timeout_s` cancels the upstream call. Either way
+    the route's attempts are billed as `router.streaming` describes."""
     t1 = time.perf_counter()
     rs = await app.router.astream(req, scope=sc)  # errors before the first token surface here, with a status
     t2 = time.perf_counter()
@@ -147,19 +151,34 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
     headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd, route.reason, overhead_ms,
                                    app.settings.reason_header_max)
     status, error = 200, None
+    write_timeout = write_timeout_s(app.settings)
+
+    async def put(body: bytes, more: bool = True, start: bool = False) -> None:
+        msg = ({"type": "http.response.start", "status": 200, "headers": headers} if start else
+               {"type": "http.response.body", "body": body, "more_body": more})
+        try:
+            async with asyncio.timeout(write_timeout):  # flow control: send() blocks while the client is not reading
+                await send(msg)
+        except TimeoutError:
+            raise WriteTimeout() from None
 
     async def pump() -> None:
         nonlocal status, error
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": enc.start(), "more_body": True})
+            await put(b"", start=True)
+            await put(enc.start())
             async for ev in rs:
                 b = enc.event(ev)
                 if b:
-                    await send({"type": "http.response.body", "body": b, "more_body": True})
-            await send({"type": "http.response.body", "body": enc.end(), "more_body": False})
+                    await put(b)
+            billed = _billed_usage(rs.route)  # every attempt's usage (a finished cut stream has several)
+            if billed is not None:
+                enc.usage = billed
+            await put(enc.end(), False)
         except asyncio.CancelledError:
             raise
+        except WriteTimeout:  # the client stopped reading: give up on it, cancel upstream
+            status, error = 499, f"client stopped reading (no write progress for {write_timeout:g} s)"
         except Exception as e:  # noqa: BLE001 - a mid-stream failure: the status line is already out
             f = failure_from(e)
             status, error = f.status, f.message
@@ -167,7 +186,10 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
                 tail = aw.EventEncoder.error(failure_type(f), f.message)
             else:
                 tail = b"data: " + f.openai_body() + b"\n\n"
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            try:
+                await put(tail, False)
+            except WriteTimeout:
+                pass
 
     async def watch() -> None:
         while True:
@@ -196,8 +218,26 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
             except Exception as e:  # noqa: BLE001
                 app_log(e)
     route = rs.route  # final cost now
-    _finish(app, key, "messages" if anthropic else "chat", req, route, enc.usage, status, t0, overhead_ms, error,
-            True)
+    _finish(app, key, "messages" if anthropic else "chat", req, route, _billed_usage(route) or enc.usage, status,
+            t0, overhead_ms, error, True)
+
+
+class WriteTimeout(Exception):
+    """A send to the client made no progress within the stream write timeout."""
+
+
+def write_timeout_s(settings: Any) -> float:
+    """`limits.stream_write_timeout_s` of the server settings (default 30 s)."""
+    v = getattr(getattr(settings, "limits", None), "stream_write_timeout_s", None)
+    if v is None:
+        v = getattr(settings, "stream_write_timeout_s", None)
+    return float(v) if v else 30.0
+
+
+def _billed_usage(route: Any) -> Usage | None:
+    """The sum of the usage billed on the route's attempts; None when none was."""
+    billed = [a.usage for a in getattr(route, "attempts", None) or () if a.usage is not None]
+    return sum(billed, Usage()) if billed else None
 
 
 def failure_type(f: Failure) -> str:
