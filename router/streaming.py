@@ -26,6 +26,7 @@ Final cost is on `route` once iteration ends.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -41,6 +42,7 @@ __all__ = ["RoutedStream", "open_stream", "delivered_tokens"]
 
 log = logging.getLogger("quotaroute.executor")
 _CONTENT = ("text", "reasoning", "tool_call", "finish")
+_BIG = 32_000  # characters
 
 
 class _Cancelled(Exception):
@@ -175,11 +177,15 @@ class RoutedStream:
             return True
         return False
 
-    def _delivered(self) -> Usage:
+    async def _delivered(self) -> Usage:
         """The tokens of this attempt handed to the caller, plus its prompt."""
         text = "".join(ev.text for ev in self._events if ev.kind in ("text", "reasoning"))
         text += "".join(ev.arguments for ev in self._events if ev.kind == "tool_call")
-        return Usage(input_tokens=self._prompt, output_tokens=delivered_tokens(text))
+        if len(text) > _BIG:  # exact counting of a long answer takes milliseconds: keep it off the loop
+            n = await asyncio.to_thread(delivered_tokens, text)
+        else:
+            n = delivered_tokens(text)
+        return Usage(input_tokens=self._prompt, output_tokens=n)
 
     async def _settle(self, error: BaseException | None) -> None:
         """Bill the current attempt (once) and learn from how it ended."""
@@ -203,7 +209,7 @@ class RoutedStream:
         if error is None:
             ex.health.success(step.deployment, latency, now)
             if usage is None:  # the vendor sent no usage: bill the delivered tokens rather than $0
-                usage = self._delivered()
+                usage = await self._delivered()
                 att.error_message = "usage not reported by the vendor; counted from the delivered text"
         else:
             att.ok = False
@@ -212,7 +218,7 @@ class RoutedStream:
             if isinstance(error, ProviderError) and error.billed_usage is not None:
                 usage = error.billed_usage
             if self._events or usage is not None:  # something was generated: never bill less than delivered
-                usage = _at_least(usage, self._delivered())
+                usage = _at_least(usage, await self._delivered())
             if isinstance(error, ProviderError):
                 await ex.on_error(step, error)
             elif isinstance(error, (_Cancelled, GeneratorExit)) or not isinstance(error, Exception):
