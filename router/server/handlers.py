@@ -152,33 +152,30 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
                                    app.settings.reason_header_max)
     status, error = 200, None
     write_timeout = write_timeout_s(app.settings)
+    loop = asyncio.get_running_loop()
+    sending_since = 0.0  # loop time the pending send started; 0 = no send pending
 
-    async def put(body: bytes, more: bool = True, start: bool = False) -> None:
-        msg = ({"type": "http.response.start", "status": 200, "headers": headers} if start else
-               {"type": "http.response.body", "body": body, "more_body": more})
-        try:
-            async with asyncio.timeout(write_timeout):  # flow control: send() blocks while the client is not reading
-                await send(msg)
-        except TimeoutError:
-            raise WriteTimeout() from None
+    async def put(msg: dict[str, Any]) -> None:
+        nonlocal sending_since
+        sending_since = loop.time()
+        await send(msg)  # flow control: blocks while the client is not reading
+        sending_since = 0.0
 
     async def pump() -> None:
         nonlocal status, error
         try:
-            await put(b"", start=True)
-            await put(enc.start())
+            await put({"type": "http.response.start", "status": 200, "headers": headers})
+            await put({"type": "http.response.body", "body": enc.start(), "more_body": True})
             async for ev in rs:
                 b = enc.event(ev)
                 if b:
-                    await put(b)
+                    await put({"type": "http.response.body", "body": b, "more_body": True})
             billed = _billed_usage(rs.route)  # every attempt's usage (a finished cut stream has several)
             if billed is not None:
                 enc.usage = billed
-            await put(enc.end(), False)
+            await put({"type": "http.response.body", "body": enc.end(), "more_body": False})
         except asyncio.CancelledError:
             raise
-        except WriteTimeout:  # the client stopped reading: give up on it, cancel upstream
-            status, error = 499, f"client stopped reading (no write progress for {write_timeout:g} s)"
         except Exception as e:  # noqa: BLE001 - a mid-stream failure: the status line is already out
             f = failure_from(e)
             status, error = f.status, f.message
@@ -186,10 +183,7 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
                 tail = aw.EventEncoder.error(failure_type(f), f.message)
             else:
                 tail = b"data: " + f.openai_body() + b"\n\n"
-            try:
-                await put(tail, False)
-            except WriteTimeout:
-                pass
+            await put({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def watch() -> None:
         while True:
@@ -199,6 +193,18 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
 
     p = asyncio.ensure_future(pump())
     w = asyncio.ensure_future(watch())
+    period = min(write_timeout / 4, 1.0)
+    guard: Any = None
+
+    def check() -> None:  # one timer per stream, not one per chunk
+        nonlocal status, error, guard
+        if sending_since and loop.time() - sending_since >= write_timeout and not p.done():
+            status, error = 499, f"client stopped reading (no write progress for {write_timeout:g} s)"
+            p.cancel()  # the upstream call is cancelled with it
+            return
+        guard = loop.call_later(period, check)
+
+    guard = loop.call_later(period, check)
     try:
         await asyncio.wait((p, w), return_when=asyncio.FIRST_COMPLETED)
         if not p.done():  # the client went away: cancel the upstream call
@@ -210,6 +216,7 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
             if status != 499:
                 raise
     finally:
+        guard.cancel()
         w.cancel()
         closer = getattr(rs, "aclose", None)
         if closer is not None:
@@ -220,10 +227,6 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
     route = rs.route  # final cost now
     _finish(app, key, "messages" if anthropic else "chat", req, route, _billed_usage(route) or enc.usage, status,
             t0, overhead_ms, error, True)
-
-
-class WriteTimeout(Exception):
-    """A send to the client made no progress within the stream write timeout."""
 
 
 def write_timeout_s(settings: Any) -> float:
