@@ -163,3 +163,73 @@ def test_a_client_that_stops_reading_is_cut_off_and_billed(spend_path: Any) -> N
     assert status == 499 and "stopped reading" in err
     assert out > 0 and Decimal(cost) > 0  # billed for what was generated, as delivered (no usage reported)
     assert up.closed_after[0] == up.yielded  # closed, not left running
+
+
+# ---------------------------------------------------------------- real adapters on the vendor wire
+
+
+def _sse(model: str, words: list[str], finish: str, usage: tuple[int, int]) -> bytes:
+    def chunk(delta: dict[str, Any], fr: str | None, extra: str = "") -> bytes:
+        import json
+
+        return b"data: " + json.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": model,
+                                       "choices": [{"index": 0, "delta": delta, "finish_reason": fr}]}
+                                      ).encode()[:-1] + extra.encode() + b"}\n\n"
+
+    out = b"".join(chunk({"content": w}, None) for w in words)
+    out += chunk({}, finish, f', "usage": {{"prompt_tokens": {usage[0]}, "completion_tokens": {usage[1]}}}')
+    return out + b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("finisher_vendor", ["deepseek", "openai"])
+async def test_real_adapters_cut_then_finished_or_failed(spend_path: Any, finisher_vendor: str) -> None:
+    """An OpenAI-wire upstream ends after 20 of 60 words with finish_reason "error". A
+    DeepSeek fallback (prefill with `prefix: true`) finishes the answer; an OpenAI one
+    (no prefill) cannot, so the client gets an error event."""
+    import json
+
+    import httpx
+
+    from providers.openai import OpenAIProvider
+    from router.catalog import Catalog
+    from router.quota.ledger import Ledger
+    from router.quota.memory_store import MemoryStore
+    from router.sdk import Router
+    from tests.router.routing_helpers import card
+
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append(body)
+        if body["model"] == "cutter":
+            data = _sse("cutter", WORDS[:20], "error", (12, 20))
+        else:
+            data = _sse(body["model"], [" " + REST], "stop", (40, 40))
+        return httpx.Response(200, content=data, headers={"content-type": "text/event-stream"})
+
+    def prov(vendor: str) -> OpenAIProvider:
+        return OpenAIProvider(api_key="sk-test", vendor=vendor, base_url="http://upstream.test/v1",
+                              client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+
+    cat = Catalog([card("cut:cutter", "1", "2"), card(f"{finisher_vendor}:fin", "2", "4")])
+    router = Router(catalog=cat, providers={"cut": prov("openai"), finisher_vendor: prov(finisher_vendor)},
+                    ledger=Ledger(MemoryStore()), policy="cheapest")
+    app = make_app(router, spend_path)
+    o, _, _ = clients(app)
+    if finisher_vendor == "deepseek":
+        chunks = [c async for c in await o.chat.completions.create(model="auto", messages=MSG, stream=True)]
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == FIRST + REST
+        last = seen[-1]["messages"][-1]
+        assert last == {"role": "assistant", "content": FIRST.rstrip(), "prefix": True}
+        (status, cost, inp, out, err, chain), = spend_rows(app, spend_path)
+        assert status == 200 and chain == "cut:cutter,deepseek:fin" and out == delivered_tokens(FIRST) + 40
+        assert inp == 12 + 40  # each attempt billed with what its vendor reported
+    else:
+        with pytest.raises(openai.APIError, match="ended the answer early"):
+            async for _ in await o.chat.completions.create(model="auto", messages=MSG, stream=True):
+                pass
+        assert len(seen) == 1  # OpenAI does not continue a prefill: never called
+        (status, cost, inp, out, err, chain), = spend_rows(app, spend_path)
+        assert status == 503 and out == delivered_tokens(FIRST) and inp == 12 and Decimal(cost) > 0
+    await app.aclose()
