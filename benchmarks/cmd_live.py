@@ -84,9 +84,9 @@ def build_backend(args: argparse.Namespace, suite: Any, models: list[str], judge
         prices = {**fake_prices(everyone), **overrides}
         return DirectBackend({"fake": FakeBenchProvider("fake", suite)}, prices, stream=not args.no_stream)
     if not args.config:
-        from router.config import default_config_path
+        from router.config import find_config
 
-        args.config = default_config_path()  # $QUOTAROUTE_CONFIG, else $QUOTAROUTE_HOME/config.yaml
+        args.config = find_config()  # $QUOTAROUTE_CONFIG, ./quotaroute.yaml, $QUOTAROUTE_HOME/config.yaml
     if args.config:
         from router.errors import UnknownModel
         from router.sdk import Router

@@ -40,20 +40,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def explain_router(config: str | None, policy: str | None) -> Any:
     """A Router for explaining only: providers are named, never built (no keys needed)."""
-    from router.config import build_ledger, build_policy, build_rules, default_config_path, load_config
+    from router.config import build_ledger, build_policy, build_rules, find_config, load_config
+    from router.config.build import provider_specs
     from router.sdk import Router
 
-    path = config or default_config_path()
+    path = find_config(config)
     if path is None:
         return Router(policy=policy or "free-first")
     cfg = load_config(path)
     from router.catalog import load_catalog
-    from router.config import _env_providers
 
     catalog = load_catalog(profile_path=cfg.models.profile, fx=cfg.fx)
     if cfg.models.overrides:
         catalog = catalog.with_overrides(cfg.models.overrides, file=cfg.file)
-    specs = cfg.providers or _env_providers()
+    specs = provider_specs(cfg)
     providers: dict[str, dict[str, None]] | None = None
     if specs:
         providers = {}

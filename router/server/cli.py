@@ -17,8 +17,8 @@ _ENV = "QUOTAROUTE_SERVE_ARGS"  # how worker processes receive their settings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="quotaroute YAML config (default: $QUOTAROUTE_CONFIG or "
-                   "$QUOTAROUTE_HOME/config.yaml when present)")
+    p.add_argument("--config", metavar="FILE", help="quotaroute YAML config (default: $QUOTAROUTE_CONFIG, else "
+                   "./quotaroute.yaml, else $QUOTAROUTE_HOME/config.yaml when present)")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; others need proxy keys)")
     p.add_argument("--port", type=int, default=None, help="port (default 4000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -26,16 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graceful-timeout", type=int, default=30, help="seconds to let in-flight requests finish")
     p.add_argument("--new-key", metavar="ID", help="print a fresh proxy key and its config entry, then exit")
     p.add_argument("--router-factory", metavar="MODULE:FUNC", help=argparse.SUPPRESS)  # tests and benchmarks
-
-
-def _default_config() -> str | None:
-    from router.server.settings import quotaroute_home
-
-    env = os.environ.get("QUOTAROUTE_CONFIG")
-    if env:
-        return env
-    p = quotaroute_home() / "config.yaml"
-    return str(p) if p.exists() else None
 
 
 def _server_section(config: str | None) -> tuple[Any, Any]:
@@ -84,7 +74,7 @@ def _memory_ledger(config: str | None) -> bool:
     """Would the proxy's Router use an in-memory ledger (per-process state)?"""
     try:
         _, cfg = _server_section(config)
-        from router.config_build import effective_store  # type: ignore[import-not-found]
+        from router.config import effective_store
     except Exception:  # noqa: BLE001 - no config module / already validated: say nothing
         return False
     if cfg is None:
@@ -116,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
         print("config entry (server.keys):")
         print(f"  - id: {args.new_key}\n    hash: \"{hash_key(k)}\"")
         return 0
-    config = args.config or _default_config()
+    from router.config import find_config
+
+    config = find_config(args.config)
     try:
         settings = load_settings(config)
     except ConfigError as e:

@@ -22,10 +22,11 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from router.config.paths import home
 from router.errors import ConfigError
 from router.server.auth import KeyStore, ProxyKey
 
-__all__ = ["ServerSettings", "quotaroute_home", "LOOPBACK", "is_loopback"]
+__all__ = ["ServerSettings", "LOOPBACK", "is_loopback"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -42,10 +43,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def quotaroute_home() -> Path:
-    return Path(os.environ.get("QUOTAROUTE_HOME") or Path.home() / ".quotaroute")
-
-
 @dataclass
 class ServerSettings:
     host: str = "127.0.0.1"
@@ -60,7 +57,7 @@ class ServerSettings:
         if self.spend_db is None:
             return None
         if self.spend_db == "":
-            return quotaroute_home() / "spend.sqlite"
+            return home() / "spend.sqlite"
         return Path(os.path.expanduser(self.spend_db))
 
     @classmethod

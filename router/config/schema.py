@@ -1,43 +1,21 @@
-"""One YAML config file, validated once at start; errors name file, line and key.
-
-Layering: explicit argument > config file > environment. The file is the explicit
-path, else ``$QUOTAROUTE_CONFIG``, else ``$QUOTAROUTE_HOME/config.yaml`` (home
-defaults to ``~/.quotaroute``) when it exists. API keys are given BY
-ENVIRONMENT-VARIABLE NAME only (``api_key_env``), never inline. See docs/router.md
-for a complete commented example.
-"""
+"""The config file's schema: pydantic models for every section, strict (an unknown
+key anywhere is an error). Reference: docs/config.md."""
 
 from __future__ import annotations
 
-import difflib
-import os
-import typing
 from collections.abc import Mapping
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from router.errors import ConfigError
+from router._catalog_yaml import line_of
 from router.types import TASK_KINDS
 
-__all__ = ["QuotarouteConfig", "load_config", "parse_config", "build_router_kwargs", "build_providers",
-           "build_policy", "build_rules", "build_ledger", "default_store", "quotaroute_home", "default_config_path"]
+__all__ = ["QuotarouteConfig", "ProviderCfg", "ModelsCfg", "PolicyCfg", "RuleCfg", "RuleMatch",
+           "CascadeCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "PolicyName", "line_at"]
 
 PolicyName = Literal["free-first", "cheapest", "best", "balanced", "cascade"]
-
-
-def quotaroute_home() -> Path:
-    return Path(os.environ.get("QUOTAROUTE_HOME") or Path.home() / ".quotaroute")
-
-
-def default_config_path() -> str | None:
-    env = os.environ.get("QUOTAROUTE_CONFIG")
-    if env:
-        return env
-    p = quotaroute_home() / "config.yaml"
-    return str(p) if p.exists() else None
 
 
 class _M(BaseModel):
@@ -180,7 +158,7 @@ class QuotarouteConfig(_M):
     retry: RetryCfg = Field(default_factory=RetryCfg)
     health: HealthCfg = Field(default_factory=HealthCfg)
     fx: dict[str, Any] | None = None  # {rates: {CNY: 0.1404}}
-    server: dict[str, Any] = Field(default_factory=dict)  # read by the proxy (router/server/settings.py)
+    server: dict[str, Any] = Field(default_factory=dict)  # read by the proxy (router.config.build.build_server_settings)
     # filled by parse_config
     file: str | None = Field(None, exclude=True)
     pools: list[Any] = Field(default_factory=list, exclude=True)
@@ -188,53 +166,11 @@ class QuotarouteConfig(_M):
     _data: Any = PrivateAttr(default=None)  # the marked YAML tree, for line numbers at build time
 
     def line_of(self, *loc: Any) -> int | None:
-        return _line_at(self._data, loc) if self._data is not None else None
+        return line_at(self._data, loc) if self._data is not None else None
 
 
-# ------------------------------------------------------------------ loading
-
-
-def load_config(path: str | None = None) -> QuotarouteConfig:
-    """Load and validate the config (explicit path > $QUOTAROUTE_CONFIG > home); an
-    empty config when there is none."""
-    path = path or default_config_path()
-    if path is None:
-        return parse_config({}, file=None)
-    from router._catalog_yaml import load_yaml_file
-
-    data = load_yaml_file(path)
-    return parse_config({} if data is None else data, file=path)
-
-
-def parse_config(data: Any, *, file: str | None = None) -> QuotarouteConfig:
-    if not isinstance(data, Mapping):
-        raise ConfigError("the config must be a mapping of sections", file=file, line=1)
-    reserved = [k for k in ("file", "pools", "budget_specs") if k in data]
-    if reserved:
-        raise _unknown(reserved[0], (), data, file)
-    try:
-        cfg = QuotarouteConfig.model_validate(dict(data))
-    except ValidationError as e:
-        raise _translate(e, data, file) from None
-    from router.quota.spec import load_quota_config
-
-    qdata = {"quotas": [_with_line(q) for q in (data.get("quotas") or [])],
-             "budgets": [_with_line(b) for b in (data.get("budgets") or [])]}
-    cfg.pools, cfg.budget_specs = load_quota_config(qdata, file=file or "<config>")
-    cfg.file = file
-    cfg._data = data
-    return cfg
-
-
-def _with_line(item: Any) -> Any:
-    line = getattr(item, "line", None)
-    return {**item, "__line__": line} if isinstance(item, Mapping) and line else item
-
-
-def _line_at(data: Any, loc: tuple[Any, ...]) -> int | None:
+def line_at(data: Any, loc: tuple[Any, ...]) -> int | None:
     """Line of the deepest node of `loc` that exists in the marked YAML tree."""
-    from router._catalog_yaml import line_of
-
     line = line_of(data)
     node = data
     for part in loc:
@@ -247,63 +183,3 @@ def _line_at(data: Any, loc: tuple[Any, ...]) -> int | None:
         else:
             break
     return line
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model that owns the last key of `loc` (to suggest known keys)."""
-    tp: Any = QuotarouteConfig
-    for part in loc:
-        if isinstance(tp, type) and issubclass(tp, BaseModel):
-            f = tp.model_fields.get(part) or next((x for x in tp.model_fields.values() if x.alias == part), None)
-            if f is None:
-                return None
-            tp = f.annotation
-        else:
-            tp = _inner(tp)
-            if tp is None:
-                return None
-    tp = _inner(tp) if not (isinstance(tp, type) and issubclass(tp, BaseModel)) else tp
-    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
-
-
-def _inner(tp: Any) -> Any:
-    for a in typing.get_args(tp):
-        if isinstance(a, type) and issubclass(a, BaseModel):
-            return a
-        inner = _inner(a)
-        if inner is not None:
-            return inner
-    return None
-
-
-def _unknown(key: str, parent: tuple[Any, ...], data: Any, file: str | None) -> ConfigError:
-    model = _model_at(parent)
-    names = [f.alias or n for n, f in model.model_fields.items() if not f.exclude] if model else []
-    close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else (f"; known keys: {', '.join(names)}" if names else "")
-    dotted = ".".join(str(p) for p in (*parent, key))
-    return ConfigError(f"unknown key{hint}", file=file, line=_line_at(data, (*parent, key)), key=dotted)
-
-
-def _translate(e: ValidationError, data: Any, file: str | None) -> ConfigError:
-    err = e.errors()[0]
-    loc = tuple(err.get("loc", ()))
-    if err.get("type") == "extra_forbidden" and loc:
-        return _unknown(str(loc[-1]), loc[:-1], data, file)
-    msg = err.get("msg", "invalid value")
-    if err.get("type") == "literal_error":
-        msg = f"{msg}, got {err.get('input')!r}"
-    return ConfigError(msg, file=file, line=_line_at(data, loc), key=".".join(str(p) for p in loc) or None)
-
-
-# The builders (providers, policy, rules, ledger, Router kwargs) live in
-# router/config_build.py; re-exported here so callers import from one place.
-from router.config_build import (  # noqa: E402
-    _env_providers,
-    build_ledger,
-    default_store,
-    build_policy,
-    build_providers,
-    build_router_kwargs,
-    build_rules,
-)

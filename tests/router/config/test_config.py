@@ -177,7 +177,7 @@ def test_the_documented_complete_example_is_valid(tmp_path, monkeypatch):
     import re
     from pathlib import Path
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "router.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "router.md").read_text()
     block = next(b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "complete example" in b)
     for var in ("OPENAI_API_KEY", "OPENAI_API_KEY_2", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY"):
         monkeypatch.setenv(var, f"test-{var.lower()}-0123456789")
@@ -246,7 +246,7 @@ def test_ledger_default_is_memory_for_the_sdk_sqlite_for_the_proxy(tmp_path, mon
     # the file wins over any default
     mem = write(tmp_path, "ledger: {store: memory}\n", "mem.yaml")
     assert _store(Router.from_config(mem, http_client=client)) == "MemoryStore"
-    from router.config_build import effective_store  # what it would be, without opening it
+    from router.config import effective_store  # what it would be, without opening it
 
     assert effective_store(load_config(path)) == "memory"
     assert effective_store(load_config(path), default_store="sqlite") == "sqlite"

@@ -1,4 +1,4 @@
-"""Build router parts from a validated `QuotarouteConfig` (see router/config.py):
+"""Build router parts from a validated `QuotarouteConfig` (router/config/schema.py):
 providers (keys read from the environment by variable name), policy, rules, ledger,
 and the keyword arguments for `Router(...)`."""
 
@@ -9,12 +9,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from router.config import ProviderCfg, QuotarouteConfig, quotaroute_home
+from router.config.paths import home
+from router.config.schema import ProviderCfg, QuotarouteConfig
 from router.errors import ConfigError, UnknownModel, register_secret
 from router.policies import POLICIES
 
 __all__ = ["build_providers", "build_policy", "build_rules", "build_ledger", "build_router_kwargs", "default_store",
-           "effective_store", "DEFAULT_STORES"]
+           "effective_store", "DEFAULT_STORES", "provider_specs"]
+
+
+def provider_specs(cfg: QuotarouteConfig) -> dict[str, ProviderCfg]:
+    """The `providers:` section, or (none) every vendor whose key variable is set."""
+    return dict(cfg.providers) if cfg.providers else _env_providers()
 
 
 def _env_providers() -> dict[str, ProviderCfg]:
@@ -43,7 +49,7 @@ def build_providers(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, d
     from providers.retry import RetryPolicy
 
     retry = RetryPolicy(max_attempts=cfg.retry.max_attempts, max_wait_s=cfg.retry.max_wait_s)
-    specs = cfg.providers if cfg.providers else _env_providers()
+    specs = provider_specs(cfg)
     out: dict[str, dict[str, Any]] = {}
     for name, p in specs.items():
         if not p.enabled:
@@ -185,7 +191,7 @@ def build_ledger(cfg: QuotarouteConfig, *, default_store: str | None = None) -> 
                               f"{store})", file=cfg.file, line=cfg.line_of("ledger", k), key=f"ledger.{k}")
     options: dict[str, Any] = {}
     if store == "sqlite":
-        url = os.path.expanduser(lc.path) if lc.path else str(quotaroute_home() / "ledger.sqlite")
+        url = os.path.expanduser(lc.path) if lc.path else str(home() / "ledger.sqlite")
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         if lc.synchronous is not None:
             options["synchronous"] = lc.synchronous
