@@ -41,18 +41,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def explain_router(config: str | None, policy: str | None) -> Any:
     """A Router for explaining only: providers are named, never built (no keys needed)."""
     from router.config import build_ledger, build_policy, build_rules, find_config, load_config
-    from router.config.build import provider_specs
+    from router.config.build import build_catalog, provider_specs
     from router.sdk import Router
 
     path = find_config(config)
     if path is None:
         return Router(policy=policy or "free-first")
     cfg = load_config(path)
-    from router.catalog import load_catalog
-
-    catalog = load_catalog(profile_path=cfg.models.profile, fx=cfg.fx)
-    if cfg.models.overrides:
-        catalog = catalog.with_overrides(cfg.models.overrides, file=cfg.file)
+    catalog = build_catalog(cfg)
     specs = provider_specs(cfg)
     providers: dict[str, dict[str, None]] | None = None
     if specs:
