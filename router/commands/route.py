@@ -21,8 +21,8 @@ HELP = "Explain the ranked route plan for a prompt (filters, scores, reasons), w
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("prompt", help="the user message to route (use - to read stdin)")
     p.add_argument("--explain", action="store_true", help="show the plan with reasons (the default; kept for clarity)")
-    p.add_argument("--config", metavar="FILE", help="config YAML (default: $QUOTAROUTE_CONFIG or "
-                                                    "$QUOTAROUTE_HOME/config.yaml when present)")
+    p.add_argument("--config", metavar="FILE", help="config YAML (default: $QUOTAROUTE_CONFIG, "
+                                                    "./quotaroute.yaml, $QUOTAROUTE_HOME/config.yaml)")
     p.add_argument("--policy", metavar="P", help="free-first | cheapest | best | balanced | cascade")
     p.add_argument("--model", metavar="M", default="auto",
                    help="auto, auto:cheap, auto:best, auto:free, auto:balanced, or a provider:model to pin")

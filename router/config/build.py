@@ -19,8 +19,8 @@ from router.errors import ConfigError, UnknownModel, register_secret
 from router.policies import POLICIES
 
 __all__ = ["build_providers", "build_policy", "build_rules", "build_ledger", "build_router_kwargs",
-           "build_server_settings", "build_catalog", "default_store", "effective_store", "provider_specs", "DEFAULT_STORES",
-           "SDK_DEFAULT_STORE", "PROXY_DEFAULT_STORE"]
+           "build_server_settings", "build_catalog", "default_store", "effective_store", "provider_specs",
+           "DEFAULT_STORES", "SDK_DEFAULT_STORE", "PROXY_DEFAULT_STORE"]
 
 
 def provider_specs(cfg: QuotarouteConfig) -> dict[str, ProviderCfg]:

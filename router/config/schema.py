@@ -21,7 +21,6 @@ from pydantic import (
     PrivateAttr,
     StrictInt,
     field_validator,
-    model_validator,
 )
 
 from router._catalog_yaml import line_of
@@ -113,7 +112,7 @@ class ProviderCfg(_M):
             if k in ("api_key", "key", "token", "api_key_env", "timeouts") or "secret" in str(k).lower():
                 raise ValueError(f"{k!r} is not an adapter option here: keys go in `api_key_env` (a variable "
                                  "NAME), timeouts in `timeouts:`")
-            if isinstance(x, str) and looks_like_secret(x):
+            if isinstance(x, str) and redact(x) != x:  # a known key shape (not every long name)
                 raise ValueError(f"option {k!r} looks like a secret: give keys by environment-variable name "
                                  "(`api_key_env`)")
         return v
@@ -330,8 +329,10 @@ class ServerCfg(_M):
     @classmethod
     def _spend_db(cls, v: Any) -> Any:
         # YAML reads a bare `off`/`no` as false; null or "none" also switch the log off.
-        if v is None or v is False or (isinstance(v, str) and v.strip().lower() in ("off", "none", "")):
+        if v is None or v is False or (isinstance(v, str) and v.strip().lower() in ("off", "none")):
             return "off"
+        if isinstance(v, str) and not v.strip():
+            return None  # the default path
         if not isinstance(v, str):
             raise ValueError("must be a file path or `off`")
         return v
@@ -368,6 +369,15 @@ class QuotarouteConfig(_M):
     health: HealthCfg = Field(default_factory=HealthCfg)
     fx: FxCfg | None = None
     server: ServerCfg = Field(default_factory=ServerCfg)
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, v: dict[str, ProviderCfg]) -> dict[str, ProviderCfg]:
+        for name in v:
+            if looks_like_secret(name):
+                raise ValueError("a provider name here looks like an API key (not shown); name the provider "
+                                 "(openai, groq, ...) and give its key variable in `api_key_env`")
+        return v
     # filled by load.parse_config (not config keys)
     _file: str | None = PrivateAttr(default=None)
     _pools: list[Any] = PrivateAttr(default_factory=list)

@@ -30,7 +30,7 @@ def open_ledger(config: str | None, store_url: str | None = None):  # -> (Ledger
 
     cfg = rc.load_config(config)  # explicit > $QUOTAROUTE_CONFIG > ./quotaroute.yaml > home
     path = cfg.file
-    if store_url is None and "ledger" in cfg.model_fields_set and cfg.ledger.store != "memory":
+    if store_url is None and cfg.ledger.store in ("sqlite", "redis"):
         ledger = rc.build_ledger(cfg)
         store = ledger.store
         url = getattr(store, "url", None) or "sqlite:///" + str(getattr(store, "path", ""))

@@ -32,7 +32,8 @@ def test_full_server_section_builds_settings(tmp_path):
                  {"id": "ci", "hash": H, "budget_period": "total"}],
         "limits": {"max_header_bytes": 8192, "header_timeout_s": 2.5, "max_connections": 100, "max_json_depth": 32},
     })
-    assert (s.host, s.port, s.max_body_bytes, s.reason_header_max, s.budget_period) == ("127.0.0.1", 4100, 1000, 50, "day")
+    assert (s.host, s.port, s.max_body_bytes, s.reason_header_max, s.budget_period) == (
+        "127.0.0.1", 4100, 1000, 50, "day")
     assert s.spend_db_path() is None and isinstance(s.keys, KeyStore) and s.keys.admin is not None
     a, ci = s.keys.keys
     assert (a.id, a.budget_usd, a.budget_period, a.models, a.rpm, a.user, a.tags) == (
@@ -131,7 +132,8 @@ def _serve(tmp_path, text: str, *extra: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("text,line,needle", [
     ("server:\n  port: 4100\n  kyes: []\n", 3, "server.kyes: unknown key 'kyes'; did you mean 'keys'?"),
-    ("server:\n  keys:\n    - id: a\n      hash: \"" + H + "\"\n      budget_usd: .nan\n", 5, "server.keys[0].budget_usd"),
+    ("server:\n  keys:\n    - id: a\n      hash: \"" + H + "\"\n      budget_usd: .nan\n", 5,
+     "server.keys[0].budget_usd"),
     ("providers:\n  openai:\n    api_key_env: OPENAI_API_KEY\n", 3, "OPENAI_API_KEY is not set"),
 ])
 @pytest.mark.parametrize("workers", ["1", "2"])
