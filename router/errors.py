@@ -205,7 +205,6 @@ class TruncatedResponse(Unavailable):
     schema can provoke): it still falls back but does not count against health."""
 
     retryable = False
-    default_status = 502
 
     def __init__(self, message: str = "", *, vendor_fault: bool = True, **kw: Any) -> None:
         super().__init__(message, **kw)

@@ -124,7 +124,7 @@ def _failure_from(e: BaseException) -> Failure:
         if isinstance(e, Timeout):
             return Failure(504, msg, type="upstream_error", code="upstream_timeout", **kw)
         if isinstance(e, TruncatedResponse):
-            return Failure(502, msg, type="upstream_error", code="upstream_truncated_response", **kw)
+            return Failure(503, msg, type="upstream_error", code="upstream_truncated_response", **kw)
         if isinstance(e, MalformedResponse):
             return Failure(502, msg, type="upstream_error", code="upstream_malformed_response", **kw)
         status = e.status if e.status and 400 <= e.status <= 599 else 502
