@@ -227,7 +227,8 @@ class Executor:
                 await self.ledger.release(res, self.clock())
             walk.attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False,
                                          error_type="CircuitOpen",
-                                         error_message=f"{step.deployment} is cooling off (a probe is in flight)"))
+                                         error_message=f"{step.deployment} not available now (circuit open, key cooling "
+                                                       "off, or a probe in flight)"))
             return False, None
         self.version += 1
         walk.attempts.append(_skip(step, skipped))

@@ -669,3 +669,21 @@ async def test_a_streamed_half_open_probe_is_one_attempt_too():
     s = await open_stream(ex, await plan_for(r), r)
     assert s.route.model_id == "pb:b" and hosts.count("pa.test") == 10
     await s.aclose()
+
+
+async def test_concurrent_requests_on_a_half_open_breaker_send_one_probe():
+    import asyncio
+
+    slow_ok = reply("a is back", latency_s=0.05)
+    ex, provs, _, clock, plan_for = setup({"pa": [err(Unavailable)] * 3 + [slow_ok], "pb": [reply("b")] * 5, "pc": []})
+    for _ in range(3):
+        await ex.run(await plan_for(req()), req())
+    clock.now = ex.health["pa:a"].open_until  # half-open
+    p1, p2 = await plan_for(req()), await plan_for(req())  # both planned before either starts
+    assert p1.steps[0].model_id == p2.steps[0].model_id == "pa:a"
+    o1, o2 = await asyncio.gather(ex.run(p1, req()), ex.run(p2, req()))
+    assert len(provs["pa"].calls) == 4  # three failures, then one probe
+    assert {o1.route.model_id, o2.route.model_id} == {"pa:a", "pb:b"}
+    skipped = o2 if o2.route.model_id == "pb:b" else o1
+    assert skipped.route.attempts[0].error_type == "CircuitOpen"
+    assert ex.health["pa:a"].state(clock()) == "closed"
