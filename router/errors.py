@@ -82,7 +82,7 @@ def redact(text: str | None) -> str:
 def safe_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     if not headers:
         return {}
-    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(SAFE_HEADER_PREFIXES)}
+    return {k.lower(): redact(v) for k, v in headers.items() if k.lower().startswith(SAFE_HEADER_PREFIXES)}
 
 
 class QuotarouteError(Exception):

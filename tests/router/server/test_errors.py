@@ -207,8 +207,9 @@ def test_failure_redacts_every_field() -> None:
 
     f = Failure(400, f"m {UPSTREAM_KEY}", type=UPSTREAM_KEY, code=UPSTREAM_KEY, param=UPSTREAM_KEY)
     assert UPSTREAM_KEY not in (f.openai_body() + f.anthropic_body()).decode()
-    e = BadRequest("x", code=UPSTREAM_KEY)
+    e = BadRequest("x", code=UPSTREAM_KEY, headers={"x-request-id": UPSTREAM_KEY, "authorization": "Bearer x"})
     assert UPSTREAM_KEY not in str(e) and UPSTREAM_KEY not in (e.code or "")
+    assert e.headers == {"x-request-id": "***"}  # allow-listed names only, values redacted
 
 
 async def test_bad_upstream_keys_on_healthz_and_metrics(spend_path: Any) -> None:
