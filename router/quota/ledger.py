@@ -3,8 +3,9 @@
 `reserve()` atomically checks and holds capacity on every pool that applies to the
 model (requests, tokens, grants, credit) and on every budget, BEFORE the upstream
 call; `commit()` replaces the holds with the actual usage and returns what is
-billed; an unsettled reservation expires after `ttl_s` so a crash cannot leak
-capacity. Pools that block when empty must all fit; among the pools that fall back
+billed; an unsettled reservation expires after `ttl_s` and is then charged at
+what it reserved (its call may have reached the vendor before a crash), never
+released to zero; a late commit corrects it to the actual usage. Pools that block when empty must all fit; among the pools that fall back
 to paid (a grant on a paid account) the first with room is used, else the call
 is paid. Money is Decimal in the API and integer nano-USD in the stores.
 """
@@ -285,7 +286,8 @@ class Ledger:
             adjusts.append(Adjust(ch.charge, actual, ch.expire_at))
         live2, _ = await self.store.settle(res.id, adjusts, ts, final=True)
         if not (live and live2):
-            log.warning("ledger: reservation %s for %s had expired before commit; usage recorded in full", res.id, res.model_id)
+            log.warning("ledger: reservation %s for %s had expired before commit (charged at its reserved amounts); "
+                        "corrected to the actual usage", res.id, res.model_id)
         return Settlement(res.free_pool if (free_tokens or billed == 0) else None, billed, free_tokens, free_usd, live and live2)
 
     async def release(self, res: Reservation, now: datetime | None = None) -> bool:

@@ -59,7 +59,7 @@ async def test_local_fallback_uses_limit_divided_by_replicas(caplog, transport):
     v = await L.view(NOW)
     assert v.pools["p"].remaining_requests == 5  # the view shows the unscaled limit minus local usage
     msgs = [r.getMessage() for r in caplog.records]
-    assert sum("local_fallback" in m for m in msgs) == 1 and any("limit / 2 expected replicas" in m for m in msgs)
+    assert sum("local_fallback" in m for m in msgs) == 1 and any("last known usage) / 2 expected replicas" in m for m in msgs)
     await L.aclose()
 
 
