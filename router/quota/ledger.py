@@ -78,6 +78,27 @@ class Ledger:
         self._budget_cache: dict[tuple[Any, ...], list[_Budget]] = {}
         self.observed: dict[str, tuple[int | None, int | None, float]] = {}
 
+    def add_budgets(self, specs: Iterable[BudgetSpec]) -> None:
+        """Register more budgets (e.g. the proxy's per-key budgets at start-up); a spec
+        whose id is already registered replaces it."""
+        specs = list(specs)
+        ids = {b.id for b in specs}
+        self.budgets = [b for b in self.budgets if b.spec.id not in ids] + [
+            _Budget(b, None if b.period == "total" else Window(b.period, "calendar", b.tz), to_nano(b.limit_usd))
+            for b in specs
+        ]
+        self._has_soft = any(not b.spec.hard for b in self.budgets)
+        self._budget_cache.clear()
+
+    async def raise_budget(self, budget_id: str, spent_usd: Decimal, now: datetime) -> None:
+        """Make a budget's spend this period at least `spent_usd` (seeding from a spend log)."""
+        ts = to_ts(now)
+        for b in self.budgets:
+            if b.spec.id == budget_id and spent_usd > 0:
+                suffix = "all" if b.window is None else b.window.slot(ts).charge
+                exp = ts + FAR if b.window is None else b.window.slot(ts).expire_at
+                await self.store.raise_to(f"b|{budget_id}|{suffix}", to_nano(spent_usd), exp, ts)
+
     @staticmethod
     def _compile(p: PoolSpec) -> _Pool:
         wins = [_Win(i, Window(w.per, w.mode, w.tz), w.requests, w.tokens, w.count, p.id) for i, w in enumerate(p.limits)]
