@@ -417,12 +417,17 @@ class RedisStore:
         """Apply journalled settles in order (a network error leaves the rest queued)."""
         while self._journal:
             kind, args = self._journal[0]
-            if kind == "settle":
-                await self._eval("settle", _SETTLE, *self._settle_args(*args))
-            elif kind == "release":
-                await self._eval("release", _RELEASE, *self._release_args(args[0]))
-            else:
-                await self._eval("raise", _RAISE, *self._raise_args(*args))
+            try:
+                if kind == "settle":
+                    await self._eval("settle", _SETTLE, *self._settle_args(*args))
+                elif kind == "release":
+                    await self._eval("release", _RELEASE, *self._release_args(args[0]))
+                else:
+                    await self._eval("raise", _RAISE, *self._raise_args(*args))
+            except self._net_errors():
+                raise
+            except Exception:  # noqa: BLE001 - an entry Redis refuses must not block the rest forever
+                log.exception("ledger: a journalled %s could not be applied to redis; dropped", kind)
             self._journal.popleft()
         log.warning("ledger: journalled usage copied back to redis at %s", self._where())
 
