@@ -267,14 +267,16 @@ async def _guarded(send: Any, t0: float, coro: Any) -> None:
 
 async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        await app.gate.admit(app.authenticate(scope))
+        key = app.authenticate(scope)
+        await app.gate.admit(key)  # every request of a key counts against its rpm
         await _send_json(send, 200, app.models_json())
     await _guarded(send, t0, go())
 
 
 async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        await app.gate.admit(app.authenticate(scope))
+        key = app.authenticate(scope)
+        await app.gate.admit(key)  # every request of a key counts against its rpm
         from urllib.parse import unquote
 
         mid = unquote(scope["path"][len("/v1/models/"):])
