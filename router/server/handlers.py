@@ -87,6 +87,7 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
     key = req = route = None
     try:
         key = app.authenticate(scope)
+        await app.gate.admit(key)  # counts every request, valid or not, against the key's rpm
         body = await read_body(scope, receive, app.settings.max_body_bytes)
         try:
             data = orjson.loads(body)
@@ -97,8 +98,6 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
             req, include_usage = aw.parse_messages_request(data), False
         else:
             req, include_usage = ow.parse_chat_request(data)
-        if key is not None and key.budget_usd is not None:
-            await app.load_budget(key)
         app.check_key(key, req.model)
         sc = {"key": key.id if key is not None else None, "user": req.user, "tags": _tags(scope)}
         if req.stream:
@@ -279,7 +278,6 @@ def _finish(app: Any, key: Any, endpoint: str, req: Any, route: Any, usage: Usag
     if attempts:
         chain = ",".join(getattr(a, "model_id", "?") for a in attempts)
     usage = usage or Usage()
-    app.add_spend(key, cost)
     app.metrics.observe(endpoint=endpoint, model=model, provider=provider, status=status, latency_s=latency_s,
                         overhead_s=overhead_ms / 1000 if overhead_ms is not None else None,
                         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
@@ -312,14 +310,16 @@ async def _guarded(send: Any, t0: float, coro: Any) -> None:
 
 async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        app.authenticate(scope)
+        key = app.authenticate(scope)
+        await app.gate.admit(key)  # every request of a key counts against its rpm
         await _send_json(send, 200, app.models_json())
     await _guarded(send, t0, go())
 
 
 async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        app.authenticate(scope)
+        key = app.authenticate(scope)
+        await app.gate.admit(key)  # every request of a key counts against its rpm
         from urllib.parse import unquote
 
         mid = unquote(scope["path"][len("/v1/models/"):])
@@ -397,6 +397,7 @@ async def quota(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
 async def spend(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
         key = app.authenticate(scope)
+        await app.gate.admit(key)
         qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         by = (qs.get("by") or ["day"])[0]
         key_id = (qs.get("key") or [None])[0]
