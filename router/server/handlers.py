@@ -20,6 +20,7 @@ import orjson
 from router.errors import redact
 from router.server import anthropic_wire as aw
 from router.server import openai_wire as ow
+from router.server.keygate import request_scope
 from router.server.errors import Failure, failure_from, route_headers, send_failure
 from router.server.spendlog import parse_since, summarize
 from router.types import Usage
@@ -59,11 +60,11 @@ async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
     return body
 
 
-def _tags(scope: dict[str, Any]) -> list[str]:
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
     for k, v in scope["headers"]:
-        if k == b"x-quotaroute-tags":
-            return [t.strip() for t in v.decode("latin-1").split(",") if t.strip()]
-    return []
+        if k == name:
+            return v.decode("latin-1")
+    return None
 
 
 def _upstream_s(route: Any, elapsed: float) -> float:
@@ -99,7 +100,9 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
         else:
             req, include_usage = ow.parse_chat_request(data)
         app.check_key(key, req.model)
-        sc = {"key": key.id if key is not None else None, "user": req.user, "tags": _tags(scope)}
+        sc = request_scope(key, req.user, _header(scope, b"x-quotaroute-tags"))
+        if sc["user"] != req.user:  # the key pins its user: the vendor and the rules see that one
+            req = req.model_copy(update={"user": sc["user"]})
         if req.stream:
             await _stream(app, send, receive, req, sc, key, t0, anthropic, include_usage)
             return

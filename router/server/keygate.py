@@ -35,7 +35,7 @@ from router.quota.windows import Window
 from router.server.auth import KeyStore, ProxyKey
 from router.server.errors import Failure
 
-__all__ = ["KeyGate", "key_budget_id", "key_budgets"]
+__all__ = ["KeyGate", "key_budget_id", "key_budgets", "request_scope", "MAX_TAGS", "MAX_TAG_CHARS"]
 
 log = logging.getLogger("quotaroute.server")
 
@@ -144,3 +144,29 @@ class KeyGate:
             if need <= 0:
                 return max(1.0, self._window.bucket_drop_time(k.rsplit("|", 1)[1]) - ts)
         return 60.0
+
+
+MAX_TAGS = 16
+MAX_TAG_CHARS = 64
+
+
+def client_tags(raw: str) -> list[str]:
+    """The `x-quotaroute-tags` header (comma-separated): at most 16 tags of at most 64
+    characters each, else 400 naming the header."""
+    tags = [t.strip() for t in raw.split(",") if t.strip()]
+    if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in tags):
+        raise Failure(400, f"Invalid header 'x-quotaroute-tags': at most {MAX_TAGS} tags of at most "
+                           f"{MAX_TAG_CHARS} characters each.", param="x-quotaroute-tags", code="invalid_value")
+    return tags
+
+
+def request_scope(key: ProxyKey | None, user: str | None, raw_tags: str | None) -> dict[str, Any]:
+    """The budget/rule scope of one request. `user` (the request's `user` field) and the
+    tags header come from the client and can be changed at will; a key that pins
+    `user`/`tags` in the config overrides both, so budgets scoped to them cannot be
+    dodged by that key's callers. The key id itself is always trusted (authenticated)."""
+    tags = client_tags(raw_tags) if raw_tags else []
+    if key is None:
+        return {"key": None, "user": user, "tags": tags}
+    return {"key": key.id, "user": key.user if key.user is not None else user,
+            "tags": list(key.tags) if key.tags is not None else tags}
