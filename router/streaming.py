@@ -19,6 +19,7 @@ from typing import Any
 from router.engine import PlanStep, RoutePlan
 from router.errors import MalformedResponse, ProviderError
 from router.executor import Executor, Walk
+from router.limits import calling
 from router.result import Attempt, RouteInfo
 from router.types import ChatResponse, RateLimitSnapshot, Usage, accumulate
 
@@ -159,7 +160,8 @@ async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping
         try:
             while True:
                 try:
-                    ev = await it.__anext__()
+                    with calling(step.card):  # the stream reads the card's time limits when it opens
+                        ev = await it.__anext__()
                 except StopAsyncIteration:
                     raise MalformedResponse("stream ended before any content", provider=step.provider,
                                             model=step.card.model,
