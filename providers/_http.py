@@ -22,8 +22,9 @@ Public API (all errors are `router.errors.ProviderError` subclasses)
     ``limits.first_byte_s`` of the request, and ``aiter_bytes`` enforces ``limits.idle_s``
     between chunks (``Timeout`` with ``code`` ``first_byte_timeout`` / ``idle_timeout``).
 
-``await read_body(resp, limit=65536) -> bytes``      read (part of) a streaming body (an error
-                                                       body: a timeout gives what was read).
+``await read_body(resp, limit=65536, call=None)``     read (part of) a streaming body (an error
+                                                       body: a timeout gives what was read;
+                                                       with ``call`` it raises ``Timeout``).
 ``aiter_bytes(resp, call)``                            async byte iterator mapping mid-stream
                                                        transport errors / timeouts.
 
@@ -57,6 +58,7 @@ Public API (all errors are `router.errors.ProviderError` subclasses)
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -140,6 +142,7 @@ def _timeout(phase: str, seconds: float, call: Call) -> Timeout:
                    model=call.model, code=f"{phase}_timeout")
 
 
+@functools.lru_cache(maxsize=256)
 def httpx_timeout(limits: AttemptLimits) -> httpx.Timeout:
     """The transport's own limits for one attempt (a backstop: the deadlines above are
     enforced here too). Rounded up to whole seconds so a transport that caches its timeout
@@ -211,16 +214,19 @@ async def open_stream(client: httpx.AsyncClient, url: str, body: Any, *, call: C
         await resp.aclose()
 
 
-async def read_body(resp: httpx.Response, limit: int = 65536) -> bytes:
+async def read_body(resp: httpx.Response, limit: int = 65536, *, call: Call | None = None) -> bytes:
     """Read up to `limit` bytes of a (streaming) response; transport errors and timeouts
-    give what we have."""
+    give what we have (an error body), except that with `call` (a body we need whole) a
+    timeout is raised."""
     out = bytearray()
     try:
-        async for chunk in aiter_bytes(resp, Call("")):
+        async for chunk in aiter_bytes(resp, call or Call("")):
             out += chunk
             if len(out) >= limit:
                 break
-    except (httpx.HTTPError, RuntimeError, ProviderError):
+    except (httpx.HTTPError, RuntimeError, ProviderError) as e:
+        if call is not None and isinstance(e, Timeout):
+            raise
         if not out:
             try:
                 return resp.content[:limit]

@@ -225,7 +225,7 @@ class OpenAIProvider:
             if "event-stream" not in ctype and ("json" in ctype or "html" in ctype):
                 # A JSON body (an error, or a whole completion) or an HTML page instead of an
                 # event stream -- or an event stream that a proxy mislabelled as JSON.
-                body = await _http.read_body(resp, limit=4 << 20)
+                body = await _http.read_body(resp, limit=4 << 20, call=call)
                 if body.lstrip().startswith((b"data:", b":", b"event:")):
                     chunks = _Once(body)
                 else:

@@ -3,6 +3,7 @@ in time (for the timeout tests; real sockets, real HTTP/1.1 bytes):
 
     silent            accept, read the request, never answer
     headers           send the 200 headers of an SSE stream (or a JSON body's), then nothing
+    jsonstall         send the 200 headers of a JSON body (even to a stream request), then nothing
     stall             stream two text chunks, then nothing
     ok                answer at once ("hello from <model>")
     slow-<s>          wait <s> seconds, then answer like `ok`
@@ -92,8 +93,8 @@ class StallServer:
             await asyncio.sleep(3600)
         if kind == "slow":
             await asyncio.sleep(float(arg))
-        if kind == "headers":
-            ctype = b"text/event-stream" if stream else b"application/json"
+        if kind in ("headers", "jsonstall"):
+            ctype = b"text/event-stream" if stream and kind == "headers" else b"application/json"
             w.write(b"HTTP/1.1 200 OK\r\ncontent-type: " + ctype + b"\r\ncontent-length: 100\r\n\r\n")
             await w.drain()
             await asyncio.sleep(3600)

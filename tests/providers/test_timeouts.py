@@ -36,6 +36,8 @@ async def server() -> AsyncIterator[StallServer]:
 @pytest.fixture(params=["httpx", "aiohttp"])
 async def client(request: Any) -> AsyncIterator[httpx.AsyncClient]:
     # The proxy's shared client keeps its own (long) default: the adapter's limits must win.
+    import aiohttp  # noqa: F401 - imported on first use otherwise, inside the first 0.3 s limit
+
     c = httpx.AsyncClient(timeout=600.0) if request.param == "httpx" else aiohttp_client(timeout=600.0)
     yield c
     await c.aclose()
@@ -138,6 +140,9 @@ async def test_headers_then_nothing_times_out(server: StallServer, client: httpx
     assert isinstance(err, Timeout), err
     assert took < 0.3 + SLACK and took2 < 0.5 + SLACK
     assert server.hits["headers"] == 2
+    # a stream request answered with JSON headers and a body that never comes: a timeout too
+    err, _ = await timed(collect(p.stream(req("jsonstall", stream=True))))
+    assert isinstance(err, Timeout) and err.code == "first_byte_timeout", err
 
 
 async def test_stream_stall_mid_answer_is_an_idle_timeout(server: StallServer, client: httpx.AsyncClient) -> None:

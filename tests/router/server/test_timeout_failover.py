@@ -64,6 +64,8 @@ class Proxy:
     client with its default timeout, `Router.from_config(config, http_client=...)`)."""
 
     def __init__(self, config: str) -> None:
+        import aiohttp  # noqa: F401 - imported on first use otherwise, inside the first 0.3 s limit
+
         self.upstream = aiohttp_client()
         self.app = create_app(Router.from_config(config, http_client=self.upstream), load_settings(config))
         self.http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=self.app), base_url="http://t", timeout=60)
