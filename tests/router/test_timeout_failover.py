@@ -143,3 +143,23 @@ async def test_old_single_timeout_still_bounds_the_attempt(server: StallServer) 
     assert "".join([ev.text async for ev in s if ev.kind == "text"]) == "hello from ok"
     assert time.monotonic() - t0 < 0.3 + SLACK and server.hits["silent"] == 1
     await router.aclose()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stream", [True, False])
+async def test_default_limits_fail_over_a_silent_upstream_within_about_20_s(server: StallServer,
+                                                                             stream: bool) -> None:
+    """With the default limits (5 / 15 / 15 s) a silent upstream costs one first-byte
+    limit: 15 s for a stream, 15 + 100/25 = 19 s for a non-stream call with max_tokens 100."""
+    router = router_for(server, "silent", timeouts=None)
+    t0 = time.monotonic()
+    if stream:
+        s = await router.astream("hi")
+        text = "".join([ev.text async for ev in s if ev.kind == "text"])
+    else:
+        text = (await router.achat("hi", max_tokens=100)).response.text
+    took = time.monotonic() - t0
+    assert text == "hello from ok" and server.hits["silent"] == 1
+    limit = 15.0 if stream else 19.0
+    assert limit - 0.5 <= took < limit + 5.0, took
+    await router.aclose()
