@@ -316,6 +316,7 @@ class AnthropicProvider(nat.NativeProvider):
     """`AnthropicProvider(api_key=..., base_url=None, client=None, name="anthropic", retry=None)`."""
 
     vendor = "anthropic"
+    prefill = True  # a trailing assistant message is continued (assistant prefill)
 
     def __init__(self, *, api_key: str | None = None, base_url: str | None = None,
                  client: httpx.AsyncClient | None = None, name: str = "anthropic", retry: Any = None,

@@ -69,6 +69,8 @@ def build_body(req: ChatRequest, row: VendorRow, *, stream: bool) -> dict[str, A
         if m.tool_call_id:
             out["tool_call_id"] = m.tool_call_id
         msgs.append(out)
+    if row.prefill and msgs and msgs[-1]["role"] == "assistant":  # mark the prefill the way the vendor wants
+        msgs[-1][row.prefill] = True
     body: dict[str, Any] = {"model": req.model, "messages": msgs}
     if req.tools:
         tools = []
@@ -151,6 +153,11 @@ class OpenAIProvider:
         self._extra_headers = dict(self.vendor.default_headers) | dict(headers or {})
         self._clock = clock
         self.last_rate_limits: RateLimitSnapshot | None = None
+
+    @property
+    def prefill(self) -> bool:
+        """Whether this vendor continues a trailing assistant message (vendor data)."""
+        return self.vendor.prefill is not None
 
     def __repr__(self) -> str:
         return f"OpenAIProvider(name={self.name!r}, vendor={self.vendor.name!r}, base_url={self.base_url!r})"

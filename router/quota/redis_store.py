@@ -6,7 +6,7 @@ replicas. Counter keys expire with their windows (PEXPIREAT); a reservation is a
 hash plus a member of a sorted set by expiry, swept by the next script call after
 it expires. The client passes every counter key ready-made (prefixed, RESP-encoded
 once and cached) and each check as one short ARGV string, so the scripts do no
-string building (docs/quota-ledger.md, issue 4). The sweep derives reservation keys
+string building (docs/quota-ledger.md). The sweep derives reservation keys
 from ids, so use a single Redis (or one hash slot), not a cluster.
 
 Redis unreachable (`on_redis_error`):

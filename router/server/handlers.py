@@ -137,6 +137,10 @@ def app_log(e: BaseException) -> None:
 
 async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any], key: Any, t0: float,
                   anthropic: bool, include_usage: bool) -> None:
+    """Send a routed stream as SSE. A failure after the status line ends the stream with
+    an explicit error event (never a clean finish); a client that goes away or stops
+    reading for `limits.stream_write_timeout_s` cancels the upstream call. Either way
+    the route's attempts are billed as `router.streaming` describes."""
     t1 = time.perf_counter()
     rs = await app.router.astream(req, scope=sc)  # errors before the first token surface here, with a status
     t2 = time.perf_counter()
@@ -147,17 +151,29 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
     headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd, route.reason, overhead_ms,
                                    app.settings.reason_header_max)
     status, error = 200, None
+    write_timeout = write_timeout_s(app.settings)
+    loop = asyncio.get_running_loop()
+    sending_since = 0.0  # loop time the pending send started; 0 = no send pending
+
+    async def put(msg: dict[str, Any]) -> None:
+        nonlocal sending_since
+        sending_since = loop.time()
+        await send(msg)  # flow control: blocks while the client is not reading
+        sending_since = 0.0
 
     async def pump() -> None:
         nonlocal status, error
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": enc.start(), "more_body": True})
+            await put({"type": "http.response.start", "status": 200, "headers": headers})
+            await put({"type": "http.response.body", "body": enc.start(), "more_body": True})
             async for ev in rs:
                 b = enc.event(ev)
                 if b:
-                    await send({"type": "http.response.body", "body": b, "more_body": True})
-            await send({"type": "http.response.body", "body": enc.end(), "more_body": False})
+                    await put({"type": "http.response.body", "body": b, "more_body": True})
+            billed = _billed_usage(rs.route)  # every attempt's usage (a finished cut stream has several)
+            if billed is not None:
+                enc.usage = billed
+            await put({"type": "http.response.body", "body": enc.end(), "more_body": False})
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - a mid-stream failure: the status line is already out
@@ -167,7 +183,7 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
                 tail = aw.EventEncoder.error(failure_type(f), f.message)
             else:
                 tail = b"data: " + f.openai_body() + b"\n\n"
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            await put({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def watch() -> None:
         while True:
@@ -177,6 +193,18 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
 
     p = asyncio.ensure_future(pump())
     w = asyncio.ensure_future(watch())
+    period = min(write_timeout / 4, 1.0)
+    guard: Any = None
+
+    def check() -> None:  # one timer per stream, not one per chunk
+        nonlocal status, error, guard
+        if sending_since and loop.time() - sending_since >= write_timeout and not p.done():
+            status, error = 499, f"client stopped reading (no write progress for {write_timeout:g} s)"
+            p.cancel()  # the upstream call is cancelled with it
+            return
+        guard = loop.call_later(period, check)
+
+    guard = loop.call_later(period, check)
     try:
         await asyncio.wait((p, w), return_when=asyncio.FIRST_COMPLETED)
         if not p.done():  # the client went away: cancel the upstream call
@@ -188,6 +216,7 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
             if status != 499:
                 raise
     finally:
+        guard.cancel()
         w.cancel()
         closer = getattr(rs, "aclose", None)
         if closer is not None:
@@ -196,8 +225,22 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
             except Exception as e:  # noqa: BLE001
                 app_log(e)
     route = rs.route  # final cost now
-    _finish(app, key, "messages" if anthropic else "chat", req, route, enc.usage, status, t0, overhead_ms, error,
-            True)
+    _finish(app, key, "messages" if anthropic else "chat", req, route, _billed_usage(route) or enc.usage, status,
+            t0, overhead_ms, error, True)
+
+
+def write_timeout_s(settings: Any) -> float:
+    """`limits.stream_write_timeout_s` of the server settings (default 30 s)."""
+    v = getattr(getattr(settings, "limits", None), "stream_write_timeout_s", None)
+    if v is None:
+        v = getattr(settings, "stream_write_timeout_s", None)
+    return float(v) if v else 30.0
+
+
+def _billed_usage(route: Any) -> Usage | None:
+    """The sum of the usage billed on the route's attempts; None when none was."""
+    billed = [a.usage for a in getattr(route, "attempts", None) or () if a.usage is not None]
+    return sum(billed, Usage()) if billed else None
 
 
 def failure_type(f: Failure) -> str:

@@ -10,7 +10,6 @@ import pytest
 
 from router.errors import ConfigError
 from router.server.auth import KeyStore, ProxyKey, hash_key, verify_hash
-from router.server.settings import ServerSettings
 from tests.router.server.conftest import ADMIN, KEY_A, KEY_B, keyed_settings, make_app
 
 OK = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
@@ -34,21 +33,27 @@ def test_loopback_detection() -> None:
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.4", "example.com", ""))
 
 
+def _settings(server: dict[str, Any]) -> Any:
+    from router.config import build_server_settings, parse_config
+
+    return build_server_settings(parse_config({"server": server}, file="cfg.yaml"))
+
+
 def test_settings_from_config_mapping() -> None:
     h = hash_key("abc")
-    s = ServerSettings.from_mapping({"port": 4100, "admin_key": h, "keys": [
-        {"id": "x", "hash": h, "budget_usd": "2.50", "models": ["auto*"], "rpm": 10, "budget_period": "day"}]},
-        file="cfg.yaml")
+    s = _settings({"port": 4100, "admin_key": h, "keys": [
+        {"id": "x", "hash": h, "budget_usd": "2.50", "models": ["auto*"], "rpm": 10, "budget_period": "day"}]})
     k = s.keys.keys[0]
     assert (s.port, k.budget_usd, k.models, k.rpm, k.budget_period) == (4100, Decimal("2.50"), ("auto*",), 10, "day")
     assert k.allows_model("auto:cheap") and not k.allows_model("openai:gpt-4o")
     with pytest.raises(ConfigError) as ei:
-        ServerSettings.from_mapping({"keys": [{"id": "x", "hash": "plaintext-key"}]}, file="cfg.yaml")
+        _settings({"keys": [{"id": "x", "hash": "plaintext-key"}]})
     assert "cfg.yaml" in str(ei.value) and "server.keys[0].hash" in str(ei.value)
+    assert "plaintext-key" not in str(ei.value)
     with pytest.raises(ConfigError, match="server.port"):
-        ServerSettings.from_mapping({"port": "eighty"}, file="cfg.yaml")
+        _settings({"port": "eighty"})
     with pytest.raises(ConfigError, match="duplicate"):
-        ServerSettings.from_mapping({"keys": [{"id": "x", "hash": h}, {"id": "x", "hash": h}]})
+        _settings({"keys": [{"id": "x", "hash": h}, {"id": "x", "hash": h}]})
 
 
 @pytest.fixture

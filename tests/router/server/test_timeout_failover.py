@@ -38,8 +38,7 @@ providers:
     vendor: openai
     base_url: {server.url}
     api_key_env: QR_TEST_UP_KEY
-    options:
-      timeouts: {provider_timeouts}
+    timeouts: {provider_timeouts}
 models:
   include: ["up:{first}", "up:ok"]
   overrides:
