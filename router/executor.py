@@ -44,6 +44,7 @@ from router.errors import (
     UnknownPrice,
 )
 from router.health import HealthBook, set_single_attempt
+from router.limits import calling
 from router.result import Attempt, RouteInfo, RoutedResponse
 from router.types import ChatRequest, ChatResponse, Usage
 
@@ -332,7 +333,8 @@ class Executor:
             self.health.started(dep)
             t0 = time.perf_counter()
             try:
-                resp = await provider.complete(self.request_for(step, req))
+                with calling(step.card):  # the card's time limits for this attempt
+                    resp = await provider.complete(self.request_for(step, req))
             except ProviderError as e:
                 self.health.finished(dep)
                 if not await self.step_failed(plan, step, res, e, t0, e.billed_usage, walk):

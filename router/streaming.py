@@ -35,6 +35,7 @@ from typing import Any
 from router.engine import PlanStep, RoutePlan
 from router.errors import MalformedResponse, ProviderError, TruncatedResponse
 from router.executor import Executor, Walk
+from router.limits import calling
 from router.result import Attempt, RouteInfo
 from router.types import ChatRequest, ChatResponse, Message, RateLimitSnapshot, Usage, accumulate
 
@@ -293,7 +294,8 @@ async def _try_step(ex: Executor, plan: RoutePlan, step: PlanStep, provider: Any
     it = provider.stream(ex.request_for(step, req))
     buffered: list[Any] = []
     try:
-        await _until_content(it, step, buffered)
+        with calling(step.card):  # the stream reads the card's time limits when it opens
+            await _until_content(it, step, buffered)
     except ProviderError as e:
         ex.health.finished(step.deployment)
         await _aclose(it)

@@ -20,6 +20,7 @@ import orjson
 from router.errors import redact
 from router.server import anthropic_wire as aw
 from router.server import openai_wire as ow
+from router.server.keygate import request_scope
 from router.server.errors import Failure, failure_from, route_headers, send_failure
 from router.server.spendlog import parse_since, summarize
 from router.types import Usage
@@ -59,11 +60,11 @@ async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
     return body
 
 
-def _tags(scope: dict[str, Any]) -> list[str]:
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
     for k, v in scope["headers"]:
-        if k == b"x-quotaroute-tags":
-            return [t.strip() for t in v.decode("latin-1").split(",") if t.strip()]
-    return []
+        if k == name:
+            return v.decode("latin-1")
+    return None
 
 
 def _upstream_s(route: Any, elapsed: float) -> float:
@@ -87,6 +88,7 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
     key = req = route = None
     try:
         key = app.authenticate(scope)
+        await app.gate.admit(key)  # counts every request, valid or not, against the key's rpm
         body = await read_body(scope, receive, app.settings.max_body_bytes)
         try:
             data = orjson.loads(body)
@@ -97,10 +99,10 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
             req, include_usage = aw.parse_messages_request(data), False
         else:
             req, include_usage = ow.parse_chat_request(data)
-        if key is not None and key.budget_usd is not None:
-            await app.load_budget(key)
         app.check_key(key, req.model)
-        sc = {"key": key.id if key is not None else None, "user": req.user, "tags": _tags(scope)}
+        sc = request_scope(key, req.user, _header(scope, b"x-quotaroute-tags"))
+        if sc["user"] != req.user:  # the key pins its user: the vendor and the rules see that one
+            req = req.model_copy(update={"user": sc["user"]})
         if req.stream:
             await _stream(app, send, receive, req, sc, key, t0, anthropic, include_usage)
             return
@@ -281,7 +283,6 @@ def _finish(app: Any, key: Any, endpoint: str, req: Any, route: Any, usage: Usag
     if attempts:
         chain = ",".join(getattr(a, "model_id", "?") for a in attempts)
     usage = usage or Usage()
-    app.add_spend(key, cost)
     app.metrics.observe(endpoint=endpoint, model=model, provider=provider, status=status, latency_s=latency_s,
                         overhead_s=overhead_ms / 1000 if overhead_ms is not None else None,
                         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
@@ -314,14 +315,16 @@ async def _guarded(send: Any, t0: float, coro: Any) -> None:
 
 async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        app.authenticate(scope)
+        key = app.authenticate(scope)
+        await app.gate.admit(key)  # every request of a key counts against its rpm
         await _send_json(send, 200, app.models_json())
     await _guarded(send, t0, go())
 
 
 async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        app.authenticate(scope)
+        key = app.authenticate(scope)
+        await app.gate.admit(key)  # every request of a key counts against its rpm
         from urllib.parse import unquote
 
         mid = unquote(scope["path"][len("/v1/models/"):])
@@ -413,6 +416,7 @@ async def quota(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
 async def spend(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
         key = app.authenticate(scope)
+        await app.gate.admit(key)
         qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         by = (qs.get("by") or ["day"])[0]
         key_id = (qs.get("key") or [None])[0]
