@@ -30,6 +30,8 @@ MAX_STOP = 64
 MAX_NAME_CHARS = 256  # tool names, tool call ids, user ids, metadata keys
 MAX_META_KEYS = 64
 MAX_META_VALUE_CHARS = 1_024
+_META_STRING = ("task", "user")  # metadata keys routing reads as a string
+_META_STRINGS = ("tags", "region")  # metadata keys routing reads as a string or an array of strings
 _PATH_SHOWN = 300  # characters of a too-deep path put in the error
 
 
@@ -81,7 +83,7 @@ def check_depth(body: Any, limit: int = MAX_JSON_DEPTH, *, anthropic: bool = Fal
             for k, x in v.items():
                 if isinstance(x, (dict, list)):
                     push((x, d + 1, (link, k)))
-        else:  # a list
+        elif isinstance(v, list):
             for i, x in enumerate(v):
                 if isinstance(x, (dict, list)):
                     push((x, d + 1, (link, i)))
@@ -190,6 +192,11 @@ class Checker:
             p = self.path(path, _key(k))
             if len(k) > MAX_NAME_CHARS:
                 raise self.value_error(p, f"key too long: at most {MAX_NAME_CHARS} characters.")
+            if k in _META_STRING and x is not None:
+                self.string(x, p, MAX_META_VALUE_CHARS)
+            if k in _META_STRINGS and x is not None and not isinstance(x, str):  # read by routing rules
+                for i, y in enumerate(self.arr(x, p, MAX_META_KEYS)):
+                    self.string(y, self.path(p, i), MAX_META_VALUE_CHARS)
             items = self.arr(x, p, MAX_META_KEYS) if isinstance(x, list) else (x,)
             for i, y in enumerate(items):
                 q = self.path(p, i) if isinstance(x, list) else p

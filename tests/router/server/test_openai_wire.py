@@ -159,6 +159,9 @@ async def test_negative_limit_cannot_bypass_a_budget(spend_path: Any) -> None:
     ("user", "u" * 257, "user"),
     ("metadata", {"k": {"nested": 1}}, "metadata.k"),
     ("metadata", {"k": "v" * 2000}, "metadata.k"),
+    ("metadata", {"task": [1]}, "metadata.task"),  # routing reads it as a string
+    ("metadata", {"tags": True}, "metadata.tags"),
+    ("metadata", {"region": [5]}, "metadata.region[0]"),
     ("stop", [1], "stop[0]"),
     ("stop", ["x"] * 65, "stop"),
     ("tool_choice", {"type": []}, "tool_choice.type"),
