@@ -135,9 +135,10 @@ def _encoding_fake() -> Any:
 EncodingFake: Any = None
 
 
-def build_app(spend_path: str | Path) -> tuple[Any, Any]:
+def build_app(spend_path: str | Path, *, ledger_ttl_s: float = 300.0) -> tuple[Any, Any]:
     """(ASGI app, router): the real Router over an OpenAI-wire and an Anthropic-wire fake
-    vendor, a $1,000/day global budget on an in-memory ledger, an open proxy."""
+    vendor, a $1,000/day global budget on an in-memory ledger (reservations live
+    `ledger_ttl_s`, the ledger's default 300 s), an open proxy."""
     global EncodingFake
     from providers.fake import reply
     from router.catalog import Catalog, ModelCard
@@ -165,7 +166,7 @@ def build_app(spend_path: str | Path) -> tuple[Any, Any]:
     pb = EncodingFake(name="pb", scripts=[reply("from b", chunks=3)])
     pb.wire = "anthropic"
     budget = BudgetSpec(id="day", scope="global", limit_usd=Decimal("1000"), period="day")
-    router = Router(catalog=cat, providers={"pa": pa, "pb": pb}, ledger=Ledger(MemoryStore(), [], [budget]),
+    router = Router(catalog=cat, providers={"pa": pa, "pb": pb}, ledger=Ledger(MemoryStore(), [], [budget], default_ttl_s=ledger_ttl_s),
                     policy="cheapest")
     settings = ServerSettings(max_body_bytes=1024 * 1024)
     settings.spend_db = str(spend_path)
@@ -280,11 +281,12 @@ def random_body(rng: random.Random, endpoint: str) -> bytes:
 
 # ---------------------------------------------------------------- the run
 
-async def fuzz(requests: int, seed: int, *, progress: Any = None, warmup: int = 500) -> dict[str, Any]:
+async def fuzz(requests: int, seed: int, *, progress: Any = None, warmup: int = 2500,
+               ledger_ttl_s: float = 300.0) -> dict[str, Any]:
     import httpx2
 
     tmp = tempfile.TemporaryDirectory(prefix="quotaroute-fuzz-")
-    app, router = build_app(Path(tmp.name) / "spend.sqlite")
+    app, router = build_app(Path(tmp.name) / "spend.sqlite", ledger_ttl_s=ledger_ttl_s)
     rng = random.Random(seed)
     statuses: dict[str, Counter[int]] = {e: Counter() for e in ENDPOINTS}
     found: list[dict[str, Any]] = []
@@ -324,7 +326,8 @@ async def fuzz(requests: int, seed: int, *, progress: Any = None, warmup: int = 
         tmp.cleanup()
     elapsed = time.perf_counter() - t0
     return {
-        "requests_per_endpoint": requests, "seed": seed, "elapsed_s": round(elapsed, 2),
+        "requests_per_endpoint": requests, "seed": seed, "ledger_ttl_s": ledger_ttl_s,
+        "elapsed_s": round(elapsed, 2),
         "requests_per_s": round(total / elapsed, 1) if elapsed else None,
         "status_counts": {e: {str(k): v for k, v in sorted(c.items())} for e, c in statuses.items()},
         "responses_5xx": n5xx,
@@ -337,7 +340,13 @@ async def fuzz(requests: int, seed: int, *, progress: Any = None, warmup: int = 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--requests", type=int, default=5000, help="requests per endpoint (default 5000)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1): the same seed, the same bodies")
-    p.add_argument("--warmup", type=int, default=500, help="requests per endpoint before the first RSS reading")
+    p.add_argument("--warmup", type=int, default=2500,
+                   help="requests per endpoint before the first RSS reading (default 2500: the bounded caches "
+                        "of route reasons and headers, 4,096 entries each, fill up first); at most half the run")
+    p.add_argument("--ledger-ttl", type=float, default=300.0, metavar="S",
+                   help="reservation lifetime (default 300, the ledger's): the in-memory store keeps a settled "
+                        "reservation's id until then, so a short run at thousands of req/s grows by ~160 B a request "
+                        "until the first ones expire; a few seconds shows the steady state")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -366,7 +375,8 @@ def run(args: argparse.Namespace) -> int:
 
     logging.getLogger("quotaroute").setLevel(logging.CRITICAL)  # the adapter-bug log would flood the terminal
     try:
-        res = asyncio.run(fuzz(args.requests, args.seed, progress=progress, warmup=args.warmup))
+        res = asyncio.run(fuzz(args.requests, args.seed, progress=progress, warmup=args.warmup,
+                               ledger_ttl_s=args.ledger_ttl))
     finally:
         if bar is not None:
             bar.stop()
