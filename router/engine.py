@@ -80,7 +80,8 @@ def choose(
     in_tok, out_tok = max(0, features.input_tokens), max(0, features.expected_output_tokens)
     din, dout = Decimal(in_tok), Decimal(out_tok)
     # thinking models bill hidden reasoning tokens on code/math/reasoning (unless capped by max_tokens)
-    dthink = Decimal(round(out_tok * REASONING_MULTIPLIER)) if task in _REASONING_TASKS and max_out is None else dout
+    think_tok = round(out_tok * REASONING_MULTIPLIER) if task in _REASONING_TASKS and max_out is None else out_tok
+    dthink = Decimal(think_tok)
     allow = globs(policy.allow) if policy.allow else None
     deny = globs(policy.deny) if policy.deny else None
     regions = policy.regions
@@ -161,21 +162,22 @@ def choose(
         if free_only and not free:
             reasons.append((mid, "no free capacity (free-only)"))
             continue
-        dmo = dthink if info.thinks else dout
-        if info.max_out and dmo > info.max_out:  # never more output than the model can give
-            dmo = Decimal(info.max_out)
+        if info.max_out and (think_tok if info.thinks else out_tok) > info.max_out:
+            dmo = Decimal(info.max_out)  # never more output than the model can give
+        else:
+            dmo = dthink if info.thinks else dout
         if free:
             cost = _ZERO
-        elif info.rate_in is not None:
+        elif info.rate_in is not None:  # rates are >= 0 (checked once per card) and so are the counts
             cost = din * info.rate_in + dmo * info.rate_out
         else:
             c = info.slow_cost(din, dmo, in_tok, now, minute)
             if c is None:  # a price in a currency without an FX rate
                 reasons.append((mid, "no FX rate for %s -> USD (set fx.rates in config)", (info.price.currency,)))
                 continue
+            if c < _ZERO:  # a negative estimate would "fit" every cap and budget
+                raise AssertionError(f"negative expected cost {c} for {mid}")
             cost = c
-        if cost < _ZERO:  # token counts and prices are >= 0: a negative estimate would "fit" every cap
-            raise AssertionError(f"negative expected cost {cost} for {mid}")
         if cap is not None and cost > cap:
             reasons.append((mid, "expected cost $%s > cap $%s", (_fmt(cost), cap), cost))
             continue
