@@ -28,7 +28,7 @@ _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "
          "error": "end_turn", "unknown": "end_turn"}
 _C = Checker(anthropic=True)
 _PRICE = "it changes the price of the call, which the proxy routes and bills at the standard price"
-_REFUSED = {"service_tier": _PRICE, "container": _PRICE, "mcp_servers": _PRICE}
+_REFUSED = {"service_tier": "only 'auto' or 'standard_only': " + _PRICE, "container": _PRICE, "mcp_servers": _PRICE}
 _OWN = ("model", "messages", "max_tokens", "system", "tools", "tool_choice", "stop_sequences", "temperature",
         "top_p", "top_k", "stream", "metadata", "thinking")
 FIELDS: frozenset[str] = frozenset(_OWN) | frozenset(_REFUSED)

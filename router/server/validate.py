@@ -128,8 +128,9 @@ class Checker:
         return WireError(f"Unrecognized request argument supplied: {path}", param=path, code="unknown_parameter")
 
     def refused(self, path: str, why: str) -> WireError:
-        msg = f"{path} is not supported by this proxy: {why}"
-        return WireError(f"{path}: {msg}" if self.anthropic else msg, param=path, code="unsupported_parameter")
+        msg = f"{path}: not supported by this proxy: {why}" if self.anthropic else (
+            f"{path} is not supported by this proxy: {why}")
+        return WireError(msg, param=path, code="unsupported_parameter")
 
     # ------------------------------------------------------------------ checks
     def obj(self, v: Any, path: str) -> dict[str, Any]:
