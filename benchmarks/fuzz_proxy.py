@@ -90,7 +90,7 @@ FIELD_NAMES = ("model", "messages", "max_tokens", "max_completion_tokens", "n", 
 _SCALARS: tuple[Any, ...] = (None, True, False, 0, 1, -1, -5, -1_000_000, 2**31 - 1, 2**31, 2**63 - 1, -(2**63),
                              0.5, -0.0, 1e308, 3.7, "", "x", "auto", "text", "tool", "enabled", "user", "\u0000",
                              "é" * 50, "a" * 5000, [], {}, [None], {"type": []}, {"type": "text", "text": 5})
-_LEAK = re.compile(rb"Traceback|File \"|\.py\b|/work/|/home/|/usr/lib|site-packages")
+_LEAK = re.compile(rb"Traceback|File \"|\.py\b|site-packages|/(?:home|root|usr|tmp|opt|srv|var|work)/")
 
 
 def rss_bytes() -> int:
