@@ -90,7 +90,13 @@ class Executor:
 
     @staticmethod
     def request_for(step: PlanStep, req: ChatRequest) -> ChatRequest:
-        return req.model_copy(update={"model": step.card.model})
+        """The request as this step's vendor gets it: its model id, and a max_tokens above
+        the model's max output clamped to it (the limit the route was priced with)."""
+        upd: dict[str, Any] = {"model": step.card.model}
+        cap = getattr(step.card, "max_output", None)
+        if cap and req.max_tokens is not None and req.max_tokens > cap:
+            upd["max_tokens"] = cap
+        return req.model_copy(update=upd)
 
     async def reserve(self, step: PlanStep, plan: RoutePlan, scope: Mapping[str, Any] | None) -> Any:
         if self.ledger is None:

@@ -216,7 +216,8 @@ class Router:
             upd = dict(kw)
             if model is not None:
                 upd["model"] = model
-            return request.model_copy(update=upd) if upd else request
+            # re-validated (model_copy would not check e.g. a negative max_tokens)
+            return ChatRequest.model_validate({**request.__dict__, **upd}) if upd else request
         if isinstance(request, str):
             messages = [Message(role="user", content=request)]
         else:

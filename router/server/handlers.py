@@ -23,6 +23,7 @@ from router.server import openai_wire as ow
 from router.server.keygate import request_scope
 from router.server.errors import Failure, failure_from, route_headers, send_failure
 from router.server.spendlog import parse_since, summarize
+from router.server.validate import check_depth, json_depth_limit
 from router.types import Usage
 
 __all__ = ["chat_completions", "messages", "list_models", "get_model", "healthz", "metrics", "quota", "spend"]
@@ -95,6 +96,7 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
         except orjson.JSONDecodeError as e:
             raise Failure(400, f"We could not parse the JSON body of your request: {e.args[0][:120]}",
                           code="invalid_json") from None
+        check_depth(data, json_depth_limit(app.settings), anthropic=anthropic)  # before anything recurses into it
         if anthropic:
             req, include_usage = aw.parse_messages_request(data), False
         else:

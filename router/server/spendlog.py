@@ -67,21 +67,31 @@ def period_start(period: str, now: float | None = None) -> float:
     return d.timestamp()
 
 
+_MAX_SINCE_S = 36_600 * 86400  # ~100 years: a relative --since beyond it is a typo
+
+
 def parse_since(value: str | None, now: float | None = None) -> float | None:
     """`2026-11-01`, an ISO datetime, or a relative `7d` / `12h` / `30m` -> unix time (UTC)."""
     if not value:
         return None
     v = value.strip()
     units = {"d": 86400, "h": 3600, "m": 60}
-    if v[-1:] in units and v[:-1].isdigit():
-        return (time.time() if now is None else now) - int(v[:-1]) * units[v[-1]]
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    if v[-1:] in units and v[:-1].isdigit() and v.isascii():
+        n = int(v[:-1]) if len(v) <= 12 else _MAX_SINCE_S
+        if n * units[v[-1]] > _MAX_SINCE_S:
+            raise ValueError(f"--since {shown!r} is too far back (at most {_MAX_SINCE_S // 86400}d)")
+        return (time.time() if now is None else now) - n * units[v[-1]]
     try:
         d = datetime.fromisoformat(v)
     except ValueError:
-        raise ValueError(f"cannot read --since {value!r}: use YYYY-MM-DD, an ISO datetime, or 7d/12h/30m") from None
+        raise ValueError(f"cannot read --since {shown!r}: use YYYY-MM-DD, an ISO datetime, or 7d/12h/30m") from None
     if d.tzinfo is None:
         d = d.replace(tzinfo=timezone.utc)
-    return d.timestamp()
+    try:
+        return d.timestamp()
+    except (OverflowError, ValueError):
+        raise ValueError(f"--since {shown!r} is out of range") from None
 
 
 class SpendLog:

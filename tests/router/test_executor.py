@@ -687,3 +687,20 @@ async def test_concurrent_requests_on_a_half_open_breaker_send_one_probe():
     skipped = o2 if o2.route.model_id == "pb:b" else o1
     assert skipped.route.attempts[0].error_type == "CircuitOpen"
     assert ex.health["pa:a"].state(clock()) == "closed"
+
+
+async def test_max_tokens_above_the_models_max_output_is_clamped_in_the_vendor_request():
+    small = card("pa:a", "1", "2", ctx=8_000, max_output=1_000)
+    ex, provs, _, _, plan_for = setup({"pa": [reply("hi")] * 3, "pb": [], "pc": []}, cards=(small,))
+    r = req(max_tokens=2**31 - 1)
+    plan = await plan_for(r)
+    assert [s.model_id for s in plan.steps] == ["pa:a"]  # not dropped for it
+    await ex.run(plan, r)
+    assert provs["pa"].calls[0].max_tokens == 1_000
+    r = req(max_tokens=300)  # within the limit: unchanged
+    await ex.run(await plan_for(r), r)
+    assert provs["pa"].calls[1].max_tokens == 300
+    s = await open_stream(ex, await plan_for(req(max_tokens=5_000)), req(max_tokens=5_000))
+    async for _ in s:
+        pass
+    assert provs["pa"].calls[2].max_tokens == 1_000

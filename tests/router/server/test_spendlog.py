@@ -81,3 +81,10 @@ async def test_metrics_and_no_upstream_key_anywhere(spend_path: Any) -> None:
     dump = "\n".join(str(r) for r in sqlite3.connect(spend_path).execute("SELECT * FROM spend"))
     assert secret not in dump and "sk-proj-abcdefgh12345678" not in dump and "upstream_auth" not in dump
     await app.aclose()
+
+
+async def test_spend_since_out_of_range_is_a_400(client: Any) -> None:
+    for since in ("9" * 400 + "d", "99999999999h", "0001-01-01T00:00:00+14:00x", "²d"):
+        r = await client.get("/v1/spend", params={"since": since})
+        assert r.status_code == 400, (since, r.text)
+        assert r.json()["error"]["param"] == "since" and len(r.json()["error"]["message"]) < 200
