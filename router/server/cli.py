@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -100,8 +101,14 @@ def _worker_app() -> Any:
     """uvicorn factory for --workers > 1 (each worker builds its own Router)."""
     import json
 
+    from router.errors import ConfigError
+
     a = json.loads(os.environ[_ENV])
-    return build_app(a["config"], a["factory"])
+    try:
+        return build_app(a["config"], a["factory"])
+    except ConfigError as e:
+        print(f"quotaroute serve: config error: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None  # the parent stops (the same error would end every restart)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,28 +136,41 @@ def run(args: argparse.Namespace) -> int:
               "reach this address could spend your vendor quota. Add server.keys / server.admin_key to the config "
               "(`quotaroute serve --new-key ID` prints one) or bind to 127.0.0.1.", file=sys.stderr)
         return 2
-    import uvicorn
+    from router.server import transport
 
-    common: dict[str, Any] = dict(host=host, port=port, log_level=args.log_level, access_log=False,
-                                  server_header=False, proxy_headers=False, lifespan="on", timeout_graceful_shutdown=args.graceful_timeout,
-                                  loop="auto", http="auto")
-    note = " (no proxy keys configured: loopback only, no auth)" if settings.keys.open_access else ""
-    print(f"quotaroute proxy listening on http://{host}:{port}{note}", file=sys.stderr, flush=True)
-    if args.workers > 1:
-        import json
-
-        if _memory_ledger(config):
-            print("quotaroute serve: warning: with --workers > 1 and the in-memory ledger, each worker counts free "
-                  "quota and budgets on its own; set `ledger: {store: sqlite}` (or redis) to share them. Per-key "
-                  "rate limits and proxy-key budgets are per worker too.", file=sys.stderr)
-
-        os.environ[_ENV] = json.dumps({"config": config, "factory": args.router_factory})
-        uvicorn.run("router.server.cli:_worker_app", factory=True, workers=args.workers, **common)
-        return 0
     try:
-        app = build_app(config, args.router_factory, settings)
-    except ConfigError as e:
-        print(f"quotaroute serve: config error: {e}", file=sys.stderr)
-        return 2
-    uvicorn.run(app, **common)
-    return 0
+        sock = transport.bind_socket(host, port)
+    except OSError as e:
+        why = (os.strerror(e.errno) if e.errno else str(e)).lower()
+        hint = " (another process holds it; pick another with --port)" if e.errno == errno.EADDRINUSE else ""
+        print(f"quotaroute serve: cannot listen on {host}:{port}: {why}{hint}", file=sys.stderr)
+        return 1
+    try:
+        if args.workers > 1:
+            import json
+
+            if _memory_ledger(config):
+                print("quotaroute serve: warning: with --workers > 1 and the in-memory ledger, each worker counts "
+                      "free quota and budgets on its own; set `ledger: {store: sqlite}` (or redis) to share them. "
+                      "Per-key rate limits and proxy-key budgets are per worker too.", file=sys.stderr)
+            os.environ[_ENV] = json.dumps({"config": config, "factory": args.router_factory})
+            app: Any = "router.server.cli:_worker_app"
+        else:
+            try:
+                app = build_app(config, args.router_factory, settings)
+            except ConfigError as e:
+                print(f"quotaroute serve: config error: {e}", file=sys.stderr)
+                return 2
+        port = sock.getsockname()[1]
+        note = " (no proxy keys configured: loopback only, no auth)" if settings.keys.open_access else ""
+        cfg = transport.server_config(
+            app, transport.Limits.of(settings), host=host, port=port, log_level=args.log_level, access_log=False,
+            server_header=False, proxy_headers=False, lifespan="on", timeout_graceful_shutdown=args.graceful_timeout,
+            loop="auto", factory=args.workers > 1, workers=args.workers)
+
+        def announce() -> None:  # once the socket is bound and the app (every worker) has started
+            print(f"quotaroute proxy listening on http://{host}:{port}{note}", file=sys.stderr, flush=True)
+
+        return transport.serve(cfg, sock, announce)
+    finally:
+        sock.close()

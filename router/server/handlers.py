@@ -46,6 +46,8 @@ async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
                 raise Failure(400, "Invalid Content-Length header.") from None
             break
     msg = await receive()
+    if msg["type"] == "http.disconnect":  # the client left, or the body read timed out
+        raise ClientGone()
     body = msg.get("body", b"")
     while msg.get("more_body"):
         msg = await receive()
