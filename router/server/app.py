@@ -19,11 +19,12 @@ from typing import Any
 import orjson
 
 from router.errors import redact
-from router.server.auth import ProxyKey
+from router.server.auth import AttemptLimiter, ProxyKey
 from router.server.errors import Failure, failure_from, send_failure
 from router.server.metrics import Metrics
 from router.server.settings import ServerSettings
 from router.server.spendlog import SpendLog, period_start
+from router.server.limits import Limits
 
 __all__ = ["ProxyApp", "create_app"]
 
@@ -37,6 +38,7 @@ class ProxyApp:
         self.router = router
         self.settings = settings or ServerSettings()
         self.keys = self.settings.keys
+        self.auth_attempts = AttemptLimiter(Limits.of(self.settings).max_auth_failures_per_minute)
         self.metrics = Metrics()
         if spendlog is None:
             path = self.settings.spend_db_path()
@@ -136,8 +138,9 @@ class ProxyApp:
             await asyncio.to_thread(self.spend.close)
 
     # ------------------------------------------------------------------ auth
-    def authenticate(self, scope: dict[str, Any], *, admin: bool = False) -> ProxyKey | None:
-        """The caller's key (None = open access). Raises Failure 401/403."""
+    async def authenticate(self, scope: dict[str, Any], *, admin: bool = False) -> ProxyKey | None:
+        """The caller's key (None = open access). Raises Failure 401/403, or 429 when the
+        client address has tried too many unknown keys this minute (checked before any hashing)."""
         token = ""
         for k, v in scope["headers"]:
             if k == b"authorization":
@@ -147,14 +150,21 @@ class ProxyApp:
             if k == b"x-api-key":
                 token = v.decode("latin-1").strip()
         if self.keys.open_access:
-            if admin:
-                # No keys configured: the server is loopback-only, admin reads are allowed.
-                return None
+            # No keys configured: the server is loopback-only, admin reads are allowed.
             return None
         if not token:
             raise Failure(401, "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`).",
                           type="authentication_error", code="missing_api_key")
-        key = self.keys.lookup(token)
+        key = self.keys.cached(token)
+        if key is None or key is False:
+            addr = (scope.get("client") or ("-",))[0]
+            wait = self.auth_attempts.take(addr)
+            if wait:
+                raise Failure(429, f"Too many failed API key attempts from this address; retry in {wait:.0f} s.",
+                              type="rate_limit_error", code="too_many_auth_failures", retry_after=wait)
+            key = await self.keys.alookup(token) if key is False else None
+            if key is not None:
+                self.auth_attempts.refund(addr)
         if key is None:
             raise Failure(401, "Incorrect API key provided.", type="authentication_error", code="invalid_api_key")
         if admin and not key.admin:

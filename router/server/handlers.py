@@ -88,7 +88,7 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
     endpoint = "messages" if anthropic else "chat"
     key = req = route = None
     try:
-        key = app.authenticate(scope)
+        key = await app.authenticate(scope)
         body = await read_body(scope, receive, app.settings.max_body_bytes)
         try:
             data = orjson.loads(body)
@@ -128,7 +128,7 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
         await send_failure(send, f, anthropic=anthropic, t0=t0)
         _finish(app, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, None, f.message, False,
                 model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None),
-                log=f.status != 401)  # unauthenticated noise is counted in /metrics, not written to disk
+                log=f.status != 401 and f.code != "too_many_auth_failures")  # unauthenticated noise: /metrics only
 
 
 def app_log(e: BaseException) -> None:
@@ -271,14 +271,14 @@ async def _guarded(send: Any, t0: float, coro: Any) -> None:
 
 async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        app.authenticate(scope)
+        await app.authenticate(scope)
         await _send_json(send, 200, app.models_json())
     await _guarded(send, t0, go())
 
 
 async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        app.authenticate(scope)
+        await app.authenticate(scope)
         from urllib.parse import unquote
 
         mid = unquote(scope["path"][len("/v1/models/"):])
@@ -344,7 +344,7 @@ def _plain(o: Any) -> Any:
 
 async def quota(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        app.authenticate(scope, admin=True)
+        await app.authenticate(scope, admin=True)
         view = await _quota_view(app.router)
         if view is None:
             raise Failure(404, "This router has no quota ledger.", code="not_found")
@@ -355,7 +355,7 @@ async def quota(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
 
 async def spend(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        key = app.authenticate(scope)
+        key = await app.authenticate(scope)
         qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         by = (qs.get("by") or ["day"])[0]
         key_id = (qs.get("key") or [None])[0]
