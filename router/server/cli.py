@@ -124,8 +124,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"  - id: {args.new_key}\n    hash: \"{hash_key(k)}\"")
         return 0
     config = args.config or _default_config()
+    from router.server import transport
+
     try:
         settings = load_settings(config)
+        limits = transport.Limits.of(settings)
     except ConfigError as e:
         print(f"quotaroute serve: config error: {e}", file=sys.stderr)
         return 2
@@ -136,8 +139,6 @@ def run(args: argparse.Namespace) -> int:
               "reach this address could spend your vendor quota. Add server.keys / server.admin_key to the config "
               "(`quotaroute serve --new-key ID` prints one) or bind to 127.0.0.1.", file=sys.stderr)
         return 2
-    from router.server import transport
-
     try:
         sock = transport.bind_socket(host, port)
     except OSError as e:
@@ -164,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         port = sock.getsockname()[1]
         note = " (no proxy keys configured: loopback only, no auth)" if settings.keys.open_access else ""
         cfg = transport.server_config(
-            app, transport.Limits.of(settings), host=host, port=port, log_level=args.log_level, access_log=False,
+            app, limits, host=host, port=port, log_level=args.log_level, access_log=False,
             server_header=False, proxy_headers=False, lifespan="on", timeout_graceful_shutdown=args.graceful_timeout,
             loop="auto", factory=args.workers > 1, workers=args.workers)
 

@@ -36,6 +36,18 @@ class Limits:
     max_connections: int | None = None  # None = derived from the open-file limit
     max_auth_failures_per_minute: int = 20
 
+    def __post_init__(self) -> None:
+        from router.errors import ConfigError
+
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None and f.name == "max_connections":
+                continue
+            zero_ok = f.name == "max_auth_failures_per_minute"  # 0 = no limit
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v < 0 or (v == 0 and not zero_ok) \
+                    or v == float("inf"):
+                raise ConfigError(f"must be a positive number, got {v!r}", key=f"server.limits.{f.name}")
+
     @classmethod
     def of(cls, settings: Any) -> "Limits":
         """The limits of a ServerSettings (its `limits` attribute: a Limits, a mapping or any

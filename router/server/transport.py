@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -37,10 +38,10 @@ from typing import Any
 import httptools
 import orjson
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from router.server.limits import DEFAULT_LIMITS, Limits, default_max_connections
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 __all__ = ["GuardedHttpToolsProtocol", "server_config", "bind_socket", "serve", "Limits"]
 
@@ -107,6 +108,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._timed = -1  # the phase the armed timer belongs to
         self._timer: asyncio.TimerHandle | None = None
         self._seen = 0  # bytes received since the current request began, while its headers are incomplete
+        self._total = 0  # bytes received on this connection
+        self._chunk_start = 0  # _total before the chunk being parsed
+        self._msg_start = 0  # _chunk_start of the chunk in which the current request began
         self._closing = False  # refused: draining until closed
         self._lingering = False
         self._early = False  # refused at connect (never registered with uvicorn)
@@ -140,9 +144,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._closing:
             return  # draining a refused connection
         self._unset_keepalive_if_required()
-        before = self._phase
-        if before != _BODY:
-            self._seen += len(data)
+        n = len(data)
+        self._chunk_start = self._total
+        self._total += n
+        if self._phase != _BODY:
+            self._seen += n
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -175,12 +181,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._phase = _HEADERS
+        self._msg_start = self._chunk_start
         if self not in self._gate.waiting:
             self._gate.waiting[self] = self.loop.time()
 
     def on_headers_complete(self) -> None:
-        size = len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers)
-        if size > self._max_header:
+        # Everything received since the chunk this request began in bounds its header size:
+        # count the headers themselves only when that bound is over the limit.
+        if self._total - self._msg_start > self._max_header and \
+                len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers) > self._max_header:
             self._refuse_headers()
             raise _Refused
         self._gate.waiting.pop(self, None)
@@ -328,14 +337,22 @@ class _Supervisor(Multiprocess):
 
     def init_processes(self) -> None:
         super().init_processes()
-        for p in self.processes:
-            if not p.wait_until_ready(120, self.should_exit):
-                if not self.should_exit.is_set():  # a worker could not start (it said why on stderr)
-                    if not p.process.is_alive():
-                        p.join()
-                    self.status = 2 if p.exitcode == 2 else 1
-                    self.should_exit.set()
+        pending = list(self.processes)
+        deadline = time.monotonic() + 120
+        while pending:
+            self.handle_signals()  # Ctrl-C while the workers start
+            if self.should_exit.is_set():
                 return
+            for p in list(pending):
+                if not p.process.is_alive() or time.monotonic() > deadline:
+                    if p.process.is_alive():
+                        p.kill()  # hung at start-up
+                    p.join()
+                    self.status = 2 if p.exitcode == 2 else 1  # it said why on stderr
+                    self.should_exit.set()
+                    return
+                if p.is_ready(timeout=0.2):
+                    pending.remove(p)
         self._announce()
 
 

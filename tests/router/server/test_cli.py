@@ -123,3 +123,30 @@ def test_with_1024_open_files_a_flood_of_1100_idle_connections_cannot_lock_out_a
         for s in flood:
             s.close()
         stop(p)
+
+
+def broken_factory(config_path: str | None = None) -> Any:
+    """A router factory whose config is wrong (for the tests below)."""
+    from router.errors import ConfigError
+
+    raise ConfigError("providers.openai.base_url: not a URL", file="config.yaml", key="providers.openai.base_url")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_router_that_cannot_be_built_never_says_listening(tmp_path: Any, workers: str) -> None:
+    p = serve(tmp_path, "--port", str(free_port()), "--workers", workers,
+              "--router-factory", "tests.router.server.test_cli:broken_factory")
+    _, err = p.communicate(timeout=90)
+    assert p.returncode == 2 and "config error" in err and "providers.openai.base_url" in err
+    assert "listening" not in err and "Traceback" not in err
+
+
+def test_two_workers_say_listening_once_both_serve(tmp_path: Any) -> None:
+    port = free_port()
+    p = serve(tmp_path, "--port", str(port), "--workers", "2", *FACTORY)
+    try:
+        wait_listening(p)
+        assert all(httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200 for _ in range(4))
+    finally:
+        stop(p)
+    assert p.returncode == 0
