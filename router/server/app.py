@@ -21,10 +21,10 @@ import orjson
 from router.errors import redact
 from router.server.auth import AttemptLimiter, ProxyKey
 from router.server.errors import Failure, failure_from, send_failure
+from router.server.limits import Limits
 from router.server.metrics import Metrics
 from router.server.settings import ServerSettings
 from router.server.spendlog import SpendLog, period_start
-from router.server.limits import Limits
 
 __all__ = ["ProxyApp", "create_app"]
 
@@ -150,7 +150,9 @@ class ProxyApp:
             if k == b"x-api-key":
                 token = v.decode("latin-1").strip()
         if self.keys.open_access:
-            # No keys configured: the server is loopback-only, admin reads are allowed.
+            if admin:
+                # No keys configured: the server is loopback-only, admin reads are allowed.
+                return None
             return None
         if not token:
             raise Failure(401, "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`).",
