@@ -48,6 +48,8 @@ async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
                 raise Failure(400, "Invalid Content-Length header.") from None
             break
     msg = await receive()
+    if msg["type"] == "http.disconnect":  # the client left, or the body read timed out
+        raise ClientGone()
     body = msg.get("body", b"")
     while msg.get("more_body"):
         msg = await receive()
@@ -88,7 +90,7 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
     endpoint = "messages" if anthropic else "chat"
     key = req = route = None
     try:
-        key = app.authenticate(scope)
+        key = await app.authenticate(scope)
         await app.gate.admit(key)  # counts every request, valid or not, against the key's rpm
         body = await read_body(scope, receive, app.settings.max_body_bytes)
         try:
@@ -130,7 +132,7 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
         overhead_ms = await send_failure(send, f, anthropic=anthropic, t0=t0)
         _finish(app, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, overhead_ms, f.message, False,
                 model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None),
-                log=f.status != 401)  # unauthenticated noise is counted in /metrics, not written to disk
+                log=f.status != 401 and f.code != "too_many_auth_failures")  # unauthenticated noise: /metrics only
 
 
 def app_log(e: BaseException) -> None:
@@ -317,7 +319,7 @@ async def _guarded(send: Any, t0: float, coro: Any) -> None:
 
 async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        key = app.authenticate(scope)
+        key = await app.authenticate(scope)
         await app.gate.admit(key)  # every request of a key counts against its rpm
         await _send_json(send, 200, app.models_json())
     await _guarded(send, t0, go())
@@ -325,7 +327,7 @@ async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, 
 
 async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        key = app.authenticate(scope)
+        key = await app.authenticate(scope)
         await app.gate.admit(key)  # every request of a key counts against its rpm
         from urllib.parse import unquote
 
@@ -406,7 +408,7 @@ def _plain(o: Any) -> Any:
 
 async def quota(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        app.authenticate(scope, admin=True)
+        await app.authenticate(scope, admin=True)
         view = await _quota_view(app.router)
         if view is None:
             raise Failure(404, "This router has no quota ledger.", code="not_found")
@@ -417,7 +419,7 @@ async def quota(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
 
 async def spend(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        key = app.authenticate(scope)
+        key = await app.authenticate(scope)
         await app.gate.admit(key)
         qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         by = (qs.get("by") or ["day"])[0]

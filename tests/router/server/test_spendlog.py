@@ -88,3 +88,18 @@ async def test_spend_since_out_of_range_is_a_400(client: Any) -> None:
         r = await client.get("/v1/spend", params={"since": since})
         assert r.status_code == 400, (since, r.text)
         assert r.json()["error"]["param"] == "since" and len(r.json()["error"]["message"]) < 200
+
+
+async def test_client_strings_are_cut_before_they_reach_the_log(client: Any, app: Any, spend_path: Any) -> None:
+    """60 requests naming a 400 kB model (name and error stored in full: ~48 MB) add a few KiB."""
+    huge = "openai:gpt-4o-mini" + " " * 400_000
+    for i in range(60):
+        r = await client.post("/v1/chat/completions", json={**OK, "model": huge if i % 2 else "nope:" + "x" * 400_000})
+        assert r.status_code < 500
+    app.spend.flush()
+    con = sqlite3.connect(spend_path)
+    n, longest, longest_error = con.execute(
+        "SELECT count(*), max(length(requested_model)), max(length(error)) FROM spend").fetchone()
+    assert n == 60 and longest == 256 and longest_error <= 1024
+    size = sum(p.stat().st_size for p in spend_path.parent.glob(spend_path.name + "*"))
+    assert size < 2 << 20
