@@ -107,7 +107,7 @@ def build_backend(args: argparse.Namespace, suite: Any, models: list[str], judge
     prices = resolve_prices(everyone, overrides)
     ledger = None
     if not args.no_ledger:  # the catalog's default free tiers, in memory for this run
-        from router.quota.defaults import default_pools
+        from router.quota.spec import default_pools
         from router.quota.ledger import Ledger
         from router.quota.memory_store import MemoryStore
 

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     from benchmarks.datasets import DatasetError, load
     from benchmarks.evaluate import evaluate
-    from benchmarks.learned import KINDS
+    from router.predictor import KINDS
     from router.errors import ConfigError
 
     t0 = time.perf_counter()

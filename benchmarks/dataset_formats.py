@@ -1,18 +1,21 @@
-"""Loaders for layouts other than the long format: RouterBench's wide CSV and
-AlpacaEval's annotation files. Both produce long rows for `from_long_rows`, so the
-same checks, skip counts and pricing apply."""
+"""Readers for layouts other than the long format: RouterBench's wide CSV and
+AlpacaEval's annotation files. Both yield long rows that `benchmarks.datasets` turns
+into a `Dataset` with `from_long_rows`, so the same checks, skip counts and pricing
+apply."""
 
 from __future__ import annotations
 
 import ast
 import csv
+import hashlib
 import json
 import os
 from typing import Any, Iterator
 
-from benchmarks.datasets import Dataset, DatasetError, _open_text, estimate_tokens, from_long_rows
+from benchmarks.rows import DatasetError, open_text as _open_text
+from router.tokens import estimate_tokens
 
-__all__ = ["iter_routerbench", "load_routerbench", "load_alpacaeval"]
+__all__ = ["iter_routerbench", "iter_alpacaeval"]
 
 
 def _routerbench_files(path: str) -> list[str]:
@@ -72,12 +75,6 @@ def iter_routerbench(path: str, *, responses: bool = False) -> Iterator[tuple[in
                     yield line, out
 
 
-def load_routerbench(path: str, *, name: str | None = None) -> Dataset:
-    """Load RouterBench's wide CSV (file or directory of them); tokens are estimated
-    from the prompt (input) and set to 1 (output: responses are not parsed here)."""
-    return from_long_rows(iter_routerbench(path), source=path, name=name or "routerbench:" + os.path.basename(path.rstrip("/")))
-
-
 # ------------------------------------------------------------------ AlpacaEval annotations
 
 
@@ -93,41 +90,33 @@ def _alpaca_files(path: str) -> list[str]:
     return sorted(found)
 
 
-def load_alpacaeval(path: str, *, name: str | None = None) -> Dataset:
-    """AlpacaEval annotations: quality = preference - 1 vs the GPT-4-Turbo reference.
-
-    Prompts are joined on the instruction text. ``cost_usd`` is not recorded for the
-    evaluated models, so it comes from the catalog prices (error if a model has none).
-    Token counts are estimated from the instruction and the output text.
-    """
-    import hashlib
-
-    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
-        for f in _alpaca_files(path):
-            with open(f, encoding="utf-8") as fh:
-                try:
-                    items = json.load(fh)
-                except json.JSONDecodeError as e:
-                    raise DatasetError(f"invalid JSON: {e.msg}", file=f, line=e.lineno) from e
-            if not isinstance(items, list):
-                raise DatasetError("expected a JSON list of annotations", file=f)
-            for n, it in enumerate(items, 1):
-                if not isinstance(it, dict) or "instruction" not in it or "generator_2" not in it:
-                    yield n, {"__error__": "annotation without instruction/generator_2"}
-                    continue
-                pref = it.get("preference")
-                if pref is None:
-                    yield n, {"__error__": "annotation without preference"}
-                    continue
-                instr = str(it["instruction"])
-                yield n, {
-                    "prompt_id": hashlib.sha1(instr.encode()).hexdigest()[:16],
-                    "task": "alpacaeval",
-                    "prompt": instr,
-                    "model": str(it["generator_2"]),
-                    "quality": float(pref) - 1.0,
-                    "input_tokens": estimate_tokens(instr),
-                    "output_tokens": estimate_tokens(str(it.get("output_2") or "")),
-                }
-
-    return from_long_rows(rows(), source=path, name=name or "alpacaeval", unpriced="skip")
+def iter_alpacaeval(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Long rows from AlpacaEval annotations: quality = preference - 1 vs the GPT-4-Turbo
+    reference; prompts are joined on the instruction text; token counts are estimated
+    from the instruction and the output text (``cost_usd`` is not recorded)."""
+    for f in _alpaca_files(path):
+        with open(f, encoding="utf-8") as fh:
+            try:
+                items = json.load(fh)
+            except json.JSONDecodeError as e:
+                raise DatasetError(f"invalid JSON: {e.msg}", file=f, line=e.lineno) from e
+        if not isinstance(items, list):
+            raise DatasetError("expected a JSON list of annotations", file=f)
+        for n, it in enumerate(items, 1):
+            if not isinstance(it, dict) or "instruction" not in it or "generator_2" not in it:
+                yield n, {"__error__": "annotation without instruction/generator_2"}
+                continue
+            pref = it.get("preference")
+            if pref is None:
+                yield n, {"__error__": "annotation without preference"}
+                continue
+            instr = str(it["instruction"])
+            yield n, {
+                "prompt_id": hashlib.sha1(instr.encode()).hexdigest()[:16],
+                "task": "alpacaeval",
+                "prompt": instr,
+                "model": str(it["generator_2"]),
+                "quality": float(pref) - 1.0,
+                "input_tokens": estimate_tokens(instr),
+                "output_tokens": estimate_tokens(str(it.get("output_2") or "")),
+            }

@@ -19,15 +19,15 @@ skipped and *counted* (``Dataset.skipped``), never silently used.
 
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
+from benchmarks.dataset_formats import iter_alpacaeval, iter_routerbench
 from benchmarks.names import MODEL_ID_MAP, TASK_KIND_MAP, genai_rates, task_kind
-from benchmarks.rows import iter_rows as _iter_rows, num as _num, open_text as _open_text
-from router.errors import ConfigError
+from benchmarks.rows import DatasetError, iter_rows as _iter_rows, num as _num, open_text as _open_text
+from router.tokens import estimate_tokens as _est
 
 __all__ = [
     "LONG_COLUMNS",
@@ -50,16 +50,8 @@ __all__ = [
 LONG_COLUMNS = ("prompt_id", "task", "prompt", "model", "quality", "input_tokens", "output_tokens", "cost_usd", "split")
 _REQUIRED = ("prompt_id", "model", "quality")
 
-class DatasetError(ConfigError):
-    """A dataset file that cannot be used as is (names file, line and column)."""
-
-
 def estimate_tokens(text: str) -> int:
-    """Token estimate: `router.tokens.estimate_tokens` when available, else ~4 chars/token."""
-    try:
-        from router.tokens import estimate_tokens as _est
-    except ImportError:
-        return max(1, math.ceil(len(text) / 4))
+    """Token estimate for a prompt or an answer (`router.tokens.estimate_tokens`)."""
     return int(_est(text))
 
 
@@ -301,28 +293,20 @@ def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, 
     )
 
 
-# ------------------------------------------------------------------ other layouts (benchmarks/dataset_formats.py)
-
-
-def iter_routerbench(path: str, *, responses: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Long rows from RouterBench's wide CSV(s); see `benchmarks.dataset_formats`."""
-    from benchmarks.dataset_formats import iter_routerbench as _it
-
-    return _it(path, responses=responses)
+# ------------------------------------------------------------------ other layouts (rows from benchmarks.dataset_formats)
 
 
 def load_routerbench(path: str, *, name: str | None = None) -> "Dataset":
-    """RouterBench's wide CSV (a file or a directory of them)."""
-    from benchmarks.dataset_formats import load_routerbench as _load
-
-    return _load(path, name=name)
+    """RouterBench's wide CSV (a file or a directory of them); tokens are estimated from
+    the prompt (input) and set to 1 (output: responses are not parsed here)."""
+    return from_long_rows(iter_routerbench(path), source=path,
+                          name=name or "routerbench:" + os.path.basename(path.rstrip("/")))
 
 
 def load_alpacaeval(path: str, *, name: str | None = None) -> "Dataset":
-    """AlpacaEval annotations (quality = preference - 1, costs from list prices)."""
-    from benchmarks.dataset_formats import load_alpacaeval as _load
-
-    return _load(path, name=name)
+    """AlpacaEval annotations (quality = preference - 1). ``cost_usd`` is not recorded for
+    the evaluated models, so it comes from the catalog prices; unpriced models are skipped."""
+    return from_long_rows(iter_alpacaeval(path), source=path, name=name or "alpacaeval", unpriced="skip")
 
 
 # ------------------------------------------------------------------ dispatch, shipped data, split

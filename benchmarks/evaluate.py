@@ -20,7 +20,7 @@ TARGET_QUALITY = 0.97  # of the best single model's quality
 TARGET_COST = 0.20  # of the best single model's cost
 DEFAULT_PAIR = ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat")
 QUOTAROUTE_FAMILIES = ("policy", "learned")  # predict-before-call routers (cascades reported apart)
-KIND_HP: dict[str, dict[str, Any]] = {}  # overrides of benchmarks.learned.DEFAULT_HP (none: the defaults are tuned)
+KIND_HP: dict[str, dict[str, Any]] = {}  # overrides of router.predictor.DEFAULT_HP (none: the defaults are tuned)
 
 
 def _curve_stats(rs: list[rp.RouterResult], anchor: rp.RouterResult, c_lo: float, c_hi: float, best: rp.RouterResult, oracle_q: float) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
              pair: tuple[str, str] = DEFAULT_PAIR, step: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[rp.RouterResult]]:
     import numpy as np
 
-    from benchmarks.learned import DEFAULT_HP, featurize
+    from router.predictor import DEFAULT_HP, featurize
 
     t_start = time.perf_counter()
     say = step or (lambda _m: None)

@@ -43,7 +43,7 @@ POOLS = {
 def _ledger(url: str, prefix: str = "bench:", spec: dict[str, Any] = POOLS):  # -> Ledger
     from router.quota.ledger import Ledger
     from router.quota.spec import load_quota_config
-    from router.quota.store import build_store
+    from router.quota.stores import build_store
 
     pools, budgets = load_quota_config(spec, file="bench", include_defaults=False)
     return Ledger(build_store(url, **({"prefix": prefix} if url.startswith("redis") else {})), pools, budgets)
@@ -145,7 +145,7 @@ OVERSPEND_SPEC = {"quotas": [{"id": "p", "provider": "w", "limits": [{"per": "da
 
 async def _worker(url: str, prefix: str, n: int) -> None:
     from router.errors import BudgetExceeded
-    from router.quota.ledger import PoolUnavailable
+    from router.quota.records import PoolUnavailable
     from router.types import Usage
 
     L = _ledger(url, prefix, OVERSPEND_SPEC)

@@ -60,7 +60,7 @@ def _cards(n: int) -> list[Any]:
 
 
 def _view(model_ids: list[str]) -> Any:
-    from router.quota.defaults import default_pools
+    from router.quota.spec import default_pools
     from router.quota.ledger import Ledger
     from router.quota.memory_store import MemoryStore
 
@@ -92,7 +92,8 @@ def _prompt_2k_mc() -> str:
 
 
 def bench_choose(repeat: int) -> dict[str, dict[str, float]]:
-    from router.engine import choose, prepare
+    from router.cards import prepare
+    from router.engine import choose
     from router.health import HealthBook
     from router.policies import Policy
     from router.tasks import Features
@@ -140,7 +141,7 @@ def bench_sdk(repeat: int, n_models: int = 50) -> dict[str, float]:
     cards = _cards(n_models)
     cat = Catalog(cards)
     providers = {p: FakeProvider(name=p, scripts=[reply("ok")]) for p in {c.provider for c in cards}}
-    from router.quota.defaults import default_pools
+    from router.quota.spec import default_pools
 
     router = Router(catalog=cat, providers=providers, ledger=Ledger(MemoryStore(), default_pools()),
                     policy="free-first")

@@ -1,5 +1,6 @@
-"""Row reading for `benchmarks.datasets`: (line number, row dict) from CSV or JSONL
-files, gzip-compressed or not, and lenient numbers (empty or NaN -> None). A JSONL
+"""Row reading for `benchmarks.datasets` and `benchmarks.dataset_formats`: (line number,
+row dict) from CSV or JSONL files, gzip-compressed or not, lenient numbers (empty or
+NaN -> None), and the `DatasetError` both raise. A JSONL
 line that is not a JSON object yields a row with an ``__error__`` message (counted as
 skipped by the loaders), never an exception.
 """
@@ -13,7 +14,13 @@ import json
 import math
 from typing import Any, Iterator
 
-__all__ = ["open_text", "iter_rows", "num"]
+from router.errors import ConfigError
+
+__all__ = ["DatasetError", "open_text", "iter_rows", "num"]
+
+
+class DatasetError(ConfigError):
+    """A dataset file that cannot be used as is (names file, line and column)."""
 
 
 def open_text(path: str) -> io.TextIOBase:

@@ -6,7 +6,7 @@ Public API (all errors are `router.errors.ProviderError` subclasses)
 ``Call(provider, model)``
     Frozen context naming who failed; passed to every helper.
 
-``Timeouts`` / ``AttemptLimits`` / ``attempt_limits``  (from ``router.limits``)
+``limits=`` takes a ``router.limits.AttemptLimits`` (from ``attempt_limits(Timeouts, ...)``)
     Per-attempt connect, first-byte and idle limits; see docs/providers.md "Timeouts".
 
 ``await send_json(client, url, body, *, call, headers=None, params=None, timeout=None, limits=None)``
@@ -83,13 +83,9 @@ from router.errors import (
     redact,
 )
 from providers.ratelimit import parse_rate_limits, suggested_wait
-from router.limits import DEFAULT_TIMEOUTS, AttemptLimits, Timeouts, attempt_limits
+from router.limits import AttemptLimits
 
 __all__ = [
-    "Timeouts",
-    "AttemptLimits",
-    "DEFAULT_TIMEOUTS",
-    "attempt_limits",
     "httpx_timeout",
     "Call",
     "ErrorInfo",

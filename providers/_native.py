@@ -21,6 +21,7 @@ from providers import _http
 from providers._sse import aiter_sse
 from providers.ratelimit import parse_rate_limits
 from router.errors import BadRequest, MalformedResponse, ProviderError, register_secret
+from router.limits import AttemptLimits, Timeouts, attempt_limits
 from router.types import ChatRequest, ChatResponse, FinishEvent, RateLimitSnapshot, StreamEvent, ToolCall, accumulate
 
 __all__ = [
@@ -191,14 +192,14 @@ class NativeProvider:
 
     def __init__(self, *, api_key: str | None, client: httpx.AsyncClient | None, name: str, retry: Any,
                  timeout: float | None = None, clock: Callable[[], float] | None = None,
-                 timeouts: _http.Timeouts | Mapping[str, float] | None = None) -> None:
+                 timeouts: Timeouts | Mapping[str, float] | None = None) -> None:
         self.name = name
         self._api_key = api_key
         register_secret(api_key)
         self._client = client
         self._owns_client = client is None
         # per-attempt limits (connect, first byte, idle; `timeout=N` is the older single number)
-        self.timeouts = _http.Timeouts.coerce(timeouts, timeout=timeout)
+        self.timeouts = Timeouts.coerce(timeouts, timeout=timeout)
         if retry is None:
             from providers.retry import RetryPolicy
 
@@ -232,14 +233,14 @@ class NativeProvider:
 
     # -- one request -------------------------------------------------------------------
 
-    def _limits(self, req: ChatRequest, *, stream: bool) -> _http.AttemptLimits:
-        return _http.attempt_limits(self.timeouts, stream=stream, max_tokens=self._max_tokens(req))
+    def _limits(self, req: ChatRequest, *, stream: bool) -> AttemptLimits:
+        return attempt_limits(self.timeouts, stream=stream, max_tokens=self._max_tokens(req))
 
     def _max_tokens(self, req: ChatRequest) -> int | None:
         return req.max_tokens
 
     async def _post_json(self, url: str, content: bytes, headers: dict[str, str], call: _http.Call,
-                         on_error: OnError, limits: _http.AttemptLimits | None = None
+                         on_error: OnError, limits: AttemptLimits | None = None
                          ) -> tuple[Any, RateLimitSnapshot]:
         """POST, map non-2xx with `on_error`, parse the JSON body (MalformedResponse on garbage)."""
         resp = await _http.send_json(self.client, url, content, call=call, headers=headers, limits=limits)
@@ -257,7 +258,7 @@ class NativeProvider:
     async def _stream(self, url: str, content: bytes, headers: Callable[[], dict[str, str]], call: _http.Call,
                       on_error: OnError,
                       events: Callable[[httpx.Response], AsyncIterator[StreamEvent]],
-                      limits: _http.AttemptLimits | None = None) -> AsyncIterator[StreamEvent]:
+                      limits: AttemptLimits | None = None) -> AsyncIterator[StreamEvent]:
         """One streamed call; the retry policy re-opens it only before the first event."""
 
         async def attempt() -> AsyncIterator[StreamEvent]:

@@ -23,7 +23,7 @@ import httpx
 
 from providers import _http
 from providers import _native as nat
-from providers._gemini_errors import map_error, seconds_to_pacific_midnight
+from providers._gemini_errors import map_error
 from router.errors import BadRequest, ContentFiltered, MalformedResponse, ProviderError
 from router.types import (
     ChatRequest,
@@ -37,7 +37,7 @@ from router.types import (
     UsageEvent,
 )
 
-__all__ = ["GeminiProvider", "build_body", "ChunkState", "map_error", "seconds_to_pacific_midnight"]
+__all__ = ["GeminiProvider", "build_body", "ChunkState"]
 
 DEFAULT_BASE = "https://generativelanguage.googleapis.com"
 # Gemini 3 rejects replayed functionCall parts without their thoughtSignature; this documented sentinel

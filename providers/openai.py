@@ -19,16 +19,17 @@ import orjson
 
 from providers import _http
 from providers._http import Call, ErrorInfo
-from providers._openai_events import StreamState, events_from_json, map_finish, parse_usage
+from providers._openai_events import StreamState, events_from_json, parse_usage
 from providers._sse import aiter_sse
 from providers.ratelimit import parse_rate_limits
 from providers.retry import RetryPolicy
 from providers.vendors import VendorRow, embedded_error as _embedded_error, get_vendor, map_error
 from router import errors as E
 from router.errors import redact, register_secret
+from router.limits import Timeouts, attempt_limits
 from router.types import ChatRequest, ChatResponse, Message, RateLimitSnapshot, StreamEvent, Usage, accumulate
 
-__all__ = ["OpenAIProvider", "map_error", "parse_usage", "map_finish", "build_body"]
+__all__ = ["OpenAIProvider", "build_body"]
 
 
 # ------------------------------------------------------------------ request translation
@@ -132,7 +133,7 @@ class OpenAIProvider:
                  retry: RetryPolicy | None = None, vendor: VendorRow | str = "openai",
                  deployment: str | None = None, api_version: str = "2024-10-21",
                  headers: Mapping[str, str] | None = None, timeout: float | None = None,
-                 timeouts: _http.Timeouts | Mapping[str, float] | None = None,
+                 timeouts: Timeouts | Mapping[str, float] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.vendor = get_vendor(vendor) if isinstance(vendor, str) else vendor
         self.name = name or self.vendor.name
@@ -144,7 +145,7 @@ class OpenAIProvider:
         register_secret(self._key)
         self._owns_client = client is None
         # per-attempt limits (connect, first byte, idle; `timeout=N` is the older single number)
-        self.timeouts = _http.Timeouts.coerce(timeouts, timeout=timeout)
+        self.timeouts = Timeouts.coerce(timeouts, timeout=timeout)
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeouts.idle_s, connect=self.timeouts.connect_s))
         self._retry = retry or RetryPolicy()
@@ -201,7 +202,7 @@ class OpenAIProvider:
     async def _complete_once(self, req: ChatRequest) -> ChatResponse:
         call = Call(self.name, req.model)
         url, params = self._target(req)
-        lim = _http.attempt_limits(self.timeouts, stream=False, max_tokens=req.max_tokens)
+        lim = attempt_limits(self.timeouts, stream=False, max_tokens=req.max_tokens)
         resp = await _http.send_json(self._client, url, build_body(req, self.vendor, stream=False), call=call,
                                      headers=self._headers(), params=params, limits=lim)
         if resp.status_code >= 300:
@@ -219,7 +220,7 @@ class OpenAIProvider:
         call = Call(self.name, req.model)
         url, params = self._target(req)
         state = StreamState()
-        lim = _http.attempt_limits(self.timeouts, stream=True, max_tokens=req.max_tokens)
+        lim = attempt_limits(self.timeouts, stream=True, max_tokens=req.max_tokens)
         async with _http.open_stream(self._client, url, build_body(req, self.vendor, stream=True), call=call,
                                      headers=self._headers(), params=params, limits=lim) as resp:
             if resp.status_code >= 300:

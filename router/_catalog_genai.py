@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from router.pricing import Price, PriceTier, TimeDiscount
+from router.pricing import Price, TimeDiscount
 
 __all__ = ["genai_price", "genai_version"]
 

@@ -13,7 +13,7 @@ import sys
 
 # name -> (module, one-line help). `bench` has its own second level.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("router.commands.demo", "run the offline demo: proxy + replayed models + free quotas, ends with a report"),
+    "demo": ("benchmarks.cmd_demo", "run the offline demo: proxy + replayed models + free quotas, ends with a report"),
     "serve": ("router.server.cli", "run the local OpenAI/Anthropic-compatible proxy"),
     "route": ("router.commands.route", "explain the ranked route plan for a prompt, without calling anything"),
     "models": ("router.commands.models", "list the model catalog with prices and capabilities"),

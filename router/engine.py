@@ -16,11 +16,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from router.cards import Candidates, CardInfo, card_info, globs, prepare
+from router.cards import Candidates, CardInfo, card_info, globs
 from router.filters import (
     NO_KEYS,
     budget_headroom,
-    hhmmss,
     no_health,
     resolve_pinned,
     specific_budget,
@@ -36,7 +35,7 @@ from router.quota.view import LedgerView
 from router.tasks import Features, QualityPredictor
 from router.tokens import REASONING_MULTIPLIER
 
-__all__ = ["Candidates", "PlanStep", "Reason", "RoutePlan", "choose", "card_info", "prepare"]
+__all__ = ["choose"]
 
 _REASONING_TASKS = frozenset({"math", "reasoning", "code"})
 _ZERO = Decimal(0)

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from router.checks import Verifier, check_response
-from router.engine import PlanStep, RoutePlan
+from router.plan import PlanStep, RoutePlan
 from router.errors import (
     AuthFailed,
     BudgetExceeded,
@@ -48,7 +48,7 @@ from router.limits import calling
 from router.result import Attempt, RouteInfo, RoutedResponse
 from router.types import ChatRequest, ChatResponse, Usage
 
-__all__ = ["Executor", "Verifier", "Walk", "check_response", "estimate_usage", "truncated", "DEFAULT_COOLDOWN_S"]
+__all__ = ["Executor", "Walk", "estimate_usage", "truncated", "DEFAULT_COOLDOWN_S"]
 
 log = logging.getLogger("quotaroute.executor")
 DEFAULT_COOLDOWN_S = 20.0  # a 429 without Retry-After

@@ -19,9 +19,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from router.engine import RoutePlan, choose, prepare
-from router.executor import Executor, Verifier
+from router.cards import prepare
+from router.checks import Verifier
+from router.engine import choose
+from router.executor import Executor
 from router.health import HealthBook
+from router.plan import RoutePlan
 from router.policies import VIRTUAL_MODELS, Policy, Rule, compile_globs, policy_for_model
 from router.quota.view import LedgerView
 from router.result import RoutedResponse
@@ -138,7 +141,7 @@ class Router:
                 self._keys[name] = tuple(group)
         self._own_ledger = ledger is None
         if ledger is None:
-            from router.quota.defaults import default_pools
+            from router.quota.spec import default_pools
             from router.quota.ledger import Ledger
             from router.quota.memory_store import MemoryStore
 

@@ -32,7 +32,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from router.engine import PlanStep, RoutePlan
+from router.plan import PlanStep, RoutePlan
 from router.errors import MalformedResponse, ProviderError, TruncatedResponse
 from router.executor import Executor, Walk
 from router.limits import calling

@@ -6,7 +6,7 @@ message* only, scans a bounded head and tail of it with one precompiled regex
 per task kind, and estimates the CJK share from the UTF-8 byte length (CJK
 characters take 3 bytes) before confirming with a regex on a sample.
 
-A learned model (benchmarks/learned.py) can refine per-model quality through the
+A learned model (router/predictor.py, trained by benchmarks/learned.py) can refine per-model quality through the
 `QualityPredictor` protocol; the engine calls it when one is configured.
 """
 

@@ -29,7 +29,8 @@ from collections import Counter
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from benchmarks.datasets import LONG_COLUMNS, estimate_tokens, iter_routerbench  # noqa: E402
+from benchmarks.dataset_formats import iter_routerbench  # noqa: E402
+from benchmarks.datasets import LONG_COLUMNS, estimate_tokens  # noqa: E402
 
 ALLOWED_TASKS = {"arc-challenge", "mbpp", "winogrande"}  # see benchmarks/data/ATTRIBUTION.md
 

@@ -34,7 +34,7 @@ async def _view(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def run(args: argparse.Namespace) -> int:
     from router.errors import ConfigError
     from router.quota.cli_support import bar, fmt_time
-    from router.quota.store import LedgerUnavailable
+    from router.errors import LedgerUnavailable
 
     try:
         view, tzs, path, url = asyncio.run(_view(args))

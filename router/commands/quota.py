@@ -40,7 +40,7 @@ async def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | N
 def run(args: argparse.Namespace) -> int:
     from router.errors import ConfigError
     from router.quota.cli_support import bar, fmt_time
-    from router.quota.store import LedgerUnavailable
+    from router.errors import LedgerUnavailable
 
     try:
         rows, path, url = asyncio.run(_rows(args))

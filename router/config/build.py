@@ -170,7 +170,7 @@ def build_ledger(cfg: QuotarouteConfig, *, default_store: str | None = None) -> 
     never chosen by which keyword a caller passed. SQLite defaults to
     `$QUOTAROUTE_HOME/ledger.sqlite`."""
     from router.quota.ledger import Ledger
-    from router.quota.store import build_store
+    from router.quota.stores import build_store
 
     lc = cfg.ledger
     store = lc.store
@@ -234,7 +234,7 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None, default_st
         models = [c.id for c in cards if ex is None or not ex.match(c.id)]
     predictor = None
     if cfg.models.predictor:
-        from benchmarks.learned import LearnedPredictor
+        from router.predictor import LearnedPredictor
 
         try:
             predictor = LearnedPredictor.load(os.path.expanduser(cfg.models.predictor))

@@ -1,5 +1,6 @@
 """The demo's world: recorded models standing in for real vendors, example free
-quotas, and a Router wired to them.
+quotas, and a Router wired to them (built from the bundled data by
+`benchmarks.cmd_demo.build_world`).
 
 Every model of the bundled RouterBench-derived data becomes a `ReplayProvider`
 deployment under a plausible vendor. The free quotas are *examples* (clearly
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from providers.replay import Outcome, ReplayProvider, prompt_key
+from providers.replay import ReplayProvider
+from router.catalog import ModelCard
+from router.pricing import Price
 
-__all__ = ["DemoModel", "DEMO_MODELS", "World", "build_world", "demo_pools"]
+__all__ = ["DemoModel", "DEMO_MODELS", "World", "demo_pools", "demo_cards"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class World:
     catalog: Any  # router.catalog.Catalog
     providers: dict[str, ReplayProvider]
     pools: list[Any]  # PoolSpec
-    predictor: Any  # benchmarks.learned.LearnedPredictor
+    predictor: Any  # router.predictor.LearnedPredictor
     train: Any  # Dataset
     test: Any  # Dataset
     models: tuple[DemoModel, ...]
@@ -98,11 +101,8 @@ class World:
         return {m.id: m for m in self.models}
 
 
-def _cards(models: Sequence[DemoModel], train: Any) -> list[Any]:
-    import numpy as np
-
-    from router.catalog import ModelCard
-    from router.pricing import Price
+def demo_cards(models: Sequence[DemoModel], train: Any) -> list[Any]:
+    import numpy as np  # lazy: import time (`quotaroute demo --help` stays fast)
 
     cards = []
     kinds = np.array(train.task_kinds())
@@ -129,40 +129,3 @@ def _cards(models: Sequence[DemoModel], train: Any) -> list[Any]:
             )
         )
     return cards
-
-
-def build_world(*, n_prompts: int | None = None, seed: int = 0, dataset: Any = None) -> World:
-    """Load the bundled data, split it, train the task-fit predictor on the train
-    split, and build the replay deployments for the test split."""
-    from benchmarks.datasets import load_shipped, split
-    from benchmarks.learned import train as train_predictor
-    from router.catalog import Catalog
-    from router.quota.spec import load_quota_config
-
-    ds = dataset if dataset is not None else load_shipped()
-    models = tuple(m for m in DEMO_MODELS if m.dataset_name in ds.models)
-    train, test = split(ds, None, seed)
-    if n_prompts is not None and n_prompts < test.n_prompts:
-        import numpy as np
-
-        rng = np.random.default_rng(seed)
-        test = test.subset(np.sort(rng.choice(test.n_prompts, size=n_prompts, replace=False)))
-    outcomes: dict[str, dict[tuple[str, str], Outcome]] = {}
-    col = {m.dataset_name: test.models.index(m.dataset_name) for m in models}
-    for i, text in enumerate(test.prompts):
-        key = prompt_key(text)
-        for m in models:
-            j = col[m.dataset_name]
-            prov = m.id.split(":", 1)[0]
-            outcomes.setdefault(prov, {})[(key, m.id.split(":", 1)[1])] = Outcome(
-                quality=float(test.quality[i, j]),
-                input_tokens=int(test.input_tokens[i, j]),
-                output_tokens=int(test.output_tokens[i, j]),
-                label=test.prompt_ids[i],
-            )
-    providers = {p: ReplayProvider(p, table) for p, table in outcomes.items()}
-    pools, _ = load_quota_config({"quotas": demo_pools(test.n_prompts)}, file="<demo quotas>", include_defaults=False)
-    predictor = train_predictor(train.select_models([m.dataset_name for m in models]), "ridge")
-    # the predictor speaks dataset names; give it the demo ids
-    predictor.model_ids = [next(m.id for m in models if m.dataset_name == n) for n in predictor.models]
-    return World(Catalog(_cards(models, train)), providers, pools, predictor, train, test, models)

@@ -28,10 +28,10 @@ __all__ = [
 ]
 
 _WHERE = {
-    "Ledger": "ledger", "Reservation": "ledger", "Settlement": "ledger", "PoolUnavailable": "ledger",
+    "Ledger": "ledger", "Reservation": "records", "Settlement": "records", "PoolUnavailable": "records",
     "PoolSpec": "spec", "WindowSpec": "spec", "GrantSpec": "spec", "BudgetSpec": "spec",
-    "load_quota_config": "spec", "default_pools": "defaults", "LedgerView": "view", "PoolView": "view",
-    "BudgetView": "view", "LedgerUnavailable": "store", "build_store": "store", "MemoryStore": "memory_store",
+    "load_quota_config": "spec", "default_pools": "spec", "LedgerView": "view", "PoolView": "view",
+    "BudgetView": "view", "LedgerUnavailable": "router.errors", "build_store": "stores", "MemoryStore": "memory_store",
     "SQLiteStore": "sqlite_store", "RedisStore": "redis_store",
 }
 
@@ -40,6 +40,6 @@ def __getattr__(name: str) -> Any:
     mod = _WHERE.get(name)
     if mod is None:
         raise AttributeError(f"module 'router.quota' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"router.quota.{mod}"), name)
+    value = getattr(importlib.import_module(mod if "." in mod else f"router.quota.{mod}"), name)
     globals()[name] = value
     return value

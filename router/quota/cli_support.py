@@ -24,7 +24,7 @@ def open_ledger(config: str | None, store_url: str | None = None):  # -> (Ledger
     (through `router.config`); the store is `--store` > the config's `ledger:` section > the
     $QUOTAROUTE_LEDGER_URL variable > the SQLite file $QUOTAROUTE_HOME/ledger.sqlite."""
     from router.quota.ledger import Ledger
-    from router.quota.store import build_store
+    from router.quota.stores import build_store
 
     import router.config as rc
 

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from router.quota.ledger import FAR
+from router.quota.records import FAR
 from router.quota.windows import from_ts, to_ts
 from router.types import RateLimitSnapshot
 
 if TYPE_CHECKING:
-    from router.quota.ledger import Ledger, _Win
+    from router.quota.ledger import Ledger
+    from router.quota.records import _Win
 
 __all__ = ["observe", "mark_exhausted"]
 

@@ -23,7 +23,6 @@ from typing import Any
 from router.errors import BudgetExceeded
 from router.quota.records import (
     FAR,
-    NANO,
     PoolUnavailable,
     Reservation,
     Settlement,
@@ -33,12 +32,14 @@ from router.quota.records import (
     from_nano,
     to_nano,
 )
+from router.quota import learning, viewbuild
 from router.quota.spec import BudgetSpec, PoolSpec
 from router.quota.store import Adjust, Check, Store
+from router.quota.view import LedgerView
 from router.quota.windows import Window, from_ts, to_ts
 from router.types import RateLimitSnapshot, Usage
 
-__all__ = ["Ledger", "Reservation", "Settlement", "PoolUnavailable", "to_nano", "from_nano"]
+__all__ = ["Ledger"]
 
 log = logging.getLogger("quotaroute.ledger")
 
@@ -323,17 +324,13 @@ class Ledger:
     # ----------------------------------------------------------------- learning
     async def observe(self, model_id: str, snapshot: RateLimitSnapshot, now: datetime) -> None:
         """Rate-limit headers: raise our usage counters to what the vendor reports."""
-        from router.quota.learning import observe
-
-        await observe(self, model_id, snapshot, now)
+        await learning.observe(self, model_id, snapshot, now)
 
     async def mark_exhausted(self, model_id: str, now: datetime, until: datetime | None = None,
                              *, pool_id: str | None = None) -> datetime:
         """A QuotaExhausted error: the model's free pools (or the model itself) are
         empty until `until` (default: the pool's next reset)."""
-        from router.quota.learning import mark_exhausted
-
-        return await mark_exhausted(self, model_id, now, until, pool_id=pool_id)
+        return await learning.mark_exhausted(self, model_id, now, until, pool_id=pool_id)
 
     async def cooldown(self, model_id: str, seconds: float, now: datetime) -> datetime:
         """A RateLimited error: keep this model out of rotation for `seconds`."""
@@ -343,10 +340,8 @@ class Ledger:
         await self.store.raise_to(f"cd|{model_id}", int(end * 1000), end, ts)
         return from_ts(end)
 
-    async def view(self, now: datetime, models: Iterable[str] = ()):  # -> LedgerView
-        from router.quota.viewbuild import build_view
-
-        return await build_view(self, now, models)
+    async def view(self, now: datetime, models: Iterable[str] = ()) -> LedgerView:
+        return await viewbuild.build_view(self, now, models)
 
     async def aclose(self) -> None:
         await self.store.aclose()

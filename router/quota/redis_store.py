@@ -34,7 +34,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from router.quota.memory_store import MemoryStore
-from router.quota.store import GRACE_S, HOLD_SUFFIX, Acquired, Adjust, Check, LedgerUnavailable
+from router.errors import LedgerUnavailable
+from router.quota.store import GRACE_S, HOLD_SUFFIX, Acquired, Adjust, Check
 
 __all__ = ["RedisStore"]
 

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from router.errors import ConfigError
+from router.quota.defaults import DEFAULTS_FILE, default_pool_rows
 
 __all__ = [
     "PERIOD_SECONDS",
@@ -39,6 +40,7 @@ __all__ = [
     "PoolSpec",
     "BudgetSpec",
     "load_quota_config",
+    "default_pools",
     "merge_pools",
 ]
 
@@ -269,8 +271,6 @@ def load_quota_config(
     raw = data.get("quotas")
     defaults: list[PoolSpec] = []
     if include_defaults:
-        from router.quota.defaults import default_pool_rows, default_pools
-
         by_id = {r["id"]: r for r in default_pool_rows()}
         if isinstance(raw, list):
             merged = []
@@ -282,3 +282,10 @@ def load_quota_config(
         defaults = default_pools(include_disabled=True)
     pools = merge_pools(defaults, _parse_list(data, "quotas", PoolSpec, file), keep_disabled=keep_disabled)
     return pools, _parse_list(data, "budgets", BudgetSpec, file)
+
+
+def default_pools(*, include_disabled: bool = False) -> list[PoolSpec]:
+    """The catalog's default free tiers as validated pools (disabled ones only on request)."""
+    pools, _ = load_quota_config({"quotas": default_pool_rows()}, file=DEFAULTS_FILE, include_defaults=False,
+                                 keep_disabled=True)
+    return [p for p in pools if include_disabled or p.enabled]

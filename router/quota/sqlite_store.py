@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor

@@ -34,17 +34,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from router.errors import LedgerUnavailable
-
 __all__ = [
     "Check",
     "Adjust",
     "Acquired",
     "Store",
-    "LedgerUnavailable",
     "HOLD_SUFFIX",
     "GRACE_S",
-    "build_store",
 ]
 
 HOLD_SUFFIX = "#h"  # counter holding in-flight (reserved, unsettled) amounts of a tracked check
@@ -96,55 +92,3 @@ class Store(Protocol):
     async def sweep(self, now: float) -> int: ...
 
     async def aclose(self) -> None: ...
-
-
-_REDIS_OPTS = {"on_redis_error": str, "expected_replicas": int, "prefix": str, "transport": str,
-               "retry_after_s": float, "socket_timeout_s": float}
-_SQLITE_OPTS = {"synchronous": str, "mode": str, "busy_timeout_s": float}
-
-
-def _split_options(url: str, known: dict[str, type]) -> tuple[str, dict[str, object]]:
-    """Take our own options out of a URL's query string (`?on_redis_error=local_fallback`)."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if not parts.query:
-        return url, {}
-    opts: dict[str, object] = {}
-    rest = []
-    for k, v in parse_qsl(parts.query, keep_blank_values=True):
-        if k in known:
-            try:
-                opts[k] = known[k](v)
-            except ValueError:
-                raise ValueError(f"ledger store option {k}={v!r} is not a valid {known[k].__name__}") from None
-        else:
-            rest.append((k, v))
-    return urlunsplit(parts._replace(query=urlencode(rest))), opts
-
-
-def build_store(url: str | None = None, **options: object) -> Store:
-    """`memory://`, `sqlite:///path/ledger.sqlite` (or a bare path), `redis://host:port/db`.
-
-    Store options may also ride on the URL's query string, e.g.
-    `redis://10.0.0.5:6379/0?on_redis_error=local_fallback&expected_replicas=3` or
-    `sqlite:///var/lib/quotaroute/ledger.sqlite?synchronous=FULL`; keyword options win.
-    """
-    if not url or url == "memory://":
-        from router.quota.memory_store import MemoryStore
-
-        return MemoryStore()
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from router.quota.redis_store import RedisStore
-
-        url, opts = _split_options(url, _REDIS_OPTS)
-        return RedisStore(url, **{**opts, **options})  # type: ignore[arg-type]
-    opts: dict[str, object] = {}
-    if url.startswith("sqlite:///"):
-        path, _, query = url[len("sqlite:///") :].partition("?")
-        if query:
-            _, opts = _split_options("x://h/?" + query, _SQLITE_OPTS)
-        url = path
-    from router.quota.sqlite_store import SQLiteStore
-
-    return SQLiteStore(url, **{**opts, **options})  # type: ignore[arg-type]

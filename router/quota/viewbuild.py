@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from router.quota.records import from_nano
 from router.quota.store import HOLD_SUFFIX
 from router.quota.view import BudgetView, LedgerView, PoolView
 from router.quota.windows import from_ts, to_ts
@@ -21,8 +22,6 @@ def _globs(p: Any) -> tuple[str, ...]:
 
 
 async def build_view(ledger: "Ledger", now: datetime, models: Iterable[str] = ()) -> LedgerView:
-    from router.quota.ledger import from_nano
-
     ts = to_ts(now)
     await ledger.store.sweep(ts)
     keys: list[str] = []
@@ -145,8 +144,6 @@ async def build_view(ledger: "Ledger", now: datetime, models: Iterable[str] = ()
 async def pool_rows(ledger: "Ledger", now: datetime) -> list[dict[str, Any]]:
     """Per pool and limit: used/limit and the next reset (unix time) with the
     vendor's time zone (for `quotaroute quota`)."""
-    from router.quota.ledger import from_nano
-
     ts = to_ts(now)
     view = await build_view(ledger, now)
     rows: list[dict[str, Any]] = []

@@ -24,7 +24,7 @@ from router.config.paths import home
 from router.config.schema import ServerLimits
 from router.server.auth import KeyStore
 
-__all__ = ["ServerSettings", "ServerLimits", "LOOPBACK", "is_loopback"]
+__all__ = ["ServerSettings", "LOOPBACK", "is_loopback"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -119,7 +119,8 @@ def test_learned_beats_random_on_synthetic_signal(kind):
 
 
 def test_predictor_save_load_and_protocol(tmp_path):
-    from benchmarks.learned import LearnedPredictor, train
+    from benchmarks.learned import train
+    from router.predictor import LearnedPredictor
 
     ds = synthetic(90)
     ds.models = ["gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat", "x-model"]

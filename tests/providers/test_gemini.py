@@ -8,7 +8,8 @@ import httpx
 import pytest
 import respx
 
-from providers.gemini import GeminiProvider, build_body, seconds_to_pacific_midnight
+from providers._gemini_errors import seconds_to_pacific_midnight
+from providers.gemini import GeminiProvider, build_body
 from providers.retry import NO_RETRY, RetryPolicy
 from router.errors import (
     AuthFailed,

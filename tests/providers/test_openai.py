@@ -8,7 +8,8 @@ import httpx
 import pytest
 import respx
 
-from providers.openai import build_body, map_finish, parse_usage
+from providers._openai_events import map_finish, parse_usage
+from providers.openai import build_body
 from providers.vendors import VENDORS
 from router import errors as E
 from router.types import (ChatRequest, ImagePart, Message, ResponseFormat, TextPart, Tool, ToolCall, accumulate)

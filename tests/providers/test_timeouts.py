@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from providers._http import Timeouts
+from router.limits import Timeouts
 from providers.anthropic import AnthropicProvider
 from providers.openai import OpenAIProvider
 from providers.retry import RetryPolicy

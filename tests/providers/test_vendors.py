@@ -157,7 +157,7 @@ async def test_deepseek_reasoning_content_and_cache_hit_tokens():
 
 
 def test_deepseek_cache_fields_without_openai_details():
-    from providers.openai import parse_usage
+    from providers._openai_events import parse_usage
 
     u = parse_usage({"prompt_cache_hit_tokens": 30, "prompt_cache_miss_tokens": 12, "completion_tokens": 5})
     assert (u.input_tokens, u.cache_read_tokens, u.output_tokens) == (42, 30, 5)

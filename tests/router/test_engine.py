@@ -318,7 +318,7 @@ def test_time_discount_validity_bound_inside_a_minute_is_exact():
     ends = NOW + timedelta(seconds=30)  # the promotion ends mid-minute
     ds = card("deepseek:promo", "1", "2", ctx=2_000_000, time_discounts=[
         {"start": "00:00", "end": "24:00", "multiplier": "0.5", "valid_until": ends.isoformat()}])
-    from router.engine import prepare
+    from router.cards import prepare
 
     cands = prepare([ds])
     f = feats(inp=1_000_000, out=0)

@@ -9,7 +9,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.engine import choose, prepare
+from router.cards import prepare
+from router.engine import choose
 from router.policies import POLICIES, Policy
 from tests.router.routing_helpers import NOW, budget, card, feats, free_pool, view
 

@@ -7,10 +7,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from router.quota.ledger import Ledger, PoolUnavailable
+from router.quota.ledger import Ledger
+from router.quota.records import PoolUnavailable
 from router.quota.redis_store import RedisStore
 from router.quota.spec import load_quota_config
-from router.quota.store import LedgerUnavailable
+from router.errors import LedgerUnavailable
 from router.types import Usage
 from tests.router.quota.conftest import free_port
 

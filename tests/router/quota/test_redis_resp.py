@@ -9,7 +9,7 @@ import pytest
 
 from router.quota._resp import RespClient, RespError
 from router.quota.redis_store import RedisStore
-from router.quota.store import LedgerUnavailable
+from router.errors import LedgerUnavailable
 
 
 async def test_pipelined_replies_match_their_commands(redis_url, redis_prefix):

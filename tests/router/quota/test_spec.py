@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from router.errors import ConfigError
-from router.quota.defaults import default_pools
+from router.quota.spec import default_pools
 from router.quota.spec import PoolSpec, load_quota_config
 
 
@@ -98,7 +98,7 @@ def test_yaml_file_parses():
 def test_store_options_on_the_url(tmp_path):
     from router.quota.redis_store import RedisStore
     from router.quota.sqlite_store import SQLiteStore
-    from router.quota.store import build_store
+    from router.quota.stores import build_store
 
     r = build_store("redis://:pw@127.0.0.1:6379/0?on_redis_error=local_fallback&expected_replicas=3")
     assert isinstance(r, RedisStore) and (r.on_redis_error, r.expected_replicas) == ("local_fallback", 3)

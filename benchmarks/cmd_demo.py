@@ -15,6 +15,10 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from router.demo.world import World
 
 HELP = "run the offline demo: the real proxy + replayed models + example free quotas; ends with a report"
 
@@ -36,13 +40,13 @@ def _fail(msg: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: import time (rich, the proxy's server stack): `quotaroute demo --help` stays fast
     from rich.console import Console
 
     from router.demo.proxy import PortTaken, check_port
     from router.demo.report import print_table, summary_rows, write_report
     from router.demo.run import run_strategy, strategies
     from router.demo.ui import LiveUI, QuietUI
-    from router.demo.world import build_world
 
     out = Path(args.out).expanduser().resolve()
     try:  # fail before any work if the report cannot be written
@@ -115,3 +119,43 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]{errors} requests failed[/] (see report.json)")
         return 1
     return 0
+
+
+def build_world(*, n_prompts: int | None = None, seed: int = 0, dataset: Any = None) -> "World":
+    """Load the bundled data, split it, train the task-fit predictor on the train
+    split, and build the replay deployments for the test split."""
+    # lazy: import time (numpy, pydantic, the bundled data): `quotaroute demo --help` stays fast
+    import numpy as np
+
+    from benchmarks.datasets import load_shipped, split
+    from benchmarks.learned import train as train_predictor
+    from providers.replay import Outcome, ReplayProvider, prompt_key
+    from router.catalog import Catalog
+    from router.demo.world import DEMO_MODELS, World, demo_cards, demo_pools
+    from router.quota.spec import load_quota_config
+
+    ds = dataset if dataset is not None else load_shipped()
+    models = tuple(m for m in DEMO_MODELS if m.dataset_name in ds.models)
+    train, test = split(ds, None, seed)
+    if n_prompts is not None and n_prompts < test.n_prompts:
+        rng = np.random.default_rng(seed)
+        test = test.subset(np.sort(rng.choice(test.n_prompts, size=n_prompts, replace=False)))
+    outcomes: dict[str, dict[tuple[str, str], Outcome]] = {}
+    col = {m.dataset_name: test.models.index(m.dataset_name) for m in models}
+    for i, text in enumerate(test.prompts):
+        key = prompt_key(text)
+        for m in models:
+            j = col[m.dataset_name]
+            prov = m.id.split(":", 1)[0]
+            outcomes.setdefault(prov, {})[(key, m.id.split(":", 1)[1])] = Outcome(
+                quality=float(test.quality[i, j]),
+                input_tokens=int(test.input_tokens[i, j]),
+                output_tokens=int(test.output_tokens[i, j]),
+                label=test.prompt_ids[i],
+            )
+    providers = {p: ReplayProvider(p, table) for p, table in outcomes.items()}
+    pools, _ = load_quota_config({"quotas": demo_pools(test.n_prompts)}, file="<demo quotas>", include_defaults=False)
+    predictor = train_predictor(train.select_models([m.dataset_name for m in models]), "ridge")
+    # the predictor speaks dataset names; give it the demo ids
+    predictor.model_ids = [next(m.id for m in models if m.dataset_name == n) for n in predictor.models]
+    return World(Catalog(demo_cards(models, train)), providers, pools, predictor, train, test, models)
