@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from router.extras import need
+
 if TYPE_CHECKING:
     from router.demo.world import World
 
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         return _fail("the demo plays an application that uses the official openai client; "
                      "install it with: pip install -e '.[demo]'")
+    need("matplotlib", extra="demo", purpose="the demo's plot")  # fail before any work
     console = Console(stderr=args.json)
     t0 = time.perf_counter()
     console.print("[bold]quotaroute demo[/] — offline: replayed models answer with their [bold]recorded[/] outcomes "

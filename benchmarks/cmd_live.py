@@ -10,6 +10,8 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from router.extras import need
+
 __all__ = ["HELP", "add_arguments", "run", "build_backend", "amain"]
 
 HELP = (
@@ -155,6 +157,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.suite import load_suite
     from router.errors import ConfigError
 
+    if not args.no_plots:
+        need("matplotlib", extra="bench", purpose="the live benchmark's plots (or pass --no-plots)")  # fail before any work
     suite = load_suite(args.suite)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models or any(":" not in m for m in models) or len(set(models)) != len(models):

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+from router.extras import need
+
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = (
@@ -72,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if bad or not kinds:
         print(f"quotaroute bench replay: unknown learner(s) {bad}; choose from {list(KINDS)}", file=sys.stderr)
         return 2
+    if not args.no_plot:
+        need("matplotlib", extra="bench", purpose="the frontier plot (or pass --no-plot)")  # fail before any work
     try:
         ds = load(args.dataset, args.format)
         quotas = _load_quotas(args.quotas)

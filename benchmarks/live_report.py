@@ -15,6 +15,7 @@ from typing import Any
 
 from benchmarks.live import RunSummary
 from benchmarks.live_cache import CallRecord
+from router.extras import need
 
 __all__ = ["aggregate_rows", "summarize", "write_outputs", "render_table", "LONG_HEADER"]
 
@@ -173,8 +174,8 @@ def _markdown(summary: dict[str, Any]) -> str:
 
 
 def _plots(out_dir: str, s: RunSummary) -> list[str]:
-    import matplotlib
-
+    # lazy: import time, and matplotlib is an extra ([bench])
+    matplotlib = need("matplotlib", extra="bench", purpose="the live benchmark's plots (or pass --no-plots)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -7,6 +7,8 @@ import math
 import os
 from typing import Any, Sequence
 
+from router.extras import need
+
 __all__ = ["write_report", "render_markdown", "plot_frontier", "REQUIRED_KEYS"]
 
 REQUIRED_KEYS = ("dataset", "n_test", "routers", "best_single", "oracle", "aiq", "headline")
@@ -115,13 +117,11 @@ def render_markdown(rep: dict[str, Any]) -> str:
 
 def plot_frontier(rep: dict[str, Any], path: str, results: Sequence[Any] = ()) -> str | None:
     """cost (log) vs quality: single models, random, oracle, the hulls, the headline."""
-    try:
-        import matplotlib
+    # lazy: import time, and matplotlib is an extra ([bench])
+    matplotlib = need("matplotlib", extra="bench", purpose="the frontier plot (or pass --no-plot)")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except Exception:  # pragma: no cover - matplotlib is a declared dependency
-        return None
     fig, ax = plt.subplots(figsize=(10, 6.5))
     for r in rep["routers"]:
         if r["family"] == "single":

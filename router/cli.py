@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from router.extras import MissingExtra
+
 # name -> (module, one-line help). `bench` has its own second level.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("benchmarks.cmd_demo", "run the offline demo: proxy + replayed models + free quotas, ends with a report"),
@@ -84,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(rest)
     try:
         return int(mod.run(args) or 0)
+    except MissingExtra as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

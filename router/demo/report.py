@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from router.extras import need
+
 __all__ = ["summary_rows", "print_table", "write_report"]
 
 
@@ -80,8 +82,8 @@ def _markdown(rows: list[dict[str, Any]], n_prompts: int, meta: dict[str, Any]) 
 
 
 def _plot(results: list[Any], path: Path) -> None:
-    import matplotlib
-
+    # lazy: import time, and matplotlib is an extra ([bench], pulled in by [demo])
+    matplotlib = need("matplotlib", extra="demo", purpose="the demo's plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
