@@ -18,7 +18,7 @@ def sigv4_headers(url: str, body: bytes, headers: dict[str, str], *, region: str
                   service: str = "bedrock") -> dict[str, str]:
     """`headers` plus the SigV4 authorization headers for `POST url` with `body`."""
     try:
-        from botocore.auth import SigV4Auth
+        from botocore.auth import SigV4Auth  # lazy: optional extra [bedrock] (botocore), import time
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import Credentials
     except ImportError as e:
@@ -26,7 +26,7 @@ def sigv4_headers(url: str, body: bytes, headers: dict[str, str], *, region: str
     if access_key and secret_key:
         creds = Credentials(access_key, secret_key, session_token)
     else:  # profiles, SSO, instance roles: botocore's default chain (reads ~/.aws, may query IMDS)
-        import botocore.session
+        import botocore.session  # lazy: optional extra [bedrock]
 
         creds = botocore.session.Session().get_credentials()
         if creds is None:

@@ -6,7 +6,9 @@ free tier's daily reset. Pure.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from providers import _http
 from router.errors import (
@@ -45,9 +47,6 @@ _DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 def seconds_to_pacific_midnight(now: float) -> float | None:
     """Free-tier daily quotas reset at midnight Pacific time."""
     try:
-        from datetime import datetime, timedelta
-        from zoneinfo import ZoneInfo
-
         tz = ZoneInfo("America/Los_Angeles")
     except Exception:  # no tz database on this machine
         return None

@@ -20,6 +20,7 @@ import httpx
 from providers import _http
 from providers._sse import aiter_sse
 from providers.ratelimit import parse_rate_limits
+from providers.retry import RetryPolicy
 from router.errors import BadRequest, MalformedResponse, ProviderError, register_secret
 from router.limits import AttemptLimits, Timeouts, attempt_limits
 from router.types import ChatRequest, ChatResponse, FinishEvent, RateLimitSnapshot, StreamEvent, ToolCall, accumulate
@@ -201,8 +202,6 @@ class NativeProvider:
         # per-attempt limits (connect, first byte, idle; `timeout=N` is the older single number)
         self.timeouts = Timeouts.coerce(timeouts, timeout=timeout)
         if retry is None:
-            from providers.retry import RetryPolicy
-
             retry = RetryPolicy()
         self.retry = retry
         self._clock = clock or time.time

@@ -7,6 +7,7 @@ ends are all accepted; a trailing event with no blank line is still dispatched.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -68,8 +69,6 @@ async def aiter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
     """Parse an async byte stream (e.g. `httpx.Response.aiter_bytes()`)."""
     d = _Decoder()
     buf = ""
-    import codecs
-
     dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
     async for chunk in chunks:
         buf += dec.decode(chunk)

@@ -299,7 +299,7 @@ def _on_error(resp: httpx.Response, raw: bytes, call: _http.Call, now: float) ->
 
 def event_stream(resp: httpx.Response, state: EventState, call: _http.Call) -> AsyncIterator[StreamEvent]:
     """application/vnd.amazon.eventstream body -> StreamEvents (botocore's decoder)."""
-    from botocore.eventstream import EventStreamBuffer, ParserError
+    from botocore.eventstream import EventStreamBuffer, ParserError  # lazy: optional extra [bedrock]
 
     async def frames() -> AsyncIterator[tuple[dict[str, Any], bytes]]:
         buf = EventStreamBuffer()

@@ -35,6 +35,7 @@ Public API
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -157,8 +158,6 @@ def retry_after_seconds(headers: Mapping[str, str] | None, now: float | None = N
     if dt is None:
         return None
     if now is None:
-        import time
-
         now = time.time()
     return max(0.0, dt.timestamp() - now)
 

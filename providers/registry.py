@@ -67,6 +67,6 @@ def build_provider(kind_or_vendor: str, *, api_key: str | None = None, base_url:
         api_key = os.environ.get(row.env_var) or None
     if api_key is None and row.key_required:
         raise ConfigError(f"no API key for {row.title}: pass api_key or set {row.env_var}", key=row.env_var)
-    from providers.openai import OpenAIProvider
+    from providers.openai import OpenAIProvider  # lazy: import time (httpx) until an OpenAI-compatible adapter is built
 
     return OpenAIProvider(api_key=api_key, vendor=row, **kw, **options)

@@ -40,6 +40,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import tenacity
+
 from router.errors import ProviderError, Timeout
 from router.health import single_attempt
 
@@ -79,8 +81,6 @@ class RetryPolicy:
 
     def _retrying(self, done: int = 0) -> Any:
         """The tenacity loop for the attempts after the first `done` (already failed) ones."""
-        import tenacity
-
         policy = self
 
         def retry_pred(state: tenacity.RetryCallState) -> bool:

@@ -323,7 +323,7 @@ def _code_kind(row: VendorRow, code: str | None) -> str | None:
 def map_error(row: VendorRow, info: ErrorInfo, *, call: Call, headers: Mapping[str, str] | None = None,
               now: float | None = None, billed_usage: Usage | None = None) -> E.ProviderError:
     """Status first, then vendor code/type, then (last resort) message rules."""
-    from providers import _http
+    from providers import _http  # lazy: import time (httpx); vendor rows load without the HTTP stack
 
     status = info.status
     kind = row.status_map.get(status) if status is not None else None
@@ -356,9 +356,9 @@ def map_error(row: VendorRow, info: ErrorInfo, *, call: Call, headers: Mapping[s
 
 def embedded_error(data: Any) -> ErrorInfo | None:
     """An error carried in a 200 body or stream chunk (OpenRouter `error`, MiniMax `base_resp`)."""
-    import orjson
+    import orjson  # lazy: import time, as above
 
-    from providers import _http
+    from providers import _http  # lazy: import time (httpx)
 
     if not isinstance(data, dict):
         return None

@@ -20,7 +20,7 @@ _FIELDS = {"input": "input_mtok", "output": "output_mtok", "cache_read": "cache_
 
 
 def genai_version() -> str:
-    from importlib.metadata import version
+    from importlib.metadata import version  # lazy: import time (importlib.metadata)
 
     return version("genai-prices")
 
@@ -53,7 +53,7 @@ def _convert(mp: Any) -> dict[str, Any] | None:
 
 def genai_price(provider_id: str, model_ref: str, now: datetime) -> Price | None:
     """Price of `model_ref` at `provider_id` as genai-prices knows it at `now`, or None."""
-    from genai_prices import types as gt
+    from genai_prices import types as gt  # lazy: import time (genai_prices ~0.2 s)
     from genai_prices.data_snapshot import get_snapshot
 
     try:

@@ -33,7 +33,7 @@ def line_of(container: Any, key: Any = None) -> int | None:
 
 
 def _loader():  # type: ignore[no-untyped-def]
-    import yaml
+    import yaml  # lazy: import time (`import router.catalog` loads no yaml until a file is read)
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml parser when available: ~5x faster
 
@@ -69,7 +69,7 @@ _LOADER = None
 
 
 def load_yaml_text(text: str, *, file: str = "<string>") -> Any:
-    import yaml
+    import yaml  # lazy: import time, as above
 
     global _LOADER
     if _LOADER is None:

@@ -91,7 +91,7 @@ def _fx_rate(currency: str, fx: Any) -> Decimal | None:
         return Decimal(1)
     try:
         if fx is None:
-            from router.pricing import DEFAULT_FX as fx
+            from router.pricing import DEFAULT_FX as fx  # lazy: import time (router.pricing stays out of the routing core's import)
         return fx.rate(currency)
     except Exception:
         return None

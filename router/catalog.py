@@ -16,11 +16,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from router._catalog_yaml import line_of, load_yaml_file, load_yaml_text
 from router.errors import ConfigError, UnknownModel, UnknownPrice
+from router.limits import check_timeouts
 from router.pricing import DEFAULT_FX, FxRates, Price
 from router.types import TASK_KINDS
-
-from router._catalog_yaml import line_of, load_yaml_file, load_yaml_text
 
 __all__ = [
     "CAPABILITIES",
@@ -67,8 +67,6 @@ class ModelCard(BaseModel):
     def _timeouts(cls, v: Any) -> Any:
         if v is None:
             return None
-        from router.limits import check_timeouts
-
         return check_timeouts(v) or None
 
     @field_validator("capabilities", mode="before")

@@ -6,6 +6,7 @@ cascade escalate? Empty answers, refusals, JSON that breaks the requested
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -40,8 +41,6 @@ async def check_response(resp: ChatResponse, req: ChatRequest, verifier: Verifie
 
 
 def _json_problem(text: str, spec: Mapping[str, Any] | None) -> str | None:
-    import json
-
     t = text.strip()
     if t.startswith("```"):
         t = t.strip("`").removeprefix("json").strip()

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         top.print_help()
         return 0
     if argv[0] in ("-V", "--version"):
-        from importlib.metadata import version
+        from importlib.metadata import version  # lazy: import time (`quotaroute --help` stays fast)
 
         print(version("quotaroute"))
         return 0

@@ -28,7 +28,6 @@ from typing import Any
 import orjson
 
 from router.checks import Verifier, check_response
-from router.plan import PlanStep, RoutePlan
 from router.errors import (
     AuthFailed,
     BudgetExceeded,
@@ -45,7 +44,10 @@ from router.errors import (
 )
 from router.health import HealthBook, set_single_attempt
 from router.limits import calling
+from router.plan import PlanStep, RoutePlan
+from router.pricing import cost
 from router.result import Attempt, RouteInfo, RoutedResponse
+from router.tasks import fast_estimate_tokens
 from router.types import ChatRequest, ChatResponse, Usage
 
 __all__ = ["Executor", "Walk", "estimate_usage", "truncated", "DEFAULT_COOLDOWN_S"]
@@ -133,8 +135,6 @@ class Executor:
             if e is not None:
                 raise e
             return _ZERO, None, "USD"
-        from router.pricing import cost
-
         c = cost(usage, price, at=now, fx=self.fx)
         return c.usd, c.native, c.currency
 
@@ -403,8 +403,6 @@ class Executor:
 
 def estimate_usage(plan: RoutePlan, resp: ChatResponse) -> Usage:
     """The prompt plus the tokens in `resp`: what to bill when the vendor reported nothing."""
-    from router.tasks import fast_estimate_tokens
-
     out = fast_estimate_tokens(resp.text) + fast_estimate_tokens(resp.reasoning) + sum(
         fast_estimate_tokens(t.arguments) for t in resp.tool_calls)
     return Usage(input_tokens=plan.features.input_tokens, output_tokens=out)

@@ -6,6 +6,7 @@ free pool is blocked. Pure: no I/O, no clock reads.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -29,8 +30,6 @@ def budget_headroom(ledger: LedgerView, features: Features, scope: Mapping[str, 
     by_provider: dict[str, list[Any]] = {}
     if not ledger.budgets:
         return None, "", by_model, by_provider
-    import fnmatch
-
     key = scope.get("key") if scope else None
     user = (scope.get("user") if scope else None) or features.user
     tags = set(features.tags)
@@ -63,8 +62,6 @@ def budget_headroom(ledger: LedgerView, features: Features, scope: Mapping[str, 
 
 def specific_budget(pid: str, provider: str, by_model: dict[str, list[Any]], by_provider: dict[str, list[Any]]
                      ) -> tuple[Decimal, str] | None:
-    import fnmatch
-
     best: tuple[Decimal, str] | None = None
     for name, by in ((pid, by_model), (provider, by_provider)):
         for pat, bs in by.items():

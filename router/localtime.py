@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["check_hhmm", "weekdays", "zone", "in_window"]
 
@@ -60,8 +61,6 @@ def zone(name: str) -> tzinfo:
     if m:
         sign = -1 if m.group(1) == "-" else 1
         return timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3) or 0)))
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # stdlib; lazy (reads tz files)
-
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as e:

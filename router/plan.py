@@ -58,7 +58,7 @@ def _fast_candidate(values: dict[str, Any]) -> Any:
     candidate per request): the same four attributes pydantic's model_construct sets."""
     global _CR, _CR_FIELDS
     if _CR is None:
-        from router.result import CandidateReason
+        from router.result import CandidateReason  # lazy: import time (the routing core does not import the result models)
 
         _CR, _CR_FIELDS = CandidateReason, set(CandidateReason.model_fields)
     m = object.__new__(_CR)

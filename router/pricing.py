@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -332,8 +332,6 @@ class Cost(_Frozen):
 
 def quantize_display(amount: Decimal, places: int = 6) -> Decimal:
     """Round for display only (banker's rounding is avoided: ROUND_HALF_UP)."""
-    from decimal import ROUND_HALF_UP
-
     return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from router.cards import prepare
 from router.checks import Verifier
 from router.engine import choose
+from router.errors import NoRouteAvailable
 from router.executor import Executor
 from router.health import HealthBook
 from router.plan import RoutePlan
@@ -118,7 +119,7 @@ class Router:
                  verifier: Verifier | None = None, scope: Mapping[str, Any] | None = None,
                  config: Any = None, view_ttl_s: float = 0.25) -> None:
         if catalog is None:
-            from router.catalog import load_catalog
+            from router.catalog import load_catalog  # lazy: import time (only a Router built without a catalog loads it)
 
             catalog = load_catalog()
         self.catalog = catalog
@@ -141,7 +142,7 @@ class Router:
                 self._keys[name] = tuple(group)
         self._own_ledger = ledger is None
         if ledger is None:
-            from router.quota.spec import default_pools
+            from router.quota.spec import default_pools  # lazy: import time (only a Router built without a ledger)
             from router.quota.ledger import Ledger
             from router.quota.memory_store import MemoryStore
 
@@ -193,15 +194,13 @@ class Router:
         `ledger:` section names none: default `$QUOTAROUTE_DEFAULT_STORE`, else
         "memory" (the SDK's default; the proxy passes "sqlite"). A ledger built here
         is closed by `aclose()`."""
-        from router.config import QuotarouteConfig, build_router_kwargs, load_config
+        from router.config import QuotarouteConfig, build_policy, build_router_kwargs, load_config  # lazy: import time (the config schema loads only for from_config)
 
         cfg = path if isinstance(path, QuotarouteConfig) else load_config(path)
         client = overrides.pop("client", None) or overrides.pop("http_client", None)
         kw = build_router_kwargs(cfg, client=client, default_store=default_store,
                                  with_ledger="ledger" not in overrides)
         if isinstance(overrides.get("policy"), str):  # a policy name keeps the file's floors/lambda
-            from router.config import build_policy
-
             overrides["policy"] = build_policy(cfg, overrides["policy"])
         kw.update(overrides)
         router = cls(**kw)
@@ -248,8 +247,6 @@ class Router:
 
     async def _plan(self, req: ChatRequest, scope: Mapping[str, Any] | None) -> RoutePlan:
         if self._keys is not None and not self._keys:
-            from router.errors import NoRouteAvailable
-
             raise NoRouteAvailable("no providers configured: add a `providers:` section to the config "
                                    "(api_key_env: NAME) or set a vendor's key variable, e.g. OPENAI_API_KEY")
         text = last_user_text(req)

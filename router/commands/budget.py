@@ -8,20 +8,19 @@ import json
 import sys
 from datetime import datetime, timezone
 
+from router.errors import ConfigError, LedgerUnavailable
+from router.quota.cli_support import add_common_arguments, bar, fmt_time, open_ledger
+
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "Show spend budgets (config `budgets:`): spent + reserved / limit in USD, hard or soft, next reset."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from router.quota.cli_support import add_common_arguments
-
     add_common_arguments(p)
 
 
 async def _view(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from router.quota.cli_support import open_ledger
-
     ledger, path, url = open_ledger(args.config, args.store)
     try:
         view = await ledger.view(datetime.now(timezone.utc))
@@ -32,10 +31,6 @@ async def _view(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.errors import ConfigError
-    from router.quota.cli_support import bar, fmt_time
-    from router.errors import LedgerUnavailable
-
     try:
         view, tzs, path, url = asyncio.run(_view(args))
     except (ConfigError, LedgerUnavailable) as e:
@@ -48,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                 "tz": tzs.get(b.budget_id)} for b in view.budgets]
         print(json.dumps({"config": path, "store": url, "budgets": out}, indent=2))
         return 0
-    from rich.console import Console
+    from rich.console import Console  # lazy: import time (rich), only when printing
     from rich.table import Table
 
     con = Console()

@@ -9,6 +9,8 @@ import sys
 from decimal import Decimal
 from typing import Any
 
+from router.errors import ConfigError
+
 __all__ = ["HELP", "add_arguments", "run", "card_to_json"]
 
 HELP = "List the model catalog: prices per 1M tokens (USD and native currency), context, capabilities, free tiers."
@@ -86,9 +88,7 @@ def _free_label(card: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.catalog import load_catalog
-    from router.errors import ConfigError
-
+    from router.catalog import load_catalog  # lazy: import time (`--help` and other commands stay fast)
     try:
         cat = load_catalog(overrides=args.overrides)
     except ConfigError as e:
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return 0
 
-    from rich.console import Console
+    from rich.console import Console  # lazy: import time (rich), only when printing
     from rich.table import Table
 
     t = Table(title=f"quotaroute models ({len(cards)}) — prices per 1M tokens; FX as of {cat.fx.as_of}",

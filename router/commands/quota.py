@@ -11,22 +11,21 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from router.errors import ConfigError, LedgerUnavailable
+from router.quota.cli_support import add_common_arguments, bar, fmt_time, open_ledger
+from router.quota.viewbuild import pool_rows
+
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "Show free-quota pools (catalog free tiers + config `quotas:`): used/limit, next reset in local and vendor time."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from router.quota.cli_support import add_common_arguments
-
     add_common_arguments(p)
     p.add_argument("--model", metavar="ID", action="append", help="also show per-model pools for this provider:model")
 
 
 async def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None, str]:
-    from router.quota.cli_support import open_ledger
-    from router.quota.viewbuild import pool_rows
-
     ledger, path, url = open_ledger(args.config, args.store)
     try:
         now = datetime.now(timezone.utc)
@@ -38,10 +37,6 @@ async def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | N
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.errors import ConfigError
-    from router.quota.cli_support import bar, fmt_time
-    from router.errors import LedgerUnavailable
-
     try:
         rows, path, url = asyncio.run(_rows(args))
     except (ConfigError, LedgerUnavailable) as e:
@@ -57,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             out.append(r)
         print(json.dumps({"config": path, "store": url, "pools": out}, indent=2))
         return 0
-    from rich.console import Console
+    from rich.console import Console  # lazy: import time (rich), only when printing
     from rich.table import Table
 
     t = Table(title=f"quota pools ({path or 'catalog defaults'}; ledger {url})", title_justify="left")

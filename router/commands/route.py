@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from typing import Any
+
+from router.errors import ConfigError, UnknownModel
 
 __all__ = ["HELP", "add_arguments", "run", "explain_router"]
 
@@ -40,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def explain_router(config: str | None, policy: str | None) -> Any:
     """A Router for explaining only: providers are named, never built (no keys needed)."""
-    from router.config import build_ledger, build_policy, build_rules, find_config, load_config
+    from router.config import build_ledger, build_policy, build_rules, find_config, load_config  # lazy: import time (config, Router, pydantic): `--help` stays fast
     from router.config.build import build_catalog, provider_specs
     from router.sdk import Router
 
@@ -62,7 +65,7 @@ def explain_router(config: str | None, policy: str | None) -> Any:
 
 
 def _request(args: argparse.Namespace, prompt: str) -> Any:
-    from router.types import ChatRequest, ImagePart, Message, ResponseFormat, TextPart, Tool
+    from router.types import ChatRequest, ImagePart, Message, ResponseFormat, TextPart, Tool  # lazy: import time (`--help` and other commands stay fast)
 
     content: Any = prompt
     if args.image:
@@ -80,9 +83,7 @@ def _request(args: argparse.Namespace, prompt: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.errors import ConfigError, UnknownModel
-
-    from router.types import MAX_TOKENS_LIMIT
+    from router.types import MAX_TOKENS_LIMIT  # lazy: import time (`--help` and other commands stay fast)
 
     if args.max_tokens is not None and not 1 <= args.max_tokens <= MAX_TOKENS_LIMIT:
         print(f"quotaroute route: --max-tokens must be an integer from 1 to {MAX_TOKENS_LIMIT}, "
@@ -118,9 +119,7 @@ def _one_line(e: Exception) -> str:
 
 
 def _print(plan: Any, *, show_all: bool) -> None:
-    import shutil
-
-    from rich.console import Console
+    from rich.console import Console  # lazy: import time (rich), only when printing
     from rich.table import Table
 
     f = plan.features
@@ -155,7 +154,7 @@ def _print(plan: Any, *, show_all: bool) -> None:
 def _money(d: Any) -> str:
     if d is None:
         return ""
-    from router.pricing import quantize_display
+    from router.pricing import quantize_display  # lazy: import time (`--help` and other commands stay fast)
 
     return f"${quantize_display(d, 6)}"
 

@@ -8,6 +8,9 @@ import sqlite3
 import sys
 from decimal import Decimal
 
+from router.config import home
+from router.server.spendlog import parse_since, summarize
+
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "Report the proxy's spend log, grouped by day, model, key or provider."
@@ -22,9 +25,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.config import home
-    from router.server.spendlog import parse_since, summarize
-
     try:
         since = parse_since(args.since)
     except ValueError as e:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                "rows": [{**r, "cost_usd": format(r["cost_usd"], "f")} for r in rows]}
         print(json.dumps(out, indent=2))
         return 0
-    from rich.console import Console
+    from rich.console import Console  # lazy: import time (rich), only when printing
     from rich.table import Table
 
     console = Console()

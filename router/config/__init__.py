@@ -12,23 +12,8 @@ docs/config.md.
 
 from __future__ import annotations
 
-from router.config.build import (
-    PROXY_DEFAULT_STORE,
-    SDK_DEFAULT_STORE,
-    build_catalog,
-    build_ledger,
-    build_policy,
-    build_providers,
-    build_router_kwargs,
-    build_rules,
-    build_server_settings,
-    default_store,
-    effective_store,
-    provider_specs,
-)
-from router.config.load import MAX_CONFIG_BYTES, load_config, parse_config, read_yaml
-from router.config.paths import find_config, home
-from router.config.schema import QuotarouteConfig, ServerCfg, ServerLimits
+import importlib
+from typing import Any
 
 __all__ = [
     "QuotarouteConfig",
@@ -53,3 +38,43 @@ __all__ = [
     "SDK_DEFAULT_STORE",
     "PROXY_DEFAULT_STORE",
 ]
+
+
+# Names load on first use (PEP 562): `import router.config.paths` (which runs this file
+# first) must not pull in the builders, which sit above the schema and import the server.
+_WHERE = {
+    "PROXY_DEFAULT_STORE": "build",
+    "SDK_DEFAULT_STORE": "build",
+    "build_catalog": "build",
+    "build_ledger": "build",
+    "build_policy": "build",
+    "build_providers": "build",
+    "build_router_kwargs": "build",
+    "build_rules": "build",
+    "build_server_settings": "build",
+    "default_store": "build",
+    "effective_store": "build",
+    "provider_specs": "build",
+    "MAX_CONFIG_BYTES": "load",
+    "load_config": "load",
+    "parse_config": "load",
+    "read_yaml": "load",
+    "find_config": "paths",
+    "home": "paths",
+    "QuotarouteConfig": "schema",
+    "ServerCfg": "schema",
+    "ServerLimits": "schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _WHERE.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'router.config' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"router.config.{mod}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -13,10 +13,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from providers import registry
+from providers.registry import NATIVE, VENDORS
+from providers.retry import RetryPolicy
+from router.catalog import load_catalog
 from router.config.paths import home
 from router.config.schema import ProviderCfg, QuotarouteConfig
 from router.errors import ConfigError, UnknownModel, register_secret
-from router.policies import POLICIES
+from router.health import HealthBook
+from router.policies import DEFAULT_FLOORS, POLICIES, Policy, Rule, compile_globs
+from router.predictor import LearnedPredictor
+from router.quota.ledger import Ledger
+from router.quota.stores import build_store
+from router.server.auth import KeyStore, ProxyKey
+from router.server.settings import ServerSettings
 
 __all__ = ["build_providers", "build_policy", "build_rules", "build_ledger", "build_router_kwargs",
            "build_server_settings", "build_catalog", "default_store", "effective_store", "provider_specs",
@@ -30,8 +40,6 @@ def provider_specs(cfg: QuotarouteConfig) -> dict[str, ProviderCfg]:
 
 def _env_providers() -> dict[str, ProviderCfg]:
     """No providers section: every vendor whose key variable is set (environment layer)."""
-    from providers.registry import NATIVE, VENDORS
-
     out: dict[str, ProviderCfg] = {}
     for name, row in VENDORS.items():
         if row.key_required and os.environ.get(row.env_var):
@@ -50,9 +58,6 @@ def _key_names(name: str, p: ProviderCfg) -> list[str | None]:
 
 def build_providers(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, dict[str, Any]]:
     """{provider name: {key id (env var name): Provider}}; keys read from the environment."""
-    from providers.registry import build_provider
-    from providers.retry import RetryPolicy
-
     retry = RetryPolicy(max_attempts=cfg.retry.max_attempts, max_wait_s=cfg.retry.max_wait_s)
     specs = provider_specs(cfg)
     out: dict[str, dict[str, Any]] = {}
@@ -75,7 +80,7 @@ def build_providers(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, d
             if p.timeouts is not None:  # only when set: adapters that predate `timeouts=` keep working
                 kw["timeouts"] = p.timeouts.model_dump(exclude_none=True)
             try:
-                prov = build_provider(p.vendor or name, api_key=key, base_url=p.base_url, name=name, retry=retry, **kw)
+                prov = registry.build_provider(p.vendor or name, api_key=key, base_url=p.base_url, name=name, retry=retry, **kw)
             except ConfigError as e:
                 raise ConfigError(str(e).split(": ", 1)[-1], file=cfg.file, line=cfg.line_of("providers", name),
                                   key=f"providers.{name}") from None
@@ -89,8 +94,6 @@ def build_providers(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, d
 
 
 def build_policy(cfg: QuotarouteConfig, policy: Any = None) -> Any:
-    from router.policies import DEFAULT_FLOORS, Policy
-
     pc = cfg.policy
     floors = {**DEFAULT_FLOORS, **{k: v for k, v in pc.quality_floors.items() if k != "default"}}
     name = policy if isinstance(policy, str) else (
@@ -108,8 +111,6 @@ def build_policy(cfg: QuotarouteConfig, policy: Any = None) -> Any:
 
 
 def build_rules(cfg: QuotarouteConfig) -> tuple[Any, ...]:
-    from router.policies import Rule
-
     rules = []
     for i, r in enumerate(cfg.rules):
         settings: dict[str, Any] = {}
@@ -169,9 +170,6 @@ def build_ledger(cfg: QuotarouteConfig, *, default_store: str | None = None) -> 
     > `default_store` (the caller's choice) > `$QUOTAROUTE_DEFAULT_STORE` > memory. It is
     never chosen by which keyword a caller passed. SQLite defaults to
     `$QUOTAROUTE_HOME/ledger.sqlite`."""
-    from router.quota.ledger import Ledger
-    from router.quota.stores import build_store
-
     lc = cfg.ledger
     store = lc.store
     if store is None and os.environ.get("QUOTAROUTE_LEDGER_URL"):
@@ -208,14 +206,10 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None, default_st
     """Keyword arguments for `Router(...)` from a validated config. `default_store` is
     the ledger store when the config names none (see `build_ledger`); `with_ledger=False`
     leaves the ledger out (the caller brings its own)."""
-    from router.health import HealthBook
-
     catalog = build_catalog(cfg)
     providers = build_providers(cfg, client=client)
     models = None
     if cfg.models.include is not None or cfg.models.exclude:
-        from router.policies import compile_globs
-
         cards = [c for c in catalog.all() if c.provider in providers]
         inc = cfg.models.include
         if inc is not None:
@@ -234,8 +228,6 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None, default_st
         models = [c.id for c in cards if ex is None or not ex.match(c.id)]
     predictor = None
     if cfg.models.predictor:
-        from router.predictor import LearnedPredictor
-
         try:
             predictor = LearnedPredictor.load(os.path.expanduser(cfg.models.predictor))
         except (OSError, ValueError, KeyError) as e:
@@ -251,8 +243,6 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None, default_st
 def build_catalog(cfg: QuotarouteConfig) -> Any:
     """The model catalog with the config's task profile, exchange rates and per-model
     overrides (`models.overrides`, errors naming their lines)."""
-    from router.catalog import load_catalog
-
     fx = cfg.fx.model_dump(exclude_none=True) if cfg.fx is not None else None
     catalog = load_catalog(profile_path=cfg.models.profile, fx=fx)
     if cfg.models.overrides:
@@ -264,9 +254,6 @@ def build_catalog(cfg: QuotarouteConfig) -> Any:
 
 def build_server_settings(cfg: QuotarouteConfig) -> Any:
     """The proxy's runtime `ServerSettings` from the validated `server:` section."""
-    from router.server.auth import KeyStore, ProxyKey
-    from router.server.settings import ServerSettings
-
     sc = cfg.server
     keys = [ProxyKey(id=k.id, hash=k.hash, budget_usd=k.budget_usd, budget_period=k.budget_period or sc.budget_period,
                      models=tuple(k.models) if k.models is not None else None, rpm=k.rpm, user=k.user,

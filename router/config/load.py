@@ -15,12 +15,16 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from router._catalog_yaml import load_yaml_text
+from router.catalog import ModelCard
 from router.config.paths import find_config
 from router.config.schema import REDIS_KEYS, SQLITE_KEYS, QuotarouteConfig, line_at, looks_like_secret
 from router.errors import ConfigError, redact
+from router.pricing import Price
+from router.quota.spec import BudgetSpec, PoolSpec, load_quota_config
 
 __all__ = ["load_config", "parse_config", "read_yaml", "MAX_CONFIG_BYTES", "MAX_DEPTH"]
 
@@ -60,8 +64,6 @@ def read_yaml(path: str) -> Any:
 def _check_events(text: str, file: str) -> None:
     """Refuse anchors/aliases and deep nesting from the parser's events, before any
     node is built (the C parser when available: a 1 MiB file takes milliseconds)."""
-    import yaml
-
     depth = 0
     try:
         for ev in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -125,10 +127,6 @@ def _check_overrides(data: Mapping[str, Any], file: str | None) -> None:
     overrides = models.get("overrides") if isinstance(models, Mapping) else None
     if not overrides:
         return
-    # Imported only when the file has overrides: the catalog module is not needed otherwise.
-    from router.catalog import ModelCard
-    from router.pricing import Price
-
     names = [n for n in ModelCard.model_fields if n not in ("id", "provider")] + ["model", "genai_ref"]
     for mid, fields in overrides.items():
         loc = ("models", "overrides", mid)
@@ -145,8 +143,6 @@ def _check_overrides(data: Mapping[str, Any], file: str | None) -> None:
 def _quotas(data: Mapping[str, Any], file: str | None) -> tuple[list[Any], list[Any]]:
     """`quotas:`/`budgets:` through router.quota.spec (which merges the catalog's
     default free tiers), with unknown keys and error lines resolved here."""
-    from router.quota.spec import BudgetSpec, PoolSpec, load_quota_config
-
     for section, model in (("quotas", PoolSpec), ("budgets", BudgetSpec)):
         items = data.get(section)
         for i, item in enumerate(items if isinstance(items, list) else []):

@@ -12,6 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from router.server.app import create_app
+from router.server.auth import KeyStore, ProxyKey, hash_key
+from router.server.settings import ServerSettings
+
 __all__ = ["DemoProxy", "PortTaken", "free_port", "check_port"]
 
 
@@ -57,9 +61,6 @@ class DemoProxy:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def _settings(self) -> Any:
-        from router.server.auth import KeyStore, ProxyKey, hash_key
-        from router.server.settings import ServerSettings
-
         keys = KeyStore(
             [ProxyKey(id="demo-app", hash=hash_key(self.client_key))],
             ProxyKey(id="admin", hash=hash_key(self.admin_key), admin=True),
@@ -67,9 +68,8 @@ class DemoProxy:
         return ServerSettings(host="127.0.0.1", port=self.port, spend_db=str(self.folder / "spend.sqlite"), keys=keys)
 
     def _main(self) -> None:
-        import uvicorn
+        import uvicorn  # lazy: import time (uvicorn), in the proxy's thread
 
-        from router.server.app import create_app
 
         async def serve() -> None:
             self.router = self.make_router()

@@ -37,7 +37,7 @@ def summary_rows(results: list[Any]) -> list[dict[str, Any]]:
 
 
 def print_table(console: Any, rows: list[dict[str, Any]], n_prompts: int) -> None:
-    from rich.table import Table
+    from rich.table import Table  # lazy: import time (rich)
 
     t = Table(title=f"quotaroute demo: {n_prompts} held-out prompts (RouterBench ARC/MBPP/WinoGrande), recorded outcomes")
     for col, just in (("strategy", "left"), ("quality", "right"), ("% of best", "right"), ("cost $", "right"),

@@ -17,6 +17,10 @@ from typing import Any
 
 from router.demo.proxy import DemoProxy, free_port
 from router.demo.world import BEST_MODEL, World
+from router.policies import Policy
+from router.quota.ledger import Ledger
+from router.quota.sqlite_store import SQLiteStore
+from router.sdk import Router
 
 __all__ = ["Strategy", "Request", "RunResult", "STRATEGIES", "strategies", "run_strategy"]
 
@@ -30,8 +34,6 @@ class Strategy:
 
 
 def strategies() -> list[Strategy]:
-    from router.policies import Policy
-
     return [
         Strategy("free-first", "quotaroute free-first (within 0.10 of the best)",
                  Policy("free-first", quality_floors={}, default_floor=0.5, quality_margin=0.10), "auto"),
@@ -96,17 +98,13 @@ class RunResult:
 
 
 def _make_router(world: World, strategy: Strategy, folder: Path) -> Any:
-    from router.quota.ledger import Ledger
-    from router.quota.sqlite_store import SQLiteStore
-    from router.sdk import Router
-
     ledger = Ledger(SQLiteStore(str(folder / "ledger.sqlite")), world.pools)
     return Router(catalog=world.catalog, providers=world.providers, ledger=ledger, policy=strategy.policy,
                   predictor=world.predictor)
 
 
 async def _poll_quota(proxy: DemoProxy, into: dict[str, Any], stop: asyncio.Event) -> None:
-    import httpx
+    import httpx  # lazy: import time (httpx)
 
     async with httpx.AsyncClient(timeout=5) as http:
         while not stop.is_set():
@@ -123,7 +121,7 @@ async def _poll_quota(proxy: DemoProxy, into: dict[str, Any], stop: asyncio.Even
 
 
 async def _drive(world: World, strategy: Strategy, proxy: DemoProxy, concurrency: int, ui: Any) -> RunResult:
-    import openai
+    import openai  # lazy: optional extra [demo] (checked up front by the command)
 
     result = RunResult(strategy)
     test = world.test

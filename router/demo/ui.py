@@ -39,7 +39,7 @@ class LiveUI:
         self._seen_paid_after_free = False
 
     def start_run(self, strategy: Any, total: int) -> None:
-        from rich.live import Live
+        from rich.live import Live  # lazy: import time (rich), only for the live view
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.strategy = strategy
@@ -80,7 +80,7 @@ class LiveUI:
             self._live = None
 
     def _render(self) -> Any:
-        from rich.console import Group
+        from rich.console import Group  # lazy: import time (rich)
         from rich.table import Table
 
         parts: list[Any] = [self.progress]

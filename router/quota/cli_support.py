@@ -7,6 +7,11 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import router.config as rc
+from router.quota.ledger import Ledger
+from router.quota.stores import build_store
 
 __all__ = ["open_ledger", "bar", "fmt_time", "add_common_arguments"]
 
@@ -23,11 +28,6 @@ def open_ledger(config: str | None, store_url: str | None = None):  # -> (Ledger
     """Build the Ledger the CLI shows. Pools/budgets come from the config file
     (through `router.config`); the store is `--store` > the config's `ledger:` section > the
     $QUOTAROUTE_LEDGER_URL variable > the SQLite file $QUOTAROUTE_HOME/ledger.sqlite."""
-    from router.quota.ledger import Ledger
-    from router.quota.stores import build_store
-
-    import router.config as rc
-
     cfg = rc.load_config(config)  # explicit > $QUOTAROUTE_CONFIG > ./quotaroute.yaml > home
     path = cfg.file
     if store_url is None and cfg.ledger.store in ("sqlite", "redis"):
@@ -51,8 +51,6 @@ def bar(used: float, limit: float, width: int = 20) -> str:
 def fmt_time(ts: float | datetime | None, tz: str | None = None, *, short: bool = False) -> str:
     if ts is None:
         return "never"
-    from zoneinfo import ZoneInfo
-
     dt = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts).astimezone()
     fmt = "%m-%d %H:%M %Z" if short else "%Y-%m-%d %H:%M %Z"
     if tz:

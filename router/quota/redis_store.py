@@ -33,8 +33,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from router.errors import LedgerUnavailable, redact
 from router.quota.memory_store import MemoryStore
-from router.errors import LedgerUnavailable
 from router.quota.store import GRACE_S, HOLD_SUFFIX, Acquired, Adjust, Check
 
 __all__ = ["RedisStore"]
@@ -288,7 +288,7 @@ class RedisStore:
 
     def _client(self) -> Any:
         if self._r is None and self.transport == "resp":
-            from router.quota._resp import RespClient
+            from router.quota._resp import RespClient  # lazy: only the `resp` transport needs it
 
             self._r = RespClient(self.url, timeout_s=self.socket_timeout_s)
         if self._r is None:
@@ -299,15 +299,13 @@ class RedisStore:
         return self._r
 
     def _where(self) -> str:
-        from router.errors import redact
-
         return redact(self.url.split("@")[-1])  # never log a password in the URL
 
     def _net_errors(self) -> tuple[type[BaseException], ...]:
         if self._errs is None:
             errs: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
             if self.transport == "redis-py":
-                from redis.exceptions import ConnectionError as RConnErr, TimeoutError as RTimeout
+                from redis.exceptions import ConnectionError as RConnErr, TimeoutError as RTimeout  # lazy: redis is imported only for the redis-py transport
 
                 errs += (RConnErr, RTimeout)
             self._errs = errs
@@ -329,7 +327,7 @@ class RedisStore:
         """keys: RESP-encoded key chunks (resp transport; each may hold several keys) or key strings."""
         r = self._client()
         if self.transport == "resp":
-            from router.quota._resp import RespError
+            from router.quota._resp import RespError  # lazy: only the `resp` transport needs it
 
             sha = self._sha.get(name)
             if sha is None:
@@ -346,7 +344,7 @@ class RedisStore:
                     raise
                 # server restarted / SCRIPT FLUSH: EVAL caches it again
                 return await r.execute_raw(b"*%d\r\n$4\r\nEVAL\r\n%s%s" % (n, _bulk(script), body))
-        from redis.exceptions import NoScriptError
+        from redis.exceptions import NoScriptError  # lazy: redis-py transport only
 
         sha = self._sha.get(name)
         if sha is None:

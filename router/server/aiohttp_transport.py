@@ -31,7 +31,7 @@ class _Body(httpx.AsyncByteStream):
         self._resp, self._request = resp, request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        import aiohttp
+        import aiohttp  # lazy: import time (aiohttp)
 
         try:
             async for chunk in self._resp.content.iter_any():
@@ -100,7 +100,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def _get_session(self) -> Any:
         # Created lazily, inside the running event loop that will use it.
         if self._session is None or self._session.closed:
-            import aiohttp
+            import aiohttp  # lazy: import time (aiohttp)
 
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(**self._opts), auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
@@ -115,7 +115,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         tk = (t.get("pool"), t.get("connect"), t.get("read"))
         timeout = self._timeouts.get(tk)
         if timeout is None:
-            import aiohttp
+            import aiohttp  # lazy: import time (aiohttp)
 
             if len(self._timeouts) >= 256:  # bounded: per-request values vary
                 self._timeouts.clear()
@@ -133,7 +133,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     request: Callable[[], httpx.Request], *, stream: bool) -> httpx.Response:
         """One request; `request()` gives the httpx.Request for errors and `Response.request`
         (built only when asked for on the lean `FastAsyncClient.post` path)."""
-        import aiohttp
+        import aiohttp  # lazy: import time (aiohttp)
 
         session = self._get_session()
         timeout = self._timeout(timeouts)

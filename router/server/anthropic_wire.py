@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from router.server.validate import (MAX_MESSAGES, MAX_MODEL_CHARS, MAX_NAME_CHARS, MAX_PARTS, MAX_STOP, MAX_TOOLS,
                                     Checker, WireError)
+from router.server.openai_wire import _truncated
 from router.types import MAX_TOKENS_LIMIT, ChatRequest, ChatResponse, Usage
 
 __all__ = ["parse_messages_request", "messages_response", "EventEncoder", "error_body", "usage_json", "FIELDS"]
@@ -321,8 +322,6 @@ class EventEncoder:
             return b""
         if k == "finish":
             if ev.finish_reason == "error":  # a truncated answer is a failure, never `end_turn`
-                from router.server.openai_wire import _truncated
-
                 raise _truncated(self.model)
             self.stop = _STOP.get(ev.finish_reason, "end_turn")
         return b""

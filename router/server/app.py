@@ -17,13 +17,17 @@ from typing import Any
 
 import orjson
 
+from router.catalog import load_catalog
 from router.errors import redact
+from router.server import handlers
 from router.server.auth import AttemptLimiter, ProxyKey
 from router.server.errors import Failure, failure_from, send_failure
+from router.server.keygate import KeyGate
 from router.server.limits import Limits
 from router.server.metrics import Metrics
 from router.server.settings import ServerSettings
 from router.server.spendlog import SpendLog
+from router.types import ChatRequest, Message
 
 __all__ = ["ProxyApp", "create_app"]
 
@@ -32,8 +36,6 @@ log = logging.getLogger("quotaroute.server")
 
 class ProxyApp:
     def __init__(self, router: Any, settings: ServerSettings | None = None, *, spendlog: SpendLog | None = None) -> None:
-        from router.server import handlers
-
         self.router = router
         self.settings = settings or ServerSettings()
         self.keys = self.settings.keys
@@ -43,8 +45,6 @@ class ProxyApp:
             path = self.settings.spend_db_path()
             spendlog = SpendLog(path) if path is not None else None
         self.spend = spendlog
-        from router.server.keygate import KeyGate
-
         self.gate = KeyGate(self.keys, getattr(router, "ledger", None), spendlog)  # key rpm + budgets, in the ledger
         self._models_json: bytes | None = None
         self._models: dict[str, dict[str, Any]] = {}
@@ -69,9 +69,7 @@ class ProxyApp:
             path = scope["path"]
             handler = self._routes.get((scope["method"].encode(), path))
             if handler is None and path.startswith("/v1/models/") and scope["method"] == "GET":
-                from router.server.handlers import get_model
-
-                handler = get_model
+                handler = handlers.get_model
             anthropic = path == "/v1/messages"
             if handler is None:
                 known = any(p == path for _, p in self._routes)
@@ -116,8 +114,6 @@ class ProxyApp:
             log.warning("key budgets not registered yet: %s", redact(str(e)))
         explain = getattr(self.router, "aexplain", None)
         if explain is not None:
-            from router.types import ChatRequest, Message
-
             try:
                 await explain(ChatRequest(model="auto", messages=[Message(role="user", content="warm-up")]))
             except Exception as e:  # noqa: BLE001 - a router with no candidates still serves errors
@@ -212,8 +208,6 @@ def list_models(router: Any, settings: ServerSettings) -> list[dict[str, Any]]:
         if catalog is not None:
             cards = list(catalog.all())
         else:
-            from router.catalog import load_catalog  # type: ignore[import-not-found]
-
             cards = list(load_catalog().all())
     except Exception as e:  # noqa: BLE001 - a missing catalog still lists the virtual models
         log.warning("model catalog unavailable: %s", redact(str(e)))

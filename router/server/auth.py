@@ -30,6 +30,7 @@ import asyncio
 import fnmatch
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -147,8 +148,6 @@ class AttemptLimiter:
     def _bucket(addr: str) -> str:
         if ":" not in addr:
             return addr
-        import ipaddress
-
         try:
             return str(ipaddress.ip_network(addr + "/64", strict=False))
         except ValueError:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import json
 import os
 import sys
 from typing import Any
+
+from router.errors import ConfigError
 
 __all__ = ["HELP", "add_arguments", "run", "build_app", "load", "load_settings", "check_config"]
 
@@ -32,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def load(config: str | None) -> tuple[Any, Any]:
     """(QuotarouteConfig, ServerSettings) from the config file `config` (already found
     by `router.config.find_config`; None = no file, defaults). Raises ConfigError."""
-    from router.config import build_server_settings, load_config
+    from router.config import build_server_settings, load_config  # lazy: import time (`quotaroute serve --help` stays fast)
 
     cfg = load_config(config)
     return cfg, build_server_settings(cfg)
@@ -48,7 +51,7 @@ def _make_router(config: str | None, factory: str | None, cfg: Any = None) -> An
     if factory:
         mod, _, fn = factory.partition(":")
         return getattr(importlib.import_module(mod), fn or "build")(config)
-    from router.config import PROXY_DEFAULT_STORE, default_store
+    from router.config import PROXY_DEFAULT_STORE, default_store  # lazy: import time, as above
     from router.sdk import Router
     from router.server.aiohttp_transport import aiohttp_client
 
@@ -59,7 +62,7 @@ def _make_router(config: str | None, factory: str | None, cfg: Any = None) -> An
 def build_app(config: str | None = None, factory: str | None = None, settings: Any = None, cfg: Any = None) -> Any:
     """The ASGI app: `cfg`/`settings` when the caller already loaded them, else read
     from `config`."""
-    from router.server.app import create_app
+    from router.server.app import create_app  # lazy: import time, as above
 
     if cfg is None and (settings is None or not factory):
         cfg, loaded = load(config)
@@ -72,7 +75,7 @@ def check_config(cfg: Any, factory: str | None) -> None:
     so a mistake is reported before the server starts; nothing is kept or opened."""
     if factory:
         return
-    import httpx
+    import httpx  # lazy: import time, as above
 
     from router.config import build_router_kwargs
 
@@ -81,17 +84,13 @@ def check_config(cfg: Any, factory: str | None) -> None:
 
 def _memory_ledger(cfg: Any) -> bool:
     """Would the proxy's Router use an in-memory ledger (per-process state)?"""
-    from router.config import PROXY_DEFAULT_STORE, default_store, effective_store
+    from router.config import PROXY_DEFAULT_STORE, default_store, effective_store  # lazy: import time, as above
 
     return effective_store(cfg, default_store=default_store(fallback=PROXY_DEFAULT_STORE)) == "memory"
 
 
 def _worker_app() -> Any:
     """uvicorn factory for --workers > 1 (each worker builds its own Router)."""
-    import json
-
-    from router.errors import ConfigError
-
     a = json.loads(os.environ[_ENV])
     try:
         return build_app(a["config"], a["factory"])
@@ -101,18 +100,17 @@ def _worker_app() -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.errors import ConfigError
-    from router.server.settings import is_loopback
+    from router.server.settings import is_loopback  # lazy: import time, as above
 
     if args.new_key:
-        from router.server.auth import hash_key, new_key
+        from router.server.auth import hash_key, new_key  # lazy: import time, as above
 
         k = new_key()
         print(f"key (give it to the client, it is not stored): {k}")
         print("config entry (server.keys):")
         print(f"  - id: {args.new_key}\n    hash: \"{hash_key(k)}\"")
         return 0
-    from router.config import find_config
+    from router.config import find_config  # lazy: import time, as above
     from router.server import transport
 
     config = find_config(args.config)
@@ -147,8 +145,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         if args.workers > 1:
-            import json
-
             if _memory_ledger(cfg):
                 print("quotaroute serve: warning: with --workers > 1 and the in-memory ledger, each worker counts "
                       "free quota, budgets and key rate limits on its own; set `ledger: {store: sqlite}` (or redis) "

@@ -31,6 +31,7 @@ from router.errors import (
     UnknownModel,
     redact,
 )
+from router.server.openai_wire import WireError
 
 __all__ = ["Failure", "failure_from", "send_failure", "route_headers", "ascii_header", "ANTHROPIC_TYPES"]
 
@@ -90,8 +91,6 @@ def failure_from(e: BaseException) -> Failure:
 
 
 def _failure_from(e: BaseException) -> Failure:
-    from router.server.openai_wire import WireError
-
     if isinstance(e, Failure):
         return e
     if isinstance(e, WireError):

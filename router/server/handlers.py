@@ -8,20 +8,22 @@ key checks -> Router.achat/astream -> encode -> send -> spend log + metrics
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import asdict, is_dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 import orjson
 
 from router.errors import redact
+from router.health import HealthBook
 from router.server import anthropic_wire as aw
 from router.server import openai_wire as ow
+from router.server.errors import ANTHROPIC_TYPES, Failure, failure_from, route_headers, send_failure
 from router.server.keygate import request_scope
-from router.server.errors import Failure, failure_from, route_headers, send_failure
 from router.server.spendlog import parse_since, summarize
 from router.server.validate import check_depth, json_depth_limit
 from router.types import Usage
@@ -136,8 +138,6 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
 
 
 def app_log(e: BaseException) -> None:
-    import logging
-
     logging.getLogger("quotaroute.server").warning("request failed: %s", redact(repr(e))[:500])
 
 
@@ -250,8 +250,6 @@ def _billed_usage(route: Any) -> Usage | None:
 
 
 def failure_type(f: Failure) -> str:
-    from router.server.errors import ANTHROPIC_TYPES
-
     return ANTHROPIC_TYPES.get(f.status, "api_error")
 
 
@@ -329,8 +327,6 @@ async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0
     async def go() -> None:
         key = await app.authenticate(scope)
         await app.gate.admit(key)  # every request of a key counts against its rpm
-        from urllib.parse import unquote
-
         mid = unquote(scope["path"][len("/v1/models/"):])
         body = app.model_json(mid)
         if body is None:
@@ -341,8 +337,6 @@ async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0
 
 
 def _health_book(router: Any) -> Any:
-    from router.health import HealthBook
-
     h = getattr(router, "health", None)
     return h if isinstance(h, HealthBook) else None
 
@@ -364,8 +358,6 @@ async def metrics(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: 
         app_log(e)
     hb = _health_book(app.router)
     if hb is not None:
-        from datetime import timezone
-
         app.metrics.set_health(hb, datetime.now(timezone.utc))
     body, ctype = app.metrics.render()
     headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
@@ -376,8 +368,6 @@ async def metrics(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: 
 async def _quota_view(router: Any) -> Any:
     """The router's LedgerView now: `router.quota_view(now)` (test doubles) or
     `await router.ledger.view(now, models)`; None when there is no ledger."""
-    from datetime import timezone
-
     now = datetime.now(timezone.utc)
     fn = getattr(router, "quota_view", None)
     if fn is not None:

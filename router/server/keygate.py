@@ -29,11 +29,13 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from router.quota.memory_store import MemoryStore
 from router.quota.spec import BudgetSpec
 from router.quota.store import Check
 from router.quota.windows import Window
 from router.server.auth import KeyStore, ProxyKey
 from router.server.errors import Failure
+from router.server.spendlog import period_start
 
 __all__ = ["KeyGate", "key_budget_id", "key_budgets", "request_scope", "MAX_TAGS", "MAX_TAG_CHARS"]
 
@@ -67,8 +69,6 @@ class KeyGate:
         self.spend = spend
         store = getattr(ledger, "store", None)
         if store is None:
-            from router.quota.memory_store import MemoryStore
-
             store = MemoryStore()
         self.store = store
         self._window = Window("minute", "rolling")
@@ -100,8 +100,6 @@ class KeyGate:
         self.ledger.add_budgets(specs)
         if self.spend is None:
             return
-        from router.server.spendlog import period_start
-
         now = datetime.now(timezone.utc)
         for k in self.keys.keys:
             if k.budget_usd is None or k.admin:

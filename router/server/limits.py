@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from router.errors import ConfigError
+
 __all__ = ["Limits", "DEFAULT_LIMITS", "default_max_connections"]
 
 _FD_RESERVE = 192  # listeners, spend log, ledger, redis, pipes, logs, draining refusals
@@ -37,8 +39,6 @@ class Limits:
     max_auth_failures_per_minute: int = 20
 
     def __post_init__(self) -> None:
-        from router.errors import ConfigError
-
         for f in fields(self):
             v = getattr(self, f.name)
             if v is None and f.name == "max_connections":
@@ -77,7 +77,7 @@ def default_max_connections(nofile: int | None = None) -> int:
     1,024 open files -> 416 connections; 65,536 -> 64,832."""
     if nofile is None:
         try:
-            import resource
+            import resource  # lazy: Unix only (no `resource` module on Windows)
 
             nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
             if nofile == resource.RLIM_INFINITY or nofile <= 0:

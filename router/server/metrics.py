@@ -18,7 +18,7 @@ _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 
 class Metrics:
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram  # lazy: import time (prometheus_client), only with metrics on
 
         self.registry = r = CollectorRegistry(auto_describe=True)
         self.requests = Counter("quotaroute_requests", "Proxied requests", ["endpoint", "model", "provider", "status"],
@@ -93,6 +93,6 @@ class Metrics:
             self._health_labels[gauge] = now_set
 
     def render(self) -> tuple[bytes, str]:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest  # lazy: import time (prometheus_client)
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from router.errors import Unavailable
 from router.server.validate import (MAX_MESSAGES, MAX_MODEL_CHARS, MAX_NAME_CHARS, MAX_PARTS, MAX_STOP, MAX_TOOLS,
                                     Checker, WireError)
 from router.types import MAX_TOKENS_LIMIT, ChatRequest, ChatResponse, Usage
@@ -370,8 +371,6 @@ class ChunkEncoder:
 
 
 def _truncated(model: str) -> Exception:
-    from router.errors import Unavailable
-
     return Unavailable("the vendor ended the answer early (finish_reason error); the answer is incomplete",
                        model=model)
 

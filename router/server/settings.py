@@ -16,6 +16,7 @@ are in router/config/schema.py and docs/config.md).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +32,6 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def is_loopback(host: str) -> bool:
     """127.0.0.0/8, ::1 or localhost (never 0.0.0.0 / ::, which listen everywhere)."""
-    import ipaddress
-
     if host in ("localhost", "ip6-localhost"):
         return True
     try:
