@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--prompts must be at least 1")
 
     try:
-        import openai  # noqa: F401 - the demo's application side
+        import openai  # noqa: F401 - lazy: optional extra [demo], the demo's application side
     except ImportError:
         return _fail("the demo plays an application that uses the official openai client; "
                      "install it with: pip install -e '.[demo]'")

@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_prices(items: list[str]) -> dict[str, Any]:
-    from benchmarks.live_backends import SimplePrice
+    from benchmarks.live_backends import SimplePrice  # lazy: import time (`--help` and other commands stay fast)
     from router.errors import ConfigError
 
     out: dict[str, Any] = {}
@@ -64,20 +64,20 @@ def _parse_prices(items: list[str]) -> dict[str, Any]:
 def _direct_providers(vendors: set[str]) -> dict[str, Any]:
     """Adapters from providers.registry (keys from each vendor's env var, e.g. DEEPSEEK_API_KEY).
     The adapters' own retries are off: the runner waits on rate limits itself (bounded)."""
-    from providers.registry import build_provider
+    from providers.registry import build_provider  # lazy: import time (`--help` and other commands stay fast)
     from providers.retry import NO_RETRY
 
     return {v: build_provider(v, name=v, retry=NO_RETRY) for v in sorted(vendors)}
 
 
 def build_backend(args: argparse.Namespace, suite: Any, models: list[str], judge: str | None) -> Any:
-    from benchmarks.live_backends import DirectBackend, RouterBackend, resolve_prices
+    from benchmarks.live_backends import DirectBackend, RouterBackend, resolve_prices  # lazy: import time (`--help` and other commands stay fast)
     from router.errors import ConfigError
 
     overrides = _parse_prices(args.price)
     everyone = models + ([judge] if judge and judge not in models else [])
     if args.fake:
-        from benchmarks.live_fake import FakeBenchProvider, fake_prices
+        from benchmarks.live_fake import FakeBenchProvider, fake_prices  # lazy: import time (`--help` and other commands stay fast)
 
         bad = [m for m in everyone if not m.startswith("fake:")]
         if bad:
@@ -86,11 +86,11 @@ def build_backend(args: argparse.Namespace, suite: Any, models: list[str], judge
         prices = {**fake_prices(everyone), **overrides}
         return DirectBackend({"fake": FakeBenchProvider("fake", suite)}, prices, stream=not args.no_stream)
     if not args.config:
-        from router.config import find_config
+        from router.config import find_config  # lazy: import time (`--help` and other commands stay fast)
 
         args.config = find_config()  # $QUOTAROUTE_CONFIG, ./quotaroute.yaml, $QUOTAROUTE_HOME/config.yaml
     if args.config:
-        from router.errors import UnknownModel
+        from router.errors import UnknownModel  # lazy: import time (`--help` and other commands stay fast)
         from router.sdk import Router
 
         router = Router.from_config(args.config)
@@ -109,7 +109,7 @@ def build_backend(args: argparse.Namespace, suite: Any, models: list[str], judge
     prices = resolve_prices(everyone, overrides)
     ledger = None
     if not args.no_ledger:  # the catalog's default free tiers, in memory for this run
-        from router.quota.spec import default_pools
+        from router.quota.spec import default_pools  # lazy: import time (`--help` and other commands stay fast)
         from router.quota.ledger import Ledger
         from router.quota.memory_store import MemoryStore
 
@@ -125,7 +125,7 @@ class _Progress:
         self.bar = None
         if not enabled:
             return
-        from rich.console import Console
+        from rich.console import Console  # lazy: import time (`--help` and other commands stay fast)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         console = Console(stderr=True)
@@ -151,7 +151,7 @@ class _Progress:
 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
-    from benchmarks.live import RunOptions, run_live
+    from benchmarks.live import RunOptions, run_live  # lazy: import time (`--help` and other commands stay fast)
     from benchmarks.live_cache import ResultCache
     from benchmarks.live_report import write_outputs
     from benchmarks.suite import load_suite
@@ -195,7 +195,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmarks.live_report import render_table
+    from benchmarks.live_report import render_table  # lazy: import time (`--help` and other commands stay fast)
     from router.errors import ConfigError, QuotarouteError
 
     try:

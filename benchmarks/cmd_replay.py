@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -40,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _load_quotas(path: str | None) -> dict[str, Any] | None:
     if path is None:
         return None
-    import yaml
+    import yaml  # lazy: import time (`--help` and other commands stay fast)
 
     from router.errors import ConfigError
 
@@ -54,14 +55,14 @@ def _load_quotas(path: str | None) -> dict[str, Any] | None:
         raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", file=path, line=mark.line + 1 if mark else None) from e
     if not isinstance(data, dict) or "quotas" not in data:
         raise ConfigError("expected a mapping with a `quotas:` list", file=path, key="quotas")
-    from router.quota.spec import load_quota_config
+    from router.quota.spec import load_quota_config  # lazy: import time (`--help` and other commands stay fast)
 
     load_quota_config({"quotas": data["quotas"]}, file=path)  # validate now: names file, line, key
     return {"quotas": data["quotas"]}
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
+    import numpy as np  # lazy: import time (`--help` and other commands stay fast)
 
     from benchmarks.datasets import DatasetError, load
     from benchmarks.evaluate import evaluate
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             rep, results = evaluate(ds, test_fraction=args.test_fraction, seed=args.seed, kinds=kinds, ood=not args.no_ood,
                                     quotas=quotas, quota_file=args.quotas or "<demo quotas>")
         else:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # lazy: import time (`--help` and other commands stay fast)
 
             with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True) as prog:
                 task = prog.add_task("replay", total=len(steps))
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     extra = _learned_outputs(args, ds, rep, kinds)
     rep["outputs_extra"] = extra
-    from benchmarks.report import _clean, write_report
+    from benchmarks.report import _clean, write_report  # lazy: import time (`--help` and other commands stay fast)
 
     paths = write_report(rep, args.out, results) if not args.no_plot else _write_no_plot(rep, args.out)
     rep["seconds_total"] = time.perf_counter() - t0
@@ -123,9 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_no_plot(rep: dict[str, Any], out: str) -> dict[str, str | None]:
-    import os
-
-    from benchmarks.report import _clean, render_markdown
+    from benchmarks.report import _clean, render_markdown  # lazy: import time (numpy)
 
     os.makedirs(out, exist_ok=True)
     pj, pm = os.path.join(out, "report.json"), os.path.join(out, "report.md")
@@ -140,7 +139,7 @@ def _learned_outputs(args: argparse.Namespace, ds: Any, rep: dict[str, Any], kin
     """--export-profile / --save-model: retrain the selected learner on the train split."""
     if not (args.export_profile or args.save_model):
         return {}
-    from benchmarks.datasets import split
+    from benchmarks.datasets import split  # lazy: import time (`--help` and other commands stay fast)
     from benchmarks.evaluate import KIND_HP
     from benchmarks.learned import export_profile, train
 
@@ -157,13 +156,13 @@ def _learned_outputs(args: argparse.Namespace, ds: Any, rep: dict[str, Any], kin
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from rich.console import Console  # lazy: import time (`--help` and other commands stay fast)
 
     return Console(stderr=False)
 
 
 def _print_summary(console: Any, rep: dict[str, Any], paths: dict[str, str | None]) -> None:
-    from rich.table import Table
+    from rich.table import Table  # lazy: import time (`--help` and other commands stay fast)
 
     bs, h = rep["best_single"], rep["headline"]
     t = Table(title=f"{rep['dataset']['name']} — test n={rep['n_test']}")

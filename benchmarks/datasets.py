@@ -24,9 +24,13 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
+import numpy as np
+
 from benchmarks.dataset_formats import iter_alpacaeval, iter_routerbench
 from benchmarks.names import MODEL_ID_MAP, TASK_KIND_MAP, genai_rates, task_kind
 from benchmarks.rows import DatasetError, iter_rows as _iter_rows, num as _num, open_text as _open_text
+from router.catalog import load_catalog
+from router.pricing import estimate_cost_usd
 from router.tokens import estimate_tokens as _est
 
 __all__ = [
@@ -83,8 +87,6 @@ class Dataset:
         return [task_kind(t) for t in self.tasks]
 
     def subset(self, idx: Any) -> "Dataset":
-        import numpy as np
-
         idx = np.asarray(idx)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
@@ -133,17 +135,12 @@ def _price_fn(model: str, cache: dict[str, Any]) -> Any:
     mid = MODEL_ID_MAP.get(model, model)
     fn = None
     try:
-        from router.catalog import load_catalog
-        from router.pricing import estimate_cost_usd
-
         if "__catalog__" not in cache:
             cache["__catalog__"] = load_catalog()
         card = cache["__catalog__"].get(mid)
         if card.price is not None:
             price = card.price
             fn = lambda i, o: float(estimate_cost_usd(price, i, o))  # noqa: E731
-    except ImportError:  # pragma: no cover - catalog not in this build
-        pass
     except Exception:  # not in the catalog: try genai-prices below
         pass
     if fn is None and ":" in mid:
@@ -231,8 +228,6 @@ def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = 
 
 
 def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, unpriced="error") -> "Dataset":  # type: ignore[no-untyped-def]
-    import numpy as np
-
     if not pids:
         raise DatasetError(f"no usable rows (skipped: {dict(skipped)})", file=source)
     price_cache: dict[str, Any] = {"__source__": source}
@@ -351,8 +346,6 @@ def load(path: str | None = None, fmt: str | None = None) -> "Dataset":
 def split(ds: "Dataset", test_fraction: float | None = None, seed: int = 0) -> tuple["Dataset", "Dataset"]:
     """(train, test). ``test_fraction=None`` uses the recorded ``split`` column when the
     dataset has one (else 0.3); otherwise a random split stratified by task."""
-    import numpy as np
-
     if test_fraction is None and ds.split is not None and (ds.split == "test").any() and (ds.split == "train").any():
         return ds.subset(ds.split == "train"), ds.subset(ds.split == "test")
     frac = 0.3 if test_fraction is None else float(test_fraction)

@@ -10,9 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+import numpy as np
+
 from benchmarks import metrics as mx
 from benchmarks import replay as rp
-from benchmarks.datasets import Dataset, split
+from benchmarks.datasets import MODEL_ID_MAP, Dataset, split
+from benchmarks.learned import train as fit
+from benchmarks.quota_replay import quota_replay
+from router.predictor import DEFAULT_HP, featurize
 
 __all__ = ["evaluate", "TARGET_QUALITY", "TARGET_COST", "DEFAULT_PAIR", "QUOTAROUTE_FAMILIES"]
 
@@ -58,8 +63,6 @@ def _headline(rs: list[rp.RouterResult], best: rp.RouterResult) -> dict[str, Any
 
 
 def _learned_curves(train: Dataset, test: Dataset, Xtr: Any, Xte: Any, chat: Any, kinds: tuple[str, ...], seed: int) -> tuple[dict[str, Any], dict[str, list[rp.RouterResult]], dict[str, Any]]:
-    from benchmarks.learned import train as fit
-
     preds, curves, secs = {}, {}, {}
     for k in kinds:
         t0 = time.perf_counter()
@@ -73,10 +76,6 @@ def _learned_curves(train: Dataset, test: Dataset, Xtr: Any, Xte: Any, chat: Any
 def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, kinds: tuple[str, ...] = ("knn", "ridge", "logistic", "mlp"),
              ood: bool = True, quotas: dict[str, Any] | None = None, quota_file: str = "<demo quotas>",
              pair: tuple[str, str] = DEFAULT_PAIR, step: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[rp.RouterResult]]:
-    import numpy as np
-
-    from router.predictor import DEFAULT_HP, featurize
-
     t_start = time.perf_counter()
     say = step or (lambda _m: None)
     train, test = split(ds, test_fraction, seed)
@@ -179,8 +178,6 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
     quota_out: dict[str, Any] = {}
     say("quota-aware replay (a day of traffic)")
     try:
-        from benchmarks.quota_replay import quota_replay
-
         hr = head["_result"]
         quota_out = {"router": hr.name, "param": hr.param, **quota_replay(test, hr.choice, _qhat_for(hr, qhat, preds, chosen), config=quotas, config_file=quota_file, seed=seed)}
     except Exception as e:  # reported, never silent
@@ -250,8 +247,6 @@ def _validated(val: list[rp.RouterResult], test: list[rp.RouterResult], vbest: r
 def _model_index(ds: Dataset, name: str) -> int | None:
     """Column of `name` in `ds`, also matching through catalog ids (gpt4_1106_preview
     and gpt-4-1106-preview are both openai:gpt-4-1106-preview)."""
-    from benchmarks.datasets import MODEL_ID_MAP
-
     if name in ds.models:
         return ds.models.index(name)
     want = MODEL_ID_MAP.get(name, name)

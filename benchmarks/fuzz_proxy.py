@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import gc
 import json
+import logging
 import random
 import re
 import sys
@@ -105,7 +107,7 @@ def rss_bytes() -> int:
 # ---------------------------------------------------------------- the app under test
 
 def _encoding_fake() -> Any:
-    from providers.fake import FakeProvider
+    from providers.fake import FakeProvider  # lazy: import time (`--help` and other commands stay fast)
 
     class EncodingFake(FakeProvider):
         """A FakeProvider that first builds and encodes its vendor's real request body
@@ -115,14 +117,14 @@ def _encoding_fake() -> Any:
         wire: str = "openai"
 
         def _next(self, req: Any) -> Any:
-            from providers import _http
+            from providers import _http  # lazy: import time (`--help` and other commands stay fast)
 
             if self.wire == "anthropic":
-                from providers.anthropic import build_body
+                from providers.anthropic import build_body  # lazy: import time (`--help` and other commands stay fast)
 
                 body = build_body(req, stream=False)
             else:
-                from providers.openai import build_body as ob
+                from providers.openai import build_body as ob  # lazy: import time (`--help` and other commands stay fast)
                 from providers.vendors import get_vendor
 
                 body = ob(req, get_vendor("openai"), stream=False)
@@ -140,7 +142,7 @@ def build_app(spend_path: str | Path, *, ledger_ttl_s: float = 300.0) -> tuple[A
     vendor, a $1,000/day global budget on an in-memory ledger (reservations live
     `ledger_ttl_s`, the ledger's default 300 s), an open proxy."""
     global EncodingFake
-    from providers.fake import reply
+    from providers.fake import reply  # lazy: import time (`--help` and other commands stay fast)
     from router.catalog import Catalog, ModelCard
     from router.pricing import Price
     from router.quota.ledger import Ledger
@@ -283,7 +285,7 @@ def random_body(rng: random.Random, endpoint: str) -> bytes:
 
 async def fuzz(requests: int, seed: int, *, progress: Any = None, warmup: int = 2500,
                ledger_ttl_s: float = 300.0) -> dict[str, Any]:
-    import httpx2
+    import httpx2  # lazy: the in-process ASGI client comes with the [test] extra
 
     tmp = tempfile.TemporaryDirectory(prefix="quotaroute-fuzz-")
     app, router = build_app(Path(tmp.name) / "spend.sqlite", ledger_ttl_s=ledger_ttl_s)
@@ -310,14 +312,10 @@ async def fuzz(requests: int, seed: int, *, progress: Any = None, warmup: int = 
                                       "response": r.content[:300].decode("utf-8", "replace")})
                     done += 1
                 if i + 1 == min(warmup, requests // 2 or 1):
-                    import gc
-
                     gc.collect()
                     rss0 = rss_bytes()
                 if progress is not None:
                     progress(done, total)
-        import gc
-
         gc.collect()
         rss1 = rss_bytes()
     finally:
@@ -357,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     bar = task = None
     if not args.no_progress:
-        from rich.console import Console
+        from rich.console import Console  # lazy: import time (`--help` and other commands stay fast)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         console = Console(stderr=True)
@@ -371,7 +369,6 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None and (done % 50 == 0 or done == total):
             bar.update(task, completed=done)
 
-    import logging
 
     logging.getLogger("quotaroute").setLevel(logging.CRITICAL)  # the adapter-bug log would flood the terminal
     try:

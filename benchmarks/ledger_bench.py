@@ -26,6 +26,14 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from router.errors import BudgetExceeded
+from router.quota._resp import RespClient
+from router.quota.ledger import Ledger
+from router.quota.records import PoolUnavailable
+from router.quota.spec import load_quota_config
+from router.quota.stores import build_store
+from router.types import Usage
+
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -41,10 +49,6 @@ POOLS = {
 
 
 def _ledger(url: str, prefix: str = "bench:", spec: dict[str, Any] = POOLS):  # -> Ledger
-    from router.quota.ledger import Ledger
-    from router.quota.spec import load_quota_config
-    from router.quota.stores import build_store
-
     pools, budgets = load_quota_config(spec, file="bench", include_defaults=False)
     return Ledger(build_store(url, **({"prefix": prefix} if url.startswith("redis") else {})), pools, budgets)
 
@@ -80,8 +84,6 @@ def start_redis() -> tuple[subprocess.Popen | None, str | None]:
 async def _redis_cpu(url: str | None) -> float:
     if not url or not url.startswith("redis"):
         return 0.0
-    from router.quota._resp import RespClient
-
     c = RespClient(url)
     info = (await c.execute("INFO", "cpu")).decode()
     c.close()
@@ -90,8 +92,6 @@ async def _redis_cpu(url: str | None) -> float:
 
 
 async def bench_store(url: str, ops: int, concurrency: int, transport: str = "resp") -> dict[str, Any]:
-    from router.types import Usage
-
     L = _ledger(url, prefix=f"bench{time.monotonic_ns()}:")
     if url.startswith("redis"):
         L.store.transport = transport
@@ -144,10 +144,6 @@ OVERSPEND_SPEC = {"quotas": [{"id": "p", "provider": "w", "limits": [{"per": "da
 
 
 async def _worker(url: str, prefix: str, n: int) -> None:
-    from router.errors import BudgetExceeded
-    from router.quota.records import PoolUnavailable
-    from router.types import Usage
-
     L = _ledger(url, prefix, OVERSPEND_SPEC)
     granted = 0
 

@@ -13,13 +13,18 @@ Both stream when they can, to measure time to first token.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 from benchmarks.live import CallOutcome
-from router.errors import ConfigError, ProviderError, QuotaExhausted, RateLimited, UnknownModel, UnknownPrice
+from router.catalog import load_catalog
+from router.errors import (ConfigError, NoRouteAvailable, ProviderError, QuotaExhausted, RateLimited, UnknownModel,
+                           UnknownPrice)
+from router.pricing import cost
+from router.quota.records import PoolUnavailable
+from router.tokens import estimate_request_tokens
 from router.types import ChatRequest, Usage, accumulate
 
 __all__ = ["SimplePrice", "DirectBackend", "RouterBackend", "price_cost", "estimate_usd", "request_tokens",
@@ -41,8 +46,6 @@ def price_cost(price: Any, usage: Usage, at: datetime | None = None) -> Decimal:
     applies time-of-day discounts (e.g. DeepSeek off-peak)."""
     if isinstance(price, SimplePrice):
         return (Decimal(usage.input_tokens) * price.input + Decimal(usage.output_tokens) * price.output) / 1_000_000
-    from router.pricing import cost
-
     return cost(usage, price, at=at).usd
 
 
@@ -52,14 +55,8 @@ def estimate_usd(price: Any, input_tokens: int, output_tokens: int) -> Decimal:
 
 def request_tokens(req: ChatRequest) -> int:
     """A conservative estimate of the prompt size (over- rather than under-)."""
-    try:
-        from router.tokens import estimate_request_tokens
-    except ImportError:
-        estimate_request_tokens = None
     text = req.system_text() + "".join(m.text() for m in req.messages)
     fallback = len(text.encode("utf-8")) // 3 + 8 * (len(req.messages) + 1)
-    if estimate_request_tokens is None:
-        return fallback
     try:
         return max(int(estimate_request_tokens(req)), len(text) // 3)
     except Exception:  # noqa: BLE001 - an estimate must never stop the run
@@ -77,11 +74,9 @@ def resolve_prices(models: list[str], overrides: Mapping[str, Any] | None = None
             continue
         try:
             if catalog is None:
-                from router.catalog import load_catalog
-
                 catalog = load_catalog()
             price = catalog.get(m).price
-        except (ImportError, UnknownModel, KeyError):
+        except (UnknownModel, KeyError):
             price = None
         if price is None:
             raise ConfigError(f"no known price for {m}; give one with --price {m}=IN,OUT (USD per 1M tokens)",
@@ -150,8 +145,6 @@ class DirectBackend:
                 if e.billed_usage is not None:
                     e.bench_cost_usd = price_cost(self._price(model_id), e.billed_usage, self.now())  # type: ignore[attr-defined]
                 raise
-        from router.quota.records import PoolUnavailable
-
         tokens_in = request_tokens(req)
         out_max = req.max_tokens or 4096
         now = self.now()
@@ -261,8 +254,6 @@ class RouterBackend:
         return e
 
     async def call(self, model_id: str, req: ChatRequest) -> CallOutcome:
-        from router.errors import NoRouteAvailable
-
         t0 = self.clock()
         ttft = None
         try:

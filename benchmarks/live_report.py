@@ -177,7 +177,7 @@ def _plots(out_dir: str, s: RunSummary) -> list[str]:
     # lazy: import time, and matplotlib is an extra ([bench])
     matplotlib = need("matplotlib", extra="bench", purpose="the live benchmark's plots (or pass --no-plots)")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: extra [bench]
 
     made = []
     tasks = sorted({r.task for r in s.records})

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 __all__ = [
     "nondecreasing_hull",
     "hull_quality_at",
@@ -32,8 +34,6 @@ __all__ = [
 
 def nondecreasing_hull(costs: Sequence[float], qualities: Sequence[float]) -> tuple[Any, Any]:
     """Vertices (xs, ys) of the non-decreasing upper convex hull, cost ascending."""
-    import numpy as np
-
     c = np.asarray(costs, dtype=float)
     q = np.asarray(qualities, dtype=float)
     ok = np.isfinite(c) & np.isfinite(q)
@@ -64,8 +64,6 @@ def nondecreasing_hull(costs: Sequence[float], qualities: Sequence[float]) -> tu
 
 def hull_quality_at(xs: Any, ys: Any, cost: Any) -> Any:
     """Quality reachable at `cost` (array ok): 0 left of the hull, flat right of it."""
-    import numpy as np
-
     cost = np.asarray(cost, dtype=float)
     if len(xs) == 0:
         return np.zeros_like(cost)
@@ -75,8 +73,6 @@ def hull_quality_at(xs: Any, ys: Any, cost: Any) -> Any:
 
 def min_cost_for_quality(xs: Any, ys: Any, target: float) -> float | None:
     """Smallest cost at which the hull reaches `target` quality (None if never)."""
-    import numpy as np
-
     if len(xs) == 0 or target > ys[-1] + 1e-12:
         return None
     if target <= ys[0]:
@@ -89,8 +85,6 @@ def min_cost_for_quality(xs: Any, ys: Any, target: float) -> float | None:
 def aiq(xs: Any, ys: Any, c_lo: float, c_hi: float, *, log: bool = False, n: int = 4097) -> float:
     """Average quality on the hull over [c_lo, c_hi] (exact for linear cost; `log=True`
     averages over log-cost on a dense grid)."""
-    import numpy as np
-
     if c_hi <= c_lo:
         raise ValueError("aiq needs c_hi > c_lo")
     if log:
@@ -113,8 +107,6 @@ def aiq(xs: Any, ys: Any, c_lo: float, c_hi: float, *, log: bool = False, n: int
 
 def pgr(quality: Any, q_weak: float, q_strong: float) -> Any:
     """Performance gap recovered (RouteLLM)."""
-    import numpy as np
-
     if q_strong == q_weak:
         raise ValueError("pgr needs q_strong != q_weak")
     return (np.asarray(quality, dtype=float) - q_weak) / (q_strong - q_weak)
@@ -129,8 +121,6 @@ def _pair_hull(strong_share: Sequence[float], quality: Sequence[float], q_weak: 
 def apgr(strong_share: Sequence[float], quality: Sequence[float], q_weak: float, q_strong: float, *, hull: bool = False) -> float:
     """Area under PGR vs strong-call share in [0, 1], endpoints (0, weak) and (1, strong)
     added. `hull=False` (RouteLLM) integrates the points as measured."""
-    import numpy as np
-
     if hull:
         xs, ys = _pair_hull(strong_share, quality, q_weak, q_strong)
         return aiq(xs, pgr(ys, q_weak, q_strong), 0.0, 1.0)
@@ -152,8 +142,6 @@ def cpt(strong_share: Sequence[float], quality: Sequence[float], q_weak: float, 
 def bootstrap_mean_ci(values: Any, *, idx: Any = None, n_boot: int = 300, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
     """Percentile bootstrap interval of a mean. Pass the same `idx` (n_boot x n) to
     several calls to resample the same prompts for every router."""
-    import numpy as np
-
     v = np.asarray(values, dtype=float)
     if idx is None:
         idx = np.random.default_rng(seed).integers(0, v.size, size=(n_boot, v.size))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from router.types import TASK_KINDS
+
 __all__ = ["TASK_KIND_MAP", "MODEL_ID_MAP", "task_kind", "genai_rates"]
 
 # RouterBench / AlpacaEval sub-dataset -> router task kind (router.types.TASK_KINDS).
@@ -56,15 +58,13 @@ def task_kind(task: str) -> str:
     t = task.lower()
     if t in TASK_KIND_MAP:
         return TASK_KIND_MAP[t]
-    from router.types import TASK_KINDS
-
     return t if t in TASK_KINDS else "chat"
 
 
 def genai_rates(model_id: str) -> tuple[float, float] | None:
     """(USD per input token, per output token) from genai-prices for "provider:model"."""
     try:
-        from genai_prices import Usage, calc_price
+        from genai_prices import Usage, calc_price  # lazy: import time (genai_prices ~0.2 s)
     except ImportError:  # pragma: no cover - declared dependency
         return None
     prov, _, ref = model_id.partition(":")

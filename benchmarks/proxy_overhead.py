@@ -19,10 +19,12 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +63,6 @@ def free_port() -> int:
 
 
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> bool:
-    import urllib.request
-
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc is not None and proc.poll() is not None:
@@ -159,7 +159,7 @@ def start_nginx(d: Path) -> tuple[subprocess.Popen, int]:
 
 def _full_router_available() -> bool:
     try:
-        import router.config  # noqa: F401
+        import router.config  # noqa: F401 - a probe: is the full router in this build?
         import router.sdk  # noqa: F401
     except ImportError:
         return False
@@ -172,7 +172,7 @@ def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace) -> tuple[
     if mode == "auto":
         mode = "full" if _full_router_available() else "passthrough"
     cfg = d / "quotaroute.yaml"
-    from router.server.auth import hash_key
+    from router.server.auth import hash_key  # lazy: import time (`--help` and other commands stay fast)
 
     ledger = {"default": "", "memory": "ledger:\n  store: memory\n",
               "sqlite": f"ledger:\n  store: sqlite\n  path: {d / 'ledger.sqlite'}\n"}[args.ledger]
@@ -286,8 +286,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _median(rs: list[dict[str, Any]]) -> dict[str, Any]:
-    import statistics
-
     out: dict[str, Any] = {}
     for k in rs[0]:
         vals = [r[k] for r in rs if r.get(k) is not None]
@@ -349,15 +347,15 @@ def bench_router(config_path: str | None = None) -> Any:
     """`--router-factory` target: one OpenAI-compatible adapter, no routing decision.
     Measures the proxy layer (parse, auth, encode, headers, spend log, metrics) and
     the upstream client; the full Router adds its routing core on top."""
-    from providers.registry import build_provider
+    from providers.registry import build_provider  # lazy: import time (`--help` and other commands stay fast)
     from router.result import Attempt, RoutedResponse, RouteInfo
 
     if os.environ.get("QR_BENCH_TRANSPORT", "aiohttp") == "httpx":
-        import httpx
+        import httpx  # lazy: import time (`--help` and other commands stay fast)
 
         client = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=512))
     else:
-        from router.server.aiohttp_transport import aiohttp_client
+        from router.server.aiohttp_transport import aiohttp_client  # lazy: import time (`--help` and other commands stay fast)
 
         client = aiohttp_client()
     prov = build_provider("openai", api_key=os.environ.get("BENCH_UPSTREAM_KEY", UPSTREAM_KEY),

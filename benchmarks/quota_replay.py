@@ -25,7 +25,13 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+
 from benchmarks.datasets import MODEL_ID_MAP, Dataset
+from router.quota.ledger import Ledger
+from router.quota.memory_store import MemoryStore
+from router.quota.spec import load_quota_config
+from router.types import Usage
 
 __all__ = ["DEMO_QUOTAS", "quota_replay"]
 
@@ -66,12 +72,6 @@ def _free_now(view: Any, model_id: str, now: datetime, tokens: int, cost: float,
 
 
 async def _run(test: Dataset, strategy: str, paid_choice: Any, qhat: Any, pools: list[Any], stamps: list[datetime], tolerance: float) -> dict[str, Any]:
-    import numpy as np
-
-    from router.quota.ledger import Ledger
-    from router.quota.memory_store import MemoryStore
-    from router.types import Usage
-
     ids = [MODEL_ID_MAP.get(m, m) for m in test.models]
     ledger = Ledger(MemoryStore(), pools)
     ledger.track(ids)
@@ -118,12 +118,6 @@ def quota_replay(test: Dataset, paid_choice: Any, qhat: Any, *, config: dict[str
                  config_file: str = "<demo quotas>", seed: int = 0, tolerance: float = 0.02,
                  day: datetime | None = None) -> dict[str, Any]:
     """Replay `test` in timestamp order; returns the three strategies' figures."""
-    import numpy as np
-
-    try:
-        from router.quota.spec import load_quota_config
-    except ImportError as e:  # pragma: no cover - depends on the build
-        return {"error": f"router.quota is not available: {e}"}
     # only the configured pools: the catalog's default free tiers name today's models,
     # not the dataset's (and would silently change the replay)
     pools, _budgets = load_quota_config(config or DEMO_QUOTAS, file=config_file, include_defaults=False)

@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
+
 from benchmarks.datasets import Dataset
+from benchmarks.metrics import nondecreasing_hull
 
 __all__ = [
     "RouterResult",
@@ -52,8 +55,6 @@ class RouterResult:
 
 
 def from_choice(test: Dataset, choice: Any, name: str, family: str, *, param: float | None = None, group: str = "") -> RouterResult:
-    import numpy as np
-
     rows = np.arange(test.n_prompts)
     q = test.quality[rows, choice]
     c = test.cost_usd[rows, choice]
@@ -63,8 +64,6 @@ def from_choice(test: Dataset, choice: Any, name: str, family: str, *, param: fl
 def profile_estimates(train: Dataset, test: Dataset, *, by: str = "task") -> tuple[Any, Any]:
     """(qhat, chat) for test prompts: train means per task (or task kind) and model.
     Tasks unseen in train fall back to the train-wide mean."""
-    import numpy as np
-
     key_tr = np.asarray(train.tasks if by == "task" else train.task_kinds())
     key_te = np.asarray(test.tasks if by == "task" else test.task_kinds())
     gq, gc = train.quality.mean(0), train.cost_usd.mean(0)
@@ -80,8 +79,6 @@ def profile_estimates(train: Dataset, test: Dataset, *, by: str = "task") -> tup
 
 def pick_floor(qhat: Any, chat: Any, floor: float) -> Any:
     """Cheapest model whose expected quality >= floor; none -> the best expected."""
-    import numpy as np
-
     ok = qhat >= floor
     c = np.where(ok, chat, np.inf)
     choice = c.argmin(1)
@@ -93,8 +90,6 @@ def pick_floor(qhat: Any, chat: Any, floor: float) -> Any:
 def pick_cap(qhat: Any, chat: Any, cap: float) -> Any:
     """Best expected quality among models with expected cost <= cap (ties: cheaper);
     none under the cap -> the cheapest."""
-    import numpy as np
-
     ok = chat <= cap
     u = np.where(ok, qhat - 1e-9 * chat, -np.inf)
     choice = u.argmax(1)
@@ -110,8 +105,6 @@ def pick_balanced(qhat: Any, chat: Any, lam: float) -> Any:
 
 def baselines(train: Dataset, test: Dataset, *, seed: int = 0) -> list[RouterResult]:
     """Every single model, random, cheapest, best single (picked on train), oracle."""
-    import numpy as np
-
     P, M = test.n_prompts, test.n_models
     out = [from_choice(test, np.full(P, j), f"single:{m}", "single") for j, m in enumerate(test.models)]
     q_exp, c_exp = test.quality.mean(1), test.cost_usd.mean(1)  # expectation of a uniform random pick
@@ -129,8 +122,6 @@ def baselines(train: Dataset, test: Dataset, *, seed: int = 0) -> list[RouterRes
 
 def policy_sweeps(qhat: Any, chat: Any, test: Dataset, *, prefix: str = "quotaroute", family: str = "policy") -> list[RouterResult]:
     """The router's policies with their knob swept (one group per policy)."""
-    import numpy as np
-
     out: list[RouterResult] = []
     floors = sorted(set(np.round(np.linspace(0.0, 1.0, 41), 3)))
     caps = sorted(set(np.quantile(chat, np.linspace(0, 1, 41))))
@@ -152,8 +143,6 @@ def cascade(test: Dataset, chain: Sequence[int], accuracy: float, rng: Any, *, n
     recorded answer (quality >= 0.5) with probability `accuracy` and rejects a wrong one
     with probability `accuracy`; rejection escalates; the last model always answers.
     Every tried call is paid; the checker itself is assumed free."""
-    import numpy as np
-
     P = test.n_prompts
     done = np.zeros(P, dtype=bool)
     q = np.zeros(P)
@@ -176,10 +165,6 @@ def cascade(test: Dataset, chain: Sequence[int], accuracy: float, rng: Any, *, n
 def cascade_sweep(train: Dataset, test: Dataset, accuracies: Sequence[float] = (1.0, 0.9, 0.8), *, seed: int = 0) -> list[RouterResult]:
     """Cascades along the train frontier of single models: every prefix of the chain
     and every (cheap model -> strongest) pair, for each checker accuracy."""
-    import numpy as np
-
-    from benchmarks.metrics import nondecreasing_hull
-
     mc, mq = train.cost_usd.mean(0), train.quality.mean(0)
     xs, _ = nondecreasing_hull(mc, mq)
     chain = [int(np.flatnonzero(np.isclose(mc, x))[0]) for x in xs]
@@ -196,8 +181,6 @@ def cascade_sweep(train: Dataset, test: Dataset, accuracies: Sequence[float] = (
 def pair_sweep(test: Dataset, strong: int, weak: int, score: Any, n: int = 41) -> tuple[list[float], list[float]]:
     """Strong/weak router (RouteLLM): send to `strong` when `score` (predicted gain)
     exceeds a threshold; returns (strong-call shares, qualities) over thresholds."""
-    import numpy as np
-
     shares, quals = [], []
     for t in np.quantile(score, np.linspace(0, 1, n)):
         to_strong = score > t

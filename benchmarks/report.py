@@ -7,6 +7,9 @@ import math
 import os
 from typing import Any, Sequence
 
+import numpy as np
+
+from benchmarks.metrics import hull_quality_at
 from router.extras import need
 
 __all__ = ["write_report", "render_markdown", "plot_frontier", "REQUIRED_KEYS"]
@@ -120,7 +123,7 @@ def plot_frontier(rep: dict[str, Any], path: str, results: Sequence[Any] = ()) -
     # lazy: import time, and matplotlib is an extra ([bench])
     matplotlib = need("matplotlib", extra="bench", purpose="the frontier plot (or pass --no-plot)")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: extra [bench]
 
     fig, ax = plt.subplots(figsize=(10, 6.5))
     for r in rep["routers"]:
@@ -138,10 +141,6 @@ def plot_frontier(rep: dict[str, Any], path: str, results: Sequence[Any] = ()) -
         key = next((k for k in styles if g.startswith(k)), None)
         if key is None or (key != g and not g.startswith("zero-router")):
             continue
-        import numpy as np
-
-        from benchmarks.metrics import hull_quality_at
-
         hx = np.array([p[0] for p in c["hull"]])
         hy = np.array([p[1] for p in c["hull"]])
         grid = np.geomspace(hx[0], max(hx[-1], rep["aiq_bounds_usd"][1]), 200)  # mixing is linear in cost: curved on a log axis

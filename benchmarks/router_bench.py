@@ -22,6 +22,19 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from providers.fake import FakeProvider, reply
+from router.cards import prepare
+from router.catalog import Catalog, load_catalog
+from router.engine import choose
+from router.health import HealthBook
+from router.policies import Policy
+from router.quota.ledger import Ledger
+from router.quota.memory_store import MemoryStore
+from router.quota.spec import default_pools
+from router.sdk import Router
+from router.tasks import Features, extract_features, fast_estimate_tokens
+from router.types import ChatRequest, Message
+
 __all__ = ["bench_choose", "bench_features", "bench_sdk", "main"]
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -47,8 +60,6 @@ def _median_us(fn: Any, repeat: int, label: str = "") -> float:
 
 
 def _cards(n: int) -> list[Any]:
-    from router.catalog import load_catalog
-
     base = load_catalog().all()
     out = list(base[:n])
     i = 0
@@ -60,10 +71,6 @@ def _cards(n: int) -> list[Any]:
 
 
 def _view(model_ids: list[str]) -> Any:
-    from router.quota.spec import default_pools
-    from router.quota.ledger import Ledger
-    from router.quota.memory_store import MemoryStore
-
     ledger = Ledger(MemoryStore(), default_pools())
     return asyncio.run(ledger.view(NOW, model_ids))
 
@@ -92,12 +99,6 @@ def _prompt_2k_mc() -> str:
 
 
 def bench_choose(repeat: int) -> dict[str, dict[str, float]]:
-    from router.cards import prepare
-    from router.engine import choose
-    from router.health import HealthBook
-    from router.policies import Policy
-    from router.tasks import Features
-
     f = Features(task="code", input_tokens=2000, expected_output_tokens=700)
     out: dict[str, dict[str, float]] = {}
     for n in (10, 50, 200):
@@ -115,15 +116,10 @@ def bench_choose(repeat: int) -> dict[str, dict[str, float]]:
 
 
 def bench_features(repeat: int) -> dict[str, float]:
-    from router.tasks import extract_features
-    from router.types import ChatRequest, Message
-
     prompt = _prompt_2k()
     req = ChatRequest(messages=[Message(role="system", content="You are helpful."), Message(role="user", content=prompt)])
     mc = ChatRequest(messages=[Message(role="user", content=_prompt_2k_mc())])
     zh = ChatRequest(messages=[Message(role="user", content="请总结下面的报告。" + "今年收入增长稳定，成本略有上升。" * 300)])
-    from router.tasks import fast_estimate_tokens
-
     return {"tokens_estimated": float(fast_estimate_tokens(prompt)),
             "extract_features_2k_en_us": _median_us(lambda: extract_features(req), repeat, "features-en"),
             "extract_features_2k_mc_us": _median_us(lambda: extract_features(mc), repeat, "features-mc"),
@@ -131,18 +127,9 @@ def bench_features(repeat: int) -> dict[str, float]:
 
 
 def bench_sdk(repeat: int, n_models: int = 50) -> dict[str, float]:
-    from providers.fake import FakeProvider, reply
-    from router.catalog import Catalog
-    from router.quota.ledger import Ledger
-    from router.quota.memory_store import MemoryStore
-    from router.sdk import Router
-    from router.types import ChatRequest, Message
-
     cards = _cards(n_models)
     cat = Catalog(cards)
     providers = {p: FakeProvider(name=p, scripts=[reply("ok")]) for p in {c.provider for c in cards}}
-    from router.quota.spec import default_pools
-
     router = Router(catalog=cat, providers=providers, ledger=Ledger(MemoryStore(), default_pools()),
                     policy="free-first")
     req = ChatRequest(messages=[Message(role="user", content="Write a python function that adds two numbers.")])

@@ -14,6 +14,8 @@ import json
 import math
 import os
 import re
+import signal
+import subprocess
 import sys
 import tempfile
 import unicodedata
@@ -135,7 +137,7 @@ def validate_schema(value: Any, schema: dict[str, Any]) -> list[str]:
     is importable, else a small validator for type/properties/required/items/enum/
     minimum/maximum/minItems/maxItems/pattern/additionalProperties."""
     try:
-        import jsonschema
+        import jsonschema  # lazy: optional (a small validator stands in without it)
     except ImportError:
         return _mini_validate(value, schema, "$")
     v = jsonschema.validators.validator_for(schema)(schema)
@@ -236,8 +238,6 @@ del resource, cpu_s, mem_mb, res, val
 def _run_sandboxed(d: str, timeout_s: float, memory_mb: int) -> tuple[int | None, bytes, bytes]:
     """Blocking: run the harness in `d` (called in a worker thread so the event loop
     keeps timing other calls). Returns (returncode or None on timeout, stdout, stderr)."""
-    import subprocess
-
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": d, "PYTHONHASHSEED": "0", "LANG": "C.UTF-8"}
     proc = subprocess.Popen(
         [sys.executable, "-I", "-S", "harness.py", str(int(math.ceil(timeout_s)) + 1), str(memory_mb)],
@@ -278,8 +278,6 @@ async def run_python_tests(code: str, tests: str, *, timeout_s: float = 10.0, me
 
 
 def _kill_group(pid: int) -> None:
-    import signal
-
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from router.errors import ConfigError
 from router.types import TASK_KINDS, ChatRequest, Message
 
@@ -138,8 +140,6 @@ def _read_jsonl(path: str, text: str) -> tuple[dict[str, Any], list[tuple[dict[s
 
 
 def _read_yaml(path: str, text: str) -> tuple[dict[str, Any], list[tuple[dict[str, Any], int, dict[str, int]]]]:
-    import yaml
-
     try:
         loader = yaml.SafeLoader(text)
         try:

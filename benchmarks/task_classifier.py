@@ -19,13 +19,16 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from benchmarks.datasets import load, load_shipped
+from benchmarks.names import task_kind
+from router.tasks import extract_features
+from router.types import TASK_KINDS, ChatRequest, Message
+
 __all__ = ["confusion", "shipped_pairs", "main"]
 
 
 def shipped_pairs(path: str | None = None) -> list[tuple[str, str]]:
     """(dataset task, prompt) for every prompt of the dataset (default: the shipped one)."""
-    from benchmarks.datasets import load, load_shipped
-
     ds = load(path) if path else load_shipped()
     return [(str(t), p) for t, p in zip(ds.tasks, ds.prompts)]
 
@@ -33,10 +36,6 @@ def shipped_pairs(path: str | None = None) -> list[tuple[str, str]]:
 def confusion(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """{"tasks": {dataset task: {"expected": kind, "n": N, "agree": share, "kinds": {kind: count}}},
     "agree": overall share, "median_us": per prompt}."""
-    from benchmarks.names import task_kind
-    from router.tasks import extract_features
-    from router.types import ChatRequest, Message
-
     counts: dict[str, Counter[str]] = {}
     times: list[float] = []
     pc = time.perf_counter
@@ -63,8 +62,6 @@ def confusion(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
 
 
 def _table(res: dict[str, Any]) -> str:
-    from router.types import TASK_KINDS
-
     kinds = [k for k in TASK_KINDS if any(k in t["kinds"] for t in res["tasks"].values())]
     w = max([len("dataset task")] + [len(t) for t in res["tasks"]])
     lines = [f"{'dataset task':<{w}}  {'expected':<9} {'n':>5}  {'agree':>6}  " + " ".join(f"{k:>13}" for k in kinds)]

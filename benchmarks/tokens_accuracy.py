@@ -103,7 +103,7 @@ def exact_speed_us_per_1k(texts: list[str], repeats: int = 3) -> float:
 
 def fit(classes: dict[str, list[str]]) -> dict[str, float]:
     """Least squares on relative error, each class weighted equally."""
-    import numpy as np
+    import numpy as np  # lazy: import time (only the fit needs it)
 
     names = list(tokens.COEFFICIENTS)
     rows, rhs = [], []

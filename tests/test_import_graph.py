@@ -1,5 +1,6 @@
-"""The import graph of router/, providers/ and benchmarks/ has no circles, and runtime
-code (router/, providers/) never imports `benchmarks`.
+"""The import graph of router/, providers/ and benchmarks/ has no circles, runtime code
+(router/, providers/) never imports `benchmarks`, and every import left inside a
+function says why it is there (`# lazy: import time`, an optional extra, ...).
 
 The graph is read from the source with `ast`, so it sees every import statement:
 module-level ones and those inside functions alike (a lazy import is still an edge).
@@ -11,6 +12,7 @@ edges too (except a module's own packages, already running). Imports under
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,6 +155,49 @@ def test_runtime_code_never_imports_benchmarks() -> None:
     assert not upward, "runtime code imports the benchmarks package:\n" + "\n".join(upward)
 
 
+def _unexplained_function_imports(path: Path) -> list[str]:
+    """Runs of import statements inside a function with no `# lazy...` reason on their
+    lines or on the line above the run (a `# ... probe` is a reason too)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out: list[str] = []
+
+    def visit(body: list[ast.stmt], in_function: bool) -> None:
+        run: list[ast.stmt] = []
+        for stmt in [*body, None]:  # type: ignore[list-item]
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                run.append(stmt)
+                continue
+            if run and in_function:
+                text = "\n".join(lines[max(0, run[0].lineno - 2):run[-1].end_lineno])
+                if not re.search(r"#.*\b(lazy|probe)\b", text):
+                    out.extend(f"{path}:{s.lineno}: {ast.unparse(s)}" for s in run)
+            run = []
+            if stmt is None or _is_type_checking(stmt):
+                continue
+            inner = in_function or isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                for block in [getattr(stmt, field, None)]:
+                    if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                        visit(block, inner)
+                    elif isinstance(block, list):
+                        for h in block:
+                            if isinstance(h, ast.ExceptHandler):
+                                visit(h.body, inner)
+            if isinstance(stmt, ast.Match):
+                for case in stmt.cases:
+                    visit(case.body, inner)
+
+    visit(ast.parse("\n".join(lines)).body, False)
+    return out
+
+
+def test_imports_inside_functions_say_why() -> None:
+    found = [hit for pkg in PACKAGES for path in sorted((ROOT / pkg).rglob("*.py"))
+             for hit in _unexplained_function_imports(path)]
+    assert not found, ("imports inside functions hide the graph: move them to the top, or say why they "
+                       "stay (e.g. `# lazy: import time`):\n" + "\n".join(found))
+
+
 def test_the_checker_sees_function_level_circles(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     pkg.mkdir()
@@ -179,3 +224,12 @@ def test_the_checker_sees_circles_through_a_package_init(tmp_path: Path) -> None
     graph = import_graph(tmp_path, ("p",))
     assert "p" not in graph["p.sub.high"]  # its own packages are already running
     assert circles(graph) == [["p.low", "p.sub", "p.sub.high"]]
+
+
+def test_the_checker_asks_why_an_import_sits_in_a_function(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("import os\n\n\ndef a():\n    import json\n    return json\n\n\n"
+                 "def b():\n    import numpy as np  # lazy: import time\n    import numpy.linalg\n    return np\n\n\n"
+                 "def c():\n    try:\n        import yaml\n    except ImportError:\n        return None\n")
+    found = _unexplained_function_imports(f)
+    assert [h.rsplit(":", 2)[-2] for h in found] == ["5", "17"]

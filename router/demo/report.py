@@ -85,7 +85,7 @@ def _plot(results: list[Any], path: Path) -> None:
     # lazy: import time, and matplotlib is an extra ([bench], pulled in by [demo])
     matplotlib = need("matplotlib", extra="demo", purpose="the demo's plot")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: extra [bench], pulled in by [demo]
     import matplotlib.ticker
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
