@@ -87,7 +87,7 @@ async def _router(up: FaultUpstream, tmp_path: Path, faults: list[str], **sectio
 def _bill(out: Outcome, route: Any) -> None:
     if route is None:
         return
-    out.model = route.model_id or None
+    out.model = out.model or route.model_id or None  # a stream: the model that started it
     out.cost = route.cost_usd
     out.output_tokens = sum(a.usage.output_tokens for a in route.attempts if a.usage is not None)
 

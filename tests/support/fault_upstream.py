@@ -17,7 +17,8 @@ fb-500-once        first call: 500; then as ok
 fb-503             every call: 503 overloaded
 fb-reset           reads the request, then resets the connection (RST), nothing sent
 fb-silent          accepts and reads the request, never answers (until the server stops)
-fb-slow-first      waits `Timing.first_token_s` before the status line, then as ok
+fb-slow-first      the first token comes after `Timing.first_token_s`, then as ok (non-stream:
+                   the status line waits; stream: the SSE headers come at once, then nothing)
 fb-cut             stream: 40 of 60 words, then the connection closes mid-body (no finish,
                    no usage, no [DONE]); non-stream: half the JSON body, then closes
 fb-stall           stream: 10 words, then silence; non-stream: half the JSON body, then
@@ -274,8 +275,10 @@ class FaultUpstream:
             await self._hold()
             return False
         if model == "fb-slow-first":
+            if a.stream:
+                await _sse_head(w)
             await self._hold(t.first_token_s)
-            return await a.whole(w)
+            return await a.whole(w, head=not a.stream)
         if model == "fb-cut":
             await a.partial(w, CUT_AFTER)
             await asyncio.sleep(0.05)  # let the client read what was sent, then close without a last chunk
@@ -350,13 +353,14 @@ class _Answer:
                 await asyncio.sleep(self.word_s)
 
     async def whole(self, w: asyncio.StreamWriter, *, start: int = 0, stop: int = WORDS, finish: str = "stop",
-                    done: bool = True) -> bool:
+                    done: bool = True, head: bool = True) -> bool:
         n = stop - start
         if not self.stream:
             text = "".join(self._piece(i, start) for i in range(start, stop))
             await _json_raw(w, 200, self._body(text, finish, n))
             return True
-        await _sse_head(w)
+        if head:
+            await _sse_head(w)
         await self._words(w, start, stop)
         await _sse(w, self._chunk({}, finish))
         if self.usage_chunk:

@@ -87,6 +87,13 @@ def test_stream_faults(up: FaultUpstream) -> None:
     t = time.monotonic()
     assert post(up, "fb-slow-first").status_code == 200
     assert time.monotonic() - t >= 0.2
+    t = time.monotonic()
+    with httpx.stream("POST", f"{up.base_url}/chat/completions", timeout=2,
+                      json={"model": "fb-slow-first", "messages": [], "stream": True}) as r:
+        headers_s = time.monotonic() - t
+        body = r.read().decode()
+    assert headers_s < 0.2 <= time.monotonic() - t  # headers at once, the first token late
+    assert text_of([e[6:] for e in body.split("\n\n") if e.startswith("data: ")]) == answer_text()
     ev = sse(post(up, "fb-malformed", stream=True))
     bad = [e for e in ev if e != "[DONE]" and not e.endswith("}")]
     assert len(bad) == 1 and ev[-1] == "[DONE]"
