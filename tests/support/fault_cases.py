@@ -36,6 +36,7 @@ Expected conduct, per scenario (non-stream | stream when they differ):
                  falls back to the spare; billed what both vendors billed | the stream
                  ends with an error event (or is finished by the fallback), never a
                  clean "stop"; billed at least what the vendor reported
+  finish-error   as insufficient, with finish_reason "error"
   flap           503s for `Timing.flap_s`: every request is answered by the spare during
                  the flap; the model is used again within RECOVER_S of healing
   bill-once      three candidates, two fail (503, reset), the third answers: the bill,
@@ -158,6 +159,8 @@ SCENARIOS: dict[str, tuple[str, Expect, Expect]] = {
     "filter-400": ("fb-filter-400",) + (Expect(None, Decimal(0), calls=1, error="ContentFiltered", status=400,
                                                code="content_filter", spare_called=False),) * 2,
     "insufficient": ("fb-insufficient", Expect("spare:ok", wall_cost(20) + SPARE, calls=1),
+                     _broken(20, min_cost=wall_cost(20))),
+    "finish-error": ("fb-finish-error", Expect("spare:ok", wall_cost(20) + SPARE, calls=1),
                      _broken(20, min_cost=wall_cost(20))),
 }
 

@@ -32,6 +32,7 @@ fb-filter-400      400 `content_filter` (Azure's prompt-filter body)
 fb-flap            503 for `Timing.flap_s` seconds from its first call, then as ok
 fb-insufficient    20 of 60 words, then finish "insufficient_system_resource" (DeepSeek's)
                    with usage for the 20 words
+fb-finish-error    as fb-insufficient with finish "error"
 =================  =========================================================================
 
 Usage is deterministic: `PROMPT_TOKENS` input tokens for any request and one output
@@ -71,7 +72,7 @@ INSUFFICIENT_AFTER = 20
 
 FAULTS = ("ok", "fb-429-once", "fb-429", "fb-500-once", "fb-503", "fb-reset", "fb-silent", "fb-slow-first",
           "fb-cut", "fb-stall", "fb-malformed", "fb-no-done", "fb-context-400", "fb-filter-400", "fb-flap",
-          "fb-insufficient")
+          "fb-insufficient", "fb-finish-error")
 
 
 def answer_words(start: int = 0, stop: int = WORDS) -> list[str]:
@@ -305,6 +306,8 @@ class FaultUpstream:
             return True
         if model == "fb-insufficient":
             return await a.whole(w, stop=INSUFFICIENT_AFTER, finish="insufficient_system_resource")
+        if model == "fb-finish-error":
+            return await a.whole(w, stop=INSUFFICIENT_AFTER, finish="error")
         await _json(w, 404, {"error": {"message": f"The model `{model}` does not exist.",
                                        "type": "invalid_request_error", "param": "model",
                                        "code": "model_not_found"}})

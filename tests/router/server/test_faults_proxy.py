@@ -46,8 +46,8 @@ from tests.support.fault_upstream import FaultUpstream
 PROXY_IGNORES_LIMIT = ("the proxy's shared upstream client waits 600 s and ignores the provider's timeout: "
                        "a silent or stalled upstream hangs the request")
 BROKEN_STREAM_UNBILLED = "a stream that breaks after content reached the client is billed $0 (nothing delivered)"
-TRUNCATED_AS_STOP = ("finish_reason insufficient_system_resource is returned as a clean 200 'stop' "
-                     "(no fallback, no error event)")
+TRUNCATED_AS_STOP = ("a truncated finish (insufficient_system_resource, error) is returned as a clean 200 "
+                     "'stop' (no fallback, no error event)")
 BARE_MODEL_ON_ERROR = "on errors x-quotaroute-model and the spend row carry the bare vendor id (fb-filter-400)"
 SLOW_RECOVERY = "the breaker keeps a healed model out for its whole cool-off (30 s), no background probe"
 
@@ -60,6 +60,8 @@ XFAIL: dict[tuple[str, bool], str] = {
     ("malformed", True): BROKEN_STREAM_UNBILLED,
     ("insufficient", False): TRUNCATED_AS_STOP,
     ("insufficient", True): TRUNCATED_AS_STOP,
+    ("finish-error", False): TRUNCATED_AS_STOP,
+    ("finish-error", True): TRUNCATED_AS_STOP,
 }
 
 
