@@ -23,6 +23,7 @@ from tests.support.fault_cases import (
     FULL,
     KEY_ENV,
     LIMIT_S,
+    MAX_TOKENS,
     MESSAGES,
     RECOVER_S,
     SCENARIOS,
@@ -103,7 +104,7 @@ async def call(router: Router, *, stream: bool, budget_s: float) -> Outcome:
     async def go() -> None:
         if not stream:
             try:
-                r = await router.achat(MESSAGES)
+                r = await router.achat(MESSAGES, max_tokens=MAX_TOKENS)
             except Exception as e:  # noqa: BLE001 - the outcome records it
                 out.error = type(e).__name__
                 _bill(out, getattr(e, "route", None))
@@ -112,7 +113,7 @@ async def call(router: Router, *, stream: bool, budget_s: float) -> Outcome:
             _bill(out, r.route)
             return
         try:
-            s = await router.astream(MESSAGES)
+            s = await router.astream(MESSAGES, max_tokens=MAX_TOKENS)
         except Exception as e:  # noqa: BLE001
             out.error = type(e).__name__
             _bill(out, getattr(e, "route", None))

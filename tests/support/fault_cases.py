@@ -5,9 +5,11 @@ Setup. Two providers point at one `FaultUpstream`: `wall` serves the faulty mode
 under test (cheap, 8k context, so the `cheapest` policy tries it first) and `spare`
 serves `ok` (dearer, 128k context: the fallback). Each provider gets
 `options: {timeout: LIMIT_S}`, the per-attempt limit on waiting for the first byte
-and between chunks; the fault server's delays are scaled to it (a slow first token
-of `Timing.first_token_s` = LIMIT_S / 2 must still be answered; a silent or stalled
-upstream must be given up after about LIMIT_S).
+and between chunks of a stream; a non-stream attempt may take NON_STREAM_LIMIT_S
+(the first-byte limit plus `max_tokens` at 25 tokens/s; every request asks for
+MAX_TOKENS). The fault server's delays are scaled to them: a slow first token of
+`Timing.first_token_s` = LIMIT_S / 2 must still be answered; a silent or stalled
+upstream must be given up after about the limit.
 
 Expected conduct, per scenario (non-stream | stream when they differ):
 
@@ -19,13 +21,14 @@ Expected conduct, per scenario (non-stream | stream when they differ):
   500-once       the same model answers after one retry; billed once
   503            (persistent) falls over to the spare; billed the spare only
   reset          falls over to the spare; billed the spare only
-  silent         falls over to the spare after ~LIMIT_S, ONE call to the silent model
-                 (a timed-out attempt is not retried on the same model)
+  silent         falls over to the spare after ~NON_STREAM_LIMIT_S | ~LIMIT_S, ONE call to
+                 the silent model (a timed-out attempt is not retried on the same model)
   slow-first     the slow model answers (it started within its limit); billed once
   cut            falls over to the spare, billed the spare only | the 40 words already
                  sent stay; the stream then ends with an error event (or is finished by
                  the fallback), never a clean "stop"; billed the delivered tokens
-  stall          falls over after ~LIMIT_S, one call | as cut, within ~LIMIT_S of the stall
+  stall          falls over after ~NON_STREAM_LIMIT_S, one call | as cut, within ~LIMIT_S of
+                 the stall
   malformed      falls over (one call) | as cut, after the 10 words before the bad chunk
   no-done        accepted: the answer with its finish and usage is complete without
                  `[DONE]`; billed the vendor's usage
@@ -54,10 +57,13 @@ from typing import Any
 
 from tests.support.fault_upstream import PROMPT_TOKENS, Timing, answer_text
 
-__all__ = ["LIMIT_S", "SLACK_S", "RECOVER_S", "TIMING", "KEY_ENV", "MESSAGES", "FULL", "Expect", "Outcome",
-           "SCENARIOS", "write_config", "wall_cost", "spare_cost", "check"]
+__all__ = ["LIMIT_S", "MAX_TOKENS", "NON_STREAM_LIMIT_S", "SLACK_S", "RECOVER_S", "TIMING", "KEY_ENV", "MESSAGES",
+           "FULL", "Expect", "Outcome", "SCENARIOS", "write_config", "wall_cost", "spare_cost", "check"]
 
 LIMIT_S = 2.0  # per-attempt first-byte / idle limit given to the router (provider options.timeout)
+MAX_TOKENS = 64  # every request asks for at most this many tokens (the answer is 60)
+# A non-stream attempt gets its whole answer's time: first-byte limit + max_tokens at 25 tokens/s.
+NON_STREAM_LIMIT_S = LIMIT_S + MAX_TOKENS / 25
 SLACK_S = 2.0  # generous slack on every wall-time bound
 RECOVER_S = 6.0  # a flapping model is used again within this long after it healed ("a few seconds")
 TIMING = Timing(retry_after_s=1.0, first_token_s=LIMIT_S / 2, flap_s=3.0, word_s=0.0, hold_s=60.0)
@@ -146,12 +152,13 @@ SCENARIOS: dict[str, tuple[str, Expect, Expect]] = {
     "500-once": ("fb-500-once",) + (Expect("wall:fb-500-once", wall_cost(60), calls=2),) * 2,
     "503": ("fb-503",) + (_FAILOVER,) * 2,
     "reset": ("fb-reset",) + (_FAILOVER,) * 2,
-    "silent": ("fb-silent",) + (Expect("spare:ok", SPARE, calls=1, max_wall_s=LIMIT_S + SLACK_S),) * 2,
+    "silent": ("fb-silent", Expect("spare:ok", SPARE, calls=1, max_wall_s=NON_STREAM_LIMIT_S + SLACK_S),
+               Expect("spare:ok", SPARE, calls=1, max_wall_s=LIMIT_S + SLACK_S)),
     "slow-first": ("fb-slow-first",) + (Expect("wall:fb-slow-first", wall_cost(60), calls=1,
                                                min_wall_s=TIMING.first_token_s * 0.9,
                                                max_wall_s=TIMING.first_token_s + SLACK_S),) * 2,
     "cut": ("fb-cut", _FAILOVER, _broken(40)),
-    "stall": ("fb-stall", Expect("spare:ok", SPARE, calls=1, max_wall_s=LIMIT_S + SLACK_S),
+    "stall": ("fb-stall", Expect("spare:ok", SPARE, calls=1, max_wall_s=NON_STREAM_LIMIT_S + SLACK_S),
               _broken(10, max_wall_s=LIMIT_S + SLACK_S)),
     "malformed": ("fb-malformed", Expect("spare:ok", SPARE, calls=1), _broken(10)),
     "no-done": ("fb-no-done",) + (Expect("wall:fb-no-done", wall_cost(60)),) * 2,

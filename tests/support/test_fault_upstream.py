@@ -18,7 +18,8 @@ def up() -> Iterator[FaultUpstream]:
         yield u
 
 
-def post(up: FaultUpstream, model: str, *, stream: bool = False, timeout: float = 2.0, **extra: object) -> httpx.Response:
+def post(up: FaultUpstream, model: str, *, stream: bool = False, timeout: float = 2.0,
+         **extra: object) -> httpx.Response:
     body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream, **extra}
     if stream:
         body["stream_options"] = {"include_usage": True}

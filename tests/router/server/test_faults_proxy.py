@@ -31,6 +31,7 @@ from tests.support.fault_cases import (
     FULL,
     KEY_ENV,
     LIMIT_S,
+    MAX_TOKENS,
     MESSAGES,
     RECOVER_S,
     SCENARIOS,
@@ -134,7 +135,8 @@ async def call(p: Proxy, *, stream: bool, budget_s: float) -> Outcome:
     async def go() -> None:
         extra: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
         try:
-            raw = await client.chat.completions.with_raw_response.create(model="auto", messages=MESSAGES, **extra)
+            raw = await client.chat.completions.with_raw_response.create(model="auto", messages=MESSAGES,
+                                                                     max_tokens=MAX_TOKENS, **extra)
         except openai.APIStatusError as e:
             out.status, out.error = e.status_code, e.code or e.type or "status_error"
             out.model = e.response.headers.get("x-quotaroute-model")
