@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", required=True, help="suite file (.yaml/.yml or .jsonl)")
     p.add_argument("--models", required=True, help="comma-separated provider:model ids")
     p.add_argument("--config", help="quotaroute config (providers, keys by env var, quotas): calls go through the "
-                   "Router with the model pinned (default: $QUOTAROUTE_CONFIG or $QUOTAROUTE_HOME/config.yaml if present)")
+                   "Router with the model pinned (default: $QUOTAROUTE_CONFIG, ./quotaroute.yaml, $QUOTAROUTE_HOME/config.yaml)")
     p.add_argument("--repeats", type=int, default=1, help="calls per (model, item) (default 1)")
     p.add_argument("--concurrency", type=int, default=4, help="parallel calls per model (default 4)")
     p.add_argument("--budget-usd", help="hard cap on spend (answers + judge, incl. cached spend in --out)")
@@ -84,9 +84,9 @@ def build_backend(args: argparse.Namespace, suite: Any, models: list[str], judge
         prices = {**fake_prices(everyone), **overrides}
         return DirectBackend({"fake": FakeBenchProvider("fake", suite)}, prices, stream=not args.no_stream)
     if not args.config:
-        from router.config import default_config_path
+        from router.config import find_config
 
-        args.config = default_config_path()  # $QUOTAROUTE_CONFIG, else $QUOTAROUTE_HOME/config.yaml
+        args.config = find_config()  # $QUOTAROUTE_CONFIG, ./quotaroute.yaml, $QUOTAROUTE_HOME/config.yaml
     if args.config:
         from router.errors import UnknownModel
         from router.sdk import Router

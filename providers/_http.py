@@ -6,15 +6,25 @@ Public API (all errors are `router.errors.ProviderError` subclasses)
 ``Call(provider, model)``
     Frozen context naming who failed; passed to every helper.
 
-``await send_json(client, url, body, *, call, headers=None, params=None, timeout=None) -> httpx.Response``
-    POST JSON. httpx timeouts -> ``Timeout``; other ``httpx.TransportError`` -> ``Unavailable``.
-    Does NOT check the status: the adapter maps non-2xx with its own mapper.
+``Timeouts`` / ``AttemptLimits`` / ``attempt_limits``  (from ``router.limits``)
+    Per-attempt connect, first-byte and idle limits; see docs/providers.md "Timeouts".
 
-``open_stream(client, url, body, *, call, headers=None, params=None, timeout=None)``
+``await send_json(client, url, body, *, call, headers=None, params=None, timeout=None, limits=None)``
+    POST JSON (``body`` already-encoded bytes are sent as is) -> ``httpx.Response``. httpx
+    timeouts -> ``Timeout``; other ``httpx.TransportError`` -> ``Unavailable``. With ``limits``
+    (an ``AttemptLimits``, non-stream) the whole answer must arrive within
+    ``limits.first_byte_s`` and the connect within ``limits.connect_s``, whatever the client's
+    own default timeout is. Does NOT check the status: the adapter maps non-2xx itself.
+
+``open_stream(client, url, body, *, call, headers=None, params=None, timeout=None, limits=None)``
     Async context manager yielding the streaming ``httpx.Response`` (same transport mapping).
-    On non-2xx the body is read (``await read_body(resp)``) so the adapter can map it.
+    With ``limits`` the headers and then the first body byte must come within
+    ``limits.first_byte_s`` of the request, and ``aiter_bytes`` enforces ``limits.idle_s``
+    between chunks (``Timeout`` with ``code`` ``first_byte_timeout`` / ``idle_timeout``).
 
-``await read_body(resp, limit=65536) -> bytes``      read (part of) a streaming body.
+``await read_body(resp, limit=65536, call=None)``     read (part of) a streaming body (an error
+                                                       body: a timeout gives what was read;
+                                                       with ``call`` it raises ``Timeout``).
 ``aiter_bytes(resp, call)``                            async byte iterator mapping mid-stream
                                                        transport errors / timeouts.
 
@@ -40,12 +50,16 @@ Public API (all errors are `router.errors.ProviderError` subclasses)
     retry-after-ms / exhausted-window reset, only for ``RateLimited``), safe headers, redacted body.
     ``x-should-retry: false`` turns retrying off for that instance.
 
-``transport_error(exc, *, call) -> ProviderError``   map an httpx exception.
+``transport_error(exc, *, call) -> ProviderError``   map an httpx exception (a ``Timeout``'s
+                                                       ``code``: ``connect_timeout``, ``read_timeout``, ...).
 ``dumps(obj) -> bytes``                               compact JSON (orjson).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -68,8 +82,14 @@ from router.errors import (
     redact,
 )
 from providers.ratelimit import parse_rate_limits, suggested_wait
+from router.limits import DEFAULT_TIMEOUTS, AttemptLimits, Timeouts, attempt_limits
 
 __all__ = [
+    "Timeouts",
+    "AttemptLimits",
+    "DEFAULT_TIMEOUTS",
+    "attempt_limits",
+    "httpx_timeout",
     "Call",
     "ErrorInfo",
     "send_json",
@@ -111,22 +131,55 @@ def is_html(content: bytes | str) -> bool:
     return head.lstrip("\ufeff \t\r\n").startswith("<")
 
 
+_TIMEOUT_CODES = {httpx.ConnectTimeout: "connect_timeout", httpx.ReadTimeout: "read_timeout",
+                  httpx.WriteTimeout: "write_timeout", httpx.PoolTimeout: "pool_timeout"}
+_LIMITS = "quotaroute.limits"  # response extension: (loop time of the first-byte deadline, idle_s)
+
+
+def _timeout(phase: str, seconds: float, call: Call) -> Timeout:
+    what = {"first_byte": "no answer", "idle": "the stream stalled"}.get(phase, phase)
+    return Timeout(f"upstream timed out: {what} within {seconds:g} s ({phase} limit)", provider=call.provider,
+                   model=call.model, code=f"{phase}_timeout")
+
+
+@functools.lru_cache(maxsize=256)
+def httpx_timeout(limits: AttemptLimits) -> httpx.Timeout:
+    """The transport's own limits for one attempt (a backstop: the deadlines above are
+    enforced here too). Rounded up to whole seconds so a transport that caches its timeout
+    objects by value sees few distinct ones."""
+    wait = float(math.ceil(max(limits.first_byte_s, limits.idle_s if limits.stream else 0.0)))
+    return httpx.Timeout(connect=limits.connect_s, read=wait, write=wait, pool=wait)
+
+
 def transport_error(exc: BaseException, *, call: Call) -> ProviderError:
     if isinstance(exc, httpx.TimeoutException):
-        return Timeout(f"upstream timed out ({type(exc).__name__})", provider=call.provider, model=call.model)
+        return Timeout(f"upstream timed out ({type(exc).__name__})", provider=call.provider, model=call.model,
+                       code=_TIMEOUT_CODES.get(type(exc), "timeout"))
     return Unavailable(f"transport error: {type(exc).__name__}: {redact(str(exc))[:200]}",
                        provider=call.provider, model=call.model, status=None)
 
 
+def _content(body: Any) -> bytes:
+    return body if isinstance(body, (bytes, bytearray)) else dumps(body)
+
+
 async def send_json(client: httpx.AsyncClient, url: str, body: Any, *, call: Call,
                     headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
-                    timeout: float | httpx.Timeout | None = None) -> httpx.Response:
+                    timeout: float | httpx.Timeout | None = None,
+                    limits: AttemptLimits | None = None) -> httpx.Response:
     h = {"content-type": "application/json", **(headers or {})}
     kw: dict[str, Any] = {"params": params} if params else {}
-    if timeout is not None:
+    if limits is not None:
+        kw["timeout"] = httpx_timeout(limits)
+    elif timeout is not None:
         kw["timeout"] = timeout
     try:
-        return await client.post(url, content=dumps(body), headers=h, **kw)
+        if limits is None:
+            return await client.post(url, content=_content(body), headers=h, **kw)
+        async with asyncio.timeout(limits.first_byte_s):
+            return await client.post(url, content=_content(body), headers=h, **kw)
+    except TimeoutError as e:
+        raise _timeout("first_byte", limits.first_byte_s if limits else 0.0, call) from e
     except httpx.HTTPError as e:
         raise transport_error(e, call=call) from e
 
@@ -134,14 +187,25 @@ async def send_json(client: httpx.AsyncClient, url: str, body: Any, *, call: Cal
 @asynccontextmanager
 async def open_stream(client: httpx.AsyncClient, url: str, body: Any, *, call: Call,
                       headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
-                      timeout: float | httpx.Timeout | None = None) -> AsyncIterator[httpx.Response]:
+                      timeout: float | httpx.Timeout | None = None,
+                      limits: AttemptLimits | None = None) -> AsyncIterator[httpx.Response]:
     h = {"content-type": "application/json", "accept": "text/event-stream", **(headers or {})}
     kw: dict[str, Any] = {"params": params} if params else {}
-    if timeout is not None:
+    if limits is not None:
+        kw["timeout"] = httpx_timeout(limits)
+    elif timeout is not None:
         kw["timeout"] = timeout
-    req = client.build_request("POST", url, content=dumps(body), headers=h, **kw)
+    req = client.build_request("POST", url, content=_content(body), headers=h, **kw)
     try:
-        resp = await client.send(req, stream=True)
+        if limits is None:
+            resp = await client.send(req, stream=True)
+        else:
+            deadline = asyncio.get_running_loop().time() + limits.first_byte_s
+            async with asyncio.timeout_at(deadline):
+                resp = await client.send(req, stream=True)
+            resp.extensions = {**resp.extensions, _LIMITS: (deadline, limits)}
+    except TimeoutError as e:
+        raise _timeout("first_byte", limits.first_byte_s if limits else 0.0, call) from e
     except httpx.HTTPError as e:
         raise transport_error(e, call=call) from e
     try:
@@ -150,15 +214,19 @@ async def open_stream(client: httpx.AsyncClient, url: str, body: Any, *, call: C
         await resp.aclose()
 
 
-async def read_body(resp: httpx.Response, limit: int = 65536) -> bytes:
-    """Read up to `limit` bytes of a (streaming) response; transport errors give what we have."""
+async def read_body(resp: httpx.Response, limit: int = 65536, *, call: Call | None = None) -> bytes:
+    """Read up to `limit` bytes of a (streaming) response; transport errors and timeouts
+    give what we have (an error body), except that with `call` (a body we need whole) a
+    timeout is raised."""
     out = bytearray()
     try:
-        async for chunk in resp.aiter_bytes():
+        async for chunk in aiter_bytes(resp, call or Call("")):
             out += chunk
             if len(out) >= limit:
                 break
-    except (httpx.HTTPError, RuntimeError):
+    except (httpx.HTTPError, RuntimeError, ProviderError) as e:
+        if call is not None and isinstance(e, Timeout):
+            raise
         if not out:
             try:
                 return resp.content[:limit]
@@ -168,9 +236,30 @@ async def read_body(resp: httpx.Response, limit: int = 65536) -> bytes:
 
 
 async def aiter_bytes(resp: httpx.Response, call: Call) -> AsyncIterator[bytes]:
+    """The body's chunks. On a response opened with `limits`, the first chunk must come by
+    the first-byte deadline and each next one within `idle_s` of asking for it (time the
+    caller spends between chunks is not counted): else `Timeout`."""
+    lim = resp.extensions.get(_LIMITS)
     try:
-        async for chunk in resp.aiter_bytes():
+        if lim is None:
+            async for chunk in resp.aiter_bytes():
+                yield chunk
+            return
+        when, limits = lim
+        loop = asyncio.get_running_loop()
+        phase, seconds = "first_byte", limits.first_byte_s
+        it = resp.aiter_bytes().__aiter__()
+        while True:
+            try:
+                async with asyncio.timeout_at(when):
+                    chunk = await it.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError as e:
+                raise _timeout(phase, seconds, call) from e
+            phase, seconds = "idle", limits.idle_s
             yield chunk
+            when = loop.time() + seconds
     except httpx.HTTPError as e:
         raise transport_error(e, call=call) from e
 

@@ -190,13 +190,15 @@ class NativeProvider:
     vendor = "native"
 
     def __init__(self, *, api_key: str | None, client: httpx.AsyncClient | None, name: str, retry: Any,
-                 timeout: float = 600.0, clock: Callable[[], float] | None = None) -> None:
+                 timeout: float | None = None, clock: Callable[[], float] | None = None,
+                 timeouts: _http.Timeouts | Mapping[str, float] | None = None) -> None:
         self.name = name
         self._api_key = api_key
         register_secret(api_key)
         self._client = client
         self._owns_client = client is None
-        self._timeout = timeout
+        # per-attempt limits (connect, first byte, idle; `timeout=N` is the older single number)
+        self.timeouts = _http.Timeouts.coerce(timeouts, timeout=timeout)
         if retry is None:
             from providers.retry import RetryPolicy
 
@@ -211,7 +213,8 @@ class NativeProvider:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout, connect=10.0))
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeouts.idle_s,
+                                                                   connect=self.timeouts.connect_s))
         return self._client
 
     async def aclose(self) -> None:
@@ -229,13 +232,17 @@ class NativeProvider:
 
     # -- one request -------------------------------------------------------------------
 
+    def _limits(self, req: ChatRequest, *, stream: bool) -> _http.AttemptLimits:
+        return _http.attempt_limits(self.timeouts, stream=stream, max_tokens=self._max_tokens(req))
+
+    def _max_tokens(self, req: ChatRequest) -> int | None:
+        return req.max_tokens
+
     async def _post_json(self, url: str, content: bytes, headers: dict[str, str], call: _http.Call,
-                         on_error: OnError) -> tuple[Any, RateLimitSnapshot]:
+                         on_error: OnError, limits: _http.AttemptLimits | None = None
+                         ) -> tuple[Any, RateLimitSnapshot]:
         """POST, map non-2xx with `on_error`, parse the JSON body (MalformedResponse on garbage)."""
-        try:
-            resp = await self.client.post(url, content=content, headers=headers)
-        except httpx.HTTPError as e:
-            raise _http.transport_error(e, call=call) from e
+        resp = await _http.send_json(self.client, url, content, call=call, headers=headers, limits=limits)
         rl = self._observe(resp.headers)
         if resp.status_code >= 400:
             raise on_error(resp, resp.content, call, self._clock())
@@ -249,16 +256,13 @@ class NativeProvider:
 
     async def _stream(self, url: str, content: bytes, headers: Callable[[], dict[str, str]], call: _http.Call,
                       on_error: OnError,
-                      events: Callable[[httpx.Response], AsyncIterator[StreamEvent]]) -> AsyncIterator[StreamEvent]:
+                      events: Callable[[httpx.Response], AsyncIterator[StreamEvent]],
+                      limits: _http.AttemptLimits | None = None) -> AsyncIterator[StreamEvent]:
         """One streamed call; the retry policy re-opens it only before the first event."""
 
         async def attempt() -> AsyncIterator[StreamEvent]:
-            req = self.client.build_request("POST", url, content=content, headers=headers())
-            try:
-                resp = await self.client.send(req, stream=True)
-            except httpx.HTTPError as e:
-                raise _http.transport_error(e, call=call) from e
-            try:
+            async with _http.open_stream(self.client, url, content, call=call, headers=headers(),
+                                         limits=limits) as resp:
                 rl = self._observe(resp.headers)
                 if resp.status_code >= 400:
                     raise on_error(resp, await _http.read_body(resp), call, self._clock())
@@ -266,8 +270,6 @@ class NativeProvider:
                     if isinstance(ev, FinishEvent) and not rl.is_empty():  # same shape as providers.openai
                         ev.provider_details.setdefault("rate_limits", rl.model_dump(exclude_none=True))
                     yield ev
-            finally:
-                await resp.aclose()
 
         async for ev in self.retry.stream(attempt):
             yield ev

@@ -316,12 +316,15 @@ class AnthropicProvider(nat.NativeProvider):
     """`AnthropicProvider(api_key=..., base_url=None, client=None, name="anthropic", retry=None)`."""
 
     vendor = "anthropic"
+    prefill = True  # a trailing assistant message is continued (assistant prefill)
 
     def __init__(self, *, api_key: str | None = None, base_url: str | None = None,
                  client: httpx.AsyncClient | None = None, name: str = "anthropic", retry: Any = None,
                  default_max_tokens: int = DEFAULT_MAX_TOKENS, api_version: str = API_VERSION,
-                 extra_headers: dict[str, str] | None = None, timeout: float = 600.0, clock: Any = None) -> None:
-        super().__init__(api_key=api_key, client=client, name=name, retry=retry, timeout=timeout, clock=clock)
+                 extra_headers: dict[str, str] | None = None, timeout: float | None = None, clock: Any = None,
+                 timeouts: Any = None) -> None:
+        super().__init__(api_key=api_key, client=client, name=name, retry=retry, timeout=timeout, clock=clock,
+                         timeouts=timeouts)
         self.base_url = nat.split_version(base_url or DEFAULT_BASE, ("/v1",))[0]
         self.default_max_tokens = default_max_tokens
         self._headers = {"anthropic-version": api_version, "content-type": "application/json",
@@ -338,12 +341,15 @@ class AnthropicProvider(nat.NativeProvider):
     def _url(self) -> str:
         return f"{self.base_url}/v1/messages"
 
+    def _max_tokens(self, req: ChatRequest) -> int | None:
+        return req.max_tokens or self.default_max_tokens
+
     async def complete(self, req: ChatRequest) -> ChatResponse:
         body = _http.dumps(build_body(req, stream=False, default_max_tokens=self.default_max_tokens))
-        call = self._call(req)
+        call, lim = self._call(req), self._limits(req, stream=False)
 
         async def attempt() -> ChatResponse:
-            data, rl = await self._post_json(self._url(), body, self._request_headers(), call, _on_error)
+            data, rl = await self._post_json(self._url(), body, self._request_headers(), call, _on_error, lim)
             if isinstance(data, dict) and data.get("type") == "error":  # an error envelope with a 2xx status
                 err = data.get("error") if isinstance(data.get("error"), dict) else {}
                 raise map_error(None, err.get("type"), str(err.get("message") or ""), call=call, raw=data)
@@ -359,5 +365,5 @@ class AnthropicProvider(nat.NativeProvider):
             return nat.sse_events(resp, StreamState(call), call, "Anthropic stream ended before message_stop")
 
         async for ev in self._stream(self._url(), body, lambda: self._request_headers(True), call, _on_error,
-                                     events):
+                                     events, self._limits(req, stream=True)):
             yield ev

@@ -8,6 +8,9 @@
 `req.model` is the vendor's concrete model id (no `provider:` prefix). Adapters take
 an injected `httpx.AsyncClient`; they never create global state at import.
 Errors are raised as `router.errors.ProviderError` subclasses only.
+
+Optional: `prefill: bool` (default False), True when the vendor continues a trailing
+assistant message; the router then may finish a stream another model left cut.
 """
 
 from __future__ import annotations

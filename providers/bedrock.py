@@ -335,9 +335,10 @@ class BedrockProvider(nat.NativeProvider):
                  client: httpx.AsyncClient | None = None, name: str = "bedrock", retry: Any = None,
                  region: str | None = None, aws_access_key_id: str | None = None,
                  aws_secret_access_key: str | None = None, aws_session_token: str | None = None,
-                 timeout: float = 600.0, clock: Any = None) -> None:
+                 timeout: float | None = None, clock: Any = None, timeouts: Any = None) -> None:
         api_key = api_key or os.environ.get("AWS_BEARER_TOKEN_BEDROCK") or None
-        super().__init__(api_key=api_key, client=client, name=name, retry=retry, timeout=timeout, clock=clock)
+        super().__init__(api_key=api_key, client=client, name=name, retry=retry, timeout=timeout, clock=clock,
+                         timeouts=timeouts)
         self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self.base_url = (base_url or f"https://bedrock-runtime.{self.region}.amazonaws.com").rstrip("/")
         explicit = aws_access_key_id is not None or aws_secret_access_key is not None
@@ -366,10 +367,11 @@ class BedrockProvider(nat.NativeProvider):
     async def complete(self, req: ChatRequest) -> ChatResponse:
         body = _http.dumps(build_body(req))
         call, url = self._call(req), self._url(req.model, "converse")
+        lim = self._limits(req, stream=False)
 
         async def attempt() -> ChatResponse:
             data, rl = await self._post_json(url, body, self._headers(url, body, "application/json"), call,
-                                             _on_error)
+                                             _on_error, lim)
             return self._accumulate(converse_events(data, call), req, rl)
 
         return await self._run(attempt)
@@ -382,5 +384,5 @@ class BedrockProvider(nat.NativeProvider):
             return event_stream(resp, EventState(call), call)
 
         async for ev in self._stream(url, body, lambda: self._headers(url, body, "application/vnd.amazon.eventstream"),
-                                     call, _on_error, events):
+                                     call, _on_error, events, self._limits(req, stream=True)):
             yield ev

@@ -54,6 +54,7 @@ class FakeProvider:
     sleep: Callable[[float], object] = asyncio.sleep
     calls: list[ChatRequest] = field(default_factory=list)
     closed: bool = False
+    prefill: bool = False  # continues a trailing assistant message (finishing a cut stream)
 
     def _next(self, req: ChatRequest) -> Script:
         self.calls.append(req)

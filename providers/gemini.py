@@ -285,8 +285,9 @@ class GeminiProvider(nat.NativeProvider):
     def __init__(self, *, api_key: str | None = None, base_url: str | None = None,
                  client: httpx.AsyncClient | None = None, name: str = "gemini", retry: Any = None,
                  api_version: str = "v1beta", extra_headers: dict[str, str] | None = None,
-                 timeout: float = 600.0, clock: Any = None) -> None:
-        super().__init__(api_key=api_key, client=client, name=name, retry=retry, timeout=timeout, clock=clock)
+                 timeout: float | None = None, clock: Any = None, timeouts: Any = None) -> None:
+        super().__init__(api_key=api_key, client=client, name=name, retry=retry, timeout=timeout, clock=clock,
+                         timeouts=timeouts)
         base, version = nat.split_version(base_url or DEFAULT_BASE, ("/v1beta", "/v1"))
         self.base_url, self.api_version = base, version or api_version
         self._extra = dict(extra_headers or {})
@@ -310,11 +311,11 @@ class GeminiProvider(nat.NativeProvider):
 
     async def complete(self, req: ChatRequest) -> ChatResponse:
         body = _http.dumps(build_body(req, self._signatures))
-        call = self._call(req)
+        call, lim = self._call(req), self._limits(req, stream=False)
 
         async def attempt() -> ChatResponse:
             data, rl = await self._post_json(self._url(req.model, "generateContent"), body, self._headers(), call,
-                                             _on_error)
+                                             _on_error, lim)
             if not isinstance(data, dict) or not (data.get("candidates") or data.get("promptFeedback")
                                                   or data.get("error")):
                 raise MalformedResponse("Gemini response has no candidates", provider=call.provider,
@@ -337,5 +338,5 @@ class GeminiProvider(nat.NativeProvider):
                                   "Gemini stream ended without a finishReason")
 
         async for ev in self._stream(url, body, lambda: {**self._headers(), "accept": "text/event-stream"}, call,
-                                     _on_error, events):
+                                     _on_error, events, self._limits(req, stream=True)):
             yield ev

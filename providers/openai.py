@@ -69,6 +69,8 @@ def build_body(req: ChatRequest, row: VendorRow, *, stream: bool) -> dict[str, A
         if m.tool_call_id:
             out["tool_call_id"] = m.tool_call_id
         msgs.append(out)
+    if row.prefill and msgs and msgs[-1]["role"] == "assistant":  # mark the prefill the way the vendor wants
+        msgs[-1][row.prefill] = True
     body: dict[str, Any] = {"model": req.model, "messages": msgs}
     if req.tools:
         tools = []
@@ -129,7 +131,8 @@ class OpenAIProvider:
                  client: httpx.AsyncClient | None = None, name: str | None = None,
                  retry: RetryPolicy | None = None, vendor: VendorRow | str = "openai",
                  deployment: str | None = None, api_version: str = "2024-10-21",
-                 headers: Mapping[str, str] | None = None, timeout: float = 120.0,
+                 headers: Mapping[str, str] | None = None, timeout: float | None = None,
+                 timeouts: _http.Timeouts | Mapping[str, float] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.vendor = get_vendor(vendor) if isinstance(vendor, str) else vendor
         self.name = name or self.vendor.name
@@ -140,13 +143,21 @@ class OpenAIProvider:
         self._key = api_key or None
         register_secret(self._key)
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0))
+        # per-attempt limits (connect, first byte, idle; `timeout=N` is the older single number)
+        self.timeouts = _http.Timeouts.coerce(timeouts, timeout=timeout)
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeouts.idle_s, connect=self.timeouts.connect_s))
         self._retry = retry or RetryPolicy()
         self._deployment = deployment
         self._api_version = api_version
         self._extra_headers = dict(self.vendor.default_headers) | dict(headers or {})
         self._clock = clock
         self.last_rate_limits: RateLimitSnapshot | None = None
+
+    @property
+    def prefill(self) -> bool:
+        """Whether this vendor continues a trailing assistant message (vendor data)."""
+        return self.vendor.prefill is not None
 
     def __repr__(self) -> str:
         return f"OpenAIProvider(name={self.name!r}, vendor={self.vendor.name!r}, base_url={self.base_url!r})"
@@ -190,8 +201,9 @@ class OpenAIProvider:
     async def _complete_once(self, req: ChatRequest) -> ChatResponse:
         call = Call(self.name, req.model)
         url, params = self._target(req)
+        lim = _http.attempt_limits(self.timeouts, stream=False, max_tokens=req.max_tokens)
         resp = await _http.send_json(self._client, url, build_body(req, self.vendor, stream=False), call=call,
-                                     headers=self._headers(), params=params)
+                                     headers=self._headers(), params=params, limits=lim)
         if resp.status_code >= 300:
             raise self._error(_http.parse_error_body(resp.content, resp.status_code), call, resp.headers)
         snap = parse_rate_limits(resp.headers, self._clock())
@@ -207,8 +219,9 @@ class OpenAIProvider:
         call = Call(self.name, req.model)
         url, params = self._target(req)
         state = StreamState()
+        lim = _http.attempt_limits(self.timeouts, stream=True, max_tokens=req.max_tokens)
         async with _http.open_stream(self._client, url, build_body(req, self.vendor, stream=True), call=call,
-                                     headers=self._headers(), params=params) as resp:
+                                     headers=self._headers(), params=params, limits=lim) as resp:
             if resp.status_code >= 300:
                 body = await _http.read_body(resp)
                 raise self._error(_http.parse_error_body(body, resp.status_code), call, resp.headers)
@@ -219,7 +232,7 @@ class OpenAIProvider:
             if "event-stream" not in ctype and ("json" in ctype or "html" in ctype):
                 # A JSON body (an error, or a whole completion) or an HTML page instead of an
                 # event stream -- or an event stream that a proxy mislabelled as JSON.
-                body = await _http.read_body(resp, limit=4 << 20)
+                body = await _http.read_body(resp, limit=4 << 20, call=call)
                 if body.lstrip().startswith((b"data:", b":", b"event:")):
                     chunks = _Once(body)
                 else:

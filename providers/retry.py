@@ -9,9 +9,11 @@ Public API
     ``factory`` is a zero-argument callable returning a fresh awaitable (a coroutine
     cannot be awaited twice). Retries only ``ProviderError`` instances whose
     ``retryable`` is true: ``RateLimited`` (429 rate limits), ``Unavailable`` (5xx, 529,
-    409, transport errors), ``Timeout`` (408, httpx timeouts). Never retries
-    ``QuotaExhausted``, ``AuthFailed``, ``BadRequest``, ``ContentFiltered`` or
-    ``MalformedResponse`` (the router switches models instead).
+    409, transport errors). Never retries ``Timeout`` (a connect, first-byte or idle
+    limit, 408, a vendor's 504 deadline: the attempt already spent its limit, so the
+    router fails over at once instead of waiting as long again), ``QuotaExhausted``,
+    ``AuthFailed``, ``BadRequest``, ``ContentFiltered`` or ``MalformedResponse`` (the
+    router switches models instead).
 
     Wait before attempt n+1: the error's ``retry_after`` (Retry-After / retry-after-ms /
     reset headers) when given; if that exceeds ``max_wait_s`` we do NOT retry (waiting
@@ -35,7 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from router.errors import ProviderError
+from router.errors import ProviderError, Timeout
 
 __all__ = ["RetryPolicy", "NO_RETRY", "is_retryable"]
 
@@ -43,7 +45,7 @@ T = TypeVar("T")
 
 
 def is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ProviderError) and bool(exc.retryable)
+    return isinstance(exc, ProviderError) and bool(exc.retryable) and not isinstance(exc, Timeout)
 
 
 @dataclass(frozen=True)

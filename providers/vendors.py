@@ -4,7 +4,7 @@ serves them all).
 A `VendorRow` says where a vendor lives (base URL, regions), how to authenticate
 (bearer / Azure `api-key` header / none), which env var holds the key, what it can
 do, which wire quirks it has, and how its structured error codes map onto our
-error tree. Facts come from /work/shared/catalog/providers-facts.yaml; each row's
+error tree. Facts come from the project's provider-facts catalog (2026-11-29); each row's
 `sources` names where a fact was checked.
 
 Error kinds used in `error_codes` / `status_map` / `message_rules`:
@@ -25,6 +25,13 @@ every vendor, the flag documents who sends what):
   base_resp_errors      errors inside HTTP 200 `base_resp` (MiniMax)
   mid_stream_errors     `{"error":{...}}` data event, finish_reason "error" (OpenRouter)
   sse_comments          keep-alive SSE comments (": OPENROUTER PROCESSING", ": keep-alive")
+
+`prefill` says whether the vendor continues a trailing assistant message (used to
+finish a stream another model left cut): None = it does not (OpenAI starts a new
+turn); "" = it continues the message as sent; a key name = it continues when that
+key is true on the message (DeepSeek `prefix`, which DeepSeek serves on its beta base
+URL; Moonshot `partial`; Mistral `prefix`). A vendor that rejects the prefill fails
+that attempt like any other error.
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ class VendorRow:
     status_map: Mapping[int, str] = field(default_factory=_ro)  # vendor-specific status meaning
     message_rules: tuple[tuple[str, str], ...] = ()  # (lower-case substring, kind): last resort
     max_completion_tokens_prefixes: tuple[str, ...] = ()
+    prefill: str | None = None  # see the module docstring
     default_headers: Mapping[str, str] = field(default_factory=_ro)
     sources: tuple[str, ...] = ()
 
@@ -123,13 +131,13 @@ _ROWS: list[VendorRow] = [
     VendorRow(
         "deepseek", "DeepSeek", "https://api.deepseek.com", "DEEPSEEK_API_KEY",
         capabilities=frozenset({"tools", "json_schema", "reasoning", "streaming"}), regions=frozenset({"cn"}),
-        quirks=frozenset({"reasoning_content", "prompt_cache_hit_tokens", "sse_comments"}),
+        quirks=frozenset({"reasoning_content", "prompt_cache_hit_tokens", "sse_comments"}), prefill="prefix",
         # 402 Insufficient Balance is quota by status; 503 Server Overloaded -> unavailable.
         message_rules=(("insufficient balance", "quota"),),
         sources=("https://api-docs.deepseek.com/quick_start/error_codes",)),
     VendorRow(
         "moonshot", "Moonshot AI (Kimi)", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY", capabilities=_ALL,
-        regions=frozenset({"cn"}), quirks=frozenset({"choice_usage", "reasoning_content"}),
+        regions=frozenset({"cn"}), quirks=frozenset({"choice_usage", "reasoning_content"}), prefill="partial",
         error_codes=_ro({
             "exceeded_current_quota_error": "quota",  # 429 (or 403): balance gone -- match on type
             "rate_limit_reached_error": "rate",
@@ -253,21 +261,21 @@ _ROWS: list[VendorRow] = [
         sources=("https://console.groq.com/docs/rate-limits.md", "public code reading chunk.x_groq.usage")),
     VendorRow(
         "mistral", "Mistral AI", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", capabilities=_ALL,
-        regions=frozenset({"eu"}), sources=("developersdigest.tech/errors/api/mistral-api",)),
+        regions=frozenset({"eu"}), prefill="prefix", sources=("developersdigest.tech/errors/api/mistral-api",)),
     VendorRow(
         "together", "Together AI", "https://api.together.xyz/v1", "TOGETHER_API_KEY", capabilities=_ALL,
         message_rules=(("must be less than the context length", "context"),),  # documented as HTTP 403
         sources=("https://docs.together.ai/docs/error-codes",)),
     VendorRow(
         "openrouter", "OpenRouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", capabilities=_ALL,
-        quirks=frozenset({"mid_stream_errors", "sse_comments", "reasoning_content"}),
+        quirks=frozenset({"mid_stream_errors", "sse_comments", "reasoning_content"}), prefill="",
         status_map=_ro({403: "content"}),  # 403 = input flagged by moderation
         message_rules=(("free-models-per-day", "quota"),),  # daily free quota, resets at UTC midnight
         sources=("https://openrouter.ai/docs/api/reference/errors-and-debugging",
                  "https://openrouter.ai/docs/api-reference/streaming")),
     VendorRow(
         "ollama", "Ollama (local)", "http://localhost:11434/v1", "OLLAMA_API_KEY", key_required=False,
-        capabilities=_ALL, regions=frozenset({"local"}), quirks=frozenset({"reasoning_content"}),
+        capabilities=_ALL, regions=frozenset({"local"}), quirks=frozenset({"reasoning_content"}), prefill="",
         sources=("ollama/ollama docs/api/openai-compatibility.mdx",)),
     VendorRow(
         "vllm", "vLLM (self-hosted)", "http://localhost:8000/v1", "VLLM_API_KEY", key_required=False,

@@ -58,6 +58,18 @@ class ModelCard(BaseModel):
     free_tier: dict[str, Any] | None = None
     tier: str = "mid"
     notes: str | None = None
+    # per-model time limits, a partial {connect_s, first_byte_s, idle_s} over the provider's
+    # (router.limits; docs/providers.md "Timeouts")
+    timeouts: dict[str, float] | None = None
+
+    @field_validator("timeouts", mode="before")
+    @classmethod
+    def _timeouts(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        from router.limits import check_timeouts
+
+        return check_timeouts(v) or None
 
     @field_validator("capabilities", mode="before")
     @classmethod
@@ -229,6 +241,8 @@ def _card_from(fields: Mapping[str, Any], *, mid: str, base: ModelCard | None, f
                 loc, msg = _validation_message(e)
                 raise ConfigError(msg, file=file, line=line_of(v, loc.split(".")[0]) or line_of(fields, k),
                                   key=f"{mid}.price.{loc}") from None
+        elif k == "timeouts" and isinstance(v, Mapping) and isinstance(data.get("timeouts"), Mapping):
+            data[k] = {**data["timeouts"], **v}  # an override names only the limits it changes
         elif k not in ("model", "genai_ref"):
             data[k] = v
     if data.get("price") is None and genai_price is not None:

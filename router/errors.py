@@ -25,6 +25,7 @@ __all__ = [
     "MalformedResponse",
     "NoRouteAvailable",
     "BudgetExceeded",
+    "LedgerUnavailable",
     "ConfigError",
     "UnknownModel",
     "UnknownPrice",
@@ -200,6 +201,15 @@ class BudgetExceeded(QuotarouteError):
         self.budget_id = budget_id
         self.limit_usd = limit_usd
         self.spent_usd = spent_usd
+
+
+class LedgerUnavailable(QuotarouteError):
+    """The shared quota ledger cannot be reached and `on_redis_error: fail_closed`:
+    nothing is granted that cannot be counted (the proxy answers 503 + Retry-After)."""
+
+    def __init__(self, message: str = "quota ledger unavailable", *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConfigError(QuotarouteError, ValueError):

@@ -36,6 +36,7 @@ from router.errors import (
     UnknownPrice,
 )
 from router.health import HealthBook
+from router.limits import calling
 from router.result import Attempt, RouteInfo, RoutedResponse
 from router.types import ChatRequest, ChatResponse, Usage
 
@@ -183,7 +184,7 @@ class Executor:
             self.health.failure(step.deployment, now)
 
     # ------------------------------------------------------------------ the walk down a plan
-    # (shared by run() below and router.streaming.open_stream())
+    # (next_step/open_step/step_failed are shared by run() below and router.streaming)
     async def open_step(self, step: PlanStep, plan: RoutePlan, scope: Mapping[str, Any] | None,
                         walk: Walk) -> tuple[bool, Any]:
         """(True, reservation) when the step may be called; (False, None) when it is
@@ -206,6 +207,30 @@ class Executor:
         self.version += 1
         walk.attempts.append(_skip(step, skipped))
         return False, None
+
+    async def next_step(self, plan: RoutePlan, scope: Mapping[str, Any] | None, walk: Walk, start: int = 0, *,
+                        accept: Callable[[Any], str | None] | None = None) -> tuple[int, PlanStep, Any, Any] | None:
+        """The first step at or after index `start` that may be called, as (index, step,
+        provider, reservation); None when the plan is exhausted. Steps below the context
+        window a fallback needs are passed over; steps without a provider, refused by
+        `accept(provider)` (which returns the reason, e.g. "NoPrefill"), unpriced or over
+        budget are recorded on `walk` and passed over."""
+        steps = plan.steps
+        for i in range(start, len(steps)):
+            step = steps[i]
+            if step.card.context_window <= walk.min_ctx:
+                continue
+            provider = self.provider_for(step)
+            why = "NoProvider" if provider is None else accept(provider) if accept is not None else None
+            if why:
+                msg = f"no provider for {step.deployment}" if provider is None else f"passed over ({why})"
+                walk.attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False, error_type=why,
+                                             error_message=msg))
+                continue
+            ok, res = await self.open_step(step, plan, scope, walk)
+            if ok:
+                return i, step, provider, res
+        return None
 
     async def step_failed(self, plan: RoutePlan, step: PlanStep, res: Any, e: ProviderError, t0: float,
                           billed: Usage | None, walk: Walk) -> bool:
@@ -260,22 +285,16 @@ class Executor:
         max_escalations = plan.policy_obj.cascade_max_steps
         last_ok: tuple[ChatResponse, PlanStep, str] | None = None
         steps = plan.steps
-        for i, step in enumerate(steps):
-            if step.card.context_window <= walk.min_ctx:
-                continue
-            provider = self.provider_for(step)
-            if provider is None:
-                attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False,
-                                        error_type="NoProvider", error_message=f"no provider for {step.deployment}"))
-                continue
-            ok, res = await self.open_step(step, plan, scope, walk)
-            if not ok:
-                continue
+        start = 0
+        while (nx := await self.next_step(plan, scope, walk, start)) is not None:
+            i, step, provider, res = nx
+            start = i + 1
             dep = step.deployment
             self.health.started(dep)
             t0 = time.perf_counter()
             try:
-                resp = await provider.complete(self.request_for(step, req))
+                with calling(step.card):  # the card's time limits for this attempt
+                    resp = await provider.complete(self.request_for(step, req))
             except ProviderError as e:
                 self.health.finished(dep)
                 if not await self.step_failed(plan, step, res, e, t0, e.billed_usage, walk):

@@ -1,9 +1,9 @@
 """What a routed call returns: the answer plus how it was routed and billed.
 
 The SDK (`Router.achat`) returns `RoutedResponse`; streaming returns a
-`RoutedStream` whose `route` is filled once the first event has arrived (the model
-is final by then: fallback happens only before the first token) and whose cost is
-final when iteration ends.
+`RoutedStream` whose `route` is filled once the first event has arrived (a later
+model may finish a cut answer; `route.reason` then says so) and whose cost is final
+when iteration ends.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router.engine import RoutePlan, choose, prepare
 from router.executor import Executor, Verifier
@@ -28,6 +28,9 @@ from router.result import RoutedResponse
 from router.streaming import RoutedStream, open_stream
 from router.tasks import QualityPredictor, extract_features, last_user_text
 from router.types import ChatRequest, Message
+
+if TYPE_CHECKING:
+    from router.config import QuotarouteConfig
 
 __all__ = ["Router", "SyncRoutedStream"]
 
@@ -173,28 +176,21 @@ class Router:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_config(cls, path: str | None = None, *, default_store: str | None = None,
+    def from_config(cls, path: str | QuotarouteConfig | None = None, *, default_store: str | None = None,
                     **overrides: Any) -> "Router":
-        """Build from one YAML file (see docs/router.md). Explicit keyword arguments
-        win over the file, which wins over the environment. `client=`/`http_client=`
-        is an `httpx.AsyncClient` shared by every adapter.
+        """Build from one YAML file (docs/config.md), found by `router.config.find_config`,
+        or from an already loaded `QuotarouteConfig`. Explicit keyword arguments win
+        over the file, which wins over the environment. `client=`/`http_client=` is an
+        `httpx.AsyncClient` shared by every adapter; it never changes the ledger store.
 
         `default_store` ("memory" | "sqlite") is the ledger store when the config's
         `ledger:` section names none: default `$QUOTAROUTE_DEFAULT_STORE`, else
-        "memory" for SDK callers. `http_client=` is the proxy's spelling
-        (`quotaroute serve`, router/server/cli.py) and selects the proxy default,
-        "sqlite" at `$QUOTAROUTE_HOME/ledger.sqlite`, unless `default_store=` or
-        `$QUOTAROUTE_DEFAULT_STORE` says otherwise. A ledger built here is closed by
-        `aclose()`."""
-        import os
+        "memory" (the SDK's default; the proxy passes "sqlite"). A ledger built here
+        is closed by `aclose()`."""
+        from router.config import QuotarouteConfig, build_router_kwargs, load_config
 
-        from router.config import build_router_kwargs, load_config
-
-        cfg = load_config(path)
-        proxy = "http_client" in overrides
+        cfg = path if isinstance(path, QuotarouteConfig) else load_config(path)
         client = overrides.pop("client", None) or overrides.pop("http_client", None)
-        if default_store is None and proxy:
-            default_store = os.environ.get("QUOTAROUTE_DEFAULT_STORE") or "sqlite"
         kw = build_router_kwargs(cfg, client=client, default_store=default_store,
                                  with_ledger="ledger" not in overrides)
         if isinstance(overrides.get("policy"), str):  # a policy name keeps the file's floors/lambda

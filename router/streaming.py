@@ -1,54 +1,99 @@
-"""Streaming execution: fall back only before the first token, never emit a second
-partial answer.
+"""Streaming execution: fall back freely before the first token; after it, finish a
+cut answer from the next model (assistant prefill) or fail loudly, never mark a
+truncated answer complete.
 
 `open_stream()` walks the plan until a deployment produces its first content event
 (text, reasoning, tool call or finish; usage-only events are buffered), then returns
 a `RoutedStream` whose `route` already names the model, so a proxy can send its
-headers before any token. After the first token a failure propagates to the caller
-and whatever the vendor billed (`ProviderError.billed_usage`, or usage events
-already received) is committed. Final cost is on `route` once iteration ends.
+headers before any token. A vendor finish of "error" (a truncated answer) counts as
+a failure like a raised error.
+
+When the answer breaks after content reached the caller (an error, a stall turned
+into `Timeout` by the adapter, or a finish of "error"), the stream continues from
+the next step of the plan whose provider accepts an assistant prefill (a provider's
+`prefill` attribute; vendor data says which do), with the text delivered so far as
+that prefill, so the caller receives one answer. When none can (no such step, a tool
+call was already sent, the error must not fall back, or every continuation failed),
+the original error is raised from the iterator.
+
+Billing, one rule for every attempt that ended early (error, truncation, caller
+closed the stream or stopped reading): what the vendor reported (usage events or
+`ProviderError.billed_usage`), with output no lower than the tokens actually
+handed to the caller; when it reported nothing, those delivered tokens (counted
+with `router.tokens`) plus the prompt. Each attempt commits its own reservation.
+Final cost is on `route` once iteration ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from router.engine import PlanStep, RoutePlan
-from router.errors import MalformedResponse, ProviderError
+from router.errors import MalformedResponse, ProviderError, Unavailable
 from router.executor import Executor, Walk
+from router.limits import calling
 from router.result import Attempt, RouteInfo
-from router.types import ChatResponse, RateLimitSnapshot, Usage, accumulate
+from router.types import ChatRequest, ChatResponse, Message, RateLimitSnapshot, Usage, accumulate
 
-__all__ = ["RoutedStream", "open_stream"]
+__all__ = ["RoutedStream", "open_stream", "delivered_tokens"]
 
 log = logging.getLogger("quotaroute.executor")
 _CONTENT = ("text", "reasoning", "tool_call", "finish")
+_BIG = 32_000  # characters
 
 
 class _Cancelled(Exception):
     pass
 
 
-class RoutedStream:
-    """Async iterator of `StreamEvent`s from the chosen model. `route` is set before
-    the first event is yielded; `response` (accumulated) and the final cost after
-    the end."""
+def delivered_tokens(text: str) -> int:
+    """Tokens in `text` as the router counts them (exact cl100k when tiktoken's offline
+    data is installed, else the calibrated estimate)."""
+    if not text:
+        return 0
+    from router.tokens import count_tokens_exact, estimate_tokens
 
-    def __init__(self, ex: Executor, plan: RoutePlan, step: PlanStep, res: Any, it: AsyncIterator[Any],
-                 buffered: list[Any], attempts: list[Attempt], t0: float) -> None:
-        self._ex, self._plan, self._step, self._res, self._it = ex, plan, step, res, it
-        self._pending = buffered
-        self._events: list[Any] = []
-        self._attempt = Attempt(model_id=step.model_id, provider=step.provider, ok=True,
-                                latency_ms=(time.perf_counter() - t0) * 1000)  # time to first event, for now
-        attempts.append(self._attempt)
-        self._t0 = t0
-        self.route: RouteInfo = ex.route_info(plan, step, attempts, final=False)
+    n = count_tokens_exact(text)
+    return n if n is not None else estimate_tokens(text)
+
+
+def truncated(step: PlanStep, events: list[Any], reason: str = "error") -> Unavailable:
+    """The error for a vendor that ended the answer early (finish_reason `error`)."""
+    return Unavailable(f"the vendor ended the answer early (finish_reason {reason}); the answer is incomplete",
+                       provider=step.provider, model=step.card.model, billed_usage=_usage_of(events))
+
+
+class RoutedStream:
+    """Async iterator of `StreamEvent`s from the chosen model (and, when the answer was
+    cut, from the models that finished it). `route` is set before the first event is
+    yielded; `response` (the whole answer) and the final cost after the end."""
+
+    def __init__(self, ex: Executor, plan: RoutePlan, req: ChatRequest, scope: Mapping[str, Any] | None,
+                 walk: Walk, index: int, step: PlanStep, res: Any, it: AsyncIterator[Any], buffered: list[Any],
+                 t0: float) -> None:
+        self._ex, self._plan, self._req, self._scope, self._walk = ex, plan, req, scope, walk
+        self._all: list[Any] = []  # every content event handed to the caller, all attempts
+        self.route: RouteInfo = ex.route_info(plan, step, walk.attempts, final=False)
         self.response: ChatResponse | None = None
         self.done = False
+        self._use(index, step, res, it, buffered, t0, prompt=plan.features.input_tokens)
+
+    def _use(self, index: int, step: PlanStep, res: Any, it: AsyncIterator[Any], buffered: list[Any], t0: float, *,
+             prompt: int) -> None:
+        """Make (step, it) the attempt the stream reads from."""
+        self._index, self._step, self._res, self._it = index, step, res, it
+        self._pending = buffered
+        self._events: list[Any] = []  # this attempt's events handed to the caller
+        self._prompt = prompt
+        self._t0 = t0
+        self._settled = False
+        self._attempt = Attempt(model_id=step.model_id, provider=step.provider, ok=True,
+                                latency_ms=(time.perf_counter() - t0) * 1000)  # time to first event, for now
+        self._walk.attempts.append(self._attempt)
 
     def __aiter__(self) -> "RoutedStream":
         return self
@@ -60,36 +105,99 @@ class RoutedStream:
         await self.aclose()
 
     async def __anext__(self) -> Any:
-        if self._pending:
-            ev = self._pending.pop(0)
+        while True:
+            if self._pending:
+                ev = self._pending.pop(0)
+            elif self.done:
+                raise StopAsyncIteration
+            else:
+                try:
+                    ev = await self._it.__anext__()
+                except StopAsyncIteration:
+                    await self._settle(None)
+                    self._close_out()
+                    raise
+                except Exception as e:  # a vendor error (or an adapter bug) mid-answer
+                    await self._fail(e)
+                    continue
+                except BaseException as e:  # cancelled
+                    await self._settle(e)
+                    self._close_out()
+                    raise
+            if ev.kind == "finish" and ev.finish_reason == "error":
+                self._pending.clear()
+                await _aclose(self._it)
+                await self._fail(truncated(self._step, self._events))
+                continue
             self._events.append(ev)
+            if ev.kind != "usage":
+                self._all.append(ev)
             return ev
-        if self.done:
-            raise StopAsyncIteration
-        try:
-            ev = await self._it.__anext__()
-        except StopAsyncIteration:
-            await self._finish(None)
-            raise
-        except ProviderError as e:
-            await self._finish(e)
-            raise
-        except BaseException as e:
-            await self._finish(e)
-            raise
-        self._events.append(ev)
-        return ev
 
-    async def _finish(self, error: BaseException | None) -> None:
-        if self.done:
+    async def _fail(self, e: Exception) -> None:
+        """The current attempt broke after content was sent: bill it, then continue the
+        answer on a fallback, or raise `e` (the stream is over)."""
+        if not isinstance(e, ProviderError):
+            log.error("provider %s raised an unmapped error mid-stream: %r", self._step.deployment, e)
+        await self._settle(e)
+        if await self._continue(e):
             return
-        self.done = True
+        self._close_out()
+        raise e
+
+    async def _continue(self, e: Exception) -> bool:
+        """Open the next step that can finish the answer; True when one produced content."""
+        if isinstance(e, ProviderError) and not e.fallback:
+            return False
+        if any(ev.kind == "tool_call" for ev in self._all):  # a half-sent tool call cannot be prefilled
+            return False
+        ex, plan, walk = self._ex, self._plan, self._walk
+        walk.last_error = e
+        sent = "".join(ev.text for ev in self._all if ev.kind == "text")
+        kept = sent.rstrip()  # vendors refuse a prefill that ends in whitespace (Anthropic)
+        req = self._req
+        if kept:
+            req = req.model_copy(update={"messages": [*req.messages, Message(role="assistant", content=kept)]})
+        accept = _needs_prefill if kept else None
+        start = self._index + 1
+        while (nx := await ex.next_step(plan, self._scope, walk, start, accept=accept)) is not None:
+            index, step, provider, res = nx
+            start = index + 1
+            try:
+                opened = await _try_step(ex, plan, step, provider, res, req, walk)
+            except ProviderError:  # e.g. the fallback rejected the prefill: the cut stands (recorded on walk)
+                return False
+            if opened is None:
+                continue
+            it, buffered, t0 = opened
+            if len(sent) > len(kept):  # the client already has the whitespace the prefill dropped
+                _trim_first_text(buffered)
+            self._use(index, step, res, it, buffered, t0, prompt=plan.features.input_tokens + delivered_tokens(kept))
+            failed = ", ".join(f"{a.model_id} ({a.error_type})" for a in walk.attempts if not a.ok)
+            self.route.reason = f"{plan.reason}; answer finished by {step.model_id} after {failed}"
+            return True
+        return False
+
+    async def _delivered(self) -> Usage:
+        """The tokens of this attempt handed to the caller, plus its prompt."""
+        text = "".join(ev.text for ev in self._events if ev.kind in ("text", "reasoning"))
+        text += "".join(ev.arguments for ev in self._events if ev.kind == "tool_call")
+        if len(text) > _BIG:  # exact counting of a long answer takes milliseconds: keep it off the loop
+            n = await asyncio.to_thread(delivered_tokens, text)
+        else:
+            n = delivered_tokens(text)
+        return Usage(input_tokens=self._prompt, output_tokens=n)
+
+    async def _settle(self, error: BaseException | None) -> None:
+        """Bill the current attempt (once) and learn from how it ended."""
+        if self._settled:
+            return
+        self._settled = True
         ex, step = self._ex, self._step
         latency = (time.perf_counter() - self._t0) * 1000
         now = ex.clock()
         ex.health.finished(step.deployment)
         resp = accumulate(self._events, provider=step.provider, model=step.card.model)
-        self.response = resp
         att = self._attempt
         att.latency_ms = latency
         usage: Usage | None = resp.usage if resp.usage_reported else None
@@ -101,91 +209,125 @@ class RoutedStream:
                 pass
         if error is None:
             ex.health.success(step.deployment, latency, now)
-            if usage is None:  # the vendor sent no usage: bill an estimate rather than $0
-                usage = _estimate(self._plan, resp)
-                att.error_message = "usage not reported by the vendor; estimated"
+            if usage is None:  # the vendor sent no usage: bill the delivered tokens rather than $0
+                usage = await self._delivered()
+                att.error_message = "usage not reported by the vendor; counted from the delivered text"
         else:
             att.ok = False
             att.error_type = type(error).__name__
             att.error_message = str(error) or att.error_type
+            if isinstance(error, ProviderError) and error.billed_usage is not None:
+                usage = error.billed_usage
+            if self._events or usage is not None:  # something was generated: never bill less than delivered
+                usage = _at_least(usage, await self._delivered())
             if isinstance(error, ProviderError):
-                if error.billed_usage is not None:
-                    usage = error.billed_usage
                 await ex.on_error(step, error)
-            elif usage is None and self._events:  # cancelled/closed by the caller mid-answer
-                usage = _estimate(self._plan, resp)
+            elif isinstance(error, (_Cancelled, GeneratorExit)) or not isinstance(error, Exception):
                 att.error_type = "Cancelled"
-                att.error_message = "closed by the caller; usage estimated"
+                att.error_message = "closed by the caller; billed as reported, else as delivered"
+            else:  # an adapter bug mid-answer: the deployment failed us
+                ex.health.failure(step.deployment, now)
         await ex.settle(step, self._res, usage, att)
-        ex.costs(self.route)
+        ex.costs(self.route, final=False)
+
+    def _close_out(self) -> None:
+        """The stream is over: the whole answer and the final costs."""
+        if self.done:
+            return
+        self.done = True
+        resp = accumulate(self._all, provider=self._step.provider, model=self._step.card.model)
+        billed = [a.usage for a in self.route.attempts if a.usage is not None]
+        if billed:
+            resp.usage = sum(billed, Usage())
+            resp.usage_reported = True
+        self.response = resp
+        self._ex.costs(self.route)
 
     async def aclose(self) -> None:
         if not self.done:
-            close = getattr(self._it, "aclose", None)
-            if close is not None:
-                try:
-                    await close()
-                except Exception:  # pragma: no cover
-                    pass
-            await self._finish(_Cancelled("stream closed by the caller"))
+            await _aclose(self._it)
+            await self._settle(_Cancelled("stream closed by the caller"))
+            self._close_out()
 
 
-def _estimate(plan: RoutePlan, resp: ChatResponse) -> Usage:
-    from router.tasks import fast_estimate_tokens
+def _needs_prefill(provider: Any) -> str | None:
+    return None if getattr(provider, "prefill", False) else "NoPrefill"
 
-    out = fast_estimate_tokens(resp.text) + fast_estimate_tokens(resp.reasoning) + sum(
-        fast_estimate_tokens(t.arguments) for t in resp.tool_calls)
-    return Usage(input_tokens=plan.features.input_tokens, output_tokens=out)
+
+def _trim_first_text(events: list[Any]) -> None:
+    for i, ev in enumerate(events):
+        if ev.kind == "text":
+            events[i] = ev.model_copy(update={"text": ev.text.lstrip()})
+            return
+
+
+def _at_least(reported: Usage | None, delivered: Usage) -> Usage:
+    """`reported`, with input and output no lower than `delivered`."""
+    if reported is None:
+        return delivered
+    return reported.model_copy(update={"input_tokens": max(reported.input_tokens, delivered.input_tokens),
+                                       "output_tokens": max(reported.output_tokens, delivered.output_tokens)})
+
+
+async def _until_content(it: AsyncIterator[Any], step: PlanStep, buffered: list[Any]) -> None:
+    """Read `it` into `buffered` up to its first content event."""
+    while True:
+        try:
+            ev = await it.__anext__()
+        except StopAsyncIteration:
+            raise MalformedResponse("stream ended before any content", provider=step.provider,
+                                    model=step.card.model, billed_usage=_usage_of(buffered)) from None
+        if ev.kind == "finish" and ev.finish_reason == "error":
+            raise truncated(step, buffered)
+        buffered.append(ev)
+        if ev.kind in _CONTENT:
+            return
+
+
+async def _try_step(ex: Executor, plan: RoutePlan, step: PlanStep, provider: Any, res: Any, req: ChatRequest,
+                    walk: Walk) -> tuple[AsyncIterator[Any], list[Any], float] | None:
+    """Call one step until its first content: (iterator, buffered events, start time),
+    or None when it failed and the walk may go on (recorded and billed on `walk`).
+    Raises a vendor error that must not fall back."""
+    ex.health.started(step.deployment)
+    t0 = time.perf_counter()
+    it = provider.stream(ex.request_for(step, req))
+    buffered: list[Any] = []
+    try:
+        with calling(step.card):  # the stream reads the card's time limits when it opens
+            await _until_content(it, step, buffered)
+    except ProviderError as e:
+        ex.health.finished(step.deployment)
+        await _aclose(it)
+        billed = e.billed_usage if e.billed_usage is not None else _usage_of(buffered)
+        if not await ex.step_failed(plan, step, res, e, t0, billed, walk):
+            raise
+        return None
+    except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
+        ex.health.finished(step.deployment)
+        await _aclose(it)
+        await ex.adapter_bug(step, res, e, t0, walk)
+        return None
+    except BaseException:  # cancelled: give the reservation back
+        ex.health.finished(step.deployment)
+        await _aclose(it)
+        if res is not None:
+            await ex.ledger.release(res, ex.clock())
+        raise
+    return it, buffered, t0
 
 
 async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping[str, Any] | None = None
                       ) -> RoutedStream:
     walk = Walk()
-    for step in plan.steps:
-        if step.card.context_window <= walk.min_ctx:
-            continue
-        provider = ex.provider_for(step)
-        if provider is None:
-            walk.attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False,
-                                         error_type="NoProvider"))
-            continue
-        ok, res = await ex.open_step(step, plan, scope, walk)
-        if not ok:
-            continue
-        ex.health.started(step.deployment)
-        t0 = time.perf_counter()
-        it = provider.stream(ex.request_for(step, req))
-        buffered: list[Any] = []
-        try:
-            while True:
-                try:
-                    ev = await it.__anext__()
-                except StopAsyncIteration:
-                    raise MalformedResponse("stream ended before any content", provider=step.provider,
-                                            model=step.card.model,
-                                            billed_usage=_usage_of(buffered)) from None
-                buffered.append(ev)
-                if ev.kind in _CONTENT:
-                    break
-        except ProviderError as e:
-            ex.health.finished(step.deployment)
-            await _aclose(it)
-            billed = e.billed_usage if e.billed_usage is not None else _usage_of(buffered)
-            if not await ex.step_failed(plan, step, res, e, t0, billed, walk):
-                raise
-            continue
-        except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
-            ex.health.finished(step.deployment)
-            await _aclose(it)
-            await ex.adapter_bug(step, res, e, t0, walk)
-            continue
-        except BaseException:  # cancelled: give the reservation back
-            ex.health.finished(step.deployment)
-            await _aclose(it)
-            if res is not None:
-                await ex.ledger.release(res, ex.clock())
-            raise
-        return RoutedStream(ex, plan, step, res, it, buffered, walk.attempts, t0)
+    start = 0
+    while (nx := await ex.next_step(plan, scope, walk, start)) is not None:
+        index, step, provider, res = nx
+        start = index + 1
+        opened = await _try_step(ex, plan, step, provider, res, req, walk)
+        if opened is not None:
+            it, buffered, t0 = opened
+            return RoutedStream(ex, plan, req, scope, walk, index, step, res, it, buffered, t0)
     raise ex.exhausted(plan, walk)
 
 

@@ -43,3 +43,36 @@ def test_going_live_config_is_valid_and_builds_a_router(tmp_path, monkeypatch):
         assert plan.steps
     finally:
         router.close()
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every `quotaroute ...` command the README names in backticks or a code block."""
+    import shlex
+
+    found = []
+    for m in re.finditer(r"(?m)(?:^\$ |`)(quotaroute [^`\n#]+)", README):
+        cmd = m.group(1).strip().rstrip("`").strip()
+        found.append(shlex.split(cmd.replace("|", " ").replace("...", "")))
+    return found
+
+
+def test_every_quotaroute_command_in_the_readme_exists():
+    from router.cli import BENCH, COMMANDS
+
+    cmds = _readme_commands()
+    assert len(cmds) >= 8
+    for argv in cmds:
+        assert argv[1] in COMMANDS or argv[1] == "bench", argv
+        if argv[1] == "bench":
+            assert all(w in BENCH for w in argv[2:] if not w.startswith("-")), argv
+
+
+def test_route_explain_example_runs(tmp_path, monkeypatch, capsys):
+    from router.cli import main
+
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
+    monkeypatch.delenv("QUOTAROUTE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["route", "--explain", "Write a Python function that reverses a list"]) == 0
+    out = capsys.readouterr().out
+    assert "task code" in out and "policy free-first" in out

@@ -21,8 +21,8 @@ HELP = "Explain the ranked route plan for a prompt (filters, scores, reasons), w
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("prompt", help="the user message to route (use - to read stdin)")
     p.add_argument("--explain", action="store_true", help="show the plan with reasons (the default; kept for clarity)")
-    p.add_argument("--config", metavar="FILE", help="config YAML (default: $QUOTAROUTE_CONFIG or "
-                                                    "$QUOTAROUTE_HOME/config.yaml when present)")
+    p.add_argument("--config", metavar="FILE", help="config YAML (default: $QUOTAROUTE_CONFIG, "
+                                                    "./quotaroute.yaml, $QUOTAROUTE_HOME/config.yaml)")
     p.add_argument("--policy", metavar="P", help="free-first | cheapest | best | balanced | cascade")
     p.add_argument("--model", metavar="M", default="auto",
                    help="auto, auto:cheap, auto:best, auto:free, auto:balanced, or a provider:model to pin")
@@ -40,20 +40,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def explain_router(config: str | None, policy: str | None) -> Any:
     """A Router for explaining only: providers are named, never built (no keys needed)."""
-    from router.config import build_ledger, build_policy, build_rules, default_config_path, load_config
+    from router.config import build_ledger, build_policy, build_rules, find_config, load_config
+    from router.config.build import build_catalog, provider_specs
     from router.sdk import Router
 
-    path = config or default_config_path()
+    path = find_config(config)
     if path is None:
         return Router(policy=policy or "free-first")
     cfg = load_config(path)
-    from router.catalog import load_catalog
-    from router.config import _env_providers
-
-    catalog = load_catalog(profile_path=cfg.models.profile, fx=cfg.fx)
-    if cfg.models.overrides:
-        catalog = catalog.with_overrides(cfg.models.overrides, file=cfg.file)
-    specs = cfg.providers or _env_providers()
+    catalog = build_catalog(cfg)
+    specs = provider_specs(cfg)
     providers: dict[str, dict[str, None]] | None = None
     if specs:
         providers = {}

@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.server.settings import quotaroute_home
+    from router.config import home
     from router.server.spendlog import parse_since, summarize
 
     try:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"quotaroute spend: {e}", file=sys.stderr)
         return 2
-    path = args.db or str(quotaroute_home() / "spend.sqlite")
+    path = args.db or str(home() / "spend.sqlite")
     rows = summarize(path, by=args.by, since=since, key_id=args.key)
     total = sum((r["cost_usd"] for r in rows), Decimal(0))
     if args.json:

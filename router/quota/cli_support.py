@@ -1,5 +1,6 @@
-"""Shared by `quotaroute quota` and `quotaroute budget`: find the config, open the
-ledger (SQLite at $QUOTAROUTE_HOME/ledger.sqlite by default), render bars."""
+"""Shared by `quotaroute quota` and `quotaroute budget`: open the ledger the config
+names (SQLite at $QUOTAROUTE_HOME/ledger.sqlite by default), render bars. The config
+file is found and read by `router.config` (find_config, load_config)."""
 
 from __future__ import annotations
 
@@ -7,29 +8,12 @@ import os
 from datetime import datetime
 from typing import Any
 
-__all__ = ["home_dir", "default_store_url", "find_config", "open_ledger", "bar", "fmt_time", "add_common_arguments"]
-
-
-def home_dir() -> str:
-    return os.path.expanduser(os.environ.get("QUOTAROUTE_HOME") or "~/.quotaroute")
-
-
-def default_store_url() -> str:
-    return "sqlite:///" + os.path.join(home_dir(), "ledger.sqlite")
-
-
-def find_config(explicit: str | None) -> str | None:
-    if explicit:
-        return explicit
-    for cand in (os.path.join(home_dir(), "config.yaml"), "quotaroute.yaml"):
-        if os.path.isfile(cand):
-            return cand
-    return None
+__all__ = ["open_ledger", "bar", "fmt_time", "add_common_arguments"]
 
 
 def add_common_arguments(p: Any) -> None:
-    p.add_argument("--config", metavar="FILE", help="config YAML with quotas:/budgets: (default: $QUOTAROUTE_HOME/config.yaml "
-                   "or ./quotaroute.yaml; without one, the catalog free tiers)")
+    p.add_argument("--config", metavar="FILE", help="config YAML with quotas:/budgets: (default: $QUOTAROUTE_CONFIG, "
+                   "./quotaroute.yaml, $QUOTAROUTE_HOME/config.yaml; without one, the catalog free tiers)")
     p.add_argument("--store", metavar="URL", help="ledger store: sqlite:///path, redis://host:port/db, memory:// "
                    "(default: config `ledger.store`, else $QUOTAROUTE_HOME/ledger.sqlite)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -44,15 +28,15 @@ def open_ledger(config: str | None, store_url: str | None = None):  # -> (Ledger
 
     import router.config as rc
 
-    cfg = rc.load_config(config)
+    cfg = rc.load_config(config)  # explicit > $QUOTAROUTE_CONFIG > ./quotaroute.yaml > home
     path = cfg.file
-    if store_url is None and "ledger" in cfg.model_fields_set and cfg.ledger.store != "memory":
+    if store_url is None and cfg.ledger.store in ("sqlite", "redis"):
         ledger = rc.build_ledger(cfg)
         store = ledger.store
         url = getattr(store, "url", None) or "sqlite:///" + str(getattr(store, "path", ""))
         return ledger, path, url
     pools, budgets = cfg.pools, cfg.budget_specs
-    url = store_url or os.environ.get("QUOTAROUTE_LEDGER_URL") or default_store_url()
+    url = store_url or os.environ.get("QUOTAROUTE_LEDGER_URL") or "sqlite:///" + str(rc.home() / "ledger.sqlite")
     return Ledger(build_store(url), pools, budgets), path, url
 
 

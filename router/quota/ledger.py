@@ -3,8 +3,9 @@
 `reserve()` atomically checks and holds capacity on every pool that applies to the
 model (requests, tokens, grants, credit) and on every budget, BEFORE the upstream
 call; `commit()` replaces the holds with the actual usage and returns what is
-billed; an unsettled reservation expires after `ttl_s` so a crash cannot leak
-capacity. Pools that block when empty must all fit; among the pools that fall back
+billed; an unsettled reservation expires after `ttl_s` and is then charged at
+what it reserved (its call may have reached the vendor before a crash), never
+released to zero; a late commit corrects it to the actual usage. Pools that block when empty must all fit; among the pools that fall back
 to paid (a grant on a paid account) the first with room is used, else the call
 is paid. Money is Decimal in the API and integer nano-USD in the stores.
 """
@@ -76,6 +77,27 @@ class Ledger:
         self._plans: dict[tuple[str, Any], tuple[list[_Pool], list[_Pool], _Pool | None]] = {}
         self._budget_cache: dict[tuple[Any, ...], list[_Budget]] = {}
         self.observed: dict[str, tuple[int | None, int | None, float]] = {}
+
+    def add_budgets(self, specs: Iterable[BudgetSpec]) -> None:
+        """Register more budgets (e.g. the proxy's per-key budgets at start-up); a spec
+        whose id is already registered replaces it."""
+        specs = list(specs)
+        ids = {b.id for b in specs}
+        self.budgets = [b for b in self.budgets if b.spec.id not in ids] + [
+            _Budget(b, None if b.period == "total" else Window(b.period, "calendar", b.tz), to_nano(b.limit_usd))
+            for b in specs
+        ]
+        self._has_soft = any(not b.spec.hard for b in self.budgets)
+        self._budget_cache.clear()
+
+    async def raise_budget(self, budget_id: str, spent_usd: Decimal, now: datetime) -> None:
+        """Make a budget's spend this period at least `spent_usd` (seeding from a spend log)."""
+        ts = to_ts(now)
+        for b in self.budgets:
+            if b.spec.id == budget_id and spent_usd > 0:
+                suffix = "all" if b.window is None else b.window.slot(ts).charge
+                exp = ts + FAR if b.window is None else b.window.slot(ts).expire_at
+                await self.store.raise_to(f"b|{budget_id}|{suffix}", to_nano(spent_usd), exp, ts)
 
     @staticmethod
     def _compile(p: PoolSpec) -> _Pool:
@@ -285,7 +307,8 @@ class Ledger:
             adjusts.append(Adjust(ch.charge, actual, ch.expire_at))
         live2, _ = await self.store.settle(res.id, adjusts, ts, final=True)
         if not (live and live2):
-            log.warning("ledger: reservation %s for %s had expired before commit; usage recorded in full", res.id, res.model_id)
+            log.warning("ledger: reservation %s for %s had expired before commit (charged at its reserved amounts); "
+                        "corrected to the actual usage", res.id, res.model_id)
         return Settlement(res.free_pool if (free_tokens or billed == 0) else None, billed, free_tokens, free_usd, live and live2)
 
     async def release(self, res: Reservation, now: datetime | None = None) -> bool:

@@ -6,27 +6,35 @@ replicas. Counter keys expire with their windows (PEXPIREAT); a reservation is a
 hash plus a member of a sorted set by expiry, swept by the next script call after
 it expires. The client passes every counter key ready-made (prefixed, RESP-encoded
 once and cached) and each check as one short ARGV string, so the scripts do no
-string building (docs/quota-ledger.md, issue 4). The sweep derives reservation keys
+string building (docs/quota-ledger.md). The sweep derives reservation keys
 from ids, so use a single Redis (or one hash slot), not a cluster.
 
 Redis unreachable (`on_redis_error`):
 * `fail_closed` (default): raise `LedgerUnavailable` (a typed error; the proxy
   answers 503) and log one clear line. Nothing is granted that cannot be counted.
-* `local_fallback`: keep serving from an in-process store whose limits are the
-  configured limits divided by `expected_replicas` (so N replicas together stay
-  within the limit), log one warning when entering and one when leaving. Usage
-  counted locally during the outage is not copied back to Redis.
+* `local_fallback`: keep serving from an in-process store that starts from the last
+  usage this replica read or wrote on Redis (a mirror of the totals each reserve and
+  read returned) and grants each replica `(limit - last known) // expected_replicas`
+  on top of it, so N replicas together stay within the limit; log one warning when
+  entering and one when leaving.
+
+Either way, what happens to a call that was already made is never lost: a commit,
+release or learned limit that cannot reach Redis is applied from a local journal
+(in order, before anything else) once Redis answers again; commits of calls
+reserved locally during the outage are copied back the same way. A call the vendor
+answered is returned to the client even when Redis died while it ran.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from router.quota.memory_store import MemoryStore
-from router.quota.store import HOLD_SUFFIX, Acquired, Adjust, Check, LedgerUnavailable
+from router.quota.store import GRACE_S, HOLD_SUFFIX, Acquired, Adjust, Check, LedgerUnavailable
 
 __all__ = ["RedisStore"]
 
@@ -42,27 +50,37 @@ local P = ARGV[1]
 local function sub(k, amount)
   if redis.call('EXISTS', k) == 1 then redis.call('DECRBY', k, string.format('%d', amount)) end
 end
-local function undo(rec)  -- HGETALL reply: key, amount, key, amount, ...
+local function undo(rec)  -- HGETALL reply: key, amount, key, amount, ... (field "_" is the state)
   for i = 1, #rec, 2 do
     local v = tonumber(rec[i + 1])
-    if v ~= 0 then sub(rec[i], v) end
+    if v ~= 0 and rec[i] ~= '_' then sub(rec[i], v) end
   end
 end
+-- The crash rule: an expired reservation is charged at its reserved amounts (its call
+-- may have reached the vendor). Only the in-flight holds ("#h" fields) end; the hash
+-- stays (state "_" = 1) until its own expiry, a day later, for a late commit.
 local function sweep(zk, now)
   local ids = redis.call('ZRANGEBYSCORE', zk, '-inf', now, 'LIMIT', 0, 200)
   for _, rid in ipairs(ids) do
     local rk = P .. 'rh:' .. rid
     local rec = redis.call('HGETALL', rk)
     if #rec > 0 then
-      undo(rec); redis.call('DEL', rk)
+      local holds = {}
+      for i = 1, #rec, 2 do
+        local k = rec[i]
+        if string.sub(k, -2) == '""" + HOLD_SUFFIX + """' then
+          local v = tonumber(rec[i + 1])
+          if v ~= 0 then sub(k, v) end
+          holds[#holds + 1] = k
+        end
+      end
+      if #holds > 0 then redis.call('HDEL', rk, unpack(holds)) end
+      redis.call('HSET', rk, '_', '1')
     else  -- a reservation written by an older version: a JSON list of [key, amount, hold]
       local raw = redis.call('GET', P .. 'res:' .. rid)
       if raw then
         for _, it in ipairs(cjson.decode(raw)) do
-          if it[2] ~= 0 then
-            sub(P .. it[1], it[2])
-            if it[3] == 1 then sub(P .. it[1] .. '""" + HOLD_SUFFIX + """', it[2]) end
-          end
+          if it[2] ~= 0 and it[3] == 1 then sub(P .. it[1] .. '""" + HOLD_SUFFIX + """', it[2]) end
         end
         redis.call('DEL', P .. 'res:' .. rid)
       end
@@ -133,7 +151,9 @@ local zk, rk = KEYS[1], KEYS[2]
 local raw = redis.call('HGETALL', rk)
 local held = {}
 for i = 1, #raw, 2 do held[raw[i]] = tonumber(raw[i + 1]) end
-local applied, done, ki = {#raw > 0 and '1' or '0'}, {}, 3
+local live = #raw > 0 and held['_'] == 0
+held['_'] = nil
+local applied, done, ki = {live and '1' or '0'}, {}, 3
 for a = 4, #ARGV do
   local ns, actual, exp, clamp = string.match(ARGV[a], '^(%d+) (%-?%d+) (%d+) (%-?%d+)$')
   ns, actual, clamp = tonumber(ns), tonumber(actual), tonumber(clamp)
@@ -187,6 +207,42 @@ return 1
 
 _SWEEP = _COMMON + "return sweep(KEYS[1], ARGV[2])"
 
+# Check and charge without a reservation (request rate windows).
+# KEYS: every check's span keys (in check order), then one charge key per check
+# ARGV: prefix, then one per check: "<span length> <amount> <limit or -1> <charge expiry ms>"
+# Reply: "ok failed total total ..."
+_TAKE = """
+local NS, AM, LI, EX, n, S = {}, {}, {}, {}, 0, 0
+for a = 2, #ARGV do
+  local ns, amount, limit, exp = string.match(ARGV[a], '^(%d+) (%-?%d+) (%-?%d+) (%d+)$')
+  n = n + 1
+  NS[n], AM[n], LI[n], EX[n] = tonumber(ns), amount, tonumber(limit), exp
+  S = S + NS[n]
+end
+local vals = S > 0 and redis.call('MGET', unpack(KEYS, 1, S)) or {}
+local totals, vi = {}, 1
+for i = 1, n do
+  local used = 0
+  for j = vi, vi + NS[i] - 1 do local v = vals[j]; if v then used = used + tonumber(v) end end
+  vi = vi + NS[i]
+  local amt = tonumber(AM[i])
+  if LI[i] >= 0 and used + amt > LI[i] then
+    totals[i] = string.format('%d', used)
+    return '0 ' .. (i - 1) .. ' ' .. table.concat(totals, ' ')
+  end
+  totals[i] = string.format('%d', used + amt)
+end
+for i = 1, n do
+  if AM[i] ~= '0' then
+    local k = KEYS[S + i]
+    if redis.call('INCRBY', k, AM[i]) == tonumber(AM[i]) then redis.call('PEXPIREAT', k, EX[i]) end
+  end
+end
+return '1 -1 ' .. table.concat(totals, ' ')
+"""
+_JOURNAL_MAX = 100_000  # settles waiting for Redis to come back (bounded: oldest dropped, logged)
+_MIRROR_MAX = 16_384
+
 
 def _i(x: float) -> str:
     return repr(x) if isinstance(x, float) else str(x)
@@ -226,6 +282,8 @@ class RedisStore:
         self._down_since: float | None = None
         self._retry_at = 0.0
         self.fallback = MemoryStore(limit_divisor=self.expected_replicas)
+        self._mirror = on_redis_error == "local_fallback"  # remember shared totals for the fallback
+        self._journal: deque[tuple[str, tuple[Any, ...]]] = deque()  # settles to apply when Redis is back
 
     def _client(self) -> Any:
         if self._r is None and self.transport == "resp":
@@ -312,11 +370,17 @@ class RedisStore:
             ks.insert(1, self.prefix + "rh:" + rid)
         return ks
 
-    async def _call(self, name: str, script: str, keys: Any, argv: list[str], fallback: Any) -> Any:
+    async def _call(self, name: str, script: str, keys: Any, argv: list[str], fallback: Callable[[], Any],
+                    *, soft: bool = False) -> Any:
+        """Run one script. Redis unreachable: `fallback()` under local_fallback (or when
+        `soft`: an operation that records what already happened, journalled by its
+        fallback), else raise LedgerUnavailable. The journal is replayed first."""
         now = time.monotonic()
-        if self._down_since is not None and now < self._retry_at and self.on_redis_error == "local_fallback":
+        if self._down_since is not None and now < self._retry_at and (soft or self.on_redis_error == "local_fallback"):
             return fallback()
         try:
+            if self._journal:
+                await self._replay()
             out = await self._eval(name, script, keys, argv)
         except self._net_errors() as e:
             self._retry_at = now + self.retry_after_s
@@ -327,23 +391,64 @@ class RedisStore:
                 if first:
                     log.error("ledger: redis at %s unreachable (%s); on_redis_error=fail_closed: refusing requests",
                               self._where(), type(e).__name__)
+                if soft:
+                    return fallback()
                 raise LedgerUnavailable(f"quota ledger unavailable: redis at {self._where()} unreachable "
-                                        f"({type(e).__name__}); on_redis_error=fail_closed") from None
+                                        f"({type(e).__name__}); on_redis_error=fail_closed",
+                                        retry_after=self.retry_after_s) from None
             if first:
-                log.warning("ledger: redis at %s unreachable (%s); on_redis_error=local_fallback: using local limits "
-                            "= limit / %d expected replicas until it is back", self._where(), type(e).__name__,
-                            self.expected_replicas)
+                log.warning("ledger: redis at %s unreachable (%s); on_redis_error=local_fallback: local limits "
+                            "= (limit - last known usage) / %d expected replicas until it is back", self._where(),
+                            type(e).__name__, self.expected_replicas)
             return fallback()
         if self._down_since is not None:
             log.warning("ledger: redis at %s reachable again; back on the shared ledger", self._where())
             self._down_since = None
         return out
 
+    # -- the journal: what happened while Redis was away ------------------------
+    def _log(self, kind: str, *args: Any) -> None:
+        if len(self._journal) >= _JOURNAL_MAX:
+            self._journal.popleft()
+            log.error("ledger: redis journal full (%d entries); the oldest settle was dropped", _JOURNAL_MAX)
+        self._journal.append((kind, args))
+
+    async def _replay(self) -> None:
+        """Apply journalled settles in order (a network error leaves the rest queued)."""
+        while self._journal:
+            kind, args = self._journal[0]
+            try:
+                if kind == "settle":
+                    await self._eval("settle", _SETTLE, *self._settle_args(*args))
+                elif kind == "release":
+                    await self._eval("release", _RELEASE, *self._release_args(args[0]))
+                else:
+                    await self._eval("raise", _RAISE, *self._raise_args(*args))
+            except self._net_errors():
+                raise
+            except Exception:  # noqa: BLE001 - an entry Redis refuses must not block the rest forever
+                log.exception("ledger: a journalled %s could not be applied to redis; dropped", kind)
+            self._journal.popleft()
+        log.warning("ledger: journalled usage copied back to redis at %s", self._where())
+
+    @property
+    def pending(self) -> int:
+        """Settles waiting in the journal for Redis to come back."""
+        return len(self._journal)
+
+    def _remember(self, checks: Sequence[Check], totals: Sequence[int]) -> None:
+        """Mirror the shared totals a script returned (the fallback's starting point)."""
+        base = self.fallback.base
+        if len(base) > _MIRROR_MAX:
+            base.clear()
+        for c, t in zip(checks, totals):
+            base[c.span] = t
+
     # -- Store interface ---------------------------------------------------------
     async def acquire(self, res_id: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired:
         groups = [self._span(("resexp",))]
         charges = []
-        argv = [self.prefix, res_id, _i(expires_at), _i(now), str(int((expires_at + 86400) * 1000))]
+        argv = [self.prefix, res_id, _i(expires_at), _i(now), str(int((expires_at + GRACE_S) * 1000))]
         get = self._spans.get
         for c in checks:
             groups.append(get(c.span) or self._span(c.span))
@@ -356,29 +461,66 @@ class RedisStore:
         if isinstance(out, Acquired):
             return out
         ok, failed, *totals = out.split()  # bytes; str from a redis-py client with decode_responses
+        got = Acquired(ok in (b"1", "1"), int(failed), tuple(map(int, totals)))
+        if self._mirror:
+            self._remember(checks, got.totals)
+        return got
+
+    async def take(self, checks: Sequence[Check], now: float) -> Acquired:
+        groups = []
+        argv = [self.prefix]
+        for c in checks:
+            groups.append(self._span(c.span))
+        for c in checks:
+            groups.append(self._span((c.charge,)))
+            argv.append(f"{len(c.span)} {c.amount} {-1 if c.limit is None else c.limit} {int(c.expire_at * 1000)}")
+        out = await self._call("take", _TAKE, self._keys(groups), argv, lambda: self.fallback.take_sync(checks, now))
+        if isinstance(out, Acquired):
+            return out
+        ok, failed, *totals = out.split()
         return Acquired(ok in (b"1", "1"), int(failed), tuple(map(int, totals)))
 
-    async def settle(self, res_id: str, adjusts: Sequence[Adjust], now: float, final: bool = True) -> tuple[bool, list[int]]:
-        if res_id in self.fallback._res:  # reserved while redis was down
-            return self.fallback.settle_sync(res_id, adjusts, now, final)
+    def _settle_args(self, res_id: str, adjusts: Sequence[Adjust], final: bool) -> tuple[Any, list[str]]:
         groups = [self._span(("resexp",))]
         argv = [self.prefix, res_id, "1" if final else "0"]
         for a in adjusts:
             span = a.span if a.clamp is not None else ()
             groups.append(self._span((a.charge, *span), (a.charge, span)))
             argv.append(f"{len(span)} {a.actual} {int(a.expire_at * 1000)} {-1 if a.clamp is None else a.clamp}")
-        out = await self._call("settle", _SETTLE, self._keys(groups, res_id), argv,
-                               lambda: self.fallback.settle_sync(res_id, adjusts, now, final))
+        return self._keys(groups, res_id), argv
+
+    def _release_args(self, res_id: str) -> tuple[Any, list[str]]:
+        return self._keys([self._span(("resexp",))], res_id), [self.prefix, res_id]
+
+    def _raise_args(self, key: str, value: int, expire_at: float) -> tuple[Any, list[str]]:
+        return self._keys([self._span((key,))]), [str(value), str(int(expire_at * 1000))]
+
+    async def settle(self, res_id: str, adjusts: Sequence[Adjust], now: float, final: bool = True) -> tuple[bool, list[int]]:
+        local = None
+        if res_id in self.fallback._res:  # reserved while redis was down: settle here, copy the usage back
+            local = self.fallback.settle_sync(res_id, adjusts, now, final)
+
+        def journal() -> tuple[bool, list[int]]:
+            self._log("settle", res_id, tuple(adjusts), final)
+            return local if local is not None else (True, [a.actual for a in adjusts])
+
+        out = await self._call("settle", _SETTLE, *self._settle_args(res_id, adjusts, final), journal, soft=True)
         if isinstance(out, tuple):
             return out
         live, *applied = out.split()
+        if local is not None:  # redis never saw this reservation: it added the usage in full
+            return local
         return live in (b"1", "1"), list(map(int, applied))
 
     async def release(self, res_id: str, now: float) -> bool:
         if res_id in self.fallback._res:
             return self.fallback.release_sync(res_id, now)
-        out = await self._call("release", _RELEASE, self._keys([self._span(("resexp",))], res_id),
-                               [self.prefix, res_id], lambda: False)
+
+        def journal() -> bool:
+            self._log("release", res_id)
+            return True
+
+        out = await self._call("release", _RELEASE, *self._release_args(res_id), journal, soft=True)
         return bool(out)
 
     async def read(self, keys: Sequence[str], now: float) -> list[int]:
@@ -388,21 +530,38 @@ class RedisStore:
         async def _mget() -> list[int]:
             ks = [self.prefix + k for k in keys]
             r = self._client()
+            if self._journal:
+                await self._replay()
             vals = await (r.execute("MGET", *ks) if self.transport == "resp" else r.mget(ks))
             return [int(v) if v is not None else 0 for v in vals]
 
+        def local() -> list[int]:
+            base = self.fallback.base
+            return [base.get((k,), 0) + v for k, v in zip(keys, self.fallback.read_sync(keys, now))]
+
         if self._down_since is not None and time.monotonic() < self._retry_at and self.on_redis_error == "local_fallback":
-            return self.fallback.read_sync(keys, now)
+            return local()
         try:
-            return await _mget()
+            out = await _mget()
         except self._net_errors():
             if self.on_redis_error == "fail_closed":
-                raise LedgerUnavailable(f"quota ledger unavailable: redis at {self._where()} unreachable") from None
-            return self.fallback.read_sync(keys, now)
+                raise LedgerUnavailable(f"quota ledger unavailable: redis at {self._where()} unreachable",
+                                        retry_after=self.retry_after_s) from None
+            return local()
+        if self._mirror:
+            base = self.fallback.base
+            if len(base) > _MIRROR_MAX:
+                base.clear()
+            for k, v in zip(keys, out):
+                base[(k,)] = v
+        return out
 
     async def raise_to(self, key: str, value: int, expire_at: float, now: float) -> None:
-        await self._call("raise", _RAISE, self._keys([self._span((key,))]), [str(value), str(int(expire_at * 1000))],
-                         lambda: self.fallback.raise_to_sync(key, value, expire_at, now))
+        def journal() -> None:
+            self.fallback.raise_to_sync(key, value, expire_at, now)
+            self._log("raise", key, value, expire_at)
+
+        await self._call("raise", _RAISE, *self._raise_args(key, value, expire_at), journal, soft=True)
 
     async def sweep(self, now: float) -> int:
         return int(await self._call("sweep", _SWEEP, self._keys([self._span(("resexp",))]), [self.prefix, _i(now)],

@@ -18,6 +18,10 @@
   and it is remembered in process memory (there is nothing another process could
   undo). Its settle/release touch the file only if they record a non-zero amount;
   it is swept (expired: no longer live) when this process sweeps, like a stored one.
+* An expired reservation is charged at its reserved amounts (the crash rule in
+  `router.quota.store`): the sweep drops its in-flight holds and rewrites its row as
+  a tombstone (`items` = `{"c": [...]}`, `expires_at` + `GRACE_S`) that a late
+  commit settles against; the next sweep after the grace deletes it.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any
 
 from router._sqlite import enable_wal
 
-from router.quota.store import HOLD_SUFFIX, Acquired, Adjust, Check
+from router.quota.store import GRACE_S, HOLD_SUFFIX, Acquired, Adjust, Check
 
 __all__ = ["SQLiteStore"]
 
@@ -133,19 +137,35 @@ class SQLiteStore:
                 if hold:
                     db.execute("UPDATE counters SET value = value - ? WHERE key = ?", (amount, key + HOLD_SUFFIX))
 
+    @staticmethod
+    def _items(raw: str) -> tuple[list[list[Any]], bool]:
+        """(items, live) of a stored reservation row: a live list, or an expired tombstone."""
+        v = json.loads(raw)
+        return (v["c"], False) if isinstance(v, dict) else (v, True)
+
     def _sweep(self, db: sqlite3.Connection, now: float) -> int:
-        rows = db.execute("SELECT id, items FROM reservations WHERE expires_at <= ? LIMIT 500", (now,)).fetchall()
-        for rid, items in rows:
-            self._undo(db, json.loads(items), now)
-        if rows:
-            db.executemany("DELETE FROM reservations WHERE id = ?", [(r[0],) for r in rows])
+        rows = db.execute("SELECT id, items, expires_at FROM reservations WHERE expires_at <= ? LIMIT 500",
+                          (now,)).fetchall()
+        gone, charged = [], []
+        for rid, raw, exp in rows:
+            items, live = self._items(raw)
+            if not live:  # a tombstone past its grace
+                gone.append((rid,))
+                continue
+            for key, amount, hold in items:  # charged at the reserved amounts: only the holds end
+                if hold and amount:
+                    db.execute("UPDATE counters SET value = value - ? WHERE key = ?", (amount, key + HOLD_SUFFIX))
+            charged.append((exp + GRACE_S, json.dumps({"c": [[k, a, 0] for k, a, _ in items]}), rid))
+        if gone:
+            db.executemany("DELETE FROM reservations WHERE id = ?", gone)
+        if charged:
+            db.executemany("UPDATE reservations SET expires_at = ?, items = ? WHERE id = ?", charged)
         self._ops += 1
         if self._ops % _GC_EVERY == 0:
             db.execute("DELETE FROM counters WHERE expire_at <= ?", (now,))
-        return len(rows)
+        return len(charged)
 
-    def _acquire(self, db: sqlite3.Connection, rid: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired:
-        self._sweep(db, now)
+    def _fits(self, db: sqlite3.Connection, checks: Sequence[Check], now: float) -> Acquired:
         vals = self._values(db, [k for c in checks for k in c.span], now)
         totals = []
         for i, c in enumerate(checks):
@@ -153,6 +173,19 @@ class SQLiteStore:
             if c.limit is not None and used + c.amount > c.limit:
                 return Acquired(False, i, tuple(totals) + (used,))
             totals.append(used + c.amount)
+        return Acquired(True, -1, tuple(totals))
+
+    def _take(self, db: sqlite3.Connection, checks: Sequence[Check], now: float) -> Acquired:
+        got = self._fits(db, checks, now)
+        if got.ok:
+            db.executemany(_UPSERT, [(c.charge, c.amount, c.expire_at, now) for c in checks if c.amount])
+        return got
+
+    def _acquire(self, db: sqlite3.Connection, rid: str, checks: Sequence[Check], expires_at: float, now: float) -> Acquired:
+        self._sweep(db, now)
+        got = self._fits(db, checks, now)
+        if not got.ok:
+            return got
         rows = []
         items = []
         for c in checks:
@@ -163,14 +196,14 @@ class SQLiteStore:
                 items.append((c.charge, c.amount, c.hold))
         db.executemany(_UPSERT, rows)
         db.execute("INSERT INTO reservations (id, expires_at, items) VALUES (?, ?, ?)", (rid, expires_at, json.dumps(items)))
-        return Acquired(True, -1, tuple(totals))
+        return got
 
     def _settle(self, db: sqlite3.Connection, rid: str, adjusts: Sequence[Adjust], now: float, final: bool,
                 local: bool | None = None) -> tuple[bool, list[int]]:
         """`local` (not None): an in-memory reservation holding nothing; True while live."""
         row = None if local is not None else db.execute("SELECT items FROM reservations WHERE id = ?", (rid,)).fetchone()
-        live = row is not None if local is None else local
-        held = {k: (a, h) for k, a, h in json.loads(row[0])} if row else {}
+        items, live = self._items(row[0]) if row else ([], bool(local))
+        held = {k: (a, h) for k, a, h in items}
         applied = []
         for adj in adjusts:
             h_amt, h_hold = held.pop(adj.charge, (0, False))
@@ -184,20 +217,21 @@ class SQLiteStore:
             if h_hold and h_amt:
                 db.execute("UPDATE counters SET value = value - ? WHERE key = ?", (h_amt, adj.charge + HOLD_SUFFIX))
             applied.append(actual)
-        if live and local is None:
+        if row is not None:
             rest = [[k, a, h] for k, (a, h) in held.items()]
             if final:
                 self._undo(db, rest, now)
                 db.execute("DELETE FROM reservations WHERE id = ?", (rid,))
             else:
-                db.execute("UPDATE reservations SET items = ? WHERE id = ?", (json.dumps(rest), rid))
+                db.execute("UPDATE reservations SET items = ? WHERE id = ?",
+                           (json.dumps(rest if live else {"c": rest}), rid))
         return live, applied
 
     def _release(self, db: sqlite3.Connection, rid: str, now: float) -> bool:
         row = db.execute("SELECT items FROM reservations WHERE id = ?", (rid,)).fetchone()
         if row is None:
             return False
-        self._undo(db, json.loads(row[0]), now)
+        self._undo(db, self._items(row[0])[0], now)
         db.execute("DELETE FROM reservations WHERE id = ?", (rid,))
         return True
 
@@ -294,6 +328,9 @@ class SQLiteStore:
         if self._empty.pop(res_id, None) is not None:
             return True
         return await self._txn(self._release, res_id, now)
+
+    async def take(self, checks: Sequence[Check], now: float) -> Acquired:
+        return await self._txn(self._take, checks, now)
 
     async def read(self, keys: Sequence[str], now: float) -> list[int]:
         def _read(db: sqlite3.Connection) -> list[int]:

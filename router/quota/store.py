@@ -12,7 +12,17 @@ Everything the ledger needs is built on three atomic operations:
   passes a limit: grants); `final` drops the reservation and undoes what it still
   held. A reservation that already expired is settled by adding the full actual
   amounts: a late commit is never lost.
-* `release(res_id, now)`: undo what the reservation holds.
+* `release(res_id, now)`: undo what the reservation holds (the call provably never
+  reached a vendor, or the vendor billed nothing).
+* `take(checks, now)`: check and charge like `acquire`, without a reservation
+  (per-key request rate windows: a request counts once, whatever happens next).
+
+The crash rule: a reservation that expires unsettled is **charged at its reserved
+amounts**, never released to zero. Its call may have reached the vendor before the
+process died (kill -9, OOM, power cut), and the vendor bills it either way. The sweep
+drops only the in-flight holds and keeps the reservation as a tombstone for
+`GRACE_S`, so a commit that arrives late replaces the reserved amounts with the
+actual ones (not on top of them), and a late release still gives them back.
 
 Money is kept as integer nano-USD; tokens and requests as integers. Flags
 (exhausted-until, cool-down-until) are counters whose value is the end time in ms.
@@ -24,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from router.errors import QuotarouteError
+from router.errors import LedgerUnavailable
 
 __all__ = [
     "Check",
@@ -33,14 +43,12 @@ __all__ = [
     "Store",
     "LedgerUnavailable",
     "HOLD_SUFFIX",
+    "GRACE_S",
     "build_store",
 ]
 
 HOLD_SUFFIX = "#h"  # counter holding in-flight (reserved, unsettled) amounts of a tracked check
-
-
-class LedgerUnavailable(QuotarouteError):
-    """The shared ledger store cannot be reached and `on_redis_error: fail_closed`."""
+GRACE_S = 86400.0  # how long an expired (charged) reservation is remembered for a late commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +86,8 @@ class Store(Protocol):
     ) -> tuple[bool, list[int]]: ...
 
     async def release(self, res_id: str, now: float) -> bool: ...
+
+    async def take(self, checks: Sequence[Check], now: float) -> Acquired: ...
 
     async def read(self, keys: Sequence[str], now: float) -> list[int]: ...
 

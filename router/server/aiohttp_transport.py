@@ -5,10 +5,14 @@ their tests); the proxy injects `aiohttp_client()` so upstream calls scale under
 concurrency (httpcore's pool is the bottleneck of a plain httpx pass-through).
 
 Decompression is left to httpx (aiohttp's auto-decompress is off), timeouts come
-from httpx's per-request `timeout` extension, and aiohttp errors map to httpx's
-exception types so the adapters' error mapping is unchanged. Closing a response
-before its body is read closes the upstream connection: a client that hangs up
-mid-stream stops the vendor's generation.
+from httpx's per-request `timeout` extension (connect -> aiohttp `sock_connect`,
+pool -> `connect`, read -> `sock_read`, the longest gap between two reads, headers
+and body alike; no total), and aiohttp errors map to httpx's exception types
+(a connect timeout -> `httpx.ConnectTimeout`, a read gap -> `httpx.ReadTimeout`)
+so the adapters' error mapping is unchanged. The adapters pass their per-attempt
+limits on every request (`providers._http`); the client default only covers other
+callers. Closing a response before its body is read closes the upstream
+connection: a client that hangs up mid-stream stops the vendor's generation.
 """
 
 from __future__ import annotations
@@ -113,6 +117,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if timeout is None:
             import aiohttp
 
+            if len(self._timeouts) >= 256:  # bounded: per-request values vary
+                self._timeouts.clear()
+
             timeout = self._timeouts[tk] = aiohttp.ClientTimeout(total=None, connect=tk[0], sock_connect=tk[1],
                                                                  sock_read=tk[2])
         return timeout
@@ -136,6 +143,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False, timeout=timeout, compress=None,
             )
         except asyncio.TimeoutError as e:
+            if isinstance(e, getattr(aiohttp, "SocketTimeoutError", ())):  # connected, then no headers in sock_read
+                raise httpx.ReadTimeout(str(e) or "read timed out", request=request()) from e
             raise httpx.ConnectTimeout(str(e) or "timed out", request=request()) from e
         except aiohttp.ClientConnectorError as e:
             raise httpx.ConnectError(str(e), request=request()) from e
@@ -235,6 +244,9 @@ class FastAsyncClient(httpx.AsyncClient):
         return response
 
 
-def aiohttp_client(*, timeout: float | httpx.Timeout = httpx.Timeout(600.0, connect=10.0), **kw: Any) -> httpx.AsyncClient:
-    """An `httpx.AsyncClient` whose requests go through aiohttp's pool (lean send path)."""
+def aiohttp_client(*, timeout: float | httpx.Timeout = httpx.Timeout(15.0, connect=5.0), **kw: Any) -> httpx.AsyncClient:
+    """An `httpx.AsyncClient` whose requests go through aiohttp's pool (lean send path).
+    `timeout` is only the default for requests that bring none: the adapters send their
+    per-attempt limits with every request (connect, first byte, idle; see
+    docs/providers.md "Timeouts"), so a provider's `timeouts` hold in the proxy as in the SDK."""
     return FastAsyncClient(transport=AiohttpTransport(**kw), timeout=timeout)

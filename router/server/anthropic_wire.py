@@ -238,6 +238,10 @@ class EventEncoder:
                 **{f: max(getattr(self.usage, f), getattr(u, f)) for f in Usage.model_fields})
             return b""
         if k == "finish":
+            if ev.finish_reason == "error":  # a truncated answer is a failure, never `end_turn`
+                from router.server.openai_wire import _truncated
+
+                raise _truncated(self.model)
             self.stop = _STOP.get(ev.finish_reason, "end_turn")
         return b""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -23,7 +22,7 @@ from router.server.auth import ProxyKey
 from router.server.errors import Failure, failure_from, send_failure
 from router.server.metrics import Metrics
 from router.server.settings import ServerSettings
-from router.server.spendlog import SpendLog, period_start
+from router.server.spendlog import SpendLog
 
 __all__ = ["ProxyApp", "create_app"]
 
@@ -42,7 +41,9 @@ class ProxyApp:
             path = self.settings.spend_db_path()
             spendlog = SpendLog(path) if path is not None else None
         self.spend = spendlog
-        self._spent: dict[str, list[Any]] = {}  # key id -> [period start, Decimal spent]
+        from router.server.keygate import KeyGate
+
+        self.gate = KeyGate(self.keys, getattr(router, "ledger", None), spendlog)  # key rpm + budgets, in the ledger
         self._models_json: bytes | None = None
         self._models: dict[str, dict[str, Any]] = {}
         self.in_flight = 0
@@ -105,8 +106,12 @@ class ProxyApp:
                 return
 
     async def warm_up(self) -> None:
-        """Plan one dummy request (no upstream call) so lazy imports and caches are
-        loaded before the first client arrives."""
+        """Register the key budgets on the ledger, then plan one dummy request (no
+        upstream call) so lazy imports and caches are loaded before the first client arrives."""
+        try:
+            await self.gate.start()
+        except Exception as e:  # noqa: BLE001 - retried on the first request (which then fails cleanly)
+            log.warning("key budgets not registered yet: %s", redact(str(e)))
         explain = getattr(self.router, "aexplain", None)
         if explain is not None:
             from router.types import ChatRequest, Message
@@ -162,45 +167,12 @@ class ProxyApp:
         return key
 
     def check_key(self, key: ProxyKey | None, model: str) -> None:
-        """Allowed models, rate limit and budget for a chat request."""
+        """Allowed models for a chat request (rate limits: `self.gate.admit`; budgets: the ledger)."""
         if key is None or key.admin:
             return
         if not key.allows_model(model):
             raise Failure(403, f"This key is not allowed to use model `{redact(model)[:100]}`.",
                           type="permission_error", code="model_not_allowed", param="model")
-        ok, retry = key.take_rate()
-        if not ok:
-            raise Failure(429, f"Rate limit reached for key {key.id}: {key.rpm} requests per minute.",
-                          type="requests", code="rate_limit_exceeded", retry_after=retry)
-        if key.budget_usd is not None:
-            spent = self._spent.get(key.id)
-            if spent is not None and spent[0] == period_start(key.budget_period) and spent[1] >= key.budget_usd:
-                raise Failure(429, f"Budget exhausted for key {key.id}: spent ${spent[1]} of ${key.budget_usd} "
-                              f"this {key.budget_period}.", type="insufficient_quota", code="insufficient_quota")
-
-    async def load_budget(self, key: ProxyKey | None) -> None:
-        """Make sure the key's spend for its current period is known (first use per period)."""
-        if key is None or key.budget_usd is None:
-            return
-        start = period_start(key.budget_period)
-        cur = self._spent.get(key.id)
-        if cur is not None and cur[0] == start:
-            return
-        spent = Decimal(0)
-        if self.spend is not None:
-            spent = await asyncio.to_thread(self._read_spent, key.id, start)
-        self._spent[key.id] = [start, spent]
-
-    def _read_spent(self, key_id: str, start: float) -> Decimal:
-        assert self.spend is not None
-        self.spend.flush()
-        return self.spend.spent_since(key_id, start)
-
-    def add_spend(self, key: ProxyKey | None, cost: Decimal) -> None:
-        if key is not None and key.budget_usd is not None and cost:
-            cur = self._spent.get(key.id)
-            if cur is not None:
-                cur[1] += cost
 
     # ------------------------------------------------------------------ models
     def models_json(self) -> bytes:

@@ -11,6 +11,8 @@ A key is configured by its *hash*, never in clear text:
           budget_usd: 5.00                       # per `budget_period` (day|month|total)
           models: ["auto", "auto:cheap", "openai:*"]   # allowed targets; omit = all
           rpm: 600                               # requests per minute; omit = unlimited
+          user: alice                            # optional: pins the `user` scope of this key's requests
+          tags: [team-a]                         # optional: pins their tags
 
 `quotaroute serve --new-key ID` prints a fresh random key and its hash line.
 Verification results are cached under a BLAKE2b digest of the presented token
@@ -95,6 +97,8 @@ class ProxyKey:
     models: tuple[str, ...] | None = None  # glob patterns; None = any
     rpm: int | None = None
     admin: bool = False
+    user: str | None = None  # pins the `user` scope of this key's requests (instead of the client's field)
+    tags: tuple[str, ...] | None = None  # pins their tags (instead of the x-quotaroute-tags header)
     _window: RateWindow | None = field(default=None, repr=False, compare=False)
 
     def allows_model(self, model: str) -> bool:

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-__all__ = ["HELP", "add_arguments", "run", "build_app", "load_settings"]
+__all__ = ["HELP", "add_arguments", "run", "build_app", "load", "load_settings", "check_config"]
 
 HELP = ("Run the local OpenAI- and Anthropic-compatible proxy (POST /v1/chat/completions, POST /v1/messages, "
         "GET /v1/models, /metrics, /healthz, /v1/quota, /v1/spend).")
@@ -17,8 +17,8 @@ _ENV = "QUOTAROUTE_SERVE_ARGS"  # how worker processes receive their settings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="quotaroute YAML config (default: $QUOTAROUTE_CONFIG or "
-                   "$QUOTAROUTE_HOME/config.yaml when present)")
+    p.add_argument("--config", metavar="FILE", help="quotaroute YAML config (default: $QUOTAROUTE_CONFIG, else "
+                   "./quotaroute.yaml, else $QUOTAROUTE_HOME/config.yaml when present)")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; others need proxy keys)")
     p.add_argument("--port", type=int, default=None, help="port (default 4000)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -28,72 +28,61 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--router-factory", metavar="MODULE:FUNC", help=argparse.SUPPRESS)  # tests and benchmarks
 
 
-def _default_config() -> str | None:
-    from router.server.settings import quotaroute_home
-
-    env = os.environ.get("QUOTAROUTE_CONFIG")
-    if env:
-        return env
-    p = quotaroute_home() / "config.yaml"
-    return str(p) if p.exists() else None
-
-
-def _server_section(config: str | None) -> tuple[Any, Any]:
-    """(server mapping, loaded config object or None)."""
-    if not config:
-        return None, None
-    from router.config import load_config
+def load(config: str | None) -> tuple[Any, Any]:
+    """(QuotarouteConfig, ServerSettings) from the config file `config` (already found
+    by `router.config.find_config`; None = no file, defaults). Raises ConfigError."""
+    from router.config import build_server_settings, load_config
 
     cfg = load_config(config)
-    return getattr(cfg, "server", None), cfg
+    return cfg, build_server_settings(cfg)
 
 
 def load_settings(config: str | None) -> Any:
-    from router.server.settings import ServerSettings
-
-    section, _ = _server_section(config)
-    return ServerSettings.from_mapping(section, file=config)
+    return load(config)[1]
 
 
-def _make_router(config: str | None, factory: str | None) -> Any:
+def _make_router(config: str | None, factory: str | None, cfg: Any = None) -> Any:
+    """The proxy's Router: from the factory (tests, benchmarks), else from the config
+    with one shared aiohttp-backed client and the proxy's default ledger store."""
     if factory:
         mod, _, fn = factory.partition(":")
         return getattr(importlib.import_module(mod), fn or "build")(config)
-    from router.sdk import Router  # type: ignore[import-not-found]
-
+    from router.config import PROXY_DEFAULT_STORE, default_store
+    from router.sdk import Router
     from router.server.aiohttp_transport import aiohttp_client
 
-    client = aiohttp_client()
-    for kw in ("http_client", "client"):
-        try:
-            return Router.from_config(config, **{kw: client})
-        except TypeError as e:
-            if kw not in str(e):
-                raise
-    return Router.from_config(config)
+    return Router.from_config(cfg if cfg is not None else config, http_client=aiohttp_client(),
+                              default_store=default_store(fallback=PROXY_DEFAULT_STORE))
 
 
-def build_app(config: str | None = None, factory: str | None = None, settings: Any = None) -> Any:
+def build_app(config: str | None = None, factory: str | None = None, settings: Any = None, cfg: Any = None) -> Any:
+    """The ASGI app: `cfg`/`settings` when the caller already loaded them, else read
+    from `config`."""
     from router.server.app import create_app
 
-    settings = settings or load_settings(config)
-    return create_app(_make_router(config, factory), settings)
+    if cfg is None and (settings is None or not factory):
+        cfg, loaded = load(config)
+        settings = settings or loaded
+    return create_app(_make_router(config, factory, cfg), settings)
 
 
-def _memory_ledger(config: str | None) -> bool:
+def check_config(cfg: Any, factory: str | None) -> None:
+    """Build what each worker will build (providers, catalog, models, predictor), once,
+    so a mistake is reported before the server starts; nothing is kept or opened."""
+    if factory:
+        return
+    import httpx
+
+    from router.config import build_router_kwargs
+
+    build_router_kwargs(cfg, client=httpx.AsyncClient(), with_ledger=False)
+
+
+def _memory_ledger(cfg: Any) -> bool:
     """Would the proxy's Router use an in-memory ledger (per-process state)?"""
-    try:
-        _, cfg = _server_section(config)
-        from router.config_build import effective_store  # type: ignore[import-not-found]
-    except Exception:  # noqa: BLE001 - no config module / already validated: say nothing
-        return False
-    if cfg is None:
-        return False
-    proxy_default = os.environ.get("QUOTAROUTE_DEFAULT_STORE") or "sqlite"  # Router.from_config(http_client=)
-    try:
-        return effective_store(cfg, default_store=proxy_default) == "memory"
-    except Exception:  # noqa: BLE001
-        return False
+    from router.config import PROXY_DEFAULT_STORE, default_store, effective_store
+
+    return effective_store(cfg, default_store=default_store(fallback=PROXY_DEFAULT_STORE)) == "memory"
 
 
 def _worker_app() -> Any:
@@ -116,9 +105,11 @@ def run(args: argparse.Namespace) -> int:
         print("config entry (server.keys):")
         print(f"  - id: {args.new_key}\n    hash: \"{hash_key(k)}\"")
         return 0
-    config = args.config or _default_config()
-    try:
-        settings = load_settings(config)
+    from router.config import find_config
+
+    config = find_config(args.config)
+    try:  # every config mistake is reported here, as one line, before anything else is printed
+        cfg, settings = load(config)
     except ConfigError as e:
         print(f"quotaroute serve: config error: {e}", file=sys.stderr)
         return 2
@@ -128,6 +119,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"quotaroute serve: refusing to listen on {host}: no proxy keys are configured, so anyone who can "
               "reach this address could spend your vendor quota. Add server.keys / server.admin_key to the config "
               "(`quotaroute serve --new-key ID` prints one) or bind to 127.0.0.1.", file=sys.stderr)
+        return 2
+    app = None
+    try:
+        if args.workers > 1:
+            check_config(cfg, args.router_factory)
+        else:
+            app = build_app(config, args.router_factory, settings, cfg)
+    except ConfigError as e:
+        print(f"quotaroute serve: config error: {e}", file=sys.stderr)
         return 2
     import uvicorn
 
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         import json
 
-        if _memory_ledger(config):
+        if _memory_ledger(cfg):
             print("quotaroute serve: warning: with --workers > 1 and the in-memory ledger, each worker counts free "
                   "quota and budgets on its own; set `ledger: {store: sqlite}` (or redis) to share them. Per-key "
                   "rate limits and proxy-key budgets are per worker too.", file=sys.stderr)
@@ -147,10 +147,5 @@ def run(args: argparse.Namespace) -> int:
         os.environ[_ENV] = json.dumps({"config": config, "factory": args.router_factory})
         uvicorn.run("router.server.cli:_worker_app", factory=True, workers=args.workers, **common)
         return 0
-    try:
-        app = build_app(config, args.router_factory, settings)
-    except ConfigError as e:
-        print(f"quotaroute serve: config error: {e}", file=sys.stderr)
-        return 2
     uvicorn.run(app, **common)
     return 0

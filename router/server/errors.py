@@ -18,6 +18,7 @@ from router.errors import (
     BudgetExceeded,
     ContentFiltered,
     ContextTooLong,
+    LedgerUnavailable,
     MalformedResponse,
     NoRouteAvailable,
     ProviderError,
@@ -69,6 +70,10 @@ def failure_from(e: BaseException) -> Failure:
     if isinstance(e, UnknownModel):
         return Failure(404, f"The model `{redact(str(e))[:200]}` does not exist or you do not have access to it.",
                        code="model_not_found", param="model")
+    if isinstance(e, LedgerUnavailable):  # nothing is granted that cannot be counted: no vendor call was made
+        return Failure(503, "The quota ledger is unavailable; no upstream call was made. Retry later.",
+                       type="server_error", code="ledger_unavailable",
+                       retry_after=e.retry_after if e.retry_after is not None else 5.0)
     if isinstance(e, BudgetExceeded):
         return Failure(429, str(e), type="insufficient_quota", code="insufficient_quota")
     if isinstance(e, NoRouteAvailable):

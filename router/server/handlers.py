@@ -20,6 +20,7 @@ import orjson
 from router.errors import redact
 from router.server import anthropic_wire as aw
 from router.server import openai_wire as ow
+from router.server.keygate import request_scope
 from router.server.errors import Failure, failure_from, route_headers, send_failure
 from router.server.spendlog import parse_since, summarize
 from router.types import Usage
@@ -59,11 +60,11 @@ async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
     return body
 
 
-def _tags(scope: dict[str, Any]) -> list[str]:
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
     for k, v in scope["headers"]:
-        if k == b"x-quotaroute-tags":
-            return [t.strip() for t in v.decode("latin-1").split(",") if t.strip()]
-    return []
+        if k == name:
+            return v.decode("latin-1")
+    return None
 
 
 def _upstream_s(route: Any, elapsed: float) -> float:
@@ -87,6 +88,7 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
     key = req = route = None
     try:
         key = app.authenticate(scope)
+        await app.gate.admit(key)  # counts every request, valid or not, against the key's rpm
         body = await read_body(scope, receive, app.settings.max_body_bytes)
         try:
             data = orjson.loads(body)
@@ -97,10 +99,10 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
             req, include_usage = aw.parse_messages_request(data), False
         else:
             req, include_usage = ow.parse_chat_request(data)
-        if key is not None and key.budget_usd is not None:
-            await app.load_budget(key)
         app.check_key(key, req.model)
-        sc = {"key": key.id if key is not None else None, "user": req.user, "tags": _tags(scope)}
+        sc = request_scope(key, req.user, _header(scope, b"x-quotaroute-tags"))
+        if sc["user"] != req.user:  # the key pins its user: the vendor and the rules see that one
+            req = req.model_copy(update={"user": sc["user"]})
         if req.stream:
             await _stream(app, send, receive, req, sc, key, t0, anthropic, include_usage)
             return
@@ -137,6 +139,10 @@ def app_log(e: BaseException) -> None:
 
 async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any], key: Any, t0: float,
                   anthropic: bool, include_usage: bool) -> None:
+    """Send a routed stream as SSE. A failure after the status line ends the stream with
+    an explicit error event (never a clean finish); a client that goes away or stops
+    reading for `limits.stream_write_timeout_s` cancels the upstream call. Either way
+    the route's attempts are billed as `router.streaming` describes."""
     t1 = time.perf_counter()
     rs = await app.router.astream(req, scope=sc)  # errors before the first token surface here, with a status
     t2 = time.perf_counter()
@@ -147,17 +153,29 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
     headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd, route.reason, overhead_ms,
                                    app.settings.reason_header_max)
     status, error = 200, None
+    write_timeout = write_timeout_s(app.settings)
+    loop = asyncio.get_running_loop()
+    sending_since = 0.0  # loop time the pending send started; 0 = no send pending
+
+    async def put(msg: dict[str, Any]) -> None:
+        nonlocal sending_since
+        sending_since = loop.time()
+        await send(msg)  # flow control: blocks while the client is not reading
+        sending_since = 0.0
 
     async def pump() -> None:
         nonlocal status, error
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": enc.start(), "more_body": True})
+            await put({"type": "http.response.start", "status": 200, "headers": headers})
+            await put({"type": "http.response.body", "body": enc.start(), "more_body": True})
             async for ev in rs:
                 b = enc.event(ev)
                 if b:
-                    await send({"type": "http.response.body", "body": b, "more_body": True})
-            await send({"type": "http.response.body", "body": enc.end(), "more_body": False})
+                    await put({"type": "http.response.body", "body": b, "more_body": True})
+            billed = _billed_usage(rs.route)  # every attempt's usage (a finished cut stream has several)
+            if billed is not None:
+                enc.usage = billed
+            await put({"type": "http.response.body", "body": enc.end(), "more_body": False})
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - a mid-stream failure: the status line is already out
@@ -167,7 +185,7 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
                 tail = aw.EventEncoder.error(failure_type(f), f.message)
             else:
                 tail = b"data: " + f.openai_body() + b"\n\n"
-            await send({"type": "http.response.body", "body": tail, "more_body": False})
+            await put({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def watch() -> None:
         while True:
@@ -177,6 +195,18 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
 
     p = asyncio.ensure_future(pump())
     w = asyncio.ensure_future(watch())
+    period = min(write_timeout / 4, 1.0)
+    guard: Any = None
+
+    def check() -> None:  # one timer per stream, not one per chunk
+        nonlocal status, error, guard
+        if sending_since and loop.time() - sending_since >= write_timeout and not p.done():
+            status, error = 499, f"client stopped reading (no write progress for {write_timeout:g} s)"
+            p.cancel()  # the upstream call is cancelled with it
+            return
+        guard = loop.call_later(period, check)
+
+    guard = loop.call_later(period, check)
     try:
         await asyncio.wait((p, w), return_when=asyncio.FIRST_COMPLETED)
         if not p.done():  # the client went away: cancel the upstream call
@@ -188,6 +218,7 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
             if status != 499:
                 raise
     finally:
+        guard.cancel()
         w.cancel()
         closer = getattr(rs, "aclose", None)
         if closer is not None:
@@ -196,8 +227,22 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
             except Exception as e:  # noqa: BLE001
                 app_log(e)
     route = rs.route  # final cost now
-    _finish(app, key, "messages" if anthropic else "chat", req, route, enc.usage, status, t0, overhead_ms, error,
-            True)
+    _finish(app, key, "messages" if anthropic else "chat", req, route, _billed_usage(route) or enc.usage, status,
+            t0, overhead_ms, error, True)
+
+
+def write_timeout_s(settings: Any) -> float:
+    """`limits.stream_write_timeout_s` of the server settings (default 30 s)."""
+    v = getattr(getattr(settings, "limits", None), "stream_write_timeout_s", None)
+    if v is None:
+        v = getattr(settings, "stream_write_timeout_s", None)
+    return float(v) if v else 30.0
+
+
+def _billed_usage(route: Any) -> Usage | None:
+    """The sum of the usage billed on the route's attempts; None when none was."""
+    billed = [a.usage for a in getattr(route, "attempts", None) or () if a.usage is not None]
+    return sum(billed, Usage()) if billed else None
 
 
 def failure_type(f: Failure) -> str:
@@ -236,7 +281,6 @@ def _finish(app: Any, key: Any, endpoint: str, req: Any, route: Any, usage: Usag
     if attempts:
         chain = ",".join(getattr(a, "model_id", "?") for a in attempts)
     usage = usage or Usage()
-    app.add_spend(key, cost)
     app.metrics.observe(endpoint=endpoint, model=model, provider=provider, status=status, latency_s=latency_s,
                         overhead_s=overhead_ms / 1000 if overhead_ms is not None else None,
                         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
@@ -269,14 +313,16 @@ async def _guarded(send: Any, t0: float, coro: Any) -> None:
 
 async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        app.authenticate(scope)
+        key = app.authenticate(scope)
+        await app.gate.admit(key)  # every request of a key counts against its rpm
         await _send_json(send, 200, app.models_json())
     await _guarded(send, t0, go())
 
 
 async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        app.authenticate(scope)
+        key = app.authenticate(scope)
+        await app.gate.admit(key)  # every request of a key counts against its rpm
         from urllib.parse import unquote
 
         mid = unquote(scope["path"][len("/v1/models/"):])
@@ -354,6 +400,7 @@ async def quota(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
 async def spend(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
         key = app.authenticate(scope)
+        await app.gate.admit(key)
         qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         by = (qs.get("by") or ["day"])[0]
         key_id = (qs.get("key") or [None])[0]

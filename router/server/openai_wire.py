@@ -249,6 +249,8 @@ class ChunkEncoder:
             self.usage = ev.usage if self.usage is None else _max_usage(self.usage, ev.usage)
             return b""
         if k == "finish":
+            if ev.finish_reason == "error":  # a truncated answer is a failure, never a clean `stop`
+                raise _truncated(self.model)
             self.finish = _FINISH.get(ev.finish_reason, "stop")
             return b""
         return b""
@@ -261,6 +263,13 @@ class ChunkEncoder:
                 "system_fingerprint": None, "choices": [], "usage": usage_json(self.usage or Usage()),
             }) + b"\n\n"
         return out + DONE
+
+
+def _truncated(model: str) -> Exception:
+    from router.errors import Unavailable
+
+    return Unavailable("the vendor ended the answer early (finish_reason error); the answer is incomplete",
+                       model=model)
 
 
 def _max_usage(a: Usage, b: Usage) -> Usage:

@@ -338,3 +338,13 @@ def test_registry_builds_the_native_adapter() -> None:
     p2 = build_provider("anthropic", api_key=KEY, base_url="https://api.deepseek.com/anthropic",
                         default_max_tokens=1024)
     assert p2._url() == "https://api.deepseek.com/anthropic/v1/messages" and p2.default_max_tokens == 1024
+
+
+def test_trailing_assistant_message_is_sent_as_a_prefill() -> None:
+    from router.types import ChatRequest, Message
+
+    r = ChatRequest(model="claude", messages=[Message(role="user", content="count"),
+                                              Message(role="assistant", content="1 2 3")])
+    msgs = build_body(r, stream=True)["messages"]
+    assert msgs[-1]["role"] == "assistant" and "1 2 3" in json.dumps(msgs[-1]["content"])
+    assert AnthropicProvider.prefill is True

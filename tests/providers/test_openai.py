@@ -446,3 +446,17 @@ async def test_length_finish_with_empty_content_is_a_real_answer():
     respx.post(URL).mock(return_value=json_resp(200, body))
     res = await provider().complete(req())
     assert res.finish_reason == "length" and res.text == "" and res.usage.reasoning_tokens == 100
+
+
+def test_prefill_is_vendor_data_and_marked_the_vendors_way() -> None:
+    from providers.openai import OpenAIProvider
+
+    r = ChatRequest(model="m", messages=[Message(role="user", content="count"), Message(role="assistant",
+                                                                                         content="1 2 3")])
+    assert build_body(r, VENDORS["openai"], stream=True)["messages"][-1] == {"role": "assistant",
+                                                                             "content": "1 2 3"}
+    assert build_body(r, VENDORS["deepseek"], stream=True)["messages"][-1]["prefix"] is True
+    assert build_body(r, VENDORS["moonshot"], stream=True)["messages"][-1]["partial"] is True
+    assert "prefix" not in build_body(req("m"), VENDORS["deepseek"], stream=True)["messages"][-1]
+    assert not OpenAIProvider(api_key="k", vendor="openai").prefill  # OpenAI starts a new turn instead
+    assert OpenAIProvider(api_key="k", vendor="deepseek").prefill and OpenAIProvider(vendor="ollama").prefill

@@ -65,7 +65,7 @@ def test_bad_config_names_file_line_and_key(tmp_path, monkeypatch, capsys):
     cfg.write_text("budgets:\n  - {id: a, limit_usd: 1}\n  - id: b\n    limit_usd: lots\n")
     assert main(["budget", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
-    assert f"{cfg}:3: budgets[1].limit_usd" in err
+    assert f"{cfg}:4: budgets[1].limit_usd" in err  # the line of the bad value
 
 
 def test_defaults_without_config(tmp_path, monkeypatch, capsys):
@@ -87,4 +87,4 @@ def test_budget_cli_reads_config_and_names_bad_keys(tmp_path, monkeypatch, capsy
     bad = tmp_path / "bad.yaml"
     bad.write_text("budgets:\n  - {id: a, limit_usd: 1}\n  - id: b\n    limit_usd: lots\n")
     assert main(["budget", "--config", str(bad)]) == 2
-    assert f"{bad}:3: budgets[1].limit_usd" in capsys.readouterr().err
+    assert f"{bad}:4: budgets[1].limit_usd" in capsys.readouterr().err

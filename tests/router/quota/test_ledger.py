@@ -135,19 +135,32 @@ async def test_budget_scopes(make_ledger, scope, budget):
     await L.reserve("anthropic:claude", tokens=1, cost_usd=D("1.01"), scope={}, now=NOW)
 
 
-async def test_expiry_returns_capacity_and_a_late_commit_is_still_recorded(make_ledger):
-    L = make_ledger([{"id": "p", "provider": "groq", "limits": [{"per": "day", "requests": 2, "tokens": 1000}]}])
-    r1 = await L.reserve("groq:m", tokens=100, now=NOW, ttl_s=30)
-    await L.reserve("groq:m", tokens=100, now=NOW, ttl_s=30)
+async def test_expiry_charges_the_reserved_amounts_and_a_late_commit_corrects_them(make_ledger):
+    # The crash rule: an expired reservation's call may have reached the vendor, so it
+    # stays charged at what it reserved (never released to zero); a late commit replaces
+    # the reserved amounts with the actual ones, a late release gives them back.
+    L = make_ledger([{"id": "p", "provider": "groq", "limits": [{"per": "day", "requests": 3, "tokens": 1000}]}],
+                    [{"id": "b", "period": "total", "limit_usd": "1"}])
+    r1 = await L.reserve("groq:m", tokens=100, cost_usd=D("0.1"), now=NOW, ttl_s=30)
+    r2 = await L.reserve("groq:m", tokens=100, cost_usd=D("0.1"), now=NOW, ttl_s=30)
+    await L.reserve("groq:m", tokens=100, cost_usd=D("0.1"), now=NOW, ttl_s=30)
     with pytest.raises(PoolUnavailable):
         await L.reserve("groq:m", tokens=100, now=NOW + timedelta(seconds=29))
     later = NOW + timedelta(seconds=31)
     v = await L.view(later)
-    assert v.pools["p"].remaining_requests == 2 and v.pools["p"].remaining_tokens == 1000
-    s = await L.commit(r1, Usage(input_tokens=50, output_tokens=70), D(0), later)
+    assert v.pools["p"].remaining_requests == 0 and v.pools["p"].remaining_tokens == 700
+    assert v.budgets[0].spent_usd == D("0.3") and v.budgets[0].reserved_usd == 0
+    with pytest.raises(PoolUnavailable):
+        await L.reserve("groq:m", tokens=100, now=later)
+    s = await L.commit(r1, Usage(input_tokens=50, output_tokens=70), D("0.05"), later)
     assert s.live is False
     v = await L.view(later)
-    assert v.pools["p"].remaining_requests == 1 and v.pools["p"].remaining_tokens == 880
+    assert v.pools["p"].remaining_requests == 0 and v.pools["p"].remaining_tokens == 680  # 100 replaced by 120
+    assert v.budgets[0].spent_usd == D("0.25")
+    assert await L.release(r2, later) is True  # provably not billed: given back
+    v = await L.view(later)
+    assert v.pools["p"].remaining_requests == 1 and v.pools["p"].remaining_tokens == 780
+    assert v.budgets[0].spent_usd == D("0.15") and v.budgets[0].reserved_usd == 0
 
 
 async def test_input_output_token_windows(make_ledger):

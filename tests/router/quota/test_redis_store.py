@@ -54,7 +54,7 @@ async def test_partial_settle_then_final(redis_url, redis_prefix):
     await s.aclose()
 
 
-async def test_sweep_undoes_reservations_written_by_the_old_json_format(redis_url, redis_prefix):
+async def test_sweep_charges_reservations_written_by_the_old_json_format(redis_url, redis_prefix):
     s = RedisStore(redis_url, prefix=redis_prefix)
     now = time.time()
     c = RespClient(redis_url)
@@ -65,7 +65,7 @@ async def test_sweep_undoes_reservations_written_by_the_old_json_format(redis_ur
     await c.execute("SET", p + "res:old1", json.dumps([["w", 5, 0], ["b", 7, 1]]))
     await c.execute("ZADD", p + "resexp", now - 1, "old1")
     assert await s.sweep(now) == 1
-    assert await s.read(["w", "b", "b#h"], now) == [0, 0, 0]
+    assert await s.read(["w", "b", "b#h"], now) == [5, 7, 0]  # charged at the reserved amounts; holds end
     assert await c.execute("EXISTS", p + "res:old1") == 0
     c.close()
     await s.aclose()

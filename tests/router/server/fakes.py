@@ -4,14 +4,17 @@ catalog, quota_view), with a FakeProvider behind it. Also importable by a
 
 from __future__ import annotations
 
+import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
 from providers.fake import FakeProvider, reply
 from router.errors import NoRouteAvailable, UnknownModel
+from router.quota.ledger import Ledger
+from router.quota.memory_store import MemoryStore
 from router.quota.view import BudgetView, LedgerView, PoolView
 from router.result import Attempt, RoutedResponse, RouteInfo
 from router.types import ChatRequest
@@ -50,6 +53,13 @@ class FakeStream:
         if u is not None and not self.route.attempts[0].usage:
             self.route.attempts[0].usage = u
             self.route.cost_usd = self.route.attempts[0].cost_usd = PRICE * u.total_tokens
+        res, self._res = getattr(self, "_res", None), None
+        if res is not None:  # the ledger settles like the real executor's: commit billed usage, else release
+            led, now = self._router.ledger, datetime.now(timezone.utc)
+            coro = led.commit(res, u, PRICE * u.total_tokens, now) if u is not None else led.release(res, now)
+            task = asyncio.ensure_future(coro)
+            self._router._tasks.add(task)
+            task.add_done_callback(self._router._tasks.discard)
 
     async def aclose(self) -> None:
         if not self.closed:
@@ -62,8 +72,12 @@ class FakeStream:
 class FakeRouter:
     policy_name = "free-first"
 
-    def __init__(self, provider: FakeProvider | None = None, models: tuple[str, ...] = ("fake:small", "fake:large")):
+    def __init__(self, provider: FakeProvider | None = None, models: tuple[str, ...] = ("fake:small", "fake:large"),
+                 ledger: Any = None):
         self.provider = provider or FakeProvider()
+        # Reserve -> commit/release on a ledger like the real executor (the proxy's key budgets live there).
+        self.ledger = ledger if ledger is not None else Ledger(MemoryStore())
+        self._tasks: set[Any] = set()
         self.models = models
         self.scopes: list[Any] = []
         self.closed = False
@@ -83,13 +97,23 @@ class FakeRouter:
         return RouteInfo(model_id=model_id, provider="fake", policy=self.policy_name,
                          reason="free-first: fake pool (99/100 left) – cheapest", estimated_cost_usd=Decimal("0.00003"))
 
+    async def _reserve(self, model_id: str, scope: Any) -> Any:
+        return await self.ledger.reserve(model_id, provider="fake", tokens=15, cost_usd=Decimal("0.00003"),
+                                         scope=dict(scope or {}), now=datetime.now(timezone.utc))
+
     async def achat(self, req: ChatRequest, *, scope: Any = None) -> RoutedResponse:
         self.scopes.append(scope)
         model_id = self._pick(req)
         t = time.perf_counter()
-        resp = await self.provider.complete(req.model_copy(update={"model": model_id.split(":", 1)[1]}))
+        res = await self._reserve(model_id, scope)
+        try:
+            resp = await self.provider.complete(req.model_copy(update={"model": model_id.split(":", 1)[1]}))
+        except BaseException:
+            await self.ledger.release(res, datetime.now(timezone.utc))
+            raise
         route = self._route(model_id)
         cost = PRICE * resp.usage.total_tokens
+        await self.ledger.commit(res, resp.usage, cost, datetime.now(timezone.utc))
         route.attempts = [Attempt(model_id=model_id, provider="fake", ok=True, usage=resp.usage, cost_usd=cost,
                                   latency_ms=(time.perf_counter() - t) * 1000)]
         route.cost_usd = cost
@@ -98,11 +122,18 @@ class FakeRouter:
     async def astream(self, req: ChatRequest, *, scope: Any = None) -> FakeStream:
         self.scopes.append(scope)
         model_id = self._pick(req)
+        res = await self._reserve(model_id, scope)
         gen = self.provider.stream(req.model_copy(update={"model": model_id.split(":", 1)[1]}))
-        first = await gen.__anext__()  # errors before the first token raise here
+        try:
+            first = await gen.__anext__()  # errors before the first token raise here
+        except BaseException:
+            await self.ledger.release(res, datetime.now(timezone.utc))
+            raise
         route = self._route(model_id)
         route.attempts = [Attempt(model_id=model_id, provider="fake", ok=True)]
-        return FakeStream(gen, first, route, self)
+        st = FakeStream(gen, first, route, self)
+        st._res = res
+        return st
 
     def quota_view(self, now: datetime) -> LedgerView:
         pool = PoolView("fake:free-daily", "free", True, remaining_requests=99, remaining_tokens=99000,

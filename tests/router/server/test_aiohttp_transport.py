@@ -102,3 +102,65 @@ def test_whole_response_matches_httpx() -> None:
         assert (a.status_code, a.headers.raw, a.content, a.json(), a.is_closed, a.is_stream_consumed,
                 a.num_bytes_downloaded, a.extensions) == (b.status_code, b.headers.raw, b.content, b.json(), b.is_closed,
                                                           b.is_stream_consumed, b.num_bytes_downloaded, b.extensions)
+
+
+# ------------------------------------------------------------------ per-request timeouts
+
+
+async def test_per_request_read_timeout_and_stream_idle_gap_raise_timeouts() -> None:
+    """The transport takes each request's own limits (not the client's long default):
+    no headers within `read` -> ReadTimeout; a stream that stalls between chunks ->
+    ReadTimeout while iterating; both become the adapters' `Timeout`."""
+    import time
+
+    from providers._http import Call, transport_error
+    from router.errors import Timeout
+    from tests.providers._stall_server import StallServer
+
+    client = aiohttp_client(timeout=600.0)
+    tight = httpx.Timeout(2.0, read=0.3)
+    async with StallServer() as up:
+        t0 = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout) as ei:
+            await client.post(f"{up.url}/chat/completions", content=b'{"model":"silent"}', timeout=tight)
+        assert time.monotonic() - t0 < 3.0
+        assert isinstance(transport_error(ei.value, call=Call("p", "m")), Timeout)
+        req = client.build_request("POST", f"{up.url}/chat/completions", content=b'{"model":"stall","stream":true}',
+                                   timeout=tight)
+        resp = await client.send(req, stream=True)
+        got = b""
+        t0 = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            async for chunk in resp.aiter_bytes():
+                got += chunk
+        await resp.aclose()
+        assert b"hello " in got and time.monotonic() - t0 < 3.0
+    await client.aclose()
+
+
+async def test_connect_timeout_maps_to_connect_timeout() -> None:
+    """A listener with a full accept backlog never completes the handshake in time (or
+    refuses): either way a typed error, quickly, never the client's 600 s default."""
+    import time
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    port = lsock.getsockname()[1]
+    fillers = []
+    client = aiohttp_client(timeout=600.0)
+    try:
+        for _ in range(8):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            fillers.append(s)
+        t0 = time.monotonic()
+        with pytest.raises((httpx.ConnectTimeout, httpx.ConnectError, httpx.ReadTimeout, httpx.RemoteProtocolError)):
+            await client.post(f"http://127.0.0.1:{port}/x", content=b"{}", timeout=httpx.Timeout(0.3))
+        assert time.monotonic() - t0 < 3.0
+    finally:
+        for s in fillers:
+            s.close()
+        lsock.close()
+        await client.aclose()

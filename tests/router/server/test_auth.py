@@ -10,7 +10,6 @@ import pytest
 
 from router.errors import ConfigError
 from router.server.auth import KeyStore, ProxyKey, hash_key, verify_hash
-from router.server.settings import ServerSettings
 from tests.router.server.conftest import ADMIN, KEY_A, KEY_B, keyed_settings, make_app
 
 OK = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
@@ -34,21 +33,27 @@ def test_loopback_detection() -> None:
     assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.4", "example.com", ""))
 
 
+def _settings(server: dict[str, Any]) -> Any:
+    from router.config import build_server_settings, parse_config
+
+    return build_server_settings(parse_config({"server": server}, file="cfg.yaml"))
+
+
 def test_settings_from_config_mapping() -> None:
     h = hash_key("abc")
-    s = ServerSettings.from_mapping({"port": 4100, "admin_key": h, "keys": [
-        {"id": "x", "hash": h, "budget_usd": "2.50", "models": ["auto*"], "rpm": 10, "budget_period": "day"}]},
-        file="cfg.yaml")
+    s = _settings({"port": 4100, "admin_key": h, "keys": [
+        {"id": "x", "hash": h, "budget_usd": "2.50", "models": ["auto*"], "rpm": 10, "budget_period": "day"}]})
     k = s.keys.keys[0]
     assert (s.port, k.budget_usd, k.models, k.rpm, k.budget_period) == (4100, Decimal("2.50"), ("auto*",), 10, "day")
     assert k.allows_model("auto:cheap") and not k.allows_model("openai:gpt-4o")
     with pytest.raises(ConfigError) as ei:
-        ServerSettings.from_mapping({"keys": [{"id": "x", "hash": "plaintext-key"}]}, file="cfg.yaml")
+        _settings({"keys": [{"id": "x", "hash": "plaintext-key"}]})
     assert "cfg.yaml" in str(ei.value) and "server.keys[0].hash" in str(ei.value)
+    assert "plaintext-key" not in str(ei.value)
     with pytest.raises(ConfigError, match="server.port"):
-        ServerSettings.from_mapping({"port": "eighty"}, file="cfg.yaml")
+        _settings({"port": "eighty"})
     with pytest.raises(ConfigError, match="duplicate"):
-        ServerSettings.from_mapping({"keys": [{"id": "x", "hash": h}, {"id": "x", "hash": h}]})
+        _settings({"keys": [{"id": "x", "hash": h}, {"id": "x", "hash": h}]})
 
 
 @pytest.fixture
@@ -65,25 +70,33 @@ def auth(k: str) -> dict[str, str]:
 
 
 async def test_key_scope_and_budget(kclient: Any, frouter: Any) -> None:
-    # team-a: budget $0.0001; each call costs 15 tokens * $0.000002 = $0.00003
-    for _ in range(4):
+    # team-a: budget $0.0001; each call reserves and costs 15 tokens * $0.000002 = $0.00003.
+    # The budget is a hard ledger budget: a 4th call would pass it, so it is refused before the call.
+    for _ in range(3):
         r = await kclient.post("/v1/chat/completions", json=OK, headers={**auth(KEY_A), "x-quotaroute-tags": "ci, web"})
         assert r.status_code == 200
     assert frouter.scopes[-1] == {"key": "team-a", "user": None, "tags": ["ci", "web"]}
+    calls = len(frouter.provider.calls)
     r = await kclient.post("/v1/chat/completions", json=OK, headers=auth(KEY_A))
     assert r.status_code == 429 and r.json()["error"]["code"] == "insufficient_quota"
+    assert len(frouter.provider.calls) == calls  # refused before any vendor call
     # key B is not affected by A's budget
     r = await kclient.post("/v1/chat/completions", json={**OK, "model": "fake:large"}, headers=auth(KEY_B))
     assert r.status_code == 200
 
 
-async def test_budget_survives_restart(frouter: Any, spend_path: Any) -> None:
+async def test_budget_survives_restart(spend_path: Any) -> None:
+    # A fresh in-memory ledger each time: the key's spend is seeded from the spend log at start-up.
+    from tests.router.server.fakes import FakeRouter
+
+    codes = []
     for _ in range(2):
-        app = make_app(frouter, spend_path, keyed_settings())
+        app = make_app(FakeRouter(), spend_path, keyed_settings())
         async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as c:
-            codes = [(await c.post("/v1/chat/completions", json=OK, headers=auth(KEY_A))).status_code for _ in range(3)]
+            codes.append([(await c.post("/v1/chat/completions", json=OK, headers=auth(KEY_A))).status_code
+                          for _ in range(2)])
         await app.aclose()
-    assert codes == [200, 429, 429]  # 4 paid calls before the restart, then the log says the budget is gone
+    assert codes == [[200, 200], [200, 429]]  # 3 paid calls ($0.00009) in all, as without the restart
 
 
 async def test_rate_limit_per_key(kclient: Any) -> None:

@@ -1,6 +1,10 @@
-"""Build router parts from a validated `QuotarouteConfig` (see router/config.py):
+"""Build runtime parts from a validated `QuotarouteConfig` (router/config/schema.py):
 providers (keys read from the environment by variable name), policy, rules, ledger,
-and the keyword arguments for `Router(...)`."""
+the keyword arguments for `Router(...)`, and the proxy's `ServerSettings`.
+
+The heavy runtime modules (adapters, ledger stores, catalog, the proxy's settings)
+are imported inside the builders: loading a config must stay cheap, and the SDK never
+needs the proxy's modules."""
 
 from __future__ import annotations
 
@@ -9,12 +13,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from router.config import ProviderCfg, QuotarouteConfig, quotaroute_home
+from router.config.paths import home
+from router.config.schema import ProviderCfg, QuotarouteConfig
 from router.errors import ConfigError, UnknownModel, register_secret
 from router.policies import POLICIES
 
-__all__ = ["build_providers", "build_policy", "build_rules", "build_ledger", "build_router_kwargs", "default_store",
-           "effective_store", "DEFAULT_STORES"]
+__all__ = ["build_providers", "build_policy", "build_rules", "build_ledger", "build_router_kwargs",
+           "build_server_settings", "build_catalog", "default_store", "effective_store", "provider_specs",
+           "DEFAULT_STORES", "SDK_DEFAULT_STORE", "PROXY_DEFAULT_STORE"]
+
+
+def provider_specs(cfg: QuotarouteConfig) -> dict[str, ProviderCfg]:
+    """The `providers:` section, or (none) every vendor whose key variable is set."""
+    return dict(cfg.providers) if cfg.providers else _env_providers()
 
 
 def _env_providers() -> dict[str, ProviderCfg]:
@@ -43,7 +54,7 @@ def build_providers(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, d
     from providers.retry import RetryPolicy
 
     retry = RetryPolicy(max_attempts=cfg.retry.max_attempts, max_wait_s=cfg.retry.max_wait_s)
-    specs = cfg.providers if cfg.providers else _env_providers()
+    specs = provider_specs(cfg)
     out: dict[str, dict[str, Any]] = {}
     for name, p in specs.items():
         if not p.enabled:
@@ -61,11 +72,17 @@ def build_providers(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, d
             kw: dict[str, Any] = dict(p.options)
             if client is not None:
                 kw["client"] = client
+            if p.timeouts is not None:  # only when set: adapters that predate `timeouts=` keep working
+                kw["timeouts"] = p.timeouts.model_dump(exclude_none=True)
             try:
                 prov = build_provider(p.vendor or name, api_key=key, base_url=p.base_url, name=name, retry=retry, **kw)
             except ConfigError as e:
                 raise ConfigError(str(e).split(": ", 1)[-1], file=cfg.file, line=cfg.line_of("providers", name),
                                   key=f"providers.{name}") from None
+            except TypeError as e:  # an option the adapter does not take (the message names it, not its value)
+                raise ConfigError(f"the {p.vendor or name} adapter does not accept this: {e}", file=cfg.file,
+                                  line=cfg.line_of("providers", name, "options"),
+                                  key=f"providers.{name}.options") from None
             group[env or name] = prov
         out[name] = group
     return out
@@ -117,41 +134,28 @@ def build_rules(cfg: QuotarouteConfig) -> tuple[Any, ...]:
 
 
 DEFAULT_STORES = ("memory", "sqlite")
-_SQLITE_KEYS = ("synchronous",)
-_REDIS_KEYS = ("on_redis_error", "expected_replicas")
+SDK_DEFAULT_STORE = "memory"  # Router.from_config(path): counters live as long as the process
+PROXY_DEFAULT_STORE = "sqlite"  # quotaroute serve: counters survive restarts, shared by --workers
 
 
-def default_store(explicit: str | None = None, *, file: str | None = None) -> str:
+def default_store(explicit: str | None = None, *, fallback: str = SDK_DEFAULT_STORE, file: str | None = None) -> str:
     """The ledger store used when the config names none: `explicit` (a caller's choice,
     e.g. `Router.from_config(path, default_store="sqlite")`), else
-    `$QUOTAROUTE_DEFAULT_STORE`, else "memory" (the SDK default)."""
-    v = explicit or os.environ.get("QUOTAROUTE_DEFAULT_STORE") or "memory"
+    `$QUOTAROUTE_DEFAULT_STORE`, else `fallback` (the caller's documented default:
+    `SDK_DEFAULT_STORE` or `PROXY_DEFAULT_STORE`)."""
+    v = explicit or os.environ.get("QUOTAROUTE_DEFAULT_STORE") or fallback
     if v not in DEFAULT_STORES:
         where = "default_store" if explicit else "QUOTAROUTE_DEFAULT_STORE"
         raise ConfigError(f"{where} must be one of {', '.join(DEFAULT_STORES)}, got {v!r}", file=file, key=where)
     return v
 
 
-def _ledger_store(cfg: QuotarouteConfig) -> str | None:
-    """The store the config's `ledger:` section asks for (explicit, or implied by its keys)."""
-    lc = cfg.ledger
-    given = lc.model_fields_set
-    if "store" in given:
-        return lc.store
-    if "path" in given or any(k in given for k in _SQLITE_KEYS):
-        return "sqlite"
-    if "url" in given or any(k in given for k in _REDIS_KEYS):
-        return "redis"
-    return None
-
-
 def effective_store(cfg: QuotarouteConfig, *, default_store: str | None = None) -> str:
     """The store kind `build_ledger(cfg, default_store=...)` would use: "memory",
     "sqlite" or "redis" (for `$QUOTAROUTE_LEDGER_URL`, by its scheme). For callers that
     only need to know (e.g. the proxy's multi-worker warning), without opening it."""
-    store = _ledger_store(cfg)
-    if store is not None:
-        return store
+    if cfg.ledger.store is not None:
+        return cfg.ledger.store
     env = os.environ.get("QUOTAROUTE_LEDGER_URL")
     if env:
         return "memory" if env.startswith("memory:") else "redis" if env.startswith(
@@ -160,32 +164,24 @@ def effective_store(cfg: QuotarouteConfig, *, default_store: str | None = None) 
 
 
 def build_ledger(cfg: QuotarouteConfig, *, default_store: str | None = None) -> Any:
-    """The Ledger the config describes. Precedence for the store: the config's
-    `ledger:` section (`store:`, or implied: `path`/`synchronous` -> sqlite,
-    `url`/`on_redis_error`/`expected_replicas` -> redis) > `$QUOTAROUTE_LEDGER_URL` >
-    `default_store` (the caller's default: "memory" for the SDK, "sqlite" for the proxy)
-    > `$QUOTAROUTE_DEFAULT_STORE` > memory. SQLite defaults to
-    `$QUOTAROUTE_HOME/ledger.sqlite` (home: ~/.quotaroute)."""
+    """The Ledger the config describes. The store is the config's `ledger.store` (always
+    written: load_config refuses other ledger keys without it) > `$QUOTAROUTE_LEDGER_URL`
+    > `default_store` (the caller's choice) > `$QUOTAROUTE_DEFAULT_STORE` > memory. It is
+    never chosen by which keyword a caller passed. SQLite defaults to
+    `$QUOTAROUTE_HOME/ledger.sqlite`."""
     from router.quota.ledger import Ledger
     from router.quota.store import build_store
 
     lc = cfg.ledger
-    store = _ledger_store(cfg)
-    url = None
+    store = lc.store
     if store is None and os.environ.get("QUOTAROUTE_LEDGER_URL"):
-        url = os.environ["QUOTAROUTE_LEDGER_URL"]
-        return Ledger(build_store(url), cfg.pools, cfg.budget_specs)
+        return Ledger(build_store(os.environ["QUOTAROUTE_LEDGER_URL"]), cfg.pools, cfg.budget_specs)
     if store is None:
         store = _default_store_fn(default_store, file=cfg.file)
-    wrong = _REDIS_KEYS if store != "redis" else ()
-    wrong += _SQLITE_KEYS if store != "sqlite" else ()
-    for k in wrong:
-        if getattr(lc, k) is not None:
-            raise ConfigError(f"only applies to a {'redis' if k in _REDIS_KEYS else 'sqlite'} ledger (store is "
-                              f"{store})", file=cfg.file, line=cfg.line_of("ledger", k), key=f"ledger.{k}")
+    url = None
     options: dict[str, Any] = {}
     if store == "sqlite":
-        url = os.path.expanduser(lc.path) if lc.path else str(quotaroute_home() / "ledger.sqlite")
+        url = os.path.expanduser(lc.path) if lc.path else str(home() / "ledger.sqlite")
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         if lc.synchronous is not None:
             options["synchronous"] = lc.synchronous
@@ -194,7 +190,7 @@ def build_ledger(cfg: QuotarouteConfig, *, default_store: str | None = None) -> 
             raise ConfigError("a redis ledger needs `url` (redis://host:port/db)", file=cfg.file,
                               line=cfg.line_of("ledger"), key="ledger.url")
         url = lc.url
-        for k in _REDIS_KEYS:
+        for k in ("on_redis_error", "expected_replicas"):
             if getattr(lc, k) is not None:
                 options[k] = getattr(lc, k)
     try:
@@ -212,14 +208,9 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None, default_st
     """Keyword arguments for `Router(...)` from a validated config. `default_store` is
     the ledger store when the config names none (see `build_ledger`); `with_ledger=False`
     leaves the ledger out (the caller brings its own)."""
-    from router.catalog import load_catalog
     from router.health import HealthBook
 
-    catalog = load_catalog(profile_path=cfg.models.profile, fx=cfg.fx)
-    if cfg.models.overrides:
-        raw = (cfg._data or {}).get("models", {}).get("overrides") if isinstance(cfg._data, Mapping) else None
-        catalog = catalog.with_overrides(raw if isinstance(raw, Mapping) else cfg.models.overrides,
-                                         file=cfg.file)
+    catalog = build_catalog(cfg)
     providers = build_providers(cfg, client=client)
     models = None
     if cfg.models.include is not None or cfg.models.exclude:
@@ -255,3 +246,33 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None, default_st
             "predictor": predictor,
             "rules": build_rules(cfg), "models": models, "config": cfg,
             "health": HealthBook(failure_threshold=cfg.health.failure_threshold, cooloff_s=cfg.health.cooloff_s)}
+
+
+def build_catalog(cfg: QuotarouteConfig) -> Any:
+    """The model catalog with the config's task profile, exchange rates and per-model
+    overrides (`models.overrides`, errors naming their lines)."""
+    from router.catalog import load_catalog
+
+    fx = cfg.fx.model_dump(exclude_none=True) if cfg.fx is not None else None
+    catalog = load_catalog(profile_path=cfg.models.profile, fx=fx)
+    if cfg.models.overrides:
+        raw = (cfg._data or {}).get("models", {}).get("overrides") if isinstance(cfg._data, Mapping) else None
+        catalog = catalog.with_overrides(raw if isinstance(raw, Mapping) else cfg.models.overrides,
+                                         file=cfg.file)
+    return catalog
+
+
+def build_server_settings(cfg: QuotarouteConfig) -> Any:
+    """The proxy's runtime `ServerSettings` from the validated `server:` section."""
+    from router.server.auth import KeyStore, ProxyKey
+    from router.server.settings import ServerSettings
+
+    sc = cfg.server
+    keys = [ProxyKey(id=k.id, hash=k.hash, budget_usd=k.budget_usd, budget_period=k.budget_period or sc.budget_period,
+                     models=tuple(k.models) if k.models is not None else None, rpm=k.rpm, user=k.user,
+                     tags=tuple(k.tags) if k.tags is not None else None) for k in sc.keys]
+    admin = ProxyKey(id="admin", hash=sc.admin_key, admin=True) if sc.admin_key else None
+    return ServerSettings(host=sc.host, port=sc.port, max_body_bytes=sc.max_body_bytes,
+                          spend_db=None if sc.spend_db == "off" else (sc.spend_db or ""),
+                          keys=KeyStore(keys, admin), reason_header_max=sc.reason_header_max,
+                          budget_period=sc.budget_period, limits=sc.limits)

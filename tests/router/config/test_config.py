@@ -75,7 +75,7 @@ def fails(tmp_path, text):
 def test_good_config_builds_a_router(tmp_path, keys, monkeypatch):
     monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path / "home"))
     cfg = load_config(write(tmp_path, GOOD))
-    assert cfg.server == {"port": 4100, "keys": []}
+    assert cfg.server.port == 4100 and cfg.server.keys == []
     assert [p.id for p in cfg.pools][-1] == "ds-free" and cfg.budget_specs[0].limit_usd == Decimal(5)
     router = Router.from_config(cfg.file)
     assert router._keys == {"openai": ("OPENAI_API_KEY", "OPENAI_API_KEY_2"), "deepseek": ("DEEPSEEK_API_KEY",)}
@@ -122,7 +122,7 @@ def test_unknown_nested_key_names_line_and_path(tmp_path):
     e = fails(tmp_path, "providers:\n  openai:\n    base_url: https://x\n    api_key: OPENAI_API_KEY\n")
     assert e.line == 4 and e.key == "providers.openai.api_key" and "did you mean 'api_key_env'" in str(e)
     e = fails(tmp_path, "rules:\n  - name: r\n    match:\n      tsk: code\n")
-    assert e.line == 4 and e.key == "rules.0.match.tsk" and "'task'" in str(e)
+    assert e.line == 4 and e.key == "rules[0].match.tsk" and "did you mean 'task'" in str(e)
 
 
 def test_bad_values(tmp_path):
@@ -142,7 +142,7 @@ def test_pasted_key_is_rejected_without_echoing_it(tmp_path):
 def test_quota_errors_come_from_the_quota_spec_with_lines(tmp_path):
     e = fails(tmp_path, "quotas:\n  - id: ok\n    provider: groq\n    limits: [{per: day, requests: 5}]\n"
                         "  - id: bad\n    provider: groq\n    limits: [{per: fortnight, requests: 5}]\n")
-    assert e.line == 5 and e.key.startswith("quotas[1]")
+    assert e.line == 7 and e.key == "quotas[1].limits[0].per"
 
 
 def test_missing_key_variable_names_the_line(tmp_path, monkeypatch):
@@ -177,7 +177,7 @@ def test_the_documented_complete_example_is_valid(tmp_path, monkeypatch):
     import re
     from pathlib import Path
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "router.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "config.md").read_text()
     block = next(b for b in re.findall(r"```yaml\n(.*?)```", doc, re.S) if "complete example" in b)
     for var in ("OPENAI_API_KEY", "OPENAI_API_KEY_2", "GEMINI_API_KEY", "DEEPSEEK_API_KEY", "GROQ_API_KEY"):
         monkeypatch.setenv(var, f"test-{var.lower()}-0123456789")
@@ -187,7 +187,12 @@ def test_the_documented_complete_example_is_valid(tmp_path, monkeypatch):
     assert router.policy.name == "free-first" and len(router.policy.rules) == 3
     assert set(router._keys) == {"openai", "gemini", "deepseek", "groq"}
     assert any(p.id == "deepseek-new-user-grant" for p in router.config.pools)
-    assert router.config.server["port"] == 4000
+    assert router.config.server.port == 4000
+    from router.config import build_server_settings
+
+    s = build_server_settings(router.config)
+    assert [k.id for k in s.keys.keys] == ["team-a", "ci"] and s.keys.keys[0].tags == ("team-a",)
+    assert s.keys.keys[1].user == "ci-bot" and s.limits.max_connections == 1000 and s.keys.admin is not None
     assert router.explain("write a python function").steps
     router.close()
 
@@ -214,9 +219,12 @@ def _store(router):
 
 
 def test_ledger_default_is_memory_for_the_sdk_sqlite_for_the_proxy(tmp_path, monkeypatch):
-    """No `ledger:` section: the SDK keeps counters in memory; the proxy (which passes `http_client=`,
-    router/server/cli.py) or `default_store="sqlite"` gets $QUOTAROUTE_HOME/ledger.sqlite."""
+    """No `ledger:` section: the SDK keeps counters in memory; the proxy passes
+    `default_store="sqlite"` (router/server/cli.py) and gets $QUOTAROUTE_HOME/ledger.sqlite.
+    `http_client=` is only a client: it never changes the store."""
     import httpx
+
+    from router.config import PROXY_DEFAULT_STORE, default_store
 
     home = tmp_path / "home"
     monkeypatch.setenv("QUOTAROUTE_HOME", str(home))
@@ -229,12 +237,13 @@ def test_ledger_default_is_memory_for_the_sdk_sqlite_for_the_proxy(tmp_path, mon
     assert _store(r) == "SQLiteStore" and r.ledger.store.path == str(home / "ledger.sqlite")
     r.close()  # a ledger built by from_config is the router's to close
     client = httpx.AsyncClient()
-    r = Router.from_config(path, http_client=client)  # what `quotaroute serve` does
-    assert _store(r) == "SQLiteStore" and r.ledger.store.path == str(home / "ledger.sqlite")
+    assert _store(Router.from_config(path, http_client=client)) == "MemoryStore"  # a keyword picks no store
+    assert _store(Router.from_config(path, client=client)) == "MemoryStore"
+    r = Router.from_config(path, http_client=client, default_store=default_store(fallback=PROXY_DEFAULT_STORE))
+    assert _store(r) == "SQLiteStore"  # what `quotaroute serve` does
     r.close()
-    assert _store(Router.from_config(path, http_client=client, default_store="memory")) == "MemoryStore"
     monkeypatch.setenv("QUOTAROUTE_DEFAULT_STORE", "memory")  # the environment can change the proxy default
-    assert _store(Router.from_config(path, http_client=client)) == "MemoryStore"
+    assert default_store(fallback=PROXY_DEFAULT_STORE) == "memory"
     monkeypatch.setenv("QUOTAROUTE_DEFAULT_STORE", "sqlite")  # ... and the SDK's
     r = Router.from_config(path)
     assert _store(r) == "SQLiteStore"
@@ -245,13 +254,13 @@ def test_ledger_default_is_memory_for_the_sdk_sqlite_for_the_proxy(tmp_path, mon
     monkeypatch.delenv("QUOTAROUTE_DEFAULT_STORE")
     # the file wins over any default
     mem = write(tmp_path, "ledger: {store: memory}\n", "mem.yaml")
-    assert _store(Router.from_config(mem, http_client=client)) == "MemoryStore"
-    from router.config_build import effective_store  # what it would be, without opening it
+    assert _store(Router.from_config(mem, default_store="sqlite")) == "MemoryStore"
+    from router.config import effective_store  # what it would be, without opening it
 
     assert effective_store(load_config(path)) == "memory"
     assert effective_store(load_config(path), default_store="sqlite") == "sqlite"
     assert effective_store(load_config(mem), default_store="sqlite") == "memory"
-    assert effective_store(parse_config({"ledger": {"url": "redis://h"}})) == "redis"
+    assert effective_store(parse_config({"ledger": {"store": "redis", "url": "redis://h"}})) == "redis"
     monkeypatch.setenv("QUOTAROUTE_LEDGER_URL", "redis://h:1/0")
     assert effective_store(load_config(path), default_store="sqlite") == "redis"
 
@@ -260,9 +269,10 @@ def test_ledger_options_reach_the_store(tmp_path, monkeypatch):
     monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
     from router.config import build_ledger
 
-    led = build_ledger(parse_config({"ledger": {"path": str(tmp_path / "l.sqlite"), "synchronous": "full"}}))
+    led = build_ledger(parse_config({"ledger": {"store": "sqlite", "path": str(tmp_path / "l.sqlite"),
+                                                "synchronous": "full"}}))
     assert type(led.store).__name__ == "SQLiteStore" and led.store.path == str(tmp_path / "l.sqlite")
-    assert led.store.synchronous == "FULL"  # implied store: sqlite (path given)
+    assert led.store.synchronous == "FULL"
     led = build_ledger(parse_config({"ledger": {"store": "redis", "url": "redis://127.0.0.1:1/0",
                                                 "on_redis_error": "local_fallback", "expected_replicas": 3}}))
     st = led.store
@@ -273,7 +283,9 @@ def test_ledger_options_reach_the_store(tmp_path, monkeypatch):
     ("ledger:\n  store: memory\n  synchronous: FULL\n", "ledger.synchronous", "only applies to a sqlite ledger"),
     ("ledger:\n  store: sqlite\n  on_redis_error: local_fallback\n", "ledger.on_redis_error",
      "only applies to a redis ledger"),
-    ("ledger:\n  on_redis_error: local_fallback\n", "ledger.url", "a redis ledger needs `url`"),
+    ("ledger:\n  store: redis\n  on_redis_error: local_fallback\n", "ledger.url", "a redis ledger needs `url`"),
+    ("ledger:\n  on_redis_error: local_fallback\n", "ledger.store", "set `store: redis`"),
+    ("ledger:\n  path: /tmp/x.sqlite\n", "ledger.store", "never guessed from `path`"),
     ("ledger:\n  store: redis\n  url: redis://h\n  on_redis_error: ignore\n", "ledger.on_redis_error",
      "'fail_closed' or 'local_fallback'"),
     ("ledger:\n  store: sqlite\n  synchronous: OFF\n", "ledger.synchronous", "'NORMAL' or 'FULL'"),
