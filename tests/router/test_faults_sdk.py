@@ -36,25 +36,15 @@ from tests.support.fault_cases import (
 )
 from tests.support.fault_upstream import FaultUpstream
 
-TIMED_OUT_RETRIED = "a timed-out attempt is retried on the same model before failing over"
-BROKEN_STREAM_UNBILLED = "a stream that breaks after content reached the caller is billed $0 (nothing delivered)"
 TRUNCATED_FINISH = ("a truncated finish (insufficient_system_resource, error) is reported as a finish, not raised "
                     "or fallen back")
 SLOW_RECOVERY = "the breaker keeps a healed model out for its whole cool-off (30 s), no background probe"
 
+# Cases that fail on today's code, with the defect (strict: a fix turns them into XPASS, then drop the entry).
 XFAIL: dict[tuple[str, bool], str] = {
-    ("silent", False): TIMED_OUT_RETRIED,
-    ("silent", True): TIMED_OUT_RETRIED,
-    ("stall", False): TIMED_OUT_RETRIED,
-    ("stall", True): BROKEN_STREAM_UNBILLED,
-    ("cut", True): BROKEN_STREAM_UNBILLED,
-    ("malformed", True): BROKEN_STREAM_UNBILLED,
     ("insufficient", False): TRUNCATED_FINISH,
-    ("insufficient", True): TRUNCATED_FINISH,
     ("finish-error", False): TRUNCATED_FINISH,
-    ("finish-error", True): TRUNCATED_FINISH,
 }
-
 
 SLOW = ("silent", "stall")  # they wait out LIMIT_S by design
 
