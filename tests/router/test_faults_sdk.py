@@ -171,6 +171,7 @@ async def test_flapping_model_recovers_within_seconds_of_healing(upstream: Fault
     async with _router(upstream, tmp_path, ["fb-flap"]) as router:
         seen: list[tuple[float, Outcome]] = []
         i = 0
+        deadline = time.monotonic() + TIMING.flap_s + RECOVER_S + 10
         while True:
             out = await call(router, stream=bool(i % 2), budget_s=LIMIT_S + SLACK_S)
             i += 1
@@ -178,9 +179,10 @@ async def test_flapping_model_recovers_within_seconds_of_healing(upstream: Fault
             seen.append((now, out))
             assert out.error is None and out.text == FULL, out
             healed = upstream.healed_at()
-            if out.model == "wall:fb-flap" or (healed is not None and now > healed + RECOVER_S):
+            if out.model == "wall:fb-flap" or (healed is not None and now > healed + RECOVER_S) or now > deadline:
                 break
             await asyncio.sleep(0.1)
         back = [t for t, o in seen if o.model == "wall:fb-flap"]
         healed = upstream.healed_at()
+        assert healed is not None, "the flapping model was never called"
         assert back and back[0] - healed <= RECOVER_S, f"not back {RECOVER_S}s after healing ({len(seen)} requests)"
