@@ -78,6 +78,7 @@ from router.errors import (
     QuotaExhausted,
     RateLimited,
     Timeout,
+    UnencodableRequest,
     Unavailable,
     redact,
 )
@@ -122,7 +123,12 @@ class ErrorInfo:
 
 
 def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
+    """Compact JSON; a body that cannot be encoded (nested deeper than orjson's limit, a
+    lone surrogate, an integer over 64 bits) is the client's mistake: UnencodableRequest."""
+    try:
+        return orjson.dumps(obj)
+    except (orjson.JSONEncodeError, RecursionError) as e:
+        raise UnencodableRequest(f"the request could not be encoded as JSON: {str(e)[:120]}") from e
 
 
 def is_html(content: bytes | str) -> bool:

@@ -258,6 +258,8 @@ class ChunkState:
             if reason == "stop" and self._tools:
                 reason = "tool_calls"
             details: dict[str, Any] = {"finish_reason": self._finish}
+            if reason == "error":  # a malformed/unexpected tool call: the model's output, not the service
+                details["model_error"] = True
             if self._message:
                 details["finish_message"] = self._message
             events.append(FinishEvent(finish_reason=reason, id=self._id, model=self._model,  # type: ignore[arg-type]

@@ -26,6 +26,9 @@ Public API
     first event was yielded are retried like ``run``; after the first event they
     propagate unchanged (the caller has already seen output).
 
+A call made while `router.health.single_attempt()` is set (the executor sets it for a
+circuit breaker's half-open probe, or a bad key's probe) gets one attempt only.
+
 ``NO_RETRY = RetryPolicy(max_attempts=1)``
 """
 
@@ -38,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from router.errors import ProviderError, Timeout
+from router.health import single_attempt
 
 __all__ = ["RetryPolicy", "NO_RETRY", "is_retryable"]
 
@@ -98,7 +102,7 @@ class RetryPolicy:
     async def run(self, factory: Callable[[], Awaitable[T]]) -> T:
         # The first attempt runs bare (the common case: no tenacity state is built);
         # only a retryable failure enters the tenacity loop for the remaining attempts.
-        if self.max_attempts <= 1:
+        if self.max_attempts <= 1 or single_attempt():  # a breaker's probe: one attempt
             return await factory()
         try:
             return await factory()
@@ -113,6 +117,7 @@ class RetryPolicy:
 
     async def stream(self, factory: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
         attempt = 0
+        limit = 1 if single_attempt() else self.max_attempts  # a breaker's probe: one attempt
         while True:
             attempt += 1
             it = factory()
@@ -122,7 +127,7 @@ class RetryPolicy:
                 return
             except BaseException as exc:
                 await _aclose(it)
-                if attempt >= self.max_attempts or not self._should_retry(exc):
+                if attempt >= limit or not self._should_retry(exc):
                     raise
                 await self.sleep(self._wait_for(exc, attempt))
                 continue

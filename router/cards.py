@@ -54,6 +54,8 @@ class CardInfo:
             # linear price: USD per token, computed once
             self.rate_in = price.input * self.fxrate / _MILLION
             self.rate_out = price.output * self.fxrate / _MILLION
+            if self.rate_in < 0 or self.rate_out < 0:  # expected costs must never be negative
+                raise AssertionError(f"negative USD rate for {self.id} (price or FX rate < 0)")
 
     def slow_cost(self, din: Decimal, dout: Decimal, in_tok: int, now: datetime,
                   minute: datetime | None = None) -> Decimal | None:

@@ -158,10 +158,13 @@ class Catalog:
         cid = self._index.get(key.lower())
         if cid is not None:
             return self._cards[cid]
-        names = list(self._cards) + list(self._index)
-        close = difflib.get_close_matches(key.lower(), [n.lower() for n in names], n=3, cutoff=0.6)
+        close: list[str] = []
+        if len(key) <= 200:  # no fuzzy search over a padded or huge name (a client's string)
+            names = list(self._cards) + list(self._index)
+            close = difflib.get_close_matches(key.lower(), [n.lower() for n in names], n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(self._index.get(c, c)) for c in close)}?" if close else ""
-        raise UnknownModel(f"unknown model {id_or_alias!r}{hint} (see `quotaroute models`)")
+        shown = id_or_alias if len(id_or_alias) <= 200 else id_or_alias[:200] + "..."
+        raise UnknownModel(f"unknown model {shown!r}{hint} (see `quotaroute models`)")
 
     def __contains__(self, id_or_alias: object) -> bool:
         if not isinstance(id_or_alias, str):

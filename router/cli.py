@@ -25,6 +25,7 @@ BENCH: dict[str, tuple[str, str]] = {
     "replay": ("benchmarks.cmd_replay", "evaluate models and routing policies on recorded outcomes (offline)"),
     "live": ("benchmarks.cmd_live", "run a task suite against real providers and record outcomes"),
     "proxy": ("benchmarks.proxy_overhead", "measure the proxy's own latency/throughput overhead"),
+    "fuzz": ("benchmarks.fuzz_proxy", "fuzz the proxy's POST endpoints with hostile bodies (5xx, leaks, RSS)"),
 }
 
 

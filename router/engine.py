@@ -25,6 +25,7 @@ from router.filters import (
     resolve_pinned,
     specific_budget,
     static_pass,
+    unavailable,
     usable_keys,
     why_blocked,
 )
@@ -77,10 +78,11 @@ def choose(
     needs = features.needs
     tokens = features.total_tokens
     max_out = features.max_output_tokens
-    in_tok, out_tok = features.input_tokens, features.expected_output_tokens
+    in_tok, out_tok = max(0, features.input_tokens), max(0, features.expected_output_tokens)
     din, dout = Decimal(in_tok), Decimal(out_tok)
     # thinking models bill hidden reasoning tokens on code/math/reasoning (unless capped by max_tokens)
-    dthink = Decimal(round(out_tok * REASONING_MULTIPLIER)) if task in _REASONING_TASKS and max_out is None else dout
+    think_tok = round(out_tok * REASONING_MULTIPLIER) if task in _REASONING_TASKS and max_out is None else out_tok
+    dthink = Decimal(think_tok)
     allow = globs(policy.allow) if policy.allow else None
     deny = globs(policy.deny) if policy.deny else None
     regions = policy.regions
@@ -117,7 +119,9 @@ def choose(
     # region, task quality and the floor cut.
     static = None
     skey = (id(policy), task, needs, chinese, regions, rule_label, use_floor, pinned)
-    cache = candidates.static_cache if prepared and predicted is None else None  # type: ignore[attr-defined]
+    # (a region from the request's metadata is the client's string: memoised only when short)
+    cacheable = prepared and predicted is None and (not meta_region or sum(len(str(r)) for r in regions) <= 64)
+    cache = candidates.static_cache if cacheable else None  # type: ignore[attr-defined]
     if cache is not None:
         hit = cache.get(skey)
         if hit is not None and hit[0] is policy:
@@ -133,11 +137,10 @@ def choose(
     reasons: list[Any] = list(static_dropped)
     for info, q in survivors:
         mid = info.id
-        if info.ctx and tokens > info.ctx:
-            reasons.append((mid, "context window %d < %d tokens needed", (info.ctx, tokens)))
-            continue
-        if max_out and info.max_out and max_out > info.max_out:
-            reasons.append((mid, "max_tokens %d > model max output %d", (max_out, info.max_out)))
+        # a max_tokens above the model's max output is clamped to it (router.executor), never a reason to drop
+        need = in_tok + info.max_out if max_out and info.max_out and max_out > info.max_out else tokens
+        if info.ctx and need > info.ctx:
+            reasons.append((mid, "context window %d < %d tokens needed", (info.ctx, need)))
             continue
         pool_id = None
         free = False
@@ -150,7 +153,7 @@ def choose(
                 p = all_pools.get(pid)
                 if p is None:
                     continue
-                usable = p.usable(now, tokens)
+                usable = p.usable(now, need)
                 if not usable and p.on_exhaust == "block":
                     blocked = p
                     break
@@ -162,15 +165,21 @@ def choose(
         if free_only and not free:
             reasons.append((mid, "no free capacity (free-only)"))
             continue
+        if info.max_out and (think_tok if info.thinks else out_tok) > info.max_out:
+            dmo = Decimal(info.max_out)  # never more output than the model can give
+        else:
+            dmo = dthink if info.thinks else dout
         if free:
             cost = _ZERO
-        elif info.rate_in is not None:
-            cost = din * info.rate_in + (dthink if info.thinks else dout) * info.rate_out
+        elif info.rate_in is not None:  # rates are >= 0 (checked once per card) and so are the counts
+            cost = din * info.rate_in + dmo * info.rate_out
         else:
-            c = info.slow_cost(din, dthink if info.thinks else dout, in_tok, now, minute)
+            c = info.slow_cost(din, dmo, in_tok, now, minute)
             if c is None:  # a price in a currency without an FX rate
                 reasons.append((mid, "no FX rate for %s -> USD (set fx.rates in config)", (info.price.currency,)))
                 continue
+            if c < _ZERO:  # a negative estimate would "fit" every cap and budget
+                raise AssertionError(f"negative expected cost {c} for {mid}")
             cost = c
         if cap is not None and cost > cap:
             reasons.append((mid, "expected cost $%s > cap $%s", (_fmt(cost), cap), cost))
@@ -189,7 +198,11 @@ def choose(
         if keys is None:
             h = hget(mid) if has_health else None
             if h is not None and not h.available(now):
-                reasons.append((mid, "circuit open until %s", (hhmmss(h.open_until),)))
+                reasons.append(unavailable(mid, h, now))
+                continue
+            kh = hget(info.provider) if has_health else None
+            if kh is not None and kh.bad and kh.blocked(now):
+                reasons.append((mid, "key %s marked bad (%s)", (info.provider, kh.bad_reason)))
                 continue
             deps: Sequence[str | None] = NO_KEYS
             lat = h.latency_ewma_ms if h is not None and h.latency_ewma_ms is not None else 0.0
@@ -201,12 +214,12 @@ def choose(
             if len(pkeys) == 1:  # the common case, inline
                 k0 = pkeys[0]
                 kh = hget(k0)
-                if kh is not None and kh.bad:
+                if kh is not None and kh.bad and kh.blocked(now):
                     reasons.append((mid, "key %s marked bad (%s)", (k0, kh.bad_reason)))
                     continue
                 dh = hget(mid + "@" + k0)
                 if dh is not None and not dh.available(now):
-                    reasons.append((mid, "circuit open until %s", (hhmmss(dh.open_until),)))
+                    reasons.append(unavailable(mid, dh, now))
                     continue
                 deps = pkeys
                 lat = dh.latency_ewma_ms if dh is not None and dh.latency_ewma_ms is not None else 0.0

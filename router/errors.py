@@ -18,11 +18,13 @@ __all__ = [
     "QuotaExhausted",
     "AuthFailed",
     "BadRequest",
+    "UnencodableRequest",
     "ContextTooLong",
     "ContentFiltered",
     "Unavailable",
     "Timeout",
     "MalformedResponse",
+    "TruncatedResponse",
     "NoRouteAvailable",
     "BudgetExceeded",
     "LedgerUnavailable",
@@ -81,7 +83,7 @@ def redact(text: str | None) -> str:
 def safe_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     if not headers:
         return {}
-    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(SAFE_HEADER_PREFIXES)}
+    return {k.lower(): redact(v) for k, v in headers.items() if k.lower().startswith(SAFE_HEADER_PREFIXES)}
 
 
 class QuotarouteError(Exception):
@@ -114,7 +116,7 @@ class ProviderError(QuotarouteError):
         self.provider = provider
         self.model = model
         self.status = status if status is not None else self.default_status
-        self.code = code
+        self.code = redact(code) if code else code
         self.body = redact(body)[:2000] if body else ""
         self.headers = safe_headers(headers)
         self.retry_after = retry_after
@@ -159,6 +161,13 @@ class BadRequest(ProviderError):
     default_status = 400
 
 
+class UnencodableRequest(BadRequest):
+    """The request could not be encoded for the vendor (nested too deep, a string that is
+    not valid UTF-8, ...): the client's mistake, found before anything was sent. Never
+    counts against a model's health; the same request would fail on every model, so the
+    router stops (400)."""
+
+
 class ContextTooLong(BadRequest):
     fallback = True  # a model with a larger window may take it
 
@@ -186,6 +195,21 @@ class MalformedResponse(Unavailable):
 
     retryable = False
     default_status = 502
+
+
+class TruncatedResponse(Unavailable):
+    """The vendor ended the answer with an error finish (DeepSeek's
+    `insufficient_system_resource`, Zhipu's `network_error`, finish_reason `error`): what
+    arrived is incomplete and is never presented as a complete answer. The router bills
+    what the vendor billed and falls back. `vendor_fault` is False when the model's own
+    output was the problem (Gemini's MALFORMED_FUNCTION_CALL, which a client's tool
+    schema can provoke): it still falls back but does not count against health."""
+
+    retryable = False
+
+    def __init__(self, message: str = "", *, vendor_fault: bool = True, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.vendor_fault = vendor_fault
 
 
 class NoRouteAvailable(QuotarouteError):

@@ -1,8 +1,12 @@
 """Runs a `RoutePlan`: reserve on the ledger, call, fall back, bill. All I/O is here.
 
 Fallback down the plan on RateLimited, QuotaExhausted, Unavailable, Timeout,
-ContextTooLong (only to models with a larger window) and MalformedResponse; stop on
-BadRequest, ContentFiltered and AuthFailed (the key is marked bad). Retrying the
+ContextTooLong (only to models with a larger window), MalformedResponse and an answer
+the vendor cut short (finish_reason "error": TruncatedResponse); stop on
+BadRequest, ContentFiltered and AuthFailed (a 401 marks the key bad for a cool-off,
+a 403 only the key + model pair; see `router.health`). Only the vendor's failures
+(Unavailable, Timeout, MalformedResponse) count against a model's health; a request
+that cannot be encoded (UnencodableRequest) and an adapter's own bug never do. Retrying the
 *same* deployment for transient errors happens at one layer only: inside the
 adapters (`providers.retry.RetryPolicy`); the executor never retries, it switches.
 
@@ -21,6 +25,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from router.checks import Verifier, check_response
 from router.engine import PlanStep, RoutePlan
 from router.errors import (
@@ -32,15 +38,17 @@ from router.errors import (
     QuotaExhausted,
     RateLimited,
     Timeout,
+    TruncatedResponse,
+    UnencodableRequest,
     Unavailable,
     UnknownPrice,
 )
-from router.health import HealthBook
+from router.health import HealthBook, set_single_attempt
 from router.limits import calling
 from router.result import Attempt, RouteInfo, RoutedResponse
 from router.types import ChatRequest, ChatResponse, Usage
 
-__all__ = ["Executor", "Verifier", "Walk", "check_response", "DEFAULT_COOLDOWN_S"]
+__all__ = ["Executor", "Verifier", "Walk", "check_response", "estimate_usage", "truncated", "DEFAULT_COOLDOWN_S"]
 
 log = logging.getLogger("quotaroute.executor")
 DEFAULT_COOLDOWN_S = 20.0  # a 429 without Retry-After
@@ -82,7 +90,13 @@ class Executor:
 
     @staticmethod
     def request_for(step: PlanStep, req: ChatRequest) -> ChatRequest:
-        return req.model_copy(update={"model": step.card.model})
+        """The request as this step's vendor gets it: its model id, and a max_tokens above
+        the model's max output clamped to it (the limit the route was priced with)."""
+        upd: dict[str, Any] = {"model": step.card.model}
+        cap = getattr(step.card, "max_output", None)
+        if cap and req.max_tokens is not None and req.max_tokens > cap:
+            upd["max_tokens"] = cap
+        return req.model_copy(update=upd)
 
     async def reserve(self, step: PlanStep, plan: RoutePlan, scope: Mapping[str, Any] | None) -> Any:
         if self.ledger is None:
@@ -179,9 +193,13 @@ class Executor:
                 await led.cooldown(step.model_id, e.retry_after if e.retry_after is not None else DEFAULT_COOLDOWN_S,
                                    now)
         elif isinstance(e, AuthFailed):
-            self.health.mark_bad(step.key_id or step.provider, f"authentication failed (HTTP {e.status})")
-        elif isinstance(e, (Unavailable, Timeout)):  # incl. MalformedResponse
-            self.health.failure(step.deployment, now)
+            if e.status == 403:  # authenticated, but this key may not use this model: only the pair
+                self.health.mark_bad(step.deployment, "model not permitted for this key (HTTP 403)", now)
+            else:
+                self.health.mark_bad(step.key_id or step.provider, f"authentication failed (HTTP {e.status})", now)
+        elif isinstance(e, (Unavailable, Timeout)):  # incl. MalformedResponse, TruncatedResponse
+            if getattr(e, "vendor_fault", True):
+                self.health.failure(step.deployment, now)
 
     # ------------------------------------------------------------------ the walk down a plan
     # (next_step/open_step/step_failed are shared by run() below and router.streaming)
@@ -197,13 +215,28 @@ class Executor:
             return False, None
         skipped: Exception
         try:
-            return True, await self.reserve(step, plan, scope)
+            res = await self.reserve(step, plan, scope)
         except BudgetExceeded as e:
             walk.budget_error = skipped = e
         except Exception as e:  # PoolUnavailable: the pool emptied since the plan was made
             if type(e).__name__ != "PoolUnavailable":
                 raise
             skipped = e
+        else:
+            # Claim the call on the health book (no await between this and `started()`): a
+            # circuit that opened, or a probe another request took since the plan was made,
+            # skips the step; a probe is made as one attempt, never retried.
+            probe = self.health.admit(step.deployment, step.key_id or step.provider, self.clock())
+            if probe is not None:
+                set_single_attempt(probe)
+                return True, res
+            if res is not None:
+                await self.ledger.release(res, self.clock())
+            walk.attempts.append(Attempt(model_id=step.model_id, provider=step.provider, ok=False,
+                                         error_type="CircuitOpen",
+                                         error_message=f"{step.deployment} not available now (circuit open, key cooling "
+                                                       "off, or a probe in flight)"))
+            return False, None
         self.version += 1
         walk.attempts.append(_skip(step, skipped))
         return False, None
@@ -250,16 +283,29 @@ class Executor:
             return False
         return True
 
-    async def adapter_bug(self, step: PlanStep, res: Any, e: Exception, t0: float, walk: Walk) -> None:
-        """An adapter raised something that is not a mapped vendor error: log it, count it
-        as Unavailable, release the reservation (the caller falls back)."""
-        log.exception("provider %s raised an unmapped error", step.deployment)
-        err = Unavailable(f"unexpected {type(e).__name__} from the adapter", provider=step.provider,
-                          model=step.card.model)
+    async def adapter_bug(self, step: PlanStep, res: Any, e: Exception, t0: float, walk: Walk, *,
+                          plan: RoutePlan | None = None) -> None:
+        """An adapter raised something that is not a mapped vendor error. A request that
+        cannot be encoded (too deep, not JSON) is the client's mistake: raised as
+        UnencodableRequest (400, no fallback: every model would fail the same way). Anything
+        else is our bug: logged, the reservation released, the caller falls back. Neither
+        counts against the model's health: only the vendor's failures do."""
+        err: ProviderError
+        if isinstance(e, (RecursionError, orjson.JSONEncodeError)):
+            err = UnencodableRequest(f"the request could not be encoded for the vendor ({type(e).__name__})",
+                                     provider=step.provider, model=step.card.model)
+        else:
+            log.exception("provider %s raised an unmapped error", step.deployment)
+            err = Unavailable(f"unexpected {type(e).__name__} from the adapter", provider=step.provider,
+                              model=step.card.model)
         walk.attempts.append(_failed(step, err, (time.perf_counter() - t0) * 1000))
         await self.settle(step, res, None, walk.attempts[-1])
-        await self.on_error(step, err)
         walk.last_error = e
+        if isinstance(err, UnencodableRequest):
+            walk.last_error = err
+            if plan is not None:
+                err.route = self.route_info(plan, None, walk.attempts)  # type: ignore[attr-defined]
+            raise err from e
 
     def exhausted(self, plan: RoutePlan, walk: Walk) -> Exception:
         """The error to raise when no step answered: BudgetExceeded when the budget was the
@@ -302,16 +348,22 @@ class Executor:
                 continue
             except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
                 self.health.finished(dep)
-                await self.adapter_bug(step, res, e, t0, walk)
+                await self.adapter_bug(step, res, e, t0, walk, plan=plan)
                 continue
             except BaseException:  # cancelled: give the reservation back
                 self.health.finished(dep)
                 if res is not None:
                     await self.ledger.release(res, self.clock())
                 raise
+            finally:
+                set_single_attempt(False)
+            self.health.finished(dep)
+            if resp.finish_reason == "error":  # the vendor cut the answer short: a failure, never "complete"
+                cut = truncated(step, resp, plan)
+                await self.step_failed(plan, step, res, cut, t0, cut.billed_usage, walk)  # always falls back
+                continue
             latency = (time.perf_counter() - t0) * 1000
             now = self.clock()
-            self.health.finished(dep)
             self.health.success(dep, latency, now)
             if resp.rate_limits is not None and self.ledger is not None:
                 await self.ledger.observe(step.model_id, resp.rate_limits, now)
@@ -347,6 +399,26 @@ class Executor:
             free_quota_used=False, attempts=attempts, overhead_ms=None)
         self.costs(info, final=final)
         return info
+
+
+def estimate_usage(plan: RoutePlan, resp: ChatResponse) -> Usage:
+    """The prompt plus the tokens in `resp`: what to bill when the vendor reported nothing."""
+    from router.tasks import fast_estimate_tokens
+
+    out = fast_estimate_tokens(resp.text) + fast_estimate_tokens(resp.reasoning) + sum(
+        fast_estimate_tokens(t.arguments) for t in resp.tool_calls)
+    return Usage(input_tokens=plan.features.input_tokens, output_tokens=out)
+
+
+def truncated(step: PlanStep, resp: ChatResponse, plan: RoutePlan) -> TruncatedResponse:
+    """A response that ended with finish_reason "error", as the failure it is: billed at
+    the usage the vendor reported (else an estimate of what it produced)."""
+    det = resp.provider_details or {}
+    raw = str(det.get("finish_reason_raw") or det.get("finish_reason") or det.get("stop_reason") or "error")[:64]
+    usage = resp.usage if resp.usage_reported else estimate_usage(plan, resp)
+    return TruncatedResponse(f"the vendor ended the answer early (finish reason {raw!r})", provider=step.provider,
+                             model=step.card.model, code=raw, billed_usage=usage, rate_limits=resp.rate_limits,
+                             vendor_fault=not det.get("model_error"))
 
 
 def _skip(step: PlanStep, e: BaseException) -> Attempt:

@@ -17,7 +17,7 @@ from router.quota.view import LedgerView
 from router.tasks import Features
 
 __all__ = ["budget_headroom", "specific_budget", "resolve_pinned", "static_pass", "usable_keys", "why_blocked",
-           "no_health", "NO_KEYS", "hhmmss"]
+           "no_health", "NO_KEYS", "hhmmss", "unavailable"]
 
 
 def budget_headroom(ledger: LedgerView, features: Features, scope: Mapping[str, Any] | None
@@ -144,13 +144,14 @@ def usable_keys(mid: str, pkeys: Sequence[str], hget: Any, now: datetime) -> tup
     lat = 0.0
     for i, k in enumerate(pkeys):
         kh = hget(k)
-        if kh is not None and kh.bad:
+        if kh is not None and kh.bad and kh.blocked(now):
             why = f"key {k} marked bad ({kh.bad_reason})"
             continue
         dh = hget(mid + "@" + k)
         if dh is not None:
             if not dh.available(now):
-                why = f"circuit open until {hhmmss(dh.open_until)}"
+                r = unavailable(mid, dh, now)
+                why = r[1] % r[2]
                 continue
             if dh.latency_ewma_ms is not None and not usable:
                 lat = dh.latency_ewma_ms
@@ -160,6 +161,17 @@ def usable_keys(mid: str, pkeys: Sequence[str], hget: Any, now: datetime) -> tup
     if len(usable) > 1:
         usable.sort()
     return [u[3] for u in usable], lat, why
+
+
+def unavailable(mid: str, h: Any, now: datetime) -> tuple[str, str, tuple[Any, ...]]:
+    """The reason a deployment that is not `available(now)` is dropped."""
+    if h.bad and h.blocked(now):
+        if h.probing:
+            return (mid, "key may not use this model (%s): a probe is in flight", (h.bad_reason,))
+        return (mid, "key may not use this model (%s) until %s", (h.bad_reason, hhmmss(h.bad_until)))
+    if h.open_until is not None and now < h.open_until:
+        return (mid, "circuit open until %s", (hhmmss(h.open_until),))
+    return (mid, "circuit half-open: a probe is in flight", ())
 
 
 def hhmmss(t: datetime | None) -> str:

@@ -89,6 +89,19 @@ class PriceTier(_Frozen):
     def _decimal(cls, v: Any) -> Any:
         return _dec(v)
 
+    @model_validator(mode="after")
+    def _not_negative(self) -> "PriceTier":
+        _non_negative(self, PRICE_FIELDS)
+        return self
+
+
+def _non_negative(obj: Any, fields: Any) -> None:
+    """A negative price (or multiplier) would make an expected cost negative, which fits every cap."""
+    for f in fields:
+        x = getattr(obj, f)
+        if x is not None and x < 0:
+            raise ValueError(f"{f} must be >= 0")
+
 
 class TimeDiscount(_Frozen):
     """A recurring local-time window with a multiplier or replacement prices.
@@ -139,6 +152,7 @@ class TimeDiscount(_Frozen):
     def _something(self) -> "TimeDiscount":
         if self.multiplier is None and all(getattr(self, f) is None for f in PRICE_FIELDS):
             raise ValueError("a time discount needs a multiplier or replacement prices")
+        _non_negative(self, ("multiplier", *PRICE_FIELDS))
         return self
 
     def active(self, at: datetime) -> bool:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["Router", "SyncRoutedStream"]
 
 _EMPTY_VIEW = LedgerView()
+_MAX_ALIAS_LEN = 256  # longer model strings are resolved each time, never remembered
+_MAX_ALIASES = 4096
 
 
 def _utcnow() -> datetime:
@@ -161,8 +163,9 @@ class Router:
         self._fx = getattr(catalog, "fx", None)
         self._cands = prepare(cards, self._fx)
         self._model_ids = tuple(c.id for c in cards)
-        self._pinned: dict[str, Any] = {}
-        self._policies: dict[str, Policy] = {}
+        self._pinned: dict[str, Any] = {}  # card id -> its prepared candidates
+        self._policies: dict[str, Policy] = {}  # virtual name or card id -> policy
+        self._resolved: dict[str, str] = {}  # a request's model string -> virtual name or card id (bounded)
         self.executor = Executor(self._providers, ledger=ledger, health=self.health, clock=clock, fx=self._fx,
                                  verifier=verifier)
         self._runner = _LoopThread()
@@ -213,7 +216,8 @@ class Router:
             upd = dict(kw)
             if model is not None:
                 upd["model"] = model
-            return request.model_copy(update=upd) if upd else request
+            # re-validated (model_copy would not check e.g. a negative max_tokens)
+            return ChatRequest.model_validate({**request.__dict__, **upd}) if upd else request
         if isinstance(request, str):
             messages = [Message(role="user", content=request)]
         else:
@@ -221,17 +225,23 @@ class Router:
         return ChatRequest(model=model or "auto", messages=messages, **kw)
 
     def _policy_and_candidates(self, model: str) -> tuple[Policy, Any]:
-        pol = self._policies.get(model)
-        if pol is not None:
-            return pol, self._pinned.get(model, self._cands)
-        if model in VIRTUAL_MODELS:
-            pol = policy_for_model(model, self.policy)
-        else:
-            card = self.catalog.get(model)  # raises UnknownModel with a suggestion
-            pol = policy_for_model(card.id, self.policy)
-            self._pinned[model] = prepare([card], self._fx)
-        self._policies[model] = pol
-        return pol, self._pinned.get(model, self._cands)
+        # Policies and pinned candidates are cached by what the model string resolves to
+        # (a virtual name or a card id: bounded by the catalog); the client's raw string
+        # is remembered only when short, in a bounded map, so padding or endless
+        # spellings of one model cannot grow memory.
+        key = self._resolved.get(model)
+        if key is None:
+            key = model if model in VIRTUAL_MODELS else self.catalog.get(model).id  # UnknownModel with a hint
+            if len(model) <= _MAX_ALIAS_LEN:
+                if len(self._resolved) >= _MAX_ALIASES:
+                    self._resolved.clear()
+                self._resolved[model] = key
+        pol = self._policies.get(key)
+        if pol is None:
+            pol = self._policies[key] = policy_for_model(key, self.policy)
+            if key not in VIRTUAL_MODELS:
+                self._pinned[key] = prepare([self.catalog.get(key)], self._fx)
+        return pol, self._pinned.get(key, self._cands)
 
     async def _plan(self, req: ChatRequest, scope: Mapping[str, Any] | None) -> RoutePlan:
         if self._keys is not None and not self._keys:

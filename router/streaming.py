@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from router.engine import PlanStep, RoutePlan
-from router.errors import MalformedResponse, ProviderError, Unavailable
+from router.errors import MalformedResponse, ProviderError, TruncatedResponse
 from router.executor import Executor, Walk
 from router.limits import calling
 from router.result import Attempt, RouteInfo
@@ -61,10 +61,10 @@ def delivered_tokens(text: str) -> int:
     return n if n is not None else estimate_tokens(text)
 
 
-def truncated(step: PlanStep, events: list[Any], reason: str = "error") -> Unavailable:
+def truncated(step: PlanStep, events: list[Any], reason: str = "error") -> TruncatedResponse:
     """The error for a vendor that ended the answer early (finish_reason `error`)."""
-    return Unavailable(f"the vendor ended the answer early (finish_reason {reason}); the answer is incomplete",
-                       provider=step.provider, model=step.card.model, billed_usage=_usage_of(events))
+    return TruncatedResponse(f"the vendor ended the answer early (finish_reason {reason}); the answer is incomplete",
+                             provider=step.provider, model=step.card.model, billed_usage=_usage_of(events))
 
 
 class RoutedStream:
@@ -225,8 +225,8 @@ class RoutedStream:
             elif isinstance(error, (_Cancelled, GeneratorExit)) or not isinstance(error, Exception):
                 att.error_type = "Cancelled"
                 att.error_message = "closed by the caller; billed as reported, else as delivered"
-            else:  # an adapter bug mid-answer: the deployment failed us
-                ex.health.failure(step.deployment, now)
+            else:  # an adapter bug mid-answer: ours to fix, not the vendor's failure (no breaker count)
+                log.error("provider %s raised an unmapped error mid-stream: %r", step.deployment, error)
         await ex.settle(step, self._res, usage, att)
         ex.costs(self.route, final=False)
 
@@ -306,7 +306,7 @@ async def _try_step(ex: Executor, plan: RoutePlan, step: PlanStep, provider: Any
     except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
         ex.health.finished(step.deployment)
         await _aclose(it)
-        await ex.adapter_bug(step, res, e, t0, walk)
+        await ex.adapter_bug(step, res, e, t0, walk, plan=plan)
         return None
     except BaseException:  # cancelled: give the reservation back
         ex.health.finished(step.deployment)

@@ -318,6 +318,8 @@ def extract_features(
             out = DEFAULT_OUTPUT_TOKENS.get(task) or DEFAULT_OUTPUT_TOKENS.get(None) or 350
         if req.max_tokens is not None:
             out = min(out, req.max_tokens)
+    # never negative: a negative count would make every expected cost negative (and fit every cap)
+    inp, out = max(0, inp), max(0, out)
     return Features(
         task=task,
         chinese=_cjk_ratio(text) >= 0.2,

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "TASK_KINDS",
+    "MAX_TOKENS_LIMIT",
+    "ADAPTER_OWNED",
     "TextPart",
     "ImagePart",
     "ContentPart",
@@ -46,6 +48,17 @@ TASK_KINDS: tuple[str, ...] = (
     "creative",
     "chat",
 )
+
+# The largest token limit a request may ask for: a signed 32-bit int, what vendors'
+# APIs accept at all. A limit above the chosen model's own max output is clamped to
+# it (router.executor), so this bound only refuses nonsense early.
+MAX_TOKENS_LIMIT = 2**31 - 1
+
+# Body fields the adapters build themselves: never taken from `extra_body`, so a
+# passthrough cannot change the model, the token limit, the stream's usage report
+# or the number of answers (and so what is billed).
+ADAPTER_OWNED = frozenset({"model", "messages", "max_tokens", "max_completion_tokens", "max_output_tokens",
+                           "stream", "stream_options", "n"})
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "unknown"]
 
@@ -126,12 +139,21 @@ class ChatRequest(_Model):
     response_format: ResponseFormat | None = None
     temperature: float | None = None
     top_p: float | None = None
-    max_tokens: int | None = None
+    # strict: a bool, float or string is refused, not coerced
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT, strict=True)
     stop: list[str] | None = None
     stream: bool = False
     user: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     extra_body: dict[str, Any] = Field(default_factory=dict)  # vendor passthrough
+
+    @field_validator("extra_body")
+    @classmethod
+    def _not_owned(cls, v: dict[str, Any]) -> dict[str, Any]:
+        owned = sorted(ADAPTER_OWNED.intersection(v))
+        if owned:
+            raise ValueError(f"{', '.join(owned)} cannot be set through extra_body (the adapter sets it)")
+        return v
 
     def system_text(self) -> str:
         parts = [self.system] if self.system else []

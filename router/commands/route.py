@@ -82,6 +82,12 @@ def _request(args: argparse.Namespace, prompt: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     from router.errors import ConfigError, UnknownModel
 
+    from router.types import MAX_TOKENS_LIMIT
+
+    if args.max_tokens is not None and not 1 <= args.max_tokens <= MAX_TOKENS_LIMIT:
+        print(f"quotaroute route: --max-tokens must be an integer from 1 to {MAX_TOKENS_LIMIT}, "
+              f"got {args.max_tokens}", file=sys.stderr)
+        return 2
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     try:
         router = explain_router(args.config, args.policy)
@@ -90,13 +96,25 @@ def run(args: argparse.Namespace) -> int:
         finally:
             router.close()
     except (ConfigError, UnknownModel, ValueError) as e:
-        print(f"quotaroute route: {e}", file=sys.stderr)
+        print(f"quotaroute route: {_one_line(e)}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2))
         return 0
     _print(plan, show_all=args.all)
     return 0 if plan.steps else 1
+
+
+def _one_line(e: Exception) -> str:
+    """A pydantic ValidationError's first error as `field: message`; other errors as is."""
+    errors = getattr(e, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            return f"{'.'.join(str(x) for x in first.get('loc', ()))}: {first.get('msg')}"
+        except Exception:  # noqa: BLE001 - not a pydantic error after all
+            pass
+    return " ".join(str(e).split())
 
 
 def _print(plan: Any, *, show_all: bool) -> None:

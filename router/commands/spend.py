@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from decimal import Decimal
 
@@ -30,7 +31,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"quotaroute spend: {e}", file=sys.stderr)
         return 2
     path = args.db or str(home() / "spend.sqlite")
-    rows = summarize(path, by=args.by, since=since, key_id=args.key)
+    try:
+        rows = summarize(path, by=args.by, since=since, key_id=args.key)
+    except (sqlite3.Error, OSError, ArithmeticError) as e:  # not a spend log, unreadable, or a corrupt row
+        print(f"quotaroute spend: cannot read {path} as a spend log: {e}", file=sys.stderr)
+        return 2
     total = sum((r["cost_usd"] for r in rows), Decimal(0))
     if args.json:
         out = {"db": path, "by": args.by, "since": args.since, "total_cost_usd": format(total, "f"),

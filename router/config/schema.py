@@ -226,7 +226,7 @@ class RetryCfg(_M):
 
 class HealthCfg(_M):
     failure_threshold: int = Field(3, ge=1)
-    cooloff_s: float = Field(30.0, gt=0, le=86400)
+    cooloff_s: float = Field(5.0, gt=0, le=86400)  # doubled on a failed probe, capped at 10 s (router.health)
 
 
 def _rate(v: Any) -> Any:
@@ -288,28 +288,10 @@ class ServerLimits(_M):
     header_timeout_s: float = Field(10.0, gt=0, le=3600)
     body_timeout_s: float = Field(30.0, gt=0, le=3600)
     keepalive_timeout_s: float = Field(5.0, gt=0, le=3600)
-    max_connections: StrictInt | None = Field(None, ge=1, le=1_000_000)  # None: from the open-file limit
+    max_connections: StrictInt | None = Field(None, ge=1, le=1_000_000)  # None: router.server.limits.default_max_connections()
     stream_write_timeout_s: float = Field(30.0, gt=0, le=3600)
     max_json_depth: StrictInt = Field(64, ge=1, le=1000)
-    max_model_name_chars: StrictInt = Field(256, ge=1, le=65536)
-    max_auth_failures_per_minute: StrictInt = Field(20, ge=1, le=1_000_000)
-
-    def connection_limit(self) -> int:
-        """`max_connections`, or (unset) half of what the open-file limit leaves after 64
-        descriptors for files, logs and the ledger (each client may hold one upstream
-        connection too), at least 8. So the proxy answers 503 before it runs out of
-        file descriptors."""
-        if self.max_connections is not None:
-            return self.max_connections
-        try:
-            import resource
-
-            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        except (ImportError, OSError, ValueError):
-            return 1024
-        if soft == resource.RLIM_INFINITY or soft <= 0:
-            soft = 65536
-        return max(8, (soft - 64) // 2)
+    max_auth_failures_per_minute: StrictInt = Field(20, ge=0, le=1_000_000)  # 0 = no limit (e.g. behind a reverse proxy)
 
 
 class ServerCfg(_M):

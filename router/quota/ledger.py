@@ -190,7 +190,8 @@ class Ledger:
             budgets = [b for b in self.budgets if b.spec.applies(model_id, provider, scope)]
             if len(self._budget_cache) > 10000:
                 self._budget_cache.clear()
-            self._budget_cache[bkey] = budgets
+            if len(str(bkey)) <= 1024:  # user and tags are the client's strings: only short keys are memoised
+                self._budget_cache[bkey] = budgets
         expires = ts + (ttl_s if ttl_s is not None else self.default_ttl_s)
         self._seq += 1
         rid = f"{self._rid_prefix}{self._seq:x}"

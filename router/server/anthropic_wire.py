@@ -1,6 +1,11 @@
 """Anthropic Messages JSON <-> ChatRequest / ChatResponse / SSE events, so
 Anthropic-API clients (the `anthropic` SDK, Claude Code style tools) can route too.
 
+Parsing goes through an explicit allow-list of top-level fields (`FIELDS`), each
+type-checked (router.server.validate); unknown fields get Anthropic's own
+"X: Extra inputs are not permitted". `top_k` and `thinking` (its budget counts
+within max_tokens) pass to the vendor in `extra_body`; fields that change the
+price (service_tier, container, mcp_servers) are refused.
 Usage is translated to Anthropic's semantics: their `input_tokens` excludes cache
 reads and writes (ours includes them), which are reported separately.
 """
@@ -13,15 +18,21 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from router.server.openai_wire import WireError, _expect
-from router.types import ChatRequest, ChatResponse, Usage
+from router.server.validate import (MAX_MESSAGES, MAX_MODEL_CHARS, MAX_NAME_CHARS, MAX_PARTS, MAX_STOP, MAX_TOOLS,
+                                    Checker, WireError)
+from router.types import MAX_TOKENS_LIMIT, ChatRequest, ChatResponse, Usage
 
-__all__ = ["parse_messages_request", "messages_response", "EventEncoder", "error_body", "usage_json"]
+__all__ = ["parse_messages_request", "messages_response", "EventEncoder", "error_body", "usage_json", "FIELDS"]
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal",
-         "error": "end_turn", "unknown": "end_turn"}
-_KNOWN = {"model", "messages", "max_tokens", "system", "tools", "tool_choice", "stop_sequences", "temperature",
-          "top_p", "stream", "metadata"}
+         "error": "error", "unknown": "end_turn"}  # "error": a vendor-truncated answer is never "end_turn"
+_C = Checker(anthropic=True)
+_PRICE = "it changes the price of the call, which the proxy routes and bills at the standard price"
+_REFUSED = {"service_tier": "only 'auto' or 'standard_only': " + _PRICE, "container": _PRICE, "mcp_servers": _PRICE}
+_OWN = ("model", "messages", "max_tokens", "system", "tools", "tool_choice", "stop_sequences", "temperature",
+        "top_p", "top_k", "stream", "metadata", "thinking")
+FIELDS: frozenset[str] = frozenset(_OWN) | frozenset(_REFUSED)
+_BLOCK_KEYS = ("type", "cache_control", "citations")  # keys every content block may carry besides its own
 
 
 def error_body(type_: str, message: str) -> bytes:
@@ -29,56 +40,71 @@ def error_body(type_: str, message: str) -> bytes:
 
 
 def _text_of(content: Any, param: str) -> str:
+    """A string, or the text of an array of text blocks (others, e.g. images, are checked and skipped)."""
     if isinstance(content, str):
         return content
     if content is None:
         return ""
-    _expect(content, list, param, "a string or an array of content blocks")
-    return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    _C.arr(content, param, MAX_PARTS)
+    out = []
+    for j, b in enumerate(content):
+        bp = f"{param}.{j}"
+        _C.obj(b, bp)
+        t = _C.enum(b.get("type"), bp + ".type", ("text", "image", "search_result", "document"))
+        if t == "text":
+            out.append(_C.string(b.get("text"), bp + ".text"))
+    return "".join(out)
+
+
+def _image(b: dict[str, Any], bp: str) -> dict[str, Any]:
+    src = _C.obj(b.get("source"), bp + ".source")
+    kind = _C.enum(src.get("type"), bp + ".source.type", ("base64", "url"))
+    if kind == "base64":
+        mt = _C.string(src.get("media_type"), bp + ".source.media_type", MAX_NAME_CHARS)
+        url = f"data:{mt};base64,{_C.string(src.get('data'), bp + '.source.data')}"
+        return {"type": "image_url", "url": url, "media_type": mt}
+    return {"type": "image_url", "url": _C.string(src.get("url"), bp + ".source.url")}
 
 
 def _blocks(m: dict[str, Any], i: int) -> list[dict[str, Any]]:
     """One Anthropic message -> one or more of our messages."""
     param = f"messages.{i}"
-    role = m.get("role")
-    if role not in ("user", "assistant"):
-        raise WireError(f"{param}.role: Input should be 'user' or 'assistant'", param=param + ".role")
+    role = _C.enum(m.get("role"), param + ".role", ("user", "assistant"))
     content = m.get("content")
     if isinstance(content, str):
         return [{"role": role, "content": content}]
-    _expect(content, list, param + ".content", "a string or an array of content blocks")
+    if not isinstance(content, list):
+        raise _C.type_error(content, param + ".content", "a valid string or a list of content blocks")
+    _C.arr(content, param + ".content", MAX_PARTS)
     parts: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     tool_msgs: list[dict[str, Any]] = []
     for j, b in enumerate(content):
         bp = f"{param}.content.{j}"
-        _expect(b, dict, bp, "an object")
+        _C.obj(b, bp)
         t = b.get("type")
         if t == "text":
-            parts.append({"type": "text", "text": _expect(b.get("text"), str, bp + ".text", "a string")})
+            parts.append({"type": "text", "text": _C.string(b.get("text"), bp + ".text")})
         elif t == "image":
-            src = _expect(b.get("source"), dict, bp + ".source", "an object")
-            if src.get("type") == "base64":
-                url = f"data:{src.get('media_type')};base64,{src.get('data')}"
-            elif src.get("type") == "url":
-                url = _expect(src.get("url"), str, bp + ".source.url", "a string")
-            else:
-                raise WireError(f"{bp}.source.type: unsupported image source {src.get('type')!r}", param=bp)
-            parts.append({"type": "image_url", "url": url, "media_type": src.get("media_type")})
+            parts.append(_image(b, bp))
         elif t == "tool_use" and role == "assistant":
-            calls.append({"id": _expect(b.get("id"), str, bp + ".id", "a string"),
-                          "name": _expect(b.get("name"), str, bp + ".name", "a string"),
-                          "arguments": orjson.dumps(b.get("input") or {}).decode()})
+            inp = b.get("input")
+            calls.append({"id": _C.string(b.get("id"), bp + ".id", MAX_NAME_CHARS),
+                          "name": _C.string(b.get("name"), bp + ".name", MAX_NAME_CHARS),
+                          "arguments": orjson.dumps(_C.obj(inp, bp + ".input") if inp is not None else {}).decode()})
         elif t == "tool_result" and role == "user":
             text = _text_of(b.get("content"), bp + ".content")
-            if b.get("is_error"):
+            if b.get("is_error") is not None and _C.boolean(b["is_error"], bp + ".is_error"):
                 text = "[tool error] " + text
-            tool_msgs.append({"role": "tool", "tool_call_id": _expect(b.get("tool_use_id"), str, bp + ".tool_use_id",
-                                                                      "a string"), "content": text})
+            tool_msgs.append({"role": "tool", "content": text,
+                              "tool_call_id": _C.string(b.get("tool_use_id"), bp + ".tool_use_id", MAX_NAME_CHARS)})
         elif t in ("thinking", "redacted_thinking"):
             continue
         else:
-            raise WireError(f"{bp}.type: unsupported content block type {t!r}", param=bp + ".type")
+            shown = repr(t) if isinstance(t, str) and len(t) <= 40 else "this type"
+            where = f" in a {role} message" if t in ("tool_use", "tool_result") else ""
+            raise WireError(f"{bp}.type: unsupported content block type {shown}{where}", param=bp + ".type",
+                            code="invalid_value")
     out = list(tool_msgs)
     if parts or calls:
         msg: dict[str, Any] = {"role": role, "content": parts or None}
@@ -88,50 +114,106 @@ def _blocks(m: dict[str, Any], i: int) -> list[dict[str, Any]]:
     return out
 
 
+def _tools(v: Any) -> list[dict[str, Any]]:
+    tools = []
+    for j, t in enumerate(_C.arr(v, "tools", MAX_TOOLS)):
+        tp = f"tools.{j}"
+        _C.obj(t, tp)
+        if t.get("type") not in (None, "custom"):
+            shown = repr(t["type"]) if isinstance(t["type"], str) and len(t["type"]) <= 40 else "this type"
+            raise _C.refused(tp + ".type", f"server tool {shown} (only custom tools)")
+        schema = t.get("input_schema")
+        tools.append({"name": _C.string(t.get("name"), tp + ".name", MAX_NAME_CHARS),
+                      "description": _C.string(t["description"], tp + ".description")
+                      if t.get("description") is not None else None,
+                      "parameters": _C.obj(schema, tp + ".input_schema") if schema is not None
+                      else {"type": "object", "properties": {}}})
+    return tools
+
+
+def _tool_choice(tc: Any) -> Any:
+    _C.obj(tc, "tool_choice")
+    kind = _C.enum(tc.get("type"), "tool_choice.type", ("auto", "any", "none", "tool"))
+    if tc.get("disable_parallel_tool_use") is not None:
+        _C.boolean(tc["disable_parallel_tool_use"], "tool_choice.disable_parallel_tool_use")
+    if kind == "tool":
+        return {"type": "function", "function": {"name": _C.string(tc.get("name"), "tool_choice.name",
+                                                                   MAX_NAME_CHARS)}}
+    return {"auto": "auto", "any": "required", "none": "none"}[kind]
+
+
+def _thinking(v: Any, max_tokens: int) -> dict[str, Any]:
+    _C.obj(v, "thinking")
+    kind = _C.enum(v.get("type"), "thinking.type", ("enabled", "disabled"))
+    if kind == "disabled":
+        _C.only(v, "thinking", ("type",))
+        return {"type": "disabled"}
+    _C.only(v, "thinking", ("type", "budget_tokens"))
+    budget = _C.integer(v.get("budget_tokens"), "thinking.budget_tokens", 1, MAX_TOKENS_LIMIT)
+    if budget >= max_tokens:  # thinking counts within max_tokens: the price stays bounded by it
+        raise _C.value_error("thinking.budget_tokens", "must be less than max_tokens")
+    return {"type": "enabled", "budget_tokens": budget}
+
+
+def _system(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    out = []
+    for j, b in enumerate(_C.arr(v, "system", MAX_PARTS)):
+        bp = f"system.{j}"
+        _C.obj(b, bp)
+        _C.enum(b.get("type"), bp + ".type", ("text",))
+        out.append(_C.string(b.get("text"), bp + ".text"))
+    return "".join(out)
+
+
 def parse_messages_request(body: Any) -> ChatRequest:
     if not isinstance(body, dict):
         raise WireError("The request body must be a JSON object.")
+    for k in body:
+        if k not in FIELDS:
+            raise _C.unknown(k if len(k) <= 60 else k[:60] + "...")
     model = body.get("model")
     if model is None:
         raise WireError("model: Field required", param="model")
-    _expect(model, str, "model", "a string")
+    _C.string(model, "model", MAX_MODEL_CHARS)
     if body.get("max_tokens") is None:
         raise WireError("max_tokens: Field required", param="max_tokens")
-    msgs = _expect(body.get("messages"), list, "messages", "an array")
-    req: dict[str, Any] = {"model": model, "max_tokens": _expect(body["max_tokens"], int, "max_tokens", "an integer"),
-                           "messages": [x for i, m in enumerate(msgs) for x in _blocks(_expect(m, dict, f"messages.{i}",
-                                                                                               "an object"), i)]}
+    max_tokens = _C.integer(body["max_tokens"], "max_tokens", 1, MAX_TOKENS_LIMIT)
+    for k, why in _REFUSED.items():
+        if body.get(k) is not None and not (k == "service_tier" and body[k] in ("auto", "standard_only")):
+            raise _C.refused(k, why)
+    msgs = _C.arr(body.get("messages"), "messages", MAX_MESSAGES)
+    req: dict[str, Any] = {"model": model, "max_tokens": max_tokens,
+                           "messages": [x for i, m in enumerate(msgs) for x in _blocks(_C.obj(m, f"messages.{i}"), i)]}
     if not req["messages"]:
         raise WireError("messages: at least one message is required", param="messages")
     if body.get("system") is not None:
-        req["system"] = _text_of(body["system"], "system")
+        req["system"] = _system(body["system"])
     if body.get("tools") is not None:
-        tools = []
-        for j, t in enumerate(_expect(body["tools"], list, "tools", "an array")):
-            _expect(t, dict, f"tools.{j}", "an object")
-            if t.get("type") not in (None, "custom"):
-                raise WireError(f"tools.{j}: server tool {t.get('type')!r} is not supported by this proxy",
-                                param=f"tools.{j}")
-            tools.append({"name": t.get("name"), "description": t.get("description"),
-                          "parameters": t.get("input_schema") or {"type": "object", "properties": {}}})
-        req["tools"] = tools
-    tc = body.get("tool_choice")
-    if tc is not None:
-        _expect(tc, dict, "tool_choice", "an object")
-        kind = tc.get("type")
-        req["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}.get(kind) or {
-            "type": "function", "function": {"name": tc.get("name")}}
+        req["tools"] = _tools(body["tools"])
+    if body.get("tool_choice") is not None:
+        req["tool_choice"] = _tool_choice(body["tool_choice"])
     if body.get("stop_sequences") is not None:
-        req["stop"] = _expect(body["stop_sequences"], list, "stop_sequences", "an array")
-    for k in ("temperature", "top_p"):
-        if body.get(k) is not None:
-            req[k] = _expect(body[k], (int, float), k, "a number")
+        req["stop"] = [_C.string(s, f"stop_sequences.{i}")
+                       for i, s in enumerate(_C.arr(body["stop_sequences"], "stop_sequences", MAX_STOP))]
+    if body.get("temperature") is not None:
+        req["temperature"] = _C.number(body["temperature"], "temperature", 0, 1)
+    if body.get("top_p") is not None:
+        req["top_p"] = _C.number(body["top_p"], "top_p", 0, 1)
     if body.get("stream") is not None:
-        req["stream"] = _expect(body["stream"], bool, "stream", "a boolean")
+        req["stream"] = _C.boolean(body["stream"], "stream")
     md = body.get("metadata")
-    if isinstance(md, dict) and isinstance(md.get("user_id"), str):
-        req["user"] = md["user_id"]
-    extra = {k: v for k, v in body.items() if k not in _KNOWN}
+    if md is not None:
+        _C.obj(md, "metadata")
+        _C.only(md, "metadata", ("user_id",))
+        if md.get("user_id") is not None:
+            req["user"] = _C.string(md["user_id"], "metadata.user_id", MAX_NAME_CHARS)
+    extra: dict[str, Any] = {}
+    if body.get("top_k") is not None:
+        extra["top_k"] = _C.integer(body["top_k"], "top_k", 0, 2**31 - 1)
+    if body.get("thinking") is not None:
+        extra["thinking"] = _thinking(body["thinking"], max_tokens)
     if extra:
         req["extra_body"] = extra
     try:

@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 
 from router.errors import redact
-from router.server.auth import ProxyKey
+from router.server.auth import AttemptLimiter, ProxyKey
 from router.server.errors import Failure, failure_from, send_failure
+from router.server.limits import Limits
 from router.server.metrics import Metrics
 from router.server.settings import ServerSettings
 from router.server.spendlog import SpendLog
@@ -36,6 +37,7 @@ class ProxyApp:
         self.router = router
         self.settings = settings or ServerSettings()
         self.keys = self.settings.keys
+        self.auth_attempts = AttemptLimiter(Limits.of(self.settings).max_auth_failures_per_minute)
         self.metrics = Metrics()
         if spendlog is None:
             path = self.settings.spend_db_path()
@@ -141,8 +143,9 @@ class ProxyApp:
             await asyncio.to_thread(self.spend.close)
 
     # ------------------------------------------------------------------ auth
-    def authenticate(self, scope: dict[str, Any], *, admin: bool = False) -> ProxyKey | None:
-        """The caller's key (None = open access). Raises Failure 401/403."""
+    async def authenticate(self, scope: dict[str, Any], *, admin: bool = False) -> ProxyKey | None:
+        """The caller's key (None = open access). Raises Failure 401/403, or 429 when the
+        client address has tried too many unknown keys this minute (checked before any hashing)."""
         token = ""
         for k, v in scope["headers"]:
             if k == b"authorization":
@@ -159,7 +162,16 @@ class ProxyApp:
         if not token:
             raise Failure(401, "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`).",
                           type="authentication_error", code="missing_api_key")
-        key = self.keys.lookup(token)
+        key = self.keys.cached(token)
+        if key is None or key is False:
+            addr = (scope.get("client") or ("-",))[0]
+            wait = self.auth_attempts.take(addr)
+            if wait:
+                raise Failure(429, f"Too many failed API key attempts from this address; retry in {wait:.0f} s.",
+                              type="rate_limit_error", code="too_many_auth_failures", retry_after=wait)
+            key = await self.keys.alookup(token) if key is False else None
+            if key is not None:
+                self.auth_attempts.refund(addr)
         if key is None:
             raise Failure(401, "Incorrect API key provided.", type="authentication_error", code="invalid_api_key")
         if admin and not key.admin:

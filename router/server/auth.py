@@ -15,24 +15,41 @@ A key is configured by its *hash*, never in clear text:
           tags: [team-a]                         # optional: pins their tags
 
 `quotaroute serve --new-key ID` prints a fresh random key and its hash line.
+
 Verification results are cached under a BLAKE2b digest of the presented token
-(never the token itself), so scrypt costs once per key per process.
+(never the token itself): a verified key for the life of the process (at most
+one entry per configured key), a miss for a minute in a bounded LRU. When any
+configured hash is scrypt, `alookup()` runs the check in a small thread pool so
+the event loop keeps serving, and concurrent checks of one token share one run.
+`AttemptLimiter` bounds the unverified tokens one client address may try.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import hashlib
 import hmac
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-__all__ = ["ProxyKey", "KeyStore", "hash_key", "verify_hash", "new_key", "RateWindow"]
+__all__ = ["ProxyKey", "KeyStore", "hash_key", "verify_hash", "new_key", "RateWindow", "AttemptLimiter"]
 
 _SCRYPT_DEFAULT = (2**14, 8, 1)
+_MISS_TTL_S = 60.0  # a token that failed is not re-hashed for this long
+_MISS_CACHE = 4096  # failed tokens remembered (LRU)
+_POOL: ThreadPoolExecutor | None = None  # key checks, shared by the process (scrypt releases the GIL)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="quotaroute-keycheck")
+    return _POOL
 
 
 def hash_key(key: str, *, scheme: str = "sha256", salt: str | None = None) -> str:
@@ -114,6 +131,54 @@ class ProxyKey:
         return self._window.allow(time.monotonic() if now is None else now)
 
 
+class AttemptLimiter:
+    """Unverified key attempts per client address in a sliding minute (IPv6: per /64).
+
+    `take(addr)` before checking a token that is not known good (0.0 = go ahead, else
+    seconds to wait); `refund(addr)` when it turned out valid. Remembers at most
+    `max_addresses` addresses (least recently seen dropped first)."""
+
+    def __init__(self, per_minute: int | None = 20, *, max_addresses: int = 10000) -> None:
+        self.per_minute = per_minute or 0
+        self.max_addresses = max_addresses
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+
+    @staticmethod
+    def _bucket(addr: str) -> str:
+        if ":" not in addr:
+            return addr
+        import ipaddress
+
+        try:
+            return str(ipaddress.ip_network(addr + "/64", strict=False))
+        except ValueError:
+            return addr
+
+    def take(self, addr: str | None, now: float | None = None) -> float:
+        if not self.per_minute:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        b = self._bucket(addr or "-")
+        hits = self._hits.get(b)
+        if hits is None:
+            hits = self._hits[b] = deque()
+            if len(self._hits) > self.max_addresses:
+                self._hits.popitem(last=False)
+        else:
+            self._hits.move_to_end(b)
+        while hits and hits[0] <= now - 60.0:
+            hits.popleft()
+        if len(hits) >= self.per_minute:
+            return max(1.0, hits[0] + 60.0 - now)
+        hits.append(now)
+        return 0.0
+
+    def refund(self, addr: str | None) -> None:
+        hits = self._hits.get(self._bucket(addr or "-"))
+        if hits:
+            hits.pop()
+
+
 class KeyStore:
     """Looks up the key a request presents. `open_access` = no key configured
     (the server then refuses to bind anywhere but loopback)."""
@@ -125,26 +190,80 @@ class KeyStore:
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise ValueError(f"duplicate proxy key id(s): {sorted(dup)}")
-        self._cache: dict[bytes, ProxyKey | None] = {}
+        self._all = ([admin] if admin else []) + self.keys
+        self.slow = any(k.hash.startswith("scrypt$") for k in self._all)
+        self._cache: dict[bytes, ProxyKey] = {}  # verified: at most one entry per configured key
+        self._misses: OrderedDict[bytes, float] = OrderedDict()  # digest -> expiry (monotonic)
+        self._pending: dict[bytes, asyncio.Future[ProxyKey | None]] = {}
 
     @property
     def open_access(self) -> bool:
         return not self.keys and self.admin is None
 
-    def lookup(self, token: str) -> ProxyKey | None:
-        """The key (or the admin key) matching `token`, else None."""
-        if not token:
-            return None
-        digest = hashlib.blake2b(token.encode(), digest_size=32).digest()
-        hit = self._cache.get(digest, False)
-        if hit is not False:
-            return hit  # type: ignore[return-value]
+    @staticmethod
+    def digest(token: str) -> bytes:
+        return hashlib.blake2b(token.encode(), digest_size=32).digest()
+
+    def cached(self, token: str) -> ProxyKey | None | bool:
+        """The verified key for `token`, None for a recent miss, False when unknown (needs a check)."""
+        d = self.digest(token)
+        hit = self._cache.get(d)
+        if hit is not None:
+            return hit
+        exp = self._misses.get(d)
+        if exp is not None:
+            if exp > time.monotonic():
+                return None
+            del self._misses[d]
+        return False
+
+    def _verify(self, token: str) -> ProxyKey | None:
         found: ProxyKey | None = None
         # Check every key (no early exit) so timing does not reveal which one matched.
-        for k in ([self.admin] if self.admin else []) + self.keys:
+        for k in self._all:
             if verify_hash(token, k.hash) and found is None:
                 found = k
-        if len(self._cache) > 4096:  # bounded: misses from scanners must not grow memory
-            self._cache.clear()
-        self._cache[digest] = found
         return found
+
+    def _remember(self, d: bytes, found: ProxyKey | None) -> None:
+        if found is not None:
+            self._cache[d] = found
+            return
+        self._misses[d] = time.monotonic() + _MISS_TTL_S
+        self._misses.move_to_end(d)
+        if len(self._misses) > _MISS_CACHE:
+            self._misses.popitem(last=False)
+
+    def lookup(self, token: str) -> ProxyKey | None:
+        """The key (or the admin key) matching `token`, else None. Verifies on the calling
+        thread: in the server use `alookup`."""
+        if not token:
+            return None
+        hit = self.cached(token)
+        if hit is not False:
+            return hit  # type: ignore[return-value]
+        found = self._verify(token)
+        self._remember(self.digest(token), found)
+        return found
+
+    async def alookup(self, token: str) -> ProxyKey | None:
+        """`lookup` without blocking the event loop: scrypt checks run in a thread, and
+        concurrent checks of one token share one run."""
+        if not token:
+            return None
+        hit = self.cached(token)
+        if hit is not False:
+            return hit  # type: ignore[return-value]
+        if not self.slow:
+            return self.lookup(token)
+        d = self.digest(token)
+        fut = self._pending.get(d)
+        if fut is None:
+            fut = self._pending[d] = asyncio.get_running_loop().run_in_executor(_pool(), self._verify, token)
+            fut.add_done_callback(lambda f: self._settle(d, f))
+        return await asyncio.shield(fut)  # one caller going away does not cancel the others' check
+
+    def _settle(self, d: bytes, f: asyncio.Future[ProxyKey | None]) -> None:
+        self._pending.pop(d, None)
+        if not f.cancelled() and f.exception() is None:
+            self._remember(d, f.result())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -89,8 +90,14 @@ def _worker_app() -> Any:
     """uvicorn factory for --workers > 1 (each worker builds its own Router)."""
     import json
 
+    from router.errors import ConfigError
+
     a = json.loads(os.environ[_ENV])
-    return build_app(a["config"], a["factory"])
+    try:
+        return build_app(a["config"], a["factory"])
+    except ConfigError as e:
+        print(f"quotaroute serve: config error: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None  # the parent stops (the same error would end every restart)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,10 +113,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"  - id: {args.new_key}\n    hash: \"{hash_key(k)}\"")
         return 0
     from router.config import find_config
+    from router.server import transport
 
     config = find_config(args.config)
     try:  # every config mistake is reported here, as one line, before anything else is printed
         cfg, settings = load(config)
+        limits = transport.Limits.of(settings)
     except ConfigError as e:
         print(f"quotaroute serve: config error: {e}", file=sys.stderr)
         return 2
@@ -120,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
               "reach this address could spend your vendor quota. Add server.keys / server.admin_key to the config "
               "(`quotaroute serve --new-key ID` prints one) or bind to 127.0.0.1.", file=sys.stderr)
         return 2
-    app = None
-    try:
+    app: Any = None
+    try:  # build (or, for workers, trial-build) before binding: a config mistake never half-starts a server
         if args.workers > 1:
             check_config(cfg, args.router_factory)
         else:
@@ -129,23 +138,33 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"quotaroute serve: config error: {e}", file=sys.stderr)
         return 2
-    import uvicorn
+    try:
+        sock = transport.bind_socket(host, port)
+    except OSError as e:
+        why = (os.strerror(e.errno) if e.errno else str(e)).lower()
+        hint = " (another process holds it; pick another with --port)" if e.errno == errno.EADDRINUSE else ""
+        print(f"quotaroute serve: cannot listen on {host}:{port}: {why}{hint}", file=sys.stderr)
+        return 1
+    try:
+        if args.workers > 1:
+            import json
 
-    common: dict[str, Any] = dict(host=host, port=port, log_level=args.log_level, access_log=False,
-                                  server_header=False, proxy_headers=False, lifespan="on", timeout_graceful_shutdown=args.graceful_timeout,
-                                  loop="auto", http="auto")
-    note = " (no proxy keys configured: loopback only, no auth)" if settings.keys.open_access else ""
-    print(f"quotaroute proxy listening on http://{host}:{port}{note}", file=sys.stderr, flush=True)
-    if args.workers > 1:
-        import json
+            if _memory_ledger(cfg):
+                print("quotaroute serve: warning: with --workers > 1 and the in-memory ledger, each worker counts "
+                      "free quota, budgets and key rate limits on its own; set `ledger: {store: sqlite}` (or redis) "
+                      "to share them.", file=sys.stderr)
+            os.environ[_ENV] = json.dumps({"config": config, "factory": args.router_factory})
+            app = "router.server.cli:_worker_app"
+        port = sock.getsockname()[1]
+        note = " (no proxy keys configured: loopback only, no auth)" if settings.keys.open_access else ""
+        ucfg = transport.server_config(
+            app, limits, host=host, port=port, log_level=args.log_level, access_log=False,
+            server_header=False, proxy_headers=False, lifespan="on", timeout_graceful_shutdown=args.graceful_timeout,
+            loop="auto", factory=args.workers > 1, workers=args.workers)
 
-        if _memory_ledger(cfg):
-            print("quotaroute serve: warning: with --workers > 1 and the in-memory ledger, each worker counts free "
-                  "quota and budgets on its own; set `ledger: {store: sqlite}` (or redis) to share them. Per-key "
-                  "rate limits and proxy-key budgets are per worker too.", file=sys.stderr)
+        def announce() -> None:  # once the socket is bound and the app (every worker) has started
+            print(f"quotaroute proxy listening on http://{host}:{port}{note}", file=sys.stderr, flush=True)
 
-        os.environ[_ENV] = json.dumps({"config": config, "factory": args.router_factory})
-        uvicorn.run("router.server.cli:_worker_app", factory=True, workers=args.workers, **common)
-        return 0
-    uvicorn.run(app, **common)
-    return 0
+        return transport.serve(ucfg, sock, announce)
+    finally:
+        sock.close()

@@ -2,7 +2,8 @@
 
 OpenAI shape `{"error": {"message", "type", "param", "code"}}` everywhere, and
 Anthropic's `{"type": "error", "error": {"type", "message"}}` on /v1/messages.
-Messages pass through `redact()`: no upstream key can leave the server.
+Every string of a body (message, type, code, param) and every header passes through
+`redact()`: no upstream key can leave the server.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from router.errors import (
     QuotaExhausted,
     RateLimited,
     Timeout,
+    TruncatedResponse,
+    UnencodableRequest,
     UnknownModel,
     redact,
 )
@@ -47,8 +50,11 @@ class Failure(Exception):
                  param: str | None = None, retry_after: float | None = None, model: str = "", provider: str = "",
                  reason: str = "") -> None:
         super().__init__(message)
-        self.status, self.message, self.type, self.code, self.param = status, redact(message), type, code, param
+        self.status, self.message, self.type = status, redact(message), _clean(type) or "api_error"
+        self.code, self.param = _clean(code), _clean(param)
         self.retry_after, self.model, self.provider, self.reason = retry_after, model, provider, reason
+        self.upstream_ms = 0.0  # time spent waiting on vendors (excluded from the overhead header)
+        self.cost_usd = Decimal(0)
 
     def openai_body(self) -> bytes:
         return orjson.dumps({"error": {"message": self.message, "type": self.type, "param": self.param,
@@ -59,8 +65,31 @@ class Failure(Exception):
                                                         "message": self.message}})
 
 
+def _clean(s: str | None) -> str | None:
+    """A short identifier field of an error body (type, code, param): redacted and bounded."""
+    if s is None:
+        return None
+    return redact(str(s))[:200] or None
+
+
 def failure_from(e: BaseException) -> Failure:
-    """Map any exception to the response the client gets."""
+    """Map any exception to the response the client gets, with the route it took: the
+    provider-qualified model last tried (as on successes), the vendors' time and cost."""
+    f = _failure_from(e)
+    route = getattr(e, "route", None)
+    attempts = list(getattr(route, "attempts", None) or getattr(e, "attempts", None) or ())
+    if attempts:
+        last = attempts[-1]
+        f.model, f.provider = last.model_id or f.model, last.provider or f.provider
+        f.upstream_ms = sum(a.latency_ms or 0.0 for a in attempts)
+    elif isinstance(e, ProviderError) and e.provider and e.model and f.model == e.model:
+        f.model = f"{e.provider}:{e.model}"
+    if route is not None and getattr(route, "cost_usd", None):
+        f.cost_usd = route.cost_usd
+    return f
+
+
+def _failure_from(e: BaseException) -> Failure:
     from router.server.openai_wire import WireError
 
     if isinstance(e, Failure):
@@ -82,6 +111,8 @@ def failure_from(e: BaseException) -> Failure:
                            reason=str(e))
         return Failure(503, f"No route available: {e}", type="server_error", code="no_route_available",
                        reason=str(e))
+    if isinstance(e, UnencodableRequest):  # found before any vendor saw it: the client's request
+        return Failure(400, f"Invalid request: {e.message}", code="unencodable_request")
     if isinstance(e, ProviderError):
         kw = {"model": e.model, "provider": e.provider, "retry_after": e.retry_after}
         msg = f"Upstream {e.provider or 'provider'} error: {e.message}"
@@ -97,6 +128,8 @@ def failure_from(e: BaseException) -> Failure:
             return Failure(400, msg, code="content_filter", **kw)
         if isinstance(e, Timeout):
             return Failure(504, msg, type="upstream_error", code="upstream_timeout", **kw)
+        if isinstance(e, TruncatedResponse):
+            return Failure(503, msg, type="upstream_error", code="upstream_truncated_response", **kw)
         if isinstance(e, MalformedResponse):
             return Failure(502, msg, type="upstream_error", code="upstream_malformed_response", **kw)
         status = e.status if e.status and 400 <= e.status <= 599 else 502
@@ -138,7 +171,10 @@ _HDR_CACHE: dict[tuple[str, int], bytes] = {}
 
 
 def cached_header(value: str, limit: int) -> bytes:
-    """`ascii_header(redact(value))`, memoized: model names and route reasons repeat a lot."""
+    """`ascii_header(redact(value))`, memoized: model names and route reasons repeat a lot.
+    Only short values are remembered (a reason may quote a client's string), 4,096 at most."""
+    if len(value) > 512:
+        return ascii_header(redact(value) or "-", limit)
     k = (value, limit)
     v = _HDR_CACHE.get(k)
     if v is None:
@@ -160,14 +196,18 @@ def route_headers(model: str, provider: str, cost: Decimal | None, reason: str, 
     ]
 
 
-async def send_failure(send: Any, f: Failure, *, anthropic: bool, t0: float, extra: list[Any] | None = None) -> None:
+async def send_failure(send: Any, f: Failure, *, anthropic: bool, t0: float, extra: list[Any] | None = None) -> float:
+    """Send the error response; returns the proxy's own overhead in ms (the time since
+    `t0` minus the time spent waiting on vendors, as on successes)."""
     body = f.anthropic_body() if anthropic else f.openai_body()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if f.retry_after is not None:
         headers.append((b"retry-after", str(max(1, int(f.retry_after + 0.999))).encode()))
-    headers += route_headers(f.model, f.provider, Decimal(0), f.reason or f.message[:120],
-                             (time.perf_counter() - t0) * 1000)
+    elapsed_ms = (time.perf_counter() - t0) * 1000
+    overhead_ms = max(0.0, elapsed_ms - min(f.upstream_ms, elapsed_ms))
+    headers += route_headers(f.model, f.provider, f.cost_usd, f.reason or f.message[:120], overhead_ms)
     if extra:
         headers += extra
     await send({"type": "http.response.start", "status": f.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+    return overhead_ms

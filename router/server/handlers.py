@@ -23,6 +23,7 @@ from router.server import openai_wire as ow
 from router.server.keygate import request_scope
 from router.server.errors import Failure, failure_from, route_headers, send_failure
 from router.server.spendlog import parse_since, summarize
+from router.server.validate import check_depth, json_depth_limit
 from router.types import Usage
 
 __all__ = ["chat_completions", "messages", "list_models", "get_model", "healthz", "metrics", "quota", "spend"]
@@ -47,6 +48,8 @@ async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
                 raise Failure(400, "Invalid Content-Length header.") from None
             break
     msg = await receive()
+    if msg["type"] == "http.disconnect":  # the client left, or the body read timed out
+        raise ClientGone()
     body = msg.get("body", b"")
     while msg.get("more_body"):
         msg = await receive()
@@ -87,7 +90,7 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
     endpoint = "messages" if anthropic else "chat"
     key = req = route = None
     try:
-        key = app.authenticate(scope)
+        key = await app.authenticate(scope)
         await app.gate.admit(key)  # counts every request, valid or not, against the key's rpm
         body = await read_body(scope, receive, app.settings.max_body_bytes)
         try:
@@ -95,6 +98,7 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
         except orjson.JSONDecodeError as e:
             raise Failure(400, f"We could not parse the JSON body of your request: {e.args[0][:120]}",
                           code="invalid_json") from None
+        check_depth(data, json_depth_limit(app.settings), anthropic=anthropic)  # before anything recurses into it
         if anthropic:
             req, include_usage = aw.parse_messages_request(data), False
         else:
@@ -125,10 +129,10 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
         f = failure_from(e)
         if f.status >= 500 and not isinstance(e, Failure):
             app_log(e)
-        await send_failure(send, f, anthropic=anthropic, t0=t0)
-        _finish(app, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, None, f.message, False,
+        overhead_ms = await send_failure(send, f, anthropic=anthropic, t0=t0)
+        _finish(app, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, overhead_ms, f.message, False,
                 model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None),
-                log=f.status != 401)  # unauthenticated noise is counted in /metrics, not written to disk
+                log=f.status != 401 and f.code != "too_many_auth_failures")  # unauthenticated noise: /metrics only
 
 
 def app_log(e: BaseException) -> None:
@@ -258,6 +262,8 @@ def _safe_text(reason: str | None) -> str | None:
     """Redacted, bounded route reason for the log (memoized: reasons repeat)."""
     if not reason:
         return None
+    if len(reason) > 1024:  # only short reasons are memoized (a reason may quote a client's string)
+        return redact(reason)[:500]
     v = _REASONS.get(reason)
     if v is None:
         if len(_REASONS) > 4096:
@@ -313,7 +319,7 @@ async def _guarded(send: Any, t0: float, coro: Any) -> None:
 
 async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        key = app.authenticate(scope)
+        key = await app.authenticate(scope)
         await app.gate.admit(key)  # every request of a key counts against its rpm
         await _send_json(send, 200, app.models_json())
     await _guarded(send, t0, go())
@@ -321,7 +327,7 @@ async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, 
 
 async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        key = app.authenticate(scope)
+        key = await app.authenticate(scope)
         await app.gate.admit(key)  # every request of a key counts against its rpm
         from urllib.parse import unquote
 
@@ -334,10 +340,19 @@ async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0
     await _guarded(send, t0, go())
 
 
+def _health_book(router: Any) -> Any:
+    from router.health import HealthBook
+
+    h = getattr(router, "health", None)
+    return h if isinstance(h, HealthBook) else None
+
+
 async def healthz(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
-    await _send_json(send, 503 if app.closed else 200,
-                     orjson.dumps({"status": "shutting_down" if app.closed else "ok",
-                                               "in_flight": max(0, app.in_flight - 1)}))
+    body: dict[str, Any] = {"status": "shutting_down" if app.closed else "ok", "in_flight": max(0, app.in_flight - 1)}
+    hb = _health_book(app.router)
+    if hb is not None:  # upstream keys (ids only) cooling off after a 401/403
+        body["bad_upstream_keys"] = [{"id": k, **v} for k, v in hb.bad_entries().items()]
+    await _send_json(send, 503 if app.closed else 200, orjson.dumps(body))
 
 
 async def metrics(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
@@ -347,6 +362,11 @@ async def metrics(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: 
             app.metrics.set_quota(view)
     except Exception as e:  # noqa: BLE001 - metrics must render even if the ledger is unhappy
         app_log(e)
+    hb = _health_book(app.router)
+    if hb is not None:
+        from datetime import timezone
+
+        app.metrics.set_health(hb, datetime.now(timezone.utc))
     body, ctype = app.metrics.render()
     headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -388,7 +408,7 @@ def _plain(o: Any) -> Any:
 
 async def quota(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        app.authenticate(scope, admin=True)
+        await app.authenticate(scope, admin=True)
         view = await _quota_view(app.router)
         if view is None:
             raise Failure(404, "This router has no quota ledger.", code="not_found")
@@ -399,7 +419,7 @@ async def quota(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
 
 async def spend(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
     async def go() -> None:
-        key = app.authenticate(scope)
+        key = await app.authenticate(scope)
         await app.gate.admit(key)
         qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         by = (qs.get("by") or ["day"])[0]

@@ -37,7 +37,13 @@ class Metrics:
                                  ["endpoint"], buckets=_BUCKETS, registry=r)
         self.overhead = Histogram("quotaroute_overhead_seconds", "Time spent inside the proxy (upstream excluded)",
                                   ["endpoint"], buckets=_OVERHEAD_BUCKETS, registry=r)
+        self.bad_keys = Gauge("quotaroute_upstream_key_bad",
+                              "1 while an upstream key (or key@model pair) is cooling off after a 401/403",
+                              ["key"], registry=r)
+        self.circuit_open = Gauge("quotaroute_circuit_open", "1 while a deployment's circuit breaker is open",
+                                  ["deployment"], registry=r)
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._health_labels: dict[Any, set[str]] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
         k = (id(metric), labels)
@@ -73,6 +79,18 @@ class Metrics:
                 self.free_requests.labels(pid).set(p.remaining_requests)
             if p.remaining_tokens is not None:
                 self.free_tokens.labels(pid).set(p.remaining_tokens)
+
+    def set_health(self, health: Any, now: Any) -> None:
+        """Refresh the bad-key and open-circuit gauges from a HealthBook (at scrape time):
+        key ids (configured names, never a secret) and deployment ids only."""
+        bad = {k for k, h in health.items() if h.bad}
+        opened = {k for k, h in health.items() if h.open_until is not None and now < h.open_until}
+        for gauge, now_set in ((self.bad_keys, bad), (self.circuit_open, opened)):
+            for gone in self._health_labels.get(gauge, set()) - now_set:
+                gauge.remove(gone)
+            for k in now_set:
+                gauge.labels(k).set(1)
+            self._health_labels[gauge] = now_set
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

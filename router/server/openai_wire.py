@@ -1,8 +1,11 @@
 """OpenAI chat-completions JSON <-> ChatRequest / ChatResponse / SSE chunks.
 
-Parsing checks types by hand (cheap, precise `param` in errors) and validates
-the result once through `ChatRequest`; unknown sampling knobs (seed,
-frequency_penalty, logprobs, ...) go to `extra_body` for the vendor.
+Parsing goes through an explicit allow-list of top-level fields (`FIELDS`), each
+type-checked by hand (cheap, a precise `param` in errors; see router.server.validate)
+and validated once more through `ChatRequest`. Sampling knobs that do not change
+the price (seed, penalties, logprobs, ...) go to `extra_body` for the vendor;
+fields the adapter owns (token limits, stream options, n) or that change the price
+(service_tier, prediction, audio, web search) are never taken from the client.
 Output bytes match OpenAI's format, incl. `usage: null` on every chunk and a
 final `choices: []` usage chunk when `stream_options.include_usage` is set.
 """
@@ -11,31 +14,64 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from router.types import ChatRequest, ChatResponse, Usage
+from router.server.validate import (MAX_MESSAGES, MAX_MODEL_CHARS, MAX_NAME_CHARS, MAX_PARTS, MAX_STOP, MAX_TOOLS,
+                                    Checker, WireError)
+from router.types import MAX_TOKENS_LIMIT, ChatRequest, ChatResponse, Usage
 
-__all__ = ["WireError", "parse_chat_request", "chat_response", "ChunkEncoder", "usage_json", "DONE"]
+__all__ = ["WireError", "parse_chat_request", "chat_response", "ChunkEncoder", "usage_json", "DONE", "FIELDS"]
 
 DONE = b"data: [DONE]\n\n"
-_KNOWN = {
-    "model", "messages", "tools", "tool_choice", "response_format", "temperature", "top_p", "max_tokens",
-    "max_completion_tokens", "stop", "stream", "stream_options", "user", "metadata", "n", "functions",
-}
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter",
-           "error": "stop", "unknown": "stop"}
+           "error": "error", "unknown": "stop"}  # "error": a vendor-truncated answer is never a clean "stop"
+_C = Checker(anthropic=False)
+_REASONING_EFFORT = ("none", "minimal", "low", "medium", "high", "xhigh")
+_VERBOSITY = ("low", "medium", "high")
+_PRICE = "it changes the price of the call, which the proxy routes and bills at the standard price"
+
+# Sampling knobs passed to the vendor in `extra_body`, each type-checked. None of them
+# changes the price per token.
+_PASSTHROUGH: dict[str, Callable[[Any, str], Any]] = {
+    "seed": lambda v, p: _C.integer(v, p, -(2**63), 2**63 - 1),
+    "frequency_penalty": lambda v, p: _C.number(v, p, -2, 2),
+    "presence_penalty": lambda v, p: _C.number(v, p, -2, 2),
+    "logit_bias": lambda v, p: _logit_bias(v, p),
+    "logprobs": lambda v, p: _C.boolean(v, p),
+    "top_logprobs": lambda v, p: _C.integer(v, p, 0, 20),
+    "parallel_tool_calls": lambda v, p: _C.boolean(v, p),
+    "reasoning_effort": lambda v, p: _C.enum(v, p, _REASONING_EFFORT),
+    "verbosity": lambda v, p: _C.enum(v, p, _VERBOSITY),
+}
+# Fields the proxy reads itself (the adapter builds the vendor's request from them).
+_OWN = ("model", "messages", "tools", "tool_choice", "response_format", "temperature", "top_p", "max_tokens",
+        "max_completion_tokens", "stop", "stream", "stream_options", "user", "metadata", "n")
+# Refused unless harmless: they change what the vendor bills, or are the adapter's.
+_REFUSED = {
+    "service_tier": "only 'auto' or 'default': " + _PRICE,
+    "prediction": _PRICE,
+    "audio": _PRICE,
+    "modalities": "only ['text']: " + _PRICE,
+    "web_search_options": _PRICE,
+    "functions": "use `tools` (the legacy `functions` API is not translated)",
+    "function_call": "use `tool_choice` (the legacy `functions` API is not translated)",
+}
+FIELDS: frozenset[str] = frozenset(_OWN) | frozenset(_PASSTHROUGH) | frozenset(_REFUSED)
 
 
-class WireError(ValueError):
-    """A client error in the request body: 400 (or `status`) with an OpenAI-style body."""
-
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None, status: int = 400,
-                 type: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.message, self.param, self.code, self.status, self.type = message, param, code, status, type
+def _logit_bias(v: Any, p: str) -> dict[str, Any]:
+    d = _C.obj(v, p)
+    if len(d) > 1024:
+        raise _C.value_error(p, f"at most 1024 entries are allowed, got {len(d)}.")
+    for k, x in d.items():
+        if not k.isdigit() or len(k) > 9:
+            raise _C.value_error(_C.path(p, k[:40]), "keys must be token ids.")
+        _C.number(x, _C.path(p, k), -100, 100)
+    return d
 
 
 def _expect(value: Any, typ: type | tuple[type, ...], param: str, what: str) -> Any:
@@ -43,121 +79,189 @@ def _expect(value: Any, typ: type | tuple[type, ...], param: str, what: str) -> 
     if ok and isinstance(value, bool):
         ok = bool in (typ if isinstance(typ, tuple) else (typ,))
     if not ok:
-        raise WireError(f"Invalid type for '{param}': expected {what}, but got {_jtype(value)}.",
-                        param=param, code="invalid_type")
+        raise _C.type_error(value, param, what)
     return value
-
-
-def _jtype(v: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
-            dict: "an object", type(None): "null"}.get(type(v), type(v).__name__)
 
 
 def _content(c: Any, param: str) -> Any:
     if c is None or isinstance(c, str):
         return c
     _expect(c, list, param, "a string or an array of content parts")
+    _C.arr(c, param, MAX_PARTS)
     out = []
     for j, p in enumerate(c):
         pp = f"{param}[{j}]"
-        _expect(p, dict, pp, "an object")
+        _C.obj(p, pp)
         t = p.get("type")
         if t == "text":
-            out.append({"type": "text", "text": _expect(p.get("text"), str, pp + ".text", "a string")})
+            out.append({"type": "text", "text": _C.string(p.get("text"), pp + ".text")})
         elif t == "image_url":
             iu = p.get("image_url")
             if isinstance(iu, str):
                 iu = {"url": iu}
-            _expect(iu, dict, pp + ".image_url", "an object")
-            out.append({"type": "image_url", "url": _expect(iu.get("url"), str, pp + ".image_url.url", "a string"),
-                        "detail": iu.get("detail")})
+            _C.obj(iu, pp + ".image_url")
+            detail = iu.get("detail")
+            if detail is not None:
+                _C.enum(detail, pp + ".image_url.detail", ("auto", "low", "high"))
+            out.append({"type": "image_url", "url": _C.string(iu.get("url"), pp + ".image_url.url"),
+                        "detail": detail})
         else:
-            raise WireError(f"Invalid value for '{pp}.type': {t!r} is not supported (text, image_url).",
+            shown = repr(t) if isinstance(t, str) and len(t) <= 40 else "this type"
+            raise WireError(f"Invalid value for '{pp}.type': {shown} is not supported (text, image_url).",
                             param=pp + ".type", code="invalid_value")
     return out
 
 
 def _message(m: Any, i: int) -> dict[str, Any]:
     param = f"messages[{i}]"
-    _expect(m, dict, param, "an object")
-    role = m.get("role")
-    if role not in ("system", "developer", "user", "assistant", "tool"):
-        raise WireError(f"Invalid value for '{param}.role': {role!r}.", param=param + ".role", code="invalid_value")
+    _C.obj(m, param)
+    role = _C.enum(m.get("role"), param + ".role", ("system", "developer", "user", "assistant", "tool"))
     out: dict[str, Any] = {"role": role, "content": _content(m.get("content"), param + ".content")}
     if m.get("name") is not None:
-        out["name"] = _expect(m["name"], str, param + ".name", "a string")
+        out["name"] = _C.string(m["name"], param + ".name", MAX_NAME_CHARS)
     if m.get("tool_calls"):
         calls = []
-        for j, tc in enumerate(_expect(m["tool_calls"], list, param + ".tool_calls", "an array")):
+        for j, tc in enumerate(_C.arr(m["tool_calls"], param + ".tool_calls", MAX_TOOLS)):
             tp = f"{param}.tool_calls[{j}]"
-            _expect(tc, dict, tp, "an object")
-            fn = _expect(tc.get("function"), dict, tp + ".function", "an object")
+            _C.obj(tc, tp)
+            if tc.get("type") not in (None, "function"):
+                _C.enum(tc.get("type"), tp + ".type", ("function",))
+            fn = _C.obj(tc.get("function"), tp + ".function")
             args = fn.get("arguments", "")
-            calls.append({"id": _expect(tc.get("id"), str, tp + ".id", "a string"),
-                          "name": _expect(fn.get("name"), str, tp + ".function.name", "a string"),
-                          "arguments": args if isinstance(args, str) else orjson.dumps(args).decode()})
+            if not isinstance(args, str):
+                args = orjson.dumps(_C.obj(args, tp + ".function.arguments")).decode()
+            calls.append({"id": _C.string(tc.get("id"), tp + ".id", MAX_NAME_CHARS),
+                          "name": _C.string(fn.get("name"), tp + ".function.name", MAX_NAME_CHARS),
+                          "arguments": args})
         out["tool_calls"] = calls
     if role == "tool":
-        out["tool_call_id"] = _expect(m.get("tool_call_id"), str, param + ".tool_call_id", "a string")
+        out["tool_call_id"] = _C.string(m.get("tool_call_id"), param + ".tool_call_id", MAX_NAME_CHARS)
     return out
+
+
+def _tools(v: Any) -> list[dict[str, Any]]:
+    tools = []
+    for j, t in enumerate(_C.arr(v, "tools", MAX_TOOLS)):
+        tp = f"tools[{j}]"
+        _C.obj(t, tp)
+        if t.get("type") not in (None, "function"):
+            _C.enum(t.get("type"), tp + ".type", ("function",))
+        fn = _C.obj(t.get("function"), tp + ".function")
+        tool: dict[str, Any] = {"name": _C.string(fn.get("name"), tp + ".function.name", MAX_NAME_CHARS)}
+        if fn.get("description") is not None:
+            tool["description"] = _C.string(fn["description"], tp + ".function.description")
+        if fn.get("parameters") is not None:
+            tool["parameters"] = _C.obj(fn["parameters"], tp + ".function.parameters")
+        if fn.get("strict") is not None:
+            tool["strict"] = _C.boolean(fn["strict"], tp + ".function.strict")
+        tools.append(tool)
+    return tools
+
+
+def _tool_choice(tc: Any) -> Any:
+    if isinstance(tc, str):
+        return _C.enum(tc, "tool_choice", ("auto", "none", "required"))
+    _C.obj(tc, "tool_choice")
+    _C.enum(tc.get("type"), "tool_choice.type", ("function",))
+    fn = _C.obj(tc.get("function"), "tool_choice.function")
+    return {"type": "function", "function": {"name": _C.string(fn.get("name"), "tool_choice.function.name",
+                                                               MAX_NAME_CHARS)}}
+
+
+def _response_format(rf: Any) -> dict[str, Any]:
+    _C.obj(rf, "response_format")
+    kind = _C.enum(rf.get("type"), "response_format.type", ("text", "json_object", "json_schema"))
+    js = rf.get("json_schema")
+    if kind == "json_schema":
+        _C.obj(js, "response_format.json_schema")
+        if js.get("schema") is not None:
+            _C.obj(js["schema"], "response_format.json_schema.schema")
+        if js.get("name") is not None:
+            _C.string(js["name"], "response_format.json_schema.name", MAX_NAME_CHARS)
+        if js.get("strict") is not None:
+            _C.boolean(js["strict"], "response_format.json_schema.strict")
+    return {"type": kind, "json_schema": js if kind == "json_schema" else None}
+
+
+def _refuse_priced(body: dict[str, Any]) -> None:
+    for k, why in _REFUSED.items():
+        v = body.get(k)
+        if v is None:
+            continue
+        if k == "service_tier" and v in ("auto", "default"):
+            continue
+        if k == "modalities" and v == ["text"]:
+            continue
+        raise _C.refused(k, why)
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    """max_completion_tokens wins over the deprecated max_tokens; both must be valid."""
+    mt = body.get("max_tokens")
+    mct = body.get("max_completion_tokens")
+    if mt is not None:
+        _C.integer(mt, "max_tokens", 1, MAX_TOKENS_LIMIT)
+    if mct is not None:
+        return _C.integer(mct, "max_completion_tokens", 1, MAX_TOKENS_LIMIT)
+    return mt
 
 
 def parse_chat_request(body: Any) -> tuple[ChatRequest, bool]:
     """OpenAI request JSON -> (ChatRequest, include_usage)."""
     if not isinstance(body, dict):
         raise WireError("The request body must be a JSON object.", code="invalid_type")
+    for k in body:
+        if k not in FIELDS:
+            raise _C.unknown(k if len(k) <= 60 else k[:60] + "...")
     model = body.get("model")
     if model is None:
         raise WireError("you must provide a model parameter", param="model", code="missing_required_parameter")
-    _expect(model, str, "model", "a string")
+    _C.string(model, "model", MAX_MODEL_CHARS)
     msgs = body.get("messages")
     if msgs is None:
         raise WireError("Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter")
-    _expect(msgs, list, "messages", "an array")
+    _C.arr(msgs, "messages", MAX_MESSAGES)
     if not msgs:
         raise WireError("Invalid 'messages': empty array.", param="messages", code="empty_array")
+    _refuse_priced(body)
+    n = body.get("n")
+    if n is not None and (isinstance(n, bool) or n != 1):
+        _C.integer(n, "n")
+        raise _C.refused("n", "only n=1 (one answer per request) is supported")
     req: dict[str, Any] = {"model": model, "messages": [_message(m, i) for i, m in enumerate(msgs)]}
     if body.get("tools") is not None:
-        tools = []
-        for j, t in enumerate(_expect(body["tools"], list, "tools", "an array")):
-            _expect(t, dict, f"tools[{j}]", "an object")
-            fn = _expect(t.get("function"), dict, f"tools[{j}].function", "an object")
-            tools.append({k: fn[k] for k in ("name", "description", "parameters", "strict") if fn.get(k) is not None})
-        req["tools"] = tools
-    tc = body.get("tool_choice")
-    if tc is not None:
-        req["tool_choice"] = tc
-    rf = body.get("response_format")
-    if rf is not None:
-        _expect(rf, dict, "response_format", "an object")
-        req["response_format"] = {"type": rf.get("type"), "json_schema": rf.get("json_schema")}
-    for k in ("temperature", "top_p"):
-        if body.get(k) is not None:
-            req[k] = _expect(body[k], (int, float), k, "a number")
-    mt = body.get("max_completion_tokens", body.get("max_tokens"))
+        req["tools"] = _tools(body["tools"])
+    if body.get("tool_choice") is not None:
+        req["tool_choice"] = _tool_choice(body["tool_choice"])
+    if body.get("response_format") is not None:
+        req["response_format"] = _response_format(body["response_format"])
+    if body.get("temperature") is not None:
+        req["temperature"] = _C.number(body["temperature"], "temperature", 0, 2)
+    if body.get("top_p") is not None:
+        req["top_p"] = _C.number(body["top_p"], "top_p", 0, 1)
+    mt = _max_tokens(body)
     if mt is not None:
-        req["max_tokens"] = _expect(mt, int, "max_tokens", "an integer")
+        req["max_tokens"] = mt
     stop = body.get("stop")
     if stop is not None:
-        req["stop"] = [stop] if isinstance(stop, str) else _expect(stop, list, "stop", "a string or an array")
-    stream = body.get("stream")
-    if stream is not None:
-        req["stream"] = _expect(stream, bool, "stream", "a boolean")
+        stop = [stop] if isinstance(stop, str) else _C.arr(stop, "stop", MAX_STOP)
+        req["stop"] = [_C.string(s, f"stop[{i}]") for i, s in enumerate(stop)]
+    if body.get("stream") is not None:
+        req["stream"] = _C.boolean(body["stream"], "stream")
     if body.get("user") is not None:
-        req["user"] = _expect(body["user"], str, "user", "a string")
+        req["user"] = _C.string(body["user"], "user", MAX_NAME_CHARS)
     if body.get("metadata") is not None:
-        req["metadata"] = _expect(body["metadata"], dict, "metadata", "an object")
-    n = body.get("n")
-    if n not in (None, 1):
-        raise WireError("Only n=1 is supported by this proxy.", param="n", code="invalid_value")
-    extra = {k: v for k, v in body.items() if k not in _KNOWN}
+        req["metadata"] = _C.metadata(body["metadata"], "metadata")
+    extra = {k: check(body[k], k) for k, check in _PASSTHROUGH.items() if body.get(k) is not None}
     if extra:
         req["extra_body"] = extra
     include_usage = False
     so = body.get("stream_options")
-    if so is not None:
-        _expect(so, dict, "stream_options", "an object")
-        include_usage = bool(so.get("include_usage"))
+    if so is not None:  # only for our own output: the adapter asks the vendor for usage itself
+        _C.obj(so, "stream_options")
+        _C.only(so, "stream_options", ("include_usage",))
+        if so.get("include_usage") is not None:
+            include_usage = _C.boolean(so["include_usage"], "stream_options.include_usage")
     try:
         return ChatRequest.model_validate(req), include_usage
     except ValidationError as e:

@@ -4,7 +4,9 @@ Writes never touch the event loop: `record()` appends a tuple to a deque and a
 writer thread inserts the rows in batches (one transaction, a few multi-row
 INSERTs per batch). `close()` drains the deque, so a graceful shutdown loses
 nothing. Money is stored as exact
-decimal text and summed with `Decimal`, never as floats.
+decimal text and summed with `Decimal`, never as floats. Text columns are cut to
+a fixed length when written (`CLIP`: a requested model name keeps 256 characters,
+an error 1,024), so no client string can grow the file by more than that.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from router._sqlite import enable_wal
 
-__all__ = ["SpendLog", "SpendRow", "summarize", "COLUMNS", "period_start", "parse_since"]
+__all__ = ["SpendLog", "SpendRow", "summarize", "COLUMNS", "CLIP", "period_start", "parse_since"]
 
 COLUMNS = (
     "ts", "day", "key_id", "endpoint", "requested_model", "model", "provider", "input_tokens", "output_tokens",
@@ -29,6 +31,10 @@ COLUMNS = (
     "fallback_chain", "status", "error", "stream",
 )
 SpendRow = tuple  # values in COLUMNS order
+# longest text kept per column (the rest is replaced by "…"); numbers and money are never cut
+CLIP = {"key_id": 128, "endpoint": 32, "requested_model": 256, "model": 256, "provider": 64, "route_reason": 512,
+        "fallback_chain": 2048, "error": 1024}
+_CLIP = tuple((COLUMNS.index(c), n) for c, n in CLIP.items())
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spend (
@@ -45,6 +51,17 @@ _INSERT_HEAD = f"INSERT INTO spend ({', '.join(COLUMNS)}) VALUES "
 _ROW = "(" + ",".join("?" * len(COLUMNS)) + ")"
 _CHUNKS = (128, 32, 8, 1)  # 128 rows x 19 columns stays far under SQLite's bound-variable limit
 _SQL: dict[int, str] = {}
+
+
+def _clip(row: SpendRow) -> Any:
+    out = None
+    for i, n in _CLIP:
+        v = row[i]
+        if v.__class__ is str and len(v) > n:
+            if out is None:
+                out = list(row)
+            out[i] = v[:n - 1] + "…"
+    return row if out is None else out
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -67,21 +84,31 @@ def period_start(period: str, now: float | None = None) -> float:
     return d.timestamp()
 
 
+_MAX_SINCE_S = 36_600 * 86400  # ~100 years: a relative --since beyond it is a typo
+
+
 def parse_since(value: str | None, now: float | None = None) -> float | None:
     """`2026-11-01`, an ISO datetime, or a relative `7d` / `12h` / `30m` -> unix time (UTC)."""
     if not value:
         return None
     v = value.strip()
     units = {"d": 86400, "h": 3600, "m": 60}
-    if v[-1:] in units and v[:-1].isdigit():
-        return (time.time() if now is None else now) - int(v[:-1]) * units[v[-1]]
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    if v[-1:] in units and v[:-1].isdigit() and v.isascii():
+        n = int(v[:-1]) if len(v) <= 12 else _MAX_SINCE_S
+        if n * units[v[-1]] > _MAX_SINCE_S:
+            raise ValueError(f"--since {shown!r} is too far back (at most {_MAX_SINCE_S // 86400}d)")
+        return (time.time() if now is None else now) - n * units[v[-1]]
     try:
         d = datetime.fromisoformat(v)
     except ValueError:
-        raise ValueError(f"cannot read --since {value!r}: use YYYY-MM-DD, an ISO datetime, or 7d/12h/30m") from None
+        raise ValueError(f"cannot read --since {shown!r}: use YYYY-MM-DD, an ISO datetime, or 7d/12h/30m") from None
     if d.tzinfo is None:
         d = d.replace(tzinfo=timezone.utc)
-    return d.timestamp()
+    try:
+        return d.timestamp()
+    except (OverflowError, ValueError):
+        raise ValueError(f"--since {shown!r} is out of range") from None
 
 
 class SpendLog:
@@ -134,7 +161,7 @@ class SpendLog:
         sql = _SQL.get(len(rows))
         if sql is None:
             sql = _SQL[len(rows)] = _INSERT_HEAD + ",".join([_ROW] * len(rows))
-        self._con.execute(sql, [v for r in rows for v in r])
+        self._con.execute(sql, [v for r in rows for v in _clip(r)])
 
     def _run(self) -> None:
         while not self._stop:

@@ -318,3 +318,14 @@ async def test_thought_signatures_round_trip_and_sentinel_for_foreign_history() 
     assert contents[1]["parts"][0]["thoughtSignature"].startswith("EqUCCqICAb4+9vsh8Pd5")  # the real one, echoed
     assert contents[3]["parts"][0]["thoughtSignature"] == "skip_thought_signature_validator"  # none known
     assert "thoughtSignature" not in json.dumps(build_body(req(messages=history)))  # Gemini 2.x: untouched
+
+
+@respx.mock
+async def test_malformed_function_call_finish_is_an_error_of_the_models_output() -> None:
+    body = {"candidates": [{"content": {"role": "model", "parts": [{"text": "calling"}]},
+                            "finishReason": "MALFORMED_FUNCTION_CALL", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": 3, "totalTokenCount": 12}}
+    respx.post(URL).mock(return_value=httpx.Response(200, json=body))
+    r = await provider().complete(req())
+    assert r.finish_reason == "error"  # never presented as a complete answer
+    assert r.provider_details["finish_reason"] == "MALFORMED_FUNCTION_CALL" and r.provider_details["model_error"]

@@ -105,3 +105,29 @@ async def test_stream_retries_only_before_first_event():
         async for ev in p.stream(factory):
             got.append(ev.text)
     assert got == ["a"] and len(n) == 2 and sl == [0.5]
+
+
+async def test_a_probe_is_one_attempt_run_and_stream():
+    from router.health import set_single_attempt
+
+    p, sl = policy()
+    f, calls = flaky([Unavailable("x")])
+    set_single_attempt(True)
+    with pytest.raises(Unavailable):
+        await p.run(f)
+    assert len(calls) == 1 and sl == []
+    f, calls = flaky([Unavailable("x")])
+    assert await p.run(f) == "ok" and len(calls) == 2  # the flag is used up by one call
+
+    made = []
+
+    async def failing():
+        made.append(1)
+        raise Unavailable("x")
+        yield  # pragma: no cover
+
+    set_single_attempt(True)
+    with pytest.raises(Unavailable):
+        async for _ in p.stream(failing):
+            pass
+    assert len(made) == 1

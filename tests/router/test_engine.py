@@ -104,9 +104,14 @@ def test_context_window_counts_expected_or_max_output():
     assert not p.steps and "context window 8000 < 8100" in reason(p, "x:small").reason
     p = choose(feats(inp=7000, out=100, max_output_tokens=2000), [small], view(), {}, Policy(), NOW)
     assert not p.steps
+    # a max_tokens above the model's max output is clamped to it (not a reason to drop the model):
+    # the context check and the estimate use the clamped value
     capped = card("x:capped", max_output=1000)
     p = choose(feats(max_output_tokens=4000), [capped], view(), {}, Policy(), NOW)
-    assert "max output 1000" in reason(p, "x:capped").reason
+    assert ids(p) == ["x:capped"]
+    small_capped = card("x:small-capped", ctx=8000, max_output=500)
+    p = choose(feats(inp=7000, out=100, max_output_tokens=2**31 - 1), [small_capped], view(), {}, Policy(), NOW)
+    assert ids(p) == ["x:small-capped"]
 
 
 def test_allow_and_deny_lists():

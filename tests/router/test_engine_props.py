@@ -99,3 +99,38 @@ def test_plan_respects_capabilities_pools_budgets_and_is_order_independent(sc, r
         assert [s.deployment for s in p2.steps] == [s.deployment for s in plan.steps]
         assert sorted((r.model_id, r.kept, r.reason) for r in p2.reasons) == sorted(
             (r.model_id, r.kept, r.reason) for r in plan.reasons)
+
+
+# ---------------------------------------------------------------- expected cost is never negative
+
+from router.catalog import load_catalog  # noqa: E402
+from router.tasks import extract_features  # noqa: E402
+from router.types import MAX_TOKENS_LIMIT, ChatRequest, Message  # noqa: E402
+
+_CATALOG = load_catalog().all()
+_PREPARED = prepare(_CATALOG)
+
+
+@settings(max_examples=120, deadline=None, derandomize=True)
+@given(text=st.text(max_size=400), max_tokens=st.one_of(st.none(), st.integers(1, MAX_TOKENS_LIMIT)),
+       task=st.sampled_from([None, "code", "math", "translation", "chat", "creative"]),
+       policy=st.sampled_from(["free-first", "cheapest", "best", "balanced", "cascade"]))
+def test_expected_costs_never_negative_and_max_tokens_is_clamped_not_dropped(text, max_tokens, task, policy):
+    req = ChatRequest(messages=[Message(role="user", content=text or "hi")], max_tokens=max_tokens,
+                      metadata={"task": task} if task else {})
+    f = extract_features(req)
+    assert f.input_tokens >= 0 and f.expected_output_tokens >= 0
+    plan = choose(f, _PREPARED, view(), {}, Policy(policy, max_attempts=50), NOW)
+    assert plan.steps  # a huge max_tokens never leaves the request without a route
+    for r in plan.reasons:
+        assert r.expected_cost_usd is None or r.expected_cost_usd >= 0, r
+        assert "max output" not in r.reason
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(inp=st.integers(-10**9, 10**6), out=st.integers(-10**9, 10**6))
+def test_estimator_never_prices_negative_counts(inp, out):
+    """Features from a custom estimator with negative counts still price at >= 0."""
+    plan = choose(feats(inp=inp, out=out), _PREPARED, view(), {}, Policy("cheapest", max_attempts=50), NOW)
+    assert all(s.expected_cost_usd >= 0 for s in plan.steps)
+    assert all(r.expected_cost_usd is None or r.expected_cost_usd >= 0 for r in plan.reasons)

@@ -184,3 +184,18 @@ def test_flat_price_bills_are_additive_and_exact(a: int, b: int, c: int, d: int,
     assert cost(u1 + u2, p).native == cost(u1, p).native + cost(u2, p).native
     assert cost(u1, p).usd == cost(u1, p).native * DEFAULT_FX.rate("CNY")
     assert cost(u1, p).native >= 0
+
+
+def test_tiers_and_time_discounts_refuse_negative_prices() -> None:
+    """A negative price or multiplier would make an expected cost negative (fits every cap)."""
+    import pytest
+    from pydantic import ValidationError
+
+    from router.pricing import PriceTier, TimeDiscount
+
+    with pytest.raises(ValidationError, match="multiplier must be >= 0"):
+        TimeDiscount(start="00:00", end="08:00", multiplier=-1)
+    with pytest.raises(ValidationError, match="output must be >= 0"):
+        TimeDiscount(start="00:00", end="08:00", output="-0.5")
+    with pytest.raises(ValidationError, match="input must be >= 0"):
+        PriceTier(above_input_tokens=200_000, input=-1)

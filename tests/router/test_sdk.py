@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from providers.fake import FakeProvider, reply
+from providers.fake import FakeProvider, Script, reply
 from router import Router
 from router.catalog import Catalog
 from router.errors import BudgetExceeded, NoRouteAvailable, RateLimited, UnknownModel
@@ -235,3 +235,42 @@ async def test_end_to_end_over_real_adapters_one_retry_layer(tmp_path, monkeypat
     assert view.blocked("openai:gpt-5-nano", NOW) is not None  # cooling down for the Retry-After
     await router.aclose()
     await client.aclose()
+
+
+async def test_padded_model_names_do_not_grow_memory():
+    import gc
+    import tracemalloc
+
+    router, provs = make()
+    await router.achat("hi", model="pa:a")  # warm the caches
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.take_snapshot()
+    for i in range(600):
+        pad = "pa:a" + " " * (1_000_000 + i)  # resolves to pa:a; 600 distinct ~1 MB strings
+        out = await router.achat("hi", model=pad)
+        assert out.route.model_id == "pa:a"
+        with pytest.raises(NoRouteAvailable):  # a padded region is not "us" (and is never memoised)
+            await router.achat("hi", metadata={"region": "us" + " " * (100_000 + i)})
+        del pad, out
+    gc.collect()
+    grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(base, "filename"))
+    tracemalloc.stop()
+    assert grown < 2_000_000, grown  # not 600 MB
+    assert len(router._policies) <= 2 and len(router._pinned) == 1 and len(router._resolved) <= 2
+    await router.aclose()
+
+
+async def test_a_truncated_answer_is_never_returned_as_complete():
+    from router.types import FinishEvent, TextDelta
+
+    cut = Script(events=[TextDelta(text="twenty of sixty words"), FinishEvent(finish_reason="error")])
+    router, provs = make(providers={"pa": FakeProvider(name="pa", scripts=[cut]),
+                                    "pb": FakeProvider(name="pb", scripts=[reply("whole")])})
+    out = await router.achat("hi")
+    assert out.response.text == "whole" and out.route.model_id == "pb:b"
+    assert [a.error_type for a in out.route.attempts] == ["TruncatedResponse", None]
+    with pytest.raises(NoRouteAvailable) as ei:  # pinned: nothing to fall back to -> raise, never the cut answer
+        await router.achat("hi", model="pa:a")
+    assert ei.value.last_error.__class__.__name__ == "TruncatedResponse"
+    await router.aclose()

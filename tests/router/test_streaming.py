@@ -56,7 +56,7 @@ async def test_error_finish_before_any_content_falls_back():
     router, provs, _ = make(Script(events=[UsageEvent(usage=Usage(input_tokens=7)), FinishEvent(finish_reason="error")]))
     s = await router.astream("hi")
     assert s.route.model_id == "pb:b" and await drain(s) == "from b"
-    assert [a.error_type for a in s.route.attempts] == ["Unavailable", None]
+    assert [a.error_type for a in s.route.attempts] == ["TruncatedResponse", None]
 
 
 async def test_error_finish_after_content_raises_when_nothing_can_finish_it():
@@ -70,7 +70,7 @@ async def test_error_finish_after_content_raises_when_nothing_can_finish_it():
     assert "".join(got) == "".join(WORDS[:20])
     assert s.response is not None and s.response.finish_reason != "stop"  # never a complete answer
     a = s.route.attempts
-    assert [x.error_type for x in a] == ["Unavailable", "NoPrefill"] and provs["pb"].calls == []
+    assert [x.error_type for x in a] == ["TruncatedResponse", "NoPrefill"] and provs["pb"].calls == []
     assert a[0].usage.output_tokens == delivered_tokens("".join(WORDS[:20])) > 0
     assert s.route.cost_usd > 0 and await spent(ledger) == s.route.cost_usd
 

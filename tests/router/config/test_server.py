@@ -42,8 +42,8 @@ def test_full_server_section_builds_settings(tmp_path):
     lim = s.limits
     assert (lim.max_header_bytes, lim.header_timeout_s, lim.max_connections, lim.max_json_depth) == (8192, 2.5, 100, 32)
     assert (lim.body_timeout_s, lim.keepalive_timeout_s, lim.stream_write_timeout_s) == (30, 5, 30)
-    assert (lim.max_model_name_chars, lim.max_auth_failures_per_minute) == (256, 20)
-    assert s.virtual_models and lim.connection_limit() == 100
+    assert lim.max_auth_failures_per_minute == 20
+    assert s.virtual_models and lim.max_connections == 100
 
 
 def test_defaults(monkeypatch, tmp_path):
@@ -52,7 +52,7 @@ def test_defaults(monkeypatch, tmp_path):
     assert (s.host, s.port, s.max_body_bytes, s.budget_period) == ("127.0.0.1", 4000, 4 * 1024 * 1024, "month")
     assert s.spend_db_path() == tmp_path / "spend.sqlite" and s.keys.open_access
     assert s.limits == ServerLimits() and s.limits.max_connections is None
-    assert 8 <= s.limits.connection_limit() <= 1_000_000  # from the open-file limit
+    assert s.limits.max_connections is None  # derived from the open-file limit when served
 
 
 @pytest.mark.parametrize("spend_db", [False, None, "off", "none"])

@@ -81,3 +81,42 @@ async def test_metrics_and_no_upstream_key_anywhere(spend_path: Any) -> None:
     dump = "\n".join(str(r) for r in sqlite3.connect(spend_path).execute("SELECT * FROM spend"))
     assert secret not in dump and "sk-proj-abcdefgh12345678" not in dump and "upstream_auth" not in dump
     await app.aclose()
+
+
+async def test_spend_since_out_of_range_is_a_400(client: Any) -> None:
+    for since in ("9" * 400 + "d", "99999999999h", "0001-01-01T00:00:00+14:00x", "²d"):
+        r = await client.get("/v1/spend", params={"since": since})
+        assert r.status_code == 400, (since, r.text)
+        assert r.json()["error"]["param"] == "since" and len(r.json()["error"]["message"]) < 200
+
+
+async def test_client_strings_are_cut_before_they_reach_the_log(client: Any, app: Any, spend_path: Any) -> None:
+    """60 requests naming a 400 kB model (name and error stored in full: ~48 MB) add a few KiB."""
+    huge = "openai:gpt-4o-mini" + " " * 400_000
+    for i in range(60):
+        r = await client.post("/v1/chat/completions", json={**OK, "model": huge if i % 2 else "nope:" + "x" * 400_000})
+        assert r.status_code < 500
+    app.spend.flush()
+    con = sqlite3.connect(spend_path)
+    n, longest, longest_error = con.execute(
+        "SELECT count(*), max(length(requested_model)), max(length(error)) FROM spend").fetchone()
+    assert n == 60 and (longest or 0) <= 256 and longest_error <= 1024  # the edge refuses names > 256 chars
+    size = sum(p.stat().st_size for p in spend_path.parent.glob(spend_path.name + "*"))
+    assert size < 2 << 20
+
+
+def test_the_writer_cuts_every_text_column(tmp_path: Any) -> None:
+    from router.server.spendlog import CLIP, COLUMNS, SpendLog
+
+    log = SpendLog(tmp_path / "s.sqlite")
+    row = []
+    for name in COLUMNS:
+        row.append("x" * 1_000_000 if name in CLIP else ("2026-12-06" if name == "day" else "0" if name == "cost_usd" else 0))
+    log.record(tuple(row))
+    log.flush()
+    con = sqlite3.connect(tmp_path / "s.sqlite")
+    assert con.execute("SELECT count(*) FROM spend").fetchone() == (1,)
+    for name, limit in CLIP.items():
+        (n,) = con.execute(f"SELECT max(length({name})) FROM spend").fetchone()
+        assert n is None or n <= limit, name
+    log.close()
