@@ -1,8 +1,8 @@
 """The fault matrix in SDK mode: `router.Router.from_config(...)` against the fault
 upstream (tests/support/fault_upstream.py), each scenario non-stream (`achat`) and
 stream (`astream`). The expected conduct of each scenario is in
-tests/support/fault_cases.py (`SCENARIOS`, `check`); cases that fail on today's code
-are strict xfails naming the defect, so a fix shows up as XPASS.
+tests/support/fault_cases.py (`SCENARIOS`, `check`). A case that regresses names the
+scenario, the conduct it broke and the outcome it saw.
 """
 
 from __future__ import annotations
@@ -36,16 +36,6 @@ from tests.support.fault_cases import (
 )
 from tests.support.fault_upstream import FaultUpstream
 
-TRUNCATED_FINISH = ("a truncated finish (insufficient_system_resource, error) is reported as a finish, not raised "
-                    "or fallen back")
-SLOW_RECOVERY = "the breaker keeps a healed model out for its whole cool-off (30 s), no background probe"
-
-# Cases that fail on today's code, with the defect (strict: a fix turns them into XPASS, then drop the entry).
-XFAIL: dict[tuple[str, bool], str] = {
-    ("insufficient", False): TRUNCATED_FINISH,
-    ("finish-error", False): TRUNCATED_FINISH,
-}
-
 SLOW = ("silent", "stall")  # they wait out LIMIT_S by design
 
 
@@ -53,10 +43,7 @@ def _cases() -> list[Any]:
     out = []
     for name in SCENARIOS:
         for stream in (False, True):
-            why = XFAIL.get((name, stream))
-            marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
-            if name in SLOW:
-                marks.append(pytest.mark.slow)
+            marks = [pytest.mark.slow] if name in SLOW else []
             out.append(pytest.param(name, stream, marks=marks, id=f"{name}-{'stream' if stream else 'json'}"))
     return out
 
@@ -164,7 +151,6 @@ async def test_bill_only_the_attempt_that_answered(stream: bool, upstream: Fault
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=SLOW_RECOVERY)
 async def test_flapping_model_recovers_within_seconds_of_healing(upstream: FaultUpstream, tmp_path: Path) -> None:
     """503s for TIMING.flap_s: every request (stream and non-stream in turn) is answered
     (by the spare while it flaps); the model answers again within RECOVER_S of healing."""

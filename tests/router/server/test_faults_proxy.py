@@ -5,8 +5,7 @@ called with the official `openai` SDK; each scenario non-stream and stream again
 the fault upstream (tests/support/fault_upstream.py).
 
 The expected conduct of each scenario is in tests/support/fault_cases.py
-(`SCENARIOS`, `check`); what is billed is read from the spend log. Cases that fail on
-today's code are strict xfails naming the defect, so a fix shows up as XPASS.
+(`SCENARIOS`, `check`); what is billed is read from the spend log.
 """
 
 from __future__ import annotations
@@ -44,17 +43,6 @@ from tests.support.fault_cases import (
 )
 from tests.support.fault_upstream import FaultUpstream
 
-TRUNCATED_AS_STOP = ("a truncated finish (insufficient_system_resource, error) is returned as a clean 200 "
-                     "'stop' instead of falling back")
-BARE_MODEL_ON_ERROR = "on errors x-quotaroute-model and the spend row carry the bare vendor id (fb-filter-400)"
-SLOW_RECOVERY = "the breaker keeps a healed model out for its whole cool-off (30 s), no background probe"
-
-# Cases that fail on today's code, with the defect (strict: a fix turns them into XPASS, then drop the entry).
-XFAIL: dict[tuple[str, bool], str] = {
-    ("insufficient", False): TRUNCATED_AS_STOP,
-    ("finish-error", False): TRUNCATED_AS_STOP,
-}
-
 SLOW = ("silent", "stall")  # they wait out LIMIT_S by design
 
 
@@ -62,10 +50,7 @@ def _cases() -> list[Any]:
     out = []
     for name in SCENARIOS:
         for stream in (False, True):
-            why = XFAIL.get((name, stream))
-            marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
-            if name in SLOW:
-                marks.append(pytest.mark.slow)
+            marks = [pytest.mark.slow] if name in SLOW else []
             out.append(pytest.param(name, stream, marks=marks, id=f"{name}-{'stream' if stream else 'json'}"))
     return out
 
@@ -195,7 +180,6 @@ async def test_bill_only_the_attempt_that_answered(stream: bool, upstream: Fault
         assert (Decimal(b["spent_usd"]), Decimal(b["reserved_usd"])) == (SPARE, Decimal(0)), b
 
 
-@pytest.mark.xfail(strict=True, reason=BARE_MODEL_ON_ERROR)
 async def test_error_names_the_routed_model(upstream: FaultUpstream, tmp_path: Path) -> None:
     """A vendor error (400 content_filter, no fallback) names the routed model id, as a
     success does: header and spend row say `wall:fb-filter-400`."""
@@ -207,7 +191,6 @@ async def test_error_names_the_routed_model(upstream: FaultUpstream, tmp_path: P
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=SLOW_RECOVERY)
 async def test_flapping_model_recovers_within_seconds_of_healing(upstream: FaultUpstream, tmp_path: Path) -> None:
     """503s for TIMING.flap_s: every request (stream and non-stream in turn) is answered
     (by the spare while it flaps); the model answers again within RECOVER_S of healing."""
