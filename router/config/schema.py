@@ -291,8 +291,7 @@ class ServerLimits(_M):
     max_connections: StrictInt | None = Field(None, ge=1, le=1_000_000)  # None: router.server.limits.default_max_connections()
     stream_write_timeout_s: float = Field(30.0, gt=0, le=3600)
     max_json_depth: StrictInt = Field(64, ge=1, le=1000)
-    max_model_name_chars: StrictInt = Field(256, ge=1, le=65536)
-    max_auth_failures_per_minute: StrictInt = Field(20, ge=1, le=1_000_000)
+    max_auth_failures_per_minute: StrictInt = Field(20, ge=0, le=1_000_000)  # 0 = no limit (e.g. behind a reverse proxy)
 
 
 class ServerCfg(_M):

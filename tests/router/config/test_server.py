@@ -42,7 +42,7 @@ def test_full_server_section_builds_settings(tmp_path):
     lim = s.limits
     assert (lim.max_header_bytes, lim.header_timeout_s, lim.max_connections, lim.max_json_depth) == (8192, 2.5, 100, 32)
     assert (lim.body_timeout_s, lim.keepalive_timeout_s, lim.stream_write_timeout_s) == (30, 5, 30)
-    assert (lim.max_model_name_chars, lim.max_auth_failures_per_minute) == (256, 20)
+    assert lim.max_auth_failures_per_minute == 20
     assert s.virtual_models and lim.max_connections == 100
 
 
