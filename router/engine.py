@@ -6,7 +6,12 @@ circuits and bad keys, budgets, cost cap, price known), then scores and orders
 the survivors by the policy (see `router.policies`), with a reason for every
 candidate. Per-card data (capabilities, per-token USD rates) is computed once
 and cached, so a call costs a few microseconds per candidate.
-The filter helpers live in `router.filters`; ordering and the summary are here.
+
+`choose()` reads as its steps: `_match_rule` (the first matching rule adjusts the
+policy), `_static_filters` (memoised per request kind), `_admit` (the per-request
+filters, pricing each survivor as a `router.plan.Candidate`), `_rank` (the policy's
+order, quality floors) and `_plan` (the steps and the summary). The filter helpers
+live in `router.filters`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from router.cards import Candidates, CardInfo, card_info, globs, prepare
 from router.filters import (
     NO_KEYS,
     budget_headroom,
-    hhmmss,
     no_health,
     resolve_pinned,
     specific_budget,
