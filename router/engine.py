@@ -50,6 +50,7 @@ _FLOORED = frozenset({"free-first", "cheapest", "balanced", "cascade"})
 _MODES = {"free-first": 0, "cheapest": 1, "cascade": 1, "balanced": 2, "best": 3, "pinned": 3}
 _RANK_KEY = attrgetter("rank_key")
 _new = object.__new__
+_Budgets = tuple[Decimal | None, str, dict[str, list[Any]], dict[str, list[Any]]]
 _Static = tuple[list[tuple[CardInfo, float]], list[tuple[Any, ...]], list[Candidate]]
 
 
@@ -159,7 +160,9 @@ def _admit(survivors: list[tuple[CardInfo, float]], features: Features, policy: 
     din, dout, dthink = Decimal(in_tok), Decimal(out_tok), Decimal(think_tok)
     cap = policy.max_cost_usd
     common_h, common_id, by_model, by_provider = budget_headroom(ledger, features, scope)
-    has_specific = bool(by_model or by_provider)
+    # (None: no hard budget applies, nothing to check per candidate)
+    budgets = (common_h, common_id, by_model, by_provider) if common_h is not None or by_model or by_provider \
+        else None
     model_pools, pool_globs = ledger.model_pools, getattr(ledger, "pool_globs", None)
     free_only = policy.free_only
     has_health = bool(health)
@@ -204,14 +207,12 @@ def _admit(survivors: list[tuple[CardInfo, float]], features: Features, policy: 
         if cap is not None and cost > cap:
             reasons.append((mid, "expected cost $%s > cap $%s", (_fmt(cost), cap), cost))
             continue
-        over = (common_h, common_id) if common_h is not None and common_h < cost else None
-        if over is None and has_specific:
-            sb = specific_budget(mid, info.provider, by_model, by_provider)
-            if sb is not None and sb[0] < cost:
-                over = sb
-        if over is not None:
-            reasons.append((mid, "budget %s headroom $%s < expected $%s", (over[1], _fmt(over[0]), _fmt(cost)), cost))
-            continue
+        if budgets is not None:
+            over = _over_budget(cost, mid, info.provider, budgets)
+            if over is not None:
+                reasons.append((mid, "budget %s headroom $%s < expected $%s", (over[1], _fmt(over[0]), _fmt(cost)),
+                                cost))
+                continue
         if keys is None and not has_health:  # the common case, inline: one deployment, nothing known
             deps: Sequence[str | None] = NO_KEYS
             lat = 0.0
@@ -235,6 +236,19 @@ def _admit(survivors: list[tuple[CardInfo, float]], features: Features, policy: 
             info, cost, free, pool_id, q, deps, lat, rank_key
         kept.append(k)
     return kept
+
+
+def _over_budget(cost: Decimal, mid: str, provider: str, budgets: _Budgets) -> tuple[Decimal, str] | None:
+    """(headroom, budget id) of the hard budget the expected cost does not fit, else None:
+    the budgets every candidate shares first, then those of this model or provider."""
+    common_h, common_id, by_model, by_provider = budgets
+    if common_h is not None and common_h < cost:
+        return common_h, common_id
+    if by_model or by_provider:
+        sb = specific_budget(mid, provider, by_model, by_provider)
+        if sb is not None and sb[0] < cost:
+            return sb
+    return None
 
 
 def _pools(pids: Sequence[str], pools: Mapping[str, Any], now: datetime, need: int) -> tuple[Any, bool, str | None]:
@@ -305,14 +319,13 @@ def _rank(kept: list[Candidate], below: list[Candidate], policy: Policy, task: s
         full_floor = policy.floor(task)
         if qbest is not None and margin is not None:
             full_floor = max(full_floor, qbest - margin)
-        rest = [c for c in kept if c is not first]
         late += [(c, "quality %.2f < floor %.2f to escalate to", (c.quality, full_floor))
-                 for c in rest if c.quality < full_floor]
+                 for c in kept if c.quality < full_floor and c is not first]
         # escalation: best quality first, then cheapest, fastest, by id (the index keeps it total)
-        esc = [(-c.quality, c.cost, c.latency_ms, c.info.id, i) for i, c in enumerate(rest)
-               if c.quality >= full_floor]
+        esc = [(-c.quality, c.cost, c.latency_ms, c.info.id, i) for i, c in enumerate(kept)
+               if c.quality >= full_floor and c is not first]
         esc.sort()
-        kept = [first] + [rest[e[4]] for e in esc]
+        kept = [first] + [kept[e[4]] for e in esc]
     elif len(kept) > 1:
         kept.sort(key=_RANK_KEY)
     return kept, late, floor
