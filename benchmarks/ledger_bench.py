@@ -145,7 +145,7 @@ OVERSPEND_SPEC = {"quotas": [{"id": "p", "provider": "w", "limits": [{"per": "da
 
 async def _worker(url: str, prefix: str, n: int) -> None:
     from router.errors import BudgetExceeded
-    from router.quota.ledger import PoolUnavailable
+    from router.errors import PoolUnavailable
     from router.types import Usage
 
     L = _ledger(url, prefix, OVERSPEND_SPEC)

@@ -150,7 +150,7 @@ class DirectBackend:
                 if e.billed_usage is not None:
                     e.bench_cost_usd = price_cost(self._price(model_id), e.billed_usage, self.now())  # type: ignore[attr-defined]
                 raise
-        from router.quota.ledger import PoolUnavailable
+        from router.errors import PoolUnavailable
 
         tokens_in = request_tokens(req)
         out_max = req.max_tokens or 4096

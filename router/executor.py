@@ -34,6 +34,7 @@ from router.errors import (
     BudgetExceeded,
     ContextTooLong,
     NoRouteAvailable,
+    PoolUnavailable,
     ProviderError,
     QuotaExhausted,
     RateLimited,
@@ -218,9 +219,7 @@ class Executor:
             res = await self.reserve(step, plan, scope)
         except BudgetExceeded as e:
             walk.budget_error = skipped = e
-        except Exception as e:  # PoolUnavailable: the pool emptied since the plan was made
-            if type(e).__name__ != "PoolUnavailable":
-                raise
+        except PoolUnavailable as e:  # the pool emptied since the plan was made
             skipped = e
         else:
             # Claim the call on the health book (no await between this and `started()`): a
@@ -279,7 +278,7 @@ class Executor:
             walk.min_ctx = max(walk.min_ctx, step.card.context_window)
             return True
         if not e.fallback:
-            e.route = self.route_info(plan, None, walk.attempts)  # type: ignore[attr-defined]
+            e.route = self.route_info(plan, None, walk.attempts)
             return False
         return True
 
@@ -304,7 +303,7 @@ class Executor:
         if isinstance(err, UnencodableRequest):
             walk.last_error = err
             if plan is not None:
-                err.route = self.route_info(plan, None, walk.attempts)  # type: ignore[attr-defined]
+                err.route = self.route_info(plan, None, walk.attempts)
             raise err from e
 
     def exhausted(self, plan: RoutePlan, walk: Walk) -> Exception:
@@ -313,11 +312,11 @@ class Executor:
         info = self.route_info(plan, None, walk.attempts)
         budget_error = walk.budget_error
         if budget_error is not None and all(a.error_type == "BudgetExceeded" for a in walk.attempts):
-            budget_error.route = info  # type: ignore[attr-defined]
-            budget_error.attempts = walk.attempts  # type: ignore[attr-defined]
+            budget_error.route = info
+            budget_error.attempts = walk.attempts
             return budget_error
         err = _no_route(plan, walk.attempts, walk.last_error)
-        err.route = info  # type: ignore[attr-defined]
+        err.route = info
         return err
 
     # ------------------------------------------------------------------ complete
@@ -437,8 +436,7 @@ def _no_route(plan: RoutePlan, attempts: list[Attempt], last: BaseException | No
     else:
         tried = ", ".join(f"{a.model_id}: {a.error_type}" for a in attempts) or "nothing could be tried"
         msg = f"all {len(attempts)} attempts failed ({tried})"
-    err = NoRouteAvailable(msg, plan=plan, attempts=attempts)
-    err.last_error = last  # type: ignore[attr-defined]
+    err = NoRouteAvailable(msg, plan=plan, attempts=attempts, last_error=last)
     if last is not None:
         err.__cause__ = last
     return err

@@ -20,11 +20,10 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from router.errors import BudgetExceeded
+from router.errors import BudgetExceeded, PoolUnavailable
 from router.quota.records import (
     FAR,
     NANO,
-    PoolUnavailable,
     Reservation,
     Settlement,
     _Budget,
@@ -38,7 +37,7 @@ from router.quota.store import Adjust, Check, Store
 from router.quota.windows import Window, from_ts, to_ts
 from router.types import RateLimitSnapshot, Usage
 
-__all__ = ["Ledger", "Reservation", "Settlement", "PoolUnavailable", "to_nano", "from_nano"]
+__all__ = ["Ledger", "Reservation", "Settlement", "to_nano", "from_nano"]
 
 log = logging.getLogger("quotaroute.ledger")
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from router.errors import redact
+from router.errors import ClientGone, redact
 from router.server import anthropic_wire as aw
 from router.server import openai_wire as ow
 from router.server.keygate import request_scope
@@ -31,10 +31,6 @@ __all__ = ["chat_completions", "messages", "list_models", "get_model", "healthz"
 _JSON = (b"content-type", b"application/json")
 _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
         (b"x-accel-buffering", b"no")]
-
-
-class ClientGone(Exception):
-    pass
 
 
 async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:

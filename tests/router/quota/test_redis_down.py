@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from router.quota.ledger import Ledger, PoolUnavailable
+from router.errors import PoolUnavailable
+from router.quota.ledger import Ledger
 from router.quota.redis_store import RedisStore
 from router.quota.spec import load_quota_config
 from router.quota.store import LedgerUnavailable
