@@ -210,6 +210,22 @@ class Router:
     def candidates(self) -> tuple[Any, ...]:
         return tuple(self._cands)
 
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        """The catalog ids this router may route to."""
+        return self._model_ids
+
+    @property
+    def policy_name(self) -> str:
+        return self.policy.name
+
+    async def quota_view(self, now: datetime | None = None) -> LedgerView | None:
+        """The ledger's view of this router's models at `now` (default: the router's clock):
+        free pools left, cool-downs, budgets. Read fresh, not the routing cache."""
+        if self.ledger is None:
+            return None
+        return await self.ledger.view(now if now is not None else self.clock(), self._model_ids)
+
     # ------------------------------------------------------------------ planning
     def _request(self, request: Any, model: str | None, kw: Mapping[str, Any]) -> ChatRequest:
         if isinstance(request, ChatRequest):
