@@ -8,6 +8,9 @@
 Async first; `chat()`, `stream()` and `explain()` are thin sync wrappers that run
 the coroutine on one private event-loop thread (so upstream connection pools stay
 bound to one loop across calls).
+
+One proxy request, read downward: server/app.py -> server/handlers.py -> server/<wire> -> sdk.py
+(features, `engine.choose()` -> RoutePlan; pure, read aside) -> next: executor.py.
 """
 
 from __future__ import annotations

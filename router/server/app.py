@@ -7,7 +7,7 @@ GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend. Every /v1 response
 carries the x-quotaroute-* headers (see docs/proxy.md). This module holds dispatch
 and the lifespan; who may call is `keygate.py`.
 
-One proxy request, read downward: app.py (socket -> handler) -> next: handlers.py.
+One proxy request, read downward: app.py (ASGI dispatch: socket -> handler) -> next: handlers.py.
 """
 
 from __future__ import annotations
