@@ -4,11 +4,12 @@ back up into the app.
 
     ProxyRouter   what the proxy needs of a router (`router.sdk.Router` is one)
     Handed        router + gate + settings + metrics + spend log + model list + load
+    Scope, Receive, Send   the ASGI callables, typed
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,7 +24,12 @@ if TYPE_CHECKING:
     from router.server.spendlog import SpendLog
     from router.types import ChatRequest, StreamEvent
 
-__all__ = ["ProxyRouter", "ProxyStream", "Handed", "Load"]
+__all__ = ["ProxyRouter", "ProxyStream", "Handed", "Load", "Scope", "Receive", "Send"]
+
+# ASGI, as the handlers use it
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class ProxyStream(Protocol):

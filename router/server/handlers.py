@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -23,16 +24,16 @@ from urllib.parse import parse_qs
 import orjson
 
 from router.errors import redact
+from router.result import Attempt, RouteInfo
 from router.server import anthropic_wire as aw
 from router.server import openai_wire as ow
 from router.server.auth import ProxyKey
-from router.server.context import Handed, ProxyRouter
-from router.server.keygate import request_scope
+from router.server.context import Handed, ProxyRouter, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, route_headers, send_failure
+from router.server.keygate import request_scope
 from router.server.settings import ServerSettings
 from router.server.spendlog import parse_since, summarize
 from router.server.validate import check_depth, json_depth_limit
-from router.result import Attempt, RouteInfo
 from router.types import ChatRequest, Usage
 
 __all__ = ["chat_completions", "messages", "list_models", "get_model", "healthz", "metrics", "quota", "spend"]
@@ -46,7 +47,7 @@ class ClientGone(Exception):
     pass
 
 
-async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     for k, v in scope["headers"]:
         if k == b"content-length":
             try:
@@ -72,7 +73,7 @@ async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
     return body
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
+def _header(scope: Scope, name: bytes) -> str | None:
     for k, v in scope["headers"]:
         if k == name:
             return v.decode("latin-1")
@@ -87,15 +88,15 @@ def _upstream_s(route: RouteInfo, elapsed: float) -> float:
     return min(max(s, 0.0), elapsed)
 
 
-async def chat_completions(h: Handed, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def chat_completions(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     await _chat(h, scope, receive, send, t0, anthropic=False)
 
 
-async def messages(h: Handed, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def messages(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     await _chat(h, scope, receive, send, t0, anthropic=True)
 
 
-async def _chat(h: Handed, scope: dict[str, Any], receive: Any, send: Any, t0: float, *, anthropic: bool) -> None:
+async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float, *, anthropic: bool) -> None:
     endpoint = "messages" if anthropic else "chat"
     key = req = route = None
     try:
@@ -150,9 +151,8 @@ def app_log(e: BaseException) -> None:
     logging.getLogger("quotaroute.server").warning("request failed: %s", redact(repr(e))[:500])
 
 
-async def _stream(h: Handed, send: Any, receive: Any, req: ChatRequest, sc: dict[str, Any], key: ProxyKey | None,
-                  t0: float,
-                  anthropic: bool, include_usage: bool) -> None:
+async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc: dict[str, Any],
+                  key: ProxyKey | None, t0: float, anthropic: bool, include_usage: bool) -> None:
     """Send a routed stream as SSE. A failure after the status line ends the stream with
     an explicit error event (never a clean finish); a client that goes away or stops
     reading for `limits.stream_write_timeout_s` cancels the upstream call. Either way
@@ -162,7 +162,7 @@ async def _stream(h: Handed, send: Any, receive: Any, req: ChatRequest, sc: dict
     t2 = time.perf_counter()
     route = rs.route
     model = route.model_id or req.model
-    enc: Any = aw.EventEncoder(model) if anthropic else ow.ChunkEncoder(model, include_usage)
+    enc: aw.EventEncoder | ow.ChunkEncoder = aw.EventEncoder(model) if anthropic else ow.ChunkEncoder(model, include_usage)
     overhead_ms = ((t2 - t0) - _upstream_s(route, t2 - t1)) * 1000
     headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd, route.reason, overhead_ms,
                                    h.settings.reason_header_max)
@@ -210,7 +210,7 @@ async def _stream(h: Handed, send: Any, receive: Any, req: ChatRequest, sc: dict
     p = asyncio.ensure_future(pump())
     w = asyncio.ensure_future(watch())
     period = min(write_timeout / 4, 1.0)
-    guard: Any = None
+    guard: asyncio.TimerHandle | None = None
 
     def check() -> None:  # one timer per stream, not one per chunk
         nonlocal status, error, guard
@@ -232,7 +232,8 @@ async def _stream(h: Handed, send: Any, receive: Any, req: ChatRequest, sc: dict
             if status != 499:
                 raise
     finally:
-        guard.cancel()
+        if guard is not None:
+            guard.cancel()
         w.cancel()
         try:
             await rs.aclose()
@@ -310,13 +311,13 @@ def _finish(h: Handed, key: ProxyKey | None, endpoint: str, req: ChatRequest | N
 
 # ---------------------------------------------------------------- other endpoints
 
-async def _send_json(send: Any, status: int, body: bytes, extra: list[Any] | None = None) -> None:
+async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     headers = [_JSON, (b"content-length", str(len(body)).encode())] + (extra or [])
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _guarded(send: Any, t0: float, coro: Any) -> None:
+async def _guarded(send: Send, t0: float, coro: Awaitable[None]) -> None:
     try:
         await coro
     except Exception as e:  # noqa: BLE001
@@ -362,7 +363,7 @@ def models_of(router: ProxyRouter, settings: ServerSettings) -> list[dict[str, A
     return out
 
 
-async def list_models(h: Handed, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def list_models(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     async def go() -> None:
         key = await h.gate.authenticate(scope)
         await h.gate.admit(key)  # every request of a key counts against its rpm
@@ -370,7 +371,7 @@ async def list_models(h: Handed, scope: dict[str, Any], receive: Any, send: Any,
     await _guarded(send, t0, go())
 
 
-async def get_model(h: Handed, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def get_model(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     async def go() -> None:
         key = await h.gate.authenticate(scope)
         await h.gate.admit(key)  # every request of a key counts against its rpm
@@ -385,7 +386,7 @@ async def get_model(h: Handed, scope: dict[str, Any], receive: Any, send: Any, t
     await _guarded(send, t0, go())
 
 
-async def healthz(h: Handed, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def healthz(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     closed = h.load.closed
     body: dict[str, Any] = {"status": "shutting_down" if closed else "ok", "in_flight": max(0, h.load.in_flight - 1)}
     hb = h.router.health
@@ -394,7 +395,7 @@ async def healthz(h: Handed, scope: dict[str, Any], receive: Any, send: Any, t0:
     await _send_json(send, 503 if closed else 200, orjson.dumps(body))
 
 
-async def metrics(h: Handed, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def metrics(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     try:
         view = await h.router.quota_view(_utcnow())
         if view is not None:
@@ -428,7 +429,7 @@ def _plain(o: Any) -> Any:
     return o
 
 
-async def quota(h: Handed, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def quota(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     async def go() -> None:
         await h.gate.authenticate(scope, admin=True)
         view = await h.router.quota_view(_utcnow())
@@ -439,7 +440,7 @@ async def quota(h: Handed, scope: dict[str, Any], receive: Any, send: Any, t0: f
     await _guarded(send, t0, go())
 
 
-async def spend(h: Handed, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def spend(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     async def go() -> None:
         key = await h.gate.authenticate(scope)
         await h.gate.admit(key)
