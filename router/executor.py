@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -53,13 +53,24 @@ from router.limits import calling
 from router.result import Attempt, RouteInfo, RoutedResponse
 from router.types import ChatRequest, ChatResponse, Usage
 
-__all__ = ["Executor", "Verifier", "Walk", "check_response", "estimate_usage", "truncated", "DEFAULT_COOLDOWN_S"]
+__all__ = ["Executor", "Called", "StepCall", "Verifier", "Walk", "check_response", "estimate_usage", "truncated",
+           "DEFAULT_COOLDOWN_S"]
 
 log = logging.getLogger("quotaroute.executor")
 DEFAULT_COOLDOWN_S = 20.0  # a 429 without Retry-After
 _ZERO = Decimal(0)
 
 StepCall = Callable[[Any, PlanStep], Awaitable[Any]]  # (provider, step) -> what the consumer reads
+
+
+class Called(NamedTuple):
+    """A step of the walk whose call returned: what `Executor.walk_plan` yields."""
+
+    index: int  # in plan.steps
+    step: PlanStep
+    reservation: Any  # the ledger's, to settle (None without a ledger)
+    result: Any  # what the StepCall returned (a ChatResponse; a stream's opening)
+    t0: float  # perf_counter when the call started
 
 
 class Walk:
@@ -306,10 +317,10 @@ class Executor:
 
     async def walk_plan(self, plan: RoutePlan, scope: Mapping[str, Any] | None, walk: Walk, call: StepCall, *,
                         start: int = 0, accept: Callable[[Any], str | None] | None = None
-                        ) -> AsyncIterator[tuple[int, PlanStep, Any, Any, float]]:
+                        ) -> AsyncIterator[Called]:
         """THE walk down a plan, shared by `run()` (complete) and `router.streaming` (stream):
-        yields `(index, step, reservation, result of call, start time)` for each step whose
-        call returned, in plan order from `start`; failed and skipped steps are recorded on
+        yields a `Called` (index, step, reservation, result of `call`, start time) for each
+        step whose call returned, in plan order from `start`; failed and skipped steps are recorded on
         `walk` and passed. The consumer returns on an answer it keeps, or reads on (a cut
         answer, a cascade check that failed). Use it under `contextlib.aclosing`."""
         while (nx := await self.next_step(plan, scope, walk, start, accept=accept)) is not None:
@@ -317,7 +328,7 @@ class Executor:
             start = i + 1
             got = await self.call_step(plan, step, provider, res, walk, call)
             if got is not None:
-                yield i, step, res, got[0], got[1]
+                yield Called(i, step, res, got[0], got[1])
 
     async def step_failed(self, plan: RoutePlan, step: PlanStep, res: Any, e: ProviderError, t0: float,
                           billed: Usage | None, walk: Walk) -> bool:

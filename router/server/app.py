@@ -19,7 +19,7 @@ from typing import Any
 
 from router.errors import redact
 from router.server import handlers
-from router.server.context import Handed, Load, ProxyRouter
+from router.server.context import Handed, Load, ModelList, ProxyRouter, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, send_failure
 from router.server.keygate import KeyGate
 from router.server.limits import Limits
@@ -51,7 +51,7 @@ class ProxyApp:
                             max_auth_failures_per_minute=Limits.of(self.settings).max_auth_failures_per_minute)
         self.load = Load()
         self.handed = Handed(router=router, gate=self.gate, settings=self.settings, metrics=self.metrics,
-                             spend=spendlog, models=handlers.ModelList(router, self.settings), load=self.load)
+                             spend=spendlog, models=ModelList(router, self.settings), load=self.load)
         self._routes = {
             (b"POST", "/v1/chat/completions"): handlers.chat_completions,
             (b"POST", "/chat/completions"): handlers.chat_completions,
@@ -73,7 +73,7 @@ class ProxyApp:
         return self.load.closed
 
     # ------------------------------------------------------------------ ASGI
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             t0 = time.perf_counter()
             path = scope["path"]
@@ -102,7 +102,7 @@ class ProxyApp:
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
-    async def _lifespan(self, receive: Any, send: Any) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             msg = await receive()
             if msg["type"] == "lifespan.startup":

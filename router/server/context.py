@@ -4,15 +4,21 @@ back up into the app.
 
     ProxyRouter   what the proxy needs of a router (`router.sdk.Router` is one)
     Handed        router + gate + settings + metrics + spend log + model list + load
+    ModelList     the /v1/models bodies, built once
     Scope, Receive, Send   the ASGI callables, typed
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+from router.errors import redact
 
 if TYPE_CHECKING:
     from router.health import HealthBook
@@ -24,7 +30,9 @@ if TYPE_CHECKING:
     from router.server.spendlog import SpendLog
     from router.types import ChatRequest, StreamEvent
 
-__all__ = ["ProxyRouter", "ProxyStream", "Handed", "Load", "Scope", "Receive", "Send"]
+__all__ = ["ProxyRouter", "ProxyStream", "Handed", "Load", "ModelList", "models_of", "Scope", "Receive", "Send"]
+
+log = logging.getLogger("quotaroute.server")
 
 # ASGI, as the handlers use it
 Scope = dict[str, Any]
@@ -72,6 +80,43 @@ class ProxyRouter(Protocol):
     async def aclose(self) -> None: ...
 
 
+class ModelList:
+    """The /v1/models bodies: the virtual models, then every catalog model (built once)."""
+
+    def __init__(self, router: ProxyRouter, settings: ServerSettings) -> None:
+        self._router, self._settings = router, settings
+        self._json: bytes | None = None
+        self._models: dict[str, dict[str, Any]] = {}
+
+    def json(self) -> bytes:
+        if self._json is None:
+            self._models = {m["id"]: m for m in models_of(self._router, self._settings)}
+            self._json = orjson.dumps({"object": "list", "data": list(self._models.values())})
+        return self._json
+
+    def one(self, model_id: str) -> bytes | None:
+        self.json()
+        m = self._models.get(model_id)
+        return orjson.dumps(m) if m is not None else None
+
+
+def models_of(router: ProxyRouter, settings: ServerSettings) -> list[dict[str, Any]]:
+    policy = router.policy_name
+    out: list[dict[str, Any]] = []
+    for v in settings.virtual_models:
+        desc = {"auto": f"the configured policy ({policy or 'default'})", "auto:cheap": "cheapest model that fits",
+                "auto:best": "best quality for the task", "auto:free": "free quota only"}.get(v, "virtual model")
+        out.append({"id": v, "object": "model", "created": 0, "owned_by": "quotaroute", "description": desc})
+    cards: list[Any] = []
+    try:
+        cards = list(router.catalog.all())
+    except Exception as e:  # noqa: BLE001 - a missing catalog still lists the virtual models
+        log.warning("model catalog unavailable: %s", redact(str(e)))
+    for c in cards:
+        out.append({"id": c.id, "object": "model", "created": 0, "owned_by": c.provider})
+    return out
+
+
 @dataclass(slots=True)
 class Load:
     """Requests in flight and whether the app is shutting down (kept by the app, read by /healthz)."""
@@ -89,5 +134,5 @@ class Handed:
     settings: ServerSettings
     metrics: Metrics
     spend: SpendLog | None
-    models: Any  # router.server.handlers.ModelList
+    models: ModelList
     load: Load = field(default_factory=Load)

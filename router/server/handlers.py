@@ -28,7 +28,7 @@ from router.result import Attempt, RouteInfo
 from router.server import anthropic_wire as aw
 from router.server import openai_wire as ow
 from router.server.auth import ProxyKey
-from router.server.context import Handed, ProxyRouter, Receive, Scope, Send
+from router.server.context import Handed, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, route_headers, send_failure
 from router.server.keygate import request_scope
 from router.server.settings import ServerSettings
@@ -322,45 +322,6 @@ async def _guarded(send: Send, t0: float, coro: Awaitable[None]) -> None:
         await coro
     except Exception as e:  # noqa: BLE001
         await send_failure(send, failure_from(e), anthropic=False, t0=t0)
-
-
-class ModelList:
-    """The /v1/models bodies: the virtual models, then every catalog model (built once)."""
-
-    def __init__(self, router: ProxyRouter, settings: ServerSettings) -> None:
-        self._router, self._settings = router, settings
-        self._json: bytes | None = None
-        self._models: dict[str, dict[str, Any]] = {}
-
-    def json(self) -> bytes:
-        if self._json is None:
-            self._models = {m["id"]: m for m in models_of(self._router, self._settings)}
-            self._json = orjson.dumps({"object": "list", "data": list(self._models.values())})
-        return self._json
-
-    def one(self, model_id: str) -> bytes | None:
-        self.json()
-        m = self._models.get(model_id)
-        return orjson.dumps(m) if m is not None else None
-
-
-def models_of(router: ProxyRouter, settings: ServerSettings) -> list[dict[str, Any]]:
-    policy = router.policy_name
-    out: list[dict[str, Any]] = []
-    for v in settings.virtual_models:
-        desc = {"auto": f"the configured policy ({policy or 'default'})", "auto:cheap": "cheapest model that fits",
-                "auto:best": "best quality for the task", "auto:free": "free quota only"}.get(v, "virtual model")
-        out.append({"id": v, "object": "model", "created": 0, "owned_by": "quotaroute", "description": desc})
-    cards: list[Any] = []
-    try:
-        cards = list(router.catalog.all())
-    except Exception as e:  # noqa: BLE001 - a missing catalog still lists the virtual models
-        import logging
-
-        logging.getLogger("quotaroute.server").warning("model catalog unavailable: %s", redact(str(e)))
-    for c in cards:
-        out.append({"id": c.id, "object": "model", "created": 0, "owned_by": c.provider})
-    return out
 
 
 async def list_models(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
