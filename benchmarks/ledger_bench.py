@@ -26,10 +26,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from router.errors import BudgetExceeded
+from router.errors import BudgetExceeded, PoolUnavailable
 from router.quota._resp import RespClient
 from router.quota.ledger import Ledger
-from router.quota.records import PoolUnavailable
 from router.quota.spec import load_quota_config
 from router.quota.stores import build_store
 from router.types import Usage

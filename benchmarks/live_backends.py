@@ -20,10 +20,9 @@ from typing import Any
 
 from benchmarks.live import CallOutcome
 from router.catalog import load_catalog
-from router.errors import (ConfigError, NoRouteAvailable, ProviderError, QuotaExhausted, RateLimited, UnknownModel,
-                           UnknownPrice)
+from router.errors import (ConfigError, NoRouteAvailable, PoolUnavailable, ProviderError, QuotaExhausted, RateLimited,
+                           UnknownModel, UnknownPrice)
 from router.pricing import cost
-from router.quota.records import PoolUnavailable
 from router.tokens import estimate_request_tokens
 from router.types import ChatRequest, Usage, accumulate
 

@@ -361,8 +361,22 @@ def bench_router(config_path: str | None = None) -> Any:
     prov = build_provider("openai", api_key=os.environ.get("BENCH_UPSTREAM_KEY", UPSTREAM_KEY),
                           base_url=os.environ["QR_BENCH_UPSTREAM"], client=client)
 
-    class Passthrough:
+    from router.catalog import load_catalog  # lazy: import time (`--help` and other commands stay fast)
+
+    class Passthrough:  # the proxy's router interface (router.server.context.ProxyRouter), minimal
         policy_name = "passthrough"
+        catalog = load_catalog()
+        ledger = health = None
+        model_ids = ("openai:gpt-4o-mini",)
+
+        async def aexplain(self, req: Any) -> None:
+            return None
+
+        async def quota_view(self, now: Any) -> None:
+            return None
+
+        async def astream(self, req: Any, *, scope: Any = None) -> Any:
+            raise NotImplementedError("the passthrough bench router does not stream")
 
         async def achat(self, req: Any, *, scope: Any = None) -> Any:
             t = time.perf_counter()

@@ -152,7 +152,7 @@ def bench_sdk(repeat: int, n_models: int = 50) -> dict[str, float]:
         parts: dict[str, float] = {}
         t0 = time.perf_counter()
         for _ in range(200):
-            await router.ledger.view(NOW, router._model_ids)
+            await router.ledger.view(NOW, router.model_ids)
         parts["ledger_view_us"] = (time.perf_counter() - t0) / 200 * 1e6
         t0 = time.perf_counter()
         for _ in range(200):

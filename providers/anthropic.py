@@ -9,6 +9,9 @@ Usage follows our `Usage` semantics: `input_tokens` = input_tokens +
 cache_creation_input_tokens + cache_read_input_tokens (Anthropic reports the
 uncached part only); cache_read/cache_write say how many of those were cache
 reads/writes.
+
+One proxy request, read downward: ... -> router/sdk.py -> router/executor.py -> providers/anthropic.py
+(ChatRequest -> vendor HTTP -> ChatResponse/StreamEvents); the last stop: back up the same way.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ never in the URL (URLs end up in logs). Both paths feed the same
 Usage: input = promptTokenCount (includes cached) + toolUsePromptTokenCount;
 cache_read = cachedContentTokenCount; output = candidatesTokenCount +
 thoughtsTokenCount (thoughts are billed as output); reasoning = thoughtsTokenCount.
+
+One proxy request, read downward: ... -> router/sdk.py -> router/executor.py -> providers/gemini.py
+(ChatRequest -> vendor HTTP -> ChatResponse/StreamEvents); the last stop: back up the same way.
 """
 
 from __future__ import annotations

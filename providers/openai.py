@@ -6,6 +6,9 @@ Both paths produce `StreamEvent`s and reduce them with `router.types.accumulate`
 Errors are mapped in one place, `map_error()` (in `providers.vendors`, beside the code tables): HTTP status first, then the vendor's
 structured code (row table, then OpenAI's common codes), message matching last.
 Response parsing (bodies and chunks -> events) is in `providers._openai_events`.
+
+One proxy request, read downward: ... -> router/sdk.py -> router/executor.py -> providers/openai.py
+(ChatRequest -> vendor HTTP -> ChatResponse/StreamEvents); the last stop: back up the same way.
 """
 
 from __future__ import annotations

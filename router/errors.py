@@ -1,5 +1,36 @@
 """The one error tree. Adapters map vendor errors to these at a single boundary
-(status first, then the vendor's structured code, message matching last).
+(status first, then the vendor's structured code, message matching last); the proxy
+maps every one to the response a client gets in one place (`router.server.errors`).
+
+    QuotarouteError
+    ├── ProviderError               an upstream call failed: provider, model, status, retryable, fallback, route
+    │   ├── RateLimited             a short-window limit: retry after `retry_after`
+    │   ├── QuotaExhausted          a free quota, grant or balance is gone: switch models
+    │   ├── AuthFailed              our upstream key was refused
+    │   ├── BadRequest              the vendor refused the request
+    │   │   ├── UnencodableRequest  the request could not be encoded for the vendor (the client's mistake)
+    │   │   └── ContextTooLong      a model with a larger window may take it
+    │   ├── ContentFiltered
+    │   ├── Unavailable             5xx, overloaded, transport failure
+    │   │   ├── MalformedResponse   an answer we cannot parse
+    │   │   └── TruncatedResponse   an answer ended by an error finish
+    │   └── Timeout
+    ├── NoRouteAvailable            no step of the plan answered: plan, attempts, last_error, route
+    ├── BudgetExceeded              a hard budget refused the request: attempts, route
+    ├── PoolUnavailable             a block-on-exhaust pool cannot take the request now
+    ├── LedgerUnavailable           the shared ledger cannot be reached (fail closed)
+    ├── ConfigError (ValueError)    malformed configuration or data file: file, line, key
+    │   └── DatasetError            (benchmarks.datasets) a dataset file that cannot be used as is
+    ├── UnknownModel (KeyError)
+    ├── UnknownPrice
+    └── ProxyError                  the proxy's own answers to a client
+        ├── Failure                 an error response to send: status, type, code, param
+        ├── WireError (ValueError)  a client mistake in the request body (400 naming the path)
+        └── ClientGone              the client went away mid-request
+
+`route` (the `router.result.RouteInfo` of the walk down the plan) is set on the
+errors the router raises after trying a plan: a `ProviderError` that stops the walk,
+`NoRouteAvailable` and `BudgetExceeded`. Errors are matched by class, never by name.
 
 Upstream API keys never appear here: `body` is scrubbed by `redact()` and headers
 are filtered to an allow-list before they are stored.
@@ -9,7 +40,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from router.result import Attempt, RouteInfo
 
 __all__ = [
     "QuotarouteError",
@@ -27,10 +65,16 @@ __all__ = [
     "TruncatedResponse",
     "NoRouteAvailable",
     "BudgetExceeded",
+    "PoolUnavailable",
     "LedgerUnavailable",
     "ConfigError",
     "UnknownModel",
     "UnknownPrice",
+    "ProxyError",
+    "Failure",
+    "WireError",
+    "ClientGone",
+    "ANTHROPIC_TYPES",
     "redact",
     "SAFE_HEADER_PREFIXES",
 ]
@@ -97,6 +141,7 @@ class ProviderError(QuotarouteError):
     retryable: bool = False
     fallback: bool = True  # may the router try the next candidate?
     default_status: int | None = None
+    route: RouteInfo | None = None  # set when this error stops the walk down a plan
 
     def __init__(
         self,
@@ -213,18 +258,40 @@ class TruncatedResponse(Unavailable):
 
 
 class NoRouteAvailable(QuotarouteError):
-    def __init__(self, message: str, *, plan: Any = None, attempts: list[Any] | None = None):
+    """No step of the plan answered (or the plan was empty): `attempts` says what was
+    tried, `last_error` the last failure, `route` the walk as `RouteInfo`."""
+
+    route: RouteInfo | None = None
+
+    def __init__(self, message: str, *, plan: Any = None, attempts: list[Attempt] | None = None,
+                 last_error: BaseException | None = None) -> None:
         super().__init__(message)
         self.plan = plan
-        self.attempts = attempts or []
+        self.attempts: list[Attempt] = attempts or []
+        self.last_error = last_error
 
 
 class BudgetExceeded(QuotarouteError):
+    """A hard budget cannot cover the request. Raised by the ledger; when the budget
+    stopped every step of a plan, the router re-raises it with `attempts` and `route`."""
+
+    route: RouteInfo | None = None
+
     def __init__(self, message: str, *, budget_id: str = "", limit_usd: Any = None, spent_usd: Any = None):
         super().__init__(message)
         self.budget_id = budget_id
         self.limit_usd = limit_usd
         self.spent_usd = spent_usd
+        self.attempts: list[Attempt] = []
+
+
+class PoolUnavailable(QuotarouteError):
+    """A block-on-exhaust pool (free tier, rate limit, credit balance) cannot take
+    this request now: the router should pick another model."""
+
+    def __init__(self, message: str, *, pool_id: str, model_id: str, reason: str, resets_at: datetime | None = None):
+        super().__init__(message)
+        self.pool_id, self.model_id, self.reason, self.resets_at = pool_id, model_id, reason, resets_at
 
 
 class LedgerUnavailable(QuotarouteError):
@@ -259,3 +326,58 @@ class UnknownModel(QuotarouteError, KeyError):
 
 class UnknownPrice(QuotarouteError):
     """No known price for a model: never billed as $0 silently."""
+
+
+# ------------------------------------------------------------------ the proxy's own answers
+class ProxyError(QuotarouteError):
+    """Base of the errors the proxy raises about a client's request or connection."""
+
+
+ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                   404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large",
+                   429: "rate_limit_error", 500: "api_error", 502: "api_error", 503: "overloaded_error",
+                   504: "timeout_error"}
+
+
+class Failure(ProxyError):
+    """An error response to send: status, message, OpenAI type/code/param. Every string
+    of the body is redacted and bounded (`router.server.errors.failure_from` maps every
+    other error to one)."""
+
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
+                 param: str | None = None, retry_after: float | None = None, model: str = "", provider: str = "",
+                 reason: str = "") -> None:
+        super().__init__(message)
+        self.status, self.message, self.type = status, redact(message), _clean(type) or "api_error"
+        self.code, self.param = _clean(code), _clean(param)
+        self.retry_after, self.model, self.provider, self.reason = retry_after, model, provider, reason
+        self.upstream_ms = 0.0  # time spent waiting on vendors (excluded from the overhead header)
+        self.cost_usd = Decimal(0)
+
+    def openai_body(self) -> bytes:
+        return orjson.dumps({"error": {"message": self.message, "type": self.type, "param": self.param,
+                                       "code": self.code}})
+
+    def anthropic_body(self) -> bytes:
+        return orjson.dumps({"type": "error", "error": {"type": ANTHROPIC_TYPES.get(self.status, "api_error"),
+                                                        "message": self.message}})
+
+
+def _clean(s: str | None) -> str | None:
+    """A short identifier field of an error body (type, code, param): redacted and bounded."""
+    if s is None:
+        return None
+    return redact(str(s))[:200] or None
+
+
+class WireError(ProxyError, ValueError):
+    """A client error in the request body: 400 (or `status`) with an OpenAI-style body."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None, status: int = 400,
+                 type: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.message, self.param, self.code, self.status, self.type = message, param, code, status, type
+
+
+class ClientGone(ProxyError):
+    """The client disconnected before the answer was sent."""

@@ -14,16 +14,21 @@ Billing: every attempt holds a reservation; an attempt the vendor billed (a
 response, or an error carrying `billed_usage`) is committed at the exact price,
 an unbilled failure is released. Streams live in `router.streaming`; the cascade
 answer check in `router.checks`.
+
+One proxy request, read downward: server/app.py -> server/handlers.py -> server/<wire> -> sdk.py ->
+executor.py (`walk_plan`: reserve, call, fall back, bill) -> next: providers/<adapter>.py.
+A streamed request reads the same walk through streaming.py.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -33,6 +38,7 @@ from router.errors import (
     BudgetExceeded,
     ContextTooLong,
     NoRouteAvailable,
+    PoolUnavailable,
     ProviderError,
     QuotaExhausted,
     RateLimited,
@@ -50,11 +56,23 @@ from router.result import Attempt, RouteInfo, RoutedResponse
 from router.tasks import fast_estimate_tokens
 from router.types import ChatRequest, ChatResponse, Usage
 
-__all__ = ["Executor", "Walk", "estimate_usage", "truncated", "DEFAULT_COOLDOWN_S"]
+__all__ = ["Executor", "Called", "StepCall", "Walk", "estimate_usage", "truncated", "DEFAULT_COOLDOWN_S"]
 
 log = logging.getLogger("quotaroute.executor")
 DEFAULT_COOLDOWN_S = 20.0  # a 429 without Retry-After
 _ZERO = Decimal(0)
+
+StepCall = Callable[[Any, PlanStep], Awaitable[Any]]  # (provider, step) -> what the consumer reads
+
+
+class Called(NamedTuple):
+    """A step of the walk whose call returned: what `Executor.walk_plan` yields."""
+
+    index: int  # in plan.steps
+    step: PlanStep
+    reservation: Any  # the ledger's, to settle (None without a ledger)
+    result: Any  # what the StepCall returned (a ChatResponse; a stream's opening)
+    t0: float  # perf_counter when the call started
 
 
 class Walk:
@@ -202,7 +220,8 @@ class Executor:
                 self.health.failure(step.deployment, now)
 
     # ------------------------------------------------------------------ the walk down a plan
-    # (next_step/open_step/step_failed are shared by run() below and router.streaming)
+    # One walk (`walk_plan`), two ways to consume it: `run()` below completes, and
+    # `router.streaming.open_stream` streams. Both call a step through `call_step`.
     async def open_step(self, step: PlanStep, plan: RoutePlan, scope: Mapping[str, Any] | None,
                         walk: Walk) -> tuple[bool, Any]:
         """(True, reservation) when the step may be called; (False, None) when it is
@@ -218,9 +237,7 @@ class Executor:
             res = await self.reserve(step, plan, scope)
         except BudgetExceeded as e:
             walk.budget_error = skipped = e
-        except Exception as e:  # PoolUnavailable: the pool emptied since the plan was made
-            if type(e).__name__ != "PoolUnavailable":
-                raise
+        except PoolUnavailable as e:  # the pool emptied since the plan was made
             skipped = e
         else:
             # Claim the call on the health book (no await between this and `started()`): a
@@ -265,6 +282,52 @@ class Executor:
                 return i, step, provider, res
         return None
 
+    async def call_step(self, plan: RoutePlan, step: PlanStep, provider: Any, res: Any, walk: Walk,
+                        call: StepCall) -> tuple[Any, float] | None:
+        """Call one step: `(await call(provider, step), start time)`, or None when it failed
+        and the walk goes on (recorded, billed and learned from on `walk`). Raises a vendor
+        error that must not fall back (it carries `route`) and cancellation (the reservation
+        given back). On success the step stays in flight on the health book until the
+        consumer calls `health.finished` (a stream, when it ends)."""
+        dep = step.deployment
+        self.health.started(dep)
+        t0 = time.perf_counter()
+        try:
+            with calling(step.card):  # the card's time limits for this attempt
+                out = await call(provider, step)
+        except ProviderError as e:
+            self.health.finished(dep)
+            if not await self.step_failed(plan, step, res, e, t0, e.billed_usage, walk):
+                raise
+            return None
+        except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
+            self.health.finished(dep)
+            await self.adapter_bug(step, res, e, t0, walk, plan=plan)
+            return None
+        except BaseException:  # cancelled: give the reservation back
+            self.health.finished(dep)
+            if res is not None:
+                await self.ledger.release(res, self.clock())
+            raise
+        finally:
+            set_single_attempt(False)
+        return out, t0
+
+    async def walk_plan(self, plan: RoutePlan, scope: Mapping[str, Any] | None, walk: Walk, call: StepCall, *,
+                        start: int = 0, accept: Callable[[Any], str | None] | None = None
+                        ) -> AsyncIterator[Called]:
+        """THE walk down a plan, shared by `run()` (complete) and `router.streaming` (stream):
+        yields a `Called` (index, step, reservation, result of `call`, start time) for each
+        step whose call returned, in plan order from `start`; failed and skipped steps are recorded on
+        `walk` and passed. The consumer returns on an answer it keeps, or reads on (a cut
+        answer, a cascade check that failed). Use it under `contextlib.aclosing`."""
+        while (nx := await self.next_step(plan, scope, walk, start, accept=accept)) is not None:
+            i, step, provider, res = nx
+            start = i + 1
+            got = await self.call_step(plan, step, provider, res, walk, call)
+            if got is not None:
+                yield Called(i, step, res, got[0], got[1])
+
     async def step_failed(self, plan: RoutePlan, step: PlanStep, res: Any, e: ProviderError, t0: float,
                           billed: Usage | None, walk: Walk) -> bool:
         """Record a mapped vendor error, bill what the vendor `billed` (else release), learn
@@ -279,7 +342,7 @@ class Executor:
             walk.min_ctx = max(walk.min_ctx, step.card.context_window)
             return True
         if not e.fallback:
-            e.route = self.route_info(plan, None, walk.attempts)  # type: ignore[attr-defined]
+            e.route = self.route_info(plan, None, walk.attempts)
             return False
         return True
 
@@ -304,7 +367,7 @@ class Executor:
         if isinstance(err, UnencodableRequest):
             walk.last_error = err
             if plan is not None:
-                err.route = self.route_info(plan, None, walk.attempts)  # type: ignore[attr-defined]
+                err.route = self.route_info(plan, None, walk.attempts)
             raise err from e
 
     def exhausted(self, plan: RoutePlan, walk: Walk) -> Exception:
@@ -313,11 +376,11 @@ class Executor:
         info = self.route_info(plan, None, walk.attempts)
         budget_error = walk.budget_error
         if budget_error is not None and all(a.error_type == "BudgetExceeded" for a in walk.attempts):
-            budget_error.route = info  # type: ignore[attr-defined]
-            budget_error.attempts = walk.attempts  # type: ignore[attr-defined]
+            budget_error.route = info
+            budget_error.attempts = walk.attempts
             return budget_error
         err = _no_route(plan, walk.attempts, walk.last_error)
-        err.route = info  # type: ignore[attr-defined]
+        err.route = info
         return err
 
     # ------------------------------------------------------------------ complete
@@ -331,53 +394,34 @@ class Executor:
         max_escalations = plan.policy_obj.cascade_max_steps
         last_ok: tuple[ChatResponse, PlanStep, str] | None = None
         steps = plan.steps
-        start = 0
-        while (nx := await self.next_step(plan, scope, walk, start)) is not None:
-            i, step, provider, res = nx
-            start = i + 1
-            dep = step.deployment
-            self.health.started(dep)
-            t0 = time.perf_counter()
-            try:
-                with calling(step.card):  # the card's time limits for this attempt
-                    resp = await provider.complete(self.request_for(step, req))
-            except ProviderError as e:
+
+        async def complete(provider: Any, step: PlanStep) -> ChatResponse:
+            return await provider.complete(self.request_for(step, req))
+
+        async with aclosing(self.walk_plan(plan, scope, walk, complete)) as answers:
+            async for i, step, res, resp, t0 in answers:
+                dep = step.deployment
                 self.health.finished(dep)
-                if not await self.step_failed(plan, step, res, e, t0, e.billed_usage, walk):
-                    raise
-                continue
-            except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
-                self.health.finished(dep)
-                await self.adapter_bug(step, res, e, t0, walk, plan=plan)
-                continue
-            except BaseException:  # cancelled: give the reservation back
-                self.health.finished(dep)
-                if res is not None:
-                    await self.ledger.release(res, self.clock())
-                raise
-            finally:
-                set_single_attempt(False)
-            self.health.finished(dep)
-            if resp.finish_reason == "error":  # the vendor cut the answer short: a failure, never "complete"
-                cut = truncated(step, resp, plan)
-                await self.step_failed(plan, step, res, cut, t0, cut.billed_usage, walk)  # always falls back
-                continue
-            latency = (time.perf_counter() - t0) * 1000
-            now = self.clock()
-            self.health.success(dep, latency, now)
-            if resp.rate_limits is not None and self.ledger is not None:
-                await self.ledger.observe(step.model_id, resp.rate_limits, now)
-            att = Attempt(model_id=step.model_id, provider=step.provider, ok=True, latency_ms=latency)
-            attempts.append(att)
-            await self.settle(step, res, resp.usage, att)
-            if cascade and i < len(steps) - 1 and escalations < max_escalations:
-                why = await check_response(resp, req, verifier)
-                if why is not None:
-                    att.ok, att.error_type, att.error_message = False, "CheckFailed", why
-                    escalations += 1
-                    last_ok = (resp, step, why)
+                if resp.finish_reason == "error":  # the vendor cut the answer short: a failure, never "complete"
+                    cut = truncated(step, resp, plan)
+                    await self.step_failed(plan, step, res, cut, t0, cut.billed_usage, walk)  # always falls back
                     continue
-            return RoutedResponse(response=resp, route=self.route_info(plan, step, attempts))
+                latency = (time.perf_counter() - t0) * 1000
+                now = self.clock()
+                self.health.success(dep, latency, now)
+                if resp.rate_limits is not None and self.ledger is not None:
+                    await self.ledger.observe(step.model_id, resp.rate_limits, now)
+                att = Attempt(model_id=step.model_id, provider=step.provider, ok=True, latency_ms=latency)
+                attempts.append(att)
+                await self.settle(step, res, resp.usage, att)
+                if cascade and i < len(steps) - 1 and escalations < max_escalations:
+                    why = await check_response(resp, req, verifier)
+                    if why is not None:
+                        att.ok, att.error_type, att.error_message = False, "CheckFailed", why
+                        escalations += 1
+                        last_ok = (resp, step, why)
+                        continue
+                return RoutedResponse(response=resp, route=self.route_info(plan, step, attempts))
         if last_ok is not None:  # cascade: nothing passed the check; the last answer is the best we have
             resp, step, why = last_ok
             info = self.route_info(plan, step, attempts)
@@ -435,8 +479,7 @@ def _no_route(plan: RoutePlan, attempts: list[Attempt], last: BaseException | No
     else:
         tried = ", ".join(f"{a.model_id}: {a.error_type}" for a in attempts) or "nothing could be tried"
         msg = f"all {len(attempts)} attempts failed ({tried})"
-    err = NoRouteAvailable(msg, plan=plan, attempts=attempts)
-    err.last_error = last  # type: ignore[attr-defined]
+    err = NoRouteAvailable(msg, plan=plan, attempts=attempts, last_error=last)
     if last is not None:
         err.__cause__ = last
     return err

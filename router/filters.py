@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from router.cards import CardInfo
-from router.plan import NO_PRICE
+from router.plan import NO_PRICE, Candidate
 from router.quota.view import LedgerView
 from router.tasks import Features
 
@@ -89,10 +89,10 @@ NO_KEYS: tuple[None] = (None,)
 def static_pass(infos: Sequence[CardInfo], is_pinned: bool, pinned: str | None, restrict: Any, rule_label: str | None,
                  needs: frozenset[str], allow: Any, deny: Any, regions: frozenset[str] | None,
                  predicted: Mapping[str, float] | None, task: str, chinese: bool, bonus: float, use_floor: bool,
-                 floor: float) -> tuple[list[tuple[CardInfo, float]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+                 floor: float) -> tuple[list[tuple[CardInfo, float]], list[tuple[Any, ...]], list[Candidate]]:
     survivors: list[tuple[CardInfo, float]] = []
     dropped: list[tuple[Any, ...]] = []
-    below: list[tuple[Any, ...]] = []
+    below: list[Candidate] = []
     for info in infos:
         mid = info.id
         if is_pinned and mid != pinned:
@@ -125,7 +125,7 @@ def static_pass(infos: Sequence[CardInfo], is_pinned: bool, pinned: str | None, 
         if chinese and info.cn:
             q = min(1.0, q + bonus)
         if use_floor and q < floor:  # below the task's quality floor: no need to price it
-            below.append((info, None, False, None, q, NO_KEYS, 0.0))
+            below.append(Candidate(info, None, False, None, q, NO_KEYS))
             continue
         survivors.append((info, q))
     return survivors, dropped, below

@@ -4,18 +4,36 @@ one per request; reasons are rendered only when read."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from router.cards import CardInfo
 from router.health import deployment_id
 from router.policies import Policy
 from router.tasks import Features
 
-__all__ = ["Reason", "PlanStep", "RoutePlan", "BELOW_FLOOR", "NO_PRICE"]
+__all__ = ["Candidate", "Reason", "PlanStep", "RoutePlan", "BELOW_FLOOR", "NO_PRICE"]
 
 BELOW_FLOOR = "rank %d: below floor %.2f, kept (no candidate meets it)"
 NO_PRICE = "no known price (set one in config: models: {overrides: {%s: {price: {input: ..., output: ...}}}})"
 _BELOW = BELOW_FLOOR
+
+
+@dataclass(slots=True)
+class Candidate:
+    """A model that passed the filters (or fell below the quality floor): what the plan
+    steps and the kept candidates' reasons are built from. One per survivor per request."""
+
+    info: CardInfo
+    cost: Decimal | None  # expected USD for this request (None: below the floor, not priced)
+    free: bool  # a free pool takes it
+    pool_id: str | None  # that free pool
+    quality: float  # predicted quality for the request's task
+    deployments: Sequence[str | None]  # usable API key ids, best first ((None,): no key information)
+    latency_ms: float = 0.0  # the deployment's latency average (0.0: unknown)
+    rank_key: tuple[Any, ...] = ()  # the policy's sort key (router.engine)
 
 
 class Reason:
@@ -106,8 +124,9 @@ class RoutePlan:
                  "_kept", "_late", "_kept_msg", "_floor")
 
     def __init__(self, steps: list[PlanStep], reasons: list[Reason], policy: Policy, reason: str,
-                 features: Features, rule: str | None, *, kept: list[Any] = (),  # type: ignore[assignment]
-                 late: list[Any] = (), kept_msg: str = "", floor: float = 0.0) -> None:  # type: ignore[assignment]
+                 features: Features, rule: str | None, *, kept: Sequence[Candidate] = (),
+                 late: Sequence[tuple[Candidate, str, tuple[Any, ...]]] = (), kept_msg: str = "",
+                 floor: float = 0.0) -> None:
         self.steps = steps
         self._dropped = reasons
         self._reasons: list[Reason] | None = None
@@ -125,17 +144,17 @@ class RoutePlan:
     def reasons(self) -> list[Reason]:
         if self._reasons is None:
             out = [_dropped_reason(t) for t in self._dropped]
-            for k, msg, args in self._late:
-                out.append(Reason(k[0].id, False, msg, args, k[1], k[4], k[2]))
+            for c, msg, args in self._late:
+                out.append(Reason(c.info.id, False, msg, args, c.cost, c.quality, c.free))
             below = self._kept_msg is _BELOW
-            for rank, k in enumerate(self._kept, 1):
+            for rank, c in enumerate(self._kept, 1):
                 if below:
                     msg, args = self._kept_msg, (rank, self._floor)
-                elif k[2]:
-                    msg, args = "rank %d: free quota (pool %s)", (rank, k[3])
+                elif c.free:
+                    msg, args = "rank %d: free quota (pool %s)", (rank, c.pool_id)
                 else:
                     msg, args = self._kept_msg, (rank,)
-                r = Reason(k[0].id, True, msg, args, k[1], k[4], k[2])
+                r = Reason(c.info.id, True, msg, args, c.cost, c.quality, c.free)
                 r.rank = rank
                 out.append(r)
             self._reasons = out
@@ -167,20 +186,20 @@ class RoutePlan:
             out.append(fc({"model_id": t[0], "kept": False, "rank": None,
                            "reason": t[1] % t[2] if n > 2 and t[2] else t[1],
                            "expected_cost_usd": t[3] if n > 3 else None, "quality": None, "free": False}))
-        for k, msg, args in self._late:
-            out.append(fc({"model_id": k[0].id, "kept": False, "rank": None, "reason": msg % args,
-                           "expected_cost_usd": k[1], "quality": k[4], "free": k[2]}))
+        for c, msg, args in self._late:
+            out.append(fc({"model_id": c.info.id, "kept": False, "rank": None, "reason": msg % args,
+                           "expected_cost_usd": c.cost, "quality": c.quality, "free": c.free}))
         below = self._kept_msg is _BELOW
         kmsg, floor = self._kept_msg, self._floor
-        for rank, k in enumerate(self._kept, 1):
+        for rank, c in enumerate(self._kept, 1):
             if below:
                 text = kmsg % (rank, floor)
-            elif k[2]:
-                text = f"rank {rank}: free quota (pool {k[3]})"
+            elif c.free:
+                text = f"rank {rank}: free quota (pool {c.pool_id})"
             else:
                 text = kmsg % rank
-            out.append(fc({"model_id": k[0].id, "kept": True, "rank": rank, "reason": text,
-                           "expected_cost_usd": k[1], "quality": k[4], "free": k[2]}))
+            out.append(fc({"model_id": c.info.id, "kept": True, "rank": rank, "reason": text,
+                           "expected_cost_usd": c.cost, "quality": c.quality, "free": c.free}))
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,6 +8,9 @@
 Async first; `chat()`, `stream()` and `explain()` are thin sync wrappers that run
 the coroutine on one private event-loop thread (so upstream connection pools stay
 bound to one loop across calls).
+
+One proxy request, read downward: server/app.py -> server/handlers.py -> server/<wire> -> sdk.py
+(features, `engine.choose()` -> RoutePlan; pure, read aside) -> next: executor.py.
 """
 
 from __future__ import annotations
@@ -211,6 +214,22 @@ class Router:
     @property
     def candidates(self) -> tuple[Any, ...]:
         return tuple(self._cands)
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        """The catalog ids this router may route to."""
+        return self._model_ids
+
+    @property
+    def policy_name(self) -> str:
+        return self.policy.name
+
+    async def quota_view(self, now: datetime | None = None) -> LedgerView | None:
+        """The ledger's view of this router's models at `now` (default: the router's clock):
+        free pools left, cool-downs, budgets. Read fresh, not the routing cache."""
+        if self.ledger is None:
+            return None
+        return await self.ledger.view(now if now is not None else self.clock(), self._model_ids)
 
     # ------------------------------------------------------------------ planning
     def _request(self, request: Any, model: str | None, kw: Mapping[str, Any]) -> ChatRequest:

@@ -22,6 +22,9 @@ closed the stream or stopped reading): what the vendor reported (usage events or
 handed to the caller; when it reported nothing, those delivered tokens (counted
 with `router.tokens`) plus the prompt. Each attempt commits its own reservation.
 Final cost is on `route` once iteration ends.
+
+One proxy request, read downward: ... -> sdk.py (`astream`) -> streaming.py (`open_stream` consumes
+`Executor.walk_plan`) -> next: providers/<adapter>.py `stream()`.
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 from router.errors import MalformedResponse, ProviderError, TruncatedResponse
-from router.executor import Executor, Walk
-from router.limits import calling
+from router.executor import Executor, StepCall, Walk
 from router.plan import PlanStep, RoutePlan
 from router.result import Attempt, RouteInfo
 from router.tokens import count_tokens_exact, estimate_tokens
@@ -158,23 +161,19 @@ class RoutedStream:
         if kept:
             req = req.model_copy(update={"messages": [*req.messages, Message(role="assistant", content=kept)]})
         accept = _needs_prefill if kept else None
-        start = self._index + 1
-        while (nx := await ex.next_step(plan, self._scope, walk, start, accept=accept)) is not None:
-            index, step, provider, res = nx
-            start = index + 1
+        walker = ex.walk_plan(plan, self._scope, walk, _opener(ex, req), start=self._index + 1, accept=accept)
+        async with aclosing(walker) as opened:
             try:
-                opened = await _try_step(ex, plan, step, provider, res, req, walk)
+                async for index, step, res, (it, buffered), t0 in opened:
+                    if len(sent) > len(kept):  # the client already has the whitespace the prefill dropped
+                        _trim_first_text(buffered)
+                    self._use(index, step, res, it, buffered, t0,
+                              prompt=plan.features.input_tokens + delivered_tokens(kept))
+                    failed = ", ".join(f"{a.model_id} ({a.error_type})" for a in walk.attempts if not a.ok)
+                    self.route.reason = f"{plan.reason}; answer finished by {step.model_id} after {failed}"
+                    return True
             except ProviderError:  # e.g. the fallback rejected the prefill: the cut stands (recorded on walk)
                 return False
-            if opened is None:
-                continue
-            it, buffered, t0 = opened
-            if len(sent) > len(kept):  # the client already has the whitespace the prefill dropped
-                _trim_first_text(buffered)
-            self._use(index, step, res, it, buffered, t0, prompt=plan.features.input_tokens + delivered_tokens(kept))
-            failed = ", ".join(f"{a.model_id} ({a.error_type})" for a in walk.attempts if not a.ok)
-            self.route.reason = f"{plan.reason}; answer finished by {step.model_id} after {failed}"
-            return True
         return False
 
     async def _delivered(self) -> Usage:
@@ -283,49 +282,33 @@ async def _until_content(it: AsyncIterator[Any], step: PlanStep, buffered: list[
             return
 
 
-async def _try_step(ex: Executor, plan: RoutePlan, step: PlanStep, provider: Any, res: Any, req: ChatRequest,
-                    walk: Walk) -> tuple[AsyncIterator[Any], list[Any], float] | None:
-    """Call one step until its first content: (iterator, buffered events, start time),
-    or None when it failed and the walk may go on (recorded and billed on `walk`).
-    Raises a vendor error that must not fall back."""
-    ex.health.started(step.deployment)
-    t0 = time.perf_counter()
-    it = provider.stream(ex.request_for(step, req))
-    buffered: list[Any] = []
-    try:
-        with calling(step.card):  # the stream reads the card's time limits when it opens
+def _opener(ex: Executor, req: ChatRequest) -> StepCall:
+    """How the stream consumes the plan walk: open a step's stream and read it up to its
+    first content, as (iterator, buffered events). A step that fails first is closed; the
+    usage it reported so far is what it billed."""
+
+    async def call(provider: Any, step: PlanStep) -> tuple[AsyncIterator[Any], list[Any]]:
+        it = provider.stream(ex.request_for(step, req))
+        buffered: list[Any] = []
+        try:
             await _until_content(it, step, buffered)
-    except ProviderError as e:
-        ex.health.finished(step.deployment)
-        await _aclose(it)
-        billed = e.billed_usage if e.billed_usage is not None else _usage_of(buffered)
-        if not await ex.step_failed(plan, step, res, e, t0, billed, walk):
+        except BaseException as e:
+            await _aclose(it)
+            if isinstance(e, ProviderError) and e.billed_usage is None:
+                e.billed_usage = _usage_of(buffered)
             raise
-        return None
-    except Exception as e:  # an adapter bug, not a mapped vendor error: log it, fall back
-        ex.health.finished(step.deployment)
-        await _aclose(it)
-        await ex.adapter_bug(step, res, e, t0, walk, plan=plan)
-        return None
-    except BaseException:  # cancelled: give the reservation back
-        ex.health.finished(step.deployment)
-        await _aclose(it)
-        if res is not None:
-            await ex.ledger.release(res, ex.clock())
-        raise
-    return it, buffered, t0
+        return it, buffered
+
+    return call
 
 
 async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping[str, Any] | None = None
                       ) -> RoutedStream:
+    """Walk the plan (`Executor.walk_plan`) until a step produces content; the routed stream
+    reads on from there."""
     walk = Walk()
-    start = 0
-    while (nx := await ex.next_step(plan, scope, walk, start)) is not None:
-        index, step, provider, res = nx
-        start = index + 1
-        opened = await _try_step(ex, plan, step, provider, res, req, walk)
-        if opened is not None:
-            it, buffered, t0 = opened
+    async with aclosing(ex.walk_plan(plan, scope, walk, _opener(ex, req))) as opened:
+        async for index, step, res, (it, buffered), t0 in opened:
             return RoutedStream(ex, plan, req, scope, walk, index, step, res, it, buffered, t0)
     raise ex.exhausted(plan, walk)
 

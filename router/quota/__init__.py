@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 _WHERE = {
-    "Ledger": "ledger", "Reservation": "records", "Settlement": "records", "PoolUnavailable": "records",
+    "Ledger": "ledger", "Reservation": "records", "Settlement": "records", "PoolUnavailable": "router.errors",
     "PoolSpec": "spec", "WindowSpec": "spec", "GrantSpec": "spec", "BudgetSpec": "spec",
     "load_quota_config": "spec", "default_pools": "spec", "LedgerView": "view", "PoolView": "view",
     "BudgetView": "view", "LedgerUnavailable": "router.errors", "build_store": "stores", "MemoryStore": "memory_store",

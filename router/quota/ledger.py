@@ -20,10 +20,9 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from router.errors import BudgetExceeded
+from router.errors import BudgetExceeded, PoolUnavailable
 from router.quota.records import (
     FAR,
-    PoolUnavailable,
     Reservation,
     Settlement,
     _Budget,

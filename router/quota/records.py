@@ -1,7 +1,7 @@
 """The ledger's records and money units: integer nano-USD conversions, the compiled
 pool/window/budget records `router.quota.ledger.Ledger` works on, and what it hands
-out (`Reservation`, `Settlement`, `PoolUnavailable`). Re-exported by
-`router.quota.ledger`.
+out (`Reservation`, `Settlement`; it raises `router.errors.PoolUnavailable`).
+Re-exported by `router.quota.ledger`.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from router.errors import QuotarouteError
 from router.quota.spec import BudgetSpec, PoolSpec
 from router.quota.store import Check
 from router.quota.windows import Window
 
-__all__ = ["NANO", "FAR", "to_nano", "from_nano", "PoolUnavailable", "Reservation", "Settlement"]
+__all__ = ["NANO", "FAR", "to_nano", "from_nano", "Reservation", "Settlement"]
 
 NANO = Decimal(1_000_000_000)
 FAR = 10 * 365 * 86400.0
@@ -28,15 +27,6 @@ def to_nano(usd: Decimal, rounding: str = ROUND_CEILING) -> int:
 
 def from_nano(n: int) -> Decimal:
     return Decimal(n) / NANO
-
-
-class PoolUnavailable(QuotarouteError):
-    """A block-on-exhaust pool (free tier, rate limit, credit balance) cannot take
-    this request now: the router should pick another model."""
-
-    def __init__(self, message: str, *, pool_id: str, model_id: str, reason: str, resets_at: datetime | None = None):
-        super().__init__(message)
-        self.pool_id, self.model_id, self.reason, self.resets_at = pool_id, model_id, reason, resets_at
 
 
 @dataclass(slots=True)

@@ -8,6 +8,9 @@ within max_tokens) pass to the vendor in `extra_body`; fields that change the
 price (service_tier, container, mcp_servers) are refused.
 Usage is translated to Anthropic's semantics: their `input_tokens` excludes cache
 reads and writes (ours includes them), which are reported separately.
+
+One proxy request, read downward: app.py -> handlers.py -> anthropic_wire.py (JSON -> ChatRequest,
+ChatResponse/StreamEvents -> JSON/SSE) -> next: router/sdk.py (`Router.achat`/`astream`).
 """
 
 from __future__ import annotations

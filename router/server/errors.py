@@ -12,13 +12,12 @@ import time
 from decimal import Decimal
 from typing import Any
 
-import orjson
-
 from router.errors import (
     AuthFailed,
     BudgetExceeded,
     ContentFiltered,
     ContextTooLong,
+    Failure,
     LedgerUnavailable,
     MalformedResponse,
     NoRouteAvailable,
@@ -29,63 +28,29 @@ from router.errors import (
     TruncatedResponse,
     UnencodableRequest,
     UnknownModel,
+    WireError,
     redact,
 )
 from router.server.openai_wire import WireError
 
-__all__ = ["Failure", "failure_from", "send_failure", "route_headers", "ascii_header", "ANTHROPIC_TYPES"]
-
-ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                   404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large",
-                   429: "rate_limit_error", 500: "api_error", 502: "api_error", 503: "overloaded_error",
-                   504: "timeout_error"}
-
+__all__ = ["Failure", "failure_from", "send_failure", "route_headers", "ascii_header"]
 
 _PRINTABLE = bytes(c if 32 <= c < 127 else 63 for c in range(256))
-
-
-class Failure(Exception):
-    """An error response to send: status, message, OpenAI type/code/param."""
-
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None, retry_after: float | None = None, model: str = "", provider: str = "",
-                 reason: str = "") -> None:
-        super().__init__(message)
-        self.status, self.message, self.type = status, redact(message), _clean(type) or "api_error"
-        self.code, self.param = _clean(code), _clean(param)
-        self.retry_after, self.model, self.provider, self.reason = retry_after, model, provider, reason
-        self.upstream_ms = 0.0  # time spent waiting on vendors (excluded from the overhead header)
-        self.cost_usd = Decimal(0)
-
-    def openai_body(self) -> bytes:
-        return orjson.dumps({"error": {"message": self.message, "type": self.type, "param": self.param,
-                                       "code": self.code}})
-
-    def anthropic_body(self) -> bytes:
-        return orjson.dumps({"type": "error", "error": {"type": ANTHROPIC_TYPES.get(self.status, "api_error"),
-                                                        "message": self.message}})
-
-
-def _clean(s: str | None) -> str | None:
-    """A short identifier field of an error body (type, code, param): redacted and bounded."""
-    if s is None:
-        return None
-    return redact(str(s))[:200] or None
 
 
 def failure_from(e: BaseException) -> Failure:
     """Map any exception to the response the client gets, with the route it took: the
     provider-qualified model last tried (as on successes), the vendors' time and cost."""
     f = _failure_from(e)
-    route = getattr(e, "route", None)
-    attempts = list(getattr(route, "attempts", None) or getattr(e, "attempts", None) or ())
+    route = e.route if isinstance(e, (ProviderError, NoRouteAvailable, BudgetExceeded)) else None
+    attempts = list((route.attempts if route is not None else None) or getattr(e, "attempts", None) or ())
     if attempts:
         last = attempts[-1]
         f.model, f.provider = last.model_id or f.model, last.provider or f.provider
         f.upstream_ms = sum(a.latency_ms or 0.0 for a in attempts)
     elif isinstance(e, ProviderError) and e.provider and e.model and f.model == e.model:
         f.model = f"{e.provider}:{e.model}"
-    if route is not None and getattr(route, "cost_usd", None):
+    if route is not None and route.cost_usd:
         f.cost_usd = route.cost_usd
     return f
 
@@ -142,7 +107,7 @@ def _failure_from(e: BaseException) -> Failure:
 def _budget_blocked(e: NoRouteAvailable) -> bool:
     """Every candidate was stopped by a hard budget (the engine drops them before any
     call, or the ledger refused each reservation): a 429, not a 503."""
-    if isinstance(getattr(e, "last_error", None), BudgetExceeded):
+    if isinstance(e.last_error, BudgetExceeded):
         return True
     attempts = list(e.attempts or [])
     if attempts and all(getattr(a, "error_type", "") == "BudgetExceeded" for a in attempts):

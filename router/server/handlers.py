@@ -1,8 +1,13 @@
-"""Endpoint handlers: `async def h(app, scope, receive, send, t0)`.
+"""Endpoint handlers: `async def h(handed, scope, receive, send, t0)`.
 
-The chat path (both wire formats) is: auth -> body (size-capped) -> parse ->
-key checks -> Router.achat/astream -> encode -> send -> spend log + metrics
-(after the response is out, so bookkeeping never delays the client).
+`handed` (router.server.context.Handed) carries the typed router, the key gate, the
+settings, metrics and spend log; a handler uses them and sends its response, it
+never calls back into the app. The chat path (both wire formats) is: auth -> body
+(size-capped) -> parse -> key checks -> Router.achat/astream -> encode -> send ->
+spend log + metrics (after the response is out, so bookkeeping never delays the client).
+
+One proxy request, read downward: app.py -> handlers.py (auth, parse, route, answer)
+-> next: openai_wire.py / anthropic_wire.py (parse and encode), then router/sdk.py (Router).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -18,15 +24,18 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
-from router.errors import redact
-from router.health import HealthBook
+from router.errors import ANTHROPIC_TYPES, ClientGone, redact
+from router.result import Attempt, RouteInfo
 from router.server import anthropic_wire as aw
 from router.server import openai_wire as ow
-from router.server.errors import ANTHROPIC_TYPES, Failure, failure_from, route_headers, send_failure
+from router.server.auth import ProxyKey
+from router.server.context import Handed, Receive, Scope, Send
+from router.server.errors import Failure, failure_from, route_headers, send_failure
 from router.server.keygate import request_scope
+from router.server.settings import ServerSettings
 from router.server.spendlog import parse_since, summarize
 from router.server.validate import check_depth, json_depth_limit
-from router.types import Usage
+from router.types import ChatRequest, Usage
 
 __all__ = ["chat_completions", "messages", "list_models", "get_model", "healthz", "metrics", "quota", "spend"]
 
@@ -35,11 +44,7 @@ _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control
         (b"x-accel-buffering", b"no")]
 
 
-class ClientGone(Exception):
-    pass
-
-
-async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     for k, v in scope["headers"]:
         if k == b"content-length":
             try:
@@ -65,14 +70,14 @@ async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
     return body
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
+def _header(scope: Scope, name: bytes) -> str | None:
     for k, v in scope["headers"]:
         if k == name:
             return v.decode("latin-1")
     return None
 
 
-def _upstream_s(route: Any, elapsed: float) -> float:
+def _upstream_s(route: RouteInfo, elapsed: float) -> float:
     """Time spent waiting on vendors: the attempts' latencies, else the call minus the router's own overhead."""
     s = sum(a.latency_ms for a in route.attempts) / 1000 if route.attempts else 0.0
     if s <= 0:
@@ -80,40 +85,40 @@ def _upstream_s(route: Any, elapsed: float) -> float:
     return min(max(s, 0.0), elapsed)
 
 
-async def chat_completions(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
-    await _chat(app, scope, receive, send, t0, anthropic=False)
+async def chat_completions(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    await _chat(h, scope, receive, send, t0, anthropic=False)
 
 
-async def messages(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
-    await _chat(app, scope, receive, send, t0, anthropic=True)
+async def messages(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    await _chat(h, scope, receive, send, t0, anthropic=True)
 
 
-async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float, *, anthropic: bool) -> None:
+async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float, *, anthropic: bool) -> None:
     endpoint = "messages" if anthropic else "chat"
     key = req = route = None
     try:
-        key = await app.authenticate(scope)
-        await app.gate.admit(key)  # counts every request, valid or not, against the key's rpm
-        body = await read_body(scope, receive, app.settings.max_body_bytes)
+        key = await h.gate.authenticate(scope)
+        await h.gate.admit(key)  # counts every request, valid or not, against the key's rpm
+        body = await read_body(scope, receive, h.settings.max_body_bytes)
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as e:
             raise Failure(400, f"We could not parse the JSON body of your request: {e.args[0][:120]}",
                           code="invalid_json") from None
-        check_depth(data, json_depth_limit(app.settings), anthropic=anthropic)  # before anything recurses into it
+        check_depth(data, json_depth_limit(h.settings), anthropic=anthropic)  # before anything recurses into it
         if anthropic:
             req, include_usage = aw.parse_messages_request(data), False
         else:
             req, include_usage = ow.parse_chat_request(data)
-        app.check_key(key, req.model)
+        h.gate.check_key(key, req.model)
         sc = request_scope(key, req.user, _header(scope, b"x-quotaroute-tags"))
         if sc["user"] != req.user:  # the key pins its user: the vendor and the rules see that one
             req = req.model_copy(update={"user": sc["user"]})
         if req.stream:
-            await _stream(app, send, receive, req, sc, key, t0, anthropic, include_usage)
+            await _stream(h, send, receive, req, sc, key, t0, anthropic, include_usage)
             return
         t1 = time.perf_counter()
-        rr = await app.router.achat(req, scope=sc)
+        rr = await h.router.achat(req, scope=sc)
         t2 = time.perf_counter()
         route, resp = rr.route, rr.response
         model = route.model_id or resp.model
@@ -121,18 +126,18 @@ async def _chat(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
         overhead_ms = ((time.perf_counter() - t0) - _upstream_s(route, t2 - t1)) * 1000
         headers = [_JSON, (b"content-length", str(len(out)).encode())]
         headers += route_headers(model, route.provider, route.cost_usd, route.reason, overhead_ms,
-                                 app.settings.reason_header_max)
+                                 h.settings.reason_header_max)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
-        _finish(app, key, endpoint, req, route, resp.usage, 200, t0, overhead_ms, None, False)
+        _finish(h, key, endpoint, req, route, resp.usage, 200, t0, overhead_ms, None, False)
     except ClientGone:
-        _finish(app, key, endpoint, req, route, None, 499, t0, None, "client closed", False)
+        _finish(h, key, endpoint, req, route, None, 499, t0, None, "client closed", False)
     except Exception as e:  # noqa: BLE001 - mapped in one place
         f = failure_from(e)
         if f.status >= 500 and not isinstance(e, Failure):
             app_log(e)
         overhead_ms = await send_failure(send, f, anthropic=anthropic, t0=t0)
-        _finish(app, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, overhead_ms, f.message, False,
+        _finish(h, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, overhead_ms, f.message, False,
                 model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None),
                 log=f.status != 401 and f.code != "too_many_auth_failures")  # unauthenticated noise: /metrics only
 
@@ -141,23 +146,23 @@ def app_log(e: BaseException) -> None:
     logging.getLogger("quotaroute.server").warning("request failed: %s", redact(repr(e))[:500])
 
 
-async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any], key: Any, t0: float,
-                  anthropic: bool, include_usage: bool) -> None:
+async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc: dict[str, Any],
+                  key: ProxyKey | None, t0: float, anthropic: bool, include_usage: bool) -> None:
     """Send a routed stream as SSE. A failure after the status line ends the stream with
     an explicit error event (never a clean finish); a client that goes away or stops
     reading for `limits.stream_write_timeout_s` cancels the upstream call. Either way
     the route's attempts are billed as `router.streaming` describes."""
     t1 = time.perf_counter()
-    rs = await app.router.astream(req, scope=sc)  # errors before the first token surface here, with a status
+    rs = await h.router.astream(req, scope=sc)  # errors before the first token surface here, with a status
     t2 = time.perf_counter()
     route = rs.route
     model = route.model_id or req.model
-    enc: Any = aw.EventEncoder(model) if anthropic else ow.ChunkEncoder(model, include_usage)
+    enc: aw.EventEncoder | ow.ChunkEncoder = aw.EventEncoder(model) if anthropic else ow.ChunkEncoder(model, include_usage)
     overhead_ms = ((t2 - t0) - _upstream_s(route, t2 - t1)) * 1000
     headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd, route.reason, overhead_ms,
-                                   app.settings.reason_header_max)
+                                   h.settings.reason_header_max)
     status, error = 200, None
-    write_timeout = write_timeout_s(app.settings)
+    write_timeout = write_timeout_s(h.settings)
     loop = asyncio.get_running_loop()
     sending_since = 0.0  # loop time the pending send started; 0 = no send pending
 
@@ -200,7 +205,7 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
     p = asyncio.ensure_future(pump())
     w = asyncio.ensure_future(watch())
     period = min(write_timeout / 4, 1.0)
-    guard: Any = None
+    guard: asyncio.TimerHandle | None = None
 
     def check() -> None:  # one timer per stream, not one per chunk
         nonlocal status, error, guard
@@ -222,30 +227,27 @@ async def _stream(app: Any, send: Any, receive: Any, req: Any, sc: dict[str, Any
             if status != 499:
                 raise
     finally:
-        guard.cancel()
+        if guard is not None:
+            guard.cancel()
         w.cancel()
-        closer = getattr(rs, "aclose", None)
-        if closer is not None:
-            try:
-                await closer()
-            except Exception as e:  # noqa: BLE001
-                app_log(e)
+        try:
+            await rs.aclose()
+        except Exception as e:  # noqa: BLE001
+            app_log(e)
     route = rs.route  # final cost now
-    _finish(app, key, "messages" if anthropic else "chat", req, route, _billed_usage(route) or enc.usage, status,
+    _finish(h, key, "messages" if anthropic else "chat", req, route, _billed_usage(route) or enc.usage, status,
             t0, overhead_ms, error, True)
 
 
-def write_timeout_s(settings: Any) -> float:
+def write_timeout_s(settings: ServerSettings) -> float:
     """`limits.stream_write_timeout_s` of the server settings (default 30 s)."""
-    v = getattr(getattr(settings, "limits", None), "stream_write_timeout_s", None)
-    if v is None:
-        v = getattr(settings, "stream_write_timeout_s", None)
+    v = settings.limits.stream_write_timeout_s
     return float(v) if v else 30.0
 
 
-def _billed_usage(route: Any) -> Usage | None:
+def _billed_usage(route: RouteInfo) -> Usage | None:
     """The sum of the usage billed on the route's attempts; None when none was."""
-    billed = [a.usage for a in getattr(route, "attempts", None) or () if a.usage is not None]
+    billed = [a.usage for a in route.attempts if a.usage is not None]
     return sum(billed, Usage()) if billed else None
 
 
@@ -270,9 +272,9 @@ def _safe_text(reason: str | None) -> str | None:
     return v
 
 
-def _finish(app: Any, key: Any, endpoint: str, req: Any, route: Any, usage: Usage | None, status: int, t0: float,
-            overhead_ms: float | None, error: str | None, stream: bool, *, model: str = "", provider: str = "",
-            attempts: Any = None, log: bool = True) -> None:
+def _finish(h: Handed, key: ProxyKey | None, endpoint: str, req: ChatRequest | None, route: RouteInfo | None,
+            usage: Usage | None, status: int, t0: float, overhead_ms: float | None, error: str | None, stream: bool,
+            *, model: str = "", provider: str = "", attempts: list[Attempt] | None = None, log: bool = True) -> None:
     now = time.time()
     latency_s = time.perf_counter() - t0
     cost = Decimal(0)
@@ -283,14 +285,14 @@ def _finish(app: Any, key: Any, endpoint: str, req: Any, route: Any, usage: Usag
         if usage is None or not usage.total_tokens:
             usage = sum((a.usage for a in attempts if a.usage is not None), Usage())
     if attempts:
-        chain = ",".join(getattr(a, "model_id", "?") for a in attempts)
+        chain = ",".join(a.model_id for a in attempts)
     usage = usage or Usage()
-    app.metrics.observe(endpoint=endpoint, model=model, provider=provider, status=status, latency_s=latency_s,
+    h.metrics.observe(endpoint=endpoint, model=model, provider=provider, status=status, latency_s=latency_s,
                         overhead_s=overhead_ms / 1000 if overhead_ms is not None else None,
                         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                         cost_usd=float(cost), attempts=attempts or ())
-    if app.spend is not None and log:
-        app.spend.record((
+    if h.spend is not None and log:
+        h.spend.record((
             now, time.strftime("%Y-%m-%d", time.gmtime(now)), key.id if key is not None else None, endpoint,
             req.model if req is not None else None, model or None, provider or None, usage.input_tokens,
             usage.output_tokens, usage.cache_read_tokens, usage.reasoning_tokens, format(cost, "f"),
@@ -302,33 +304,33 @@ def _finish(app: Any, key: Any, endpoint: str, req: Any, route: Any, usage: Usag
 
 # ---------------------------------------------------------------- other endpoints
 
-async def _send_json(send: Any, status: int, body: bytes, extra: list[Any] | None = None) -> None:
+async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     headers = [_JSON, (b"content-length", str(len(body)).encode())] + (extra or [])
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _guarded(send: Any, t0: float, coro: Any) -> None:
+async def _guarded(send: Send, t0: float, coro: Awaitable[None]) -> None:
     try:
         await coro
     except Exception as e:  # noqa: BLE001
         await send_failure(send, failure_from(e), anthropic=False, t0=t0)
 
 
-async def list_models(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def list_models(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     async def go() -> None:
-        key = await app.authenticate(scope)
-        await app.gate.admit(key)  # every request of a key counts against its rpm
-        await _send_json(send, 200, app.models_json())
+        key = await h.gate.authenticate(scope)
+        await h.gate.admit(key)  # every request of a key counts against its rpm
+        await _send_json(send, 200, h.models.json())
     await _guarded(send, t0, go())
 
 
-async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def get_model(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     async def go() -> None:
-        key = await app.authenticate(scope)
-        await app.gate.admit(key)  # every request of a key counts against its rpm
+        key = await h.gate.authenticate(scope)
+        await h.gate.admit(key)  # every request of a key counts against its rpm
         mid = unquote(scope["path"][len("/v1/models/"):])
-        body = app.model_json(mid)
+        body = h.models.one(mid)
         if body is None:
             raise Failure(404, f"The model `{mid[:200]}` does not exist or you do not have access to it.",
                           code="model_not_found", param="model")
@@ -336,50 +338,33 @@ async def get_model(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0
     await _guarded(send, t0, go())
 
 
-def _health_book(router: Any) -> Any:
-    h = getattr(router, "health", None)
-    return h if isinstance(h, HealthBook) else None
-
-
-async def healthz(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
-    body: dict[str, Any] = {"status": "shutting_down" if app.closed else "ok", "in_flight": max(0, app.in_flight - 1)}
-    hb = _health_book(app.router)
+async def healthz(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    closed = h.load.closed
+    body: dict[str, Any] = {"status": "shutting_down" if closed else "ok", "in_flight": max(0, h.load.in_flight - 1)}
+    hb = h.router.health
     if hb is not None:  # upstream keys (ids only) cooling off after a 401/403
         body["bad_upstream_keys"] = [{"id": k, **v} for k, v in hb.bad_entries().items()]
-    await _send_json(send, 503 if app.closed else 200, orjson.dumps(body))
+    await _send_json(send, 503 if closed else 200, orjson.dumps(body))
 
 
-async def metrics(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def metrics(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     try:
-        view = await _quota_view(app.router)
+        view = await h.router.quota_view(_utcnow())
         if view is not None:
-            app.metrics.set_quota(view)
+            h.metrics.set_quota(view)
     except Exception as e:  # noqa: BLE001 - metrics must render even if the ledger is unhappy
         app_log(e)
-    hb = _health_book(app.router)
+    hb = h.router.health
     if hb is not None:
-        app.metrics.set_health(hb, datetime.now(timezone.utc))
-    body, ctype = app.metrics.render()
+        h.metrics.set_health(hb, _utcnow())
+    body, ctype = h.metrics.render()
     headers = [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _quota_view(router: Any) -> Any:
-    """The router's LedgerView now: `router.quota_view(now)` (test doubles) or
-    `await router.ledger.view(now, models)`; None when there is no ledger."""
-    now = datetime.now(timezone.utc)
-    fn = getattr(router, "quota_view", None)
-    if fn is not None:
-        v = fn(now)
-    else:
-        view = getattr(getattr(router, "ledger", None), "view", None)
-        if view is None:
-            return None
-        v = view(now, getattr(router, "_model_ids", ()))
-    if asyncio.iscoroutine(v):
-        v = await v
-    return v
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def _plain(o: Any) -> Any:
@@ -396,10 +381,10 @@ def _plain(o: Any) -> Any:
     return o
 
 
-async def quota(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def quota(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     async def go() -> None:
-        await app.authenticate(scope, admin=True)
-        view = await _quota_view(app.router)
+        await h.gate.authenticate(scope, admin=True)
+        view = await h.router.quota_view(_utcnow())
         if view is None:
             raise Failure(404, "This router has no quota ledger.", code="not_found")
         await _send_json(send, 200, orjson.dumps({"object": "quota", "pools": _plain(view.pools),
@@ -407,10 +392,10 @@ async def quota(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
     await _guarded(send, t0, go())
 
 
-async def spend(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: float) -> None:
+async def spend(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
     async def go() -> None:
-        key = await app.authenticate(scope)
-        await app.gate.admit(key)
+        key = await h.gate.authenticate(scope)
+        await h.gate.admit(key)
         qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         by = (qs.get("by") or ["day"])[0]
         key_id = (qs.get("key") or [None])[0]
@@ -422,12 +407,13 @@ async def spend(app: Any, scope: dict[str, Any], receive: Any, send: Any, t0: fl
             raise Failure(400, str(e), param="since") from None
         if by not in ("day", "model", "key", "provider"):
             raise Failure(400, "`by` must be day, model, key or provider.", param="by")
-        if app.spend is None:
+        spend = h.spend
+        if spend is None:
             raise Failure(404, "The spend log is disabled (server.spend_db: off).", code="not_found")
 
         def read() -> list[dict[str, Any]]:
-            app.spend.flush()
-            return summarize(app.spend.path, by=by, since=since, key_id=key_id)
+            spend.flush()
+            return summarize(spend.path, by=by, since=since, key_id=key_id)
 
         rows = await asyncio.to_thread(read)
         await _send_json(send, 200, orjson.dumps({"object": "spend", "by": by, "key": key_id, "data": _plain(rows)}))

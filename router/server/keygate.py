@@ -1,5 +1,6 @@
-"""Per-key limits of the proxy, kept in the quota ledger (shared by every worker and
-replica that uses the same store).
+"""The key gate: who is calling (`authenticate`), which models the key may use
+(`check_key`), how often (`admit`) and how much (budgets, kept in the quota ledger,
+shared by every worker and replica that uses the same store).
 
 * **Budgets.** A proxy key with `budget_usd` becomes a hard ledger budget (scope
   `key`, matching exactly that key id, per the key's `budget_period`), registered on
@@ -33,7 +34,8 @@ from router.quota.memory_store import MemoryStore
 from router.quota.spec import BudgetSpec
 from router.quota.store import Check
 from router.quota.windows import Window
-from router.server.auth import KeyStore, ProxyKey
+from router.errors import redact
+from router.server.auth import AttemptLimiter, KeyStore, ProxyKey
 from router.server.errors import Failure
 from router.server.spendlog import period_start
 
@@ -58,13 +60,17 @@ def key_budgets(keys: KeyStore) -> list[BudgetSpec]:
 
 
 class KeyGate:
-    """Admits requests per proxy key (rpm) and puts the keys' budgets on the ledger.
+    """Authenticates proxy keys, admits their requests (rpm) and puts their budgets on
+    the ledger.
 
     `ledger`: the router's ledger (None: a router without one; rpm is then counted in
-    process memory and key budgets cannot be enforced, which is logged at start)."""
+    process memory and key budgets cannot be enforced, which is logged at start).
+    `max_auth_failures_per_minute`: unknown keys one client address may try per minute."""
 
-    def __init__(self, keys: KeyStore, ledger: Any = None, spend: Any = None) -> None:
+    def __init__(self, keys: KeyStore, ledger: Any = None, spend: Any = None, *,
+                 max_auth_failures_per_minute: int | None = 20) -> None:
         self.keys = keys
+        self.auth_attempts = AttemptLimiter(max_auth_failures_per_minute)
         self.ledger = ledger
         self.spend = spend
         store = getattr(ledger, "store", None)
@@ -74,6 +80,50 @@ class KeyGate:
         self._window = Window("minute", "rolling")
         self._started: asyncio.Future[None] | None = None
 
+    # ------------------------------------------------------------------ who, which models
+    async def authenticate(self, scope: dict[str, Any], *, admin: bool = False) -> ProxyKey | None:
+        """The caller's key (None = open access). Raises Failure 401/403, or 429 when the
+        client address has tried too many unknown keys this minute (checked before any hashing)."""
+        token = ""
+        for k, v in scope["headers"]:
+            if k == b"authorization":
+                s = v.decode("latin-1")
+                token = s[7:].strip() if s[:7].lower() == "bearer " else s.strip()
+                break
+            if k == b"x-api-key":
+                token = v.decode("latin-1").strip()
+        if self.keys.open_access:
+            # No keys configured: the server is loopback-only, admin reads are allowed.
+            return None
+        if not token:
+            raise Failure(401, "Missing API key: send `Authorization: Bearer <key>` (or `x-api-key`).",
+                          type="authentication_error", code="missing_api_key")
+        key = self.keys.cached(token)
+        if key is None or key is False:
+            addr = (scope.get("client") or ("-",))[0]
+            wait = self.auth_attempts.take(addr)
+            if wait:
+                raise Failure(429, f"Too many failed API key attempts from this address; retry in {wait:.0f} s.",
+                              type="rate_limit_error", code="too_many_auth_failures", retry_after=wait)
+            key = await self.keys.alookup(token) if key is False else None
+            if key is not None:
+                self.auth_attempts.refund(addr)
+        if key is None:
+            raise Failure(401, "Incorrect API key provided.", type="authentication_error", code="invalid_api_key")
+        if admin and not key.admin:
+            raise Failure(403, "This endpoint needs the admin key.", type="permission_error", code="admin_only")
+        return key
+
+    @staticmethod
+    def check_key(key: ProxyKey | None, model: str) -> None:
+        """Allowed models for a chat request (rate limits: `admit`; budgets: the ledger)."""
+        if key is None or key.admin:
+            return
+        if not key.allows_model(model):
+            raise Failure(403, f"This key is not allowed to use model `{redact(model)[:100]}`.",
+                          type="permission_error", code="model_not_allowed", param="model")
+
+    # ------------------------------------------------------------------ budgets, rate
     async def start(self) -> None:
         """Register the key budgets on the ledger and seed them from the spend log (once)."""
         if self._started is None:

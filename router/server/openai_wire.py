@@ -8,6 +8,9 @@ fields the adapter owns (token limits, stream options, n) or that change the pri
 (service_tier, prediction, audio, web search) are never taken from the client.
 Output bytes match OpenAI's format, incl. `usage: null` on every chunk and a
 final `choices: []` usage chunk when `stream_options.include_usage` is set.
+
+One proxy request, read downward: app.py -> handlers.py -> openai_wire.py (JSON -> ChatRequest,
+ChatResponse/StreamEvents -> JSON/SSE) -> next: router/sdk.py (`Router.achat`/`astream`).
 """
 
 from __future__ import annotations

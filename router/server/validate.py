@@ -16,6 +16,8 @@ import math
 from collections.abc import Collection
 from typing import Any
 
+from router.errors import WireError
+
 __all__ = [
     "WireError", "Checker", "MAX_JSON_DEPTH", "MAX_MODEL_CHARS", "MAX_MESSAGES", "MAX_NAME_CHARS", "MAX_TOOLS",
     "MAX_PARTS", "MAX_STOP", "json_depth_limit", "check_depth",
@@ -33,15 +35,6 @@ MAX_META_VALUE_CHARS = 1_024
 _META_STRING = ("task", "user")  # metadata keys routing reads as a string
 _META_STRINGS = ("tags", "region")  # metadata keys routing reads as a string or an array of strings
 _PATH_SHOWN = 300  # characters of a too-deep path put in the error
-
-
-class WireError(ValueError):
-    """A client error in the request body: 400 (or `status`) with an OpenAI-style body."""
-
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None, status: int = 400,
-                 type: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.message, self.param, self.code, self.status, self.type = message, param, code, status, type
 
 
 def json_depth_limit(settings: Any) -> int:

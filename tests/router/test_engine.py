@@ -391,3 +391,19 @@ def test_quality_margin_rule_and_validation():
     assert ids(plan) == ["openai:big"]  # margin 0: only the best
     with pytest.raises(ValueError, match="quality_margin"):
         Policy(quality_margin=1.5)
+
+
+@pytest.mark.parametrize("pol", ["free-first", "cheapest", "best", "balanced", "cascade"])
+def test_every_kept_candidate_has_every_field_set(pol):
+    """`_admit` builds `Candidate`s slot by slot (no __init__ call): a field added to the
+    record but not set there would surface here as an AttributeError."""
+    from dataclasses import fields
+
+    from router.plan import Candidate
+
+    plan = choose(feats("chat"), ALL, FREEVIEW, {}, Policy(pol), NOW)
+    assert plan._kept
+    for c in plan._kept:
+        assert isinstance(c, Candidate)
+        values = {f.name: getattr(c, f.name) for f in fields(Candidate)}
+        assert values["info"].id == c.info.id and values["rank_key"]

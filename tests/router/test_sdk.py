@@ -274,3 +274,14 @@ async def test_a_truncated_answer_is_never_returned_as_complete():
         await router.achat("hi", model="pa:a")
     assert ei.value.last_error.__class__.__name__ == "TruncatedResponse"
     await router.aclose()
+
+
+async def test_public_quota_view_model_ids_and_policy_name():
+    spec = BudgetSpec(id="all", scope="global", match="*", period="month", limit_usd=Decimal("5"), hard=True)
+    router, _ = make(ledger=Ledger(MemoryStore(), [], [spec]))
+    assert router.model_ids == ("pa:a", "pb:b") and router.policy_name == "cheapest"
+    await router.achat("hi there")
+    view = await router.quota_view(NOW)  # read fresh, not the routing cache
+    assert [b.budget_id for b in view.budgets] == ["all"] and view.budgets[0].spent_usd == Decimal("0.00002")
+    assert (await router.quota_view()).budgets[0].spent_usd == Decimal("0.00002")  # default: the router's clock
+    await router.aclose()

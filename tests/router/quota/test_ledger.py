@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from router.errors import BudgetExceeded
+from router.errors import PoolUnavailable
 from router.quota.ledger import Ledger
-from router.quota.records import PoolUnavailable
 from router.quota.spec import load_quota_config
 from router.types import RateLimitSnapshot, Usage
 

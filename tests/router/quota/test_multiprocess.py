@@ -53,7 +53,7 @@ async def test_sigkill_with_calls_in_flight_never_gives_their_capacity_back(stor
     # 10 calls on a 10-per-day pool: 4 committed, 6 in flight when the process is killed.
     # The 6 may have reached the vendor, so after their lifetime they stay charged at what
     # they reserved: usage stays 10 and nothing more is admitted (was: back to 4, then 16 more).
-    from router.quota.records import PoolUnavailable
+    from router.errors import PoolUnavailable
 
     url, prefix = store_url
     p = spawn("hold", url, prefix, 10, "1", 10)

@@ -11,8 +11,8 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from router.errors import BudgetExceeded
+from router.errors import PoolUnavailable
 from router.quota.ledger import Ledger
-from router.quota.records import PoolUnavailable
 from router.quota.memory_store import MemoryStore
 from router.quota.spec import load_quota_config
 from router.quota.windows import calendar_bounds

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from router.errors import PoolUnavailable
 from router.quota.ledger import Ledger
-from router.quota.records import PoolUnavailable
 from router.quota.redis_store import RedisStore
 from router.quota.spec import load_quota_config
 from router.errors import LedgerUnavailable

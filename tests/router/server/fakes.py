@@ -1,5 +1,6 @@
-"""A test double with the Router interface the proxy uses (achat, astream, aclose,
-catalog, quota_view), with a FakeProvider behind it. Also importable by a
+"""A test double with the Router interface the proxy uses (`router.server.context.ProxyRouter`:
+achat, astream, aexplain, aclose, catalog, ledger, health, policy_name, model_ids,
+quota_view), with a FakeProvider behind it. Also importable by a
 `quotaroute serve --router-factory tests.router.server.fakes:build` subprocess."""
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class FakeStream:
 
 class FakeRouter:
     policy_name = "free-first"
+    health = None  # no HealthBook: /healthz and /metrics leave the upstream-key section out
 
     def __init__(self, provider: FakeProvider | None = None, models: tuple[str, ...] = ("fake:small", "fake:large"),
                  ledger: Any = None):
@@ -79,6 +81,7 @@ class FakeRouter:
         self.ledger = ledger if ledger is not None else Ledger(MemoryStore())
         self._tasks: set[Any] = set()
         self.models = models
+        self.model_ids = models
         self.scopes: list[Any] = []
         self.closed = False
         self.stream_closed = 0
@@ -135,7 +138,10 @@ class FakeRouter:
         st._res = res
         return st
 
-    def quota_view(self, now: datetime) -> LedgerView:
+    async def aexplain(self, req: ChatRequest) -> str:
+        return self._pick(req)
+
+    async def quota_view(self, now: datetime) -> LedgerView:
         pool = PoolView("fake:free-daily", "free", True, remaining_requests=99, remaining_tokens=99000,
                         resets_at=now + timedelta(hours=3))
         budget = BudgetView("global", "global", "*", "month", Decimal("10"), Decimal("1.25"))
