@@ -144,6 +144,7 @@ class Router:
                 self._providers.update(group)
                 self._keys[name] = tuple(group)
         self._own_ledger = ledger is None
+        self._own_client: Any = None  # a shared HTTP client handed over by from_config(owns_client=True)
         if ledger is None:
             from router.quota.spec import default_pools  # lazy: import time (only a Router built without a ledger)
             from router.quota.ledger import Ledger
@@ -187,7 +188,7 @@ class Router:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_config(cls, path: str | QuotarouteConfig | None = None, *, default_store: str | None = None,
-                    **overrides: Any) -> "Router":
+                    owns_client: bool = False, **overrides: Any) -> "Router":
         """Build from one YAML file (docs/config.md), found by `router.config.find_config`,
         or from an already loaded `QuotarouteConfig`. Explicit keyword arguments win
         over the file, which wins over the environment. `client=`/`http_client=` is an
@@ -196,7 +197,8 @@ class Router:
         `default_store` ("memory" | "sqlite") is the ledger store when the config's
         `ledger:` section names none: default `$QUOTAROUTE_DEFAULT_STORE`, else
         "memory" (the SDK's default; the proxy passes "sqlite"). A ledger built here
-        is closed by `aclose()`."""
+        is closed by `aclose()`, and so is the shared client when `owns_client=True`
+        (the proxy hands over the one it made)."""
         from router.config import QuotarouteConfig, build_policy, build_router_kwargs, load_config  # lazy: import time (the config schema loads only for from_config)
 
         cfg = path if isinstance(path, QuotarouteConfig) else load_config(path)
@@ -209,6 +211,8 @@ class Router:
         router = cls(**kw)
         if "ledger" not in overrides:
             router._own_ledger = True  # built from the config: ours to close
+        if owns_client and client is not None:
+            router._own_client = client
         return router
 
     @property
@@ -328,6 +332,9 @@ class Router:
                 await close()
         if self._own_ledger and self.ledger is not None:
             await self.ledger.aclose()
+        if self._own_client is not None:
+            client, self._own_client = self._own_client, None
+            await client.aclose()
 
     async def __aenter__(self) -> "Router":
         return self

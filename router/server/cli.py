@@ -55,7 +55,7 @@ def _make_router(config: str | None, factory: str | None, cfg: Any = None) -> An
     from router.sdk import Router
     from router.server.aiohttp_transport import aiohttp_client
 
-    return Router.from_config(cfg if cfg is not None else config, http_client=aiohttp_client(),
+    return Router.from_config(cfg if cfg is not None else config, http_client=aiohttp_client(), owns_client=True,
                               default_store=default_store(fallback=PROXY_DEFAULT_STORE))
 
 

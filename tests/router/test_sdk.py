@@ -285,3 +285,20 @@ async def test_public_quota_view_model_ids_and_policy_name():
     assert [b.budget_id for b in view.budgets] == ["all"] and view.budgets[0].spent_usd == Decimal("0.00002")
     assert (await router.quota_view()).budgets[0].spent_usd == Decimal("0.00002")  # default: the router's clock
     await router.aclose()
+
+
+async def test_a_handed_over_client_is_closed_with_the_router(tmp_path, monkeypatch):
+    import httpx
+
+    from router.sdk import Router
+
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("version: 1\n")
+    mine, theirs = httpx.AsyncClient(), httpx.AsyncClient()
+    r1 = Router.from_config(str(cfg), http_client=mine, owns_client=True)
+    r2 = Router.from_config(str(cfg), http_client=theirs)
+    await r1.aclose()
+    await r2.aclose()
+    assert mine.is_closed and not theirs.is_closed  # the caller's own client stays the caller's
+    await theirs.aclose()
