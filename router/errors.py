@@ -20,9 +20,10 @@ maps every one to the response a client gets in one place (`router.server.errors
     ├── PoolUnavailable             a block-on-exhaust pool cannot take the request now
     ├── LedgerUnavailable           the shared ledger cannot be reached (fail closed)
     ├── ConfigError (ValueError)    malformed configuration or data file: file, line, key
-    │   └── DatasetError            (benchmarks.datasets) a dataset file that cannot be used as is
+    │   └── DatasetError            (benchmarks.rows) a dataset file that cannot be used as is
     ├── UnknownModel (KeyError)
     ├── UnknownPrice
+    ├── MissingExtra                an optional extra is not installed (the message names it)
     └── ProxyError                  the proxy's own answers to a client
         ├── Failure                 an error response to send: status, type, code, param
         ├── WireError (ValueError)  a client mistake in the request body (400 naming the path)
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "QuotarouteError",
+    "MissingExtra",
     "ProviderError",
     "RateLimited",
     "QuotaExhausted",
@@ -326,6 +328,10 @@ class UnknownModel(QuotarouteError, KeyError):
 
 class UnknownPrice(QuotarouteError):
     """No known price for a model: never billed as $0 silently."""
+
+
+class MissingExtra(QuotarouteError):
+    """An optional dependency is not installed (the message names the extra; see router.extras)."""
 
 
 # ------------------------------------------------------------------ the proxy's own answers

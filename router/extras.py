@@ -11,13 +11,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from router.errors import QuotarouteError
+from router.errors import MissingExtra
 
 __all__ = ["MissingExtra", "need"]
-
-
-class MissingExtra(QuotarouteError):
-    """An optional dependency is not installed (the message names the extra)."""
 
 
 def need(module: str, *, extra: str, purpose: str) -> ModuleType:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import router.errors as errors
-from benchmarks.datasets import DatasetError
+from benchmarks.rows import DatasetError
 from router.errors import (
     AuthFailed,
     BadRequest,
@@ -58,6 +58,7 @@ TREE: dict[type, tuple[type, ...]] = {
     LedgerUnavailable: (QuotarouteError,),
     ConfigError: (QuotarouteError, ValueError),
     DatasetError: (ConfigError,),
+    errors.MissingExtra: (errors.QuotarouteError,),
     UnknownModel: (QuotarouteError, KeyError),
     UnknownPrice: (QuotarouteError,),
     ProxyError: (QuotarouteError,),
