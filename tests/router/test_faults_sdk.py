@@ -21,7 +21,6 @@ import pytest
 from router.sdk import Router
 from tests.support.fault_cases import (
     FULL,
-    KEY_ENV,
     LIMIT_S,
     MAX_TOKENS,
     MESSAGES,
@@ -32,28 +31,17 @@ from tests.support.fault_cases import (
     TIMING,
     Outcome,
     check,
+    matrix,
+    run_upstream,
     write_config,
 )
 from tests.support.fault_upstream import FaultUpstream
 
-SLOW = ("silent", "stall")  # they wait out LIMIT_S by design
-
-
-def _cases() -> list[Any]:
-    out = []
-    for name in SCENARIOS:
-        for stream in (False, True):
-            marks = [pytest.mark.slow] if name in SLOW else []
-            out.append(pytest.param(name, stream, marks=marks, id=f"{name}-{'stream' if stream else 'json'}"))
-    return out
 
 
 @pytest.fixture
 def upstream(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    monkeypatch.setenv(KEY_ENV, "sk-fault-upstream-key-0123456789")
-    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
-    with FaultUpstream(TIMING) as up:
-        yield up
+    yield from run_upstream(monkeypatch, tmp_path)
 
 
 @asynccontextmanager
@@ -120,7 +108,7 @@ async def call(router: Router, *, stream: bool, budget_s: float) -> Outcome:
     return out
 
 
-@pytest.mark.parametrize(("name", "stream"), _cases())
+@pytest.mark.parametrize(("name", "stream"), matrix())
 async def test_fault(name: str, stream: bool, upstream: FaultUpstream, tmp_path: Path) -> None:
     model, plain, streamed = SCENARIOS[name]
     expect = streamed if stream else plain

@@ -50,12 +50,13 @@ Expected conduct, per scenario (non-stream | stream when they differ):
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.support.fault_upstream import PROMPT_TOKENS, Timing, answer_text
+from tests.support.fault_upstream import PROMPT_TOKENS, FaultUpstream, Timing, answer_text
 
 __all__ = ["LIMIT_S", "MAX_TOKENS", "NON_STREAM_LIMIT_S", "SLACK_S", "RECOVER_S", "TIMING", "KEY_ENV", "MESSAGES",
            "FULL", "Expect", "Outcome", "SCENARIOS", "write_config", "wall_cost", "spare_cost", "check"]
@@ -204,3 +205,29 @@ def check(out: Outcome, e: Expect, *, mode: str, model: str, calls: int, spare_c
     assert out.text == FULL and out.finish == "stop", where
     if e.cost is not None:
         assert out.cost == e.cost, f"billed {out.cost}, expected exactly {e.cost} -- {where}"
+
+
+SLOW = ("silent", "stall")  # they wait out LIMIT_S by design
+
+
+def matrix() -> list[Any]:
+    """Every scenario, non-stream and stream, as pytest params (the slow ones marked)."""
+    import pytest  # lazy: this module is also imported outside pytest (a benchmark)
+
+    out = []
+    for name in SCENARIOS:
+        for stream in (False, True):
+            marks = [pytest.mark.slow] if name in SLOW else []
+            out.append(pytest.param(name, stream, marks=marks, id=f"{name}-{'stream' if stream else 'json'}"))
+    return out
+
+
+def run_upstream(monkeypatch: Any, tmp_path: Path) -> Iterator[FaultUpstream]:
+    """Body of the `upstream` fixture both modes use: the fault server, its key in the
+    environment, and a home of the test's own (spend log, ledger files)."""
+    monkeypatch.setenv(KEY_ENV, "sk-fault-upstream-key-0123456789")
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
+    monkeypatch.delenv("QUOTAROUTE_DEFAULT_STORE", raising=False)
+    monkeypatch.delenv("QUOTAROUTE_LEDGER_URL", raising=False)
+    with FaultUpstream(TIMING) as up:
+        yield up

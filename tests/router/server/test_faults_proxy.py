@@ -28,7 +28,6 @@ from router.server.cli import build_app
 from tests.router.server.conftest import LiveServer
 from tests.support.fault_cases import (
     FULL,
-    KEY_ENV,
     LIMIT_S,
     MAX_TOKENS,
     MESSAGES,
@@ -39,30 +38,17 @@ from tests.support.fault_cases import (
     TIMING,
     Outcome,
     check,
+    matrix,
+    run_upstream,
     write_config,
 )
 from tests.support.fault_upstream import FaultUpstream
 
-SLOW = ("silent", "stall")  # they wait out LIMIT_S by design
-
-
-def _cases() -> list[Any]:
-    out = []
-    for name in SCENARIOS:
-        for stream in (False, True):
-            marks = [pytest.mark.slow] if name in SLOW else []
-            out.append(pytest.param(name, stream, marks=marks, id=f"{name}-{'stream' if stream else 'json'}"))
-    return out
 
 
 @pytest.fixture
 def upstream(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FaultUpstream]:
-    monkeypatch.setenv(KEY_ENV, "sk-fault-upstream-key-0123456789")
-    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))  # the proxy's spend log (and any ledger file)
-    monkeypatch.delenv("QUOTAROUTE_DEFAULT_STORE", raising=False)
-    monkeypatch.delenv("QUOTAROUTE_LEDGER_URL", raising=False)
-    with FaultUpstream(TIMING) as up:
-        yield up
+    yield from run_upstream(monkeypatch, tmp_path)
 
 
 class Proxy:
@@ -149,7 +135,7 @@ async def call(p: Proxy, *, stream: bool, budget_s: float) -> Outcome:
     return out
 
 
-@pytest.mark.parametrize(("name", "stream"), _cases())
+@pytest.mark.parametrize(("name", "stream"), matrix())
 async def test_fault(name: str, stream: bool, upstream: FaultUpstream, tmp_path: Path) -> None:
     model, plain, streamed = SCENARIOS[name]
     expect = streamed if stream else plain
