@@ -203,14 +203,15 @@ def _random_json(rng: random.Random, depth: int = 0) -> Any:
             for _ in range(rng.randint(0, 3))}
 
 
-def _paths(v: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def json_paths(v: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path into a JSON value (the value itself first)."""
     out = [prefix]
     if isinstance(v, dict):
         for k, x in v.items():
-            out += _paths(x, prefix + (k,))
+            out += json_paths(x, prefix + (k,))
     elif isinstance(v, list):
         for i, x in enumerate(v):
-            out += _paths(x, prefix + (i,))
+            out += json_paths(x, prefix + (i,))
     return out
 
 
@@ -257,18 +258,18 @@ def random_body(rng: random.Random, endpoint: str) -> bytes:
     body = json.loads(json.dumps(rng.choice(TEMPLATES[endpoint])))
     if r < 0.35:  # plausible values of the same type: reaches routing, the adapters and the encoders
         for _ in range(rng.randint(0, 3)):
-            path = rng.choice(_paths(body)[1:])
+            path = rng.choice(json_paths(body)[1:])
             body = _set(body, path, _same_type(rng, _get(body, path)))
         return orjson.dumps(body)
     for _ in range(rng.randint(1, 4)):
         kind = rng.random()
         if kind < 0.5:
-            path = rng.choice(_paths(body)[1:] or [()])
+            path = rng.choice(json_paths(body)[1:] or [()])
             body = _set(body, path, _random_json(rng))
         elif kind < 0.8 and isinstance(body, dict):
             body[rng.choice(FIELD_NAMES)] = _random_json(rng) if rng.random() < 0.7 else _scalar(rng)
         elif kind < 0.9:
-            path = rng.choice(_paths(body)[1:] or [()])
+            path = rng.choice(json_paths(body)[1:] or [()])
             body = _set(body, path, _DEEP)
         elif isinstance(body, dict) and body:
             body.pop(rng.choice(list(body)))

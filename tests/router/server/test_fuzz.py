@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.fuzz_proxy import ENDPOINTS, FIELD_NAMES, TEMPLATES, build_app, problems
+from benchmarks.fuzz_proxy import ENDPOINTS, FIELD_NAMES, TEMPLATES, build_app, json_paths, problems
 
 KEYS = st.sampled_from(FIELD_NAMES + ("type", "text", "role", "content", "name", "input", "a")) | st.text(max_size=6)
 SCALARS = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
@@ -65,17 +65,6 @@ def harness() -> Iterator[Harness]:
     h.close()
 
 
-def _paths(v: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(v, dict):
-        for k, x in v.items():
-            out += _paths(x, prefix + (k,))
-    elif isinstance(v, list):
-        for i, x in enumerate(v):
-            out += _paths(x, prefix + (i,))
-    return out
-
-
 @st.composite
 def bodies(draw: Any, endpoint: str) -> bytes:
     """A valid body with a few mutations: a value replaced (by any JSON, or one nested
@@ -85,7 +74,7 @@ def bodies(draw: Any, endpoint: str) -> bytes:
     body = copy.deepcopy(draw(st.sampled_from(TEMPLATES[endpoint])))
     for _ in range(draw(st.integers(0, 3))):
         op = draw(st.sampled_from(["replace", "replace", "add", "deep", "drop"]))
-        paths = _paths(body)[1:]
+        paths = json_paths(body)[1:]
         if op in ("replace", "deep") and paths:
             path = draw(st.sampled_from(paths))
             cur = body
