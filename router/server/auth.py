@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-__all__ = ["ProxyKey", "KeyStore", "hash_key", "verify_hash", "new_key", "RateWindow", "AttemptLimiter"]
+__all__ = ["ProxyKey", "KeyStore", "hash_key", "verify_hash", "new_key", "AttemptLimiter"]
 
 _SCRYPT_DEFAULT = (2**14, 8, 1)
 _MISS_TTL_S = 60.0  # a token that failed is not re-hashed for this long
@@ -85,27 +85,6 @@ def new_key(prefix: str = "qr-") -> str:
     return prefix + secrets.token_urlsafe(24)
 
 
-class RateWindow:
-    """Sliding one-minute request counter (per key, in memory, per worker)."""
-
-    __slots__ = ("rpm", "_hits")
-
-    def __init__(self, rpm: int) -> None:
-        self.rpm = rpm
-        self._hits: deque[float] = deque()
-
-    def allow(self, now: float) -> tuple[bool, float]:
-        """(allowed, retry_after_seconds)."""
-        hits = self._hits
-        cutoff = now - 60.0
-        while hits and hits[0] <= cutoff:
-            hits.popleft()
-        if len(hits) >= self.rpm:
-            return False, max(0.0, hits[0] + 60.0 - now)
-        hits.append(now)
-        return True, 0.0
-
-
 @dataclass
 class ProxyKey:
     id: str
@@ -117,19 +96,12 @@ class ProxyKey:
     admin: bool = False
     user: str | None = None  # pins the `user` scope of this key's requests (instead of the client's field)
     tags: tuple[str, ...] | None = None  # pins their tags (instead of the x-quotaroute-tags header)
-    _window: RateWindow | None = field(default=None, repr=False, compare=False)
 
     def allows_model(self, model: str) -> bool:
         if self.models is None:
             return True
         return any(m == model or fnmatch.fnmatchcase(model, m) for m in self.models)
 
-    def take_rate(self, now: float | None = None) -> tuple[bool, float]:
-        if not self.rpm:
-            return True, 0.0
-        if self._window is None:
-            self._window = RateWindow(self.rpm)
-        return self._window.allow(time.monotonic() if now is None else now)
 
 
 class AttemptLimiter:
