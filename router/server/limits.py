@@ -19,10 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from router.config.schema import ServerLimits
 from router.errors import ConfigError
 
 __all__ = ["Limits", "DEFAULT_LIMITS", "default_max_connections"]
 
+_DEFAULT = ServerLimits.model_fields
 _FD_RESERVE = 192  # listeners, spend log, ledger, redis, pipes, logs, draining refusals
 _UPSTREAM_MAX = 512  # the proxy's upstream pool size (one socket per in-flight vendor call)
 
@@ -31,12 +33,13 @@ _UPSTREAM_MAX = 512  # the proxy's upstream pool size (one socket per in-flight 
 class Limits:
     """`server.limits` in the config file (see docs/proxy.md, "Limits")."""
 
-    max_header_bytes: int = 65536
-    header_timeout_s: float = 10.0
-    body_timeout_s: float = 30.0
-    keepalive_timeout_s: float = 5.0
+    # defaults come from the config schema, the one place they are written
+    max_header_bytes: int = _DEFAULT["max_header_bytes"].default
+    header_timeout_s: float = _DEFAULT["header_timeout_s"].default
+    body_timeout_s: float = _DEFAULT["body_timeout_s"].default
+    keepalive_timeout_s: float = _DEFAULT["keepalive_timeout_s"].default
     max_connections: int | None = None  # None = derived from the open-file limit
-    max_auth_failures_per_minute: int = 20
+    max_auth_failures_per_minute: int = _DEFAULT["max_auth_failures_per_minute"].default
 
     def __post_init__(self) -> None:
         for f in fields(self):
