@@ -64,6 +64,9 @@ _STOP = {
     "refusal": "content_filter",
 }
 
+# the body fields /v1/messages/count_tokens takes (the rest of a Messages body is refused there)
+_COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"})
+
 # error.type -> (class, default HTTP status); https://docs.claude.com/en/api/errors
 _ERROR_TYPES: dict[str, tuple[type[ProviderError], int]] = {
     "invalid_request_error": (BadRequest, 400),
@@ -414,6 +417,23 @@ class AnthropicProvider(nat.NativeProvider):
             return self._accumulate(message_events(data, call), req, rl)
 
         return await self._run(attempt)
+
+    async def count_tokens(self, req: ChatRequest) -> int:
+        """`POST /v1/messages/count_tokens`: the vendor's exact input token count (free of charge)."""
+        full = build_body(req, stream=False, default_max_tokens=self.default_max_tokens)
+        body = _http.dumps({k: v for k, v in full.items() if k in _COUNT_FIELDS})
+        call = self._call(req)
+
+        async def attempt() -> int:
+            data, _ = await self._post_json(f"{self.base_url}/v1/messages/count_tokens", body,
+                                            self._request_headers(), call, _on_error, self._limits(req, stream=False))
+            n = data.get("input_tokens") if isinstance(data, dict) else None
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise MalformedResponse("Anthropic count_tokens answer has no input_tokens", provider=call.provider,
+                                        model=call.model, body=str(data)[:500])
+            return n
+
+        return await self._run(attempt)  # type: ignore[no-any-return]
 
     async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
         body = _http.dumps(build_body(req, stream=True, default_max_tokens=self.default_max_tokens))

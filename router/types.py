@@ -108,6 +108,12 @@ class DocumentPart(_Model):
     citations: bool | None = None
     cache_control: CacheControl | None = None
 
+    def as_text(self) -> str | None:
+        """A plain-text document as text (its title first), for vendors without documents; else None."""
+        if self.source != "text":
+            return None
+        return f"{self.title}\n\n{self.data or ''}" if self.title else self.data or ""
+
 
 class ThinkingPart(_Model):
     """A thinking block of an earlier assistant turn, sent back unchanged with its signature."""

@@ -26,7 +26,8 @@ from router.server.validate import (MAX_MESSAGES, MAX_MODEL_CHARS, MAX_NAME_CHAR
 from router.server.openai_wire import _truncated
 from router.types import MAX_TOKENS_LIMIT, ChatRequest, ChatResponse, Usage
 
-__all__ = ["parse_messages_request", "messages_response", "EventEncoder", "error_body", "usage_json", "FIELDS"]
+__all__ = ["parse_messages_request", "parse_count_request", "messages_response", "EventEncoder", "error_body",
+           "usage_json", "dropped", "FIELDS", "COUNT_FIELDS"]
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal",
          "error": "error", "unknown": "end_turn"}  # "error": a vendor-truncated answer is never "end_turn"
@@ -36,6 +37,8 @@ _REFUSED = {"service_tier": "only 'auto' or 'standard_only': " + _PRICE, "contai
 _OWN = ("model", "messages", "max_tokens", "system", "tools", "tool_choice", "stop_sequences", "temperature",
         "top_p", "top_k", "stream", "metadata", "thinking")
 FIELDS: frozenset[str] = frozenset(_OWN) | frozenset(_REFUSED)
+# POST /v1/messages/count_tokens takes these (no max_tokens, sampling or stream)
+COUNT_FIELDS: frozenset[str] = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
 MAX_CACHE_BREAKPOINTS = 4  # Anthropic's limit on cache_control blocks per request (more is their 400)
 MAX_DOC_TITLE = 500  # characters of a document title (Anthropic's own limit)
 _DOC_SOURCES = ("base64", "text", "url")
@@ -298,6 +301,44 @@ def parse_messages_request(body: Any) -> ChatRequest:
         first = e.errors()[0]
         loc = ".".join(str(x) for x in first.get("loc", ()))
         raise WireError(f"{loc}: {first.get('msg')}", param=loc or None) from None
+
+
+def parse_count_request(body: Any) -> ChatRequest:
+    """A count_tokens body: the Messages fields it takes, checked exactly like a Messages request."""
+    if not isinstance(body, dict):
+        raise WireError("The request body must be a JSON object.")
+    for k in body:
+        if k not in COUNT_FIELDS:
+            raise _C.unknown(k if len(k) <= 60 else k[:60] + "...")
+    return parse_messages_request({**body, "max_tokens": MAX_TOKENS_LIMIT})
+
+
+def _has_cache(req: ChatRequest) -> bool:
+    if any(p.cache_control for p in req.system_parts or ()) or any(t.cache_control for t in req.tools or ()):
+        return True
+    for m in req.messages:
+        if m.cache_control or any(c.cache_control for c in m.tool_calls or ()):
+            return True
+        if isinstance(m.content, list) and any(getattr(p, "cache_control", None) for p in m.content):
+            return True
+    return False
+
+
+def dropped(req: ChatRequest, wire: str) -> list[str]:
+    """What of a Messages request the chosen vendor's wire has no equivalent for (so its adapter
+    leaves it out), to name in the route reason. `wire` is `Router.wire_of(provider)`."""
+    if wire in ("anthropic", "bedrock", ""):
+        return []  # Anthropic and Bedrock carry it all (Bedrock refuses URL documents outright); "" unknown
+    parts = [p for m in req.messages if isinstance(m.content, list) for p in m.content]
+    out = ["cache_control"] if _has_cache(req) else []
+    if any(p.type in ("thinking", "redacted_thinking") for p in parts):
+        out.append("thinking blocks and their signatures")
+    docs = {p.source for p in parts if p.type == "document"}
+    if "url" in docs:
+        out.append("URL documents")
+    if "base64" in docs and wire not in ("gemini", "openai"):
+        out.append("PDF documents")
+    return out
 
 
 def usage_json(u: Usage) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
     app = create_app(router, settings)      # any ASGI server; `quotaroute serve` uses uvicorn
 
-Endpoints: POST /v1/chat/completions, POST /v1/messages, GET /v1/models,
+Endpoints: POST /v1/chat/completions, POST /v1/messages (+ /count_tokens), GET /v1/models,
 GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend. Every /v1 response
 carries the x-quotaroute-* headers (see docs/proxy.md). This module holds dispatch
 and the lifespan; who may call is `keygate.py`.
@@ -57,6 +57,7 @@ class ProxyApp:
             (b"POST", "/v1/chat/completions"): handlers.chat_completions,
             (b"POST", "/chat/completions"): handlers.chat_completions,
             (b"POST", "/v1/messages"): handlers.messages,
+            (b"POST", "/v1/messages/count_tokens"): handlers.count_tokens,
             (b"GET", "/v1/models"): handlers.list_models,
             (b"GET", "/models"): handlers.list_models,
             (b"GET", "/healthz"): handlers.healthz,
@@ -81,7 +82,7 @@ class ProxyApp:
             handler = self._routes.get((scope["method"].encode(), path))
             if handler is None and path.startswith("/v1/models/") and scope["method"] == "GET":
                 handler = handlers.get_model
-            anthropic = path == "/v1/messages"
+            anthropic = path.startswith("/v1/messages")
             if handler is None:
                 known = any(p == path for _, p in self._routes)
                 f = Failure(405 if known else 404, f"{'Method not allowed' if known else 'Unknown path'}: "

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from router.server.metrics import Metrics
     from router.server.settings import ServerSettings
     from router.server.spendlog import SpendLog
+    from router.tokens import TokenCount
     from router.types import ChatRequest, StreamEvent
 
 __all__ = ["ProxyRouter", "ProxyStream", "Handed", "Load", "ModelList", "models_of", "Scope", "Receive", "Send"]
@@ -74,6 +75,10 @@ class ProxyRouter(Protocol):
     async def astream(self, request: ChatRequest, *, scope: Mapping[str, Any] | None = None) -> ProxyStream: ...
 
     async def aexplain(self, request: ChatRequest) -> Any: ...
+
+    def wire_of(self, provider: str) -> str: ...  # "anthropic", "bedrock", "gemini", a vendor row name; "" unknown
+
+    async def acount_tokens(self, request: ChatRequest) -> TokenCount: ...
 
     async def quota_view(self, now: datetime) -> LedgerView | None: ...
 

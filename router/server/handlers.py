@@ -37,7 +37,7 @@ from router.server.spendlog import parse_since, summarize
 from router.server.validate import check_depth, json_depth_limit
 from router.types import ChatRequest, Usage
 
-__all__ = ["chat_completions", "messages", "list_models", "get_model", "healthz", "metrics", "quota", "spend"]
+__all__ = ["chat_completions", "messages", "count_tokens", "list_models", "get_model", "healthz", "metrics", "quota", "spend"]
 
 _JSON = (b"content-type", b"application/json")
 _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
@@ -121,6 +121,8 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         rr = await h.router.achat(req, scope=sc)
         t2 = time.perf_counter()
         route, resp = rr.route, rr.response
+        if anthropic:
+            _note_dropped(h, req, route)
         model = route.model_id or resp.model
         out = aw.messages_response(resp, model) if anthropic else ow.chat_response(resp, model)
         overhead_ms = ((time.perf_counter() - t0) - _upstream_s(route, t2 - t1)) * 1000
@@ -142,6 +144,44 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
                 log=f.status != 401 and f.code != "too_many_auth_failures")  # unauthenticated noise: /metrics only
 
 
+def _note_dropped(h: Handed, req: ChatRequest, route: RouteInfo) -> None:
+    """Name in the route reason what of a Messages request the chosen vendor had no equivalent for."""
+    gone = aw.dropped(req, h.router.wire_of(route.provider))
+    if gone:
+        route.reason = f"{route.reason}; dropped for {route.provider}: {', '.join(gone)}"
+
+
+async def count_tokens(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    """POST /v1/messages/count_tokens: the input tokens of a Messages request on the model it
+    would be routed to; exact from the vendor where it counts, else the router's estimate.
+    `x-quotaroute-token-count` says which ("exact" or "estimate"). Free: nothing is billed."""
+    try:
+        key = await h.gate.authenticate(scope)
+        await h.gate.admit(key)
+        body = await read_body(scope, receive, h.settings.max_body_bytes)
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise Failure(400, f"We could not parse the JSON body of your request: {e.args[0][:120]}",
+                          code="invalid_json") from None
+        check_depth(data, json_depth_limit(h.settings), anthropic=True)
+        req = aw.parse_count_request(data)
+        h.gate.check_key(key, req.model)
+        tc = await h.router.acount_tokens(req)
+        how = f"exact count from {tc.source}" if tc.exact else "estimated by the router (the vendor does not count)"
+        extra = [(b"x-quotaroute-token-count", b"exact" if tc.exact else b"estimate")]
+        extra += route_headers(tc.model_id, tc.source if tc.exact else "", Decimal(0), f"count_tokens: {how}",
+                               (time.perf_counter() - t0) * 1000, h.settings.reason_header_max)
+        await _send_json(send, 200, orjson.dumps({"input_tokens": tc.input_tokens}), extra)
+    except ClientGone:
+        return
+    except Exception as e:  # noqa: BLE001 - mapped in one place
+        f = failure_from(e)
+        if f.status >= 500 and not isinstance(e, Failure):
+            app_log(e)
+        await send_failure(send, f, anthropic=True, t0=t0)
+
+
 def app_log(e: BaseException) -> None:
     logging.getLogger("quotaroute.server").warning("request failed: %s", redact(repr(e))[:500])
 
@@ -156,6 +196,8 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
     rs = await h.router.astream(req, scope=sc)  # errors before the first token surface here, with a status
     t2 = time.perf_counter()
     route = rs.route
+    if anthropic:
+        _note_dropped(h, req, route)
     model = route.model_id or req.model
     enc: aw.EventEncoder | ow.ChunkEncoder = aw.EventEncoder(model) if anthropic else ow.ChunkEncoder(model, include_usage)
     overhead_ms = ((t2 - t0) - _upstream_s(route, t2 - t1)) * 1000
