@@ -310,7 +310,8 @@ def parse_count_request(body: Any) -> ChatRequest:
     for k in body:
         if k not in COUNT_FIELDS:
             raise _C.unknown(k if len(k) <= 60 else k[:60] + "...")
-    return parse_messages_request({**body, "max_tokens": MAX_TOKENS_LIMIT})
+    req = parse_messages_request({**body, "max_tokens": MAX_TOKENS_LIMIT})  # any thinking budget fits under it
+    return req.model_copy(update={"max_tokens": None})  # nothing is generated: no limit to plan with
 
 
 def _has_cache(req: ChatRequest) -> bool:
