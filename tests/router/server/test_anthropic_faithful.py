@@ -16,6 +16,7 @@ import httpx2
 import pytest
 
 from providers.anthropic import AnthropicProvider
+from providers.bedrock import BedrockProvider
 from providers.openai import OpenAIProvider
 from router.catalog import Catalog
 from router.quota.ledger import Ledger
@@ -26,6 +27,7 @@ from tests.router.routing_helpers import card
 from tests.router.server.conftest import make_app
 
 ANT = fixture_reader("anthropic")
+BED = fixture_reader("bedrock")
 OAI = fixture_reader("openai")
 SONNET = "anthropic:claude-sonnet-4-6"
 # Anthropic's list price for Claude Sonnet 4.6 per 1M tokens: input 3, 5-minute cache write 3.75 (1.25x),
@@ -297,4 +299,40 @@ async def test_count_tokens_falls_back_to_the_labelled_estimate(spend_path: Any)
     with pytest.raises(anthropic.BadRequestError) as e:  # count_tokens takes no max_tokens (Anthropic's own rule)
         await c.messages.count_tokens(model=SONNET, messages=msgs, extra_body={"max_tokens": 5})
     assert "max_tokens: Extra inputs are not permitted" in e.value.message
+    await app.aclose()
+
+
+# ------------------------------------------------------------------ Bedrock
+
+
+async def test_bedrock_gets_cache_points_and_round_trips_signed_reasoning(spend_path: Any) -> None:
+    from tests.providers.test_bedrock import events_file  # the test-only AWS event-stream encoder
+
+    up = Upstream(js(BED("converse_reasoning_signed.json")), js(BED("converse_text.json")),
+                  httpx.Response(200, content=events_file("stream_reasoning.events.json"),
+                                 headers={"content-type": "application/vnd.amazon.eventstream"}))
+    bed = "bedrock:anthropic.claude-sonnet-4-6"
+    router = Router(catalog=Catalog([card(bed, "3", "15", caps=("tools", "vision", "reasoning"), **PRICES)]),
+                    providers={"bedrock": BedrockProvider(api_key="bedrock-api-key", region="us-east-1",
+                                                          client=up.client())},
+                    ledger=Ledger(MemoryStore(), [], []))
+    app = make_app(router, spend_path)
+    c = sdk(app)
+    system = [{"type": "text", "text": "GUIDE " * 100, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    q = {"role": "user", "content": [{"type": "text", "text": "27 * 453?", "cache_control": {"type": "ephemeral"}}]}
+    raw = await c.messages.with_raw_response.create(model=bed, max_tokens=2000, system=system, messages=[q])
+    m1 = await raw.parse()
+    assert up.bodies[0]["system"] == [{"text": "GUIDE " * 100}, {"cachePoint": {"type": "default", "ttl": "1h"}}]
+    assert up.bodies[0]["messages"][0]["content"] == [{"text": "27 * 453?"}, {"cachePoint": {"type": "default"}}]
+    vendor = json.loads(BED("converse_reasoning_signed.json"))["output"]["message"]["content"][0]
+    assert m1.content[0].type == "thinking"
+    assert m1.content[0].signature == vendor["reasoningContent"]["reasoningText"]["signature"]
+    assert m1.usage.cache_creation.ephemeral_1h_input_tokens == 1000
+    assert Decimal(raw.headers["x-quotaroute-cost-usd"]) == Decimal("0.00927")  # 1000 of the writes at the 1 h rate
+    await c.messages.create(model=bed, max_tokens=2000, system=system,
+                            messages=[q, {"role": "assistant", "content": m1.content}, {"role": "user", "content": "ok"}])
+    assert up.bodies[1]["messages"][1]["content"][0] == vendor  # text and signature exactly as Bedrock sent them
+    async with c.messages.stream(model=bed, max_tokens=2000, messages=[q]) as st:
+        final = await st.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"] and final.content[0].signature.startswith("Ep0C")
     await app.aclose()
