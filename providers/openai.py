@@ -58,6 +58,8 @@ def _content(m: Message, row: VendorRow | None = None) -> Any:
                 parts.append({"type": "file", "file": {"filename": f"{p.title or 'document'}.pdf",
                                                        "file_data": f"data:application/pdf;base64,{p.data}"}})
         # thinking blocks (and documents the vendor cannot read) have no equivalent: left out
+    if not parts and m.tool_calls:
+        return None  # e.g. thinking blocks before a tool call: the call alone
     if all(x["type"] == "text" for x in parts):
         return "".join(x["text"] for x in parts)  # text-only parts as one string: many vendors reject arrays
     return parts

@@ -82,7 +82,7 @@ class ProxyApp:
             handler = self._routes.get((scope["method"].encode(), path))
             if handler is None and path.startswith("/v1/models/") and scope["method"] == "GET":
                 handler = handlers.get_model
-            anthropic = path.startswith("/v1/messages")
+            anthropic = path in ("/v1/messages", "/v1/messages/count_tokens")
             if handler is None:
                 known = any(p == path for _, p in self._routes)
                 f = Failure(405 if known else 404, f"{'Method not allowed' if known else 'Unknown path'}: "
