@@ -31,10 +31,15 @@ Specs (config `extract:` and `extractor(spec)`):
     text              the whole reply, casefolded, whitespace collapsed, trailing
                       punctuation and surrounding quotes stripped.
 
-`for_task(kind)` picks the default per task kind: math -> number, code -> code; every
-other kind -> None (reasoning replies are free prose with no agreed answer shape, and
-extraction, summarization, translation, creative and chat have no grader-style equality),
-so a cascade for those kinds must name its `extract:` spec.
+`for_task(kind)` picks the default per task kind: math -> number; every other kind ->
+None, so a cascade for those kinds must name its `extract:` spec:
+  * code: equal code hashes are a sound equality but a rare one: on RouterBench's MBPP
+    replies two cheap models wrote the same normalised code for 0-3% of the prompts, so
+    a default code cascade would escalate almost always and cost more than the strong
+    model alone. `extract: code` opts in.
+  * reasoning: replies are free prose with no agreed answer shape; multiple-choice
+    workloads name `extract: choice`.
+  * extraction, summarization, translation, creative, chat: no grader-style equality.
 
 This module is pure: no I/O, nothing at import beyond compiling a few patterns.
 """
@@ -425,7 +430,7 @@ def extractor(spec: str | Mapping[str, Any], *, tolerance: float | None = None) 
     return Extractor(spec, tolerance)  # type: ignore[arg-type]
 
 
-_FOR_TASK: dict[str, str] = {"math": "number", "code": "code"}
+_FOR_TASK: dict[str, str] = {"math": "number"}  # why the others have none: the module doc
 
 
 def for_task(task: str | None) -> Extractor | None:

@@ -169,8 +169,7 @@ def test_specs_and_errors():
 
 def test_for_task_defaults():
     assert for_task("math") == extractor("number")
-    assert for_task("code") == extractor("code")
-    for kind in ("reasoning", "extraction", "summarization", "translation", "creative", "chat", None, "nope"):
+    for kind in ("code", "reasoning", "extraction", "summarization", "translation", "creative", "chat", None, "nope"):
         assert for_task(kind) is None
 
 
