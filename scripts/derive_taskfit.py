@@ -194,12 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         "tier_prior": dict(TIER_QUALITY),
         "frontier_median": {k: round(v, 1) for k, v in frontier.items()},
         "skipped": SKIPPED,
+        "no_public_figure": sorted(c.id for c in catalog if c.id not in models),
         "models": models,
     }
     header = ("# Task-fit profile for the bundled catalog, derived by scripts/derive_taskfit.py from public\n"
               "# LiveBench results (sources below: URL, date, licence). Used by router.catalog.load_catalog\n"
               "# under the tier prior; a user profile (models.profile, `bench replay --export-profile`) overrides\n"
-              "# it. Catalog models not listed here keep their tier prior for every task kind.\n")
+              "# it. Catalog models without a figure (`no_public_figure`) keep their tier prior for every task kind.\n")
     with open(args.out, "w", encoding="utf-8") as fh:
         fh.write(header)
         yaml.safe_dump(doc, fh, sort_keys=False, allow_unicode=True, width=120)

@@ -43,6 +43,7 @@ def test_models_without_a_public_figure_keep_the_tier_prior(catalog, data):
         if card.id not in profiled:
             assert set(card.task_quality.values()) == {TIER_QUALITY[card.tier]}, card.id
     assert "yi:yi-large" not in profiled
+    assert not profiled & set(data["no_public_figure"]) and "yi:yi-large" in data["no_public_figure"]
 
 
 def test_user_profile_and_overrides_win(tmp_path, catalog):
