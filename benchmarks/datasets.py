@@ -352,7 +352,8 @@ def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, 
 
 def load_routerbench(path: str, *, name: str | None = None) -> "Dataset":
     """RouterBench's wide CSV (a file or a directory of them); tokens are estimated from
-    the prompt (input) and set to 1 (output: responses are not parsed here)."""
+    the prompt (input) and set to 1 (output); each response's final answer is read into
+    ``Dataset.answers`` (`benchmarks.dataset_formats.answer_spec`)."""
     return from_long_rows(iter_routerbench(path), source=path,
                           name=name or "routerbench:" + os.path.basename(path.rstrip("/")))
 

@@ -22,6 +22,8 @@ from router.answers import SPECS, Extractor, extractor, for_task
     ("First, 48 / 2 = 24 clips in May.\nSo 48 + 24 = 72 in total.\nThe answer is 72.", "72"),
     ("Step 1: 5 boxes of 12 pens is 60 pens.\nStep 2: 60 - 15 = 45.\n\nAnswer: 45", "45"),
     ("The final answer is $\\boxed{1,250}$.", "1250"),
+    ("**Answer:** 42 marbles", "42"),
+    ("Final answer: **$3.75**", "3.75"),
     ("So the probability is $\\boxed{\\frac{3}{4}}$", "0.75"),
     ("Therefore x = \\boxed{-\\dfrac{1}{2}}", "-0.5"),
     # thousands separators, currency, units, percent
@@ -72,6 +74,8 @@ def test_number_canonical_form_and_tolerance():
     ("Looking at each option, plants need light. The answer is C.", "C"),
     ("The correct answer is **B) heat insulation**", "B"),
     ("**D**", "D"),
+    ("**Answer:** B", "B"),
+    ("The answer is: (C) because the others conduct heat.", "C"),
     ("At first glance A looks right, but option C matches the definition, so the answer is C", "C"),
     ("Option D is correct.", "D"),
     ("$\\boxed{E}$", "E"),
