@@ -310,6 +310,7 @@ def plan_cascade(prep: Prepared, features: Features, ledger: LedgerView, health:
     """Each stage's models for this request. Pure and deterministic, like `choose()`."""
     base = choose(features, prep.union, ledger, health, prep.policy, now, keys=keys, scope=scope,
                   predictor=predictor, text=text, fx=fx)
+    base._kept_msg = "rank %d: cascade candidate, by expected cost (stages rank their own)"
     kept = list(base._kept)
     weight = prep.base.cost_weight * 1000.0
     stages = []

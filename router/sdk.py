@@ -250,7 +250,10 @@ class Router:
             try:
                 out[c.name] = prepare_cascade(c, cards, self.catalog, self.policy, self._fx)
             except StageError as e:
-                raise ConfigError(str(e), file=file, key=f"cascades.{c.name}.stages[{e.stage}].models") from None
+                line_of = getattr(self.config, "line_of", None)
+                line = line_of("cascades", c.name, "stages", e.stage, "models") if line_of is not None else None
+                raise ConfigError(str(e), file=file, line=line, key=f"cascades.{c.name}.stages[{e.stage}].models"
+                                  ) from None
         wanted = [("policy.default", self.policy.cascade)] + [
             (f"rules[{i}].cascade", r.cascade) for i, r in enumerate(self.policy.rules)]
         for key, name in wanted:
