@@ -26,6 +26,7 @@ Clients select a cascade with model ``cascade:<name>``; config rules (`cascade:`
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,8 +166,9 @@ class Cascade:
 
 
 class StagePlan:
-    """One stage's models: `steps` in the stage policy's order (the first `stage.k` distinct
-    models are asked; the next ones replace a failed call, once per call), with reasons."""
+    """One stage's models: `kept`, its best 2k candidates in the stage policy's order (the
+    first `stage.k` are asked; the next ones replace a failed call, once per call), their
+    `steps` (deployments), and the reasons for all of the stage's candidates."""
 
     __slots__ = ("index", "stage", "steps", "kept", "_base", "_members")
 
@@ -253,9 +255,9 @@ class Prepared:
         self.cascade, self.union, self.members, self.base = cascade, union, members, base
         # every union member is filtered and priced once, ranked by cost (stages re-rank);
         # floors off (agreement is the check), no rules (the cascade was already chosen)
-        n = max(base.max_attempts, len(union) * 4)
+        # (the stages build their own steps: the union plan needs only its first)
         self.policy = base.with_(name="cheapest", quality_floors={}, default_floor=0.0, quality_margin=None,
-                                 rules=(), max_attempts=min(n, 400), free_only=False)
+                                 rules=(), max_attempts=1, free_only=False, cascade=None)
 
 
 def stage_members(stage: Stage, cards: Sequence[Any], catalog: Any) -> list[Any]:
@@ -291,16 +293,20 @@ def prepare_cascade(cascade: Cascade, cards: Sequence[Any], catalog: Any, base: 
     return Prepared(cascade, prepare(sorted(union.values(), key=lambda c: order[c.id]), fx), members, base)
 
 
-def _key(c: Candidate, policy: str, weight: float) -> tuple[Any, ...]:
-    """The stage policy's sort key, smallest first (as `router.engine` ranks)."""
-    q, cost, lat, mid = c.quality, c.cost or _ZERO, c.latency_ms, c.info.id
+def _top(cands: list[Candidate], policy: str, weight: float, n: int) -> list[Candidate]:
+    """The first `n` candidates in the stage policy's order (as `router.engine` ranks;
+    the union arrives cheapest-first). Keys are built inline: this runs per request."""
+    if policy == "cheapest" or len(cands) <= 1:
+        return cands[:n]
     if policy == "free-first":
-        return (0, -q, lat, mid) if c.free else (1, cost, -q, lat, mid)
-    if policy == "cheapest":
-        return (cost, -q, lat, mid)
-    if policy == "balanced":
-        return (-(q - weight * float(cost)), cost, lat, mid)
-    return (-q, cost, lat, mid)
+        dec = [((0, -c.quality, c.latency_ms, c.info.id) if c.free else (1, c.cost, -c.quality, c.latency_ms,
+                                                                          c.info.id), i) for i, c in enumerate(cands)]
+    elif policy == "balanced":
+        dec = [((-(c.quality - weight * float(c.cost or _ZERO)), c.cost, c.latency_ms, c.info.id), i)
+               for i, c in enumerate(cands)]
+    else:  # best
+        dec = [((-c.quality, c.cost, c.latency_ms, c.info.id), i) for i, c in enumerate(cands)]
+    return [cands[i] for _, i in (heapq.nsmallest(n, dec) if n < len(dec) else sorted(dec))]
 
 
 def plan_cascade(prep: Prepared, features: Features, ledger: LedgerView, health: Mapping[str, Health],
@@ -316,11 +322,9 @@ def plan_cascade(prep: Prepared, features: Features, ledger: LedgerView, health:
     stages = []
     for i, stage in enumerate(prep.cascade.stages):
         members = prep.members[i]
-        mine = kept if members is None else [c for c in kept if c.info.id in members]
-        if stage.policy != "cheapest" and len(mine) > 1:  # the union is already cheapest-first
-            pol = stage.policy
-            mine = sorted(mine, key=lambda c: _key(c, pol, weight))
+        mine = _top(kept if members is None else [c for c in kept if c.info.id in members], stage.policy, weight,
+                    2 * stage.k)  # k to ask, up to k to replace them
         steps = [PlanStep(c.info.card, dep, c.cost or _ZERO, c.free, c.pool_id, c.quality)
-                 for c in mine[:2 * stage.k] for dep in c.deployments]  # k to ask, up to k to replace them
+                 for c in mine for dep in c.deployments]
         stages.append(StagePlan(i, stage, steps, mine, base, members))
     return CascadePlan(prep.cascade, stages, base, rule)
