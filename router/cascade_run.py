@@ -34,7 +34,7 @@ from contextlib import aclosing
 from typing import Any, NamedTuple
 
 from router.cascade import CascadePlan, StagePlan
-from router.errors import ProviderError
+from router.errors import BudgetExceeded, NoRouteAvailable, ProviderError
 from router.executor import Executor, Walk
 from router.plan import PlanStep, RoutePlan
 from router.result import Attempt, CascadeInfo, RoutedResponse
@@ -97,7 +97,8 @@ async def run_cascade(ex: Executor, cplan: CascadePlan, req: ChatRequest, *,
         notes.append(f"returned the strongest earlier answer, {pick.step.model_id}")
         return _done(ex, cplan, walk, pick, notes, stages_run, pick.att.stage, [pick], False)
     err = ex.exhausted(cplan.base, walk)
-    err.route = _route(ex, cplan, walk, None, notes, stages_run, None, [])  # type: ignore[attr-defined]
+    if isinstance(err, (NoRouteAvailable, BudgetExceeded)):
+        err.route = _route(ex, cplan, walk, None, notes, stages_run, None, [])
     raise err
 
 

@@ -124,9 +124,9 @@ def _check_ledger(cfg: QuotarouteConfig, data: Any, file: str | None) -> None:
 
 def _check_cascades(cfg: QuotarouteConfig, data: Any, file: str | None) -> None:
     """`cascades:`: every extractor spec is known; rules and `policy.default` name defined cascades."""
-    from router.cascade import check_spec  # lazy: import time (the routing core loads only when cascades are used)
-
     for name, c in cfg.cascades.items():
+        from router.cascade import check_spec  # lazy: import time (the routing core loads only when cascades are used)
+
         try:
             check_spec(c.extract, c.tolerance)
         except ValueError as e:

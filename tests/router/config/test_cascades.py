@@ -130,3 +130,28 @@ def test_bad_names_stage_counts_and_modes(tmp_path, keys):
     assert e.key == "cascades.math-agree.stream"
     e = fails(tmp_path, "cascades:\n  x:\n    extract: number\n    stages: []\n")
     assert e.key == "cascades.x.stages" and e.line == 4
+
+
+def test_route_explain_shows_the_stages_and_their_models(tmp_path, capsys):
+    import argparse
+    import json
+
+    from router.commands import route
+
+    path = write(tmp_path, GOOD)  # explaining names the providers only: no key needs to be set
+
+    def run(*argv: str) -> tuple[int, str]:
+        p = argparse.ArgumentParser()
+        route.add_arguments(p)
+        rc = route.run(p.parse_args(["--config", path, *argv]))
+        return rc, capsys.readouterr().out
+
+    rc, out = run("What is 17 * 23?")
+    assert rc == 0 and "policy cascade:math-agree" in out
+    assert "stage 1 consensus 2 of 2 (cheapest): deepseek:deepseek-flash, openai:gpt-5-mini" in out
+    assert "stage 3 single (free-first): openai:gpt-5.5" in out
+    rc, out = run("hello", "--model", "cascade:math-agree", "--json")
+    d = json.loads(out)
+    assert d["policy"] == "cascade:math-agree" and [s["mode"] for s in d["cascade"]["stages"]] == [
+        "consensus", "lazy-majority", "single"]
+    assert d["cascade"]["stages"][1]["models"] == ["openai:gpt-5-nano", "openai:gpt-4o-mini", "openai:gpt-4.1-mini"]
