@@ -51,7 +51,8 @@ __all__ = [
     "from_long_rows",
 ]
 
-LONG_COLUMNS = ("prompt_id", "task", "prompt", "model", "quality", "input_tokens", "output_tokens", "cost_usd", "split")
+LONG_COLUMNS = ("prompt_id", "task", "prompt", "model", "quality", "input_tokens", "output_tokens", "cost_usd", "split",
+                "answer", "parse_ok")
 _REQUIRED = ("prompt_id", "model", "quality")
 
 def estimate_tokens(text: str) -> int:
@@ -74,6 +75,7 @@ class Dataset:
     output_tokens: Any  # (P, M) int
     split: Any = None  # np.ndarray[str] (P,) or None
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    answers: Any = None  # (P, M) object: normalised final answer or None (none read); None when the file has no `answer`
 
     @property
     def n_prompts(self) -> int:
@@ -101,6 +103,7 @@ class Dataset:
             output_tokens=self.output_tokens[idx],
             split=None if self.split is None else self.split[idx],
             skipped=dict(self.skipped),
+            answers=None if self.answers is None else self.answers[idx],
         )
 
     def select_models(self, models: Iterable[str]) -> "Dataset":
@@ -116,6 +119,7 @@ class Dataset:
             cost_usd=self.cost_usd[:, j],
             input_tokens=self.input_tokens[:, j],
             output_tokens=self.output_tokens[:, j],
+            answers=None if self.answers is None else self.answers[:, j],
         )
 
     def summary(self) -> str:
@@ -177,6 +181,7 @@ def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = 
     prompt_text: dict[str, str] = {}
     prompt_task: dict[str, str] = {}
     prompt_split: dict[str, str] = {}
+    answers: dict[tuple[str, str], str | None] = {}  # only filled when rows carry `answer`
     order: dict[str, None] = {}
     models: dict[str, None] = {}
     checked = False
@@ -216,6 +221,10 @@ def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = 
             skipped["duplicate (prompt_id, model)"] += 1
             continue
         cells[(pid, model)] = (q, None if it is None else int(it), None if ot is None else int(ot), c)
+        if "answer" in row:  # empty, or parse_ok false/0 -> no answer read
+            a = str(row.get("answer") or "").strip()
+            ok = str(row.get("parse_ok", "1") if row.get("parse_ok") is not None else "1").strip().lower() not in ("0", "false", "no")
+            answers[(pid, model)] = a if (a and ok) else None
         order.setdefault(pid, None)
         models.setdefault(model, None)
         text = str(row.get("prompt") or "")
@@ -224,10 +233,11 @@ def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = 
         prompt_task.setdefault(pid, str(row.get("task") or "default"))
         if row.get("split"):
             prompt_split.setdefault(pid, str(row["split"]).strip().lower())
-    return _assemble(name, source, list(order), list(models), cells, prompt_text, prompt_task, prompt_split, skipped, unpriced)
+    return _assemble(name, source, list(order), list(models), cells, prompt_text, prompt_task, prompt_split, skipped, unpriced,
+                     answers)
 
 
-def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, unpriced="error") -> "Dataset":  # type: ignore[no-untyped-def]
+def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, unpriced="error", answers=None) -> "Dataset":  # type: ignore[no-untyped-def]
     if not pids:
         raise DatasetError(f"no usable rows (skipped: {dict(skipped)})", file=source)
     price_cache: dict[str, Any] = {"__source__": source}
@@ -267,6 +277,12 @@ def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, 
             if cc is None:
                 cc = _price_cost(m, ti, to, price_cache)
             q[i, j], it[i, j], ot[i, j], c[i, j] = qq, ti, to, cc
+    ans = None
+    if answers:
+        ans = np.empty((P, M), dtype=object)
+        for i, pid in enumerate(keep):
+            for j, m in enumerate(models):
+                ans[i, j] = answers.get((pid, m))
     split_arr = None
     if splits:
         split_arr = np.array([splits.get(p, "") for p in keep])
@@ -285,6 +301,7 @@ def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, 
         output_tokens=ot,
         split=split_arr,
         skipped=dict(skipped),
+        answers=ans,
     )
 
 

@@ -1,0 +1,244 @@
+"""Answer-agreement cascades in the replay: search the knobs on train, report on test.
+
+`evaluate_agreement(train, test, ...)` simulates every candidate policy of
+`benchmarks.cascades.candidates` on the train split, picks
+
+* **global**: one policy for every prompt, the cheapest whose train quality reaches
+  the target share of the best single model's (best on train);
+* **per task kind**: one policy per router task kind (what a `rules:` entry matches),
+  combined by a shared cost weight lambda: each kind takes argmax quality - lambda x
+  cost on train; the cheapest lambda whose combined train quality reaches the target;
+
+and measures them on the test split with bootstrap intervals (the same resamples as
+the other routers), next to the zero router at the same cost. The train-frontier
+policies, measured on test, form the cascade curves (their AIQ is comparable with the
+other curves). Nothing here sees a test outcome before the choice is made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from benchmarks import cascades as cz
+from benchmarks import metrics as mx
+from benchmarks.datasets import Dataset
+from benchmarks.replay import RouterResult, profile_estimates
+
+__all__ = ["Choice", "evaluate_agreement", "infer_extract", "GLOBAL", "PER_KIND", "LAMBDAS"]
+
+GLOBAL = "quotaroute:agreement-cascade"
+PER_KIND = "quotaroute:agreement-cascade per task kind"
+LAMBDAS = (0.0, *[float(10 ** (i / 8)) for i in range(0, 49)])  # quality per USD, 1 .. 1e6
+
+
+@dataclass
+class Choice:
+    """A chosen cascade: one policy per task kind ("*" = every prompt)."""
+
+    name: str
+    policies: dict[str, cz.Policy]
+    param: float | None  # lambda (per task kind) or None
+    train_quality: float
+    train_cost: float
+    test: cz.Outcome | None = None
+
+
+def infer_extract(answers: Any) -> str:
+    """The extractor spec the answers look like: choice letters, numbers, code hashes, else text."""
+    vals = [str(a).strip() for a in np.ravel(answers) if a is not None and str(a).strip()]
+    if not vals:
+        return "text"
+    if all(len(v) == 1 and v.isalpha() and v.upper() == v for v in vals):
+        return "choice"
+
+    def isnum(v: str) -> bool:
+        try:
+            float(v.replace(",", ""))
+            return True
+        except ValueError:
+            return False
+
+    if all(isnum(v) for v in vals):
+        return "number"
+    if all(8 <= len(v) <= 64 and all(ch in "0123456789abcdef" for ch in v) for v in vals):
+        return "code"
+    return "text"
+
+
+def _compose(parts: dict[str, cz.Outcome], masks: dict[str, Any], P: int) -> cz.Outcome:
+    out = cz.Outcome(np.zeros(P), np.zeros(P), np.zeros(P, np.int64), np.zeros(P, np.int64), np.zeros(P, np.int64),
+                     np.zeros(P, bool), np.full(P, -1, np.int64))
+    for k, o in parts.items():
+        m = masks[k]
+        for f in ("quality", "cost", "calls", "stages", "rounds", "escalated", "replied"):
+            getattr(out, f)[m] = getattr(o, f)[m]
+    return out
+
+
+def _run(choice: Choice, ds: Dataset, A: Any, qprof: Any, kinds: Any, fallback: cz.Policy) -> cz.Outcome:
+    if "*" in choice.policies:
+        return cz.simulate(choice.policies["*"], A, ds.quality, ds.cost_usd, qprof)
+    masks = {k: kinds == k for k in set(kinds)}
+    parts = {k: cz.simulate(choice.policies.get(k, fallback), A, ds.quality, ds.cost_usd, qprof) for k in masks}
+    return _compose(parts, masks, ds.n_prompts)
+
+
+def _summary(o: cz.Outcome, best_q: float, best_c: float) -> dict[str, Any]:
+    q, c = float(o.quality.mean()), float(o.cost.mean())
+    return {"quality": q, "cost_usd": c, "cost_per_1k_queries_usd": 1000 * c,
+            "quality_pct_of_best_single": 100 * q / best_q, "cost_pct_of_best_single": 100 * c / best_c,
+            "escalation_rate": float(o.escalated.mean()), "calls_mean": float(o.calls.mean()),
+            "stages_run_mean": float(o.stages.mean()), "stages_max": int(o.stages.max()),
+            "rounds_mean": float(o.rounds.mean()), "rounds_max": int(o.rounds.max())}
+
+
+def _boot(o: cz.Outcome, test: Dataset, idx: Any, best: int) -> dict[str, Any]:
+    """Bootstrap intervals (same resamples as the other routers) and the paired
+    comparison with the zero router at the cascade's own cost in each resample."""
+    qb, cb = o.quality[idx].mean(1), o.cost[idx].mean(1)
+    Qs, Cs = test.quality[idx].mean(1), test.cost_usd[idx].mean(1)  # (B, M) single models per resample
+    dz = np.empty(len(idx))
+    for b in range(len(idx)):
+        xs, ys = mx.nondecreasing_hull(Cs[b], Qs[b])
+        dz[b] = qb[b] - float(np.interp(cb[b], xs, ys, left=ys[0], right=ys[-1]))
+    qp, cp = 100 * qb / Qs[:, best], 100 * cb / Cs[:, best]
+
+    def ci(v: Any) -> list[float]:
+        return [float(x) for x in np.quantile(v, [0.025, 0.975])]
+
+    return {"quality_ci95": ci(qb), "cost_usd_ci95": ci(cb), "escalation_rate_ci95": ci(o.escalated[idx].mean(1)),
+            "quality_pct_of_best_single_ci95": ci(qp), "cost_pct_of_best_single_ci95": ci(cp),
+            "quality_minus_zero_router_ci95": ci(dz)}
+
+
+def _curve_aiq_boot(points: Sequence[cz.Outcome], test: Dataset, idx: Any, c_lo: float, c_hi: float, anchor: int) -> list[float]:
+    """95% interval of AIQ(curve) - AIQ(zero router) over the resamples (bounds fixed)."""
+    Qs, Cs = test.quality[idx].mean(1), test.cost_usd[idx].mean(1)
+    pq = np.array([o.quality[idx].mean(1) for o in points])  # (N, B)
+    pc = np.array([o.cost[idx].mean(1) for o in points])
+    d = np.empty(len(idx))
+    for b in range(len(idx)):
+        zx, zy = mx.nondecreasing_hull(Cs[b], Qs[b])
+        cx, cy = mx.nondecreasing_hull(np.r_[Cs[b, anchor], pc[:, b]], np.r_[Qs[b, anchor], pq[:, b]])
+        d[b] = mx.aiq(cx, cy, c_lo, c_hi) - mx.aiq(zx, zy, c_lo, c_hi)
+    return [float(x) for x in np.quantile(d, [0.025, 0.975])]
+
+
+def _pareto(q: Any, c: Any) -> list[int]:
+    order = np.lexsort((-q, c))
+    out, best = [], -np.inf
+    for i in order:
+        if q[i] > best + 1e-12:
+            out.append(int(i))
+            best = q[i]
+    return out
+
+
+def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequence[float] = (0.97, 1.0), pool: int = 7,
+                       extract: dict[str, str] | None = None) -> tuple[dict[str, Any], list[RouterResult], dict[str, Choice]]:
+    """The `agreement` report section, the test points (for curves and the plot) and
+    the chosen cascades (for --export-config), keyed "<global|per-kind>@<target>"."""
+    if train.answers is None or test.answers is None:
+        return {"available": False, "reason": "the data set has no `answer` column: answer agreement cannot be replayed"}, [], {}
+    Atr, Ate = cz.answer_classes(train.answers), cz.answer_classes(test.answers)
+    qtr, _ = profile_estimates(train, train, by="kind")
+    qte, _ = profile_estimates(train, test, by="kind")
+    ktr, kte = np.array(train.task_kinds()), np.array(test.task_kinds())
+    pols, info = cz.candidates(train.cost_usd.mean(0), train.quality.mean(0), pool=pool)
+    s = info["strong"]
+    names = train.models
+    tr_out = [cz.simulate(p, Atr, train.quality, train.cost_usd, qtr) for p in pols]
+    TQ = np.array([o.quality for o in tr_out])  # (N, P_train)
+    TC = np.array([o.cost for o in tr_out])
+    gq, gc = TQ.mean(1), TC.mean(1)
+    bq_tr = float(train.quality[:, s].mean())
+    kinds = sorted({str(k) for k in ktr})
+    per_kind = len(kinds) > 1  # one task kind: the per-kind choice is the global one
+    wk = {k: float((ktr == k).mean()) for k in kinds}
+    kq = {k: TQ[:, ktr == k].mean(1) for k in kinds}
+    kc = {k: TC[:, ktr == k].mean(1) for k in kinds}
+    sweep = []
+    for lam in LAMBDAS:
+        pick = {k: int(np.argmax(kq[k] - lam * kc[k] - 1e-12 * kc[k])) for k in kinds}
+        sweep.append((lam, pick, sum(wk[k] * kq[k][pick[k]] for k in kinds), sum(wk[k] * kc[k][pick[k]] for k in kinds)))
+    strong_pol = cz.Policy((cz.Stage("single", (s,)),))
+
+    chosen: dict[str, Choice] = {}
+    for t in targets:
+        ok = np.flatnonzero(gq >= t * bq_tr - 1e-12)
+        i = int(ok[np.argmin(gc[ok])]) if ok.size else int(np.argmax(gq))
+        chosen[f"global@{t:.2f}"] = Choice(GLOBAL, {"*": pols[i]}, None, float(gq[i]), float(gc[i]))
+        if not per_kind:
+            continue
+        okl = [x for x in sweep if x[2] >= t * bq_tr - 1e-12]
+        lam, pick, q_, c_ = min(okl, key=lambda x: (x[3], -x[2])) if okl else max(sweep, key=lambda x: (x[2], -x[3]))
+        chosen[f"per-kind@{t:.2f}"] = Choice(PER_KIND, {k: pols[j] for k, j in pick.items()}, lam, float(q_), float(c_))
+
+    bq, bc = float(test.quality[:, s].mean()), float(test.cost_usd[:, s].mean())
+    out_ch: dict[str, Any] = {}
+    for key, ch in chosen.items():
+        ch.test = _run(ch, test, Ate, qte, kte, strong_pol)
+        row = {"router": ch.name, "target_pct": 100 * float(key.split("@")[1]), "param": ch.param,
+               "policy": {k: {"label": p.label(names), "stages": p.describe(names)} for k, p in ch.policies.items()},
+               "train": {"quality": ch.train_quality, "cost_usd": ch.train_cost,
+                         "quality_pct_of_best_single": 100 * ch.train_quality / bq_tr,
+                         "cost_pct_of_best_single": 100 * ch.train_cost / float(train.cost_usd[:, s].mean())},
+               **_summary(ch.test, bq, bc), **_boot(ch.test, test, idx, s)}
+        lo, hi = row["quality_minus_zero_router_ci95"]
+        row["quality_minus_zero_router_at_same_cost"] = _zero_gap(ch.test, test)
+        row["beats_zero_router"] = "yes" if lo > 0 else "no (worse)" if hi < 0 else "not significant"
+        row["met_target"] = row["quality_pct_of_best_single"] >= 100 * float(key.split("@")[1]) - 1e-9 and row["cost_pct_of_best_single"] <= 20.0
+        out_ch[key] = row
+
+    # curves: train-pareto policies (global) and the lambda sweep (per kind), measured on test
+    front = _pareto(gq, gc)
+    g_pts = [cz.simulate(pols[i], Ate, test.quality, test.cost_usd, qte) for i in front]
+    seen, k_pts, k_params = set(), [], []
+    for lam, pick, _q, _c in sweep if per_kind else ():
+        key_ = tuple(sorted(pick.items()))
+        if key_ in seen:
+            continue
+        seen.add(key_)
+        k_pts.append(_run(Choice(PER_KIND, {k: pols[j] for k, j in pick.items()}, lam, 0, 0), test, Ate, qte, kte, strong_pol))
+        k_params.append(lam)
+    results = [RouterResult(f"{GLOBAL}: {pols[i].label(names)}", "agreement", float(o.quality.mean()), float(o.cost.mean()), None,
+                            o.quality, o.cost, None, GLOBAL) for i, o in zip(front, g_pts)]
+    results += [RouterResult(PER_KIND, "agreement", float(o.quality.mean()), float(o.cost.mean()), lam, o.quality, o.cost, None, PER_KIND)
+                for lam, o in zip(k_params, k_pts)]
+    singles_c, singles_q = test.cost_usd.mean(0), test.quality.mean(0)
+    c_lo, c_hi = float(singles_c.min()), float(singles_c.max())
+    anchor = int(singles_c.argmin())
+    aiq_ci = {GLOBAL: _curve_aiq_boot(g_pts, test, idx, c_lo, c_hi, anchor)}
+    if per_kind:
+        aiq_ci[PER_KIND] = _curve_aiq_boot(k_pts, test, idx, c_lo, c_hi, anchor)
+    frontier = [{"policy": pols[i].label(names), "stages": pols[i].describe(names), "train_quality": float(gq[i]), "train_cost_usd": float(gc[i]),
+                 **_summary(o, bq, bc)} for i, o in zip(front, g_pts)]
+    agree = _agreement_stats(Ate, test, info["cheap_pool"][:3])
+    rep = {"available": True,
+           "extract": extract or {k: infer_extract(train.answers[ktr == k]) for k in kinds},
+           "search": {"strong": names[s], "cheap_pool": [names[j] for j in info["cheap_pool"]], "finals": [names[j] for j in info["finals"]],
+                      "n_candidates": len(pols), "targets_pct": [100 * t for t in targets], "lambdas": len(LAMBDAS)},
+           "best_single": {"name": names[s], "quality": bq, "cost_usd": bc},
+           "chosen": out_ch, "frontier": frontier, "aiq_minus_zero_router_ci95": aiq_ci, "agreement": agree,
+           "answers_read_pct": {m: float(100 * (Ate[:, j] >= 0).mean()) for j, m in enumerate(test.models)}}
+    return rep, results, chosen
+
+
+def _zero_gap(o: cz.Outcome, test: Dataset) -> float:
+    xs, ys = mx.nondecreasing_hull(test.cost_usd.mean(0), test.quality.mean(0))
+    return float(o.quality.mean() - np.interp(o.cost.mean(), xs, ys, left=ys[0], right=ys[-1]))
+
+
+def _agreement_stats(A: Any, test: Dataset, cols: Sequence[int]) -> list[dict[str, Any]]:
+    """How often two cheap models agree on test, and how often their agreed answer is right."""
+    out = []
+    for x, y in [(a, b) for i, a in enumerate(cols) for b in cols[i + 1:]]:
+        agree = (A[:, x] == A[:, y]) & (A[:, x] >= 0)
+        right = test.quality[:, x] >= 0.5
+        out.append({"models": [test.models[x], test.models[y]], "agree_rate": float(agree.mean()),
+                    "right_when_agree": float(right[agree].mean()) if agree.any() else None,
+                    "right_when_disagree": float(right[~agree].mean()) if (~agree).any() else None})
+    return out
