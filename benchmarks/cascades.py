@@ -90,14 +90,15 @@ class Outcome:
     replied: Any  # column of the model whose reply was returned
 
 
-def answer_classes(answers: Any, *, decimals: int = 6) -> Any:
-    """(P, M) int ids, equal for equal answers, -1 where no answer was read. Numbers
-    compare by value (rounded to `decimals`), other answers by case-folded text."""
+def answer_classes(answers: Any, parse_ok: Any = None, *, decimals: int = 6) -> Any:
+    """(P, M) int ids, equal for equal answers, -1 where no answer was read (None, "",
+    or parse_ok false). Numbers compare by value (rounded to `decimals`: the number
+    extractor's tolerance), other answers by case- and space-folded text."""
     P, M = answers.shape
     out = np.full((P, M), -1, dtype=np.int64)
     ids: dict[Any, int] = {}
     for (i, j), a in np.ndenumerate(answers):
-        if a is None:
+        if a is None or (parse_ok is not None and not parse_ok[i, j]):
             continue
         s = str(a).strip()
         if not s:

@@ -143,7 +143,7 @@ def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequ
     the chosen cascades (for --export-config), keyed "<global|per-kind>@<target>"."""
     if train.answers is None or test.answers is None:
         return {"available": False, "reason": "the data set has no `answer` column: answer agreement cannot be replayed"}, [], {}
-    Atr, Ate = cz.answer_classes(train.answers), cz.answer_classes(test.answers)
+    Atr, Ate = cz.answer_classes(train.answers, train.parse_ok), cz.answer_classes(test.answers, test.parse_ok)
     qtr, _ = profile_estimates(train, train, by="kind")
     qte, _ = profile_estimates(train, test, by="kind")
     ktr, kte = np.array(train.task_kinds()), np.array(test.task_kinds())

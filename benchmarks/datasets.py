@@ -2,7 +2,7 @@
 
 The generic *long* format has one row per (prompt, model)::
 
-    prompt_id, task, prompt, model, quality, input_tokens, output_tokens, cost_usd[, split]
+    prompt_id, task, prompt, model, quality, input_tokens, output_tokens, cost_usd[, split][, answer, parse_ok]
 
 * ``quality`` in 0..1 (correctness or a judge score);
 * ``cost_usd`` may be absent/empty: it is then computed from the catalog price of the
@@ -10,7 +10,11 @@ The generic *long* format has one row per (prompt, model)::
 * token counts may be absent/empty: they are estimated from the prompt text
   (``router.tokens.estimate_tokens``, or ~4 characters per token without it);
 * ``prompt`` may be empty on later rows of the same ``prompt_id`` (compact files);
-* ``split`` (``train``/``test``) is optional.
+* ``split`` (``train``/``test``) is optional;
+* ``answer`` (optional): the model's final answer, normalised by ``router.answers``
+  (a number, a choice letter, a short string, a code hash), empty when none was read;
+  ``parse_ok`` (optional, 1/0 or true/false): whether an answer was read (when absent it
+  is "``answer`` is not empty"). Loaded as ``Dataset.answers`` / ``Dataset.parse_ok``.
 
 CSV, JSONL, optionally gzip-compressed (``.gz``). Loaders also read RouterBench's wide
 CSV and AlpacaEval annotation files. Unknown columns raise `DatasetError`; bad rows are
@@ -53,6 +57,7 @@ __all__ = [
 
 LONG_COLUMNS = ("prompt_id", "task", "prompt", "model", "quality", "input_tokens", "output_tokens", "cost_usd", "split",
                 "answer", "parse_ok")
+_TRUE, _FALSE = frozenset({"1", "1.0", "true", "yes"}), frozenset({"0", "0.0", "false", "no"})
 _REQUIRED = ("prompt_id", "model", "quality")
 
 def estimate_tokens(text: str) -> int:
@@ -75,7 +80,12 @@ class Dataset:
     output_tokens: Any  # (P, M) int
     split: Any = None  # np.ndarray[str] (P,) or None
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
-    answers: Any = None  # (P, M) object: normalised final answer or None (none read); None when the file has no `answer`
+    # Final answers (the optional `answer` / `parse_ok` columns), or None when the data
+    # has none: answers (P, M) object array of normalised answer strings, "" = none read;
+    # parse_ok (P, M) bool. Equal strings are the same answer (numbers are canonical
+    # decimals: `router.answers.extractor("number").same` adds the tolerance).
+    answers: Any = None
+    parse_ok: Any = None
 
     @property
     def n_prompts(self) -> int:
@@ -104,6 +114,7 @@ class Dataset:
             split=None if self.split is None else self.split[idx],
             skipped=dict(self.skipped),
             answers=None if self.answers is None else self.answers[idx],
+            parse_ok=None if self.parse_ok is None else self.parse_ok[idx],
         )
 
     def select_models(self, models: Iterable[str]) -> "Dataset":
@@ -120,6 +131,7 @@ class Dataset:
             input_tokens=self.input_tokens[:, j],
             output_tokens=self.output_tokens[:, j],
             answers=None if self.answers is None else self.answers[:, j],
+            parse_ok=None if self.parse_ok is None else self.parse_ok[:, j],
         )
 
     def summary(self) -> str:
@@ -181,9 +193,10 @@ def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = 
     prompt_text: dict[str, str] = {}
     prompt_task: dict[str, str] = {}
     prompt_split: dict[str, str] = {}
-    answers: dict[tuple[str, str], str | None] = {}  # only filled when rows carry `answer`
     order: dict[str, None] = {}
     models: dict[str, None] = {}
+    answers: dict[tuple[str, str], tuple[str, bool | None]] = {}
+    has_answer = has_parse_ok = False
     checked = False
     allowed = frozenset(LONG_COLUMNS)
     for line, row in rows:
@@ -220,11 +233,17 @@ def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = 
         if (pid, model) in cells:
             skipped["duplicate (prompt_id, model)"] += 1
             continue
+        if "answer" in row or "parse_ok" in row:
+            try:
+                ok = _flag(row.get("parse_ok"))
+            except ValueError:
+                skipped["parse_ok not 1/0/true/false"] += 1
+                continue
+            has_answer |= "answer" in row
+            has_parse_ok |= ok is not None
+            ans = row.get("answer")
+            answers[(pid, model)] = ("" if ans is None else str(ans).strip(), ok)
         cells[(pid, model)] = (q, None if it is None else int(it), None if ot is None else int(ot), c)
-        if "answer" in row:  # empty, or parse_ok false/0 -> no answer read
-            a = str(row.get("answer") or "").strip()
-            ok = str(row.get("parse_ok", "1") if row.get("parse_ok") is not None else "1").strip().lower() not in ("0", "false", "no")
-            answers[(pid, model)] = a if (a and ok) else None
         order.setdefault(pid, None)
         models.setdefault(model, None)
         text = str(row.get("prompt") or "")
@@ -233,11 +252,41 @@ def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = 
         prompt_task.setdefault(pid, str(row.get("task") or "default"))
         if row.get("split"):
             prompt_split.setdefault(pid, str(row["split"]).strip().lower())
-    return _assemble(name, source, list(order), list(models), cells, prompt_text, prompt_task, prompt_split, skipped, unpriced,
-                     answers)
+    ds = _assemble(name, source, list(order), list(models), cells, prompt_text, prompt_task, prompt_split, skipped, unpriced)
+    if has_answer or has_parse_ok:
+        ds.answers, ds.parse_ok = _answer_matrices(ds, answers)
+    return ds
 
 
-def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, unpriced="error", answers=None) -> "Dataset":  # type: ignore[no-untyped-def]
+def _flag(v: Any) -> bool | None:
+    """parse_ok as a bool (1/0, true/false, yes/no); None when empty or absent."""
+    if v is None or isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if not s:
+        return None
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    raise ValueError(f"parse_ok {v!r}")
+
+
+def _answer_matrices(ds: "Dataset", answers: dict[tuple[str, str], tuple[str, bool | None]]) -> tuple[Any, Any]:
+    """(answers, parse_ok) as (P, M) arrays; a missing answer is "", and a missing
+    parse_ok is "the answer is not empty"."""
+    P, M = ds.n_prompts, ds.n_models
+    ans = np.full((P, M), "", dtype=object)
+    ok = np.zeros((P, M), dtype=bool)
+    for i, pid in enumerate(ds.prompt_ids):
+        for j, m in enumerate(ds.models):
+            a, flag = answers.get((pid, m), ("", None))
+            ans[i, j] = a
+            ok[i, j] = bool(a) if flag is None else flag
+    return ans, ok
+
+
+def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, unpriced="error") -> "Dataset":  # type: ignore[no-untyped-def]
     if not pids:
         raise DatasetError(f"no usable rows (skipped: {dict(skipped)})", file=source)
     price_cache: dict[str, Any] = {"__source__": source}
@@ -277,12 +326,6 @@ def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, 
             if cc is None:
                 cc = _price_cost(m, ti, to, price_cache)
             q[i, j], it[i, j], ot[i, j], c[i, j] = qq, ti, to, cc
-    ans = None
-    if answers:
-        ans = np.empty((P, M), dtype=object)
-        for i, pid in enumerate(keep):
-            for j, m in enumerate(models):
-                ans[i, j] = answers.get((pid, m))
     split_arr = None
     if splits:
         split_arr = np.array([splits.get(p, "") for p in keep])
@@ -301,7 +344,6 @@ def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, 
         output_tokens=ot,
         split=split_arr,
         skipped=dict(skipped),
-        answers=ans,
     )
 
 

@@ -27,7 +27,7 @@ def _tiny(answers: list[list[str | None]], right: list[str]) -> tuple[Dataset, n
     Q = np.array([[1.0 if A[i, j] == right[i] else 0.0 for j in range(M)] for i in range(P)])
     C = np.tile(np.array([C1, C2, C3, CS][:M]), (P, 1))
     ds = Dataset("tiny", [f"p{i}" for i in range(P)], [""] * P, np.array(["gsm8k"] * P), ["cheap1", "cheap2", "cheap3", "strong"][:M],
-                 Q, C, np.ones((P, M), np.int64), np.ones((P, M), np.int64), None, {}, A)
+                 Q, C, np.ones((P, M), np.int64), np.ones((P, M), np.int64), None, {}, A, A != None)  # noqa: E711
     return ds, cz.answer_classes(A)
 
 
@@ -84,6 +84,7 @@ def test_answer_classes_and_extract_guess():
     cls = cz.answer_classes(A)
     assert cls[0, 0] == cls[0, 1] and cls[0, 2] == cls[0, 3] == -1
     assert cls[1, 0] == cls[1, 1] == cls[1, 2] != cls[1, 3]
+    assert (cz.answer_classes(A, np.array([[False, True, True, True], [True] * 4]))[0] == [-1, 0, -1, -1]).all()
     assert infer_extract(np.array([["A", "B"], [None, "C"]], dtype=object)) == "choice"
     assert infer_extract(np.array([["12", "-3.5"]], dtype=object)) == "number"
     assert infer_extract(np.array([["3f2a9c0d11", "00aa11bb22"]], dtype=object)) == "code"
@@ -111,7 +112,7 @@ def _agreeing(n: int, seed: int, *, agree_right: bool = True, kinds: tuple[str, 
     C = np.tile(np.array([C1, C2, C3, CS]), (n, 1))
     tasks = np.array([kinds[i % len(kinds)] for i in range(n)])
     return Dataset("agree", [f"q{seed}-{i}" for i in range(n)], [""] * n, tasks, ["openai:gpt-5-nano", "gemini:gemini-2.5-flash-lite",
-                   "deepseek:deepseek-flash", "openai:gpt-4.1"], Q, C, np.ones((n, 4), np.int64), np.ones((n, 4), np.int64), None, {}, A)
+                   "deepseek:deepseek-flash", "openai:gpt-4.1"], Q, C, np.ones((n, 4), np.int64), np.ones((n, 4), np.int64), None, {}, A, A != None)  # noqa: E711
 
 
 def _idx(n: int) -> np.ndarray:
@@ -142,7 +143,7 @@ def test_per_task_kind_choice_and_no_answer_column():
     rep, _pts, _ch = evaluate_agreement(train, test, idx=_idx(300))
     assert set(rep["chosen"]) == {"global@0.97", "global@1.00", "per-kind@0.97", "per-kind@1.00"}
     assert set(rep["chosen"]["per-kind@1.00"]["policy"]) == {"math", "reasoning"}
-    no = Dataset(**{**train.__dict__, "answers": None})
+    no = Dataset(**{**train.__dict__, "answers": None, "parse_ok": None})
     rep2, pts2, ch2 = evaluate_agreement(no, no, idx=_idx(400))
     assert rep2 == {"available": False, "reason": "the data set has no `answer` column: answer agreement cannot be replayed"}
     assert pts2 == [] and ch2 == {}
@@ -225,7 +226,7 @@ def _write_long_with_answers(ds: Dataset, path: str) -> str:
 def test_cli_reports_and_exports_cascades(tmp_path, capsys):
     data = _write_long_with_answers(_agreeing(300, 5), str(tmp_path / "d.csv"))
     ds = load(data)
-    assert ds.answers is not None and ds.answers[0, 3] == "42"
+    assert ds.answers is not None and ds.answers[0, 3] == "42" and ds.parse_ok[0, 3]
     cfg = tmp_path / "cascade.yaml"
     rc = main(["bench", "replay", "--dataset", data, "--out", str(tmp_path / "o"), "--json", "--learners", "knn", "--no-ood",
                "--export-config", str(cfg), "--cascade-target", "1.0"])
