@@ -5,9 +5,10 @@
 
 * **global**: one policy for every prompt, the cheapest whose train quality reaches
   the target share of the best single model's (best on train);
-* **per task kind**: one policy per router task kind (what a `rules:` entry matches),
-  combined by a shared cost weight lambda: each kind takes argmax quality - lambda x
-  cost on train; the cheapest lambda whose combined train quality reaches the target;
+* **per task kind**: one policy per router task kind (what a `rules:` entry matches):
+  the cheapest combination (train quality and cost are share-weighted sums over the
+  kinds, so merging the kinds' train Pareto fronts one by one is exact) whose combined
+  train quality reaches the target;
 
 and measures them on the test split with bootstrap intervals (the same resamples as
 the other routers), next to the zero router at the same cost. The train-frontier
@@ -27,11 +28,10 @@ from benchmarks import metrics as mx
 from benchmarks.datasets import Dataset
 from benchmarks.replay import RouterResult, profile_estimates
 
-__all__ = ["Choice", "evaluate_agreement", "infer_extract", "GLOBAL", "PER_KIND", "LAMBDAS"]
+__all__ = ["Choice", "evaluate_agreement", "infer_extract", "GLOBAL", "PER_KIND"]
 
 GLOBAL = "quotaroute:agreement-cascade"
 PER_KIND = "quotaroute:agreement-cascade per task kind"
-LAMBDAS = (0.0, *[float(10 ** (i / 8)) for i in range(0, 49)])  # quality per USD, 1 .. 1e6
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Choice:
 
     name: str
     policies: dict[str, cz.Policy]
-    param: float | None  # lambda (per task kind) or None
+    param: float | None  # unused (kept for the report's `param` field)
     train_quality: float
     train_cost: float
     test: cz.Outcome | None = None
@@ -127,6 +127,21 @@ def _curve_aiq_boot(points: Sequence[cz.Outcome], test: Dataset, idx: Any, c_lo:
     return [float(x) for x in np.quantile(d, [0.025, 0.975])]
 
 
+def _combine(kinds: Sequence[str], wk: dict[str, float], kq: dict[str, Any], kc: dict[str, Any]) -> list[tuple[float, float, dict[str, int]]]:
+    """The train Pareto front of per-kind combinations: merge the kinds' fronts one by
+    one, pruning dominated partial sums (exact: the totals are weighted sums)."""
+    front: list[tuple[float, float, dict[str, int]]] = [(0.0, 0.0, {})]
+    for k in kinds:
+        opts = [(wk[k] * float(kq[k][i]), wk[k] * float(kc[k][i]), i) for i in _pareto(kq[k], kc[k])]
+        merged = sorted(((q + dq, c + dc, {**p, k: i}) for q, c, p in front for dq, dc, i in opts), key=lambda x: (x[1], -x[0]))
+        front, best = [], -np.inf
+        for x in merged:
+            if x[0] > best + 1e-12:
+                front.append(x)
+                best = x[0]
+    return front
+
+
 def _pareto(q: Any, c: Any) -> list[int]:
     order = np.lexsort((-q, c))
     out, best = [], -np.inf
@@ -160,10 +175,7 @@ def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequ
     wk = {k: float((ktr == k).mean()) for k in kinds}
     kq = {k: TQ[:, ktr == k].mean(1) for k in kinds}
     kc = {k: TC[:, ktr == k].mean(1) for k in kinds}
-    sweep = []
-    for lam in LAMBDAS:
-        pick = {k: int(np.argmax(kq[k] - lam * kc[k] - 1e-12 * kc[k])) for k in kinds}
-        sweep.append((lam, pick, sum(wk[k] * kq[k][pick[k]] for k in kinds), sum(wk[k] * kc[k][pick[k]] for k in kinds)))
+    combos = _combine(kinds, wk, kq, kc) if per_kind else []  # [(train q, train c, {kind: policy index})]
     strong_pol = cz.Policy((cz.Stage("single", (s,)),))
 
     chosen: dict[str, Choice] = {}
@@ -173,9 +185,9 @@ def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequ
         chosen[f"global@{t:.2f}"] = Choice(GLOBAL, {"*": pols[i]}, None, float(gq[i]), float(gc[i]))
         if not per_kind:
             continue
-        okl = [x for x in sweep if x[2] >= t * bq_tr - 1e-12]
-        lam, pick, q_, c_ = min(okl, key=lambda x: (x[3], -x[2])) if okl else max(sweep, key=lambda x: (x[2], -x[3]))
-        chosen[f"per-kind@{t:.2f}"] = Choice(PER_KIND, {k: pols[j] for k, j in pick.items()}, lam, float(q_), float(c_))
+        okc = [x for x in combos if x[0] >= t * bq_tr - 1e-12]
+        q_, c_, pick = min(okc, key=lambda x: (x[1], -x[0])) if okc else max(combos, key=lambda x: (x[0], -x[1]))
+        chosen[f"per-kind@{t:.2f}"] = Choice(PER_KIND, {k: pols[j] for k, j in pick.items()}, None, float(q_), float(c_))
 
     bq, bc = float(test.quality[:, s].mean()), float(test.cost_usd[:, s].mean())
     out_ch: dict[str, Any] = {}
@@ -193,21 +205,24 @@ def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequ
         row["met_target"] = row["quality_pct_of_best_single"] >= 100 * float(key.split("@")[1]) - 1e-9 and row["cost_pct_of_best_single"] <= 20.0
         out_ch[key] = row
 
-    # curves: train-pareto policies (global) and the lambda sweep (per kind), measured on test
+    # curves: the train Pareto fronts (global; per task kind), measured on test
     front = _pareto(gq, gc)
     g_pts = [cz.simulate(pols[i], Ate, test.quality, test.cost_usd, qte) for i in front]
-    seen, k_pts, k_params = set(), [], []
-    for lam, pick, _q, _c in sweep if per_kind else ():
-        key_ = tuple(sorted(pick.items()))
-        if key_ in seen:
-            continue
-        seen.add(key_)
-        k_pts.append(_run(Choice(PER_KIND, {k: pols[j] for k, j in pick.items()}, lam, 0, 0), test, Ate, qte, kte, strong_pol))
-        k_params.append(lam)
+    cache: dict[int, cz.Outcome] = {}
+    masks = {k: kte == k for k in set(kte)}
+    k_pts, k_params = [], []
+    for q_, c_, pick in combos:
+        for j in pick.values():
+            if j not in cache:
+                cache[j] = cz.simulate(pols[j], Ate, test.quality, test.cost_usd, qte)
+        if s not in cache:
+            cache[s] = cz.simulate(strong_pol, Ate, test.quality, test.cost_usd, qte)
+        k_pts.append(_compose({k: cache[pick.get(str(k), s)] for k in masks}, masks, test.n_prompts))
+        k_params.append(c_)
     results = [RouterResult(f"{GLOBAL}: {pols[i].label(names)}", "agreement", float(o.quality.mean()), float(o.cost.mean()), None,
                             o.quality, o.cost, None, GLOBAL) for i, o in zip(front, g_pts)]
-    results += [RouterResult(PER_KIND, "agreement", float(o.quality.mean()), float(o.cost.mean()), lam, o.quality, o.cost, None, PER_KIND)
-                for lam, o in zip(k_params, k_pts)]
+    results += [RouterResult(PER_KIND, "agreement", float(o.quality.mean()), float(o.cost.mean()), tc, o.quality, o.cost, None, PER_KIND)
+                for tc, o in zip(k_params, k_pts)]
     singles_c, singles_q = test.cost_usd.mean(0), test.quality.mean(0)
     c_lo, c_hi = float(singles_c.min()), float(singles_c.max())
     anchor = int(singles_c.argmin())
@@ -216,11 +231,12 @@ def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequ
         aiq_ci[PER_KIND] = _curve_aiq_boot(k_pts, test, idx, c_lo, c_hi, anchor)
     frontier = [{"policy": pols[i].label(names), "stages": pols[i].describe(names), "train_quality": float(gq[i]), "train_cost_usd": float(gc[i]),
                  **_summary(o, bq, bc)} for i, o in zip(front, g_pts)]
-    agree = _agreement_stats(Ate, test, info["cheap_pool"][:3])
+    agree = _agreement_stats(Ate, test, info["cheap_pool"])
     rep = {"available": True,
            "extract": extract or {k: infer_extract(train.answers[ktr == k]) for k in kinds},
            "search": {"strong": names[s], "cheap_pool": [names[j] for j in info["cheap_pool"]], "finals": [names[j] for j in info["finals"]],
-                      "n_candidates": len(pols), "targets_pct": [100 * t for t in targets], "lambdas": len(LAMBDAS)},
+                      "n_candidates": len(pols), "targets_pct": [100 * t for t in targets],
+                      "per_kind_combinations_on_train_front": len(combos)},
            "best_single": {"name": names[s], "quality": bq, "cost_usd": bc},
            "chosen": out_ch, "frontier": frontier, "aiq_minus_zero_router_ci95": aiq_ci, "agreement": agree,
            "answers_read_pct": {m: float(100 * (Ate[:, j] >= 0).mean()) for j, m in enumerate(test.models)}}
@@ -233,7 +249,8 @@ def _zero_gap(o: cz.Outcome, test: Dataset) -> float:
 
 
 def _agreement_stats(A: Any, test: Dataset, cols: Sequence[int]) -> list[dict[str, Any]]:
-    """How often two cheap models agree on test, and how often their agreed answer is right."""
+    """For every pair of cheap models: how often they agree on test, and how often the
+    agreed answer is right (the signal the cascade lives on)."""
     out = []
     for x, y in [(a, b) for i, a in enumerate(cols) for b in cols[i + 1:]]:
         agree = (A[:, x] == A[:, y]) & (A[:, x] >= 0)

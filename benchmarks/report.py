@@ -143,8 +143,11 @@ def _agreement_md(ag: dict[str, Any]) -> list[str]:
                    f"{r['beats_zero_router']} ({_ci(r['quality_minus_zero_router_ci95'], nd=3)}) |")
     out += ["", "AIQ minus the zero router's, 95% interval: " + ", ".join(f"{g}: {_ci(v, nd=4)}" for g, v in ag["aiq_minus_zero_router_ci95"].items()), ""]
     if ag.get("agreement"):
-        out += ["| cheap pair | agree rate | right when they agree | right when they disagree |", "|---|---|---|---|"]
-        for a in ag["agreement"]:
+        top = sorted((a for a in ag["agreement"] if a["agree_rate"] >= 0.25 and a["right_when_agree"] is not None),
+                     key=lambda a: -a["right_when_agree"])[:6]
+        out += ["Cheap pairs whose agreement is most often right (at least a quarter of the test prompts agreed; all pairs in report.json):", "",
+                "| cheap pair | agree rate | right when they agree | right when they disagree |", "|---|---|---|---|"]
+        for a in top:
             out.append(f"| {' + '.join(a['models'])} | {a['agree_rate']:.3f} | {_f(a['right_when_agree'])} | {_f(a['right_when_disagree'])} |")
         out.append("")
     return out
@@ -182,9 +185,10 @@ def plot_frontier(rep: dict[str, Any], path: str, results: Sequence[Any] = ()) -
     for r in rep["routers"]:  # every cascade policy on the train frontier, measured on test
         if r["family"] == "agreement":
             ax.scatter(r["cost_usd"] * 1000, r["quality"], color="tab:brown", s=9, alpha=0.5, zorder=3)
-    for key, r in ((rep.get("agreement") or {}).get("chosen") or {}).items():
+    for n, (key, r) in enumerate(((rep.get("agreement") or {}).get("chosen") or {}).items()):
         ax.scatter(r["cost_usd"] * 1000, r["quality"], marker="P", s=90, color="tab:brown", edgecolor="black", zorder=5,
-                   label=f"agreement cascade {key} (chosen on train)")
+                   label=None if n else "agreement cascades chosen on train")
+        ax.annotate(key, (r["cost_usd"] * 1000, r["quality"]), fontsize=7, xytext=(-10, 8), textcoords="offset points", color="tab:brown")
     h = rep["headline"]
     ax.scatter(h["cost_usd"] * 1000, h["quality"], marker="D", color="tab:red", edgecolor="black", s=60, zorder=5, label=f"headline: {h['router']}")
     bs = rep["best_single"]
