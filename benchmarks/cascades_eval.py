@@ -153,9 +153,14 @@ def _pareto(q: Any, c: Any) -> list[int]:
 
 
 def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequence[float] = (0.97, 1.0), pool: int = 7,
-                       extract: dict[str, str] | None = None) -> tuple[dict[str, Any], list[RouterResult], dict[str, Choice]]:
+                       extract: dict[str, str] | None = None, margin: float = 1.0) -> tuple[dict[str, Any], list[RouterResult], dict[str, Choice]]:
     """The `agreement` report section, the test points (for curves and the plot) and
-    the chosen cascades (for --export-config), keyed "<global|per-kind>@<target>"."""
+    the chosen cascades (for --export-config), keyed "<global|per-kind>@<target>".
+
+    A candidate reaches a target on train when its per-prompt quality minus target x
+    the best single model's, averaged, is at least `margin` standard errors above 0
+    (paired; 0 = the plain mean rule). The margin keeps the cheapest candidate that
+    reaches the target on train by luck (many candidates sit near it) from being chosen."""
     if train.answers is None or test.answers is None:
         return {"available": False, "reason": "the data set has no `answer` column: answer agreement cannot be replayed"}, [], {}
     Atr, Ate = cz.answer_classes(train.answers, train.parse_ok), cz.answer_classes(test.answers, test.parse_ok)
@@ -178,16 +183,29 @@ def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequ
     combos = _combine(kinds, wk, kq, kc) if per_kind else []  # [(train q, train c, {kind: policy index})]
     strong_pol = cz.Policy((cz.Stage("single", (s,)),))
 
+    qbest = train.quality[:, s]
+    n_tr = train.n_prompts
+    kmask = {k: ktr == k for k in kinds}
+    CQ = np.array([sum(np.where(kmask[k], TQ[p[k]], 0.0) for k in kinds) for _q, _c, p in combos]) if per_kind else np.zeros((0, n_tr))
+
+    def lower(Qs: Any, t: float) -> Any:
+        """Paired lower bound of mean(q - t * q_best) on train, in quality units."""
+        d = Qs - t * qbest
+        return d.mean(1) - margin * d.std(1, ddof=1) / np.sqrt(n_tr) if n_tr > 1 else d.mean(1)
+
     chosen: dict[str, Choice] = {}
     for t in targets:
-        ok = np.flatnonzero(gq >= t * bq_tr - 1e-12)
-        i = int(ok[np.argmin(gc[ok])]) if ok.size else int(np.argmax(gq))
+        lb = lower(TQ, t)
+        ok = np.flatnonzero(lb >= -1e-12)
+        i = int(ok[np.argmin(gc[ok])]) if ok.size else int(np.argmax(lb))
         chosen[f"global@{t:.2f}"] = Choice(GLOBAL, {"*": pols[i]}, None, float(gq[i]), float(gc[i]))
         if not per_kind:
             continue
-        okc = [x for x in combos if x[0] >= t * bq_tr - 1e-12]
-        q_, c_, pick = min(okc, key=lambda x: (x[1], -x[0])) if okc else max(combos, key=lambda x: (x[0], -x[1]))
-        chosen[f"per-kind@{t:.2f}"] = Choice(PER_KIND, {k: pols[j] for k, j in pick.items()}, None, float(q_), float(c_))
+        lbc = lower(CQ, t)
+        okc = np.flatnonzero(lbc >= -1e-12)
+        j = int(okc[np.argmin([combos[x][1] for x in okc])]) if okc.size else int(np.argmax(lbc))
+        q_, c_, pick = combos[j]
+        chosen[f"per-kind@{t:.2f}"] = Choice(PER_KIND, {k: pols[x] for k, x in pick.items()}, None, float(q_), float(c_))
 
     bq, bc = float(test.quality[:, s].mean()), float(test.cost_usd[:, s].mean())
     out_ch: dict[str, Any] = {}
@@ -236,7 +254,7 @@ def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequ
            "extract": extract or {k: infer_extract(train.answers[ktr == k]) for k in kinds},
            "search": {"strong": names[s], "cheap_pool": [names[j] for j in info["cheap_pool"]], "finals": [names[j] for j in info["finals"]],
                       "n_candidates": len(pols), "targets_pct": [100 * t for t in targets],
-                      "per_kind_combinations_on_train_front": len(combos)},
+                      "margin_standard_errors": margin, "per_kind_combinations_on_train_front": len(combos)},
            "best_single": {"name": names[s], "quality": bq, "cost_usd": bc},
            "chosen": out_ch, "frontier": frontier, "aiq_minus_zero_router_ci95": aiq_ci, "agreement": agree,
            "answers_read_pct": {m: float(100 * (Ate[:, j] >= 0).mean()) for j, m in enumerate(test.models)}}

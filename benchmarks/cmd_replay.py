@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cascade-target", type=float, default=0.97,
                    help="share of the best single model's train quality the chosen cascade must reach (default 0.97; 1.0 is also reported)")
     p.add_argument("--cascade-pool", type=int, default=7, help="cheap models searched for the agreement stages (cheapest by train cost; default 7)")
+    p.add_argument("--cascade-margin", type=float, default=1.0, metavar="Z",
+                   help="a cascade reaches the target on train only when it does so by Z paired standard errors (default 1; 0 = the plain mean)")
     p.add_argument("--extract", default=None, metavar="SPEC",
                    help="answer extractor for the exported cascade: one spec (number, choice, code, text, json:<f>, regex:<p>) "
                         "or KIND=SPEC,... (default: guessed from the answers)")
@@ -103,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not args.no_plot:
         need("matplotlib", extra="bench", purpose="the frontier plot (or pass --no-plot)")  # fail before any work
-    if not 0.0 < args.cascade_target <= 1.0 or args.cascade_pool < 2:
-        print("quotaroute bench replay: --cascade-target must be in (0, 1] and --cascade-pool >= 2", file=sys.stderr)
+    if not 0.0 < args.cascade_target <= 1.0 or args.cascade_pool < 2 or args.cascade_margin < 0:
+        print("quotaroute bench replay: --cascade-target must be in (0, 1], --cascade-pool >= 2, --cascade-margin >= 0", file=sys.stderr)
         return 2
     try:
         ds = load(args.dataset, args.format)
@@ -126,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
         if console is None:
             rep, results = evaluate(ds, test_fraction=args.test_fraction, seed=args.seed, kinds=kinds, ood=not args.no_ood,
                                     quotas=quotas, quota_file=args.quotas or "<demo quotas>",
-                                    cascade_target=args.cascade_target, cascade_pool=args.cascade_pool, extract=extract)
+                                    cascade_target=args.cascade_target, cascade_pool=args.cascade_pool, extract=extract,
+                                    cascade_margin=args.cascade_margin)
         else:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # lazy: import time (`--help` and other commands stay fast)
 
@@ -138,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
 
                 rep, results = evaluate(ds, test_fraction=args.test_fraction, seed=args.seed, kinds=kinds, ood=not args.no_ood,
                                         quotas=quotas, quota_file=args.quotas or "<demo quotas>", step=step,
-                                        cascade_target=args.cascade_target, cascade_pool=args.cascade_pool, extract=extract)
+                                        cascade_target=args.cascade_target, cascade_pool=args.cascade_pool, extract=extract,
+                                    cascade_margin=args.cascade_margin)
     except (DatasetError, ConfigError) as e:
         print(f"quotaroute bench replay: {e}", file=sys.stderr)
         return 2

@@ -78,7 +78,8 @@ def _learned_curves(train: Dataset, test: Dataset, Xtr: Any, Xte: Any, chat: Any
 def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, kinds: tuple[str, ...] = ("knn", "ridge", "logistic", "mlp"),
              ood: bool = True, quotas: dict[str, Any] | None = None, quota_file: str = "<demo quotas>",
              pair: tuple[str, str] = DEFAULT_PAIR, step: Callable[[str], None] | None = None,
-             cascade_target: float = TARGET_QUALITY, cascade_pool: int = 7, extract: dict[str, str] | None = None) -> tuple[dict[str, Any], list[rp.RouterResult]]:
+             cascade_target: float = TARGET_QUALITY, cascade_pool: int = 7, extract: dict[str, str] | None = None,
+             cascade_margin: float = 1.0) -> tuple[dict[str, Any], list[rp.RouterResult]]:
     t_start = time.perf_counter()
     say = step or (lambda _m: None)
     train, test = split(ds, test_fraction, seed)
@@ -119,7 +120,7 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
     idx = np.random.default_rng(seed).integers(0, test.n_prompts, size=(300, test.n_prompts))
     say("answer-agreement cascades")
     agreement, agree_pts, _choices = evaluate_agreement(train, test, idx=idx, targets=tuple(sorted({cascade_target, 1.0})),
-                                                        pool=cascade_pool, extract=extract)
+                                                        pool=cascade_pool, extract=extract, margin=cascade_margin)
 
     groups: dict[str, list[rp.RouterResult]] = {"zero-router (single-model frontier)": singles}
     for r in policies + learned_sel + [r for k in kinds for r in lcurves[k]] + cascades + agree_pts:
