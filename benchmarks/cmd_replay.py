@@ -52,7 +52,7 @@ def _extract_arg(arg: str | None, ds: Any) -> dict[str, str] | None:
     """--extract SPEC (every task kind) or KIND=SPEC,... -> {task kind: spec}."""
     if not arg:
         return None
-    from router.errors import ConfigError
+    from router.errors import ConfigError  # lazy: import time (`--help` and other commands stay fast)
 
     kinds = sorted(set(ds.task_kinds()))
     if "=" not in arg:
