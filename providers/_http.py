@@ -80,6 +80,7 @@ from router.errors import (
     Timeout,
     UnencodableRequest,
     Unavailable,
+    UpstreamBusy,
     redact,
 )
 from providers.ratelimit import parse_rate_limits, suggested_wait
@@ -154,6 +155,9 @@ def httpx_timeout(limits: AttemptLimits) -> httpx.Timeout:
 
 
 def transport_error(exc: BaseException, *, call: Call) -> ProviderError:
+    if isinstance(exc, httpx.PoolTimeout):  # our own pool towards the host is full: not the vendor's fault
+        return UpstreamBusy(f"upstream connection pool busy: {redact(str(exc))[:200]}", provider=call.provider,
+                            model=call.model, code="upstream_busy", retry_after=getattr(exc, "retry_after", 1.0))
     if isinstance(exc, httpx.TimeoutException):
         return Timeout(f"upstream timed out ({type(exc).__name__})", provider=call.provider, model=call.model,
                        code=_TIMEOUT_CODES.get(type(exc), "timeout"))
