@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from router.cards import prepare
@@ -222,6 +223,11 @@ class Router:
     @property
     def candidates(self) -> tuple[Any, ...]:
         return tuple(self._cands)
+
+    @property
+    def adapters(self) -> Mapping[str, Any]:
+        """The provider adapters by deployment name (`name`, or `name#2`... for several keys)."""
+        return MappingProxyType(self._providers)
 
     @property
     def model_ids(self) -> tuple[str, ...]:

@@ -30,8 +30,9 @@ from router.errors import redact
 from router.types import TASK_KINDS
 
 __all__ = [
-    "QuotarouteConfig", "ProviderCfg", "ProviderTimeouts", "ModelsCfg", "PolicyCfg", "RuleCfg", "RuleMatch",
-    "CascadeCfg", "CascadeStageCfg", "AnswerCascadeCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "FxCfg", "ServerCfg", "ProxyKeyCfg", "ServerLimits",
+    "QuotarouteConfig", "ProviderCfg", "ProviderTimeouts", "PoolCfg", "ModelsCfg", "PolicyCfg", "RuleCfg", "RuleMatch",
+    "CascadeCfg", "CascadeStageCfg", "AnswerCascadeCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "FxCfg", "ServerCfg",
+    "ProxyKeyCfg", "ServerLimits",
     "PolicyName", "Period", "Money", "line_at", "looks_like_secret",
 ]
 
@@ -87,12 +88,20 @@ class ProviderTimeouts(_M):
     idle_s: float | None = Field(None, gt=0, le=3600)
 
 
+class PoolCfg(_M):
+    """Upstream capacity towards this provider's host (the proxy's connection pool)."""
+
+    size: int | None = Field(None, ge=1, le=1_000_000)  # connections in flight; default from `ulimit -n`
+    queue: int | None = Field(None, ge=0, le=1_000_000)  # waiters beyond that (FIFO); past it: 503 + Retry-After
+
+
 class ProviderCfg(_M):
     vendor: str | None = None  # adapter kind or vendor row; default: the provider's name
     api_key_env: str | list[str] | None = None  # env var NAME(S); several = several keys, balanced
     base_url: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)  # adapter keyword options (deployment, ...)
     timeouts: ProviderTimeouts | None = None
+    pool: PoolCfg | None = None
     enabled: bool = True
 
     @field_validator("api_key_env", mode="before")
@@ -354,6 +363,8 @@ class ServerLimits(_M):
     stream_write_timeout_s: float = Field(30.0, gt=0, le=3600)
     max_json_depth: StrictInt = Field(64, ge=1, le=1000)
     max_auth_failures_per_minute: StrictInt = Field(20, ge=0, le=1_000_000)  # 0 = no limit (e.g. behind a reverse proxy)
+    gc_freeze: bool = True  # freeze the warmed-up startup heap out of every garbage collection
+    gc_thresholds: tuple[StrictInt, StrictInt, StrictInt] | None = (50_000, 20, 100)  # None: Python's defaults
 
 
 class ServerCfg(_M):
