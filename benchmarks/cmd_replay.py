@@ -36,6 +36,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export-profile", default=None, metavar="FILE",
                    help="write the learned per-task quality as a catalog task-fit profile (.yaml/.json)")
     p.add_argument("--save-model", default=None, metavar="PREFIX", help="save the selected learned predictor (PREFIX.npz + PREFIX.json)")
+    p.add_argument("--export-config", default=None, metavar="FILE",
+                   help="write the answer-agreement cascade chosen on train as a config snippet (`cascades:` + policy/rules)")
+    p.add_argument("--cascade-target", type=float, default=0.97,
+                   help="share of the best single model's train quality the chosen cascade must reach (default 0.97; 1.0 is also reported)")
+    p.add_argument("--cascade-pool", type=int, default=7, help="cheap models searched for the agreement stages (cheapest by train cost; default 7)")
+    p.add_argument("--cascade-margin", type=float, default=1.0, metavar="Z",
+                   help="a cascade reaches the target on train only when it does so by Z paired standard errors (default 1; 0 = the plain mean)")
+    p.add_argument("--extract", default=None, metavar="SPEC",
+                   help="answer extractor for the exported cascade: one spec (number, choice, code, text, json:<f>, regex:<p>) "
+                        "or KIND=SPEC,... (default: guessed from the answers)")
+
+
+def _extract_arg(arg: str | None, ds: Any) -> dict[str, str] | None:
+    """--extract SPEC (every task kind) or KIND=SPEC,... -> {task kind: spec}."""
+    if not arg:
+        return None
+    from router.errors import ConfigError  # lazy: import time (`--help` and other commands stay fast)
+
+    kinds = sorted(set(ds.task_kinds()))
+    if "=" not in arg:
+        return {k: arg for k in kinds}
+    out = {}
+    for part in arg.split(","):
+        k, _, v = part.partition("=")
+        if k.strip() not in kinds or not v.strip():
+            raise ConfigError(f"--extract: {part!r}: expected KIND=SPEC with KIND one of {kinds}", key="extract")
+        out[k.strip()] = v.strip()
+    return out
 
 
 def _load_quotas(path: str | None) -> dict[str, Any] | None:
@@ -77,9 +105,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not args.no_plot:
         need("matplotlib", extra="bench", purpose="the frontier plot (or pass --no-plot)")  # fail before any work
+    if not 0.0 < args.cascade_target <= 1.0 or args.cascade_pool < 2 or args.cascade_margin < 0:
+        print("quotaroute bench replay: --cascade-target must be in (0, 1], --cascade-pool >= 2, --cascade-margin >= 0", file=sys.stderr)
+        return 2
     try:
         ds = load(args.dataset, args.format)
         quotas = _load_quotas(args.quotas)
+        extract = _extract_arg(args.extract, ds)
     except (DatasetError, ConfigError) as e:
         print(f"quotaroute bench replay: {e}", file=sys.stderr)
         return 2
@@ -89,13 +121,15 @@ def run(args: argparse.Namespace) -> int:
     if console is not None:
         console.print(ds.summary())
     steps = ["features", "baselines and policies", "learned router: model selection on a validation split of train",
-             "learned router: train on the train split", "cascades", "bootstrap intervals", "strong/weak pair (APGR, CPT)",
+             "learned router: train on the train split", "cascades", "answer-agreement cascades", "bootstrap intervals", "strong/weak pair (APGR, CPT)",
              *([] if args.no_ood else [f"out-of-distribution: test on {t}" for t in sorted(set(ds.tasks))]),
              "quota-aware replay (a day of traffic)"]
     try:
         if console is None:
             rep, results = evaluate(ds, test_fraction=args.test_fraction, seed=args.seed, kinds=kinds, ood=not args.no_ood,
-                                    quotas=quotas, quota_file=args.quotas or "<demo quotas>")
+                                    quotas=quotas, quota_file=args.quotas or "<demo quotas>",
+                                    cascade_target=args.cascade_target, cascade_pool=args.cascade_pool, extract=extract,
+                                    cascade_margin=args.cascade_margin)
         else:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # lazy: import time (`--help` and other commands stay fast)
 
@@ -106,11 +140,24 @@ def run(args: argparse.Namespace) -> int:
                     prog.update(task, description=msg, completed=min(steps.index(msg) if msg in steps else 0, len(steps)))
 
                 rep, results = evaluate(ds, test_fraction=args.test_fraction, seed=args.seed, kinds=kinds, ood=not args.no_ood,
-                                        quotas=quotas, quota_file=args.quotas or "<demo quotas>", step=step)
+                                        quotas=quotas, quota_file=args.quotas or "<demo quotas>", step=step,
+                                        cascade_target=args.cascade_target, cascade_pool=args.cascade_pool, extract=extract,
+                                    cascade_margin=args.cascade_margin)
     except (DatasetError, ConfigError) as e:
         print(f"quotaroute bench replay: {e}", file=sys.stderr)
         return 2
     extra = _learned_outputs(args, ds, rep, kinds)
+    if args.export_config:
+        if not (rep.get("agreement") or {}).get("available"):
+            print(f"quotaroute bench replay: --export-config: {rep['agreement'].get('reason')}", file=sys.stderr)
+            return 2
+        from benchmarks.cascades_export import write_snippet  # lazy: import time (`--help` and other commands stay fast)
+
+        try:
+            extra["config"] = write_snippet(rep["agreement"], args.export_config, dataset=ds.name, target=args.cascade_target)
+        except (ValueError, ConfigError, OSError) as e:
+            print(f"quotaroute bench replay: --export-config: {e}", file=sys.stderr)
+            return 2
     rep["outputs_extra"] = extra
     from benchmarks.report import _clean, write_report  # lazy: import time (`--help` and other commands stay fast)
 
@@ -182,6 +229,17 @@ def _print_summary(console: Any, rep: dict[str, Any], paths: dict[str, str | Non
     )
     for acc, hc in (rep.get("headline_cascade") or {}).items():
         console.print(f"  cascade, checker {acc}: {hc['quality_pct_of_best_single']:.1f}% quality at {hc['cost_pct_of_best_single']:.1f}% cost")
+    ag = rep.get("agreement") or {}
+    if not ag.get("available"):
+        console.print(f"  answer-agreement cascades: not replayed ({ag.get('reason')})")
+    for key, row in (ag.get("chosen") or {}).items():
+        pol = "; ".join(f"{k}: {p['label']}" if k != "*" else p["label"] for k, p in row["policy"].items())
+        console.print(f"  agreement cascade {key} (chosen on train): {row['quality_pct_of_best_single']:.1f}% quality at "
+                      f"{row['cost_pct_of_best_single']:.1f}% cost, escalation {100 * row['escalation_rate']:.1f}%, "
+                      f"rounds {row['rounds_mean']:.2f}; vs zero router at the same cost: {row['beats_zero_router']} -- {pol}")
+    cfg = (rep.get("outputs_extra") or {}).get("config")
+    if cfg:
+        console.print(f"  exported {cfg['choice']} to {cfg['path']}")
     Q = rep.get("quota") or {}
     for s in Q.get("strategies", []):
         console.print(f"  quota replay {s['strategy']:<16} quality {s['quality']:.3f}  effective {s['effective_cost_usd']} USD (list {s['list_cost_usd']})")

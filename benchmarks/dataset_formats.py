@@ -13,9 +13,46 @@ import os
 from typing import Any, Iterator
 
 from benchmarks.rows import DatasetError, open_text as _open_text
+from router.answers import Extractor, extractor
 from router.tokens import estimate_tokens
 
-__all__ = ["iter_routerbench", "iter_alpacaeval"]
+__all__ = ["iter_routerbench", "iter_alpacaeval", "ANSWER_SPECS", "answer_spec", "response_text", "read_answer"]
+
+# RouterBench sub-dataset -> the `router.answers` spec its final answers are read with:
+# a choice letter for the multiple-choice sets, the final number for GSM8K, a hash of the
+# normalised code for MBPP (equal hashes = the same program text). Names not listed
+# (mt-bench, summaries, ...) get no answer: there is no sound equality for free text.
+ANSWER_SPECS: dict[str, str] = {
+    "arc-challenge": "choice",
+    "winogrande": "choice",
+    "hellaswag": "choice",
+    "mmlu": "choice",
+    "gsm8k": "number",
+    "mbpp": "code",
+}
+
+
+def answer_spec(task: str) -> str | None:
+    """The answer spec for a sub-dataset name (``mmlu-*`` -> ``mmlu``), or None."""
+    t = task.strip().lower()
+    return ANSWER_SPECS.get(t) or ANSWER_SPECS.get(t.split("-", 1)[0] if t.startswith("mmlu") else "")
+
+
+def response_text(cell: str) -> str:
+    """A RouterBench response cell (a Python list literal of strings) as one text."""
+    try:
+        resp = ast.literal_eval(cell)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return cell
+    return "\n".join(map(str, resp)) if isinstance(resp, list) else str(resp)
+
+
+def read_answer(ex: Extractor | None, text: str) -> tuple[str, str]:
+    """(answer, parse_ok) cells of the long format: ("", "") where the task has no spec."""
+    if ex is None:
+        return "", ""
+    got = ex.extract(text)
+    return (got, "1") if got is not None else ("", "0")
 
 
 def _routerbench_files(path: str) -> list[str]:
@@ -29,13 +66,16 @@ def _routerbench_files(path: str) -> list[str]:
     return [path]
 
 
-def iter_routerbench(path: str, *, responses: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_routerbench(path: str, *, responses: bool = False, answers: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
     """Long rows from RouterBench's wide CSV(s) (a file or the routerbench-subset directory).
 
     With ``responses=True`` each row also carries ``response`` (the model's answer text)
-    so a derivation script can estimate output tokens. Defective rows (NaN quality,
+    so a derivation script can estimate output tokens. With ``answers=True`` (default)
+    each row carries ``answer`` and ``parse_ok``, read from the response with the task's
+    `answer_spec` (both empty for tasks without one). Defective rows (NaN quality,
     2-element prompts) are yielded as errors and counted by the caller.
     """
+    extractors: dict[str, Extractor | None] = {}
     for f in _routerbench_files(path):
         base = os.path.basename(f)
         split_name = "test" if "_test" in base else "train" if "_train" in base else ""
@@ -72,6 +112,14 @@ def iter_routerbench(path: str, *, responses: bool = False) -> Iterator[tuple[in
                     }
                     if responses:
                         out["response"] = row.get(f"{m}|model_response", "")
+                    if answers:
+                        task = row["eval_name"]
+                        if task not in extractors:
+                            spec = answer_spec(task)
+                            extractors[task] = extractor(spec) if spec else None
+                        ex = extractors[task]
+                        cell = row.get(f"{m}|model_response") or ""
+                        out["answer"], out["parse_ok"] = read_answer(ex, response_text(cell) if ex else "")
                     yield line, out
 
 

@@ -2,7 +2,7 @@
 
 The generic *long* format has one row per (prompt, model)::
 
-    prompt_id, task, prompt, model, quality, input_tokens, output_tokens, cost_usd[, split]
+    prompt_id, task, prompt, model, quality, input_tokens, output_tokens, cost_usd[, split][, answer, parse_ok]
 
 * ``quality`` in 0..1 (correctness or a judge score);
 * ``cost_usd`` may be absent/empty: it is then computed from the catalog price of the
@@ -10,7 +10,11 @@ The generic *long* format has one row per (prompt, model)::
 * token counts may be absent/empty: they are estimated from the prompt text
   (``router.tokens.estimate_tokens``, or ~4 characters per token without it);
 * ``prompt`` may be empty on later rows of the same ``prompt_id`` (compact files);
-* ``split`` (``train``/``test``) is optional.
+* ``split`` (``train``/``test``) is optional;
+* ``answer`` (optional): the model's final answer, normalised by ``router.answers``
+  (a number, a choice letter, a short string, a code hash), empty when none was read;
+  ``parse_ok`` (optional, 1/0 or true/false): whether an answer was read (when absent it
+  is "``answer`` is not empty"). Loaded as ``Dataset.answers`` / ``Dataset.parse_ok``.
 
 CSV, JSONL, optionally gzip-compressed (``.gz``). Loaders also read RouterBench's wide
 CSV and AlpacaEval annotation files. Unknown columns raise `DatasetError`; bad rows are
@@ -51,7 +55,9 @@ __all__ = [
     "from_long_rows",
 ]
 
-LONG_COLUMNS = ("prompt_id", "task", "prompt", "model", "quality", "input_tokens", "output_tokens", "cost_usd", "split")
+LONG_COLUMNS = ("prompt_id", "task", "prompt", "model", "quality", "input_tokens", "output_tokens", "cost_usd", "split",
+                "answer", "parse_ok")
+_TRUE, _FALSE = frozenset({"1", "1.0", "true", "yes"}), frozenset({"0", "0.0", "false", "no"})
 _REQUIRED = ("prompt_id", "model", "quality")
 
 def estimate_tokens(text: str) -> int:
@@ -74,6 +80,12 @@ class Dataset:
     output_tokens: Any  # (P, M) int
     split: Any = None  # np.ndarray[str] (P,) or None
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    # Final answers (the optional `answer` / `parse_ok` columns), or None when the data
+    # has none: answers (P, M) object array of normalised answer strings, "" = none read;
+    # parse_ok (P, M) bool. Equal strings are the same answer (numbers are canonical
+    # decimals: `router.answers.extractor("number").same` adds the tolerance).
+    answers: Any = None
+    parse_ok: Any = None
 
     @property
     def n_prompts(self) -> int:
@@ -101,6 +113,8 @@ class Dataset:
             output_tokens=self.output_tokens[idx],
             split=None if self.split is None else self.split[idx],
             skipped=dict(self.skipped),
+            answers=None if self.answers is None else self.answers[idx],
+            parse_ok=None if self.parse_ok is None else self.parse_ok[idx],
         )
 
     def select_models(self, models: Iterable[str]) -> "Dataset":
@@ -116,6 +130,8 @@ class Dataset:
             cost_usd=self.cost_usd[:, j],
             input_tokens=self.input_tokens[:, j],
             output_tokens=self.output_tokens[:, j],
+            answers=None if self.answers is None else self.answers[:, j],
+            parse_ok=None if self.parse_ok is None else self.parse_ok[:, j],
         )
 
     def summary(self) -> str:
@@ -179,6 +195,8 @@ def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = 
     prompt_split: dict[str, str] = {}
     order: dict[str, None] = {}
     models: dict[str, None] = {}
+    answers: dict[tuple[str, str], tuple[str, bool | None]] = {}
+    has_answer = has_parse_ok = False
     checked = False
     allowed = frozenset(LONG_COLUMNS)
     for line, row in rows:
@@ -215,6 +233,16 @@ def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = 
         if (pid, model) in cells:
             skipped["duplicate (prompt_id, model)"] += 1
             continue
+        if "answer" in row or "parse_ok" in row:
+            try:
+                ok = _flag(row.get("parse_ok"))
+            except ValueError:
+                skipped["parse_ok not 1/0/true/false"] += 1
+                continue
+            has_answer |= "answer" in row
+            has_parse_ok |= ok is not None
+            ans = row.get("answer")
+            answers[(pid, model)] = ("" if ans is None else str(ans).strip(), ok)
         cells[(pid, model)] = (q, None if it is None else int(it), None if ot is None else int(ot), c)
         order.setdefault(pid, None)
         models.setdefault(model, None)
@@ -224,7 +252,38 @@ def from_long_rows(rows: Iterable[tuple[int, dict[str, Any]]], *, source: str = 
         prompt_task.setdefault(pid, str(row.get("task") or "default"))
         if row.get("split"):
             prompt_split.setdefault(pid, str(row["split"]).strip().lower())
-    return _assemble(name, source, list(order), list(models), cells, prompt_text, prompt_task, prompt_split, skipped, unpriced)
+    ds = _assemble(name, source, list(order), list(models), cells, prompt_text, prompt_task, prompt_split, skipped, unpriced)
+    if has_answer or has_parse_ok:
+        ds.answers, ds.parse_ok = _answer_matrices(ds, answers)
+    return ds
+
+
+def _flag(v: Any) -> bool | None:
+    """parse_ok as a bool (1/0, true/false, yes/no); None when empty or absent."""
+    if v is None or isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if not s:
+        return None
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    raise ValueError(f"parse_ok {v!r}")
+
+
+def _answer_matrices(ds: "Dataset", answers: dict[tuple[str, str], tuple[str, bool | None]]) -> tuple[Any, Any]:
+    """(answers, parse_ok) as (P, M) arrays; a missing answer is "", and a missing
+    parse_ok is "the answer is not empty"."""
+    P, M = ds.n_prompts, ds.n_models
+    ans = np.full((P, M), "", dtype=object)
+    ok = np.zeros((P, M), dtype=bool)
+    for i, pid in enumerate(ds.prompt_ids):
+        for j, m in enumerate(ds.models):
+            a, flag = answers.get((pid, m), ("", None))
+            ans[i, j] = a
+            ok[i, j] = bool(a) if flag is None else flag
+    return ans, ok
 
 
 def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, unpriced="error") -> "Dataset":  # type: ignore[no-untyped-def]
@@ -293,7 +352,8 @@ def _assemble(name, source, pids, models, cells, texts, tasks, splits, skipped, 
 
 def load_routerbench(path: str, *, name: str | None = None) -> "Dataset":
     """RouterBench's wide CSV (a file or a directory of them); tokens are estimated from
-    the prompt (input) and set to 1 (output: responses are not parsed here)."""
+    the prompt (input) and set to 1 (output); each response's final answer is read into
+    ``Dataset.answers`` (`benchmarks.dataset_formats.answer_spec`)."""
     return from_long_rows(iter_routerbench(path), source=path,
                           name=name or "routerbench:" + os.path.basename(path.rstrip("/")))
 

@@ -14,6 +14,8 @@ import numpy as np
 
 from benchmarks import metrics as mx
 from benchmarks import replay as rp
+from benchmarks.cascades_eval import evaluate_agreement
+from benchmarks.cascades_export import pick_choice
 from benchmarks.datasets import MODEL_ID_MAP, Dataset, split
 from benchmarks.learned import train as fit
 from benchmarks.quota_replay import quota_replay
@@ -75,7 +77,9 @@ def _learned_curves(train: Dataset, test: Dataset, Xtr: Any, Xte: Any, chat: Any
 
 def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, kinds: tuple[str, ...] = ("knn", "ridge", "logistic", "mlp"),
              ood: bool = True, quotas: dict[str, Any] | None = None, quota_file: str = "<demo quotas>",
-             pair: tuple[str, str] = DEFAULT_PAIR, step: Callable[[str], None] | None = None) -> tuple[dict[str, Any], list[rp.RouterResult]]:
+             pair: tuple[str, str] = DEFAULT_PAIR, step: Callable[[str], None] | None = None,
+             cascade_target: float = TARGET_QUALITY, cascade_pool: int = 7, extract: dict[str, str] | None = None,
+             cascade_margin: float = 1.0) -> tuple[dict[str, Any], list[rp.RouterResult]]:
     t_start = time.perf_counter()
     say = step or (lambda _m: None)
     train, test = split(ds, test_fraction, seed)
@@ -113,9 +117,13 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
 
     say("cascades")
     cascades = rp.cascade_sweep(train, test, seed=seed)
+    idx = np.random.default_rng(seed).integers(0, test.n_prompts, size=(300, test.n_prompts))
+    say("answer-agreement cascades")
+    agreement, agree_pts, _choices = evaluate_agreement(train, test, idx=idx, targets=tuple(sorted({cascade_target, 1.0})),
+                                                        pool=cascade_pool, extract=extract, margin=cascade_margin)
 
     groups: dict[str, list[rp.RouterResult]] = {"zero-router (single-model frontier)": singles}
-    for r in policies + learned_sel + [r for k in kinds for r in lcurves[k]] + cascades:
+    for r in policies + learned_sel + [r for k in kinds for r in lcurves[k]] + cascades + agree_pts:
         groups.setdefault(r.group, []).append(r)
     curves = {g: _curve_stats(v, cheapest, c_lo, c_hi, best, oracle.quality) for g, v in groups.items()}
 
@@ -131,7 +139,6 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
     head_cascade = {f"{a:.0%}": _headline([r for r in cascades if r.param == a], best) for a in sorted({r.param for r in cascades}, reverse=True)}
 
     say("bootstrap intervals")
-    idx = np.random.default_rng(seed).integers(0, test.n_prompts, size=(300, test.n_prompts))
     fixed = base + [head["_result"], head_learned["_result"]]
     ci = {id(r): (mx.bootstrap_mean_ci(r.per_prompt_q, idx=idx), mx.bootstrap_mean_ci(r.per_prompt_c, idx=idx)) for r in fixed}
 
@@ -184,7 +191,7 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
         quota_out = {"error": f"{type(e).__name__}: {e}"}
 
     routers = []
-    for r in base + policies + learned_sel + [r for k in kinds for r in lcurves[k]] + cascades:
+    for r in base + policies + learned_sel + [r for k in kinds for r in lcurves[k]] + cascades + agree_pts:
         row = {"name": r.name, "family": r.family, "group": r.group, "param": r.param, "quality": r.quality,
                "cost_usd": r.cost_usd, "cost_per_1k_queries_usd": r.cost_per_1k}
         if id(r) in ci:
@@ -215,6 +222,7 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
         "headline_learned": strip(head_learned),
         "headline_validated": validated,
         "headline_cascade": {k: strip(v) for k, v in head_cascade.items()},
+        "agreement": agreement,
         "learned": {"selected": chosen, "validation_aiq": val_aiq, "train_seconds": secs, "hyperparameters": {k: {**DEFAULT_HP[k], **KIND_HP.get(k, {})} for k in kinds}},
         "pair": pair_out,
         "ood": ood_out,
@@ -225,10 +233,34 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
             "learned_aiq_above_zero_router": curves["quotaroute:learned"]["aiq"] > curves["zero-router (single-model frontier)"]["aiq"],
             "learned_aiq_above_knn": curves["quotaroute:learned"]["aiq"] > curves.get("quotaroute:learned-knn", {"aiq": float("inf")})["aiq"] if chosen != "knn" else None,
             "seconds": seconds, "under_60s": seconds < 60,
+            **_agreement_targets(agreement, curves, cascade_target),
         },
         "seconds": seconds,
     }
-    return report, base + policies + learned_sel + cascades
+    return report, base + policies + learned_sel + cascades + agree_pts
+
+
+def _agreement_targets(agreement: dict[str, Any], curves: dict[str, Any], target: float) -> dict[str, Any]:
+    """The cascade targets: the choice made on train, measured on test; AIQ of the best
+    quotaroute curve (predict-before-call policies, learned, agreement cascades) vs the
+    zero router's."""
+    zero = curves["zero-router (single-model frontier)"]["aiq"]
+    ours = {g: c["aiq"] for g, c in curves.items() if g.startswith(("quotaroute:balanced", "quotaroute:best-within-cap",
+                                                                      "quotaroute:cheapest-above-floor", "quotaroute:learned",
+                                                                      "quotaroute:agreement-cascade"))}
+    best_g = max(ours, key=lambda g: ours[g]) if ours else None
+    out: dict[str, Any] = {"best_quotaroute_curve": best_g, "best_quotaroute_aiq": ours.get(best_g) if best_g else None,
+                           "zero_router_aiq": zero, "best_quotaroute_aiq_above_zero_router": bool(best_g and ours[best_g] > zero)}
+    if not agreement.get("available"):
+        out["agreement_cascade"] = agreement.get("reason")
+        return out
+    key = pick_choice(agreement, target)
+    row = agreement["chosen"][key]
+    out["agreement_cascade"] = {"choice": key, "quality_pct_of_best_single": row["quality_pct_of_best_single"],
+                                "cost_pct_of_best_single": row["cost_pct_of_best_single"], "met": row["met_target"],
+                                "beats_zero_router": row["beats_zero_router"],
+                                "quality_minus_zero_router_ci95": row["quality_minus_zero_router_ci95"]}
+    return out
 
 
 def _validated(val: list[rp.RouterResult], test: list[rp.RouterResult], vbest: rp.RouterResult, best: rp.RouterResult) -> dict[str, Any]:

@@ -71,6 +71,7 @@ def render_markdown(rep: dict[str, Any]) -> str:
         for acc, hc in rep["headline_cascade"].items():
             lines.append(f"| {acc} | {hc['router']} | {hc['quality_pct_of_best_single']:.1f} | {hc['cost_pct_of_best_single']:.1f} |")
         lines.append("")
+    lines += _agreement_md(rep.get("agreement") or {})
     lines += ["## Fixed routers (test split, 95% bootstrap intervals)", "", "| router | quality | 95% CI | USD / 1k queries | 95% CI |", "|---|---|---|---|---|"]
     for r in rep["routers"]:
         if r["family"] in ("single", "baseline", "oracle"):
@@ -118,6 +119,40 @@ def render_markdown(rep: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _ci(v: Any, scale: float = 1.0, nd: int = 3) -> str:
+    return "-" if not v else f"{scale * v[0]:.{nd}f}-{scale * v[1]:.{nd}f}"
+
+
+def _agreement_md(ag: dict[str, Any]) -> list[str]:
+    """The answer-agreement cascade section: choices made on train, measured on test."""
+    if not ag:
+        return []
+    if not ag.get("available"):
+        return ["## Answer-agreement cascades", "", f"Not replayed: {ag.get('reason')}.", ""]
+    se = ag["search"]
+    out = ["## Answer-agreement cascades (knobs chosen on train, measured on test)", "",
+           f"Strong model (best on train): {se['strong']}; cheap pool: {', '.join(se['cheap_pool'])}; "
+           f"{se['n_candidates']} candidate policies; extractors {ag['extract']}.", "",
+           "| choice | policy | quality % of best (95% CI) | cost % of best (95% CI) | USD / 1k | escalation | calls | stages run | rounds (mean/max) | vs zero router at same cost (95% CI) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for key, r in ag["chosen"].items():
+        pol = "<br>".join(f"{k}: {p['label']}" if k != "*" else p["label"] for k, p in r["policy"].items())
+        out.append(f"| {key} | {pol} | {r['quality_pct_of_best_single']:.1f} ({_ci(r['quality_pct_of_best_single_ci95'], nd=1)}) | "
+                   f"{r['cost_pct_of_best_single']:.1f} ({_ci(r['cost_pct_of_best_single_ci95'], nd=1)}) | {r['cost_per_1k_queries_usd']:.3f} | "
+                   f"{100 * r['escalation_rate']:.1f}% | {r['calls_mean']:.2f} | {r['stages_run_mean']:.2f} | {r['rounds_mean']:.2f}/{r['rounds_max']} | "
+                   f"{r['beats_zero_router']} ({_ci(r['quality_minus_zero_router_ci95'], nd=3)}) |")
+    out += ["", "AIQ minus the zero router's, 95% interval: " + ", ".join(f"{g}: {_ci(v, nd=4)}" for g, v in ag["aiq_minus_zero_router_ci95"].items()), ""]
+    if ag.get("agreement"):
+        top = sorted((a for a in ag["agreement"] if a["agree_rate"] >= 0.25 and a["right_when_agree"] is not None),
+                     key=lambda a: -a["right_when_agree"])[:6]
+        out += ["Cheap pairs whose agreement is most often right (at least a quarter of the test prompts agreed; all pairs in report.json):", "",
+                "| cheap pair | agree rate | right when they agree | right when they disagree |", "|---|---|---|---|"]
+        for a in top:
+            out.append(f"| {' + '.join(a['models'])} | {a['agree_rate']:.3f} | {_f(a['right_when_agree'])} | {_f(a['right_when_disagree'])} |")
+        out.append("")
+    return out
+
+
 def plot_frontier(rep: dict[str, Any], path: str, results: Sequence[Any] = ()) -> str | None:
     """cost (log) vs quality: single models, random, oracle, the hulls, the headline."""
     # lazy: import time, and matplotlib is an extra ([bench])
@@ -136,9 +171,10 @@ def plot_frontier(rep: dict[str, Any], path: str, results: Sequence[Any] = ()) -
             ax.scatter(r["cost_usd"] * 1000, r["quality"], marker="*", s=160, color="gold", edgecolor="black", zorder=4, label="oracle")
     styles = {"zero-router": ("black", "--"), "quotaroute:learned": ("tab:red", "-"), "quotaroute:balanced": ("tab:blue", "-"),
               "quotaroute:cheapest-above-floor": ("tab:cyan", "-"), "quotaroute:best-within-cap": ("tab:purple", ":"),
-              "quotaroute:learned-knn": ("tab:orange", ":"), "quotaroute:cascade(checker 90%)": ("tab:green", "-.")}
+              "quotaroute:learned-knn": ("tab:orange", ":"), "quotaroute:cascade(checker 90%)": ("tab:green", "-."),
+              "quotaroute:agreement-cascade": ("tab:brown", "-"), "quotaroute:agreement-cascade per task kind": ("tab:olive", "-")}
     for g, c in rep["curves"].items():
-        key = next((k for k in styles if g.startswith(k)), None)
+        key = g if g in styles else next((k for k in styles if g.startswith(k)), None)
         if key is None or (key != g and not g.startswith("zero-router")):
             continue
         hx = np.array([p[0] for p in c["hull"]])
@@ -146,6 +182,13 @@ def plot_frontier(rep: dict[str, Any], path: str, results: Sequence[Any] = ()) -
         grid = np.geomspace(hx[0], max(hx[-1], rep["aiq_bounds_usd"][1]), 200)  # mixing is linear in cost: curved on a log axis
         col, ls = styles[key]
         ax.plot(grid * 1000, hull_quality_at(hx, hy, grid), color=col, linestyle=ls, label=g, lw=1.6)
+    for r in rep["routers"]:  # every cascade policy on the train frontier, measured on test
+        if r["family"] == "agreement":
+            ax.scatter(r["cost_usd"] * 1000, r["quality"], color="tab:brown", s=9, alpha=0.5, zorder=3)
+    for n, (key, r) in enumerate(((rep.get("agreement") or {}).get("chosen") or {}).items()):
+        ax.scatter(r["cost_usd"] * 1000, r["quality"], marker="P", s=90, color="tab:brown", edgecolor="black", zorder=5,
+                   label=None if n else "agreement cascades chosen on train")
+        ax.annotate(key, (r["cost_usd"] * 1000, r["quality"]), fontsize=7, xytext=(-10, 8), textcoords="offset points", color="tab:brown")
     h = rep["headline"]
     ax.scatter(h["cost_usd"] * 1000, h["quality"], marker="D", color="tab:red", edgecolor="black", s=60, zorder=5, label=f"headline: {h['router']}")
     bs = rep["best_single"]

@@ -5,10 +5,13 @@
 Prints medians (microseconds) for
   * `choose()` with 10, 50 and 200 candidate models (bundled catalog cards, the
     catalog's default free tiers in the ledger view), per policy;
+  * a two-stage answer-agreement cascade's planning (`router.cascade.plan_cascade`:
+    the cascade's `choose()`) at 50 served models: stages listing a few models each,
+    and the worst case where both stages may use all 50;
   * `extract_features()` on a ~2k-token prompt;
   * end-to-end `Router.achat()` over a zero-latency FakeProvider vs calling the
     FakeProvider directly (median per call, difference and ratio).
-Targets: choose() <= 50 us at 50 models; extract_features <= 50 us.
+Targets: choose() <= 50 us at 50 models (a two-stage cascade too); extract_features <= 50 us.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from providers.fake import FakeProvider, reply
 from router.cards import prepare
+from router.cascade import Cascade, Stage, plan_cascade, prepare_cascade
 from router.catalog import Catalog, load_catalog
 from router.engine import choose
 from router.health import HealthBook
@@ -35,7 +39,7 @@ from router.sdk import Router
 from router.tasks import Features, extract_features, fast_estimate_tokens
 from router.types import ChatRequest, Message
 
-__all__ = ["bench_choose", "bench_features", "bench_sdk", "main"]
+__all__ = ["bench_choose", "bench_cascade", "bench_features", "bench_sdk", "main"]
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 
@@ -115,6 +119,26 @@ def bench_choose(repeat: int) -> dict[str, dict[str, float]]:
     return out
 
 
+def bench_cascade(repeat: int, n: int = 50) -> dict[str, float]:
+    """A two-stage cascade's plan at `n` served models: consensus of 2 among 3 listed cheap
+    models, then one strong model; and the same with both stages open to every model."""
+    f = Features(task="math", input_tokens=2000, expected_output_tokens=700)
+    cards = _cards(n)
+    cat = Catalog(cards)
+    view = _view([c.id for c in cards])
+    health = HealthBook()
+    ids = [c.id for c in cards]
+    listed = Cascade("bench", "number", (Stage("consensus", k=2, m=2, models=tuple(ids[:3]), policy="cheapest"),
+                                          Stage("single", models=(ids[3],))))
+    open_all = Cascade("bench-all", "number", (Stage("consensus", k=2, m=2, policy="cheapest"), Stage("single",
+                                                                                                     policy="best")))
+    out = {}
+    for label, cas in (("listed", listed), ("all", open_all)):
+        prep = prepare_cascade(cas, cards, cat, Policy(), None)
+        out[label] = _median_us(lambda: plan_cascade(prep, f, view, health, NOW), repeat, f"cascade-{n}-{label}")
+    return out
+
+
 def bench_features(repeat: int) -> dict[str, float]:
     prompt = _prompt_2k()
     req = ChatRequest(messages=[Message(role="system", content="You are helpful."), Message(role="user", content=prompt)])
@@ -172,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sdk-repeat", type=int, default=500)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    res = {"choose_median_us": bench_choose(a.repeat), "features": bench_features(a.repeat),
+    res = {"choose_median_us": bench_choose(a.repeat), "cascade_median_us": bench_cascade(a.repeat),
+           "features": bench_features(a.repeat),
            "sdk": bench_sdk(a.sdk_repeat)}
     res["min_us"] = dict(_MINS)
     if a.json:
@@ -186,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     mins = res["min_us"]
     print("min (quiet-machine cost) at 50 models: " + ", ".join(
         f"{p} {mins[f'choose-50-{p}']:.1f}" for p in ("free-first", "cheapest", "best", "balanced", "cascade")))
+    cm = res["cascade_median_us"]
+    print(f"two-stage cascade plan at 50 models: {cm['listed']:.1f} us (stages list 3 + 1 models; min "
+          f"{mins['cascade-50-listed']:.1f}), {cm['all']:.1f} us (both stages open to all 50; min "
+          f"{mins['cascade-50-all']:.1f})")
     fe = res["features"]
     print(f"\nextract_features: {fe['extract_features_2k_en_us']:.1f} us (2k-token English prompt, "
           f"~{int(fe['tokens_estimated'])} tokens; min {mins['features-en']:.1f}), "

@@ -80,6 +80,7 @@ from router.errors import (
     Timeout,
     UnencodableRequest,
     Unavailable,
+    UpstreamBusy,
     redact,
 )
 from providers.ratelimit import parse_rate_limits, suggested_wait
@@ -153,7 +154,16 @@ def httpx_timeout(limits: AttemptLimits) -> httpx.Timeout:
     return httpx.Timeout(connect=limits.connect_s, read=wait, write=wait, pool=wait)
 
 
+@functools.lru_cache(maxsize=256)
+def _stream_timeout(limits: AttemptLimits) -> httpx.Timeout:
+    t = httpx_timeout(limits)
+    return httpx.Timeout(connect=t.connect, read=None, write=t.write, pool=t.pool)
+
+
 def transport_error(exc: BaseException, *, call: Call) -> ProviderError:
+    if isinstance(exc, httpx.PoolTimeout):  # our own pool towards the host is full: not the vendor's fault
+        return UpstreamBusy(f"upstream connection pool busy: {redact(str(exc))[:200]}", provider=call.provider,
+                            model=call.model, code="upstream_busy", retry_after=getattr(exc, "retry_after", 1.0))
     if isinstance(exc, httpx.TimeoutException):
         return Timeout(f"upstream timed out ({type(exc).__name__})", provider=call.provider, model=call.model,
                        code=_TIMEOUT_CODES.get(type(exc), "timeout"))
@@ -197,6 +207,8 @@ async def open_stream(client: httpx.AsyncClient, url: str, body: Any, *, call: C
         kw["timeout"] = httpx_timeout(limits)
     elif timeout is not None:
         kw["timeout"] = timeout
+    if limits is not None:  # reads are watched by `aiter_bytes` (one timer per stream, not one per chunk)
+        kw["timeout"] = _stream_timeout(limits)
     req = client.build_request("POST", url, content=_content(body), headers=h, **kw)
     try:
         if limits is None:
@@ -249,21 +261,70 @@ async def aiter_bytes(resp: httpx.Response, call: Call) -> AsyncIterator[bytes]:
             return
         when, limits = lim
         loop = asyncio.get_running_loop()
-        phase, seconds = "first_byte", limits.first_byte_s
-        it = resp.aiter_bytes().__aiter__()
-        while True:
-            try:
-                async with asyncio.timeout_at(when):
+        w = _Watch(loop, when)
+        it = _raw(resp).__aiter__()
+        try:
+            while True:
+                w.task = asyncio.current_task()  # the consumer may change tasks between chunks
+                try:
                     chunk = await it.__anext__()
-            except StopAsyncIteration:
-                return
-            except TimeoutError as e:
-                raise _timeout(phase, seconds, call) from e
-            phase, seconds = "idle", limits.idle_s
-            yield chunk
-            when = loop.time() + seconds
+                except StopAsyncIteration:
+                    return
+                except asyncio.CancelledError:
+                    if w.fired and w.task is not None and w.task.uncancel() == 0:
+                        raise _timeout(w.phase, w.seconds(limits), call) from None
+                    raise
+                w.due = 0.0
+                if w.phase == "first_byte":
+                    w.phase = "idle"
+                yield chunk
+                w.due = loop.time() + limits.idle_s
+        finally:
+            w.stop()
     except httpx.HTTPError as e:
         raise transport_error(e, call=call) from e
+
+
+def _raw(resp: httpx.Response) -> AsyncIterator[bytes]:
+    """The body's bytes: straight from the transport's stream when there is no content
+    encoding to undo (two fewer layers per chunk), else httpx's decoding iterator."""
+    stream = resp.stream
+    if "content-encoding" not in resp.headers and isinstance(stream, httpx.AsyncByteStream):
+        return stream.__aiter__()
+    return resp.aiter_bytes()
+
+
+class _Watch:
+    """One timer per stream instead of one per chunk: while the caller waits for a
+    chunk, `due` is the loop time it must arrive by (0 while the caller holds a chunk,
+    so its own time between chunks is not counted). The timer sleeps until the earliest
+    possible expiry, re-arms itself when a chunk came in time, and cancels the waiting
+    task when one did not (turned into `Timeout` by `aiter_bytes`)."""
+
+    __slots__ = ("loop", "due", "phase", "task", "fired", "handle")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, first_deadline: float) -> None:
+        self.loop, self.due, self.phase = loop, first_deadline, "first_byte"
+        self.task: asyncio.Task[Any] | None = None
+        self.fired = False
+        self.handle: asyncio.TimerHandle | None = loop.call_at(first_deadline, self._check)
+
+    def seconds(self, limits: AttemptLimits) -> float:
+        return limits.first_byte_s if self.phase == "first_byte" else limits.idle_s
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        if self.due and now >= self.due and self.task is not None and not self.task.done():
+            self.fired, self.handle = True, None
+            self.task.cancel()
+            return
+        # not waiting now (check again soon), or a chunk came in time (sleep until the new deadline)
+        self.handle = self.loop.call_at(self.due if self.due > now else now + 1.0, self._check)
+
+    def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
 
 
 def _snippet(content: bytes | str, n: int = 300) -> str:

@@ -7,7 +7,6 @@ ends are all accepted; a trailing event with no blank line is still dispatched.
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -66,30 +65,49 @@ def parse_sse_lines(lines: list[str]) -> list[SSEEvent]:
 
 
 async def aiter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
-    """Parse an async byte stream (e.g. `httpx.Response.aiter_bytes()`)."""
+    """Parse an async byte stream (e.g. `httpx.Response.aiter_bytes()`).
+
+    Works on bytes, one event block (the lines up to a blank line) at a time: a block
+    that is a single `data:` line (what chat streams send) becomes an event without
+    a per-line pass; other blocks go through the line decoder. CR and CRLF line ends
+    are normalised to LF first (a CR at the end of a read waits for the next byte).
+    Blocks end on a line boundary, so decoding a block never splits a UTF-8 sequence."""
     d = _Decoder()
-    buf = ""
-    dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    buf = b""
     async for chunk in chunks:
-        buf += dec.decode(chunk)
+        buf += chunk
+        if b"\r" in buf:
+            keep = buf.endswith(b"\r")  # maybe the CR of a CRLF split across reads
+            head = buf[:-1] if keep else buf
+            buf = head.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if keep else b"")
         while True:
-            i_n, i_r = buf.find("\n"), buf.find("\r")
-            if i_n < 0 and i_r < 0:
+            i = buf.find(b"\n\n")
+            if i < 0:
                 break
-            if i_r >= 0 and (i_n < 0 or i_r < i_n):
-                if i_r == len(buf) - 1:
-                    break  # might be the CR of a CRLF split across chunks
-                line, buf = buf[:i_r], buf[i_r + (2 if buf[i_r + 1] == "\n" else 1):]
-            else:
-                line, buf = buf[:i_n], buf[i_n + 1:]
-            ev = d.feed(line)
-            if ev:
+            block, buf = buf[:i], buf[i + 2:]
+            ev = _block(d, block)
+            if ev is not None:
                 yield ev
-    buf += dec.decode(b"", final=True)
-    for line in buf.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+    if buf.endswith(b"\r"):
+        buf = buf[:-1] + b"\n"
+    for line in buf.decode("utf-8", "replace").split("\n"):
         ev = d.feed(line)
         if ev:
             yield ev
     last = d.flush()
     if last:
         yield last
+
+
+def _block(d: _Decoder, block: bytes) -> SSEEvent | None:
+    """One event block (no blank line inside) -> its event, or None (comments only)."""
+    if block.startswith(b"data:") and b"\n" not in block:
+        v = block[6:] if block[5:6] == b" " else block[5:]
+        return SSEEvent("message", v.decode("utf-8", "replace"), d.last_id)
+    if block.startswith(b"\n"):  # a blank line right after the previous block: nothing pending
+        block = block.lstrip(b"\n")
+        if not block:
+            return None
+    for line in block.decode("utf-8", "replace").split("\n"):
+        d.feed(line)
+    return d.feed("")

@@ -2,8 +2,10 @@
 capabilities, price, regions, task-fit priors and raw free-tier facts.
 
 `load_catalog()` reads the bundled `router/data/models.yaml`, fills prices the YAML
-leaves out from genai-prices (imported lazily, offline), applies user overrides and an
-optional task-fit profile. Nothing happens at import.
+leaves out from genai-prices (imported lazily, offline), lays the bundled task-fit
+profile (`router/data/taskfit.yaml`, from public benchmark results) over the tier
+prior, then applies user overrides and an optional user task-fit profile, which wins.
+Nothing happens at import.
 """
 
 from __future__ import annotations
@@ -30,13 +32,16 @@ __all__ = [
     "Catalog",
     "load_catalog",
     "load_profile",
+    "load_taskfit",
     "BUNDLED_MODELS_PATH",
+    "BUNDLED_TASKFIT_PATH",
 ]
 
 CAPABILITIES = frozenset({"tools", "vision", "json_schema", "reasoning", "streaming"})
 REGIONS = frozenset({"us", "cn", "eu", "local"})
 TIER_QUALITY: dict[str, float] = {"frontier": 0.9, "mid": 0.78, "small": 0.62, "local": 0.5}
 BUNDLED_MODELS_PATH = os.path.join(os.path.dirname(__file__), "data", "models.yaml")
+BUNDLED_TASKFIT_PATH = os.path.join(os.path.dirname(__file__), "data", "taskfit.yaml")
 _CAP_ALIASES = {"json": "json_schema", "structured_output": "json_schema", "function_calling": "tools"}
 
 
@@ -268,19 +273,47 @@ def load_profile(path: str) -> dict[str, dict[str, float]]:
     data = load_yaml_file(path)  # JSON is YAML
     if not isinstance(data, Mapping):
         raise ConfigError("a profile must map model ids to {task: quality}", file=path, line=1)
+    return {str(mid): _profile_row(tasks, path=path, parent=data, mid=str(mid), key=str(mid))
+            for mid, tasks in data.items()}
+
+
+def _profile_row(tasks: Any, *, path: str, parent: Any, mid: str, key: str) -> dict[str, float]:
+    if not isinstance(tasks, Mapping):
+        raise ConfigError("expected {task_kind: quality}", file=path, line=line_of(parent, mid), key=key)
+    row: dict[str, float] = {}
+    for task, q in tasks.items():
+        where = dict(file=path, line=line_of(tasks, task), key=f"{key}.{task}")
+        if task not in TASK_KINDS:
+            raise ConfigError(f"unknown task kind; allowed: {', '.join(TASK_KINDS)}", **where)
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 1:
+            raise ConfigError(f"quality must be a number in [0, 1], got {q!r}", **where)
+        row[str(task)] = float(q)
+    return row
+
+
+_TASKFIT_CACHE: dict[tuple[str, int], dict[str, dict[str, float]]] = {}
+
+
+def load_taskfit(path: str = BUNDLED_TASKFIT_PATH) -> dict[str, dict[str, float]]:
+    """The profile `{model_id: {task_kind: quality}}` held in a task-fit data file (the
+    `models.<id>.quality` maps of `router/data/taskfit.yaml`, whose other fields record
+    each figure's source, date, licence and how scores map to [0, 1]). Cached per file
+    version; treat the result as read-only."""
+    key = (path, os.stat(path).st_mtime_ns)
+    if key in _TASKFIT_CACHE:
+        return _TASKFIT_CACHE[key]
+    data = load_yaml_file(path)
+    models = data.get("models") if isinstance(data, Mapping) else None
+    if not isinstance(models, Mapping):
+        raise ConfigError("a task-fit file needs a 'models' mapping", file=path, line=1, key="models")
     out: dict[str, dict[str, float]] = {}
-    for mid, tasks in data.items():
-        if not isinstance(tasks, Mapping):
-            raise ConfigError("expected {task_kind: quality}", file=path, line=line_of(data, mid), key=str(mid))
-        row: dict[str, float] = {}
-        for task, q in tasks.items():
-            where = dict(file=path, line=line_of(tasks, task), key=f"{mid}.{task}")
-            if task not in TASK_KINDS:
-                raise ConfigError(f"unknown task kind; allowed: {', '.join(TASK_KINDS)}", **where)
-            if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 1:
-                raise ConfigError(f"quality must be a number in [0, 1], got {q!r}", **where)
-            row[str(task)] = float(q)
-        out[str(mid)] = row
+    for mid, entry in models.items():
+        if not isinstance(entry, Mapping):
+            raise ConfigError("expected {quality: {task_kind: quality}, ...}", file=path,
+                              line=line_of(models, mid), key=f"models.{mid}")
+        out[str(mid)] = _profile_row(entry.get("quality"), path=path, parent=entry, mid="quality",
+                                     key=f"models.{mid}.quality")
+    _TASKFIT_CACHE[key] = out
     return out
 
 
@@ -292,11 +325,16 @@ def load_catalog(
     now: datetime | None = None,
     use_genai: bool = True,
     models_path: str | None = None,
+    taskfit_path: str | None = BUNDLED_TASKFIT_PATH,
 ) -> Catalog:
-    """Bundled YAML + genai-prices (for prices the YAML leaves out) + overrides + profile.
+    """Bundled YAML + genai-prices (for prices the YAML leaves out) + task-fit profile +
+    overrides + user profile.
 
     `overrides` is `{model_id: {field: value}}` or a path to such a YAML file; `fx`
     replaces/extends the bundled FX rates; `now` selects dated genai-prices entries.
+    `taskfit_path` (default: the bundled `taskfit.yaml`; None: tier priors only) sets the
+    task qualities of cards whose YAML entry gives none, kind by kind; overrides and the
+    user's `profile_path` win over it.
     """
     path = models_path or BUNDLED_MODELS_PATH
     data = load_yaml_file(path)
@@ -312,6 +350,7 @@ def load_catalog(
     genai_lookup = _genai_lookup(now) if use_genai else (lambda p, r: None)
 
     cards: list[ModelCard] = []
+    explicit_tq: set[str] = set()  # cards whose YAML entry sets task_quality: the bundled profile leaves them be
     for prov, pdata in data["providers"].items():
         if not isinstance(pdata, Mapping) or not isinstance(pdata.get("models"), list):
             raise ConfigError("expected a 'models' list", file=path, line=line_of(data["providers"], prov),
@@ -322,6 +361,8 @@ def load_catalog(
                 raise ConfigError("each model needs a 'model' field", file=path,
                                   line=line_of(pdata, "models"), key=f"providers.{prov}.models")
             mid = f"{prov}:{m['model']}"
+            if m.get("task_quality"):
+                explicit_tq.add(mid)
             fields = dict(m)
             fields.setdefault("regions", pdata.get("regions") or [])
             if "free_tier" not in fields and defaults:
@@ -332,6 +373,8 @@ def load_catalog(
             cards.append(_card_from(fields, mid=mid, base=None, file=path, tier_quality=tier_q,
                                     parent=m, genai_price=gp))
     cat = Catalog(cards, fx=fx_rates, tier_quality=tier_q)
+    if taskfit_path:
+        cat = cat.with_profile({mid: row for mid, row in load_taskfit(taskfit_path).items() if mid not in explicit_tq})
     if overrides:
         ofile = None
         if isinstance(overrides, str):

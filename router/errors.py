@@ -12,6 +12,7 @@ maps every one to the response a client gets in one place (`router.server.errors
     │   │   └── ContextTooLong      a model with a larger window may take it
     │   ├── ContentFiltered
     │   ├── Unavailable             5xx, overloaded, transport failure
+    │   │   ├── UpstreamBusy        our own upstream pool for the host is full (503 + Retry-After)
     │   │   ├── MalformedResponse   an answer we cannot parse
     │   │   └── TruncatedResponse   an answer ended by an error finish
     │   └── Timeout
@@ -62,6 +63,7 @@ __all__ = [
     "ContextTooLong",
     "ContentFiltered",
     "Unavailable",
+    "UpstreamBusy",
     "Timeout",
     "MalformedResponse",
     "TruncatedResponse",
@@ -228,6 +230,18 @@ class Unavailable(ProviderError):
     """5xx, overloaded, transport failure."""
 
     retryable = True
+    default_status = 503
+
+
+class UpstreamBusy(Unavailable):
+    """Our own capacity towards the vendor is used up: every pooled connection to the
+    host is busy and the wait queue is full (or no connection freed within the pool
+    timeout). Not the vendor's fault: never counted against health, not retried on the
+    same model; the router tries the next step, and a client that gets it sees 503 with
+    Retry-After."""
+
+    retryable = False
+    vendor_fault = False
     default_status = 503
 
 

@@ -400,20 +400,9 @@ class Executor:
 
         async with aclosing(self.walk_plan(plan, scope, walk, complete)) as answers:
             async for i, step, res, resp, t0 in answers:
-                dep = step.deployment
-                self.health.finished(dep)
-                if resp.finish_reason == "error":  # the vendor cut the answer short: a failure, never "complete"
-                    cut = truncated(step, resp, plan)
-                    await self.step_failed(plan, step, res, cut, t0, cut.billed_usage, walk)  # always falls back
+                att = await self.answered(plan, step, res, resp, t0, walk)
+                if att is None:
                     continue
-                latency = (time.perf_counter() - t0) * 1000
-                now = self.clock()
-                self.health.success(dep, latency, now)
-                if resp.rate_limits is not None and self.ledger is not None:
-                    await self.ledger.observe(step.model_id, resp.rate_limits, now)
-                att = Attempt(model_id=step.model_id, provider=step.provider, ok=True, latency_ms=latency)
-                attempts.append(att)
-                await self.settle(step, res, resp.usage, att)
                 if cascade and i < len(steps) - 1 and escalations < max_escalations:
                     why = await check_response(resp, req, verifier)
                     if why is not None:
@@ -428,6 +417,27 @@ class Executor:
             info.reason += f"; cascade: no answer passed the check (last: {why})"
             return RoutedResponse(response=resp, route=info)
         raise self.exhausted(plan, walk)
+
+    async def answered(self, plan: RoutePlan, step: PlanStep, res: Any, resp: ChatResponse, t0: float,
+                       walk: Walk) -> Attempt | None:
+        """Book a step whose `complete` call returned: an answer the vendor cut short
+        (finish_reason "error") is a failure (recorded, billed, None: read on); else the
+        attempt, recorded on `walk`, learned from and billed."""
+        dep = step.deployment
+        self.health.finished(dep)
+        if resp.finish_reason == "error":  # the vendor cut the answer short: a failure, never "complete"
+            cut = truncated(step, resp, plan)
+            await self.step_failed(plan, step, res, cut, t0, cut.billed_usage, walk)  # always falls back
+            return None
+        latency = (time.perf_counter() - t0) * 1000
+        now = self.clock()
+        self.health.success(dep, latency, now)
+        if resp.rate_limits is not None and self.ledger is not None:
+            await self.ledger.observe(step.model_id, resp.rate_limits, now)
+        att = Attempt(model_id=step.model_id, provider=step.provider, ok=True, latency_ms=latency)
+        walk.attempts.append(att)
+        await self.settle(step, res, resp.usage, att)
+        return att
 
     def route_info(self, plan: RoutePlan, step: PlanStep | None, attempts: list[Attempt], *,
                    final: bool = True) -> RouteInfo:

@@ -16,7 +16,9 @@ A `Policy` says how `choose()` orders the candidates that survive the filters:
 when its quality >= max(task floor, best kept candidate's quality - margin).
 
 `Rule`s (ordered; the first match wins) switch the policy and restrict the
-candidates for requests matching a task kind, metadata, user or tag.
+candidates for requests matching a task kind, metadata, user or tag, or (`cascade`)
+send them to an answer-agreement cascade (router.cascade); `Policy.cascade` does
+that for every `auto` request no rule claims.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class Policy:
     # "as good as the best available model, within X points" (None = off).
     quality_margin: float | None = None
     rules: tuple["Rule", ...] = ()
+    cascade: str | None = None  # model "auto" runs this answer-agreement cascade (router.cascade)
 
     def __post_init__(self) -> None:
         if self.name not in POLICIES:
@@ -126,6 +129,7 @@ class Rule:
     models: tuple[str, ...] = ()
     policy: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    cascade: str | None = None  # matching requests run this answer-agreement cascade (router.cascade)
     _cache: dict[int, tuple[Policy, Policy]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -159,6 +163,7 @@ class Rule:
         if self.policy:
             changes["name"] = self.policy
         changes["rules"] = ()
+        changes["cascade"] = None
         pol = replace(base, **changes)
         self._cache[id(base)] = (base, pol)
         return pol
@@ -172,9 +177,9 @@ def policy_for_model(model: str, base: Policy) -> Policy:
     ...) or a concrete model id, which pins."""
     v = VIRTUAL_MODELS.get(model)
     if v is None:
-        return replace(base, name="pinned", pinned=model, rules=())
+        return replace(base, name="pinned", pinned=model, rules=(), cascade=None)
     name, extra = v
     if name is None and not extra:
         return base
     # An explicit virtual name wins over config rules' policy choice.
-    return replace(base, **({"name": name} if name else {}), rules=(), **extra)
+    return replace(base, **({"name": name} if name else {}), rules=(), cascade=None, **extra)

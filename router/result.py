@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from router.types import ChatResponse, Usage
 
-__all__ = ["Attempt", "CandidateReason", "RouteInfo", "RoutedResponse"]
+__all__ = ["Attempt", "CandidateReason", "CascadeInfo", "RouteInfo", "RoutedResponse"]
 
 
 class Attempt(BaseModel):
@@ -28,6 +28,8 @@ class Attempt(BaseModel):
     free_pool: str | None = None  # pool that covered it, if free
     latency_ms: float = 0.0
     retries: int = 0
+    stage: int | None = None  # cascades: the stage (1-based) that made this call
+    answer: str | None = None  # cascades: the final answer read from the reply (None: none could be read)
 
 
 class CandidateReason(BaseModel):
@@ -38,6 +40,18 @@ class CandidateReason(BaseModel):
     expected_cost_usd: Decimal | None = None
     quality: float | None = None
     free: bool = False
+
+
+class CascadeInfo(BaseModel):
+    """What an answer-agreement cascade did (router.cascade_run)."""
+
+    name: str
+    calls: int = 0  # vendor calls made (every one billed or released)
+    stages_run: int = 0  # sequential stages run (a latency proxy)
+    accepted_stage: int | None = None  # the stage whose answer was returned (1-based)
+    agreed: list[str] = Field(default_factory=list)  # the models that gave the accepted answer
+    answer: str | None = None  # the accepted answer, normalised
+    agreement: bool = False  # False: the last stage answered without agreement (or a single stage)
 
 
 class RouteInfo(BaseModel):
@@ -54,6 +68,7 @@ class RouteInfo(BaseModel):
     free_quota_used: bool = False
     attempts: list[Attempt] = Field(default_factory=list)
     overhead_ms: float | None = None
+    cascade: CascadeInfo | None = None  # set when an answer-agreement cascade answered
 
     @property
     def fallback_chain(self) -> list[str]:

@@ -20,13 +20,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from router.cards import prepare
+from router.cascade import PREFIX, Cascade, CascadePlan, Prepared, StageError, plan_cascade, prepare_cascade
+from router.cascade_run import BufferedStream, run_cascade
 from router.checks import Verifier
 from router.engine import choose
 from providers.base import TokenCounter
-from router.errors import NoRouteAvailable, ProviderError
+from router.errors import ConfigError, NoRouteAvailable, ProviderError, UnknownModel
 from router.executor import Executor
 from router.health import HealthBook
 from router.plan import RoutePlan
@@ -122,7 +125,8 @@ class Router:
                  models: Sequence[str] | None = None, clock: Callable[[], datetime] = _utcnow,
                  predictor: QualityPredictor | None = None, *, health: HealthBook | None = None,
                  verifier: Verifier | None = None, scope: Mapping[str, Any] | None = None,
-                 config: Any = None, view_ttl_s: float = 0.25) -> None:
+                 config: Any = None, view_ttl_s: float = 0.25,
+                 cascades: Mapping[str, Cascade] | Sequence[Cascade] = ()) -> None:
         if catalog is None:
             from router.catalog import load_catalog  # lazy: import time (only a Router built without a catalog loads it)
 
@@ -172,6 +176,7 @@ class Router:
             cards = [c for c in cards if c.id in wanted]
         self._fx = getattr(catalog, "fx", None)
         self._cands = prepare(cards, self._fx)
+        self._cascades = self._bind_cascades(cascades, cards)
         self._model_ids = tuple(c.id for c in cards)
         self._pinned: dict[str, Any] = {}  # card id -> its prepared candidates
         self._policies: dict[str, Policy] = {}  # virtual name or card id -> policy
@@ -222,13 +227,18 @@ class Router:
         return tuple(self._cands)
 
     @property
+    def adapters(self) -> Mapping[str, Any]:
+        """The provider adapters by deployment name (`name`, or `name#2`... for several keys)."""
+        return MappingProxyType(self._providers)
+
+    @property
     def model_ids(self) -> tuple[str, ...]:
         """The catalog ids this router may route to."""
         return self._model_ids
 
     @property
     def policy_name(self) -> str:
-        return self.policy.name
+        return PREFIX + self.policy.cascade if self.policy.cascade else self.policy.name
 
     async def quota_view(self, now: datetime | None = None) -> LedgerView | None:
         """The ledger's view of this router's models at `now` (default: the router's clock):
@@ -236,6 +246,48 @@ class Router:
         if self.ledger is None:
             return None
         return await self.ledger.view(now if now is not None else self.clock(), self._model_ids)
+
+    def _bind_cascades(self, cascades: Mapping[str, Cascade] | Sequence[Cascade], cards: list[Any]
+                       ) -> dict[str, Prepared]:
+        """Answer-agreement cascades bound to the served models; names that rules and the
+        policy refer to must exist (ConfigError naming the config key)."""
+        items = list(cascades.values()) if isinstance(cascades, Mapping) else list(cascades)
+        file = getattr(self.config, "file", None)
+        out: dict[str, Prepared] = {}
+        for c in items:
+            try:
+                out[c.name] = prepare_cascade(c, cards, self.catalog, self.policy, self._fx)
+            except StageError as e:
+                line_of = getattr(self.config, "line_of", None)
+                line = line_of("cascades", c.name, "stages", e.stage, "models") if line_of is not None else None
+                raise ConfigError(str(e), file=file, line=line, key=f"cascades.{c.name}.stages[{e.stage}].models"
+                                  ) from None
+        wanted = [("policy.default", self.policy.cascade)] + [
+            (f"rules[{i}].cascade", r.cascade) for i, r in enumerate(self.policy.rules)]
+        for key, name in wanted:
+            if name is not None and name not in out:
+                raise ConfigError(f"unknown cascade {name!r}; define it under `cascades:` (defined: "
+                                  f"{', '.join(out) or 'none'})", file=file, key=key)
+        self._cascade_rules = any(r.cascade for r in self.policy.rules)
+        return out
+
+    def _cascade_for(self, model: str, features: Any) -> tuple[Prepared, str | None] | None:
+        """(the cascade a request runs, the rule that chose it) or None: model
+        "cascade:<name>", else for "auto" the first matching rule's or the default."""
+        if model.startswith(PREFIX):
+            prep = self._cascades.get(model[len(PREFIX):])
+            if prep is None:
+                raise UnknownModel(f"{model[:80]} (no such cascade; configured: "
+                                   f"{', '.join(PREFIX + n for n in self._cascades) or 'none'})")
+            return prep, None
+        if model != "auto":
+            return None
+        if self._cascade_rules:
+            for i, rule in enumerate(self.policy.rules):
+                if rule.matches(features):
+                    return (self._cascades[rule.cascade], rule.label(i)) if rule.cascade else None
+        name = self.policy.cascade
+        return (self._cascades[name], None) if name else None
 
     # ------------------------------------------------------------------ planning
     def _request(self, request: Any, model: str | None, kw: Mapping[str, Any]) -> ChatRequest:
@@ -270,12 +322,17 @@ class Router:
                 self._pinned[key] = prepare([self.catalog.get(key)], self._fx)
         return pol, self._pinned.get(key, self._cands)
 
-    async def _plan(self, req: ChatRequest, scope: Mapping[str, Any] | None) -> RoutePlan:
+    async def _plan(self, req: ChatRequest, scope: Mapping[str, Any] | None) -> RoutePlan | CascadePlan:
         if self._keys is not None and not self._keys:
             raise NoRouteAvailable("no providers configured: add a `providers:` section to the config "
                                    "(api_key_env: NAME) or set a vendor's key variable, e.g. OPENAI_API_KEY")
         text = last_user_text(req)
         features = extract_features(req, text=text)
+        cas = self._cascade_for(req.model or "auto", features) if self._cascades else None
+        if cas is not None:
+            now = self.clock()
+            return plan_cascade(cas[0], features, await self._ledger_view(now), self.health, now, keys=self._keys,
+                                scope=scope, predictor=self.predictor, text=text, fx=self._fx, rule=cas[1])
         policy, cands = self._policy_and_candidates(req.model or "auto")
         now = self.clock()
         view = await self._ledger_view(now)
@@ -305,26 +362,56 @@ class Router:
         req = self._request(request, model, kw)
         sc = self._scope(scope)
         plan = await self._plan(req, sc)
-        out = await self.executor.run(plan, req, scope=sc, verifier=verifier)
+        if isinstance(plan, CascadePlan):
+            out = await run_cascade(self.executor, plan, req, scope=sc)
+        else:
+            out = await self.executor.run(plan, req, scope=sc, verifier=verifier)
         total = (time.perf_counter() - t0) * 1000
         out.route.overhead_ms = max(0.0, total - sum(a.latency_ms for a in out.route.attempts))
         return out
 
     async def astream(self, request: Any, *, model: str | None = None, scope: Mapping[str, Any] | None = None,
-                      **kw: Any) -> RoutedStream:
+                      **kw: Any) -> RoutedStream | BufferedStream:
         """Open a routed stream; returns once the model has produced its first event,
-        so `.route` is known before any token is consumed."""
+        so `.route` is known before any token is consumed. A cascade with `stream: buffer`
+        runs to the end first (the whole cascade's latency before the first event); with
+        `stream: single` the request is routed with the cascade's `fallback_policy`."""
         t0 = time.perf_counter()
         req = self._request(request, model, {**kw, "stream": True})
         sc = self._scope(scope)
         plan = await self._plan(req, sc)
-        s = await open_stream(self.executor, plan, req, scope=sc)
+        if isinstance(plan, CascadePlan):
+            if plan.cascade.stream == "buffer":  # run the cascade, then hand the accepted answer out
+                return await self._buffered(plan, req, sc, t0)
+            plan = await self._single_model_plan(plan, req, sc)
+        s: RoutedStream | BufferedStream = await open_stream(self.executor, plan, req, scope=sc)
         total = (time.perf_counter() - t0) * 1000
         s.route.overhead_ms = max(0.0, total - sum(a.latency_ms for a in s.route.attempts))
         return s
 
+    async def _buffered(self, plan: CascadePlan, req: ChatRequest, sc: Mapping[str, Any] | None,
+                        t0: float) -> BufferedStream:
+        rr = await run_cascade(self.executor, plan, req, scope=sc)
+        total = (time.perf_counter() - t0) * 1000
+        rr.route.overhead_ms = max(0.0, total - sum(a.latency_ms for a in rr.route.attempts))
+        return BufferedStream(rr)
+
+    async def _single_model_plan(self, plan: CascadePlan, req: ChatRequest, sc: Mapping[str, Any] | None
+                                 ) -> RoutePlan:
+        """A stream request under a `stream: single` cascade: one model, by its fallback policy."""
+        cas = plan.cascade
+        key = PREFIX + cas.name
+        pol = self._policies.get(key)
+        if pol is None:
+            pol = self._policies[key] = self.policy.with_(name=cas.fallback_policy, rules=(), cascade=None)
+        now = self.clock()
+        out = choose(plan.features, self._cands, await self._ledger_view(now), self.health, pol, now,
+                     keys=self._keys, scope=sc, predictor=self.predictor, text=last_user_text(req), fx=self._fx)
+        out.reason = f"{key} (stream: single): {out.reason}"
+        return out
+
     async def aexplain(self, request: Any, *, model: str | None = None, scope: Mapping[str, Any] | None = None,
-                       **kw: Any) -> RoutePlan:
+                       **kw: Any) -> RoutePlan | CascadePlan:
         return await self._plan(self._request(request, model, kw), self._scope(scope))
 
     def wire_of(self, provider: str) -> str:
@@ -345,6 +432,8 @@ class Router:
             plan = await self._plan(req, self._scope(scope))
         except NoRouteAvailable:
             plan = None
+        if isinstance(plan, CascadePlan):  # a cascade: the best candidate of its models
+            plan = plan.base
         step = plan.steps[0] if plan is not None and plan.steps else None
         if step is not None:
             p = self.executor.provider_for(step)
@@ -380,7 +469,7 @@ class Router:
     def stream(self, request: Any, **kw: Any) -> SyncRoutedStream:
         return SyncRoutedStream(self._runner, self._runner.run(self.astream(request, **kw)))
 
-    def explain(self, request: Any, **kw: Any) -> RoutePlan:
+    def explain(self, request: Any, **kw: Any) -> RoutePlan | CascadePlan:
         """The ranked plan with reasons, without calling any model."""
         return self._runner.run(self.aexplain(request, **kw))
 

@@ -14,7 +14,11 @@ What it does (reproducible, deterministic):
 * writes the prompt text once per prompt: for ARC and WinoGrande only the final
   question (the 5 worked examples are one fixed prefix per task, and only add input
   tokens, which are already counted in ``input_tokens``); MBPP task descriptions whole;
-* keeps RouterDC's train/test split in the ``split`` column.
+* keeps RouterDC's train/test split in the ``split`` column;
+* reads each response's final answer with ``router.answers`` (the task's spec in
+  ``benchmarks.dataset_formats.ANSWER_SPECS``: a choice letter for ARC and WinoGrande,
+  a 12-hex hash of the normalised code for MBPP) into ``answer``, and whether one could
+  be read into ``parse_ok`` (1/0). Only these short normalised answers are written.
 """
 
 from __future__ import annotations
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                     "output_tokens": estimate_tokens(resp_text),
                     "cost_usd": f"{float(str(c['cost_usd'])):.4g}",
                     "split": c["split"],
+                    "answer": c["answer"],
+                    "parse_ok": c["parse_ok"],
                 }
             )
     # Model-major order: the prompt text sits in the first model's block only, which
@@ -106,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     n_prompts = len({r["prompt_id"] for r in out_rows})
     print(f"wrote {args.out}: {n_prompts} prompts x {len(models)} models, {len(out_rows)} rows, {os.path.getsize(args.out)} bytes")
     print("skipped:", dict(skipped))
+    for task in sorted({str(r["task"]) for r in out_rows}):
+        oks = [r["parse_ok"] == "1" for r in out_rows if r["task"] == task]
+        print(f"answers read, {task}: {sum(oks)}/{len(oks)} ({sum(oks) / len(oks):.1%})")
     return 0
 
 

@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                     "./quotaroute.yaml, $QUOTAROUTE_HOME/config.yaml)")
     p.add_argument("--policy", metavar="P", help="free-first | cheapest | best | balanced | cascade")
     p.add_argument("--model", metavar="M", default="auto",
-                   help="auto, auto:cheap, auto:best, auto:free, auto:balanced, or a provider:model to pin")
+                   help="auto, auto:cheap, auto:best, auto:free, auto:balanced, cascade:<name> (from the config), "
+                        "or a provider:model to pin")
     p.add_argument("--system", metavar="TEXT", help="a system prompt")
     p.add_argument("--max-tokens", type=int, metavar="N", help="the request's max_tokens")
     p.add_argument("--task", metavar="KIND", help="force the task kind (metadata task override)")
@@ -43,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def explain_router(config: str | None, policy: str | None) -> Any:
     """A Router for explaining only: providers are named, never built (no keys needed)."""
-    from router.config import build_ledger, build_policy, build_rules, find_config, load_config  # lazy: import time (config, Router, pydantic): `--help` stays fast
+    from router.config import build_cascades, build_ledger, build_policy, build_rules, find_config, load_config  # lazy: import time (config, Router, pydantic): `--help` stays fast
     from router.config.build import build_catalog, provider_specs
     from router.sdk import Router
 
@@ -61,7 +62,7 @@ def explain_router(config: str | None, policy: str | None) -> Any:
                 envs = [p.api_key_env] if isinstance(p.api_key_env, str) else list(p.api_key_env or [name])
                 providers[name] = {e: None for e in envs}
     return Router(catalog=catalog, providers=providers, ledger=build_ledger(cfg), policy=build_policy(cfg, policy),
-                  rules=build_rules(cfg), config=cfg)
+                  rules=build_rules(cfg), cascades=build_cascades(cfg), config=cfg)
 
 
 def _request(args: argparse.Namespace, prompt: str) -> Any:
@@ -147,7 +148,12 @@ def _print(plan: Any, *, show_all: bool) -> None:
     con.print(t)
     if len(dropped) > limit:
         con.print(f"... {len(dropped) - limit} more dropped candidates (--all to list them)")
-    if plan.steps:
+    for s in getattr(plan, "stages", ()):  # a cascade: each stage's models, in the order they are asked
+        spares = s.model_ids[s.stage.k:2 * s.stage.k]
+        con.print(f"[bold]stage {s.index + 1}[/] {s.stage.describe()} ({s.stage.policy}): "
+                  + (", ".join(s.chosen()) or "[red]no model fits[/]")
+                  + (f"  [dim]replacements: {', '.join(spares)}[/]" if spares else ""))
+    if plan.steps and not hasattr(plan, "stages"):
         con.print("[bold]fallback order[/] " + " -> ".join(s.deployment for s in plan.steps))
 
 

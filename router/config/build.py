@@ -28,7 +28,7 @@ from router.quota.stores import build_store
 from router.server.auth import KeyStore, ProxyKey
 from router.server.settings import ServerSettings
 
-__all__ = ["build_providers", "build_policy", "build_rules", "build_ledger", "build_router_kwargs",
+__all__ = ["build_providers", "build_policy", "build_rules", "build_cascades", "build_ledger", "build_router_kwargs",
            "build_server_settings", "build_catalog", "default_store", "effective_store", "provider_specs",
            "DEFAULT_STORES", "SDK_DEFAULT_STORE", "PROXY_DEFAULT_STORE"]
 
@@ -99,10 +99,13 @@ def build_policy(cfg: QuotarouteConfig, policy: Any = None) -> Any:
     name = policy if isinstance(policy, str) else (
         pc.default if "default" in pc.model_fields_set or not os.environ.get("QUOTAROUTE_POLICY")
         else os.environ["QUOTAROUTE_POLICY"])
+    cascade = None
+    if name.startswith("cascade:"):  # `auto` runs this cascade; rules without one keep the schema default
+        cascade, name = name[8:], "free-first"
     if name not in POLICIES:
-        raise ConfigError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}", file=cfg.file,
-                          key="policy.default")
-    return Policy(name=name, cost_weight=pc.lambda_, quality_floors=floors,
+        raise ConfigError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)} or cascade:<name>",
+                          file=cfg.file, key="policy.default")
+    return Policy(name=name, cascade=cascade, cost_weight=pc.lambda_, quality_floors=floors,
                   default_floor=pc.quality_floors.get("default", 0.5), max_cost_usd=pc.max_cost_usd,
                   allow=tuple(pc.allow), deny=tuple(pc.deny),
                   regions=frozenset(pc.regions) if pc.regions else None, max_attempts=pc.max_attempts,
@@ -130,8 +133,22 @@ def build_rules(cfg: QuotarouteConfig) -> tuple[Any, ...]:
         task = r.match.task
         rules.append(Rule(name=r.name or f"rule #{i + 1}", task=frozenset([task] if isinstance(task, str) else task)
                           if task else None, metadata=r.match.metadata, user=r.match.user, tag=r.match.tag,
-                          models=tuple(r.models), policy=r.policy, settings=settings))
+                          models=tuple(r.models), policy=r.policy, settings=settings, cascade=r.cascade))
     return tuple(rules)
+
+
+def build_cascades(cfg: QuotarouteConfig) -> tuple[Any, ...]:
+    """The `cascades:` section as `router.cascade.Cascade`s (validated by load_config;
+    bound to the served models, and checked to have candidates, by `Router`)."""
+    from router.cascade import Cascade, Stage  # lazy: import time (config loading stays cheap)
+
+    out = []
+    for name, c in cfg.cascades.items():
+        stages = tuple(Stage(mode=s.mode, k=s.k, m=s.m or 0, models=tuple(s.models), policy=s.policy)
+                       for s in c.stages)
+        out.append(Cascade(name=name, extract=c.extract, stages=stages, tolerance=c.tolerance, stream=c.stream,
+                           fallback_policy=c.fallback_policy))
+    return tuple(out)
 
 
 DEFAULT_STORES = ("memory", "sqlite")
@@ -236,7 +253,7 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None, default_st
     kw: dict[str, Any] = {"ledger": build_ledger(cfg, default_store=default_store)} if with_ledger else {}
     return {"catalog": catalog, "providers": providers, **kw, "policy": build_policy(cfg),
             "predictor": predictor,
-            "rules": build_rules(cfg), "models": models, "config": cfg,
+            "rules": build_rules(cfg), "cascades": build_cascades(cfg), "models": models, "config": cfg,
             "health": HealthBook(failure_threshold=cfg.health.failure_threshold, cooloff_s=cfg.health.cooloff_s)}
 
 

@@ -91,6 +91,7 @@ def parse_config(data: Any, *, file: str | None = None) -> QuotarouteConfig:
     except ValidationError as e:
         raise _translate(e, data, file) from None
     _check_ledger(cfg, data, file)
+    _check_cascades(cfg, data, file)
     _check_overrides(data, file)
     cfg._pools, cfg._budget_specs = _quotas(data, file)
     cfg._file = file
@@ -119,6 +120,26 @@ def _check_ledger(cfg: QuotarouteConfig, data: Any, file: str | None) -> None:
     if lc.store == "redis" and not lc.url:
         raise ConfigError("a redis ledger needs `url` (redis://host:port/db)", file=file,
                           line=line_at(data, ("ledger", "store")), key="ledger.url")
+
+
+def _check_cascades(cfg: QuotarouteConfig, data: Any, file: str | None) -> None:
+    """`cascades:`: every extractor spec is known; rules and `policy.default` name defined cascades."""
+    for name, c in cfg.cascades.items():
+        from router.cascade import check_spec  # lazy: import time (the routing core loads only when cascades are used)
+
+        try:
+            check_spec(c.extract, c.tolerance)
+        except ValueError as e:
+            raise ConfigError(redact(str(e)), file=file, line=line_at(data, ("cascades", name, "extract")),
+                              key=f"cascades.{name}.extract") from None
+    refs = [(("policy", "default"), cfg.policy.default[8:]) if cfg.policy.default.startswith("cascade:") else None]
+    refs += [(("rules", i, "cascade"), r.cascade) for i, r in enumerate(cfg.rules) if r.cascade is not None]
+    for ref in refs:
+        if ref is not None and ref[1] not in cfg.cascades:
+            defined = ", ".join(cfg.cascades) or "none"
+            shown = "(not shown)" if looks_like_secret(ref[1]) else repr(ref[1][:80])
+            raise ConfigError(f"unknown cascade {shown}; define it under `cascades:` (defined: {defined})",
+                              file=file, line=line_at(data, ref[0]), key=_dotted(ref[0]))
 
 
 def _check_overrides(data: Mapping[str, Any], file: str | None) -> None:

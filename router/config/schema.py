@@ -20,7 +20,9 @@ from pydantic import (
     Field,
     PrivateAttr,
     StrictInt,
+    ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from router._catalog_yaml import line_of
@@ -28,12 +30,15 @@ from router.errors import redact
 from router.types import TASK_KINDS
 
 __all__ = [
-    "QuotarouteConfig", "ProviderCfg", "ProviderTimeouts", "ModelsCfg", "PolicyCfg", "RuleCfg", "RuleMatch",
-    "CascadeCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "FxCfg", "ServerCfg", "ProxyKeyCfg", "ServerLimits",
+    "QuotarouteConfig", "ProviderCfg", "ProviderTimeouts", "PoolCfg", "ModelsCfg", "PolicyCfg", "RuleCfg", "RuleMatch",
+    "CascadeCfg", "CascadeStageCfg", "AnswerCascadeCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "FxCfg", "ServerCfg",
+    "ProxyKeyCfg", "ServerLimits",
     "PolicyName", "Period", "Money", "line_at", "looks_like_secret",
 ]
 
 PolicyName = Literal["free-first", "cheapest", "best", "balanced", "cascade"]
+_POLICY_NAMES = ("free-first", "cheapest", "best", "balanced", "cascade")
+_CASCADE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 Period = Literal["day", "month", "total"]
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY_ID = r"^[A-Za-z0-9._-]{1,64}$"
@@ -83,12 +88,20 @@ class ProviderTimeouts(_M):
     idle_s: float | None = Field(None, gt=0, le=3600)
 
 
+class PoolCfg(_M):
+    """Upstream capacity towards this provider's host (the proxy's connection pool)."""
+
+    size: int | None = Field(None, ge=1, le=1_000_000)  # connections in flight; default from `ulimit -n`
+    queue: int | None = Field(None, ge=0, le=1_000_000)  # waiters beyond that (FIFO); past it: 503 + Retry-After
+
+
 class ProviderCfg(_M):
     vendor: str | None = None  # adapter kind or vendor row; default: the provider's name
     api_key_env: str | list[str] | None = None  # env var NAME(S); several = several keys, balanced
     base_url: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)  # adapter keyword options (deployment, ...)
     timeouts: ProviderTimeouts | None = None
+    pool: PoolCfg | None = None
     enabled: bool = True
 
     @field_validator("api_key_env", mode="before")
@@ -134,6 +147,48 @@ class CascadeCfg(_M):
     max_steps: int = Field(3, ge=1)
 
 
+class CascadeStageCfg(_M):
+    """One stage of an answer-agreement cascade (`cascades.<name>.stages[]`)."""
+
+    mode: Literal["consensus", "lazy-majority", "single"] = "consensus"
+    k: StrictInt = Field(2, ge=1, le=8)  # consensus: models called concurrently
+    m: StrictInt | None = Field(None, ge=1, le=8)  # consensus: how many must agree (default: a majority of k)
+    models: list[str] = Field(default_factory=list)  # candidate ids/aliases/globs (default: every served model)
+    policy: Literal["free-first", "cheapest", "best", "balanced"] = "free-first"
+
+    @field_validator("m")
+    @classmethod
+    def _m(cls, v: int | None, info: ValidationInfo) -> int | None:
+        k = info.data.get("k")
+        if v is not None and isinstance(k, int) and v > k:
+            raise ValueError(f"m ({v}) cannot be more than k ({k}): at most k answers can agree")
+        return v
+
+    @model_validator(mode="after")
+    def _mode(self) -> "CascadeStageCfg":
+        if self.mode != "consensus" and {"k", "m"} & self.model_fields_set:
+            raise ValueError(f"k and m apply to consensus stages only ({self.mode} calls "
+                             f"{'2, then a third on disagreement' if self.mode == 'lazy-majority' else 'one model'})")
+        return self
+
+
+class AnswerCascadeCfg(_M):
+    """An answer-agreement cascade (`cascades.<name>`); clients send model `cascade:<name>`."""
+
+    extract: str | dict[str, Any] | None = None  # required: number, choice, json:<field>, regex:<pat>, code, text
+    tolerance: float | None = Field(None, ge=0)  # number extractor
+    stream: Literal["buffer", "single"] = "buffer"
+    fallback_policy: Literal["free-first", "cheapest", "best", "balanced"] = "free-first"
+    stages: list[CascadeStageCfg] = Field(min_length=1, max_length=5)
+
+    @model_validator(mode="after")
+    def _extract(self) -> "AnswerCascadeCfg":
+        if self.extract is None:
+            raise ValueError("a cascade needs `extract:` (number, choice, json:<field>, regex:<pattern>, code or "
+                             "text): without it the answers cannot be compared")
+        return self
+
+
 def _check_floors(v: dict[str, float]) -> dict[str, float]:
     for k, q in v.items():
         if k != "default" and k not in TASK_KINDS:
@@ -144,7 +199,7 @@ def _check_floors(v: dict[str, float]) -> dict[str, float]:
 
 
 class PolicyCfg(_M):
-    default: PolicyName = "free-first"
+    default: str = "free-first"  # a policy name, or "cascade:<name>" (a cascade under `cascades:`)
     lambda_: float = Field(0.05, alias="lambda", ge=0)  # balanced: quality points per USD per 1k requests
     quality_floors: dict[str, float] = Field(default_factory=dict)  # task kind (or "default") -> 0..1
     max_cost_usd: Money | None = None
@@ -160,6 +215,14 @@ class PolicyCfg(_M):
     @classmethod
     def _floors(cls, v: dict[str, float]) -> dict[str, float]:
         return _check_floors(v)
+
+    @field_validator("default")
+    @classmethod
+    def _default(cls, v: str) -> str:
+        if v in _POLICY_NAMES or (v.startswith("cascade:") and _CASCADE_NAME.fullmatch(v[8:])):
+            return v
+        shown = "" if looks_like_secret(v) or len(v) > 80 else f", got {v!r}"
+        raise ValueError(f"Input should be {', '.join(repr(p) for p in _POLICY_NAMES)} or 'cascade:<name>'{shown}")
 
 
 class RuleMatch(_M):
@@ -187,11 +250,19 @@ class RuleCfg(_M):
     quality_floors: dict[str, float] | None = None
     quality_margin: float | None = Field(None, ge=0, le=1)
     free_only: bool | None = None
+    cascade: str | None = None  # matching requests run this cascade (a name under `cascades:`)
 
     @field_validator("quality_floors")
     @classmethod
     def _floors(cls, v: dict[str, float] | None) -> dict[str, float] | None:
         return None if v is None else _check_floors(v)
+
+    @model_validator(mode="after")
+    def _cascade(self) -> "RuleCfg":
+        if self.cascade is not None and (self.policy is not None or self.models):
+            raise ValueError("a rule with `cascade:` takes its models from the cascade's stages: drop `policy` "
+                             "and `models` here")
+        return self
 
 
 # ------------------------------------------------------------------ ledger, retry, health, fx
@@ -292,6 +363,8 @@ class ServerLimits(_M):
     stream_write_timeout_s: float = Field(30.0, gt=0, le=3600)
     max_json_depth: StrictInt = Field(64, ge=1, le=1000)
     max_auth_failures_per_minute: StrictInt = Field(20, ge=0, le=1_000_000)  # 0 = no limit (e.g. behind a reverse proxy)
+    gc_freeze: bool = True  # freeze the warmed-up startup heap out of every garbage collection
+    gc_thresholds: tuple[StrictInt, StrictInt, StrictInt] | None = (50_000, 20, 100)  # None: Python's defaults
 
 
 class ServerCfg(_M):
@@ -346,11 +419,21 @@ class QuotarouteConfig(_M):
     budgets: list[dict[str, Any]] = Field(default_factory=list)  # idem
     policy: PolicyCfg = Field(default_factory=PolicyCfg)
     rules: list[RuleCfg] = Field(default_factory=list)
+    cascades: dict[str, AnswerCascadeCfg] = Field(default_factory=dict)
     ledger: LedgerCfg = Field(default_factory=LedgerCfg)
     retry: RetryCfg = Field(default_factory=RetryCfg)
     health: HealthCfg = Field(default_factory=HealthCfg)
     fx: FxCfg | None = None
     server: ServerCfg = Field(default_factory=ServerCfg)
+
+    @field_validator("cascades")
+    @classmethod
+    def _cascade_names(cls, v: dict[str, AnswerCascadeCfg]) -> dict[str, AnswerCascadeCfg]:
+        for name in v:
+            if not _CASCADE_NAME.fullmatch(name):
+                raise ValueError("a cascade name is 1-64 letters, digits, '.', '_' or '-' (clients send "
+                                 "model \"cascade:<name>\")")
+        return v
 
     @field_validator("providers")
     @classmethod

@@ -9,7 +9,14 @@ from httpx's per-request `timeout` extension (connect -> aiohttp `sock_connect`,
 pool -> `connect`, read -> `sock_read`, the longest gap between two reads, headers
 and body alike; no total), and aiohttp errors map to httpx's exception types
 (a connect timeout -> `httpx.ConnectTimeout`, a read gap -> `httpx.ReadTimeout`)
-so the adapters' error mapping is unchanged. The adapters pass their per-attempt
+so the adapters' error mapping is unchanged.
+
+Upstream capacity is ours, not aiohttp's: each upstream host has a `HostGate` (a
+pool size and a bounded queue of waiters, served first-come-first-served). A request
+that finds the queue full fails at once with `PoolFull` (an `httpx.PoolTimeout`, so
+adapters map it to `UpstreamBusy`: 503 with Retry-After, no health penalty); one that
+waits longer than its pool timeout gets a plain `httpx.PoolTimeout`. Defaults are sized
+from the file-descriptor limit (`default_pool()`); `providers.<name>.pool` overrides. The adapters pass their per-attempt
 limits on every request (`providers._http`); the client default only covers other
 callers. Closing a response before its body is read closes the upstream
 connection: a client that hangs up mid-stream stops the vendor's generation.
@@ -18,17 +25,89 @@ connection: a client that hangs up mid-stream stops the vendor's generation.
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
 
-__all__ = ["AiohttpTransport", "FastAsyncClient", "aiohttp_client"]
+__all__ = ["AiohttpTransport", "FastAsyncClient", "aiohttp_client", "HostGate", "PoolFull", "default_pool"]
+
+
+def default_pool(nofile: int | None = None) -> tuple[int, int]:
+    """(size, queue) per upstream host from the soft file-descriptor limit: every stream
+    holds a client socket and an upstream one, so half the descriptors (less a reserve)
+    go upstream; the queue holds as many waiters again."""
+    if nofile is None:
+        import resource  # lazy: only when sizing
+
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if nofile in (resource.RLIM_INFINITY, -1) or nofile <= 0:
+            nofile = 65536
+    size = max(16, (min(nofile, 1 << 20) - 64) // 2)
+    return size, size
+
+
+class PoolFull(httpx.PoolTimeout):
+    """Every upstream connection for this host is busy and the wait queue is full."""
+
+    def __init__(self, message: str, *, retry_after: float, request: Any = None) -> None:
+        super().__init__(message, request=request)
+        self.retry_after = retry_after
+
+
+class HostGate:
+    """At most `size` requests in flight to one host; up to `queue` more wait in FIFO order."""
+
+    __slots__ = ("size", "queue", "busy", "waiters", "served", "refused")
+
+    def __init__(self, size: int, queue: int) -> None:
+        self.size, self.queue = max(1, size), max(0, queue)
+        self.busy = 0
+        self.waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.served = self.refused = 0
+
+    async def acquire(self, timeout: float | None, host: str) -> None:
+        if self.busy < self.size and not self.waiters:
+            self.busy += 1
+            return
+        if len(self.waiters) >= self.queue:
+            self.refused += 1
+            raise PoolFull(f"upstream {host}: all {self.size} connections busy and {self.queue} requests already "
+                           "waiting", retry_after=1.0)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            if timeout is None:
+                await fut
+            else:
+                await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except BaseException as e:
+            if fut.done() and not fut.cancelled():  # granted while we gave up: pass it on
+                self.release()
+            else:
+                fut.cancel()
+                try:
+                    self.waiters.remove(fut)
+                except ValueError:
+                    pass
+            if isinstance(e, asyncio.TimeoutError):
+                raise httpx.PoolTimeout(f"upstream {host}: no connection free within {timeout:g} s") from None
+            raise
+
+    def release(self) -> None:
+        while self.waiters:  # hand the slot to the oldest live waiter
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                self.served += 1
+                return
+        self.busy -= 1
 
 
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, resp: Any, request: httpx.Request) -> None:
-        self._resp, self._request = resp, request
+    def __init__(self, resp: Any, request: httpx.Request, done: Callable[[], None]) -> None:
+        self._resp, self._request, self._done = resp, request, done
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         import aiohttp  # lazy: import time (aiohttp)
@@ -46,6 +125,8 @@ class _Body(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         # release() returns a fully read connection to the pool and closes a partly read one.
         self._resp.release()
+        done, self._done = self._done, _noop
+        done()
 
 
 class _Response(httpx.Response):
@@ -66,6 +147,10 @@ class _Response(httpx.Response):
 
 
 _AUTO = ("host", "content-length", "transfer-encoding")
+
+
+def _noop() -> None:
+    return None
 
 
 def _whole(status: int, raw: list[tuple[bytes, bytes]], content: bytes, ext: dict[str, Any]) -> _Response:
@@ -90,12 +175,29 @@ def _plain(headers: Any) -> bool:
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
-    def __init__(self, *, limit: int = 512, limit_per_host: int = 0, keepalive_timeout: float = 30.0,
+    def __init__(self, *, pool: tuple[int, int] | None = None, keepalive_timeout: float = 30.0,
                  ttl_dns_cache: int = 300) -> None:
-        self._opts = {"limit": limit, "limit_per_host": limit_per_host, "keepalive_timeout": keepalive_timeout,
+        # aiohttp's own limit is off: `HostGate` bounds each host, in arrival order.
+        self._opts = {"limit": 0, "limit_per_host": 0, "keepalive_timeout": keepalive_timeout,
                       "ttl_dns_cache": ttl_dns_cache}
         self._session: Any = None
         self._timeouts: dict[tuple[Any, ...], Any] = {}
+        self.pool = pool or default_pool()
+        self._pools: dict[str, tuple[int, int]] = {}
+        self.gates: dict[str, HostGate] = {}
+
+    def set_pool(self, host: str, size: int | None = None, queue: int | None = None) -> None:
+        """Pool size and wait queue for one upstream host (`host:port` as in the URL)."""
+        s, q = self.pool
+        self._pools[host] = (size or s, q if queue is None else queue)
+        self.gates.pop(host, None)
+
+    def _gate(self, url: str) -> tuple[HostGate, str]:
+        host = url.split("://", 1)[-1].split("/", 1)[0]
+        g = self.gates.get(host)
+        if g is None:
+            g = self.gates[host] = HostGate(*self._pools.get(host, self.pool))
+        return g, host
 
     def _get_session(self) -> Any:
         # Created lazily, inside the running event loop that will use it.
@@ -137,6 +239,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
         session = self._get_session()
         timeout = self._timeout(timeouts)
+        gate, host = self._gate(url)
+        try:
+            await gate.acquire(timeouts.get("pool"), host)
+        except httpx.PoolTimeout as e:
+            e.request = request()
+            raise
+        resp = None
         try:
             resp = await session.request(
                 method, url, headers=headers, data=body or None,
@@ -152,6 +261,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise httpx.RemoteProtocolError(str(e), request=request()) from e
         except aiohttp.ClientError as e:
             raise httpx.NetworkError(str(e), request=request()) from e
+        finally:
+            if resp is None:  # no response: the slot is free again
+                gate.release()
         if not stream:  # read it here: one Response build, no chunked re-iteration
             try:
                 content = await resp.read()
@@ -161,6 +273,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise httpx.ReadError(str(e), request=request()) from e
             finally:
                 resp.release()
+                gate.release()
             out = _whole(resp.status, list(resp.raw_headers), content,
                          {"http_version": b"HTTP/1.1", "reason_phrase": (resp.reason or "").encode()})
             out._factory = request
@@ -169,7 +282,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             status_code=resp.status,
             headers=list(resp.raw_headers),
-            stream=_Body(resp, request),
+            stream=_Body(resp, request, gate.release),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": (resp.reason or "").encode()},
             request=request,
         )

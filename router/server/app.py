@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from router.errors import redact
-from router.server import handlers
+from router.server import gctune, handlers
 from router.server.context import Handed, Load, ModelList, ProxyRouter, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, send_failure
 from router.server.keygate import KeyGate
@@ -38,8 +38,9 @@ class ProxyApp:
     the app's bookkeeping (`self.handed`); nothing a handler does calls back into here."""
 
     def __init__(self, router: ProxyRouter, settings: ServerSettings | None = None, *,
-                 spendlog: SpendLog | None = None) -> None:
+                 spendlog: SpendLog | None = None, tune_gc: bool = False) -> None:
         self.router = router
+        self.tune_gc = tune_gc  # `quotaroute serve` processes only (never a host application's)
         self.settings = settings or ServerSettings()
         self.keys = self.settings.keys
         self.metrics = Metrics()
@@ -109,6 +110,10 @@ class ProxyApp:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
                 await self.warm_up()
+                if self.tune_gc:
+                    lim = self.settings.limits
+                    done = gctune.tune(freeze=lim.gc_freeze, thresholds=lim.gc_thresholds)
+                    log.info("garbage collector tuned: %s", done)
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 try:

@@ -25,7 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "./quotaroute.yaml, else $QUOTAROUTE_HOME/config.yaml when present)")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1; others need proxy keys)")
     p.add_argument("--port", type=int, default=None, help="port (default 4000)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: one per core up to 4 when the ledger is shared "
+                        "(SQLite or Redis), else 1)")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--graceful-timeout", type=int, default=30, help="seconds to let in-flight requests finish")
     p.add_argument("--new-key", metavar="ID", help="print a fresh proxy key and its config entry, then exit")
@@ -55,11 +57,29 @@ def _make_router(config: str | None, factory: str | None, cfg: Any = None) -> An
     from router.sdk import Router
     from router.server.aiohttp_transport import aiohttp_client
 
-    return Router.from_config(cfg if cfg is not None else config, http_client=aiohttp_client(), owns_client=True,
-                              default_store=default_store(fallback=PROXY_DEFAULT_STORE))
+    client = aiohttp_client()
+    router = Router.from_config(cfg if cfg is not None else config, http_client=client, owns_client=True,
+                                default_store=default_store(fallback=PROXY_DEFAULT_STORE))
+    if cfg is not None:
+        size_pools(client, router, cfg)
+    return router
 
 
-def build_app(config: str | None = None, factory: str | None = None, settings: Any = None, cfg: Any = None) -> Any:
+def size_pools(client: Any, router: Any, cfg: Any) -> None:
+    """Apply `providers.<name>.pool` to the upstream host of each of that provider's adapters."""
+    transport = getattr(client, "_transport", None)
+    if not hasattr(transport, "set_pool"):
+        return
+    for dep, adapter in router.adapters.items():
+        pc = (cfg.providers or {}).get(dep.split("#", 1)[0])
+        base = getattr(adapter, "base_url", None)
+        if pc is None or pc.pool is None or not isinstance(base, str) or "://" not in base:
+            continue
+        transport.set_pool(base.split("://", 1)[1].split("/", 1)[0], pc.pool.size, pc.pool.queue)
+
+
+def build_app(config: str | None = None, factory: str | None = None, settings: Any = None, cfg: Any = None, *,
+              tune_gc: bool = False) -> Any:
     """The ASGI app: `cfg`/`settings` when the caller already loaded them, else read
     from `config`."""
     from router.server.app import create_app  # lazy: import time, as above
@@ -67,7 +87,7 @@ def build_app(config: str | None = None, factory: str | None = None, settings: A
     if cfg is None and (settings is None or not factory):
         cfg, loaded = load(config)
         settings = settings or loaded
-    return create_app(_make_router(config, factory, cfg), settings)
+    return create_app(_make_router(config, factory, cfg), settings, tune_gc=tune_gc)
 
 
 def check_config(cfg: Any, factory: str | None) -> None:
@@ -93,10 +113,21 @@ def _worker_app() -> Any:
     """uvicorn factory for --workers > 1 (each worker builds its own Router)."""
     a = json.loads(os.environ[_ENV])
     try:
-        return build_app(a["config"], a["factory"])
+        return build_app(a["config"], a["factory"], tune_gc=True)
     except ConfigError as e:
         print(f"quotaroute serve: config error: {e}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None  # the parent stops (the same error would end every restart)
+
+
+def default_workers(cfg: Any, factory: str | None, cpus: int | None = None) -> tuple[int, str]:
+    """(workers, why) when `--workers` is not given: one per core (at most 4) when the
+    ledger is shared between processes, else 1 (an in-memory ledger cannot be shared)."""
+    if factory:
+        return 1, "a router factory is in use"
+    if _memory_ledger(cfg):
+        return 1, "the ledger is in memory (per process); use SQLite or Redis to run several workers"
+    n = max(1, min(4, cpus or os.cpu_count() or 1))
+    return n, f"{n} worker{'s' if n > 1 else ''}: one per core (at most 4), sharing the ledger"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,12 +158,16 @@ def run(args: argparse.Namespace) -> int:
               "reach this address could spend your vendor quota. Add server.keys / server.admin_key to the config "
               "(`quotaroute serve --new-key ID` prints one) or bind to 127.0.0.1.", file=sys.stderr)
         return 2
+    why = ""
+    if args.workers is None:
+        args.workers, why = default_workers(cfg, args.router_factory)
+        why = f"; {why} (--workers to choose)" if not args.router_factory else ""
     app: Any = None
     try:  # build (or, for workers, trial-build) before binding: a config mistake never half-starts a server
         if args.workers > 1:
             check_config(cfg, args.router_factory)
         else:
-            app = build_app(config, args.router_factory, settings, cfg)
+            app = build_app(config, args.router_factory, settings, cfg, tune_gc=True)
     except ConfigError as e:
         print(f"quotaroute serve: config error: {e}", file=sys.stderr)
         return 2
@@ -159,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
             loop="auto", factory=args.workers > 1, workers=args.workers)
 
         def announce() -> None:  # once the socket is bound and the app (every worker) has started
-            print(f"quotaroute proxy listening on http://{host}:{port}{note}", file=sys.stderr, flush=True)
+            print(f"quotaroute proxy listening on http://{host}:{port}{note}{why}", file=sys.stderr, flush=True)
 
         return transport.serve(ucfg, sock, announce)
     finally:

@@ -28,6 +28,7 @@ from router.errors import (
     TruncatedResponse,
     UnencodableRequest,
     UnknownModel,
+    UpstreamBusy,
     WireError,
     redact,
 )
@@ -73,8 +74,9 @@ def _failure_from(e: BaseException) -> Failure:
         if _budget_blocked(e):
             return Failure(429, f"Budget exhausted: {e}", type="insufficient_quota", code="insufficient_quota",
                            reason=str(e))
+        busy = e.last_error if isinstance(e.last_error, UpstreamBusy) else None
         return Failure(503, f"No route available: {e}", type="server_error", code="no_route_available",
-                       reason=str(e))
+                       reason=str(e), retry_after=busy.retry_after if busy is not None else None)
     if isinstance(e, UnencodableRequest):  # found before any vendor saw it: the client's request
         return Failure(400, f"Invalid request: {e.message}", code="unencodable_request")
     if isinstance(e, ProviderError):
@@ -90,6 +92,9 @@ def _failure_from(e: BaseException) -> Failure:
             return Failure(400, msg, code="context_length_exceeded", param="messages", **kw)
         if isinstance(e, ContentFiltered):
             return Failure(400, msg, code="content_filter", **kw)
+        if isinstance(e, UpstreamBusy):
+            return Failure(503, msg, type="server_error", code="upstream_busy",
+                           **{**kw, "retry_after": e.retry_after or 1.0})
         if isinstance(e, Timeout):
             return Failure(504, msg, type="upstream_error", code="upstream_timeout", **kw)
         if isinstance(e, TruncatedResponse):

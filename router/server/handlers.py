@@ -30,7 +30,7 @@ from router.server import anthropic_wire as aw
 from router.server import openai_wire as ow
 from router.server.auth import ProxyKey
 from router.server.context import Handed, Receive, Scope, Send
-from router.server.errors import Failure, failure_from, route_headers, send_failure
+from router.server.errors import Failure, ascii_header, failure_from, route_headers, send_failure
 from router.server.keygate import request_scope
 from router.server.settings import ServerSettings
 from router.server.spendlog import parse_since, summarize
@@ -128,10 +128,12 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         overhead_ms = ((time.perf_counter() - t0) - _upstream_s(route, t2 - t1)) * 1000
         headers = [_JSON, (b"content-length", str(len(out)).encode())]
         headers += route_headers(model, route.provider, route.cost_usd, route.reason, overhead_ms,
-                                 h.settings.reason_header_max)
+                                 h.settings.reason_header_max) + cascade_headers(route)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
-        _finish(h, key, endpoint, req, route, resp.usage, 200, t0, overhead_ms, None, False)
+        # a cascade's spend row counts every call's tokens, as its cost does
+        usage = _billed_usage(route) if route.cascade is not None else resp.usage
+        _finish(h, key, endpoint, req, route, usage, 200, t0, overhead_ms, None, False)
     except ClientGone:
         _finish(h, key, endpoint, req, route, None, 499, t0, None, "client closed", False)
     except Exception as e:  # noqa: BLE001 - mapped in one place
@@ -201,8 +203,9 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
     model = route.model_id or req.model
     enc: aw.EventEncoder | ow.ChunkEncoder = aw.EventEncoder(model) if anthropic else ow.ChunkEncoder(model, include_usage)
     overhead_ms = ((t2 - t0) - _upstream_s(route, t2 - t1)) * 1000
-    headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd, route.reason, overhead_ms,
-                                   h.settings.reason_header_max)
+    headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd if route.cascade is None
+                                   else route.cost_usd, route.reason, overhead_ms, h.settings.reason_header_max)
+    headers += cascade_headers(route)
     status, error = 200, None
     write_timeout = write_timeout_s(h.settings)
     loop = asyncio.get_running_loop()
@@ -279,6 +282,19 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
     route = rs.route  # final cost now
     _finish(h, key, "messages" if anthropic else "chat", req, route, _billed_usage(route) or enc.usage, status,
             t0, overhead_ms, error, True)
+
+
+def cascade_headers(route: RouteInfo) -> list[tuple[bytes, bytes]]:
+    """What an answer-agreement cascade did (none for a single-model route): its name, the
+    vendor calls made, the stages run, the stage that answered, the models that agreed."""
+    c = route.cascade
+    if c is None:
+        return []
+    return [(b"x-quotaroute-cascade", ascii_header(c.name, 64)), (b"x-quotaroute-calls", str(c.calls).encode()),
+            (b"x-quotaroute-stages", str(c.stages_run).encode()),
+            (b"x-quotaroute-accepted-stage", str(c.accepted_stage or 0).encode()),
+            (b"x-quotaroute-agreed", ascii_header(",".join(c.agreed) or "-", 512)),
+            (b"x-quotaroute-agreement", b"yes" if c.agreement else b"no")]
 
 
 def write_timeout_s(settings: ServerSettings) -> float:

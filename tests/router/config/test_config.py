@@ -184,7 +184,9 @@ def test_the_documented_complete_example_is_valid(tmp_path, monkeypatch):
     monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
     path = write(tmp_path, block.replace("~/.quotaroute/ledger.sqlite", str(tmp_path / "l.sqlite")))
     router = Router.from_config(path)
-    assert router.policy.name == "free-first" and len(router.policy.rules) == 3
+    assert router.policy.name == "free-first" and len(router.policy.rules) == 4
+    assert router.policy.rules[3].cascade == "math-agree"
+    assert router.explain("What is 17 * 23?", metadata={"task": "math"}).policy == "cascade:math-agree"
     assert set(router._keys) == {"openai", "gemini", "deepseek", "groq"}
     assert any(p.id == "deepseek-new-user-grant" for p in router.config.pools)
     assert router.config.server.port == 4000
