@@ -288,7 +288,7 @@ def _opener(ex: Executor, req: ChatRequest) -> StepCall:
     usage it reported so far is what it billed."""
 
     async def call(provider: Any, step: PlanStep) -> tuple[AsyncIterator[Any], list[Any]]:
-        it = provider.stream(ex.request_for(step, req))
+        it = provider.stream(ex.request_for(step, req, provider))
         buffered: list[Any] = []
         try:
             await _until_content(it, step, buffered)
