@@ -137,7 +137,7 @@ def _json_tool_ok(req: ChatRequest) -> bool:
 def _knobs(req: ChatRequest, accepted: frozenset[str], w: Wire, vendor: str) -> None:
     for k in KNOBS:
         v = getattr(req, k)
-        if v is None:
+        if v is None or k in w.skip:
             continue
         if k in ("logprobs", "top_logprobs"):
             w.drop(k, "the proxy does not return token logprobs")
@@ -154,8 +154,8 @@ def openai_fields(req: ChatRequest, row: Any, *, thinks: bool | None = None) -> 
     r = req.reasoning
     found = _levels(row.efforts, req.model)
     levels = found or ()
-    if thinks is None:  # no card (a provider used directly): a model with effort levels is a reasoning model
-        thinks = found is not None
+    if thinks is None:  # no card (a provider used directly): for reasoning_effort rows a model without levels
+        thinks = found is not None if row.reasoning == "openai" and row.efforts else True  # does not reason
     on_and_drops = thinks is not False and row.reasoning_drops
     if r is not None and thinks is not False:
         _OPENAI_STYLES.get(row.reasoning, _style_none)(r, row, levels, w, req)

@@ -171,6 +171,8 @@ class RoutedStream:
                               prompt=plan.features.input_tokens + delivered_tokens(kept))
                     failed = ", ".join(f"{a.model_id} ({a.error_type})" for a in walk.attempts if not a.ok)
                     self.route.reason = f"{plan.reason}; answer finished by {step.model_id} after {failed}"
+                    if step.param_notes:
+                        self.route.reason += f"; params: {'; '.join(step.param_notes)}"
                     return True
             except ProviderError:  # e.g. the fallback rejected the prefill: the cut stands (recorded on walk)
                 return False
