@@ -55,7 +55,9 @@ class Wire:
     fields: dict[str, Any] = field(default_factory=dict)  # body fields to add (merged by the adapter)
     skip: set[str] = field(default_factory=set)  # ChatRequest fields the adapter must not send
     notes: list[str] = field(default_factory=list)
-    structured: str | None = None  # "native" | "tool" | "instruction" (None: no response format)
+    # how a JSON response format is honoured: "native" | "json_object" (JSON mode + the schema as an
+    # instruction) | "tool" (a forced tool call) | "instruction" (None: no response format)
+    structured: str | None = None
 
     def drop(self, name: str, why: str) -> None:
         self.skip.add(name)
@@ -106,8 +108,11 @@ def _levels(table: Sequence[tuple[str, tuple[str, ...]]], model: str) -> tuple[s
     return None
 
 
-def _level_note(asked: str, sent: str, where: str) -> str | None:
-    return None if asked == sent else f"reasoning {asked} sent as {sent} ({where})"
+def _level_note(r: Reasoning, lv: str, sent: str, where: str) -> str | None:
+    """A note when the level sent is not the one asked (a budget always says what it became)."""
+    if r.effort is None and r.budget_tokens is not None:
+        return f"reasoning budget {r.budget_tokens} sent as effort {sent} ({where})"
+    return None if lv == sent else f"reasoning {lv} sent as {sent} ({where})"
 
 
 # ------------------------------------------------------------------ structured output
@@ -191,7 +196,7 @@ def _style_openai(r: Reasoning, row: Any, levels: tuple[str, ...], w: Wire, req:
     else:
         sent = nearest(lv, levels)
     w.fields["reasoning_effort"] = sent
-    note = _level_note(lv, sent, row.title)
+    note = _level_note(r, lv, sent, row.title)
     if note:
         w.notes.append(note)
 
@@ -209,7 +214,7 @@ def _style_thinking_type(r: Reasoning, row: Any, levels: tuple[str, ...], w: Wir
     if levels:
         sent = nearest(lv, levels)
         w.fields["reasoning_effort"] = sent
-        note = _level_note(lv, sent, row.title)
+        note = _level_note(r, lv, sent, row.title)
         if note:
             w.notes.append(note)
 
@@ -313,7 +318,7 @@ def anthropic_fields(req: ChatRequest, *, default_max_tokens: int, where: str = 
             if lv is not None and cm.efforts:
                 sent = nearest(lv, cm.efforts)
                 w.fields.setdefault("output_config", {})["effort"] = sent
-                note = _level_note(lv, sent, f"{where} effort")
+                note = _level_note(r, lv, sent, f"{where} effort")
                 if note:
                     w.notes.append(note)
         else:
