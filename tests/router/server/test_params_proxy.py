@@ -134,3 +134,23 @@ async def test_a_json_schema_is_essential_a_model_without_it_is_not_eligible(spe
     dropped = {c.model_id: c.reason for c in plan.candidates() if not c.kept}
     assert dropped == {"anthropic:claude-3-haiku": "lacks json_schema"}
     await app.aclose()
+
+
+@respx.mock
+async def test_streamed_messages_with_output_config_reach_openai_translated(spend_path: Any) -> None:
+    oai = respx.post(OAI_URL).mock(return_value=httpx.Response(
+        200, content=fx("openai/chat_stream.sse"), headers={"content-type": "text/event-stream"}))
+    app = make_app(router(card("openai:gpt-5.5", "1", "8", caps=REASONING)), spend_path)
+    _, a = sdks(app)
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    async with a.messages.stream(model="auto", max_tokens=3000, messages=MSG,
+                                 extra_body={"thinking": {"type": "adaptive"},
+                                             "output_config": {"effort": "max",
+                                                               "format": {"type": "json_schema", "schema": schema}}}
+                                 ) as st:
+        await st.get_final_message()
+    body = json.loads(oai.calls.last.request.content)
+    assert body["reasoning_effort"] == "xhigh"  # Anthropic's "max" is gpt-5.5's highest level
+    assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+    assert "thinking" not in body and "output_config" not in body and body["stream"] is True
+    await app.aclose()
