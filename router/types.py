@@ -132,6 +132,12 @@ class ResponseFormat(_Model):
     json_schema: dict[str, Any] | None = None  # {"name":..., "schema":..., "strict":...}
 
 
+# Sampling knobs that are ChatRequest fields (an `extra_body` key of the same name is lifted into them).
+_KNOB_FIELDS = ("seed", "frequency_penalty", "presence_penalty", "top_k", "logit_bias", "logprobs", "top_logprobs",
+                "parallel_tool_calls", "verbosity")
+_LIFTED = frozenset(_KNOB_FIELDS) | {"reasoning_effort", "thinking"}
+
+
 class Reasoning(_Model):
     """One reasoning setting for every vendor (translated by `providers.params`).
 
@@ -229,17 +235,26 @@ class ChatRequest(_Model):
         return v
 
     @model_validator(mode="after")
-    def _lift_reasoning(self) -> "ChatRequest":
-        """`reasoning_effort` / `thinking` given as a vendor passthrough become the one normalized
-        setting, so they are translated for the chosen vendor instead of forwarded blindly."""
+    def _lift_passthrough(self) -> "ChatRequest":
+        """`reasoning_effort` / `thinking` and the sampling knobs given as a vendor passthrough
+        become the normalized fields, so they are translated for the chosen vendor (or dropped
+        with a note) instead of forwarded blindly."""
         eb = self.extra_body
+        if not eb.keys() & _LIFTED:
+            return self
+        eb = dict(eb)
         if "reasoning_effort" in eb or "thinking" in eb:
-            eb = dict(eb)
             effort, thinking = eb.pop("reasoning_effort", None), eb.pop("thinking", None)
             if self.reasoning is None:
                 self.reasoning = (Reasoning.from_anthropic(thinking, effort) if thinking is not None
                                   else Reasoning.from_openai(effort))
-            self.extra_body = eb
+        knobs = {k: eb.pop(k) for k in _KNOB_FIELDS if k in eb}
+        self.extra_body = eb
+        if knobs:  # validated as fields (a wrong type is refused, not forwarded)
+            upd = {k: v for k, v in knobs.items() if getattr(self, k) is None}
+            checked = ChatRequest.model_validate({"messages": [], **upd})
+            for k in upd:
+                setattr(self, k, getattr(checked, k))
         return self
 
     def system_text(self) -> str:
