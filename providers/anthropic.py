@@ -24,6 +24,7 @@ import httpx
 
 from providers import _http
 from providers import _native as nat
+from providers import params as P
 from router.errors import (
     AuthFailed,
     BadRequest,
@@ -148,13 +149,13 @@ def _messages(req: ChatRequest) -> list[dict[str, Any]]:
                        tc.cache_control))
 
 
-def _system(req: ChatRequest) -> str | list[dict[str, Any]] | None:
+def _system(req: ChatRequest, rf: Any) -> str | list[dict[str, Any]] | None:
     """The system prompt: a string, or text blocks when the client's blocks carry cache breakpoints."""
     if not req.system_parts:
-        return nat.json_system(req.system_text(), req.response_format)
+        return nat.json_system(req.system_text(), rf)
     blocks = [_cc({"type": "text", "text": p.text}, p.cache_control) for p in req.system_parts if p.text]
     rest = nat.json_system("\n\n".join(m.text() for m in req.messages if m.role in ("system", "developer")
-                                        and m.text()) or None, req.response_format)
+                                        and m.text()) or None, rf)
     if rest:
         blocks.append({"type": "text", "text": rest})
     return blocks or None
@@ -177,13 +178,15 @@ def _tool_choice(choice: Any) -> dict[str, Any] | None:
 
 def build_body(req: ChatRequest, *, stream: bool, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:
     """ChatRequest -> Messages API JSON body (pure)."""
+    wire = P.anthropic_fields(req, default_max_tokens=default_max_tokens)  # thinking, effort, JSON, knobs
     body: dict[str, Any] = {
         "model": req.model,
         "max_tokens": req.max_tokens or default_max_tokens,
         "messages": _messages(req),
     }
-    # JSON mode: no native switch on the Messages API; we instruct via the system prompt.
-    system = _system(req)
+    # JSON: output_config.format where the model has structured outputs, else a forced tool
+    # (unwrapped into the answer text), else an instruction in the system prompt.
+    system = _system(req, req.response_format if wire.structured == "instruction" else None)
     if system:
         body["system"] = system
     if req.tools:
@@ -195,12 +198,19 @@ def build_body(req: ChatRequest, *, stream: bool, default_max_tokens: int = DEFA
         tc = _tool_choice(req.tool_choice)
         if tc:
             body["tool_choice"] = tc
+    if wire.structured == "tool":
+        jt = P.json_tool(req)
+        body["tools"] = [{"name": jt["name"], "description": jt["description"], "input_schema": jt["schema"]}]
+        body["tool_choice"] = {"type": "tool", "name": jt["name"]}
+    if wire.fields.pop("disable_parallel_tool_use", False):
+        body["tool_choice"] = {**body.get("tool_choice", {"type": "auto"}), "disable_parallel_tool_use": True}
     if req.stop:
         body["stop_sequences"] = list(req.stop)
-    if req.temperature is not None:
+    if req.temperature is not None and "temperature" not in wire.skip:
         body["temperature"] = req.temperature
-    if req.top_p is not None:
+    if req.top_p is not None and "top_p" not in wire.skip:
         body["top_p"] = req.top_p
+    body.update(wire.fields)
     if req.user:
         body["metadata"] = {"user_id": req.user}
     if stream:
@@ -414,8 +424,10 @@ class AnthropicProvider(nat.NativeProvider):
             if isinstance(data, dict) and data.get("type") == "error":  # an error envelope with a 2xx status
                 err = data.get("error") if isinstance(data.get("error"), dict) else {}
                 raise map_error(None, err.get("type"), str(err.get("message") or ""), call=call, raw=data)
-            return self._accumulate(message_events(data, call), req, rl)
+            events = message_events(data, call)
+            return self._accumulate(P.unwrap_json_tool(events) if tool_json else events, req, rl)
 
+        tool_json = self._json_tool(req)
         return await self._run(attempt)
 
     async def count_tokens(self, req: ChatRequest) -> int:
@@ -442,6 +454,11 @@ class AnthropicProvider(nat.NativeProvider):
         def events(resp: httpx.Response) -> AsyncIterator[StreamEvent]:
             return nat.sse_events(resp, StreamState(call), call, "Anthropic stream ended before message_stop")
 
-        async for ev in self._stream(self._url(), body, lambda: self._request_headers(True), call, _on_error,
-                                     events, self._limits(req, stream=True)):
+        out = self._stream(self._url(), body, lambda: self._request_headers(True), call, _on_error,
+                           events, self._limits(req, stream=True))
+        async for ev in (P.aunwrap_json_tool(out) if self._json_tool(req) else out):
             yield ev
+
+    def _json_tool(self, req: ChatRequest) -> bool:
+        """The JSON answer comes as a forced tool call (models without structured outputs)."""
+        return P.anthropic_fields(req, default_max_tokens=self.default_max_tokens).structured == "tool"

@@ -25,6 +25,7 @@ import httpx
 
 from providers import _http
 from providers import _native as nat
+from providers import params as P
 from providers._aws import NEED_BOTOCORE, sigv4_headers
 from router.errors import (
     AuthFailed,
@@ -156,28 +157,29 @@ def _messages(req: ChatRequest) -> list[dict[str, Any]]:
                     *_cache_point(tc.cache_control)])
 
 
-def _system(req: ChatRequest) -> list[dict[str, Any]]:
+def _system(req: ChatRequest, rf: Any) -> list[dict[str, Any]]:
     if not req.system_parts:
-        system = nat.json_system(req.system_text(), req.response_format)  # JSON mode via the system prompt
+        system = nat.json_system(req.system_text(), rf)  # JSON mode (when asked) via the system prompt
         return [{"text": system}] if system else []
     out = [b for p in req.system_parts if p.text for b in ({"text": p.text}, *_cache_point(p.cache_control))]
     rest = nat.json_system("\n\n".join(m.text() for m in req.messages if m.role in ("system", "developer")
-                                        and m.text()) or None, req.response_format)
+                                        and m.text()) or None, rf)
     return out + ([{"text": rest}] if rest else [])
 
 
 def build_body(req: ChatRequest) -> dict[str, Any]:
     """ChatRequest -> Converse JSON body (pure; ConverseStream takes the same body)."""
+    wire = P.bedrock_fields(req)  # Claude thinking/effort/top_k, native or forced-tool JSON
     body: dict[str, Any] = {"messages": _messages(req)}
-    system = _system(req)
+    system = _system(req, req.response_format if wire.structured == "instruction" else None)
     if system:
         body["system"] = system
     inf: dict[str, Any] = {}
-    if req.max_tokens:
-        inf["maxTokens"] = req.max_tokens
-    if req.temperature is not None:
+    if req.max_tokens or "maxTokens" in wire.fields:
+        inf["maxTokens"] = wire.fields.pop("maxTokens", req.max_tokens)
+    if req.temperature is not None and "temperature" not in wire.skip:
         inf["temperature"] = req.temperature
-    if req.top_p is not None:
+    if req.top_p is not None and "top_p" not in wire.skip:
         inf["topP"] = req.top_p
     if req.stop:
         inf["stopSequences"] = list(req.stop)
@@ -198,6 +200,12 @@ def build_body(req: ChatRequest) -> dict[str, Any]:
             cfg["toolChoice"] = {"tool": {"name": nat.named_tool(choice)}}
         # "none": Converse has no such choice; the tools stay declared (needed for toolUse history)
         body["toolConfig"] = cfg
+    if wire.structured == "tool":  # no native schema mode for this model: the schema as a forced tool
+        jt = P.json_tool(req)
+        body["toolConfig"] = {"tools": [{"toolSpec": {"name": jt["name"], "description": jt["description"],
+                                                      "inputSchema": {"json": jt["schema"]}}}],
+                              "toolChoice": {"tool": {"name": jt["name"]}}}
+    body.update(wire.fields)
     return nat.deep_merge(body, req.extra_body)
 
 
@@ -435,8 +443,10 @@ class BedrockProvider(nat.NativeProvider):
         async def attempt() -> ChatResponse:
             data, rl = await self._post_json(url, body, self._headers(url, body, "application/json"), call,
                                              _on_error, lim)
-            return self._accumulate(converse_events(data, call), req, rl)
+            events = converse_events(data, call)
+            return self._accumulate(P.unwrap_json_tool(events) if tool_json else events, req, rl)
 
+        tool_json = P.bedrock_fields(req).structured == "tool"
         return await self._run(attempt)
 
     async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
@@ -446,6 +456,7 @@ class BedrockProvider(nat.NativeProvider):
         def events(resp: httpx.Response) -> AsyncIterator[StreamEvent]:
             return event_stream(resp, EventState(call), call)
 
-        async for ev in self._stream(url, body, lambda: self._headers(url, body, "application/vnd.amazon.eventstream"),
-                                     call, _on_error, events, self._limits(req, stream=True)):
+        out = self._stream(url, body, lambda: self._headers(url, body, "application/vnd.amazon.eventstream"),
+                           call, _on_error, events, self._limits(req, stream=True))
+        async for ev in (P.aunwrap_json_tool(out) if P.bedrock_fields(req).structured == "tool" else out):
             yield ev

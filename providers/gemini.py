@@ -26,6 +26,7 @@ import httpx
 
 from providers import _http
 from providers import _native as nat
+from providers import params as P
 from providers._gemini_errors import map_error
 from router.errors import BadRequest, ContentFiltered, MalformedResponse, ProviderError
 from router.types import (
@@ -183,6 +184,7 @@ def build_body(req: ChatRequest, signatures: Mapping[str, str] | None = None) ->
         schema = (rf.json_schema or {}).get("schema") if rf.type == "json_schema" else None
         if schema:
             gen["responseJsonSchema"] = schema
+    gen.update(P.gemini_fields(req).fields)  # thinkingConfig, seed, penalties, topK
     if gen:
         body["generationConfig"] = gen
     return nat.deep_merge(body, req.extra_body)

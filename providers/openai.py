@@ -21,7 +21,9 @@ import httpx
 import orjson
 
 from providers import _http
+from providers import params as P
 from providers._http import Call, ErrorInfo
+from providers._native import json_system
 from providers._openai_events import StreamState, events_from_json, parse_usage
 from providers._sse import aiter_sse
 from providers.ratelimit import parse_rate_limits
@@ -66,9 +68,16 @@ def _content(m: Message, row: VendorRow | None = None) -> Any:
 
 
 def build_body(req: ChatRequest, row: VendorRow, *, stream: bool) -> dict[str, Any]:
+    """ChatRequest -> chat completions JSON for `row`: reasoning, sampling knobs and the response
+    format as this vendor takes them (`providers.params.openai_fields`)."""
+    wire = P.openai_fields(req, row)
     msgs: list[dict[str, Any]] = []
-    if req.system:
-        msgs.append({"role": "system", "content": req.system})
+    system = req.system
+    instruct = wire.structured in ("json_object", "instruction")  # no native schema mode: say it in the prompt
+    if instruct and (system or not _has_system(req)):
+        system, instruct = json_system(system, req.response_format), False
+    if system:
+        msgs.append({"role": "system", "content": system})
     for m in req.messages:
         role = m.role
         if role == "developer" and "developer_role" not in row.quirks:
@@ -99,12 +108,15 @@ def build_body(req: ChatRequest, row: VendorRow, *, stream: bool) -> dict[str, A
     if req.tool_choice is not None:
         body["tool_choice"] = req.tool_choice
     rf = req.response_format
-    if rf is not None and rf.type != "text":
+    if wire.structured in ("native", "json_object"):
         body["response_format"] = ({"type": "json_schema", "json_schema": rf.json_schema or {}}
-                                   if rf.type == "json_schema" else {"type": "json_object"})
+                                   if rf.type == "json_schema" and wire.structured == "native"
+                                   else {"type": "json_object"})
+    if instruct:
+        _instruct(msgs, req)
     for k in ("temperature", "top_p", "stop", "user"):
         v = getattr(req, k)
-        if v is not None:
+        if v is not None and k not in wire.skip:
             body[k] = v
     if req.max_tokens is not None:
         mct = "max_completion_tokens" in row.quirks and req.model.lower().startswith(
@@ -114,8 +126,21 @@ def build_body(req: ChatRequest, row: VendorRow, *, stream: bool) -> dict[str, A
         body["stream"] = True
         if "no_stream_options" not in row.quirks:
             body["stream_options"] = {"include_usage": True}
+    body.update(wire.fields)
     body.update(req.extra_body)
     return body
+
+
+def _has_system(req: ChatRequest) -> bool:
+    return any(m.role in ("system", "developer") for m in req.messages)
+
+
+def _instruct(msgs: list[dict[str, Any]], req: ChatRequest) -> None:
+    """Append the JSON instruction (and schema) to the last system message."""
+    for m in reversed(msgs):
+        if m["role"] in ("system", "developer") and isinstance(m.get("content"), str):
+            m["content"] = json_system(m["content"], req.response_format)
+            return
 
 
 class _Once:

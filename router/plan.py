@@ -98,7 +98,7 @@ class PlanStep:
     """One deployment to try: a model card behind one API key."""
 
     __slots__ = ("card", "model_id", "provider", "key_id", "deployment", "expected_cost_usd", "free", "pool_id",
-                 "quality")
+                 "quality", "param_notes")
 
     def __init__(self, card: Any, key_id: str | None, cost: Decimal, free: bool, pool_id: str | None,
                  quality: float) -> None:
@@ -111,6 +111,7 @@ class PlanStep:
         self.free = free
         self.pool_id = pool_id
         self.quality = quality
+        self.param_notes: list[str] = []  # how the request's parameters were translated for it (executor)
 
     def __repr__(self) -> str:
         return f"PlanStep({self.deployment!r}, cost={self.expected_cost_usd}, free={self.free})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "TASK_KINDS",
@@ -27,6 +27,8 @@ __all__ = [
     "Message",
     "Tool",
     "ResponseFormat",
+    "REASONING_EFFORTS",
+    "Reasoning",
     "ChatRequest",
     "Usage",
     "RateLimitSnapshot",
@@ -65,6 +67,11 @@ ADAPTER_OWNED = frozenset({"model", "messages", "max_tokens", "max_completion_to
                            "stream", "stream_options", "n"})
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "unknown"]
+
+# Reasoning effort levels, lowest first ("none" = thinking off). Each vendor accepts a subset;
+# providers.params maps a level to the nearest one the chosen model takes.
+REASONING_EFFORTS: tuple[str, ...] = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
 class _Model(BaseModel):
@@ -178,6 +185,66 @@ class ResponseFormat(_Model):
     json_schema: dict[str, Any] | None = None  # {"name":..., "schema":..., "strict":...}
 
 
+# Sampling knobs that are ChatRequest fields (an `extra_body` key of the same name is lifted into them).
+_KNOB_FIELDS = ("seed", "frequency_penalty", "presence_penalty", "top_k", "logit_bias", "logprobs", "top_logprobs",
+                "parallel_tool_calls", "verbosity")
+_LIFTED = frozenset(_KNOB_FIELDS) | {"reasoning_effort", "thinking"}
+
+
+class Reasoning(_Model):
+    """One reasoning setting for every vendor (translated by `providers.params`).
+
+    `effort` is a level (`REASONING_EFFORTS`; "none" turns thinking off) and
+    `budget_tokens` a thinking-token budget; either, both or neither may be set.
+    Neither set means "think, the model decides how much" (Anthropic adaptive thinking,
+    Gemini `thinkingBudget: -1`). A request without `reasoning` leaves the vendor's default.
+    Filled from OpenAI `reasoning_effort`, Anthropic `thinking` and Gemini `thinkingConfig`
+    (the `from_*` constructors; the wire modules check the fields first).
+    """
+
+    effort: ReasoningEffort | None = None
+    budget_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT, strict=True)
+
+    @property
+    def off(self) -> bool:
+        return self.effort == "none" or (self.effort is None and self.budget_tokens == 0)
+
+    @classmethod
+    def from_openai(cls, effort: Any) -> "Reasoning":
+        """OpenAI `reasoning_effort` (also the Responses API's `reasoning.effort`)."""
+        return cls(effort=effort)
+
+    @classmethod
+    def from_anthropic(cls, thinking: Any, effort: Any = None) -> "Reasoning":
+        """Anthropic `thinking` ({type: enabled, budget_tokens} | {type: adaptive} | {type: disabled})
+        and `output_config.effort`."""
+        if not isinstance(thinking, dict):
+            raise ValueError("thinking must be an object")
+        kind = thinking.get("type")
+        if kind == "disabled":
+            return cls(effort="none")
+        if kind == "enabled":
+            return cls(budget_tokens=thinking.get("budget_tokens"), effort=effort)
+        if kind == "adaptive":
+            return cls(effort=effort)
+        raise ValueError("thinking.type must be enabled, adaptive or disabled")
+
+    @classmethod
+    def from_gemini(cls, config: Any) -> "Reasoning":
+        """Gemini `generationConfig.thinkingConfig` ({thinkingBudget} | {thinkingLevel}):
+        budget 0 = off, -1 = dynamic."""
+        if not isinstance(config, dict):
+            raise ValueError("thinkingConfig must be an object")
+        level, budget = config.get("thinkingLevel"), config.get("thinkingBudget")
+        if level is not None and budget is not None:
+            raise ValueError("thinkingConfig takes thinkingLevel or thinkingBudget, not both")
+        if level is not None:
+            return cls(effort=str(level).lower())
+        if budget == -1 or budget is None:
+            return cls()
+        return cls(budget_tokens=budget)
+
+
 class ChatRequest(_Model):
     """Normalized chat request. `model` is the concrete vendor model id once routed
     (or a routing target such as "auto" before)."""
@@ -196,6 +263,18 @@ class ChatRequest(_Model):
     top_p: float | None = None
     # strict: a bool, float or string is refused, not coerced
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT, strict=True)
+    reasoning: Reasoning | None = None  # None: the vendor's default (see `Reasoning`)
+    # Sampling knobs (OpenAI names; top_k from Anthropic/Gemini). Each vendor gets the ones it
+    # honours; the others are dropped with a note in the route reason (providers.params).
+    seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    top_k: int | None = Field(default=None, ge=0)
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    parallel_tool_calls: bool | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
     stop: list[str] | None = None
     stream: bool = False
     user: str | None = None
@@ -209,6 +288,29 @@ class ChatRequest(_Model):
         if owned:
             raise ValueError(f"{', '.join(owned)} cannot be set through extra_body (the adapter sets it)")
         return v
+
+    @model_validator(mode="after")
+    def _lift_passthrough(self) -> "ChatRequest":
+        """`reasoning_effort` / `thinking` and the sampling knobs given as a vendor passthrough
+        become the normalized fields, so they are translated for the chosen vendor (or dropped
+        with a note) instead of forwarded blindly."""
+        eb = self.extra_body
+        if not eb.keys() & _LIFTED:
+            return self
+        eb = dict(eb)
+        if "reasoning_effort" in eb or "thinking" in eb:
+            effort, thinking = eb.pop("reasoning_effort", None), eb.pop("thinking", None)
+            if self.reasoning is None:
+                self.reasoning = (Reasoning.from_anthropic(thinking, effort) if thinking is not None
+                                  else Reasoning.from_openai(effort))
+        knobs = {k: eb.pop(k) for k in _KNOB_FIELDS if k in eb}
+        self.extra_body = eb
+        if knobs:  # validated as fields (a wrong type is refused, not forwarded)
+            upd = {k: v for k, v in knobs.items() if getattr(self, k) is None}
+            checked = ChatRequest.model_validate({"messages": [], **upd})
+            for k in upd:
+                setattr(self, k, getattr(checked, k))
+        return self
 
     def system_text(self) -> str:
         parts = [self.system] if self.system else []

@@ -3,9 +3,11 @@ Anthropic-API clients (the `anthropic` SDK, Claude Code style tools) can route t
 
 Parsing goes through an explicit allow-list of top-level fields (`FIELDS`), each
 type-checked (router.server.validate); unknown fields get Anthropic's own
-"X: Extra inputs are not permitted". `top_k` and `thinking` (its budget counts
-within max_tokens) pass to the vendor in `extra_body`; fields that change the
-price (service_tier, container, mcp_servers) are refused.
+"X: Extra inputs are not permitted". `thinking` (its budget counts within max_tokens)
+and `output_config` (effort, JSON format) become the normalized reasoning and response
+format, `top_k` a ChatRequest field: all translated for the chosen vendor by
+`providers.params`; fields that change the price (service_tier, container, mcp_servers)
+are refused.
 Usage is translated to Anthropic's semantics: their `input_tokens` excludes cache
 reads and writes (ours includes them), which are reported separately.
 
@@ -24,7 +26,7 @@ from pydantic import ValidationError
 from router.server.validate import (MAX_MESSAGES, MAX_MODEL_CHARS, MAX_NAME_CHARS, MAX_PARTS, MAX_STOP, MAX_TOOLS,
                                     Checker, WireError)
 from router.server.openai_wire import _truncated
-from router.types import MAX_TOKENS_LIMIT, ChatRequest, ChatResponse, Usage
+from router.types import MAX_TOKENS_LIMIT, ChatRequest, ChatResponse, Reasoning, Usage
 
 __all__ = ["parse_messages_request", "parse_count_request", "messages_response", "EventEncoder", "error_body",
            "usage_json", "dropped", "FIELDS", "COUNT_FIELDS"]
@@ -35,7 +37,7 @@ _C = Checker(anthropic=True)
 _PRICE = "it changes the price of the call, which the proxy routes and bills at the standard price"
 _REFUSED = {"service_tier": "only 'auto' or 'standard_only': " + _PRICE, "container": _PRICE, "mcp_servers": _PRICE}
 _OWN = ("model", "messages", "max_tokens", "system", "tools", "tool_choice", "stop_sequences", "temperature",
-        "top_p", "top_k", "stream", "metadata", "thinking")
+        "top_p", "top_k", "stream", "metadata", "thinking", "output_config")
 FIELDS: frozenset[str] = frozenset(_OWN) | frozenset(_REFUSED)
 # POST /v1/messages/count_tokens takes these (no max_tokens, sampling or stream)
 COUNT_FIELDS: frozenset[str] = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
@@ -217,15 +219,31 @@ def _tool_choice(tc: Any) -> Any:
 
 def _thinking(v: Any, max_tokens: int) -> dict[str, Any]:
     _C.obj(v, "thinking")
-    kind = _C.enum(v.get("type"), "thinking.type", ("enabled", "disabled"))
-    if kind == "disabled":
-        _C.only(v, "thinking", ("type",))
-        return {"type": "disabled"}
+    kind = _C.enum(v.get("type"), "thinking.type", ("enabled", "disabled", "adaptive"))
+    if kind != "enabled":
+        _C.only(v, "thinking", ("type", "display") if kind == "adaptive" else ("type",))
+        return {"type": kind}
     _C.only(v, "thinking", ("type", "budget_tokens"))
     budget = _C.integer(v.get("budget_tokens"), "thinking.budget_tokens", 1, MAX_TOKENS_LIMIT)
     if budget >= max_tokens:  # thinking counts within max_tokens: the price stays bounded by it
         raise _C.value_error("thinking.budget_tokens", "must be less than max_tokens")
     return {"type": "enabled", "budget_tokens": budget}
+
+
+def _output_config(v: Any, req: dict[str, Any]) -> str | None:
+    """`output_config`: `effort` (returned) and `format` (a JSON schema -> response_format)."""
+    _C.obj(v, "output_config")
+    _C.only(v, "output_config", ("effort", "format"))
+    fmt = v.get("format")
+    if fmt is not None:
+        _C.obj(fmt, "output_config.format")
+        _C.only(fmt, "output_config.format", ("type", "schema"))
+        _C.enum(fmt.get("type"), "output_config.format.type", ("json_schema",))
+        req["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": "output", "schema": _C.obj(fmt.get("schema"), "output_config.format.schema")}}
+    if v.get("effort") is None:
+        return None
+    return _C.enum(v["effort"], "output_config.effort", ("low", "medium", "high", "xhigh", "max"))
 
 
 def _system(v: Any, seen: _Seen) -> tuple[str, list[dict[str, Any]] | None]:
@@ -288,13 +306,12 @@ def parse_messages_request(body: Any) -> ChatRequest:
         _C.only(md, "metadata", ("user_id",))
         if md.get("user_id") is not None:
             req["user"] = _C.string(md["user_id"], "metadata.user_id", MAX_NAME_CHARS)
-    extra: dict[str, Any] = {}
     if body.get("top_k") is not None:
-        extra["top_k"] = _C.integer(body["top_k"], "top_k", 0, 2**31 - 1)
-    if body.get("thinking") is not None:
-        extra["thinking"] = _thinking(body["thinking"], max_tokens)
-    if extra:
-        req["extra_body"] = extra
+        req["top_k"] = _C.integer(body["top_k"], "top_k", 0, 2**31 - 1)
+    effort = _output_config(body["output_config"], req) if body.get("output_config") is not None else None
+    if body.get("thinking") is not None or effort is not None:  # -> the normalized setting (providers.params)
+        req["reasoning"] = Reasoning.from_anthropic(_thinking(body.get("thinking") or {"type": "adaptive"},
+                                                              max_tokens), effort).model_dump(exclude_none=True)
     try:
         return ChatRequest.model_validate(req)
     except ValidationError as e:

@@ -166,7 +166,7 @@ async def test_thinking_signatures_round_trip_over_two_turns(spend_path: Any) ->
     m1 = await c.messages.create(model=SONNET, max_tokens=4000, thinking=thinking, tools=TOOLS, messages=[q])
     vendor = json.loads(ANT("message_thinking_tool_use.json"))["content"]
     assert [b.model_dump(exclude_none=True) for b in m1.content] == vendor  # signature as the vendor sent it
-    assert m1.stop_reason == "tool_use" and up.bodies[0]["thinking"] == thinking
+    assert m1.stop_reason == "tool_use" and "thinking" in up.bodies[0]  # (the setting is translated per model)
     turn2 = [q, {"role": "assistant", "content": m1.content},
              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": m1.content[1].id,
                                            "content": "15 C, partly cloudy"}]}]

@@ -98,7 +98,7 @@ def test_anthropic_sdk_against_quotaroute_serve(tmp_path: Any) -> None:
             raw = c.messages.with_raw_response.create(model="auto", max_tokens=4000, system=system, tools=TOOLS,
                                                       thinking=thinking, messages=[q])
             m1 = raw.parse()
-            assert up.bodies[0]["system"] == system and up.bodies[0]["thinking"] == thinking
+            assert up.bodies[0]["system"] == system and "thinking" in up.bodies[0]  # (translated per model)
             # 412 in x $3 + 98 out x $15 per 1M (genai-prices list price of Claude Sonnet 4.6)
             assert Decimal(raw.headers["x-quotaroute-cost-usd"]) == Decimal("0.002706")
             vendor = json.loads(ANT("message_thinking_tool_use.json"))["content"]

@@ -105,12 +105,14 @@ async def test_unknown_field_message_is_anthropics(client: Any) -> None:
     assert assert_400(await post(client, {**OK, "n": 8}), "n") == "n: Extra inputs are not permitted"
 
 
-async def test_top_k_and_thinking_pass_through(client: Any, fake: FakeProvider) -> None:
+async def test_top_k_and_thinking_become_normalized_fields(client: Any, fake: FakeProvider) -> None:
     r = await post(client, {**OK, "top_k": 5, "thinking": {"type": "enabled", "budget_tokens": 50},
                             "metadata": {"user_id": "u1"}, "service_tier": "standard_only"})
     assert r.status_code == 200, r.text
     sent = fake.calls[-1]
-    assert sent.extra_body == {"top_k": 5, "thinking": {"type": "enabled", "budget_tokens": 50}}
+    # translated per vendor by providers.params, never forwarded raw
+    assert sent.extra_body == {} and sent.top_k == 5
+    assert sent.reasoning is not None and sent.reasoning.budget_tokens == 50
     assert sent.user == "u1" and sent.max_tokens == 100
 
 
@@ -166,7 +168,8 @@ async def test_model_name_length_is_bounded(client: Any) -> None:
 
 def test_fields_table_is_the_documented_allow_list() -> None:
     assert aw.FIELDS == {"model", "messages", "max_tokens", "system", "tools", "tool_choice", "stop_sequences",
-                         "temperature", "top_p", "top_k", "stream", "metadata", "thinking", "service_tier",
+                         "temperature", "top_p", "top_k", "stream", "metadata", "thinking", "output_config",
+                         "service_tier",
                          "container", "mcp_servers"}
 
 
@@ -227,7 +230,7 @@ def test_count_fields_and_dropped_names() -> None:
         aw.parse_count_request({"model": "auto", "messages": [{"role": U, "content": "x"}], "stream": True})
     req = aw.parse_count_request({"model": "auto", "messages": [{"role": U, "content": "x"}],
                                   "thinking": {"type": "enabled", "budget_tokens": 5000}})
-    assert req.max_tokens is None and req.extra_body["thinking"]["budget_tokens"] == 5000
+    assert req.max_tokens is None and req.reasoning is not None
     req = aw.parse_messages_request({**OK, "messages": [
         {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}]},
         {"role": U, "content": [{"type": "document", "source": {"type": "url", "url": "https://x.test/a.pdf"}},

@@ -99,7 +99,8 @@ async def test_json_mode_passes_response_format(app: Any, fake: FakeProvider) ->
     assert json.loads(r.choices[0].message.content) == {"ok": True}
     sent = fake.calls[-1]
     assert sent.response_format.type == "json_object"
-    assert (sent.temperature, sent.max_tokens, sent.extra_body) == (0.2, 50, {"seed": 7})
+    # seed is a normalized field (translated per vendor by providers.params), not a raw passthrough
+    assert (sent.temperature, sent.max_tokens, sent.seed, sent.extra_body) == (0.2, 50, 7, {})
 
 
 async def test_models_list_has_virtual_and_concrete(app: Any) -> None:
