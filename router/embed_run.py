@@ -112,7 +112,7 @@ class Embedder:
         ids = [m.id for m in self.catalog.all()]
         view = await ledger.view(now, ids) if ledger is not None else _empty_view()
         return plan_embeddings(req, self.catalog, self.settings, view, executor.health, now, keys=keys,
-                               can_decode=req.token_ids and can_decode(), fx=self.catalog.fx)
+                               can_decode=req.token_ids and can_decode(), fx=executor.fx)
 
     async def run(self, req: EmbedRequest, *, executor: Executor, ledger: Any,
                   keys: Mapping[str, Sequence[str]] | None, scope: Mapping[str, Any] | None) -> RoutedEmbeddings:
