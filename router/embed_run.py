@@ -98,9 +98,17 @@ class RoutedEmbeddings:
 class Embedder:
     """The embeddings side of a Router: its catalog and settings; `run()` plans and walks."""
 
-    def __init__(self, catalog: EmbeddingCatalog, settings: EmbeddingSettings | None = None) -> None:
+    def __init__(self, catalog: EmbeddingCatalog, settings: EmbeddingSettings | None = None, *,
+                 view_ttl_s: float = 0.25) -> None:
         self.catalog = catalog
         self.settings = settings or EmbeddingSettings()
+        self._ids = [m.id for m in catalog.all()]
+        # The ledger view is cached as the Router caches its own: for `view_ttl_s`, and read
+        # again at once when the executor learned something; `ledger.reserve()` is the hard check.
+        self.view_ttl_s = view_ttl_s
+        self._view: Any = None
+        self._view_t = 0.0
+        self._view_v = -1
 
     def model_ids(self, providers: Sequence[str] | None) -> list[str]:
         """Embedding models this router can serve (its providers', allowed by the settings)."""
@@ -109,8 +117,14 @@ class Embedder:
 
     async def plan(self, req: EmbedRequest, *, executor: Executor, ledger: Any, keys: Mapping[str, Sequence[str]] | None,
                    now: Any) -> tuple[RoutePlan, int]:
-        ids = [m.id for m in self.catalog.all()]
-        view = await ledger.view(now, ids) if ledger is not None else _empty_view()
+        if ledger is None:
+            view = _empty_view()
+        else:
+            t, v = time.monotonic(), executor.version
+            if self._view is None or v != self._view_v or t - self._view_t >= self.view_ttl_s:
+                self._view = await ledger.view(now, self._ids)
+                self._view_t, self._view_v = t, v
+            view = self._view
         return plan_embeddings(req, self.catalog, self.settings, view, executor.health, now, keys=keys,
                                can_decode=req.token_ids and can_decode(), fx=executor.fx)
 

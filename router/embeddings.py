@@ -39,10 +39,9 @@ from router.errors import ConfigError, UnknownModel, WireError
 from router.filters import usable_keys
 from router.plan import PlanStep, Reason, RoutePlan
 from router.policies import Policy
-from router.pricing import Price, estimate_cost_usd
+from router.pricing import DEFAULT_FX, Price, estimate_cost_usd
 from router.quota.view import LedgerView
-from router.tasks import Features
-from router.tokens import estimate_tokens
+from router.tasks import Features, fast_estimate_tokens
 
 __all__ = ["EmbeddingModel", "EmbeddingCatalog", "EmbeddingSettings", "VirtualEmbedding", "EmbedRequest",
            "embed_request", "load_embedding_catalog", "plan_embeddings", "BUNDLED_EMBEDDINGS_PATH",
@@ -287,12 +286,13 @@ class EmbedRequest:
     dimensions: int | None = None
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = None
+    sizes: tuple[int, ...] = ()  # tokens per input (filled by `embed_request`)
 
-    def input_tokens(self) -> list[int]:
-        """Tokens per input: exact for token ids, an estimate for text."""
-        if self.token_ids:
-            return [len(x) for x in self.inputs]
-        return [estimate_tokens(x) for x in self.inputs]
+    def input_tokens(self) -> tuple[int, ...]:
+        """Tokens per input: exact for token ids, a quick estimate for text."""
+        if self.sizes:
+            return self.sizes
+        return tuple(len(x) if self.token_ids else fast_estimate_tokens(x) for x in self.inputs)
 
 
 def _int(v: Any) -> bool:
@@ -337,8 +337,10 @@ def embed_request(input: Any, *, model: Any = "auto", dimensions: Any = None, en
         raise WireError("`encoding_format` must be `float` or `base64`.", param="encoding_format")
     if user is not None and (not isinstance(user, str) or len(user) > 256):
         raise WireError("`user` must be a string of at most 256 characters.", param="user")
-    return EmbedRequest(model=model.strip(), inputs=tuple(list(x) if token_ids else x for x in items),
-                        token_ids=token_ids, dimensions=dimensions, encoding_format=fmt, user=user)
+    inputs = tuple(list(x) if token_ids else x for x in items)
+    sizes = tuple(len(x) if token_ids else fast_estimate_tokens(x) for x in inputs)
+    return EmbedRequest(model=model.strip(), inputs=inputs, token_ids=token_ids, dimensions=dimensions,
+                        encoding_format=fmt, user=user, sizes=sizes)
 
 
 # ------------------------------------------------------------------ the plan (pure)
@@ -366,6 +368,15 @@ def _candidates(req: EmbedRequest, catalog: EmbeddingCatalog, settings: Embeddin
         raise WireError(f"`{m.id}` returns {m.sizes()}-dimensional vectors; it cannot honour `dimensions` {dims}.",
                         param="dimensions")
     return [m], dims, "pinned", "listed"
+
+
+def _cost(price: Price | None, tokens: int, now: datetime, fx: Any) -> Decimal:
+    """Expected USD of `tokens` input tokens: a flat price computed directly (no usage record)."""
+    if price is None:
+        return Decimal(0)
+    if price.tiers or price.time_discounts:
+        return estimate_cost_usd(price, tokens, 0, at=now, fx=fx)
+    return price.input * tokens / 1_000_000 * (fx or DEFAULT_FX).rate(price.currency)
 
 
 def plan_embeddings(req: EmbedRequest, catalog: EmbeddingCatalog, settings: EmbeddingSettings, view: LedgerView,
@@ -411,15 +422,15 @@ def plan_embeddings(req: EmbedRequest, catalog: EmbeddingCatalog, settings: Embe
             reasons.append(Reason(mid, False, why))
             continue
         fp = view.free_pool(mid, now, total)
-        cost = Decimal(0) if card.price is None else estimate_cost_usd(card.price, total, 0, at=now, fx=fx)
+        cost = _cost(card.price, total, now, fx)
         free = fp is not None
         rank = (idx,) if order == "listed" else (0 if free else 1, Decimal(0) if free else cost, idx)
         kept.append((rank, m, cost, free, fp.pool_id if fp is not None else None, deps))
     kept.sort(key=lambda k: k[0])
     steps: list[PlanStep] = []
     for rank, (_, m, cost, free, pool, deps) in enumerate(kept, 1):
-        r = Reason(m.id, True, f"rank {rank}: free quota (pool {pool})" if free else
-                   f"rank {rank}: ~${cost:.8f} for {total} tokens", (), cost, None, free)
+        r = (Reason(m.id, True, "rank %d: free quota (pool %s)", (rank, pool), cost, None, True) if free else
+             Reason(m.id, True, "rank %d: ~$%.8f for %d tokens", (rank, cost, total), cost, None, False))
         r.rank = rank
         reasons.append(r)
         steps.extend(PlanStep(m.card, k, cost, free, pool, 0.0) for k in deps)

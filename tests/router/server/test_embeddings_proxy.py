@@ -192,3 +192,92 @@ def test_langchain_openai_embeddings(spend_path: Path, tiktoken_offline: None, m
         assert all(isinstance(x, list) and all(isinstance(t, int) for t in x) for x in sent)  # passed through
     else:
         assert sent == ["hello world", "goodbye"]  # decoded for a vendor that takes text only
+
+
+# ------------------------------------------------------------------ `quotaroute serve` subprocess
+
+
+class EmbeddingsUpstream:
+    """A loopback OpenAI-compatible /v1/embeddings server (aiohttp, its own thread)."""
+
+    def __init__(self) -> None:
+        import asyncio
+        import threading
+
+        from tests.router.server.conftest import free_port
+
+        self.port = free_port()
+        self.bodies: list[Any] = []
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import asyncio
+
+        from aiohttp import web
+
+        fake = Upstream("openai")
+
+        async def embeddings(req: Any) -> Any:
+            raw = await req.read()
+            self.bodies.append(json.loads(raw))
+            r = fake(httpx.Request("POST", "http://x/v1/embeddings", content=raw))
+            return web.Response(body=r.content, content_type="application/json")
+
+        async def start() -> None:
+            app = web.Application()
+            app.router.add_post("/v1/embeddings", embeddings)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            self._ready.set()
+
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(start())
+        self._loop.run_forever()
+
+    def __enter__(self) -> "EmbeddingsUpstream":
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def test_quotaroute_serve_subprocess(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.router.server.conftest import free_port
+    from tests.router.server.test_live import _up, _wait
+
+    root = Path(__file__).resolve().parents[3]
+    with EmbeddingsUpstream() as up:
+        port = free_port()
+        cfg = tmp_path / "quotaroute.yaml"
+        cfg.write_text(f"providers:\n  openai:\n    base_url: http://127.0.0.1:{up.port}/v1\n"
+                       f"    api_key_env: TEST_UPSTREAM_KEY\nembeddings:\n  dimensions: 256\n  virtual:\n"
+                       f"    docs: {{models: [text-embedding-3-large], dimensions: 512}}\nserver:\n  port: {port}\n")
+        env = {**os.environ, "QUOTAROUTE_HOME": str(tmp_path), "TEST_UPSTREAM_KEY": "sk-up-0123456789"}
+        p = subprocess.Popen([sys.executable, "-m", "router.cli", "serve", "--config", str(cfg)], cwd=root, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            assert _wait(lambda: _up(url), 20), p.stderr.read1().decode() if p.poll() is not None else "not up"
+            o = openai.OpenAI(api_key="x", base_url=url + "/v1", max_retries=0)
+            raw = o.embeddings.with_raw_response.create(model="auto", input=["hello world", "bye"])
+            r = raw.parse()
+            assert [len(d.embedding) for d in r.data] == [256, 256] and r.data[1].embedding == vector(1, 256)
+            assert raw.headers["x-quotaroute-model"] == "openai:text-embedding-3-small"
+            assert up.bodies[-1]["dimensions"] == 256
+            r = o.embeddings.create(model="docs", input="x", encoding_format="float")
+            assert len(r.data[0].embedding) == 512 and up.bodies[-1]["model"] == "text-embedding-3-large"
+            spend = httpx2.get(url + "/v1/spend?by=model").json()["data"]
+            assert {row["model"] for row in spend} >= {"openai:text-embedding-3-small", "openai:text-embedding-3-large"}
+        finally:
+            p.send_signal(signal.SIGINT)
+            p.communicate(timeout=20)
