@@ -154,9 +154,9 @@ def test_request_validation_names_the_field(inp, kw, param) -> None:
 def test_request_shapes() -> None:
     assert embed_request("hi").inputs == ("hi",)
     r = embed_request([1, 2, 3])
-    assert r.token_ids and r.inputs == ([1, 2, 3],) and r.input_tokens() == [3]
+    assert r.token_ids and r.inputs == ([1, 2, 3],) and r.input_tokens() == (3,)
     r = embed_request([[1, 2], [3]], encoding_format="base64")
-    assert r.token_ids and r.encoding_format == "base64" and r.input_tokens() == [2, 1]
+    assert r.token_ids and r.encoding_format == "base64" and r.input_tokens() == (2, 1)
 
 
 def test_base64_is_little_endian_float32() -> None:
