@@ -157,6 +157,29 @@ async def test_key_gate(spend_path: Path) -> None:
     await app.aclose()
 
 
+async def test_vendor_failure_falls_back_and_budget_refuses(spend_path: Path) -> None:
+    from router.quota.spec import BudgetSpec
+
+    router, ups = make_router(dims=1024)
+    down = httpx.MockTransport(lambda r: httpx.Response(503, json={"error": {"message": "overloaded",
+                                                                             "type": "server_error"}}))
+    router._providers["openai"]._client = httpx.AsyncClient(transport=down)
+    app = make_app(router, spend_path)
+    raw = await sdk(app).embeddings.with_raw_response.create(model="auto", input="a", encoding_format="float")
+    assert raw.headers["x-quotaroute-model"] == "mistral:mistral-embed"
+    assert "fell back to mistral:mistral-embed after openai:text-embedding-3-small (Unavailable)" in \
+        raw.headers["x-quotaroute-route-reason"]
+    await app.aclose()
+
+    router, ups = make_router(dims=256)
+    router.ledger.add_budgets([BudgetSpec(id="cap", limit_usd=Decimal("0.0000001"), period="month")])
+    app = make_app(router, spend_path)
+    with pytest.raises(openai.RateLimitError) as ei:
+        await sdk(app).embeddings.create(model="auto", input=["word " * 2000])
+    assert ei.value.body["code"] == "insufficient_quota" and not ups["openai"].bodies  # before any vendor call
+    await app.aclose()
+
+
 # ------------------------------------------------------------------ langchain-openai, token-id input
 
 
