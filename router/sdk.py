@@ -124,7 +124,7 @@ class Router:
                  predictor: QualityPredictor | None = None, *, health: HealthBook | None = None,
                  verifier: Verifier | None = None, scope: Mapping[str, Any] | None = None,
                  config: Any = None, view_ttl_s: float = 0.25,
-                 cascades: Mapping[str, Cascade] | Sequence[Cascade] = ()) -> None:
+                 cascades: Mapping[str, Cascade] | Sequence[Cascade] = (), embeddings: Any = None) -> None:
         if catalog is None:
             from router.catalog import load_catalog  # lazy: import time (only a Router built without a catalog loads it)
 
@@ -182,6 +182,7 @@ class Router:
         self.executor = Executor(self._providers, ledger=ledger, health=self.health, clock=clock, fx=self._fx,
                                  verifier=verifier)
         self._runner = _LoopThread()
+        self._embedder = embeddings  # router.embed_run.Embedder; built on first use when None
         # The ledger view is cached for `view_ttl_s` (monotonic) and refreshed at once
         # when the executor learns something (cool-down, exhaustion, failure). Counts
         # may lag by the TTL; `ledger.reserve()` is the hard check either way.
@@ -408,6 +409,34 @@ class Router:
         out.reason = f"{key} (stream: single): {out.reason}"
         return out
 
+    @property
+    def embedder(self) -> Any:
+        """The embeddings side (`router.embed_run.Embedder`): the bundled embedding catalog
+        unless the config (`embeddings:`) or the constructor gave one."""
+        if self._embedder is None:
+            from router.embed_run import Embedder  # lazy: import time (only routers that embed load it)
+            from router.embeddings import load_embedding_catalog
+
+            self._embedder = Embedder(load_embedding_catalog(fx=self._fx))
+        return self._embedder
+
+    async def aembed(self, input: Any, *, model: str = "auto", dimensions: int | None = None,
+                     encoding_format: str | None = None, user: str | None = None,
+                     scope: Mapping[str, Any] | None = None) -> Any:
+        """Embed a string, a list of strings or token-id lists (docs/embeddings.md): routed
+        like chat (free pools, budgets, fallback), billed per input token. Returns a
+        `RoutedEmbeddings` (`vectors`, `usage`, `route`, `as_openai()`)."""
+        from router.embeddings import EmbedRequest, embed_request  # lazy: import time, as above
+
+        t0 = time.perf_counter()
+        req = input if isinstance(input, EmbedRequest) else embed_request(
+            input, model=model, dimensions=dimensions, encoding_format=encoding_format, user=user)
+        out = await self.embedder.run(req, executor=self.executor, ledger=self.ledger, keys=self._keys,
+                                      scope=self._scope(scope))
+        total = (time.perf_counter() - t0) * 1000
+        out.route.overhead_ms = max(0.0, total - sum(a.latency_ms for a in out.route.attempts))
+        return out
+
     async def aexplain(self, request: Any, *, model: str | None = None, scope: Mapping[str, Any] | None = None,
                        **kw: Any) -> RoutePlan | CascadePlan:
         return await self._plan(self._request(request, model, kw), self._scope(scope))
@@ -435,6 +464,10 @@ class Router:
 
     def stream(self, request: Any, **kw: Any) -> SyncRoutedStream:
         return SyncRoutedStream(self._runner, self._runner.run(self.astream(request, **kw)))
+
+    def embed(self, input: Any, **kw: Any) -> Any:
+        """Sync `aembed`."""
+        return self._runner.run(self.aembed(input, **kw))
 
     def explain(self, request: Any, **kw: Any) -> RoutePlan | CascadePlan:
         """The ranked plan with reasons, without calling any model."""

@@ -254,7 +254,27 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None, default_st
     return {"catalog": catalog, "providers": providers, **kw, "policy": build_policy(cfg),
             "predictor": predictor,
             "rules": build_rules(cfg), "cascades": build_cascades(cfg), "models": models, "config": cfg,
-            "health": HealthBook(failure_threshold=cfg.health.failure_threshold, cooloff_s=cfg.health.cooloff_s)}
+            "health": HealthBook(failure_threshold=cfg.health.failure_threshold, cooloff_s=cfg.health.cooloff_s),
+            "embeddings": build_embedder(cfg, fx=catalog.fx)}
+
+
+def build_embedder(cfg: QuotarouteConfig, *, fx: Any = None) -> Any:
+    """The embeddings side of the router (`embeddings:`), or None when the section is empty
+    (the router then loads the bundled embedding catalog on first use)."""
+    ec = cfg.embeddings
+    if ec == type(ec)():
+        return None
+    from router.embed_run import Embedder  # lazy: import time (only configs with `embeddings:` load it)
+    from router.embeddings import EmbeddingSettings, load_embedding_catalog
+
+    try:
+        catalog = load_embedding_catalog(overrides=ec.overrides, fx=fx)
+    except ConfigError as e:
+        msg = str(e).split(": ", 1)[-1] if e.file else str(e)  # without the data file's "path[:line]: "
+        msg = msg.removeprefix(f"{e.key}: ") if e.key else msg
+        raise ConfigError(msg, file=cfg.file, line=cfg.line_of("embeddings", "overrides"), key=e.key) from None
+    raw = ec.model_dump(exclude={"overrides"})
+    return Embedder(catalog, EmbeddingSettings.build(raw, catalog, file=cfg.file, line=cfg.line_of))
 
 
 def build_catalog(cfg: QuotarouteConfig) -> Any:

@@ -408,6 +408,22 @@ class ServerCfg(_M):
         return v
 
 
+class VirtualEmbeddingCfg(_M):
+    models: list[str] = Field(min_length=1)
+    dimensions: StrictInt | None = Field(None, ge=1, le=65536)  # default: the models' common size
+    order: Literal["cheapest", "listed"] = "cheapest"
+
+
+class EmbeddingsCfg(_M):
+    """`embeddings:` (docs/embeddings.md): the size `auto` means, named groups of models of
+    one size (mixing sizes is refused when the config is built), model filters and overrides."""
+
+    dimensions: StrictInt | None = Field(None, ge=1, le=65536)
+    models: list[str] | None = None  # ids or globs; default: every embedding model of a configured provider
+    virtual: dict[str, VirtualEmbeddingCfg] = Field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)  # model fields (price, limits, new models)
+
+
 # ------------------------------------------------------------------ the whole file
 
 
@@ -425,6 +441,7 @@ class QuotarouteConfig(_M):
     health: HealthCfg = Field(default_factory=HealthCfg)
     fx: FxCfg | None = None
     server: ServerCfg = Field(default_factory=ServerCfg)
+    embeddings: EmbeddingsCfg = Field(default_factory=EmbeddingsCfg)
 
     @field_validator("cascades")
     @classmethod

@@ -2,7 +2,7 @@
 
     app = create_app(router, settings)      # any ASGI server; `quotaroute serve` uses uvicorn
 
-Endpoints: POST /v1/chat/completions, POST /v1/messages, GET /v1/models,
+Endpoints: POST /v1/chat/completions, POST /v1/messages, POST /v1/embeddings, GET /v1/models,
 GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend. Every /v1 response
 carries the x-quotaroute-* headers (see docs/proxy.md). This module holds dispatch
 and the lifespan; who may call is `keygate.py`.
@@ -58,6 +58,8 @@ class ProxyApp:
             (b"POST", "/v1/chat/completions"): handlers.chat_completions,
             (b"POST", "/chat/completions"): handlers.chat_completions,
             (b"POST", "/v1/messages"): handlers.messages,
+            (b"POST", "/v1/embeddings"): handlers.embeddings,
+            (b"POST", "/embeddings"): handlers.embeddings,
             (b"GET", "/v1/models"): handlers.list_models,
             (b"GET", "/models"): handlers.list_models,
             (b"GET", "/healthz"): handlers.healthz,

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, is_dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -27,6 +27,7 @@ import orjson
 from router.errors import ANTHROPIC_TYPES, ClientGone, redact
 from router.result import Attempt, RouteInfo
 from router.server import anthropic_wire as aw
+from router.server import embeddings_wire as ew
 from router.server import openai_wire as ow
 from router.server.auth import ProxyKey
 from router.server.context import Handed, Receive, Scope, Send
@@ -37,7 +38,7 @@ from router.server.spendlog import parse_since, summarize
 from router.server.validate import check_depth, json_depth_limit
 from router.types import ChatRequest, Usage
 
-__all__ = ["chat_completions", "messages", "list_models", "get_model", "healthz", "metrics", "quota", "spend"]
+__all__ = ["chat_completions", "messages", "embeddings", "list_models", "get_model", "healthz", "metrics", "quota", "spend"]
 
 _JSON = (b"content-type", b"application/json")
 _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
@@ -142,6 +143,50 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         _finish(h, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, overhead_ms, f.message, False,
                 model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None),
                 log=f.status != 401 and f.code != "too_many_auth_failures")  # unauthenticated noise: /metrics only
+
+
+async def embeddings(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    """`POST /v1/embeddings`: the chat path's gate, budgets, headers and spend log
+    (embeddings_wire.py parses and encodes; Router.aembed routes and bills)."""
+    key = req = route = None
+    try:
+        key = await h.gate.authenticate(scope)
+        await h.gate.admit(key)
+        body = await read_body(scope, receive, h.settings.max_body_bytes)
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise Failure(400, f"We could not parse the JSON body of your request: {e.args[0][:120]}",
+                          code="invalid_json") from None
+        check_depth(data, json_depth_limit(h.settings))
+        req = ew.parse_embeddings_request(data)
+        h.gate.check_key(key, req.model)
+        sc = request_scope(key, req.user, _header(scope, b"x-quotaroute-tags"))
+        if sc["user"] != req.user:  # the key pins its user: the vendor and the budgets see that one
+            req = replace(req, user=sc["user"])
+        t1 = time.perf_counter()
+        out = await h.router.aembed(req, scope=sc)
+        t2 = time.perf_counter()
+        route = out.route
+        model = route.model_id or out.model
+        payload = ew.embeddings_response(out, req, model)
+        overhead_ms = ((time.perf_counter() - t0) - _upstream_s(route, t2 - t1)) * 1000
+        headers = [_JSON, (b"content-length", str(len(payload)).encode())]
+        headers += route_headers(model, route.provider, route.cost_usd, route.reason, overhead_ms,
+                                 h.settings.reason_header_max)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+        _finish(h, key, "embeddings", req, route, out.usage, 200, t0, overhead_ms, None, False)
+    except ClientGone:
+        _finish(h, key, "embeddings", req, route, None, 499, t0, None, "client closed", False)
+    except Exception as e:  # noqa: BLE001 - mapped in one place
+        f = failure_from(e)
+        if f.status >= 500 and not isinstance(e, Failure):
+            app_log(e)
+        overhead_ms = await send_failure(send, f, anthropic=False, t0=t0)
+        _finish(h, key, "embeddings", req, getattr(e, "route", None), None, f.status, t0, overhead_ms, f.message,
+                False, model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None),
+                log=f.status != 401 and f.code != "too_many_auth_failures")
 
 
 def app_log(e: BaseException) -> None:
@@ -288,7 +333,7 @@ def _safe_text(reason: str | None) -> str | None:
     return v
 
 
-def _finish(h: Handed, key: ProxyKey | None, endpoint: str, req: ChatRequest | None, route: RouteInfo | None,
+def _finish(h: Handed, key: ProxyKey | None, endpoint: str, req: Any, route: RouteInfo | None,
             usage: Usage | None, status: int, t0: float, overhead_ms: float | None, error: str | None, stream: bool,
             *, model: str = "", provider: str = "", attempts: list[Attempt] | None = None, log: bool = True) -> None:
     now = time.time()

@@ -141,6 +141,9 @@ class FakeRouter:
     async def aexplain(self, req: ChatRequest) -> str:
         return self._pick(req)
 
+    async def aembed(self, req: Any, *, scope: Any = None) -> Any:
+        raise NoRouteAvailable("the fake router serves no embeddings")
+
     async def quota_view(self, now: datetime) -> LedgerView:
         pool = PoolView("fake:free-daily", "free", True, remaining_requests=99, remaining_tokens=99000,
                         resets_at=now + timedelta(hours=3))
