@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from router.result import RoutedResponse, RouteInfo
     from router.server.keygate import KeyGate
     from router.server.metrics import Metrics
+    from router.server.responses_store import ResponseStore
     from router.server.settings import ServerSettings
     from router.server.spendlog import SpendLog
     from router.types import ChatRequest, StreamEvent
@@ -136,3 +137,4 @@ class Handed:
     spend: SpendLog | None
     models: ModelList
     load: Load = field(default_factory=Load)
+    responses: ResponseStore | None = None  # the Responses store (None: store off)
