@@ -3,7 +3,7 @@ bookkeeping, passed down once. Handlers read these and return values; nothing ca
 back up into the app.
 
     ProxyRouter   what the proxy needs of a router (`router.sdk.Router` is one)
-    Handed        router + gate + settings + metrics + spend log + model list + load
+    Handed        router + gate + settings + metrics + spend log + model list + load + response store
     ModelList     the /v1/models bodies, built once
     Scope, Receive, Send   the ASGI callables, typed
 """

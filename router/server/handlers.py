@@ -39,7 +39,8 @@ from router.server.spendlog import parse_since, summarize
 from router.server.validate import check_depth, json_depth_limit
 from router.types import ChatRequest, Usage
 
-__all__ = ["chat_completions", "messages", "responses", "get_response", "delete_response", "list_models", "get_model", "healthz", "metrics", "quota", "spend"]
+__all__ = ["chat_completions", "messages", "responses", "get_response", "delete_response", "list_models", "get_model",
+           "healthz", "metrics", "quota", "spend"]
 
 _JSON = (b"content-type", b"application/json")
 _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
@@ -255,8 +256,8 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
         except Exception as e:  # noqa: BLE001
             app_log(e)
     route = rs.route  # final cost now
-    _finish(h, key, "messages" if anthropic else wire.endpoint if wire is not None else "chat", req, route, _billed_usage(route) or enc.usage, status,
-            t0, overhead_ms, error, True)
+    endpoint = "messages" if anthropic else wire.endpoint if wire is not None else "chat"
+    _finish(h, key, endpoint, req, route, _billed_usage(route) or enc.usage, status, t0, overhead_ms, error, True)
 
 
 def write_timeout_s(settings: ServerSettings) -> float:
@@ -365,7 +366,7 @@ async def _stored_response(h: Handed, scope: Scope, *, delete: bool) -> bytes:
     store = h.responses
     if store is None:
         raise Failure(404, "The response store is off (server.responses.db: off).", code="not_found")
-    if "/" in rid or not rid:  # /v1/responses/{id}/input_items and the like are not served
+    if "/" in rid or not rid or len(rid) > 256:  # /v1/responses/{id}/input_items and the like are not served
         raise Failure(404, f"Unknown path: {scope['method']} {redact(scope['path'])[:200]}", code="not_found")
     if delete:
         if await store.delete(owner_of(key), rid):
