@@ -29,8 +29,8 @@ The answer is a `response` object (`response_body`) or the Responses stream
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +89,8 @@ _SUMMARY = ("auto", "concise", "detailed")
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
+    """`resp_…`, `msg_…`, `fc_…`, `rs_…`: 128 random bits (os.urandom; uuid4 costs ~7x more here)."""
+    return f"{prefix}_{os.urandom(16).hex()}"
 
 
 @dataclass(slots=True)
