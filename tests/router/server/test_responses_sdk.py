@@ -276,3 +276,26 @@ async def test_store_off_refuses_previous_response_id(spend_path: Any) -> None:
         await c.responses.create(model="auto", input="x", previous_response_id=r.id)
     assert ei.value.body["code"] == "unsupported_parameter" and "off" in ei.value.body["message"]
     await app.aclose()
+
+
+def test_quotaroute_serve_subprocess_with_the_sync_sdk(tmp_path: Any) -> None:
+    """`quotaroute serve` as a subprocess: the sync SDK's create, stream and chain; the
+    store lands in $QUOTAROUTE_HOME/responses.sqlite."""
+    from tests.router.server.conftest import free_port
+    from tests.router.server.test_cli import FACTORY, serve, stop, wait_listening
+
+    port = free_port()
+    p = serve(tmp_path, "--port", str(port), *FACTORY)
+    try:
+        wait_listening(p)
+        c = openai.OpenAI(api_key="unused", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+        r = c.responses.create(model="auto", input="hi", tools=TOOLS)
+        assert r.output_text == "Hello from the fake upstream!" and r.model == "fake:small"
+        with c.responses.stream(model="auto", input="again", previous_response_id=r.id) as st:
+            text = "".join(e.delta for e in st if e.type == "response.output_text.delta")
+            final = st.get_final_response()
+        assert text == final.output_text == "Hello from the fake upstream!"
+        assert c.responses.retrieve(final.id).previous_response_id == r.id
+    finally:
+        stop(p)
+    assert (tmp_path / "responses.sqlite").exists()
