@@ -84,7 +84,10 @@ _MESSAGE_KEYS = ("type", "role", "content", "id", "status", "phase")
 _CALL_KEYS = ("type", "call_id", "name", "arguments", "id", "status", "namespace", "caller")
 _OUTPUT_KEYS = ("type", "call_id", "output", "id", "status", "name", "namespace", "caller")
 _TOOL_KEYS = ("type", "name", "description", "parameters", "strict")
-_EFFORTS = ow._REASONING_EFFORT
+# Chat fields this module hands to the chat parser, which owns their value checks: its
+# errors are renamed to the Responses path.
+_CHAT_PATHS = {"reasoning_effort": "reasoning.effort", "verbosity": "text.verbosity",
+               "max_completion_tokens": "max_output_tokens", "response_format": "text.format", "messages": "input"}
 _SUMMARY = ("auto", "concise", "detailed")
 
 
@@ -301,8 +304,8 @@ def _reasoning(v: Any) -> tuple[str | None, dict[str, Any]]:
     _C.obj(v, "reasoning")
     _C.only(v, "reasoning", ("effort", "summary", "generate_summary"))
     effort = None
-    if v.get("effort") is not None:
-        effort = _C.enum(v["effort"], "reasoning.effort", _EFFORTS)
+    if v.get("effort") is not None:  # its values are the chat parser's (`reasoning_effort`)
+        effort = _C.string(v["effort"], "reasoning.effort", 32)
     for k in ("summary", "generate_summary"):
         if v.get(k) is not None:
             _C.enum(v[k], f"reasoning.{k}", _SUMMARY)
@@ -415,8 +418,23 @@ def to_chat_request(r: ResponsesRequest, history: list[dict[str, Any]] | None = 
     if not msgs:
         raise WireError("Invalid 'input': empty array.", param="input", code="empty_array")
     body["messages"] = msgs
-    req, _ = ow.parse_chat_request(body)
+    try:
+        req, _ = ow.parse_chat_request(body)
+    except WireError as e:
+        _rename(e)
+        raise
     return req
+
+
+def _rename(e: WireError) -> None:
+    """A chat parser error on a field this module translated: name the Responses field."""
+    p = e.param or ""
+    head = p.split(".", 1)[0].split("[", 1)[0]
+    new = _CHAT_PATHS.get(head)
+    if new is None:
+        return
+    renamed = new if head == "messages" else new + p[len(head):]  # message indexes differ from input's
+    e.param, e.message = renamed, e.message.replace(p, renamed)
 
 
 # ---------------------------------------------------------------- the answer

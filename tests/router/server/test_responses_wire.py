@@ -133,6 +133,8 @@ def test_previous_conversation_goes_between_instructions_and_input() -> None:
      "text.format.schema", "invalid_type"),
     ({"model": "auto", "input": "x", "text": {"format": {"type": "yaml"}}}, "text.format.type", "invalid_value"),
     ({"model": "auto", "input": "x", "reasoning": {"effort": "extreme"}}, "reasoning.effort", "invalid_value"),
+    ({"model": "auto", "input": "x", "reasoning": {"effort": 3}}, "reasoning.effort", "invalid_type"),
+    ({"model": "auto", "input": "x", "text": {"verbosity": "loud"}}, "text.verbosity", "invalid_value"),
     ({"model": "auto", "input": "x", "max_output_tokens": 0}, "max_output_tokens", "invalid_value"),
     ({"model": "auto", "input": "x", "max_output_tokens": 2**31}, "max_output_tokens", "invalid_value"),
     ({"model": "auto", "input": "x", "max_output_tokens": "10"}, "max_output_tokens", "invalid_type"),
