@@ -299,4 +299,4 @@ def build_server_settings(cfg: QuotarouteConfig) -> Any:
     return ServerSettings(host=sc.host, port=sc.port, max_body_bytes=sc.max_body_bytes,
                           spend_db=None if sc.spend_db == "off" else (sc.spend_db or ""),
                           keys=KeyStore(keys, admin), reason_header_max=sc.reason_header_max,
-                          budget_period=sc.budget_period, limits=sc.limits)
+                          budget_period=sc.budget_period, limits=sc.limits, responses=sc.responses)

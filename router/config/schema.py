@@ -367,6 +367,26 @@ class ServerLimits(_M):
     gc_thresholds: tuple[StrictInt, StrictInt, StrictInt] | None = (50_000, 20, 100)  # None: Python's defaults
 
 
+class ServerResponses(_M):
+    """The proxy's store of Responses (`store: true`, `previous_response_id`; docs/proxy.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    db: str | None = None  # a path, or "off"; None = $QUOTAROUTE_HOME/responses.sqlite
+    ttl_s: float = Field(30 * 86400.0, gt=0, le=10 * 365 * 86400)  # a stored response expires after this
+    max_items: StrictInt = Field(10_000, ge=1, le=10_000_000)  # the oldest go first past this
+    max_mb: StrictInt = Field(256, ge=1, le=1_000_000)  # stored JSON, all keys together
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db(cls, v: Any) -> Any:
+        if v is None or v is False or (isinstance(v, str) and v.strip().lower() in ("off", "none")):
+            return "off" if v is not None else None
+        if not isinstance(v, str):
+            raise ValueError("must be a file path or `off`")
+        return v.strip() or None
+
+
 class ServerCfg(_M):
     """The proxy's section (`quotaroute serve`)."""
 
@@ -379,6 +399,7 @@ class ServerCfg(_M):
     reason_header_max: StrictInt = Field(200, gt=0, le=65536)
     keys: list[ProxyKeyCfg] = Field(default_factory=list)
     limits: ServerLimits = Field(default_factory=ServerLimits)
+    responses: ServerResponses = Field(default_factory=ServerResponses)
 
     @field_validator("spend_db", mode="before")
     @classmethod

@@ -3,7 +3,7 @@ bookkeeping, passed down once. Handlers read these and return values; nothing ca
 back up into the app.
 
     ProxyRouter   what the proxy needs of a router (`router.sdk.Router` is one)
-    Handed        router + gate + settings + metrics + spend log + model list + load
+    Handed        router + gate + settings + metrics + spend log + model list + load + response store
     ModelList     the /v1/models bodies, built once
     Scope, Receive, Send   the ASGI callables, typed
 """
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from router.result import RoutedResponse, RouteInfo
     from router.server.keygate import KeyGate
     from router.server.metrics import Metrics
+    from router.server.responses_store import ResponseStore
     from router.server.settings import ServerSettings
     from router.server.spendlog import SpendLog
     from router.types import ChatRequest, StreamEvent
@@ -138,3 +139,4 @@ class Handed:
     spend: SpendLog | None
     models: ModelList
     load: Load = field(default_factory=Load)
+    responses: ResponseStore | None = None  # the Responses store (None: store off)

@@ -33,12 +33,15 @@ from router.server.auth import ProxyKey
 from router.server.context import Handed, Receive, Scope, Send
 from router.server.errors import Failure, ascii_header, failure_from, route_headers, send_failure
 from router.server.keygate import request_scope
+from router.server.responses_events import ResponsesEncoder
+from router.server.responses_store import ResponsesCall, owner_of
 from router.server.settings import ServerSettings
 from router.server.spendlog import parse_since, summarize
 from router.server.validate import check_depth, json_depth_limit
 from router.types import ChatRequest, Usage
 
-__all__ = ["chat_completions", "messages", "embeddings", "list_models", "get_model", "healthz", "metrics", "quota", "spend"]
+__all__ = ["chat_completions", "messages", "responses", "get_response", "delete_response", "embeddings", "list_models",
+           "get_model", "healthz", "metrics", "quota", "spend"]
 
 _JSON = (b"content-type", b"application/json")
 _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
@@ -94,8 +97,14 @@ async def messages(h: Handed, scope: Scope, receive: Receive, send: Send, t0: fl
     await _chat(h, scope, receive, send, t0, anthropic=True)
 
 
-async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float, *, anthropic: bool) -> None:
-    endpoint = "messages" if anthropic else "chat"
+async def responses(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    """POST /v1/responses: the chat path, with the Responses wire (router.server.responses_store.ResponsesCall)."""
+    await _chat(h, scope, receive, send, t0, anthropic=False, wire=ResponsesCall(h.responses))
+
+
+async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float, *, anthropic: bool,
+                wire: ResponsesCall | None = None) -> None:
+    endpoint = "messages" if anthropic else wire.endpoint if wire is not None else "chat"
     key = req = route = None
     try:
         key = await h.gate.authenticate(scope)
@@ -109,6 +118,8 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         check_depth(data, json_depth_limit(h.settings), anthropic=anthropic)  # before anything recurses into it
         if anthropic:
             req, include_usage = aw.parse_messages_request(data), False
+        elif wire is not None:
+            req, include_usage = await wire.parse(data, key), False
         else:
             req, include_usage = ow.parse_chat_request(data)
         h.gate.check_key(key, req.model)
@@ -116,14 +127,17 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         if sc["user"] != req.user:  # the key pins its user: the vendor and the rules see that one
             req = req.model_copy(update={"user": sc["user"]})
         if req.stream:
-            await _stream(h, send, receive, req, sc, key, t0, anthropic, include_usage)
+            await _stream(h, send, receive, req, sc, key, t0, anthropic, include_usage, wire)
             return
         t1 = time.perf_counter()
         rr = await h.router.achat(req, scope=sc)
         t2 = time.perf_counter()
         route, resp = rr.route, rr.response
         model = route.model_id or resp.model
-        out = aw.messages_response(resp, model) if anthropic else ow.chat_response(resp, model)
+        out = aw.messages_response(resp, model) if anthropic else ow.chat_response(resp, model) if wire is None \
+            else wire.response(resp, model)
+        if wire is not None:
+            await wire.save()  # before the answer is out: a client may chain to it at once
         overhead_ms = ((time.perf_counter() - t0) - _upstream_s(route, t2 - t1)) * 1000
         headers = [_JSON, (b"content-length", str(len(out)).encode())]
         headers += route_headers(model, route.provider, route.cost_usd, route.reason, overhead_ms,
@@ -194,7 +208,8 @@ def app_log(e: BaseException) -> None:
 
 
 async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc: dict[str, Any],
-                  key: ProxyKey | None, t0: float, anthropic: bool, include_usage: bool) -> None:
+                  key: ProxyKey | None, t0: float, anthropic: bool, include_usage: bool,
+                  wire: ResponsesCall | None = None) -> None:
     """Send a routed stream as SSE. A failure after the status line ends the stream with
     an explicit error event (never a clean finish); a client that goes away or stops
     reading for `limits.stream_write_timeout_s` cancels the upstream call. Either way
@@ -204,7 +219,8 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
     t2 = time.perf_counter()
     route = rs.route
     model = route.model_id or req.model
-    enc: aw.EventEncoder | ow.ChunkEncoder = aw.EventEncoder(model) if anthropic else ow.ChunkEncoder(model, include_usage)
+    enc: aw.EventEncoder | ow.ChunkEncoder | ResponsesEncoder = aw.EventEncoder(model) if anthropic else \
+        ow.ChunkEncoder(model, include_usage) if wire is None else wire.encoder(model)
     overhead_ms = ((t2 - t0) - _upstream_s(route, t2 - t1)) * 1000
     headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd if route.cascade is None
                                    else route.cost_usd, route.reason, overhead_ms, h.settings.reason_header_max)
@@ -232,7 +248,10 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
             billed = _billed_usage(rs.route)  # every attempt's usage (a finished cut stream has several)
             if billed is not None:
                 enc.usage = billed
-            await put({"type": "http.response.body", "body": enc.end(), "more_body": False})
+            end = enc.end()
+            if wire is not None:
+                await wire.save()  # before the last event: a client may chain to it at once
+            await put({"type": "http.response.body", "body": end, "more_body": False})
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - a mid-stream failure: the status line is already out
@@ -240,6 +259,8 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
             status, error = f.status, f.message
             if anthropic:
                 tail = aw.EventEncoder.error(failure_type(f), f.message)
+            elif isinstance(enc, ResponsesEncoder):
+                tail = enc.failed(f)
             else:
                 tail = b"data: " + f.openai_body() + b"\n\n"
             await put({"type": "http.response.body", "body": tail, "more_body": False})
@@ -283,8 +304,8 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
         except Exception as e:  # noqa: BLE001
             app_log(e)
     route = rs.route  # final cost now
-    _finish(h, key, "messages" if anthropic else "chat", req, route, _billed_usage(route) or enc.usage, status,
-            t0, overhead_ms, error, True)
+    endpoint = "messages" if anthropic else wire.endpoint if wire is not None else "chat"
+    _finish(h, key, endpoint, req, route, _billed_usage(route) or enc.usage, status, t0, overhead_ms, error, True)
 
 
 def cascade_headers(route: RouteInfo) -> list[tuple[bytes, bytes]]:
@@ -396,6 +417,39 @@ async def get_model(h: Handed, scope: Scope, receive: Receive, send: Send, t0: f
             raise Failure(404, f"The model `{mid[:200]}` does not exist or you do not have access to it.",
                           code="model_not_found", param="model")
         await _send_json(send, 200, body)
+    await _guarded(send, t0, go())
+
+
+async def _stored_response(h: Handed, scope: Scope, *, delete: bool) -> bytes:
+    key = await h.gate.authenticate(scope)
+    await h.gate.admit(key)  # every request of a key counts against its rpm
+    rid = unquote(scope["path"][len("/v1/responses/"):])
+    store = h.responses
+    if store is None:
+        raise Failure(404, "The response store is off (server.responses.db: off).", code="not_found")
+    if "/" in rid or not rid or len(rid) > 256:  # /v1/responses/{id}/input_items and the like are not served
+        raise Failure(404, f"Unknown path: {scope['method']} {redact(scope['path'])[:200]}", code="not_found")
+    if delete:
+        if await store.delete(owner_of(key), rid):
+            return orjson.dumps({"id": rid, "object": "response.deleted", "deleted": True})
+    else:
+        got = await store.get(owner_of(key), rid)
+        if got is not None:
+            return orjson.dumps(got.response)
+    raise Failure(404, f"Response with id '{redact(rid)[:200]}' not found.", code="not_found", param="response_id")
+
+
+async def get_response(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    """GET /v1/responses/{id}: a stored response of the calling key (404 for any other)."""
+    async def go() -> None:
+        await _send_json(send, 200, await _stored_response(h, scope, delete=False))
+    await _guarded(send, t0, go())
+
+
+async def delete_response(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    """DELETE /v1/responses/{id}: drop a stored response of the calling key."""
+    async def go() -> None:
+        await _send_json(send, 200, await _stored_response(h, scope, delete=True))
     await _guarded(send, t0, go())
 
 

@@ -299,8 +299,12 @@ def test_quotaroute_serve_subprocess(tmp_path: Path) -> None:
             assert up.bodies[-1]["dimensions"] == 256
             r = o.embeddings.create(model="docs", input="x", encoding_format="float")
             assert len(r.data[0].embedding) == 512 and up.bodies[-1]["model"] == "text-embedding-3-large"
-            spend = httpx2.get(url + "/v1/spend?by=model").json()["data"]
-            assert {row["model"] for row in spend} >= {"openai:text-embedding-3-small", "openai:text-embedding-3-large"}
+            want = {"openai:text-embedding-3-small", "openai:text-embedding-3-large"}
+
+            def logged() -> bool:  # several workers: each writes its own rows in batches
+                return {row["model"] for row in httpx2.get(url + "/v1/spend?by=model").json()["data"]} >= want
+
+            assert _wait(logged, 10)
         finally:
             p.send_signal(signal.SIGINT)
             p.communicate(timeout=20)
