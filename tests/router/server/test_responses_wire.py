@@ -83,7 +83,9 @@ def test_text_format_reasoning_and_passthrough() -> None:
                 "truncation": "disabled", "service_tier": "auto", "stream_options": {"include_obfuscation": False}})
     assert req.response_format.type == "json_schema"
     assert req.response_format.json_schema == {"name": "A", "schema": schema, "strict": True}
-    assert req.extra_body == {"verbosity": "low", "reasoning_effort": "high", "parallel_tool_calls": False}
+    assert not req.extra_body  # typed fields, translated per vendor (providers.params)
+    assert req.reasoning is not None and req.reasoning.effort == "high"
+    assert req.verbosity == "low" and req.parallel_tool_calls is False
     assert chat({"model": "auto", "input": "x", "text": {"format": {"type": "json_object"}}}).response_format.type \
         == "json_object"
     assert chat({"model": "auto", "input": "x", "text": {"format": {"type": "text"}}}).response_format is None
