@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def explain_router(config: str | None, policy: str | None) -> Any:
     """A Router for explaining only: providers are named, never built (no keys needed)."""
     from router.config import build_ledger, build_policy, build_rules, find_config, load_config  # lazy: import time (config, Router, pydantic): `--help` stays fast
-    from router.config.build import build_catalog, provider_specs
+    from router.config.build import build_catalog, build_routes, provider_specs
     from router.sdk import Router
 
     path = find_config(config)
@@ -61,7 +61,7 @@ def explain_router(config: str | None, policy: str | None) -> Any:
                 envs = [p.api_key_env] if isinstance(p.api_key_env, str) else list(p.api_key_env or [name])
                 providers[name] = {e: None for e in envs}
     return Router(catalog=catalog, providers=providers, ledger=build_ledger(cfg), policy=build_policy(cfg, policy),
-                  rules=build_rules(cfg), config=cfg)
+                  rules=build_rules(cfg), config=cfg, **build_routes(cfg, catalog, providers))
 
 
 def _request(args: argparse.Namespace, prompt: str) -> Any:
@@ -147,6 +147,10 @@ def _print(plan: Any, *, show_all: bool) -> None:
     con.print(t)
     if len(dropped) > limit:
         con.print(f"... {len(dropped) - limit} more dropped candidates (--all to list them)")
+    if plan.chain:
+        con.print("[bold]explicit route[/] (fallbacks: in order; deployments: drawn by weight among the healthy)")
+        for line in plan.chain:
+            con.print(f"  {line}", markup=False)
     if plan.steps:
         con.print("[bold]fallback order[/] " + " -> ".join(s.deployment for s in plan.steps))
 

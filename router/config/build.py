@@ -17,6 +17,7 @@ from providers import registry
 from providers.registry import NATIVE, VENDORS
 from providers.retry import RetryPolicy
 from router.catalog import load_catalog
+from router.chains import Chains, RouteError
 from router.config.paths import home
 from router.config.schema import ProviderCfg, QuotarouteConfig
 from router.errors import ConfigError, UnknownModel, register_secret
@@ -29,7 +30,7 @@ from router.server.auth import KeyStore, ProxyKey
 from router.server.settings import ServerSettings
 
 __all__ = ["build_providers", "build_policy", "build_rules", "build_ledger", "build_router_kwargs",
-           "build_server_settings", "build_catalog", "default_store", "effective_store", "provider_specs",
+           "build_server_settings", "build_catalog", "build_routes", "default_store", "effective_store", "provider_specs",
            "DEFAULT_STORES", "SDK_DEFAULT_STORE", "PROXY_DEFAULT_STORE"]
 
 
@@ -234,10 +235,32 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None, default_st
             raise ConfigError(f"cannot load the learned predictor: {e}", file=cfg.file,
                               line=cfg.line_of("models", "predictor"), key="models.predictor") from None
     kw: dict[str, Any] = {"ledger": build_ledger(cfg, default_store=default_store)} if with_ledger else {}
+    kw.update(build_routes(cfg, catalog, providers))
     return {"catalog": catalog, "providers": providers, **kw, "policy": build_policy(cfg),
             "predictor": predictor,
             "rules": build_rules(cfg), "models": models, "config": cfg,
             "health": HealthBook(failure_threshold=cfg.health.failure_threshold, cooloff_s=cfg.health.cooloff_s)}
+
+
+def build_routes(cfg: QuotarouteConfig, catalog: Any, providers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`fallbacks=`/`deployments=` for `Router(...)` (router.chains), checked here so an
+    unknown model, a cycle or a key the provider does not have names its line."""
+    if not cfg.fallbacks and not cfg.deployments:
+        return {}
+    deps = {name: [d.model_dump(exclude_none=True) for d in ds] for name, ds in cfg.deployments.items()}
+    try:
+        chains = Chains(catalog, cfg.fallbacks, deps)
+    except RouteError as e:
+        raise ConfigError(str(e), file=cfg.file, line=cfg.line_of(*e.path), key=e.key) from None
+    for name, ds in chains.groups.items():
+        for i, d in enumerate(ds):
+            prov = d.model.split(":", 1)[0]
+            if d.key is not None and providers is not None and d.key not in (providers.get(prov) or ()):
+                raw = next((k for k in cfg.deployments if chains.resolve(k) == name), name)
+                raise ConfigError(f"provider {prov} has no key {d.key!r} (its keys: "
+                                  f"{', '.join(providers.get(prov) or ()) or 'none configured'})", file=cfg.file,
+                                  line=cfg.line_of("deployments", raw, i, "key"), key=f"deployments.{raw}[{i}].key")
+    return {"fallbacks": cfg.fallbacks, "deployments": deps}
 
 
 def build_catalog(cfg: QuotarouteConfig) -> Any:

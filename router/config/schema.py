@@ -29,7 +29,7 @@ from router.types import TASK_KINDS
 
 __all__ = [
     "QuotarouteConfig", "ProviderCfg", "ProviderTimeouts", "ModelsCfg", "PolicyCfg", "RuleCfg", "RuleMatch",
-    "CascadeCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "FxCfg", "ServerCfg", "ProxyKeyCfg", "ServerLimits",
+    "CascadeCfg", "DeploymentCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "FxCfg", "ServerCfg", "ProxyKeyCfg", "ServerLimits",
     "PolicyName", "Period", "Money", "line_at", "looks_like_secret",
 ]
 
@@ -194,6 +194,16 @@ class RuleCfg(_M):
         return None if v is None else _check_floors(v)
 
 
+class DeploymentCfg(_M):
+    """One deployment of a `deployments:` entry (router.chains): a model of a provider,
+    optionally one of its keys, drawn by weight among the healthy ones."""
+
+    provider: str | None = None  # default: the model id's own provider
+    model: str  # the vendor's model id (with `provider`) or "provider:model"
+    weight: float = Field(1.0, gt=0, le=1_000_000)
+    key: str | None = Field(None, pattern=_KEY_ID)  # one of the provider's api_key_env names
+
+
 # ------------------------------------------------------------------ ledger, retry, health, fx
 
 
@@ -346,6 +356,8 @@ class QuotarouteConfig(_M):
     budgets: list[dict[str, Any]] = Field(default_factory=list)  # idem
     policy: PolicyCfg = Field(default_factory=PolicyCfg)
     rules: list[RuleCfg] = Field(default_factory=list)
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)  # model or virtual name -> ordered ids
+    deployments: dict[str, list[DeploymentCfg]] = Field(default_factory=dict)  # name -> weighted deployments
     ledger: LedgerCfg = Field(default_factory=LedgerCfg)
     retry: RetryCfg = Field(default_factory=RetryCfg)
     health: HealthCfg = Field(default_factory=HealthCfg)
