@@ -71,6 +71,7 @@ __all__ = [
     "LedgerUnavailable",
     "ConfigError",
     "UnknownModel",
+    "ModelNotServed",
     "UnknownPrice",
     "ProxyError",
     "Failure",
@@ -322,8 +323,21 @@ class ConfigError(QuotarouteError, ValueError):
 
 
 class UnknownModel(QuotarouteError, KeyError):
+    """A model name that is not in the catalog (or not served here: `ModelNotServed`).
+    `model` is the name asked for, `suggestions` close catalog ids (no duplicates)."""
+
+    def __init__(self, message: str = "unknown model", *, model: str | None = None,
+                 suggestions: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.model = model
+        self.suggestions = tuple(suggestions)
+
     def __str__(self) -> str:  # KeyError quotes its arg; keep the message readable
         return str(self.args[0]) if self.args else "unknown model"
+
+
+class ModelNotServed(UnknownModel):
+    """A catalog model whose provider is not configured here: a client's 4xx, never a 503."""
 
 
 class UnknownPrice(QuotarouteError):

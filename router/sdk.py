@@ -28,7 +28,7 @@ from router.chains import Chains, Link, chain_text, members, order
 from router.checks import Verifier
 from router.engine import _fmt as _money
 from router.engine import choose
-from router.errors import NoRouteAvailable
+from router.errors import ModelNotServed, NoRouteAvailable
 from router.executor import Executor
 from router.health import HealthBook
 from router.plan import RoutePlan
@@ -272,7 +272,11 @@ class Router:
             elif self.chains is not None and model in self.chains.groups:
                 key = model
             else:
-                key = self.catalog.get(model).id  # UnknownModel with a hint
+                card = self.catalog.get(model)  # UnknownModel with a hint
+                key = card.id
+                if self._keys is not None and card.provider not in self._keys:
+                    raise ModelNotServed(f"its provider {card.provider} is not configured (add providers.{card.provider} "
+                                         "with api_key_env in the config)", model=model[:200])
             if len(model) <= _MAX_ALIAS_LEN:
                 if len(self._resolved) >= _MAX_ALIASES:
                     self._resolved.clear()

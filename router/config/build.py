@@ -22,7 +22,7 @@ from router.config.paths import home
 from router.config.schema import ProviderCfg, QuotarouteConfig
 from router.errors import ConfigError, UnknownModel, register_secret
 from router.health import HealthBook
-from router.policies import DEFAULT_FLOORS, POLICIES, Policy, Rule, compile_globs
+from router.policies import DEFAULT_FLOORS, POLICIES, VIRTUAL_MODELS, Policy, Rule, compile_globs
 from router.predictor import LearnedPredictor
 from router.quota.ledger import Ledger
 from router.quota.stores import build_store
@@ -282,7 +282,9 @@ def build_server_settings(cfg: QuotarouteConfig) -> Any:
                      models=tuple(k.models) if k.models is not None else None, rpm=k.rpm, user=k.user,
                      tags=tuple(k.tags) if k.tags is not None else None) for k in sc.keys]
     admin = ProxyKey(id="admin", hash=sc.admin_key, admin=True) if sc.admin_key else None
+    names = tuple(VIRTUAL_MODELS) + tuple(n for n in cfg.deployments if n not in VIRTUAL_MODELS)
     return ServerSettings(host=sc.host, port=sc.port, max_body_bytes=sc.max_body_bytes,
                           spend_db=None if sc.spend_db == "off" else (sc.spend_db or ""),
                           keys=KeyStore(keys, admin), reason_header_max=sc.reason_header_max,
-                          budget_period=sc.budget_period, limits=sc.limits)
+                          budget_period=sc.budget_period, limits=sc.limits, virtual_models=names,
+                          qualified_model_ids=sc.response_model == "qualified")

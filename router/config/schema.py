@@ -314,6 +314,7 @@ class ServerCfg(_M):
     admin_key: str | None = None  # hash of the admin key
     budget_period: Period = "month"  # default period of per-key budgets
     reason_header_max: StrictInt = Field(200, gt=0, le=65536)
+    response_model: Literal["vendor", "qualified"] = "vendor"  # the body's `model`: gpt-5-nano | openai:gpt-5-nano
     keys: list[ProxyKeyCfg] = Field(default_factory=list)
     limits: ServerLimits = Field(default_factory=ServerLimits)
 

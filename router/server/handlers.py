@@ -122,7 +122,8 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         t2 = time.perf_counter()
         route, resp = rr.route, rr.response
         model = route.model_id or resp.model
-        out = aw.messages_response(resp, model) if anthropic else ow.chat_response(resp, model)
+        shown = response_model(model, h.settings)
+        out = aw.messages_response(resp, shown) if anthropic else ow.chat_response(resp, shown)
         overhead_ms = ((time.perf_counter() - t0) - _upstream_s(route, t2 - t1)) * 1000
         headers = [_JSON, (b"content-length", str(len(out)).encode())]
         headers += route_headers(model, route.provider, route.cost_usd, route.reason, overhead_ms,
@@ -142,6 +143,15 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
                 log=f.status != 401 and f.code != "too_many_auth_failures")  # unauthenticated noise: /metrics only
 
 
+def response_model(model_id: str, settings: ServerSettings) -> str:
+    """The body's `model`: the vendor's model id (`gpt-5-nano`, what clients' own cost
+    tracking knows); the qualified `provider:model` goes in x-quotaroute-model, and in the
+    body too with `server.response_model: qualified`."""
+    if settings.qualified_model_ids:
+        return model_id
+    return model_id.split(":", 1)[1] if ":" in model_id else model_id
+
+
 def app_log(e: BaseException) -> None:
     logging.getLogger("quotaroute.server").warning("request failed: %s", redact(repr(e))[:500])
 
@@ -157,7 +167,8 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
     t2 = time.perf_counter()
     route = rs.route
     model = route.model_id or req.model
-    enc: aw.EventEncoder | ow.ChunkEncoder = aw.EventEncoder(model) if anthropic else ow.ChunkEncoder(model, include_usage)
+    shown = response_model(model, h.settings)
+    enc: aw.EventEncoder | ow.ChunkEncoder = aw.EventEncoder(shown) if anthropic else ow.ChunkEncoder(shown, include_usage)
     overhead_ms = ((t2 - t0) - _upstream_s(route, t2 - t1)) * 1000
     headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd, route.reason, overhead_ms,
                                    h.settings.reason_header_max)
@@ -304,8 +315,13 @@ def _finish(h: Handed, key: ProxyKey | None, endpoint: str, req: ChatRequest | N
 
 # ---------------------------------------------------------------- other endpoints
 
-async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None, *,
+                     t0: float | None = None, reason: str = "") -> None:
+    """A JSON response; with `t0`, a /v1 response: the x-quotaroute-* headers too (no
+    model answered: `-`, cost 0, `reason` says what was served)."""
     headers = [_JSON, (b"content-length", str(len(body)).encode())] + (extra or [])
+    if t0 is not None:
+        headers += route_headers("-", "-", None, reason, (time.perf_counter() - t0) * 1000)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -321,7 +337,7 @@ async def list_models(h: Handed, scope: Scope, receive: Receive, send: Send, t0:
     async def go() -> None:
         key = await h.gate.authenticate(scope)
         await h.gate.admit(key)  # every request of a key counts against its rpm
-        await _send_json(send, 200, h.models.json())
+        await _send_json(send, 200, h.models.json(), t0=t0, reason="model list")
     await _guarded(send, t0, go())
 
 
@@ -334,7 +350,7 @@ async def get_model(h: Handed, scope: Scope, receive: Receive, send: Send, t0: f
         if body is None:
             raise Failure(404, f"The model `{mid[:200]}` does not exist or you do not have access to it.",
                           code="model_not_found", param="model")
-        await _send_json(send, 200, body)
+        await _send_json(send, 200, body, t0=t0, reason="model")
     await _guarded(send, t0, go())
 
 
@@ -388,7 +404,7 @@ async def quota(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         if view is None:
             raise Failure(404, "This router has no quota ledger.", code="not_found")
         await _send_json(send, 200, orjson.dumps({"object": "quota", "pools": _plain(view.pools),
-                                                  "budgets": _plain(list(view.budgets))}))
+                                                  "budgets": _plain(list(view.budgets))}), t0=t0, reason="quota")
     await _guarded(send, t0, go())
 
 
@@ -416,5 +432,6 @@ async def spend(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
             return summarize(spend.path, by=by, since=since, key_id=key_id)
 
         rows = await asyncio.to_thread(read)
-        await _send_json(send, 200, orjson.dumps({"object": "spend", "by": by, "key": key_id, "data": _plain(rows)}))
+        await _send_json(send, 200, orjson.dumps({"object": "spend", "by": by, "key": key_id, "data": _plain(rows)}),
+                         t0=t0, reason="spend")
     await _guarded(send, t0, go())
