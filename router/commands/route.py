@@ -12,6 +12,7 @@ import argparse
 import json
 import shutil
 import sys
+from decimal import Decimal
 from typing import Any
 
 from router.errors import ConfigError, UnknownModel
@@ -43,12 +44,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def explain_router(config: str | None, policy: str | None) -> Any:
     """A Router for explaining only: providers are named, never built (no keys needed)."""
-    from router.config import build_ledger, build_policy, build_rules, find_config, load_config  # lazy: import time (config, Router, pydantic): `--help` stays fast
+    from router.config import build_policy, build_rules, find_config, load_config  # lazy: import time (config, Router, pydantic): `--help` stays fast
     from router.config.build import build_catalog, build_routes, provider_specs
     from router.sdk import Router
 
+    from router.quota.cli_support import no_config_note, open_ledger
+
     path = find_config(config)
     if path is None:
+        no_config_note("route", None)
         return Router(policy=policy or "free-first")
     cfg = load_config(path)
     catalog = build_catalog(cfg)
@@ -60,7 +64,8 @@ def explain_router(config: str | None, policy: str | None) -> Any:
             if p.enabled:
                 envs = [p.api_key_env] if isinstance(p.api_key_env, str) else list(p.api_key_env or [name])
                 providers[name] = {e: None for e in envs}
-    return Router(catalog=catalog, providers=providers, ledger=build_ledger(cfg), policy=build_policy(cfg, policy),
+    ledger = open_ledger(path, read_only=True)[0]  # read-only: the recorded counters, never a new ledger file
+    return Router(catalog=catalog, providers=providers, ledger=ledger, policy=build_policy(cfg, policy),
                   rules=build_rules(cfg), config=cfg, **build_routes(cfg, catalog, providers))
 
 
@@ -160,6 +165,8 @@ def _money(d: Any) -> str:
         return ""
     from router.pricing import quantize_display  # lazy: import time (`--help` and other commands stay fast)
 
+    if d != 0 and abs(d) < Decimal("0.0000005"):  # would show as $0.000000: plain decimals, never 2.5E-7
+        return f"${Decimal(f'{d:.3g}'):f}"
     return f"${quantize_display(d, 6)}"
 
 

@@ -61,6 +61,14 @@ def build_providers(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, d
     """{provider name: {key id (env var name): Provider}}; keys read from the environment."""
     retry = RetryPolicy(max_attempts=cfg.retry.max_attempts, max_wait_s=cfg.retry.max_wait_s)
     specs = provider_specs(cfg)
+    missing = [(name, env) for name, p in specs.items() if p.enabled for env in _key_names(name, p)
+               if env is not None and not os.environ.get(env)]
+    if missing:  # every unset variable at once, not one per run
+        name, env = missing[0]
+        more = "".join(f", {e} (providers.{n})" for n, e in missing[1:])
+        raise ConfigError(f"environment variable {env} is not set" + (f"; also unset: {more[2:]}" if more else ""),
+                          file=cfg.file, line=cfg.line_of("providers", name, "api_key_env"),
+                          key=f"providers.{name}.api_key_env")
     out: dict[str, dict[str, Any]] = {}
     for name, p in specs.items():
         if not p.enabled:
@@ -69,11 +77,7 @@ def build_providers(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, d
         for env in _key_names(name, p):
             key = None
             if env is not None:
-                key = os.environ.get(env)
-                if not key:
-                    raise ConfigError(f"environment variable {env} is not set", file=cfg.file,
-                                      line=cfg.line_of("providers", name, "api_key_env"),
-                                      key=f"providers.{name}.api_key_env")
+                key = os.environ[env]
                 register_secret(key)
             kw: dict[str, Any] = dict(p.options)
             if client is not None:
