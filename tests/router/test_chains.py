@@ -164,3 +164,11 @@ def test_chain_links_expand_once_and_members_keep_keys():
     assert [link.name for link in links] == ["pa:a", "grp", "pb:b"]
     assert links[1].members == (Deployment("pc:c", 2.0), Deployment("pb:b", 1.0, "KB"))
     assert ch.links("pc:c") is None and ch.links("auto") is None
+
+
+async def test_a_stream_walks_the_chain_too():
+    provs = fakes(pb=[err(Unavailable("down", provider="pb", model="b"))])
+    router, _ = make(provs, fallbacks={"pb:b": ["pc:c"]})
+    s = await router.astream("hi", model="pb:b")
+    text = "".join([ev.text async for ev in s if getattr(ev, "text", None)])
+    assert text == "from pc" and s.route.fallback_chain == ["pb:b", "pc:c"]
