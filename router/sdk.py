@@ -331,7 +331,8 @@ class Router:
         cplan = choose(features, cands, view, self.health, self._chain_policy, now, keys=self._keys, scope=scope,
                        text=text, fx=self._fx)
         steps = order(cplan, links, self.rng)
-        dropped = {r.model_id: r.reason for r in cplan.reasons if not r.kept}
+        kept = {c.info.id for c in cplan.kept}
+        dropped = {} if len(kept) == len(ids) else {r.model_id: r.reason for r in cplan.reasons if not r.kept}
         if key not in VIRTUAL_MODELS:
             cplan.steps = steps
             cplan.chain = chain_text(links, dropped=dropped)
@@ -339,6 +340,7 @@ class Router:
                 rank = {s.model_id: i for i, s in reversed(list(enumerate(steps)))}
                 cplan._kept = sorted((c for c in cplan.kept if c.info.id in rank), key=lambda c: rank[c.info.id])
                 cplan._kept_msg = "rank %d: explicit route"
+                cplan._reasons = None  # (read above for the skipped members: rebuilt in the chain's order)
                 first = steps[0]
                 what = f"free pool {first.pool_id}" if first.free else f"expected ${_money(first.expected_cost_usd)}"
                 more = f"; then {len(steps) - 1} more in the chain" if len(steps) > 1 else ""

@@ -172,3 +172,11 @@ async def test_a_stream_walks_the_chain_too():
     s = await router.astream("hi", model="pb:b")
     text = "".join([ev.text async for ev in s if getattr(ev, "text", None)])
     assert text == "from pc" and s.route.fallback_chain == ["pb:b", "pc:c"]
+
+
+async def test_kept_reasons_follow_the_chain_order():
+    router, _ = make(fallbacks={"pc:c": ["pd:d", "pb:b", "pa:a"]})
+    plan = await router.aexplain("word " * 2000, model="pc:c")  # pd:d is too small: skipped
+    kept = sorted((r for r in plan.reasons if r.kept), key=lambda r: r.rank)
+    assert [r.model_id for r in kept] == ["pc:c", "pb:b", "pa:a"] and kept[0].reason == "rank 1: explicit route"
+    assert [c.model_id for c in plan.candidates() if c.kept] == ["pc:c", "pb:b", "pa:a"]
