@@ -77,8 +77,10 @@ class Chains:
                 raise RouteError("a deployments entry needs at least one deployment", ("deployments", name))
             self.groups[gname] = tuple(self._member(m, ("deployments", name, i)) for i, m in enumerate(members))
         self.fallbacks: dict[str, tuple[str, ...]] = {}
+        raw: dict[str, Any] = {}  # resolved name -> the name as written (error paths name the entry)
         for name, entries in (fallbacks or {}).items():
             key = str(name) if str(name) in VIRTUAL_MODELS else self.resolve(str(name), ("fallbacks", name))
+            raw[key] = name
             if isinstance(entries, str) or not isinstance(entries, Sequence):
                 raise RouteError("expected a list of model ids", ("fallbacks", name))
             out: list[str] = []
@@ -94,7 +96,7 @@ class Chains:
             self.fallbacks[key] = tuple(out)
         self._chains: dict[str, tuple[Link, ...]] = {}
         for name in list(self.fallbacks) + list(self.groups):
-            self._chains[name] = self._expand(name, ("fallbacks", name) if name in self.fallbacks
+            self._chains[name] = self._expand(name, ("fallbacks", raw[name]) if name in self.fallbacks
                                               else ("deployments", name))
 
     def __bool__(self) -> bool:
