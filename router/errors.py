@@ -21,7 +21,8 @@ maps every one to the response a client gets in one place (`router.server.errors
     ├── LedgerUnavailable           the shared ledger cannot be reached (fail closed)
     ├── ConfigError (ValueError)    malformed configuration or data file: file, line, key
     │   └── DatasetError            (benchmarks.rows) a dataset file that cannot be used as is
-    ├── UnknownModel (KeyError)
+    ├── UnknownModel (KeyError)     a name not in the catalog: model, suggestions
+    │   └── ModelNotServed          a catalog model whose provider is not configured here (a 404)
     ├── UnknownPrice
     ├── MissingExtra                an optional extra is not installed (the message names it)
     └── ProxyError                  the proxy's own answers to a client
