@@ -274,7 +274,8 @@ class Router:
             else:
                 card = self.catalog.get(model)  # UnknownModel with a hint
                 key = card.id
-                if self._keys is not None and card.provider not in self._keys:
+                if self._keys is not None and card.provider not in self._keys and (
+                        self.chains is None or self.chains.links(key) is None):  # (a chain may serve it elsewhere)
                     raise ModelNotServed(f"its provider {card.provider} is not configured (add providers.{card.provider} "
                                          "with api_key_env in the config)", model=model[:200])
             if len(model) <= _MAX_ALIAS_LEN:

@@ -180,3 +180,16 @@ async def test_kept_reasons_follow_the_chain_order():
     kept = sorted((r for r in plan.reasons if r.kept), key=lambda r: r.rank)
     assert [r.model_id for r in kept] == ["pc:c", "pb:b", "pa:a"] and kept[0].reason == "rank 1: explicit route"
     assert [c.model_id for c in plan.candidates() if c.kept] == ["pc:c", "pb:b", "pa:a"]
+
+
+async def test_a_model_served_only_through_its_deployments_elsewhere():
+    # pd's own provider is not configured; its deployments entry serves it through pc
+    provs = {p: f for p, f in fakes().items() if p != "pd"}
+    router, _ = make(provs, deployments={"pd:d": [{"provider": "pc", "model": "c"}]})
+    out = await router.achat("hi", model="pd:d")
+    assert out.response.text == "from pc"
+    router2, _ = make(provs)
+    from router.errors import ModelNotServed
+
+    with pytest.raises(ModelNotServed, match="provider pd is not configured"):
+        await router2.achat("hi", model="pd:d")
