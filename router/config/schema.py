@@ -31,8 +31,8 @@ from router.types import TASK_KINDS
 
 __all__ = [
     "QuotarouteConfig", "ProviderCfg", "ProviderTimeouts", "PoolCfg", "ModelsCfg", "PolicyCfg", "RuleCfg", "RuleMatch",
-    "CascadeCfg", "CascadeStageCfg", "AnswerCascadeCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "FxCfg", "ServerCfg",
-    "ProxyKeyCfg", "ServerLimits",
+    "CascadeCfg", "CascadeStageCfg", "AnswerCascadeCfg", "DeploymentCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "FxCfg",
+    "ServerCfg", "ProxyKeyCfg", "ServerLimits",
     "PolicyName", "Period", "Money", "line_at", "looks_like_secret",
 ]
 
@@ -265,6 +265,16 @@ class RuleCfg(_M):
         return self
 
 
+class DeploymentCfg(_M):
+    """One deployment of a `deployments:` entry (router.chains): a model of a provider,
+    optionally one of its keys, drawn by weight among the healthy ones."""
+
+    provider: str | None = None  # default: the model id's own provider
+    model: str  # the vendor's model id (with `provider`) or "provider:model"
+    weight: float = Field(1.0, gt=0, le=1_000_000)
+    key: str | None = Field(None, pattern=_KEY_ID)  # one of the provider's api_key_env names
+
+
 # ------------------------------------------------------------------ ledger, retry, health, fx
 
 
@@ -397,6 +407,7 @@ class ServerCfg(_M):
     admin_key: str | None = None  # hash of the admin key
     budget_period: Period = "month"  # default period of per-key budgets
     reason_header_max: StrictInt = Field(200, gt=0, le=65536)
+    response_model: Literal["vendor", "qualified"] = "vendor"  # the body's `model`: gpt-5-nano | openai:gpt-5-nano
     keys: list[ProxyKeyCfg] = Field(default_factory=list)
     limits: ServerLimits = Field(default_factory=ServerLimits)
     responses: ServerResponses = Field(default_factory=ServerResponses)
@@ -457,6 +468,8 @@ class QuotarouteConfig(_M):
     policy: PolicyCfg = Field(default_factory=PolicyCfg)
     rules: list[RuleCfg] = Field(default_factory=list)
     cascades: dict[str, AnswerCascadeCfg] = Field(default_factory=dict)
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)  # model or virtual name -> ordered ids
+    deployments: dict[str, list[DeploymentCfg]] = Field(default_factory=dict)  # name -> weighted deployments
     ledger: LedgerCfg = Field(default_factory=LedgerCfg)
     retry: RetryCfg = Field(default_factory=RetryCfg)
     health: HealthCfg = Field(default_factory=HealthCfg)

@@ -134,8 +134,9 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         t2 = time.perf_counter()
         route, resp = rr.route, rr.response
         model = route.model_id or resp.model
-        out = aw.messages_response(resp, model) if anthropic else ow.chat_response(resp, model) if wire is None \
-            else wire.response(resp, model)
+        shown = response_model(model, h.settings)
+        out = aw.messages_response(resp, shown) if anthropic else ow.chat_response(resp, shown) if wire is None \
+            else wire.response(resp, shown)
         if wire is not None:
             await wire.save()  # before the answer is out: a client may chain to it at once
         overhead_ms = ((time.perf_counter() - t0) - _upstream_s(route, t2 - t1)) * 1000
@@ -157,6 +158,15 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         _finish(h, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, overhead_ms, f.message, False,
                 model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None),
                 log=f.status != 401 and f.code != "too_many_auth_failures")  # unauthenticated noise: /metrics only
+
+
+def response_model(model_id: str, settings: ServerSettings) -> str:
+    """The body's `model`: the vendor's model id (`gpt-5-nano`, what clients' own cost
+    tracking knows); the qualified `provider:model` goes in x-quotaroute-model, and in the
+    body too with `server.response_model: qualified`."""
+    if settings.qualified_model_ids:
+        return model_id
+    return model_id.split(":", 1)[1] if ":" in model_id else model_id
 
 
 async def embeddings(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
@@ -183,7 +193,7 @@ async def embeddings(h: Handed, scope: Scope, receive: Receive, send: Send, t0: 
         t2 = time.perf_counter()
         route = out.route
         model = route.model_id or out.model
-        payload = ew.embeddings_response(out, req, model)
+        payload = ew.embeddings_response(out, req, response_model(model, h.settings))
         overhead_ms = ((time.perf_counter() - t0) - _upstream_s(route, t2 - t1)) * 1000
         headers = [_JSON, (b"content-length", str(len(payload)).encode())]
         headers += route_headers(model, route.provider, route.cost_usd, route.reason, overhead_ms,
@@ -219,8 +229,9 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
     t2 = time.perf_counter()
     route = rs.route
     model = route.model_id or req.model
-    enc: aw.EventEncoder | ow.ChunkEncoder | ResponsesEncoder = aw.EventEncoder(model) if anthropic else \
-        ow.ChunkEncoder(model, include_usage) if wire is None else wire.encoder(model)
+    shown = response_model(model, h.settings)
+    enc: aw.EventEncoder | ow.ChunkEncoder | ResponsesEncoder = aw.EventEncoder(shown) if anthropic else \
+        ow.ChunkEncoder(shown, include_usage) if wire is None else wire.encoder(shown)
     overhead_ms = ((t2 - t0) - _upstream_s(route, t2 - t1)) * 1000
     headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd if route.cascade is None
                                    else route.cost_usd, route.reason, overhead_ms, h.settings.reason_header_max)
@@ -386,8 +397,13 @@ def _finish(h: Handed, key: ProxyKey | None, endpoint: str, req: Any, route: Rou
 
 # ---------------------------------------------------------------- other endpoints
 
-async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None, *,
+                     t0: float | None = None, reason: str = "") -> None:
+    """A JSON response; with `t0`, a /v1 response: the x-quotaroute-* headers too (no
+    model answered: `-`, cost 0, `reason` says what was served)."""
     headers = [_JSON, (b"content-length", str(len(body)).encode())] + (extra or [])
+    if t0 is not None:
+        headers += route_headers("-", "-", None, reason, (time.perf_counter() - t0) * 1000)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -403,7 +419,7 @@ async def list_models(h: Handed, scope: Scope, receive: Receive, send: Send, t0:
     async def go() -> None:
         key = await h.gate.authenticate(scope)
         await h.gate.admit(key)  # every request of a key counts against its rpm
-        await _send_json(send, 200, h.models.json())
+        await _send_json(send, 200, h.models.json(), t0=t0, reason="model list")
     await _guarded(send, t0, go())
 
 
@@ -416,7 +432,7 @@ async def get_model(h: Handed, scope: Scope, receive: Receive, send: Send, t0: f
         if body is None:
             raise Failure(404, f"The model `{mid[:200]}` does not exist or you do not have access to it.",
                           code="model_not_found", param="model")
-        await _send_json(send, 200, body)
+        await _send_json(send, 200, body, t0=t0, reason="model")
     await _guarded(send, t0, go())
 
 
@@ -503,7 +519,7 @@ async def quota(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         if view is None:
             raise Failure(404, "This router has no quota ledger.", code="not_found")
         await _send_json(send, 200, orjson.dumps({"object": "quota", "pools": _plain(view.pools),
-                                                  "budgets": _plain(list(view.budgets))}))
+                                                  "budgets": _plain(list(view.budgets))}), t0=t0, reason="quota")
     await _guarded(send, t0, go())
 
 
@@ -531,5 +547,6 @@ async def spend(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
             return summarize(spend.path, by=by, since=since, key_id=key_id)
 
         rows = await asyncio.to_thread(read)
-        await _send_json(send, 200, orjson.dumps({"object": "spend", "by": by, "key": key_id, "data": _plain(rows)}))
+        await _send_json(send, 200, orjson.dumps({"object": "spend", "by": by, "key": key_id, "data": _plain(rows)}),
+                         t0=t0, reason="spend")
     await _guarded(send, t0, go())

@@ -11,6 +11,7 @@ are in router/config/schema.py and docs/config.md).
       keys: [...]                    # see router/server/auth.py
       budget_period: month           # default period for per-key budgets
       reason_header_max: 200         # x-quotaroute-route-reason truncation
+      response_model: vendor         # the body's `model`: vendor (gpt-5-nano) or qualified (openai:gpt-5-nano)
       limits: {...}                  # header/body timeouts, connection limit, ...
       responses: {db, ttl_s, max_items, max_mb}   # the Responses store (default $QUOTAROUTE_HOME/responses.sqlite)
 """
@@ -49,7 +50,11 @@ class ServerSettings:
     spend_db: str | None = ""  # "" = default path, None = disabled
     keys: KeyStore = field(default_factory=lambda: KeyStore([]))
     reason_header_max: int = 200
-    virtual_models: tuple[str, ...] = ("auto", "auto:cheap", "auto:best", "auto:free")
+    # listed on /v1/models before the served models (every `router.policies.VIRTUAL_MODELS` name,
+    # then the config's deployments names)
+    virtual_models: tuple[str, ...] = ("auto", "auto:cheap", "auto:best", "auto:free", "auto:balanced",
+                                       "auto:cheapest", "auto:cascade")
+    qualified_model_ids: bool = False  # the response body's `model` is provider:model (server.response_model)
     budget_period: str = "month"  # default period of per-key budgets (day | month | total)
     limits: ServerLimits = field(default_factory=ServerLimits)
     responses: ServerResponses = field(default_factory=ServerResponses)  # the Responses store
