@@ -100,7 +100,7 @@ async def test_openai_sdk_default_base64_and_auto(spend_path: Path) -> None:
     r = await sdk(app).embeddings.create(model="auto", input="hello world")  # the SDK asks for base64
     assert r.data[0].embedding == vector(0, 256)
     assert ups["openai"].bodies[-1]["dimensions"] == 256  # 3-small is the cheapest that gives 256
-    assert r.model == "openai:text-embedding-3-small"
+    assert r.model == "text-embedding-3-small"
     body = (await httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t").post(
         "/v1/embeddings", json={"model": "auto", "input": ["a"], "encoding_format": "base64"})).json()
     raw = __import__("base64").b64decode(body["data"][0]["embedding"])
@@ -114,7 +114,7 @@ async def test_virtual_name_and_dimension_mismatch(spend_path: Path) -> None:
     app = make_app(router, spend_path)
     c = sdk(app)
     r = await c.embeddings.create(model="docs", input=["x"], encoding_format="float")
-    assert r.model == "mistral:mistral-embed" and len(r.data[0].embedding) == 1024
+    assert r.model == "mistral-embed" and len(r.data[0].embedding) == 1024
     with pytest.raises(openai.BadRequestError) as ei:
         await c.embeddings.create(model="docs", input=["x"], dimensions=256)
     assert ei.value.body["param"] == "dimensions"

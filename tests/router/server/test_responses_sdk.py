@@ -144,7 +144,7 @@ async def test_stream_from_anthropic_with_thinking(spend_path: Any) -> None:
                                                       if e.type == "response.reasoning_text.delta")
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text and final.output_text == text
-    assert final.usage.output_tokens > 0 and final.model == "anthropic:claude-sonnet-4-5"
+    assert final.usage.output_tokens > 0 and final.model == "claude-sonnet-4-5"
     sent = an.bodies[-1]  # the Anthropic wire: system prompt out of messages, stream on
     assert sent["stream"] is True and sent["model"] == "claude-sonnet-4-5"
     assert [m["role"] for m in sent["messages"]] == ["user"] and "Think" in json.dumps(sent["messages"])
@@ -290,7 +290,7 @@ def test_quotaroute_serve_subprocess_with_the_sync_sdk(tmp_path: Any) -> None:
         wait_listening(p)
         c = openai.OpenAI(api_key="unused", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
         r = c.responses.create(model="auto", input="hi", tools=TOOLS)
-        assert r.output_text == "Hello from the fake upstream!" and r.model == "fake:small"
+        assert r.output_text == "Hello from the fake upstream!" and r.model == "small"
         with c.responses.stream(model="auto", input="again", previous_response_id=r.id) as st:
             text = "".join(e.delta for e in st if e.type == "response.output_text.delta")
             final = st.get_final_response()
