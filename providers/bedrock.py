@@ -27,6 +27,9 @@ from providers import _http
 from providers import _native as nat
 from providers import params as P
 from providers._aws import NEED_BOTOCORE, sigv4_headers
+from providers.embed import estimate_usage, parse_titan, titan_body
+from router.embed_types import EmbedCall, EmbedResult
+from router.limits import attempt_limits
 from router.errors import (
     AuthFailed,
     BadRequest,
@@ -460,3 +463,31 @@ class BedrockProvider(nat.NativeProvider):
                            call, _on_error, events, self._limits(req, stream=True))
         async for ev in (P.aunwrap_json_tool(out) if P.bedrock_fields(req).structured == "tool" else out):
             yield ev
+
+    async def embed(self, req: EmbedCall) -> EmbedResult:
+        """Titan Text Embeddings through `InvokeModel`, one text per call (the model takes
+        one `inputText`); a failure after some texts carries their usage as billed."""
+        call, url = _http.Call(self.name, req.model), self._url(req.model, "invoke")
+        lim = attempt_limits(self.timeouts, stream=False, max_tokens=None)
+        vectors: list[list[float]] = []
+        used, reported, rl = 0, True, None
+        for text in req.inputs:
+            body = _http.dumps(titan_body(str(text), req.dimensions))
+
+            async def attempt(body: bytes = body) -> tuple[Any, Any]:
+                return await self._post_json(url, body, self._headers(url, body, "application/json"), call,
+                                             _on_error, lim)
+
+            try:
+                data, rl = await self._run(attempt)
+            except ProviderError as e:
+                if used and e.billed_usage is None:
+                    e.billed_usage = Usage(input_tokens=used)
+                raise
+            vec, tok = parse_titan(data, call)
+            vectors.append(vec)
+            if tok is None:
+                reported, tok = False, estimate_usage([text]).input_tokens
+            used += tok
+        return EmbedResult(vectors=vectors, usage=Usage(input_tokens=used), usage_reported=reported,
+                           model=req.model, rate_limits=rl)

@@ -28,6 +28,9 @@ from providers import _http
 from providers import _native as nat
 from providers import params as P
 from providers._gemini_errors import map_error
+from providers.embed import estimate_usage, gemini_body, parse_gemini
+from router.embed_types import EmbedCall, EmbedResult
+from router.limits import attempt_limits
 from router.errors import BadRequest, ContentFiltered, MalformedResponse, ProviderError
 from router.types import (
     ChatRequest,
@@ -376,3 +379,18 @@ class GeminiProvider(nat.NativeProvider):
         async for ev in self._stream(url, body, lambda: {**self._headers(), "accept": "text/event-stream"}, call,
                                      _on_error, events, self._limits(req, stream=True)):
             yield ev
+
+    async def embed(self, req: EmbedCall) -> EmbedResult:
+        """One batch through `:batchEmbedContents` (its reply has no token count: the
+        result carries an estimate, `usage_reported=False`)."""
+        body = _http.dumps(gemini_body(req))
+        call = _http.Call(self.name, req.model)
+        lim = attempt_limits(self.timeouts, stream=False, max_tokens=None)
+
+        async def attempt() -> EmbedResult:
+            data, rl = await self._post_json(self._url(req.model, "batchEmbedContents"), body, self._headers(), call,
+                                             _on_error, lim)
+            return EmbedResult(vectors=parse_gemini(data, call, len(req.inputs)), usage=estimate_usage(req.inputs),
+                               usage_reported=False, model=req.model, rate_limits=rl)
+
+        return await self._run(attempt)

@@ -25,11 +25,13 @@ from providers import params as P
 from providers._http import Call, ErrorInfo
 from providers._native import json_system
 from providers._openai_events import StreamState, events_from_json, parse_usage
+from providers.embed import estimate_usage, openai_body, parse_openai
 from providers._sse import aiter_sse
 from providers.ratelimit import parse_rate_limits
 from providers.retry import RetryPolicy
 from providers.vendors import VendorRow, embedded_error as _embedded_error, get_vendor, map_error
 from router import errors as E
+from router.embed_types import EmbedCall, EmbedResult
 from router.errors import redact, register_secret
 from router.limits import Timeouts, attempt_limits
 from router.types import ChatRequest, ChatResponse, Message, RateLimitSnapshot, StreamEvent, Usage, accumulate
@@ -323,6 +325,33 @@ class OpenAIProvider:
 
     def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
         return self._retry.stream(lambda: self._stream_once(req))
+
+    # -- embeddings (wire: providers.embed)
+    async def _embed_once(self, call_: EmbedCall) -> EmbedResult:
+        call = Call(self.name, call_.model)
+        if "azure_deployments" in self.vendor.quirks:
+            url = f"{self.base_url}/openai/deployments/{self._deployment or call_.model}/embeddings"
+            params: dict[str, str] | None = {"api-version": self._api_version}
+        else:
+            url, params = f"{self.base_url}/embeddings", None
+        lim = attempt_limits(self.timeouts, stream=False, max_tokens=None)
+        resp = await _http.send_json(self._client, url, openai_body(call_), call=call, headers=self._headers(),
+                                     params=params, limits=lim)
+        if resp.status_code >= 300:
+            raise self._error(_http.parse_error_body(resp.content, resp.status_code), call, resp.headers)
+        snap = parse_rate_limits(resp.headers, self._clock())
+        self.last_rate_limits = snap
+        data = _http.load_json(resp.content, call=call, status=resp.status_code, headers=resp.headers)
+        emb = _embedded_error(data)
+        if emb is not None and not (isinstance(data, dict) and data.get("data")):
+            raise self._error(emb, call, resp.headers)
+        vectors, usage, model = parse_openai(data, call, len(call_.inputs))
+        return EmbedResult(vectors=vectors, usage=usage or estimate_usage(call_.inputs),
+                           usage_reported=usage is not None, model=model, rate_limits=snap)
+
+    async def embed(self, call: EmbedCall) -> EmbedResult:
+        """One batch of embeddings (`POST {base}/embeddings`; Azure: the deployment's URL)."""
+        return await self._retry.run(lambda: self._embed_once(call))
 
     async def aclose(self) -> None:
         if self._owns_client:

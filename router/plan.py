@@ -122,7 +122,7 @@ class RoutePlan:
     Reasons for kept candidates are built lazily (`reasons`) to keep `choose()` cheap."""
 
     __slots__ = ("steps", "_dropped", "_reasons", "policy", "reason", "features", "rule", "policy_obj",
-                 "_kept", "_late", "_kept_msg", "_floor")
+                 "_kept", "_late", "_kept_msg", "_floor", "chain")
 
     def __init__(self, steps: list[PlanStep], reasons: list[Reason], policy: Policy, reason: str,
                  features: Features, rule: str | None, *, kept: Sequence[Candidate] = (),
@@ -140,6 +140,12 @@ class RoutePlan:
         self._late = late
         self._kept_msg = kept_msg
         self._floor = floor
+        self.chain: list[str] = []  # explicit routes (router.chains): one line per link, for explain
+
+    @property
+    def kept(self) -> Sequence[Candidate]:
+        """The candidates that passed every filter, in the policy's order."""
+        return self._kept
 
     @property
     def reasons(self) -> list[Reason]:
@@ -212,6 +218,7 @@ class RoutePlan:
             "features": {"task": f.task, "task_source": f.task_source, "chinese": f.chinese,
                          "needs": sorted(f.needs), "input_tokens": f.input_tokens,
                          "expected_output_tokens": f.expected_output_tokens},
+            "chain": list(self.chain),
             "plan": [{"model": s.model_id, "key": s.key_id, "expected_cost_usd": str(s.expected_cost_usd),
                       "free": s.free, "pool": s.pool_id, "quality": s.quality} for s in self.steps],
             "candidates": [{"model": r.model_id, "kept": r.kept, "rank": r.rank, "reason": r.reason,

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, is_dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -27,17 +27,21 @@ import orjson
 from router.errors import ANTHROPIC_TYPES, ClientGone, redact
 from router.result import Attempt, RouteInfo
 from router.server import anthropic_wire as aw
+from router.server import embeddings_wire as ew
 from router.server import openai_wire as ow
 from router.server.auth import ProxyKey
 from router.server.context import Handed, Receive, Scope, Send
 from router.server.errors import Failure, ascii_header, failure_from, route_headers, send_failure
 from router.server.keygate import request_scope
+from router.server.responses_events import ResponsesEncoder
+from router.server.responses_store import ResponsesCall, owner_of
 from router.server.settings import ServerSettings
 from router.server.spendlog import parse_since, summarize
 from router.server.validate import check_depth, json_depth_limit
 from router.types import ChatRequest, Usage
 
-__all__ = ["chat_completions", "messages", "count_tokens", "list_models", "get_model", "healthz", "metrics", "quota", "spend"]
+__all__ = ["chat_completions", "messages", "count_tokens", "responses", "get_response", "delete_response", "embeddings", "list_models",
+           "get_model", "healthz", "metrics", "quota", "spend"]
 
 _JSON = (b"content-type", b"application/json")
 _SSE = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
@@ -93,8 +97,14 @@ async def messages(h: Handed, scope: Scope, receive: Receive, send: Send, t0: fl
     await _chat(h, scope, receive, send, t0, anthropic=True)
 
 
-async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float, *, anthropic: bool) -> None:
-    endpoint = "messages" if anthropic else "chat"
+async def responses(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    """POST /v1/responses: the chat path, with the Responses wire (router.server.responses_store.ResponsesCall)."""
+    await _chat(h, scope, receive, send, t0, anthropic=False, wire=ResponsesCall(h.responses))
+
+
+async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float, *, anthropic: bool,
+                wire: ResponsesCall | None = None) -> None:
+    endpoint = "messages" if anthropic else wire.endpoint if wire is not None else "chat"
     key = req = route = None
     try:
         key = await h.gate.authenticate(scope)
@@ -108,6 +118,8 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         check_depth(data, json_depth_limit(h.settings), anthropic=anthropic)  # before anything recurses into it
         if anthropic:
             req, include_usage = aw.parse_messages_request(data), False
+        elif wire is not None:
+            req, include_usage = await wire.parse(data, key), False
         else:
             req, include_usage = ow.parse_chat_request(data)
         h.gate.check_key(key, req.model)
@@ -115,7 +127,7 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         if sc["user"] != req.user:  # the key pins its user: the vendor and the rules see that one
             req = req.model_copy(update={"user": sc["user"]})
         if req.stream:
-            await _stream(h, send, receive, req, sc, key, t0, anthropic, include_usage)
+            await _stream(h, send, receive, req, sc, key, t0, anthropic, include_usage, wire)
             return
         t1 = time.perf_counter()
         rr = await h.router.achat(req, scope=sc)
@@ -124,7 +136,11 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         if anthropic:
             _note_dropped(h, req, route)
         model = route.model_id or resp.model
-        out = aw.messages_response(resp, model) if anthropic else ow.chat_response(resp, model)
+        shown = response_model(model, h.settings)
+        out = aw.messages_response(resp, shown) if anthropic else ow.chat_response(resp, shown) if wire is None \
+            else wire.response(resp, shown)
+        if wire is not None:
+            await wire.save()  # before the answer is out: a client may chain to it at once
         overhead_ms = ((time.perf_counter() - t0) - _upstream_s(route, t2 - t1)) * 1000
         headers = [_JSON, (b"content-length", str(len(out)).encode())]
         headers += route_headers(model, route.provider, route.cost_usd, route.reason, overhead_ms,
@@ -144,6 +160,59 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         _finish(h, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, overhead_ms, f.message, False,
                 model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None),
                 log=f.status != 401 and f.code != "too_many_auth_failures")  # unauthenticated noise: /metrics only
+
+
+def response_model(model_id: str, settings: ServerSettings) -> str:
+    """The body's `model`: the vendor's model id (`gpt-5-nano`, what clients' own cost
+    tracking knows); the qualified `provider:model` goes in x-quotaroute-model, and in the
+    body too with `server.response_model: qualified`."""
+    if settings.qualified_model_ids:
+        return model_id
+    return model_id.split(":", 1)[1] if ":" in model_id else model_id
+
+
+async def embeddings(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    """`POST /v1/embeddings`: the chat path's gate, budgets, headers and spend log
+    (embeddings_wire.py parses and encodes; Router.aembed routes and bills)."""
+    key = req = route = None
+    try:
+        key = await h.gate.authenticate(scope)
+        await h.gate.admit(key)
+        body = await read_body(scope, receive, h.settings.max_body_bytes)
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise Failure(400, f"We could not parse the JSON body of your request: {e.args[0][:120]}",
+                          code="invalid_json") from None
+        check_depth(data, json_depth_limit(h.settings))
+        req = ew.parse_embeddings_request(data)
+        h.gate.check_key(key, req.model)
+        sc = request_scope(key, req.user, _header(scope, b"x-quotaroute-tags"))
+        if sc["user"] != req.user:  # the key pins its user: the vendor and the budgets see that one
+            req = replace(req, user=sc["user"])
+        t1 = time.perf_counter()
+        out = await h.router.aembed(req, scope=sc)
+        t2 = time.perf_counter()
+        route = out.route
+        model = route.model_id or out.model
+        payload = ew.embeddings_response(out, req, response_model(model, h.settings))
+        overhead_ms = ((time.perf_counter() - t0) - _upstream_s(route, t2 - t1)) * 1000
+        headers = [_JSON, (b"content-length", str(len(payload)).encode())]
+        headers += route_headers(model, route.provider, route.cost_usd, route.reason, overhead_ms,
+                                 h.settings.reason_header_max)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+        _finish(h, key, "embeddings", req, route, out.usage, 200, t0, overhead_ms, None, False)
+    except ClientGone:
+        _finish(h, key, "embeddings", req, route, None, 499, t0, None, "client closed", False)
+    except Exception as e:  # noqa: BLE001 - mapped in one place
+        f = failure_from(e)
+        if f.status >= 500 and not isinstance(e, Failure):
+            app_log(e)
+        overhead_ms = await send_failure(send, f, anthropic=False, t0=t0)
+        _finish(h, key, "embeddings", req, getattr(e, "route", None), None, f.status, t0, overhead_ms, f.message,
+                False, model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None),
+                log=f.status != 401 and f.code != "too_many_auth_failures")
 
 
 def _note_dropped(h: Handed, req: ChatRequest, route: RouteInfo) -> None:
@@ -189,7 +258,8 @@ def app_log(e: BaseException) -> None:
 
 
 async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc: dict[str, Any],
-                  key: ProxyKey | None, t0: float, anthropic: bool, include_usage: bool) -> None:
+                  key: ProxyKey | None, t0: float, anthropic: bool, include_usage: bool,
+                  wire: ResponsesCall | None = None) -> None:
     """Send a routed stream as SSE. A failure after the status line ends the stream with
     an explicit error event (never a clean finish); a client that goes away or stops
     reading for `limits.stream_write_timeout_s` cancels the upstream call. Either way
@@ -201,7 +271,9 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
     if anthropic:
         _note_dropped(h, req, route)
     model = route.model_id or req.model
-    enc: aw.EventEncoder | ow.ChunkEncoder = aw.EventEncoder(model) if anthropic else ow.ChunkEncoder(model, include_usage)
+    shown = response_model(model, h.settings)
+    enc: aw.EventEncoder | ow.ChunkEncoder | ResponsesEncoder = aw.EventEncoder(shown) if anthropic else \
+        ow.ChunkEncoder(shown, include_usage) if wire is None else wire.encoder(shown)
     overhead_ms = ((t2 - t0) - _upstream_s(route, t2 - t1)) * 1000
     headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd if route.cascade is None
                                    else route.cost_usd, route.reason, overhead_ms, h.settings.reason_header_max)
@@ -229,7 +301,10 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
             billed = _billed_usage(rs.route)  # every attempt's usage (a finished cut stream has several)
             if billed is not None:
                 enc.usage = billed
-            await put({"type": "http.response.body", "body": enc.end(), "more_body": False})
+            end = enc.end()
+            if wire is not None:
+                await wire.save()  # before the last event: a client may chain to it at once
+            await put({"type": "http.response.body", "body": end, "more_body": False})
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - a mid-stream failure: the status line is already out
@@ -237,6 +312,8 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
             status, error = f.status, f.message
             if anthropic:
                 tail = aw.EventEncoder.error(failure_type(f), f.message)
+            elif isinstance(enc, ResponsesEncoder):
+                tail = enc.failed(f)
             else:
                 tail = b"data: " + f.openai_body() + b"\n\n"
             await put({"type": "http.response.body", "body": tail, "more_body": False})
@@ -280,8 +357,8 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
         except Exception as e:  # noqa: BLE001
             app_log(e)
     route = rs.route  # final cost now
-    _finish(h, key, "messages" if anthropic else "chat", req, route, _billed_usage(route) or enc.usage, status,
-            t0, overhead_ms, error, True)
+    endpoint = "messages" if anthropic else wire.endpoint if wire is not None else "chat"
+    _finish(h, key, endpoint, req, route, _billed_usage(route) or enc.usage, status, t0, overhead_ms, error, True)
 
 
 def cascade_headers(route: RouteInfo) -> list[tuple[bytes, bytes]]:
@@ -330,7 +407,7 @@ def _safe_text(reason: str | None) -> str | None:
     return v
 
 
-def _finish(h: Handed, key: ProxyKey | None, endpoint: str, req: ChatRequest | None, route: RouteInfo | None,
+def _finish(h: Handed, key: ProxyKey | None, endpoint: str, req: Any, route: RouteInfo | None,
             usage: Usage | None, status: int, t0: float, overhead_ms: float | None, error: str | None, stream: bool,
             *, model: str = "", provider: str = "", attempts: list[Attempt] | None = None, log: bool = True) -> None:
     now = time.time()
@@ -362,8 +439,13 @@ def _finish(h: Handed, key: ProxyKey | None, endpoint: str, req: ChatRequest | N
 
 # ---------------------------------------------------------------- other endpoints
 
-async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None, *,
+                     t0: float | None = None, reason: str = "") -> None:
+    """A JSON response; with `t0`, a /v1 response: the x-quotaroute-* headers too (no
+    model answered: `-`, cost 0, `reason` says what was served)."""
     headers = [_JSON, (b"content-length", str(len(body)).encode())] + (extra or [])
+    if t0 is not None:
+        headers += route_headers("-", "-", None, reason, (time.perf_counter() - t0) * 1000)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -379,7 +461,7 @@ async def list_models(h: Handed, scope: Scope, receive: Receive, send: Send, t0:
     async def go() -> None:
         key = await h.gate.authenticate(scope)
         await h.gate.admit(key)  # every request of a key counts against its rpm
-        await _send_json(send, 200, h.models.json())
+        await _send_json(send, 200, h.models.json(), t0=t0, reason="model list")
     await _guarded(send, t0, go())
 
 
@@ -392,7 +474,40 @@ async def get_model(h: Handed, scope: Scope, receive: Receive, send: Send, t0: f
         if body is None:
             raise Failure(404, f"The model `{mid[:200]}` does not exist or you do not have access to it.",
                           code="model_not_found", param="model")
-        await _send_json(send, 200, body)
+        await _send_json(send, 200, body, t0=t0, reason="model")
+    await _guarded(send, t0, go())
+
+
+async def _stored_response(h: Handed, scope: Scope, *, delete: bool) -> bytes:
+    key = await h.gate.authenticate(scope)
+    await h.gate.admit(key)  # every request of a key counts against its rpm
+    rid = unquote(scope["path"][len("/v1/responses/"):])
+    store = h.responses
+    if store is None:
+        raise Failure(404, "The response store is off (server.responses.db: off).", code="not_found")
+    if "/" in rid or not rid or len(rid) > 256:  # /v1/responses/{id}/input_items and the like are not served
+        raise Failure(404, f"Unknown path: {scope['method']} {redact(scope['path'])[:200]}", code="not_found")
+    if delete:
+        if await store.delete(owner_of(key), rid):
+            return orjson.dumps({"id": rid, "object": "response.deleted", "deleted": True})
+    else:
+        got = await store.get(owner_of(key), rid)
+        if got is not None:
+            return orjson.dumps(got.response)
+    raise Failure(404, f"Response with id '{redact(rid)[:200]}' not found.", code="not_found", param="response_id")
+
+
+async def get_response(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    """GET /v1/responses/{id}: a stored response of the calling key (404 for any other)."""
+    async def go() -> None:
+        await _send_json(send, 200, await _stored_response(h, scope, delete=False))
+    await _guarded(send, t0, go())
+
+
+async def delete_response(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    """DELETE /v1/responses/{id}: drop a stored response of the calling key."""
+    async def go() -> None:
+        await _send_json(send, 200, await _stored_response(h, scope, delete=True))
     await _guarded(send, t0, go())
 
 
@@ -446,7 +561,7 @@ async def quota(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         if view is None:
             raise Failure(404, "This router has no quota ledger.", code="not_found")
         await _send_json(send, 200, orjson.dumps({"object": "quota", "pools": _plain(view.pools),
-                                                  "budgets": _plain(list(view.budgets))}))
+                                                  "budgets": _plain(list(view.budgets))}), t0=t0, reason="quota")
     await _guarded(send, t0, go())
 
 
@@ -474,5 +589,6 @@ async def spend(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
             return summarize(spend.path, by=by, since=since, key_id=key_id)
 
         rows = await asyncio.to_thread(read)
-        await _send_json(send, 200, orjson.dumps({"object": "spend", "by": by, "key": key_id, "data": _plain(rows)}))
+        await _send_json(send, 200, orjson.dumps({"object": "spend", "by": by, "key": key_id, "data": _plain(rows)}),
+                         t0=t0, reason="spend")
     await _guarded(send, t0, go())

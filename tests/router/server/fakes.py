@@ -150,6 +150,9 @@ class FakeRouter:
     async def acount_tokens(self, req: ChatRequest) -> TokenCount:
         return TokenCount(estimate_request_tokens(req), False, "estimate", self._pick(req))
 
+    async def aembed(self, req: Any, *, scope: Any = None) -> Any:
+        raise NoRouteAvailable("the fake router serves no embeddings")
+
     async def quota_view(self, now: datetime) -> LedgerView:
         pool = PoolView("fake:free-daily", "free", True, remaining_requests=99, remaining_tokens=99000,
                         resets_at=now + timedelta(hours=3))
