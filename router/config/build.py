@@ -323,7 +323,8 @@ def build_server_settings(cfg: QuotarouteConfig) -> Any:
                      models=tuple(k.models) if k.models is not None else None, rpm=k.rpm, user=k.user,
                      tags=tuple(k.tags) if k.tags is not None else None) for k in sc.keys]
     admin = ProxyKey(id="admin", hash=sc.admin_key, admin=True) if sc.admin_key else None
-    names = tuple(VIRTUAL_MODELS) + tuple(n for n in cfg.deployments if n not in VIRTUAL_MODELS)
+    names = tuple(VIRTUAL_MODELS) + tuple(n for n in cfg.deployments if n not in VIRTUAL_MODELS) \
+        + tuple(f"cascade:{n}" for n in cfg.cascades)
     return ServerSettings(host=sc.host, port=sc.port, max_body_bytes=sc.max_body_bytes,
                           spend_db=None if sc.spend_db == "off" else (sc.spend_db or ""),
                           keys=KeyStore(keys, admin), reason_header_max=sc.reason_header_max,

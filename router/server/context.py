@@ -118,7 +118,8 @@ def models_of(router: ProxyRouter, settings: ServerSettings) -> list[dict[str, A
     policy = router.policy_name
     out: list[dict[str, Any]] = []
     for v in settings.virtual_models:
-        desc = f"the configured policy ({policy or 'default'})" if v == "auto" else _DESCRIPTIONS.get(v, "virtual model")
+        desc = f"the configured policy ({policy or 'default'})" if v == "auto" else _DESCRIPTIONS.get(
+            v, "answer-agreement cascade" if v.startswith("cascade:") else "virtual model")
         out.append({"id": v, "object": "model", "created": 0, "owned_by": "quotaroute", "description": desc})
     for mid in router.model_ids:
         out.append({"id": mid, "object": "model", "created": 0, "owned_by": mid.split(":", 1)[0]})
