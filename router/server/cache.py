@@ -24,8 +24,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router.cache import CachedAnswer, CacheStore, MemoryCache, RedisCache, SqliteCache, decode, encode, replay_events
+from router.cache.entry import CachedAnswer, decode, encode, replay_events
 from router.cache.key import request_key
+from router.cache.memory import MemoryCache
+from router.cache.redis import RedisCache
+from router.cache.sqlite import SqliteCache
+from router.cache.store import CacheStore
 from router.config.paths import home
 from router.errors import redact
 from router.server import anthropic_wire as aw

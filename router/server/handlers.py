@@ -24,13 +24,14 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
+from router.cache.entry import CachedAnswer
 from router.errors import ANTHROPIC_TYPES, ClientGone, redact
 from router.result import Attempt, RouteInfo
 from router.server import anthropic_wire as aw
 from router.server import embeddings_wire as ew
 from router.server import openai_wire as ow
 from router.server.auth import ProxyKey
-from router.server.cache import BYPASS, HIT, MISS, CachedAnswer, ProxyCache, body_flag
+from router.server.cache import BYPASS, HIT, MISS, ProxyCache, body_flag
 from router.server.context import Handed, Receive, Scope, Send
 from router.server.errors import Failure, ascii_header, failure_from, route_headers, send_failure
 from router.server.keygate import request_scope
