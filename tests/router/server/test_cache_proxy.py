@@ -322,3 +322,26 @@ async def test_app_builds_its_cache_from_settings(tmp_path: Any) -> None:
         assert r.headers["x-quotaroute-cache"] == "hit" and orjson.loads(r.content)["choices"][0]["message"][
             "content"] == "Hi"
     await app.aclose()
+
+
+async def test_real_router_with_the_anthropic_sdk(tmp_path: Any) -> None:
+    import anthropic
+
+    from tests.router.server.test_real_router import real_router
+
+    pa = FakeProvider(name="pa", scripts=[reply("from a", chunks=2)])
+    router = real_router(pa=pa)
+    app, _ = app_with(tmp_path, router=router)
+    hc = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t")
+    a = anthropic.AsyncAnthropic(api_key="x", base_url="http://t", http_client=hc, max_retries=0)
+    m = await a.messages.create(model="auto", max_tokens=20, messages=MSG)
+    assert m.content[0].text == "from a"
+    async with a.messages.stream(model="auto", max_tokens=20, messages=MSG) as s:  # a hit, replayed as a stream
+        text = "".join([t async for t in s.text_stream])
+        final = await s.get_final_message()
+    assert text == "from a" and final.stop_reason == "end_turn" and final.usage.output_tokens == 5
+    assert len(pa.calls) == 1
+    rows = spend_rows(app)
+    assert [(r[0], r[2], r[6]) for r in rows] == [("messages", "pa:small", "0.00002"), ("cache:messages", "pa:small",
+                                                                                       "0")]
+    await app.aclose()
