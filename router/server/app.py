@@ -20,6 +20,7 @@ from typing import Any
 
 from router.errors import redact
 from router.server import gctune, handlers
+from router.server.cache import ProxyCache
 from router.server.context import Handed, Load, ModelList, ProxyRouter, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, send_failure
 from router.server.keygate import KeyGate
@@ -41,7 +42,7 @@ class ProxyApp:
 
     def __init__(self, router: ProxyRouter, settings: ServerSettings | None = None, *,
                  spendlog: SpendLog | None = None, responses: ResponseStore | None = None,
-                 tune_gc: bool = False) -> None:
+                 cache: ProxyCache | None = None, tune_gc: bool = False) -> None:
         self.router = router
         self.tune_gc = tune_gc  # `quotaroute serve` processes only (never a host application's)
         self.settings = settings or ServerSettings()
@@ -57,13 +58,16 @@ class ProxyApp:
             responses = ResponseStore(rpath, ttl_s=rc.ttl_s, max_items=rc.max_items,
                                       max_bytes=rc.max_mb * 1024 * 1024) if rpath is not None else None
         self.responses = responses
+        if cache is None and self.settings.cache.enabled:  # the response cache (router.server.cache)
+            cache = ProxyCache.from_config(self.settings.cache, redis_url=self.settings.cache_redis_url)
+        self.cache = cache
         # who may call, how often, how much (key rpm and budgets live in the router's ledger)
         self.gate = KeyGate(self.keys, router.ledger, spendlog,
                             max_auth_failures_per_minute=Limits.of(self.settings).max_auth_failures_per_minute)
         self.load = Load()
         self.handed = Handed(router=router, gate=self.gate, settings=self.settings, metrics=self.metrics,
                              spend=spendlog, models=ModelList(router, self.settings), load=self.load,
-                             responses=self.responses)
+                             responses=self.responses, cache=cache)
         self._routes = {
             (b"POST", "/v1/chat/completions"): handlers.chat_completions,
             (b"POST", "/chat/completions"): handlers.chat_completions,
@@ -169,6 +173,8 @@ class ProxyApp:
             await asyncio.to_thread(self.spend.close)
         if self.responses is not None:
             await asyncio.to_thread(self.responses.close)
+        if self.cache is not None:
+            await self.cache.aclose()
 
 
 def create_app(router: ProxyRouter, settings: ServerSettings | None = None, **kw: Any) -> ProxyApp:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from router.result import RoutedResponse, RouteInfo
     from router.server.keygate import KeyGate
     from router.server.metrics import Metrics
+    from router.server.cache import ProxyCache
     from router.server.responses_store import ResponseStore
     from router.server.settings import ServerSettings
     from router.server.spendlog import SpendLog
@@ -146,3 +147,4 @@ class Handed:
     models: ModelList
     load: Load = field(default_factory=Load)
     responses: ResponseStore | None = None  # the Responses store (None: store off)
+    cache: ProxyCache | None = None  # the response cache (None: `cache.enabled` is false)
