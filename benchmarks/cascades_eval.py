@@ -28,7 +28,7 @@ from benchmarks import metrics as mx
 from benchmarks.datasets import Dataset
 from benchmarks.replay import RouterResult, profile_estimates
 
-__all__ = ["Choice", "evaluate_agreement", "infer_extract", "allocate", "GLOBAL", "PER_KIND", "NO_AGREEMENT"]
+__all__ = ["Choice", "evaluate_agreement", "infer_extract", "allocate", "curve_aiq_diff_ci", "GLOBAL", "PER_KIND", "NO_AGREEMENT"]
 
 GLOBAL = "quotaroute:agreement-cascade"
 PER_KIND = "quotaroute:agreement-cascade per task kind"
@@ -125,6 +125,26 @@ def _curve_aiq_boot(points: Sequence[cz.Outcome], test: Dataset, idx: Any, c_lo:
         zx, zy = mx.nondecreasing_hull(Cs[b], Qs[b])
         cx, cy = mx.nondecreasing_hull(np.r_[Cs[b, anchor], pc[:, b]], np.r_[Qs[b, anchor], pq[:, b]])
         d[b] = mx.aiq(cx, cy, c_lo, c_hi) - mx.aiq(zx, zy, c_lo, c_hi)
+    return [float(x) for x in np.quantile(d, [0.025, 0.975])]
+
+
+def curve_aiq_diff_ci(a: Sequence[tuple[Any, Any]], b: Sequence[tuple[Any, Any]], test: Dataset, idx: Any,
+                      c_lo: float, c_hi: float, anchor: int) -> list[float]:
+    """95% interval of AIQ(curve a) - AIQ(curve b) over the bootstrap resamples (paired:
+    the same prompts in both; bounds fixed). A curve is its points' per-prompt (quality,
+    cost) arrays; both hulls start at the cheapest single model (`anchor`), like the
+    report's curves."""
+    Qa, Cs = test.quality[idx].mean(1)[:, anchor], test.cost_usd[idx].mean(1)[:, anchor]
+
+    def means(pts: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
+        return np.array([np.asarray(q)[idx].mean(1) for q, _c in pts]), np.array([np.asarray(c)[idx].mean(1) for _q, c in pts])
+
+    (aq, ac), (bq, bc) = means(a), means(b)
+    d = np.empty(len(idx))
+    for r in range(len(idx)):
+        ax, ay = mx.nondecreasing_hull(np.r_[Cs[r], ac[:, r]], np.r_[Qa[r], aq[:, r]])
+        bx, by = mx.nondecreasing_hull(np.r_[Cs[r], bc[:, r]], np.r_[Qa[r], bq[:, r]])
+        d[r] = mx.aiq(ax, ay, c_lo, c_hi) - mx.aiq(bx, by, c_lo, c_hi)
     return [float(x) for x in np.quantile(d, [0.025, 0.975])]
 
 

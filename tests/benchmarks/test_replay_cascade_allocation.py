@@ -122,3 +122,17 @@ def test_candidates_k_of_n_keep_the_strong_model_last_and_code_gets_singles():
     singles, info2 = cz.candidates(cost, qual, agreement=False)
     assert len(singles) == 8 and all(len(p.stages) == 1 and p.stages[0].mode == "single" for p in singles)
     assert info2["cheap_pool"] == []
+
+
+def test_curve_aiq_difference_is_paired():
+    from benchmarks.cascades_eval import curve_aiq_diff_ci
+
+    test = _mixed(240, 3)
+    idx = _idx(240)
+    lo, hi = float(test.cost_usd.mean(0).min()), float(test.cost_usd.mean(0).max())
+    strong = [(test.quality[:, 3], test.cost_usd[:, 3])]
+    assert curve_aiq_diff_ci(strong, strong, test, idx, lo, hi, 0) == [0.0, 0.0]
+    # the same quality for the cost of cheap1: a curve that dominates, in every resample
+    better = [(test.quality[:, 3], test.cost_usd[:, 0])]
+    d = curve_aiq_diff_ci(better, strong, test, idx, lo, hi, 0)
+    assert 0 < d[0] <= d[1]
