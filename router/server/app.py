@@ -3,7 +3,8 @@
     app = create_app(router, settings)      # any ASGI server; `quotaroute serve` uses uvicorn
 
 Endpoints: POST /v1/chat/completions, POST /v1/messages, GET /v1/models,
-GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend. Every /v1 response
+GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend, and the dashboard under
+/ui (router/server/ui, admin key only). Every /v1 response
 carries the x-quotaroute-* headers (see docs/proxy.md). This module holds dispatch
 and the lifespan; who may call is `keygate.py`.
 
@@ -18,7 +19,7 @@ import time
 from typing import Any
 
 from router.errors import redact
-from router.server import gctune, handlers
+from router.server import gctune, handlers, ui
 from router.server.context import Handed, Load, ModelList, ProxyRouter, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, send_failure
 from router.server.keygate import KeyGate
@@ -82,6 +83,8 @@ class ProxyApp:
             handler = self._routes.get((scope["method"].encode(), path))
             if handler is None and path.startswith("/v1/models/") and scope["method"] == "GET":
                 handler = handlers.get_model
+            elif handler is None and (path == "/ui" or path.startswith("/ui/")):
+                handler = ui.handle
             anthropic = path == "/v1/messages"
             if handler is None:
                 known = any(p == path for _, p in self._routes)
