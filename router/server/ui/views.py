@@ -14,10 +14,12 @@ origin's scripts and styles, no inline code, no framing, forms post only here) a
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
 
+from router.errors import redact
 from router.server.context import Handed, Receive, Scope, Send
 from router.server.errors import Failure
 from router.server.ui.page import dashboard, login, message
@@ -40,6 +42,7 @@ _TYPES = {".js": b"text/javascript; charset=utf-8", ".css": b"text/css; charset=
           ".md": b"text/plain; charset=utf-8", ".LICENSE": b"text/plain; charset=utf-8"}
 _MAX_FORM = 4096
 _STATIC: dict[str, tuple[bytes, bytes]] | None = None
+log = logging.getLogger("quotaroute.server")
 
 
 def static_files() -> dict[str, tuple[bytes, bytes]]:
@@ -133,7 +136,16 @@ async def handle(h: Handed, scope: Scope, receive: Receive, send: Send, t0: floa
         await _html(send, 404, message("Dashboard off", "The dashboard needs an admin key: set "
                                                               "server.admin_key in the config."))
         return
-    sessions = Sessions(h.gate.store, admin.hash)
+    try:
+        await _pages(h, Sessions(h.gate.store, admin.hash), scope, receive, send)
+    except Exception as e:  # noqa: BLE001 - e.g. the ledger store (sessions) cannot be reached
+        log.warning("dashboard request failed: %s", redact(repr(e))[:300])
+        await _html(send, 503, message("Unavailable", "The dashboard cannot reach the ledger store that keeps its "
+                                                      "sessions; try again shortly."))
+
+
+async def _pages(h: Handed, sessions: Sessions, scope: Scope, receive: Receive, send: Send) -> None:
+    path, method = scope["path"], scope["method"]
     routes = {"/ui": ("GET",), "/ui/": ("GET",), "/ui/login": ("GET", "POST"), "/ui/logout": ("POST",)}
     if path not in routes:
         await _html(send, 404, message("Not found", "No such page."))

@@ -162,3 +162,36 @@ async def test_a_page_without_spend_log_or_ledger_still_renders(tmp_path: Any) -
         page = (await c.get("/ui")).text
         assert "The spend log is off" in page and "No quota pools" in page and "No budgets configured." in page
     await app.aclose()
+
+
+def test_every_static_file_ships_in_the_package() -> None:
+    """pyproject's package data covers each file the proxy serves (a wheel install has them)."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    from router.server.ui.views import static_files
+
+    root = Path(__file__).resolve().parents[4]
+    pats = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["router.server.ui"]
+    names = set(static_files())
+    assert {"uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE", "dashboard.js", "dashboard.css"} <= names
+    for name in names:
+        assert any(fnmatch.fnmatch("static/" + name, p) for p in pats), name
+
+
+async def test_an_unreachable_session_store_is_a_503_page(tmp_path: Any) -> None:
+    class Down:
+        async def read(self, *a: Any) -> Any:
+            raise ConnectionError("ledger store down")
+
+        raise_to = take = read
+
+    app = make_app(DashRouter(), tmp_path / "s.sqlite", keyed_settings())
+    app.gate.store = Down()
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=BASE) as c:
+        assert (await c.get("/ui")).status_code == 303  # no cookie: the form, without asking the store
+        r = await c.get("/ui", headers={"cookie": f"{COOKIE}={'A' * 43}"})
+        assert r.status_code == 503 and "ledger store" in r.text and r.headers["content-security-policy"] == CSP
+        assert (await login(c)).status_code == 503
+    await app.aclose()
