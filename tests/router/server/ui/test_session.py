@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from router.quota.memory_store import MemoryStore
+from router.quota.redis_store import RedisStore
 from router.quota.sqlite_store import SQLiteStore
 from router.server.ui.session import COOKIE, Sessions, cookie_token, host_of, same_origin, secure_cookie
+from tests.router.quota.conftest import redis_prefix, redis_url  # noqa: F401 - fixtures (a real redis-server)
 
 
 def scope(*headers: tuple[str, str], scheme: str = "http") -> dict[str, Any]:
@@ -61,6 +65,23 @@ async def test_sessions_are_shared_through_a_shared_ledger_store(tmp_path: Any) 
         assert await Sessions(b, "h").valid(token)
         await Sessions(b, "h").end(token)
         assert not await Sessions(a, "h").valid(token)
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+@pytest.mark.redis
+async def test_sessions_are_shared_by_replicas_on_one_redis(redis_url: str, redis_prefix: str) -> None:
+    a, b = RedisStore(redis_url, prefix=redis_prefix), RedisStore(redis_url, prefix=redis_prefix)
+    try:
+        clock = Clock()
+        token = await Sessions(a, "h", ttl_s=60, clock=clock).create()
+        assert await Sessions(b, "h", ttl_s=60, clock=clock).valid(token)
+        clock.t += 61
+        assert not await Sessions(b, "h", ttl_s=60, clock=clock).valid(token)  # expired by its end time
+        clock.t -= 61
+        await Sessions(b, "h", clock=clock).end(token)
+        assert not await Sessions(a, "h", clock=clock).valid(token)
     finally:
         await a.aclose()
         await b.aclose()
