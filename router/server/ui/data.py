@@ -2,17 +2,19 @@
 
     Snapshot = await snapshot(handed, window)     # everything one page needs
 
-Totals per model, provider and key come from `summarize()` (the same function behind
-`GET /v1/spend` and `quotaroute spend`): exact `Decimal` money. The charts add a time
-axis: one pass over the window's rows (`ts`, model, provider, key, cost) sums each
-bucket exactly, keeps the `TOP` largest groups per dimension and folds the rest into
-"other"; the chart draws those sums as floats. Free pools and budgets come from
+Spend over time and the totals per model, provider and key come from one pass over
+the window's rows, grouped by SQLite (`aggregate` does the same over raw rows):
+requests, errors, tokens and exact `Decimal` money per (bucket, model, provider, key),
+then per dimension; the same numbers `summarize()`
+(behind `GET /v1/spend` and `quotaroute spend`) gives, which a test pins, read once
+instead of three times. Each chart keeps the `TOP` largest groups and folds the rest
+into "other", and draws the exact sums as floats. Free pools and budgets come from
 `router.quota_view(now)` (the data behind `GET /v1/quota`), upstream keys cooling off
 from the router's health book.
 
-The SQL is plain (SELECT ... WHERE ... ORDER BY ... LIMIT, `?` placeholders). A spend
-log that is not the SQLite one may offer `select(sql, args) -> list[tuple]` (and
-`summarize(by=, since=)`); the dashboard then reads through those.
+A spend log that is not the SQLite one may offer `select(sql, args) -> list[tuple]`;
+the dashboard then sends it only plain SQL (SELECT ... WHERE ... ORDER BY ... LIMIT,
+`?` placeholders, no grouping or engine functions) and groups in Python.
 """
 
 from __future__ import annotations
@@ -20,22 +22,21 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from router.server.spendlog import summarize
-
-__all__ = ["WINDOWS", "Snapshot", "Series", "snapshot", "series", "recent", "trouble", "TOP", "ROWS"]
+__all__ = ["WINDOWS", "Snapshot", "Series", "snapshot", "aggregate", "recent", "trouble", "TOP", "ROWS"]
 
 # name -> (seconds shown, bucket seconds)
 WINDOWS = {"24h": (86400, 3600), "7d": (7 * 86400, 6 * 3600), "30d": (30 * 86400, 86400)}
 TOP = 8  # groups drawn per chart; the rest is "other"
 ROWS = 30  # rows in the decision and trouble tables
 DIMENSIONS = ("model", "provider", "key")
-_COL = {"model": 1, "provider": 2, "key": 3}
+_COL = {"model": 1, "provider": 2, "key": 3}  # positions in an aggregate() cell key
 _ROW_COLS = ("ts, key_id, endpoint, requested_model, model, provider, cost_usd, latency_ms, route_reason, "
              "fallback_chain, status, error, stream")
 
@@ -57,7 +58,7 @@ class Snapshot:
     since: float
     now: datetime
     spend_enabled: bool = True
-    totals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # dimension -> summarize() rows
+    totals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # dimension -> one row per group
     charts: dict[str, Series] = field(default_factory=dict)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     trouble: list[dict[str, Any]] = field(default_factory=list)
@@ -87,34 +88,80 @@ def _select(spend: Any, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]
     return _select_sqlite(Path(spend.path), sql, args)
 
 
-def series(rows: list[tuple[Any, ...]], since: float, bucket_s: int, now: float, dim: str) -> Series:
-    """Exact per-bucket sums of (ts, model, provider, key, cost) rows for one dimension."""
+def _axis(since: float, bucket_s: int, now: float) -> tuple[int, int, list[int]]:
     start = int(since // bucket_s * bucket_s)
     n = max(1, int((now - start) // bucket_s) + 1)
-    xs = [start + i * bucket_s for i in range(n)]
-    col = _COL[dim]
-    per: dict[str, list[Decimal]] = {}
-    total: dict[str, Decimal] = {}
-    for r in rows:
-        i = int((r[0] - start) // bucket_s)
+    return start, n, [start + i * bucket_s for i in range(n)]
+
+
+Cells = dict[tuple[Any, ...], list[Any]]  # (bucket, model, provider, key) -> [requests, errors, tokens, [cost text]]
+
+
+def _cells(rows: Iterable[tuple[Any, ...]], start: int, n: int, bucket_s: int) -> Cells:
+    cells: Cells = {}
+    for ts, model, provider, key, cost, status, inp, out in rows:
+        i = int((ts - start) // bucket_s)
         if not 0 <= i < n:
             continue
-        g = r[col] or "-"
-        cost = Decimal(r[4])
-        ys = per.get(g)
-        if ys is None:
-            ys = per[g] = [Decimal(0)] * n
-            total[g] = Decimal(0)
-        ys[i] += cost
-        total[g] += cost
-    order = sorted(per, key=lambda g: (-total[g], g))
-    groups = {g: per[g] for g in order[:TOP]}
-    if len(order) > TOP:
-        other = [Decimal(0)] * n
-        for g in order[TOP:]:
-            other = [a + b for a, b in zip(other, per[g])]
-        groups["other"] = other
-    return Series(xs, groups)
+        c = cells.get((i, model, provider, key))
+        if c is None:
+            c = cells[(i, model, provider, key)] = [0, 0, 0, []]
+        c[0] += 1
+        if (status or 0) >= 400:
+            c[1] += 1
+        c[2] += (inp or 0) + (out or 0)
+        c[3].append(cost)
+    return cells
+
+
+def _cells_sqlite(path: Path, since: float, start: int, n: int, bucket_s: int) -> Cells:
+    """`_cells` grouped by SQLite itself (the costs come back as one text per group, summed
+    exactly here): a fraction of the rows cross into Python."""
+    sql = ("SELECT CAST((ts - ?) / ? AS INTEGER), model, provider, key_id, COUNT(*), "
+           "SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0)), "
+           "GROUP_CONCAT(cost_usd, ' ') FROM spend WHERE ts >= ? GROUP BY 1, 2, 3, 4")
+    return {(i, m, p, k): [reqs, errs, toks, costs.split(" ")]
+            for i, m, p, k, reqs, errs, toks, costs in _select_sqlite(path, sql, (start, bucket_s, since)) if 0 <= i < n}
+
+
+def aggregate(rows: Iterable[tuple[Any, ...]], since: float, bucket_s: int, now: float
+              ) -> tuple[list[int], dict[str, Series], dict[str, list[dict[str, Any]]]]:
+    """One pass over (ts, model, provider, key, cost, status, input, output) rows: the
+    bucket start times, one chart per dimension and the totals per group (requests,
+    errors, tokens, exact cost), largest cost first. Money is summed as `Decimal` once
+    per (bucket, model, provider, key) group."""
+    start, n, xs = _axis(since, bucket_s, now)
+    return (xs, *_fold(_cells(rows, start, n, bucket_s), xs))
+
+
+def _fold(cells: Cells, xs: list[int]) -> tuple[dict[str, Series], dict[str, list[dict[str, Any]]]]:
+    n = len(xs)
+    charts: dict[str, Series] = {}
+    totals: dict[str, list[dict[str, Any]]] = {}
+    summed = [(k, c[0], c[1], c[2], sum(map(Decimal, c[3]), Decimal(0))) for k, c in cells.items()]
+    for dim in DIMENSIONS:
+        col = _COL[dim]
+        per: dict[str, list[Decimal]] = {}
+        tot: dict[str, dict[str, Any]] = {}
+        for k, reqs, errs, toks, cost in summed:
+            g = k[col] or "-"
+            ys = per.get(g)
+            if ys is None:
+                ys = per[g] = [Decimal(0)] * n
+                tot[g] = {dim: g, "requests": 0, "errors": 0, "tokens": 0, "cost_usd": Decimal(0)}
+            ys[k[0]] += cost
+            t = tot[g]
+            t["requests"] += reqs
+            t["errors"] += errs
+            t["tokens"] += toks
+            t["cost_usd"] += cost
+        order = sorted(tot, key=lambda g: (-tot[g]["cost_usd"], -tot[g]["requests"], g))
+        groups = {g: per[g] for g in order[:TOP]}
+        if len(order) > TOP:
+            groups["other"] = [sum(col_, Decimal(0)) for col_ in zip(*(per[g] for g in order[TOP:]))]
+        charts[dim] = Series(xs, groups)
+        totals[dim] = [tot[g] for g in order]
+    return charts, totals
 
 
 def _row(r: tuple[Any, ...]) -> dict[str, Any]:
@@ -134,20 +181,16 @@ def trouble(spend: Any, since: float, limit: int = ROWS) -> list[dict[str, Any]]
     return [_row(r) for r in _select(spend, sql, (since, "%,%", limit))]
 
 
-def _totals(spend: Any, by: str, since: float) -> list[dict[str, Any]]:
-    own = getattr(spend, "summarize", None)
-    if own is not None:
-        return list(own(by=by, since=since))
-    return summarize(spend.path, by=by, since=since)
-
-
 def _read_spend(spend: Any, snap: Snapshot, bucket_s: int) -> None:
     spend.flush()
     now = time.time()
-    rows = _select(spend, "SELECT ts, model, provider, key_id, cost_usd FROM spend WHERE ts >= ?", (snap.since,))
-    for dim in DIMENSIONS:
-        snap.charts[dim] = series(rows, snap.since, bucket_s, now, dim)
-        snap.totals[dim] = sorted(_totals(spend, dim, snap.since), key=lambda r: (-r["cost_usd"], str(r[dim])))
+    if getattr(spend, "select", None) is not None:
+        rows = _select(spend, "SELECT ts, model, provider, key_id, cost_usd, status, input_tokens, output_tokens "
+                              "FROM spend WHERE ts >= ?", (snap.since,))
+        _, snap.charts, snap.totals = aggregate(rows, snap.since, bucket_s, now)
+    else:
+        start, n, xs = _axis(snap.since, bucket_s, now)
+        snap.charts, snap.totals = _fold(_cells_sqlite(Path(spend.path), snap.since, start, n, bucket_s), xs)
     snap.decisions = recent(spend)
     snap.trouble = trouble(spend, snap.since)
     got = _select(spend, "SELECT COUNT(*) FROM spend WHERE ts >= ? AND fallback_chain LIKE ?", (snap.since, "%,%"))

@@ -108,7 +108,7 @@ def _spend(snap: Snapshot) -> str:
     out = ['<section id="spend"><h2>Spend over time</h2><div class="charts">']
     for dim in DIMENSIONS:
         rows = [[esc(r[dim]), f"{r['requests']:,}", f"{r['errors']:,}",
-                 f"{r['input_tokens'] + r['output_tokens']:,}", esc(_money(r["cost_usd"]))]
+                 f"{r['tokens']:,}", esc(_money(r["cost_usd"]))]
                 for r in snap.totals.get(dim, [])]
         out.append(f'<div class="panel" id="by-{dim}"><h3>by {_LABEL[dim]}</h3>'
                    f'<div class="chart" data-dim="{dim}"></div>'
