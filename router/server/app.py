@@ -41,12 +41,12 @@ class ProxyApp:
 
     def __init__(self, router: ProxyRouter, settings: ServerSettings | None = None, *,
                  spendlog: SpendLog | None = None, responses: ResponseStore | None = None,
-                 tune_gc: bool = False) -> None:
+                 tune_gc: bool = False, metrics: Metrics | None = None) -> None:
         self.router = router
         self.tune_gc = tune_gc  # `quotaroute serve` processes only (never a host application's)
         self.settings = settings or ServerSettings()
         self.keys = self.settings.keys
-        self.metrics = Metrics()
+        self.metrics = metrics if metrics is not None else Metrics()  # a reloaded app keeps its predecessor's
         if spendlog is None:
             path = self.settings.spend_db_path()
             spendlog = SpendLog(path) if path is not None else None
@@ -124,11 +124,7 @@ class ProxyApp:
         while True:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
-                await self.warm_up()
-                if self.tune_gc:
-                    lim = self.settings.limits
-                    done = gctune.tune(freeze=lim.gc_freeze, thresholds=lim.gc_thresholds)
-                    log.info("garbage collector tuned: %s", done)
+                await self.startup()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 try:
@@ -137,6 +133,14 @@ class ProxyApp:
                 except Exception as e:  # noqa: BLE001
                     await send({"type": "lifespan.shutdown.failed", "message": redact(str(e))})
                 return
+
+    async def startup(self) -> None:
+        """What the lifespan start-up does: warm up, then tune the collector (serve only)."""
+        await self.warm_up()
+        if self.tune_gc:
+            lim = self.settings.limits
+            done = gctune.tune(freeze=lim.gc_freeze, thresholds=lim.gc_thresholds)
+            log.info("garbage collector tuned: %s", done)
 
     async def warm_up(self) -> None:
         """Register the key budgets on the ledger, then plan one dummy request (no
@@ -168,6 +172,17 @@ class ProxyApp:
             await asyncio.to_thread(self.spend.close)
         if self.responses is not None:
             await asyncio.to_thread(self.responses.close)
+
+
+    async def retire(self, *, keep_stores: bool = True) -> None:
+        """Replaced by a reloaded app (router.server.reload): wait until every request
+        this app accepted has finished (streams included, however long), then close it.
+        The spend log and the Responses store stay open when the successor shares them."""
+        while self.load.in_flight > 0:
+            await asyncio.sleep(0.05)
+        if keep_stores:
+            self.spend = self.responses = None  # the successor's now; aclose() leaves them
+        await self.aclose()
 
 
 def create_app(router: ProxyRouter, settings: ServerSettings | None = None, **kw: Any) -> ProxyApp:
