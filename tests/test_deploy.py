@@ -285,3 +285,34 @@ def _example_for_this_schema() -> str:
     if "store" not in ServerCfg.model_fields:
         text = "\n".join(ln for ln in text.splitlines() if not re.match(r"\s+(store|dsn_env):", ln))
     return text
+
+
+# ------------------------------------------------------------------ the replicas overlay
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with Compose's `!reset` tag (an override that clears a value)."""
+
+
+_ComposeLoader.add_constructor("!reset", lambda loader, node: [] if isinstance(node, yaml.SequenceNode) else None)
+
+
+def test_the_replicas_overlay_puts_nginx_before_three_replicas() -> None:
+    import jsonschema
+
+    overlay = yaml.load((ROOT / "deploy" / "compose.replicas.yaml").read_text(), Loader=_ComposeLoader)
+    schema = json.loads((ROOT / "tests" / "fixtures" / "deploy" / "compose-spec.json").read_text())
+    merged = compose()
+    for name, svc in overlay["services"].items():
+        merged["services"][name] = {**merged["services"].get(name, {}), **svc}
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}"
+              for e in jsonschema.Draft7Validator(schema).iter_errors(merged)]
+    assert not errors, errors
+    q, lb = merged["services"]["quotaroute"], merged["services"]["lb"]
+    assert q["ports"] == [] and q["deploy"]["replicas"] == 3  # only the balancer publishes the port
+    assert lb["depends_on"] == {"quotaroute": {"condition": "service_healthy"}}
+    conf_mount = lb["volumes"][0]
+    assert (ROOT / conf_mount["source"]).is_file() and conf_mount["target"].startswith("/etc/nginx/")
+    conf = (ROOT / conf_mount["source"]).read_text()
+    assert "server quotaroute:4000;" in conf and "listen 4000;" in conf
+    assert "proxy_buffering off;" in conf  # streams pass through as they come
+    assert "max_auth_failures_per_minute: 0" in (ROOT / "deploy" / "compose.replicas.yaml").read_text()
