@@ -173,7 +173,6 @@ class ProxyApp:
         if self.responses is not None:
             await asyncio.to_thread(self.responses.close)
 
-
     async def retire(self, *, keep_stores: bool = True) -> None:
         """Replaced by a reloaded app (router.server.reload): wait until every request
         this app accepted has finished (streams included, however long), then close it.

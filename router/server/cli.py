@@ -124,15 +124,16 @@ def check_reload(config: str | None, factory: str | None, host: str, running: An
     return cfg, settings, notes
 
 
-def rebuild_app(config: str | None, factory: str | None, host: str, current: Any) -> Any:
+def rebuild_app(config: str | None, factory: str | None, host: str, current: Any, *, quiet: bool = False) -> Any:
     """A new ProxyApp from the config file for a reload (raises ConfigError). It shares
     the running app's spend log, Responses store and metrics; its Router keeps the
-    running circuit breakers (same `health:` section) and an in-memory ledger's counts."""
+    running circuit breakers (same `health:` section) and an in-memory ledger's counts.
+    `quiet`: what needs a restart is logged at info level (a worker: its supervisor warns)."""
     from router.server.app import create_app  # lazy: import time, as above
 
     cfg, settings, notes = check_reload(config, factory, host, current.settings)
     for n in notes:
-        log.info("config reload: %s", n)
+        log.log(logging.INFO if quiet else logging.WARNING, "quotaroute serve: config reload: %s", n)
     carry: dict[str, Any] = {}
     prev = current.router
     prev_cfg = getattr(prev, "config", None)  # a router.sdk.Router (a factory's router has none)
@@ -152,7 +153,8 @@ def reloading_app(app: Any, config: str | None, factory: str | None, host: str, 
     """`app` served by `quotaroute serve`: reloads `config` on SIGHUP (router.server.reload)."""
     from router.server.reload import Reloading  # lazy: import time, as above
 
-    return Reloading(app, lambda current: rebuild_app(config, factory, host, current), announce=announce)
+    return Reloading(app, lambda current: rebuild_app(config, factory, host, current, quiet=not announce),
+                     announce=announce)
 
 
 def _memory_ledger(cfg: Any) -> bool:
@@ -198,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     from router.config import find_config  # lazy: import time, as above
     from router.server import transport
 
-    from router.server.reload import catch_early
+    from router.server.reload import catch_early  # lazy: import time, as above
 
     catch_early()  # a SIGHUP while starting is remembered (reloaded once up), not fatal
     config = find_config(args.config)

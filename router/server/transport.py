@@ -44,6 +44,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from router.errors import ConfigError, redact
 from router.server.limits import DEFAULT_LIMITS, Limits, default_max_connections
 
 __all__ = ["GuardedHttpToolsProtocol", "server_config", "bind_socket", "serve", "Limits"]
@@ -367,14 +368,12 @@ class _Supervisor(Multiprocess):
                 if p.is_ready(timeout=0.2):
                     pending.remove(p)
         self._announce()
-        from router.server.reload import take_early  # lazy: the parent needs it only here
+        from router.server.reload import take_early  # lazy: import time (the parent needs one flag)
 
         if take_early():  # a SIGHUP came while the parent itself was starting
             self.handle_hup()
 
     def handle_hup(self) -> None:
-        from router.errors import ConfigError  # lazy, as above
-
         if self._validate is not None:
             try:
                 notes = self._validate()
@@ -382,13 +381,14 @@ class _Supervisor(Multiprocess):
                 log.error("quotaroute serve: config reload refused, still serving the previous config: %s", e)
                 return
             except Exception as e:  # noqa: BLE001 - keep serving whatever went wrong
-                log.error("quotaroute serve: config reload failed, still serving the previous config: %r", e)
+                log.error("quotaroute serve: config reload failed, still serving the previous config: %s",
+                          redact(repr(e))[:500])
                 return
             for n in notes:
                 log.warning("quotaroute serve: config reload: %s", n)
         self._hup_pending = list(self.processes)
         self._forward_hup()
-        log.warning("quotaroute serve: config reloaded (%d workers)", len(self.processes))
+        log.warning("quotaroute serve: config reloaded: SIGHUP forwarded to %d workers", len(self.processes))
 
     def _forward_hup(self) -> None:
         for p in list(self._hup_pending):

@@ -141,3 +141,16 @@ def test_start_up_only_settings_are_kept_and_named() -> None:
     assert kept.port == 4000 and kept.reason_header_max == 50  # the port needs a restart; the rest applies
     assert changed == ["server.port"]
     assert restart_only(running, running)[1] == []
+
+
+def test_a_reload_that_drops_every_key_is_refused_beyond_loopback(tmp_path: Any) -> None:
+    from router.server.auth import hash_key
+    from router.server.cli import check_reload
+
+    cfg = tmp_path / "quotaroute.yaml"
+    cfg.write_text(f"server:\n  keys:\n    - id: a\n      hash: \"{hash_key('qr-a-1234567890')}\"\n")
+    running = check_reload(str(cfg), None, "0.0.0.0", ServerSettings())[1]
+    cfg.write_text("server:\n  port: 4000\n")  # no keys left
+    with pytest.raises(ConfigError, match="no proxy keys"):
+        check_reload(str(cfg), None, "0.0.0.0", running)
+    assert check_reload(str(cfg), None, "127.0.0.1", running)[1].keys.open_access  # loopback: allowed
