@@ -126,7 +126,8 @@ def check_reload(config: str | None, factory: str | None, host: str, running: An
 
 def rebuild_app(config: str | None, factory: str | None, host: str, current: Any, *, quiet: bool = False) -> Any:
     """A new ProxyApp from the config file for a reload (raises ConfigError). It shares
-    the running app's spend log, Responses store and metrics; its Router keeps the
+    the running app's spend log, Responses store, metrics and (same `cache:` section)
+    response cache; its Router keeps the
     running circuit breakers (same `health:` section) and an in-memory ledger's counts.
     `quiet`: what needs a restart is logged at info level (a worker: its supervisor warns)."""
     from router.server.app import create_app  # lazy: import time, as above
@@ -145,8 +146,10 @@ def rebuild_app(config: str | None, factory: str | None, host: str, current: Any
 
             carry["ledger"] = Ledger(prev.ledger.store, cfg.pools, cfg.budget_specs)
     router = _make_router(config, factory, cfg, **carry)
+    cur = current.settings
+    same_cache = (settings.cache, settings.cache_redis_url) == (cur.cache, cur.cache_redis_url)
     return create_app(router, settings, spendlog=current.spend, responses=current.responses,
-                      metrics=current.metrics)
+                      cache=current.cache if same_cache else None, metrics=current.metrics)
 
 
 def reloading_app(app: Any, config: str | None, factory: str | None, host: str, *, announce: bool = True) -> Any:

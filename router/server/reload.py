@@ -11,7 +11,8 @@ the event loop keeps serving) and raises `ConfigError` when the file is wrong. T
 - a good one: the new app warms up, then takes every new request at once (one
   attribute swap); requests already running finish on the old app, which is closed
   (its Router, its key gate) once the last of them has ended. The spend log, the
-  Responses store and the Prometheus registry carry over to the new app.
+  Responses store, the Prometheus registry and (with the same `cache:` section) the
+  response cache carry over to the new app.
 
 Reloads run one at a time; signals that arrive during one coalesce into one more.
 With `--workers N` the supervisor validates the file once and forwards SIGHUP to
@@ -123,11 +124,11 @@ class Reloading:
             except Exception as e:  # noqa: BLE001
                 log.error("quotaroute serve: the reloaded config did not start, still serving the previous "
                           "config: %s", redact(repr(e))[:500])
-                await new.retire(keep_stores=True)
+                await new.retire(old)
                 return False
             self.app = new  # new requests from here on; the old app keeps those it has
             self.reloads += 1
-            t = asyncio.get_running_loop().create_task(old.retire(keep_stores=new.spend is old.spend))
+            t = asyncio.get_running_loop().create_task(old.retire(new))
             self._retiring.add(t)
             t.add_done_callback(self._retired)
             msg = f"quotaroute serve: config reloaded ({len(new.router.model_ids)} models)"

@@ -58,7 +58,7 @@ class Call:
 def successor(router: FakeRouter) -> Any:
     def rebuild(current: ProxyApp) -> ProxyApp:
         return create_app(router, current.settings, spendlog=current.spend, responses=current.responses,
-                          metrics=current.metrics)
+                          cache=current.cache, metrics=current.metrics)
     return rebuild
 
 
@@ -154,3 +154,25 @@ def test_a_reload_that_drops_every_key_is_refused_beyond_loopback(tmp_path: Any)
     with pytest.raises(ConfigError, match="no proxy keys"):
         check_reload(str(cfg), None, "0.0.0.0", running)
     assert check_reload(str(cfg), None, "127.0.0.1", running)[1].keys.open_access  # loopback: allowed
+
+
+async def test_the_response_cache_carries_over_while_its_section_is_unchanged(tmp_path: Any,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from router.server.cli import build_app, rebuild_app
+
+    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
+    factory = "tests.router.server.fakes:build"
+    cfg = tmp_path / "quotaroute.yaml"
+    cfg.write_text("cache:\n  enabled: true\n  store: memory\n  ttl_s: 60\n")
+    first = build_app(str(cfg), factory)
+    assert first.cache is not None
+    cfg.write_text("cache:\n  enabled: true\n  store: memory\n  ttl_s: 60\npolicy:\n  default: cheapest\n")
+    second = rebuild_app(str(cfg), factory, "127.0.0.1", first)
+    assert second.cache is first.cache and second.spend is first.spend and second.metrics is first.metrics
+    await first.retire(second)
+    assert second.cache is not None and first.cache is None  # the successor's; not closed with the old app
+    cfg.write_text("cache:\n  enabled: true\n  store: memory\n  ttl_s: 5\n")
+    third = rebuild_app(str(cfg), factory, "127.0.0.1", second)
+    assert third.cache is not second.cache and third.cache is not None  # a changed section: a new cache
+    await second.retire(third)
+    await third.aclose()

@@ -94,7 +94,7 @@ def test_sighup_reloads_a_single_process_server(tmp_path: Any) -> None:
         cfg.write_text(config(up.port, port, "openai:gpt-4o-mini", {"a": KEY_A}))
         srv = Serve(cfg, tmp_path, workers=1)
         try:
-            assert _wait(lambda: _up(url), 30), "\n".join(srv.lines)
+            assert _wait(lambda: _up(url), 60), "\n".join(srv.lines)
             assert serves(url, KEY_A, "openai:gpt-4o-mini")
             assert chat(url, KEY_B).status_code == 401
 
