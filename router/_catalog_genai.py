@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from router.pricing import Price, TimeDiscount
@@ -19,6 +20,7 @@ _FIELDS = {"input": "input_mtok", "output": "output_mtok", "cache_read": "cache_
            "cache_write": "cache_write_mtok", "cache_write_1h": "cache_write_1h_mtok"}
 
 
+@cache  # the installed version does not change in a process; reading it parses the metadata (~5 ms)
 def genai_version() -> str:
     from importlib.metadata import version  # lazy: import time (importlib.metadata)
 

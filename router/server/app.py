@@ -43,12 +43,12 @@ class ProxyApp:
 
     def __init__(self, router: ProxyRouter, settings: ServerSettings | None = None, *,
                  spendlog: SpendLog | None = None, responses: ResponseStore | None = None,
-                 cache: ProxyCache | None = None, tune_gc: bool = False) -> None:
+                 cache: ProxyCache | None = None, tune_gc: bool = False, metrics: Metrics | None = None) -> None:
         self.router = router
         self.tune_gc = tune_gc  # `quotaroute serve` processes only (never a host application's)
         self.settings = settings or ServerSettings()
         self.keys = self.settings.keys
-        self.metrics = Metrics()
+        self.metrics = metrics if metrics is not None else Metrics()  # a reloaded app keeps its predecessor's
         if spendlog is None:
             path = self.settings.spend_db_path()
             spendlog = SpendLog(path) if path is not None else None
@@ -132,11 +132,7 @@ class ProxyApp:
         while True:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
-                await self.warm_up()
-                if self.tune_gc:
-                    lim = self.settings.limits
-                    done = gctune.tune(freeze=lim.gc_freeze, thresholds=lim.gc_thresholds)
-                    log.info("garbage collector tuned: %s", done)
+                await self.startup()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 try:
@@ -145,6 +141,14 @@ class ProxyApp:
                 except Exception as e:  # noqa: BLE001
                     await send({"type": "lifespan.shutdown.failed", "message": redact(str(e))})
                 return
+
+    async def startup(self) -> None:
+        """What the lifespan start-up does: warm up, then tune the collector (serve only)."""
+        await self.warm_up()
+        if self.tune_gc:
+            lim = self.settings.limits
+            done = gctune.tune(freeze=lim.gc_freeze, thresholds=lim.gc_thresholds)
+            log.info("garbage collector tuned: %s", done)
 
     async def warm_up(self) -> None:
         """Register the key budgets on the ledger, then plan one dummy request (no
@@ -178,6 +182,21 @@ class ProxyApp:
             await asyncio.to_thread(self.responses.close)
         if self.cache is not None:
             await self.cache.aclose()
+
+    async def retire(self, successor: ProxyApp | None = None) -> None:
+        """Replaced by a reloaded app (router.server.reload): wait until every request
+        this app accepted has finished (streams included, however long), then close it.
+        What the successor shares (spend log, Responses store, response cache) stays open."""
+        while self.load.in_flight > 0:
+            await asyncio.sleep(0.05)
+        if successor is not None:  # the successor's now: aclose() leaves them
+            if self.spend is successor.spend:
+                self.spend = None
+            if self.responses is successor.responses:
+                self.responses = None
+            if self.cache is successor.cache:
+                self.cache = None
+        await self.aclose()
 
 
 def create_app(router: ProxyRouter, settings: ServerSettings | None = None, **kw: Any) -> ProxyApp:
