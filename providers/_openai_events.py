@@ -12,7 +12,7 @@ import orjson
 
 from router.types import FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent
 
-__all__ = ["parse_usage", "map_finish", "events_from_json", "StreamState"]
+__all__ = ["parse_usage", "map_finish", "events_from_json", "StreamState", "lean_text"]
 
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls",
            "content_filter": "content_filter", "error": "error", "end_turn": "stop", "eos": "stop",
@@ -107,6 +107,54 @@ def events_from_json(data: dict[str, Any]) -> list[StreamEvent]:
     evs.append(FinishEvent(finish_reason=fr, id=rid if isinstance(rid, str) else None,  # type: ignore[arg-type]
                            model=model if isinstance(model, str) and model else None, provider_details=details))
     return evs
+
+
+_MARK = b'"delta":{"content":"'
+# Keys that make a chunk more than "text for choice 0": usage, errors (OpenRouter, MiniMax),
+# Groq's usage, tool calls, reasoning, refusals, a role, a second choice or delta.
+_NOT_LEAN = (b'"usage":{', b'"error"', b'"base_resp"', b'"x_groq"', b'"tool_calls"', b'"reasoning', b'"refusal":"',
+             b'"role"', b'"delta"', b'"content"', b'"function_call"')
+
+
+def lean_text(data: bytes) -> str | None:
+    """The text of a chunk that carries nothing but text for choice 0, read by a flat scan of
+    its bytes (no JSON parse); None when the chunk is anything else (the full parse then).
+
+    A JSON string cannot contain `"key":` unescaped, so looking for keys in the bytes
+    outside the one string literal is exact: the chunk must be an object whose only delta
+    is `{"content": "..."}`, with one choice of index 0, `finish_reason` null or absent,
+    and no usage, error, tool call or reasoning."""
+    i = data.find(_MARK)
+    if i < 0 or data[:1] != b"{" or data[-1:] != b"}":
+        return None
+    s = i + len(_MARK)
+    e = data.find(b'"', s)
+    while e > 0 and data[e - 1] == 92:  # a backslash before the quote: escaped unless the run is even
+        k = e - 1
+        while data[k] == 92:
+            k -= 1
+        if (e - 1 - k) % 2 == 0:
+            break
+        e = data.find(b'"', e + 1)
+    if e < 0 or data[e + 1:e + 2] != b"}":
+        return None
+    rest = data[:i] + data[e + 2:]
+    for bad in _NOT_LEAN:
+        if bad in rest:
+            return None
+    j = rest.find(b'"index":')
+    if j < 0 or rest[j + 8:j + 10] not in (b"0,", b"0}") or rest.find(b'"index":', j + 1) >= 0:
+        return None
+    f = rest.find(b'"finish_reason":')
+    if f >= 0 and rest[f + 16:f + 20] != b"null":
+        return None
+    if b'"choices":[{' not in rest:
+        return None
+    lit = data[s:e]
+    try:
+        return orjson.loads(data[s - 1:e + 1]) if 92 in lit else lit.decode()
+    except (orjson.JSONDecodeError, UnicodeDecodeError):
+        return None
 
 
 class StreamState:

@@ -22,15 +22,16 @@ import orjson
 
 from providers import _http
 from providers._http import Call, ErrorInfo
-from providers._openai_events import StreamState, events_from_json, parse_usage
-from providers._sse import aiter_sse
+from providers._openai_events import StreamState, events_from_json, lean_text, parse_usage
+from providers._sse import aiter_data
 from providers.ratelimit import parse_rate_limits
 from providers.retry import RetryPolicy
 from providers.vendors import VendorRow, embedded_error as _embedded_error, get_vendor, map_error
 from router import errors as E
 from router.errors import redact, register_secret
 from router.limits import Timeouts, attempt_limits
-from router.types import ChatRequest, ChatResponse, Message, RateLimitSnapshot, StreamEvent, Usage, accumulate
+from router.types import (ChatRequest, ChatResponse, Message, RateLimitSnapshot, StreamEvent, Usage, accumulate,
+                          text_delta)
 
 __all__ = ["OpenAIProvider", "build_body"]
 
@@ -245,8 +246,15 @@ class OpenAIProvider:
                     return
             done = False
             try:
-                async for sse in aiter_sse(chunks):
-                    data = sse.data.strip()
+                async for raw in aiter_data(chunks):
+                    # after the first output chunk (read in full: id and model), the common
+                    # chunk (text only) is read by a flat scan of its bytes
+                    t = lean_text(raw) if state.output else None
+                    if t is not None:
+                        if t:
+                            yield text_delta(t)
+                        continue
+                    data = raw.decode("utf-8", "replace").strip()
                     if not data:
                         continue
                     if data == "[DONE]":
