@@ -123,7 +123,8 @@ def lean_text(data: bytes) -> str | None:
     A JSON string cannot contain `"key":` unescaped, so looking for keys in the bytes
     outside the one string literal is exact: the chunk must be an object whose only delta
     is `{"content": "..."}`, with one choice of index 0, `finish_reason` null or absent,
-    and no usage, error, tool call or reasoning."""
+    and no usage, error, tool call or reasoning; its braces and brackets must balance.
+    Malformed JSON elsewhere in such a chunk is not noticed (its text is well formed)."""
     i = data.find(_MARK)
     if i < 0 or data[:1] != b"{" or data[-1:] != b"}":
         return None
@@ -148,8 +149,8 @@ def lean_text(data: bytes) -> str | None:
     f = rest.find(b'"finish_reason":')
     if f >= 0 and rest[f + 16:f + 20] != b"null":
         return None
-    if b'"choices":[{' not in rest:
-        return None
+    if b'"choices":[{' not in rest or rest.count(b"{") != rest.count(b"}") or rest.count(b"[") != rest.count(b"]"):
+        return None  # (a brace or bracket inside another string, e.g. the id, only costs the full parse)
     lit = data[s:e]
     try:
         return orjson.loads(data[s - 1:e + 1]) if 92 in lit else lit.decode()
