@@ -22,7 +22,7 @@ import orjson
 
 from providers import _http
 from providers._http import Call, ErrorInfo
-from providers._openai_events import StreamState, events_from_json, lean_text, parse_usage
+from providers._openai_events import LeanText, StreamState, events_from_json, parse_usage
 from providers._sse import aiter_data
 from providers.ratelimit import parse_rate_limits
 from providers.retry import RetryPolicy
@@ -245,6 +245,7 @@ class OpenAIProvider:
                         yield ev
                     return
             done = False
+            lean_text = LeanText()
             try:
                 async for raw in aiter_data(chunks):
                     # after the first output chunk (read in full: id and model), the common

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from providers._openai_events import StreamState, lean_text
+from providers._openai_events import LeanText, StreamState, lean_text
 
 
 def chunk(choice: dict, **top) -> bytes:
@@ -42,3 +42,15 @@ def test_text_chunks_read_as_the_full_parse_reads_them(text):
 ])
 def test_anything_else_goes_to_the_full_parse(raw):
     assert lean_text(raw) is None
+
+
+def test_a_stream_scan_reuses_the_checked_bytes_around_the_text_and_rechecks_any_change():
+    scan = LeanText()
+    base = {"index": 0, "delta": {"content": "a"}, "finish_reason": None}
+    assert scan(chunk(base)) == "a"
+    assert scan(chunk({**base, "delta": {"content": 'b"\\'}})) == 'b"\\'
+    assert scan(chunk({**base, "finish_reason": "stop"})) is None  # different bytes after the text
+    assert scan(chunk(base, usage={"prompt_tokens": 1})) is None
+    assert scan(chunk({**base, "delta": {"content": "c"}})) == "c"
+    assert scan(chunk({**base, "delta": {"content": "cut"}})[:-3]) is None
+    assert scan(chunk({**base, "delta": {"content": "x"}}, model="other")) == "x"  # checked again, in full
