@@ -12,7 +12,7 @@ import orjson
 
 from router.types import FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent
 
-__all__ = ["parse_usage", "map_finish", "events_from_json", "StreamState"]
+__all__ = ["parse_usage", "map_finish", "events_from_json", "StreamState", "lean_text", "LeanText"]
 
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls",
            "content_filter": "content_filter", "error": "error", "end_turn": "stop", "eos": "stop",
@@ -107,6 +107,96 @@ def events_from_json(data: dict[str, Any]) -> list[StreamEvent]:
     evs.append(FinishEvent(finish_reason=fr, id=rid if isinstance(rid, str) else None,  # type: ignore[arg-type]
                            model=model if isinstance(model, str) and model else None, provider_details=details))
     return evs
+
+
+_MARK = b'"delta":{"content":"'
+# Keys that make a chunk more than "text for choice 0": usage, errors (OpenRouter, MiniMax),
+# Groq's usage, tool calls, reasoning, refusals, a role, a second choice or delta.
+_NOT_LEAN = (b'"usage":{', b'"error"', b'"base_resp"', b'"x_groq"', b'"tool_calls"', b'"reasoning', b'"refusal":"',
+             b'"role"', b'"delta"', b'"content"', b'"function_call"')
+
+
+def _end_quote(data: bytes, s: int) -> int:
+    """Where the JSON string whose text starts at `s` ends (its closing quote), or -1."""
+    e = data.find(b'"', s)
+    while e > 0 and data[e - 1] == 92:  # a backslash before the quote: escaped unless the run is even
+        k = e - 1
+        while data[k] == 92:
+            k -= 1
+        if (e - 1 - k) % 2 == 0:
+            break
+        e = data.find(b'"', e + 1)
+    return e
+
+
+def _decode(data: bytes, s: int, e: int) -> str | None:
+    lit = data[s:e]
+    try:
+        return orjson.loads(data[s - 1:e + 1]) if 92 in lit else lit.decode()
+    except (orjson.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _scan(data: bytes) -> tuple[int, int] | None:
+    """(start, end) of the text of a text-only chunk (see `lean_text`), else None."""
+    i = data.find(_MARK)
+    if i < 0 or data[:1] != b"{" or data[-1:] != b"}":
+        return None
+    s = i + len(_MARK)
+    e = _end_quote(data, s)
+    if e < 0 or data[e + 1:e + 2] != b"}":
+        return None
+    rest = data[:i] + data[e + 2:]
+    for bad in _NOT_LEAN:
+        if bad in rest:
+            return None
+    j = rest.find(b'"index":')
+    if j < 0 or rest[j + 8:j + 10] not in (b"0,", b"0}") or rest.find(b'"index":', j + 1) >= 0:
+        return None
+    f = rest.find(b'"finish_reason":')
+    if f >= 0 and rest[f + 16:f + 20] != b"null":
+        return None
+    if b'"choices":[{' not in rest or rest.count(b"{") != rest.count(b"}") or rest.count(b"[") != rest.count(b"]"):
+        return None  # (a brace or bracket inside another string, e.g. the id, only costs the full parse)
+    return s, e
+
+
+def lean_text(data: bytes) -> str | None:
+    """The text of a chunk that carries nothing but text for choice 0, read by a flat scan of
+    its bytes (no JSON parse); None when the chunk is anything else (the full parse then).
+
+    A JSON string cannot contain `"key":` unescaped, so looking for keys in the bytes
+    outside the one string literal is exact: the chunk must be an object whose only delta
+    is `{"content": "..."}`, with one choice of index 0, `finish_reason` null or absent,
+    and no usage, error, tool call or reasoning; its braces and brackets must balance.
+    Malformed JSON elsewhere in such a chunk is not noticed (its text is well formed)."""
+    se = _scan(data)
+    return None if se is None else _decode(data, *se)
+
+
+class LeanText:
+    """`lean_text` for one stream: a vendor sends the same bytes around every text (same id,
+    model, created), so once a chunk passed the scan, a chunk with the same bytes before
+    and after its text is read with two comparisons."""
+
+    __slots__ = ("head", "tail")
+
+    def __init__(self) -> None:
+        self.head = self.tail = b""
+
+    def __call__(self, data: bytes) -> str | None:
+        head = self.head
+        if head and data.startswith(head):
+            s = len(head)
+            e = _end_quote(data, s)
+            if e > 0 and data[e + 1:] == self.tail:
+                return _decode(data, s, e)
+        se = _scan(data)
+        if se is None:
+            return None
+        s, e = se
+        self.head, self.tail = data[:s], data[e + 1:]
+        return _decode(data, s, e)
 
 
 class StreamState:

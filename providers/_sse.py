@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-__all__ = ["SSEEvent", "aiter_sse", "parse_sse_lines"]
+__all__ = ["SSEEvent", "aiter_sse", "aiter_data", "parse_sse_lines"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,39 @@ async def aiter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
     last = d.flush()
     if last:
         yield last
+
+
+async def aiter_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The `data` of each event of an async byte stream, as bytes (event names and ids are
+    dropped: for vendors whose chunks say what they are, OpenAI's). The same rules as
+    `aiter_sse`; a single-line `data:` block is sliced out without decoding anything."""
+    d = _Decoder()
+    buf = b""
+    async for chunk in chunks:
+        buf = buf + chunk if buf else chunk
+        if b"\r" in buf:
+            keep = buf.endswith(b"\r")
+            head = buf[:-1] if keep else buf
+            buf = head.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if keep else b"")
+        i = buf.find(b"\n\n")
+        while i >= 0:
+            block, buf = buf[:i], buf[i + 2:]
+            if block.startswith(b"data:") and b"\n" not in block:
+                yield block[6:] if block[5:6] == b" " else block[5:]
+            else:
+                ev = _block(d, block)
+                if ev is not None:
+                    yield ev.data.encode()
+            i = buf.find(b"\n\n")
+    if buf.endswith(b"\r"):
+        buf = buf[:-1] + b"\n"
+    for line in buf.decode("utf-8", "replace").split("\n"):
+        ev = d.feed(line)
+        if ev:
+            yield ev.data.encode()
+    last = d.flush()
+    if last:
+        yield last.data.encode()
 
 
 def _block(d: _Decoder, block: bytes) -> SSEEvent | None:

@@ -17,6 +17,7 @@ One proxy request, read downward: ... -> router/sdk.py -> router/executor.py -> 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -46,6 +47,7 @@ from router.types import (
     ToolCallDelta,
     Usage,
     UsageEvent,
+    text_delta,
 )
 
 __all__ = ["AnthropicProvider", "build_body", "message_events", "StreamState", "map_error", "DEFAULT_MAX_TOKENS"]
@@ -272,6 +274,27 @@ def message_events(data: Any, call: _http.Call | None = None) -> list[StreamEven
     return events
 
 
+_LEAN_HEAD = re.compile(r'\{"type":"content_block_delta","index":\d+,"delta":\{"type":"text_delta","text":"')
+
+
+def lean_text(data: str) -> str | None:
+    """The text of a `content_block_delta` event that carries only a text delta, read by a flat
+    scan (no JSON parse); None for anything else (the full parse then). The event must be
+    exactly `{"type":"content_block_delta","index":N,"delta":{"type":"text_delta","text":"..."}}`
+    (Anthropic's own byte layout); a JSON string cannot hide `"}}` unescaped at its end."""
+    m = _LEAN_HEAD.match(data)
+    if m is None or not data.endswith('"}}'):
+        return None
+    lit = data[m.end():-3]
+    if "\\" not in lit:
+        return None if '"' in lit else lit
+    try:
+        v = json.loads('"' + lit + '"')
+    except ValueError:
+        return None
+    return v if isinstance(v, str) else None
+
+
 class StreamState:
     """Turns Anthropic SSE events into StreamEvents; `done` once message_stop arrives."""
 
@@ -295,6 +318,10 @@ class StreamState:
     def feed(self, event: str, data: str) -> list[StreamEvent]:
         if event == "ping":
             return []
+        if event == "content_block_delta":  # the common event, read by a flat scan
+            t = lean_text(data)
+            if t is not None:
+                return [text_delta(t)] if t else []
         try:
             obj = json.loads(data) if data else {}
         except ValueError:

@@ -24,9 +24,9 @@ from providers import _http
 from providers import params as P
 from providers._http import Call, ErrorInfo
 from providers._native import json_system
-from providers._openai_events import StreamState, events_from_json, parse_usage
+from providers._openai_events import LeanText, StreamState, events_from_json, parse_usage
 from providers.embed import estimate_usage, openai_body, parse_openai
-from providers._sse import aiter_sse
+from providers._sse import aiter_data
 from providers.ratelimit import parse_rate_limits
 from providers.retry import RetryPolicy
 from providers.vendors import VendorRow, embedded_error as _embedded_error, get_vendor, map_error
@@ -34,7 +34,8 @@ from router import errors as E
 from router.embed_types import EmbedCall, EmbedResult
 from router.errors import redact, register_secret
 from router.limits import Timeouts, attempt_limits
-from router.types import ChatRequest, ChatResponse, Message, RateLimitSnapshot, StreamEvent, Usage, accumulate
+from router.types import (ChatRequest, ChatResponse, Message, RateLimitSnapshot, StreamEvent, Usage, accumulate,
+                          text_delta)
 
 __all__ = ["OpenAIProvider", "build_body"]
 
@@ -281,9 +282,17 @@ class OpenAIProvider:
                         yield ev
                     return
             done = False
+            lean_text = LeanText()
             try:
-                async for sse in aiter_sse(chunks):
-                    data = sse.data.strip()
+                async for raw in aiter_data(chunks):
+                    # after the first output chunk (read in full: id and model), the common
+                    # chunk (text only) is read by a flat scan of its bytes
+                    t = lean_text(raw) if state.output else None
+                    if t is not None:
+                        if t:
+                            yield text_delta(t)
+                        continue
+                    data = raw.decode("utf-8", "replace").strip()
                     if not data:
                         continue
                     if data == "[DONE]":

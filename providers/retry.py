@@ -115,28 +115,56 @@ class RetryPolicy:
                 return await factory()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def stream(self, factory: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
+    def stream(self, factory: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
+        return _Retried(self, factory)
+
+
+class _Retried:
+    """`RetryPolicy.stream`: the attempts run on the first `__anext__`; after the first event
+    every `__anext__` is the winning iterator's own (no extra layer per event)."""
+
+    __slots__ = ("_policy", "_factory", "_it", "_closed")
+
+    def __init__(self, policy: RetryPolicy, factory: Callable[[], AsyncIterator[Any]]) -> None:
+        self._policy, self._factory = policy, factory
+        self._it: AsyncIterator[Any] | None = None
+        self._closed = False
+
+    def __aiter__(self) -> "_Retried":
+        return self
+
+    def __anext__(self) -> Any:
+        it = self._it
+        return it.__anext__() if it is not None else self._open()
+
+    async def _open(self) -> Any:
+        if self._closed:
+            raise StopAsyncIteration
+        policy = self._policy
         attempt = 0
-        limit = 1 if single_attempt() else self.max_attempts  # a breaker's probe: one attempt
+        limit = 1 if single_attempt() else policy.max_attempts  # a breaker's probe: one attempt
         while True:
             attempt += 1
-            it = factory()
+            it = self._factory()
             try:
                 first = await it.__anext__()
             except StopAsyncIteration:
-                return
+                self._closed = True
+                raise
             except BaseException as exc:
                 await _aclose(it)
-                if attempt >= limit or not self._should_retry(exc):
+                if attempt >= limit or not policy._should_retry(exc):
+                    self._closed = True
                     raise
-                await self.sleep(self._wait_for(exc, attempt))
+                await policy.sleep(policy._wait_for(exc, attempt))
                 continue
-            break
-        try:
-            yield first
-            async for ev in it:
-                yield ev
-        finally:
+            self._it = it
+            return first
+
+    async def aclose(self) -> None:
+        self._closed = True
+        it, self._it = self._it, None
+        if it is not None:
             await _aclose(it)
 
 

@@ -28,6 +28,7 @@ BENCH: dict[str, tuple[str, str]] = {
     "live": ("benchmarks.cmd_live", "run a task suite against real providers and record outcomes"),
     "proxy": ("benchmarks.proxy_overhead", "measure the proxy's own latency/throughput overhead"),
     "fuzz": ("benchmarks.fuzz_proxy", "fuzz the proxy's POST endpoints with hostile bodies (5xx, leaks, RSS)"),
+    "streams": ("benchmarks.stream_bench", "measure many concurrent streams: TTFT, gaps, starvation, CPU per chunk"),
 }
 
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     top = argparse.ArgumentParser(
         prog="quotaroute",
         description="Multi-model LLM router and cost optimizer: free quota first, the cheapest model that fits.",
-        epilog=_epilog({**COMMANDS, "bench": ("", "benchmarks: replay | live | proxy")}),
+        epilog=_epilog({**COMMANDS, "bench": ("", "benchmarks: replay | live | proxy | fuzz | streams")}),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     top.add_argument("command", nargs="?", help="one of the commands below")

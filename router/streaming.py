@@ -41,7 +41,7 @@ from router.executor import Executor, StepCall, Walk
 from router.plan import PlanStep, RoutePlan
 from router.result import Attempt, RouteInfo
 from router.tokens import count_tokens_exact, estimate_tokens
-from router.types import ChatRequest, ChatResponse, Message, RateLimitSnapshot, Usage, accumulate
+from router.types import ChatRequest, ChatResponse, Message, RateLimitSnapshot, Usage, accumulate, text_delta
 
 __all__ = ["RoutedStream", "open_stream", "delivered_tokens"]
 
@@ -78,7 +78,9 @@ class RoutedStream:
                  walk: Walk, index: int, step: PlanStep, res: Any, it: AsyncIterator[Any], buffered: list[Any],
                  t0: float) -> None:
         self._ex, self._plan, self._req, self._scope, self._walk = ex, plan, req, scope, walk
-        self._all: list[Any] = []  # every content event handed to the caller, all attempts
+        # every content event handed to the caller, all attempts; a text event is kept as its
+        # `str` (not an object the garbage collector walks: a stream keeps ~100 of them for seconds)
+        self._all: list[Any] = []
         self.route: RouteInfo = ex.route_info(plan, step, walk.attempts, final=False)
         self.response: ChatResponse | None = None
         self.done = False
@@ -89,7 +91,7 @@ class RoutedStream:
         """Make (step, it) the attempt the stream reads from."""
         self._index, self._step, self._res, self._it = index, step, res, it
         self._pending = buffered
-        self._events: list[Any] = []  # this attempt's events handed to the caller
+        self._events: list[Any] = []  # this attempt's events handed to the caller (texts as `str`)
         self._prompt = prompt
         self._t0 = t0
         self._settled = False
@@ -131,9 +133,11 @@ class RoutedStream:
                 await _aclose(self._it)
                 await self._fail(truncated(self._step, self._events))
                 continue
-            self._events.append(ev)
-            if ev.kind != "usage":
-                self._all.append(ev)
+            k = ev.kind
+            kept = ev.text if k == "text" else ev
+            self._events.append(kept)
+            if k != "usage":
+                self._all.append(kept)
             return ev
 
     async def _fail(self, e: Exception) -> None:
@@ -151,11 +155,11 @@ class RoutedStream:
         """Open the next step that can finish the answer; True when one produced content."""
         if isinstance(e, ProviderError) and not e.fallback:
             return False
-        if any(ev.kind == "tool_call" for ev in self._all):  # a half-sent tool call cannot be prefilled
+        if any(not isinstance(ev, str) and ev.kind == "tool_call" for ev in self._all):  # cannot be prefilled
             return False
         ex, plan, walk = self._ex, self._plan, self._walk
         walk.last_error = e
-        sent = "".join(ev.text for ev in self._all if ev.kind == "text")
+        sent = "".join(ev for ev in self._all if isinstance(ev, str))
         kept = sent.rstrip()  # vendors refuse a prefill that ends in whitespace (Anthropic)
         req = self._req
         if kept:
@@ -180,8 +184,10 @@ class RoutedStream:
 
     async def _delivered(self) -> Usage:
         """The tokens of this attempt handed to the caller, plus its prompt."""
-        text = "".join(ev.text for ev in self._events if ev.kind in ("text", "reasoning"))
-        text += "".join(ev.arguments for ev in self._events if ev.kind == "tool_call")
+        evs = self._events
+        text = "".join(ev if isinstance(ev, str) else ev.text for ev in evs
+                       if isinstance(ev, str) or ev.kind == "reasoning")
+        text += "".join(ev.arguments for ev in evs if not isinstance(ev, str) and ev.kind == "tool_call")
         if len(text) > _BIG:  # exact counting of a long answer takes milliseconds: keep it off the loop
             n = await asyncio.to_thread(delivered_tokens, text)
         else:
@@ -197,7 +203,7 @@ class RoutedStream:
         latency = (time.perf_counter() - self._t0) * 1000
         now = ex.clock()
         ex.health.finished(step.deployment)
-        resp = accumulate(self._events, provider=step.provider, model=step.card.model)
+        resp = accumulate(_as_events(self._events), provider=step.provider, model=step.card.model)
         att = self._attempt
         att.latency_ms = latency
         usage: Usage | None = resp.usage if resp.usage_reported else None
@@ -235,7 +241,7 @@ class RoutedStream:
         if self.done:
             return
         self.done = True
-        resp = accumulate(self._all, provider=self._step.provider, model=self._step.card.model)
+        resp = accumulate(_as_events(self._all), provider=self._step.provider, model=self._step.card.model)
         billed = [a.usage for a in self.route.attempts if a.usage is not None]
         if billed:
             resp.usage = sum(billed, Usage())
@@ -315,10 +321,15 @@ async def open_stream(ex: Executor, plan: RoutePlan, req: Any, *, scope: Mapping
     raise ex.exhausted(plan, walk)
 
 
+def _as_events(kept: list[Any]) -> list[Any]:
+    """Kept events as events again (a text kept as its `str` -> `TextDelta`)."""
+    return [text_delta(ev) if isinstance(ev, str) else ev for ev in kept]
+
+
 def _usage_of(events: list[Any]) -> Usage | None:
     u = None
     for ev in events:
-        if ev.kind == "usage":
+        if not isinstance(ev, str) and ev.kind == "usage":
             u = ev.usage if u is None else Usage(**{k: max(getattr(u, k), getattr(ev.usage, k))
                                                     for k in Usage.model_fields})
     return u

@@ -34,6 +34,7 @@ __all__ = [
     "RateLimitSnapshot",
     "ChatResponse",
     "TextDelta",
+    "text_delta",
     "ReasoningDelta",
     "ToolCallDelta",
     "UsageEvent",
@@ -386,6 +387,21 @@ class ChatResponse(_Model):
 class TextDelta(_Model):
     kind: Literal["text"] = "text"
     text: str
+
+
+_TEXT_FIELDS = {"text"}
+_new, _set = BaseModel.__new__, object.__setattr__
+
+
+def text_delta(text: str) -> TextDelta:
+    """`TextDelta(text=text)` for a `str` the caller already checked, without validation (the
+    stream path builds one per chunk)."""
+    ev = _new(TextDelta)
+    _set(ev, "__dict__", {"kind": "text", "text": text})
+    _set(ev, "__pydantic_fields_set__", _TEXT_FIELDS)
+    _set(ev, "__pydantic_extra__", None)
+    _set(ev, "__pydantic_private__", None)
+    return ev
 
 
 class ReasoningDelta(_Model):

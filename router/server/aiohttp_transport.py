@@ -112,8 +112,12 @@ class _Body(httpx.AsyncByteStream):
     async def __aiter__(self) -> AsyncIterator[bytes]:
         import aiohttp  # lazy: import time (aiohttp)
 
+        read = self._resp.content.readany  # what iter_any() awaits, without its iterator layer
         try:
-            async for chunk in self._resp.content.iter_any():
+            while True:
+                chunk = await read()
+                if not chunk:
+                    return
                 yield chunk
         except asyncio.TimeoutError as e:
             raise httpx.ReadTimeout(str(e) or "read timed out", request=self._request) from e

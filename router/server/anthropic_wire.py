@@ -437,7 +437,10 @@ class EventEncoder:
         if k == "text":
             if not ev.text:
                 return b""
-            out = b"" if self._open and self._open[0] == "text" else self._begin("text", {"type": "text", "text": ""})
+            if self._open is not None and self._open[0] == "text":  # the common case, spliced
+                return b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,' \
+                       b'"delta":{"type":"text_delta","text":%b}}\n\n' % (self._index, orjson.dumps(ev.text))
+            out = self._begin("text", {"type": "text", "text": ""})
             return out + self._delta({"type": "text_delta", "text": ev.text})
         if k == "reasoning":
             if ev.redacted is not None:

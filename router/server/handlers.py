@@ -325,24 +325,73 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
         await send(msg)  # flow control: blocks while the client is not reading
         sending_since = 0.0
 
+    flushing: asyncio.Task[None] | None = None  # a write waiting for the client (flow control)
+
+    def flush(buf: list[bytes]) -> None:
+        """Send what is ready as one body message; a send that must wait for the client
+        finishes in the background (the next flush, or the end, waits for it)."""
+        nonlocal flushing
+        body = buf[0] if len(buf) == 1 else b"".join(buf)
+        buf.clear()
+        c = put({"type": "http.response.body", "body": body, "more_body": True})
+        try:
+            y = c.send(None)
+        except StopIteration:
+            return
+        except BaseException:
+            c.close()
+            raise
+        flushing = loop.create_task(_resume_task(c, y))
+
     async def pump() -> None:
-        nonlocal status, error
+        nonlocal status, error, flushing
+        buf: list[bytes] = []
         try:
             await put({"type": "http.response.start", "status": 200, "headers": headers})
-            await put({"type": "http.response.body", "body": enc.start(), "more_body": True})
-            async for ev in rs:
+            buf.append(enc.start())
+            while True:
+                if flushing is not None:  # the client is slow: wait for it before reading on
+                    t, flushing = flushing, None
+                    await t
+                # Writes are batched per loop iteration: the next event is asked for at once;
+                # when it is ready (several came in one read) it joins the batch; when the
+                # stream must wait, what is ready goes out in one write first.
+                nxt = rs.__anext__()
+                try:
+                    y = nxt.send(None)
+                except StopIteration as done:
+                    ev = done.value
+                except StopAsyncIteration:
+                    break
+                else:
+                    if buf:
+                        try:
+                            flush(buf)
+                        except BaseException:
+                            try:  # end the pending read as a caller's close (billed as delivered)
+                                await _Resume(nxt, None, asyncio.CancelledError())
+                            except BaseException:  # noqa: BLE001 - the write's error is the one to report
+                                pass
+                            raise
+                    try:
+                        ev = await _Resume(nxt, y)
+                    except StopAsyncIteration:
+                        break
                 if events is not None:
                     events.append(ev)
                 b = enc.event(ev)
                 if b:
-                    await put({"type": "http.response.body", "body": b, "more_body": True})
+                    buf.append(b)
             billed = _billed_usage(rs.route)  # every attempt's usage (a finished cut stream has several)
             if billed is not None:
                 enc.usage = billed
-            end = enc.end()
+            buf.append(enc.end())
+            if flushing is not None:
+                t, flushing = flushing, None
+                await t
             if wire is not None:
                 await wire.save()  # before the last event: a client may chain to it at once
-            await put({"type": "http.response.body", "body": end, "more_body": False})
+            await put({"type": "http.response.body", "body": b"".join(buf), "more_body": False})
             if cache_to is not None and events is not None:  # the whole answer is out: cache it
                 r = rs.route
                 resp = accumulate(events, provider=r.provider, model=r.model_id or req.model)
@@ -359,7 +408,13 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
                 tail = enc.failed(f)
             else:
                 tail = b"data: " + f.openai_body() + b"\n\n"
-            await put({"type": "http.response.body", "body": tail, "more_body": False})
+            if flushing is not None:
+                t, flushing = flushing, None
+                await t
+            await put({"type": "http.response.body", "body": b"".join(buf) + tail, "more_body": False})
+        finally:
+            if flushing is not None:
+                flushing.cancel()
 
     async def watch() -> None:
         while True:
@@ -402,6 +457,35 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
     route = rs.route  # final cost now
     endpoint = "messages" if anthropic else wire.endpoint if wire is not None else "chat"
     _finish(h, key, endpoint, req, route, _billed_usage(route) or enc.usage, status, t0, overhead_ms, error, True)
+
+
+class _Resume:
+    """Awaits the rest of a coroutine (or awaitable iterator step) that was started by hand
+    with `send(None)` and yielded `first` (what it waits on); with `exc`, throws that into it
+    first. The stream pump uses it to ask for the next event without waiting when one is ready."""
+
+    __slots__ = ("c", "first", "exc")
+
+    def __init__(self, c: Any, first: Any, exc: BaseException | None = None) -> None:
+        self.c, self.first, self.exc = c, first, exc
+
+    def __await__(self) -> Any:
+        c = self.c
+        try:
+            y = c.throw(self.exc) if self.exc is not None else self.first
+            while True:
+                try:
+                    v = yield y
+                except BaseException as e:  # cancelled while waiting: the coroutine handles it
+                    y = c.throw(e)
+                else:
+                    y = c.send(v)
+        except StopIteration as done:
+            return done.value
+
+
+async def _resume_task(c: Any, first: Any) -> None:
+    await _Resume(c, first)
 
 
 def cascade_headers(route: RouteInfo) -> list[tuple[bytes, bytes]]:

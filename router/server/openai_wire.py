@@ -346,6 +346,16 @@ class ChunkEncoder:
         self.usage: Usage | None = None
         self.finish: str | None = None
         self._role_sent = False
+        self._key: tuple[Any, ...] = ()
+        self._pre = self._post = b""
+
+    def _text(self, field: bytes, text: str) -> bytes:
+        """A text chunk: the bytes `_chunk` makes, spliced around the one encoded string."""
+        key = (self.id, self.model, self.created, self.include_usage)
+        if key != self._key:  # the fixed parts, built once
+            pre, _, post = self._chunk({"content": "\x00"}).partition(b'"content":"\\u0000"')
+            self._key, self._pre, self._post = key, pre, post
+        return self._pre + field + orjson.dumps(text) + self._post
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         d: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
@@ -362,9 +372,9 @@ class ChunkEncoder:
     def event(self, ev: Any) -> bytes:
         k = ev.kind
         if k == "text":
-            return self._chunk({"content": ev.text}) if ev.text else b""
+            return self._text(b'"content":', ev.text) if ev.text else b""
         if k == "reasoning":
-            return self._chunk({"reasoning_content": ev.text}) if ev.text else b""
+            return self._text(b'"reasoning_content":', ev.text) if ev.text else b""
         if k == "tool_call":
             tc: dict[str, Any] = {"index": ev.index}
             if ev.id:

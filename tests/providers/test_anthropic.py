@@ -349,3 +349,27 @@ def test_trailing_assistant_message_is_sent_as_a_prefill() -> None:
     msgs = build_body(r, stream=True)["messages"]
     assert msgs[-1]["role"] == "assistant" and "1 2 3" in json.dumps(msgs[-1]["content"])
     assert AnthropicProvider.prefill is True
+
+
+@pytest.mark.parametrize("text", ["hi", 'quote " in', "ends with \\", "é\n✓", "", 'x"}}'])
+def test_text_deltas_are_read_by_a_flat_scan_as_the_full_parse_reads_them(text):
+    from providers.anthropic import StreamState, lean_text
+
+    data = json.dumps({"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta", "text": text}},
+                      separators=(",", ":"))
+    assert lean_text(data) == text
+    st = StreamState()
+    assert [e.text for e in st.feed("content_block_delta", data)] == ([text] if text else [])
+
+
+@pytest.mark.parametrize("data", [
+    '{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"a"}}',
+    '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a","x":"b"}}',
+    '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a\\\\","x":"b"}}',
+    '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a\\"}}',
+    '{"index":0,"type":"content_block_delta","delta":{"type":"text_delta","text":"a"}}',
+])
+def test_other_deltas_go_to_the_full_parse(data):
+    from providers.anthropic import lean_text
+
+    assert lean_text(data) is None

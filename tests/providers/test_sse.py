@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from providers._sse import SSEEvent, aiter_sse, parse_sse_lines
+from providers._sse import SSEEvent, aiter_data, aiter_sse, parse_sse_lines
 
 
 async def parse(chunks: list[bytes]) -> list[SSEEvent]:
@@ -82,3 +82,18 @@ def test_any_chunking_gives_the_same_events(datas, cuts, sep):
     # only the single space we add after "data:" is stripped (spec); the payload's own spaces stay
     expect = [SSEEvent("message", d) for d in datas]
     assert asyncio.run(parse(pieces)) == expect
+
+
+@pytest.mark.parametrize("sep", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 1000])
+async def test_data_only_matches_the_full_parser(sep, n):
+    async def gen():
+        for c in split_every(BODY.replace(b"\n", sep), n):
+            yield c
+    assert [d async for d in aiter_data(gen())] == [e.data.encode() for e in EXPECT]
+
+
+async def test_data_only_multiline_and_trailing_event():
+    async def gen():
+        yield b"data: a\ndata: b\n\nid: 7\ndata:c"
+    assert [d async for d in aiter_data(gen())] == [b"a\nb", b"c"]
