@@ -273,10 +273,11 @@ def build_server_settings(cfg: QuotarouteConfig) -> Any:
     """The proxy's runtime `ServerSettings` from the validated `server:` section."""
     sc = cfg.server
     keys = [ProxyKey(id=k.id, hash=k.hash, budget_usd=k.budget_usd, budget_period=k.budget_period or sc.budget_period,
-                     models=tuple(k.models) if k.models is not None else None, rpm=k.rpm, user=k.user,
+                     models=tuple(k.models) if k.models is not None else None, rpm=k.rpm, tpm=k.tpm, user=k.user,
                      tags=tuple(k.tags) if k.tags is not None else None) for k in sc.keys]
     admin = ProxyKey(id="admin", hash=sc.admin_key, admin=True) if sc.admin_key else None
     return ServerSettings(host=sc.host, port=sc.port, max_body_bytes=sc.max_body_bytes,
                           spend_db=None if sc.spend_db == "off" else (sc.spend_db or ""),
                           keys=KeyStore(keys, admin), reason_header_max=sc.reason_header_max,
-                          budget_period=sc.budget_period, limits=sc.limits)
+                          budget_period=sc.budget_period, limits=sc.limits, store=sc.store, dsn_env=sc.dsn_env,
+                          key_poll_s=sc.key_poll_s)

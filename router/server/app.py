@@ -3,7 +3,8 @@
     app = create_app(router, settings)      # any ASGI server; `quotaroute serve` uses uvicorn
 
 Endpoints: POST /v1/chat/completions, POST /v1/messages, GET /v1/models,
-GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend. Every /v1 response
+GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend, and the admin API for
+keys at run time under /admin/keys (admin.py). Every /v1 response
 carries the x-quotaroute-* headers (see docs/proxy.md). This module holds dispatch
 and the lifespan; who may call is `keygate.py`.
 
@@ -18,7 +19,7 @@ import time
 from typing import Any
 
 from router.errors import redact
-from router.server import gctune, handlers
+from router.server import admin, gctune, handlers
 from router.server.context import Handed, Load, ModelList, ProxyRouter, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, send_failure
 from router.server.keygate import KeyGate
@@ -45,12 +46,12 @@ class ProxyApp:
         self.keys = self.settings.keys
         self.metrics = Metrics()
         if spendlog is None:
-            path = self.settings.spend_db_path()
-            spendlog = SpendLog(path) if path is not None else None
+            spendlog = open_spend_log(self.settings)
         self.spend = spendlog
         # who may call, how often, how much (key rpm and budgets live in the router's ledger)
         self.gate = KeyGate(self.keys, router.ledger, spendlog,
-                            max_auth_failures_per_minute=Limits.of(self.settings).max_auth_failures_per_minute)
+                            max_auth_failures_per_minute=Limits.of(self.settings).max_auth_failures_per_minute,
+                            runtime=open_runtime_keys(self.settings))
         self.load = Load()
         self.handed = Handed(router=router, gate=self.gate, settings=self.settings, metrics=self.metrics,
                              spend=spendlog, models=ModelList(router, self.settings), load=self.load)
@@ -82,6 +83,8 @@ class ProxyApp:
             handler = self._routes.get((scope["method"].encode(), path))
             if handler is None and path.startswith("/v1/models/") and scope["method"] == "GET":
                 handler = handlers.get_model
+            elif handler is None and (path == "/admin/keys" or path.startswith("/admin/keys/")):
+                handler = admin.admin_keys
             anthropic = path == "/v1/messages"
             if handler is None:
                 known = any(p == path for _, p in self._routes)
@@ -148,8 +151,36 @@ class ProxyApp:
                 break
             await asyncio.sleep(0.1)
         await self.router.aclose()
+        await self.gate.aclose()
         if self.spend is not None:
             await asyncio.to_thread(self.spend.close)
+
+
+def open_spend_log(settings: ServerSettings) -> Any:
+    """The spend log the settings name: PostgreSQL (`store: postgres`), a SQLite file, or None (off)."""
+    if settings.store == "postgres":
+        from router.server.pgstore import PgSpendLog  # psycopg is the optional extra `postgres`
+
+        return PgSpendLog(settings.dsn())
+    path = settings.spend_db_path()
+    return SpendLog(path) if path is not None else None
+
+
+def open_runtime_keys(settings: ServerSettings) -> Any:
+    """Keys at run time (router.server.keydb) when an admin key can manage them: in
+    PostgreSQL, or beside the SQLite spend log. None otherwise (config-file keys only)."""
+    if settings.keys.admin is None:
+        return None
+    from router.server.keydb import KeyTable, RuntimeKeys
+
+    if settings.store == "postgres":
+        table = KeyTable.postgres(settings.dsn())
+    else:
+        path = settings.spend_db_path()
+        if path is None:
+            return None
+        table = KeyTable.sqlite(path)
+    return RuntimeKeys(table, settings.keys, default_period=settings.budget_period, poll_s=settings.key_poll_s)
 
 
 def create_app(router: ProxyRouter, settings: ServerSettings | None = None, **kw: Any) -> ProxyApp:
