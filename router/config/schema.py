@@ -377,7 +377,7 @@ class ServerCfg(_M):
     spend_db: str | None = None  # a path, or "off"; None = $QUOTAROUTE_HOME/spend.sqlite
     store: Literal["sqlite", "postgres"] = "sqlite"  # where the spend log and runtime keys live
     dsn_env: str = Field("QUOTAROUTE_DATABASE_URL", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")  # store: postgres
-    key_poll_s: float = Field(0.5, gt=0, le=60)  # how often runtime key changes are looked for
+    key_poll_s: float = Field(0.25, gt=0, le=60)  # how often runtime key changes are looked for
     admin_key: str | None = None  # hash of the admin key
     budget_period: Period = "month"  # default period of per-key budgets
     reason_header_max: StrictInt = Field(200, gt=0, le=65536)

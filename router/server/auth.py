@@ -232,6 +232,10 @@ class KeyStore:
             del self._misses[d]
         return False
 
+    def pending(self, token: str) -> bool:
+        """A check of this token is running (`alookup`): a caller joining it tries nothing new."""
+        return bool(self._pending) and self.digest(token) in self._pending
+
     def _verify(self, token: str) -> ProxyKey | None:
         found: ProxyKey | None = None
         # Check every key (no early exit) so timing does not reveal which one matched.

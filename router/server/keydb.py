@@ -6,7 +6,7 @@ Each key row holds the scrypt hash of its secret (the secret itself is shown onc
 creation or rotation, and never stored), an 8-character hint of the token's SHA-256 so
 a presented token is checked against one row, and the key's limits. Every write bumps
 `keys_version` in the same transaction. `RuntimeKeys` polls that one number every
-`poll_s` (0.5 s) and reloads the rows when it moved, so a change reaches every worker
+`poll_s` (0.25 s) and reloads the rows when it moved, so a change reaches every worker
 and replica within a second without a restart. Config-file keys are not in the table
 and always win an id clash.
 """
@@ -259,7 +259,7 @@ class RuntimeKeys:
     poll every `poll_s` while `run()` is going. `on_change(keys)` gets every key that is
     new or changed (to put its budget on the ledger)."""
 
-    def __init__(self, table: KeyTable, keys: KeyStore, *, default_period: str = "month", poll_s: float = 0.5,
+    def __init__(self, table: KeyTable, keys: KeyStore, *, default_period: str = "month", poll_s: float = 0.25,
                  on_change: Callable[[list[ProxyKey]], Any] | None = None) -> None:
         self.table = table
         self.keys = keys

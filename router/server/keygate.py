@@ -113,12 +113,14 @@ class KeyGate:
         key = self.keys.cached(token)
         if key is None or key is False:
             addr = (scope.get("client") or ("-",))[0]
-            wait = self.auth_attempts.take(addr)
+            # Concurrent first uses of one token share one check (and one attempt).
+            took = key is None or not self.keys.pending(token)
+            wait = self.auth_attempts.take(addr) if took else 0.0
             if wait:
                 raise Failure(429, f"Too many failed API key attempts from this address; retry in {wait:.0f} s.",
                               type="rate_limit_error", code="too_many_auth_failures", retry_after=wait)
             key = await self.keys.alookup(token) if key is False else None
-            if key is not None:
+            if key is not None and took:
                 self.auth_attempts.refund(addr)
         if key is None:
             raise Failure(401, "Incorrect API key provided.", type="authentication_error", code="invalid_api_key")

@@ -55,7 +55,7 @@ class ServerSettings:
     limits: ServerLimits = field(default_factory=ServerLimits)
     store: str = "sqlite"  # sqlite | postgres (spend log and runtime keys)
     dsn_env: str = "QUOTAROUTE_DATABASE_URL"
-    key_poll_s: float = 0.5
+    key_poll_s: float = 0.25
 
     def dsn(self) -> str:
         """The PostgreSQL DSN (store: postgres), read from the variable named by `dsn_env`."""
