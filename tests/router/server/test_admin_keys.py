@@ -177,3 +177,15 @@ async def test_a_change_reaches_another_app_on_the_same_store(store: Any, tmp_pa
             raise AssertionError("the revocation never reached the second app")
     await a.aclose()
     await b.aclose()
+
+
+async def test_concurrent_first_uses_of_a_new_key_share_one_auth_attempt(tmp_path: Any, monkeypatch: Any) -> None:
+    """A runtime key is scrypt-hashed: 30 requests racing on its first use wait for one
+    check instead of each counting as an unknown-key attempt (20 a minute per address)."""
+    app = make_app(FakeRouter(), tmp_path / "spend.sqlite", settings("sqlite", None, monkeypatch))
+    async with await _client(app) as c:
+        made = (await c.post("/admin/keys", headers=AH, json={"id": "burst"})).json()
+        h = {"authorization": f"Bearer {made['key']}"}
+        rs = await asyncio.gather(*(c.post("/v1/chat/completions", json=CHAT, headers=h) for _ in range(30)))
+        assert [r.status_code for r in rs] == [200] * 30
+    await app.aclose()
