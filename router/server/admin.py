@@ -29,6 +29,7 @@ import orjson
 from router.server.auth import ProxyKey, hash_key, key_hint, new_key
 from router.server.context import Handed, Receive, Scope, Send
 from router.server.errors import Failure
+from router.server.handlers import read_body  # the same size-capped body reader as the chat path
 from router.server.keydb import FIELDS, KeyExists, public_row
 from router.server.validate import Checker
 
@@ -128,8 +129,6 @@ def _config_row(k: ProxyKey) -> dict[str, Any]:
 
 
 async def _json(scope: Scope, receive: Receive) -> Any:
-    from router.server.handlers import read_body  # the same size-capped body reader as the chat path
-
     raw = await read_body(scope, receive, MAX_BODY)
     try:
         return orjson.loads(raw or b"{}")

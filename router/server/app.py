@@ -22,9 +22,11 @@ from router.errors import redact
 from router.server import admin, gctune, handlers
 from router.server.context import Handed, Load, ModelList, ProxyRouter, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, send_failure
+from router.server.keydb import KeyTable, RuntimeKeys
 from router.server.keygate import KeyGate
 from router.server.limits import Limits
 from router.server.metrics import Metrics
+from router.server.pgstore import PgSpendLog  # psycopg (the extra `postgres`) loads only when one is opened
 from router.server.settings import ServerSettings
 from router.server.spendlog import SpendLog
 from router.types import ChatRequest, Message
@@ -159,8 +161,6 @@ class ProxyApp:
 def open_spend_log(settings: ServerSettings) -> Any:
     """The spend log the settings name: PostgreSQL (`store: postgres`), a SQLite file, or None (off)."""
     if settings.store == "postgres":
-        from router.server.pgstore import PgSpendLog  # psycopg is the optional extra `postgres`
-
         return PgSpendLog(settings.dsn())
     path = settings.spend_db_path()
     return SpendLog(path) if path is not None else None
@@ -171,8 +171,6 @@ def open_runtime_keys(settings: ServerSettings) -> Any:
     PostgreSQL, or beside the SQLite spend log. None otherwise (config-file keys only)."""
     if settings.keys.admin is None:
         return None
-    from router.server.keydb import KeyTable, RuntimeKeys
-
     if settings.store == "postgres":
         table = KeyTable.postgres(settings.dsn())
     else:

@@ -26,6 +26,8 @@ from typing import Any
 
 from router._sqlite import enable_wal
 from router.errors import redact
+from router.extras import need
+from router.server import pgstore  # psycopg itself is imported only when a PostgreSQL store is opened
 from router.server.auth import KeyStore, ProxyKey
 
 __all__ = ["KeyTable", "RuntimeKeys", "KeyExists", "FIELDS", "row_to_key", "public_row"]
@@ -118,14 +120,14 @@ class KeyTable:
         return cls("postgres", dsn)
 
     # -------------------------------------------------------------- connections
-    def _run(self, fn: Callable[[Any, Callable[[str], str]], Any]) -> Any:
+    def _run(self, fn: Callable[[Any, Callable[[str], str]], Any], *, write: bool = False) -> Any:
         """fn(conn, sql) inside one transaction; `sql` adapts `?` placeholders to the driver."""
         with self._lock:
             if self.kind == "postgres":
                 return self._run_pg(fn)
-            return self._run_sqlite(fn)
+            return self._run_sqlite(fn, write)
 
-    def _run_sqlite(self, fn: Callable[[Any, Callable[[str], str]], Any]) -> Any:
+    def _run_sqlite(self, fn: Callable[[Any, Callable[[str], str]], Any], write: bool) -> Any:
         path = Path(self.target)
         path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(str(path), timeout=30, isolation_level=None)
@@ -134,7 +136,7 @@ class KeyTable:
                 enable_wal(con, 30)
                 self._migrate_sqlite(con)
                 self._migrated = True
-            con.execute("BEGIN IMMEDIATE")
+            con.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # a poll never blocks the spend writer
             try:
                 out = fn(con, lambda q: q)
             except BaseException:
@@ -163,8 +165,7 @@ class KeyTable:
         con.execute("COMMIT")
 
     def _run_pg(self, fn: Callable[[Any, Callable[[str], str]], Any]) -> Any:
-        from router.server import pgstore  # only with `store: postgres` (psycopg is an extra)
-
+        psycopg = need("psycopg", extra="postgres", purpose="the PostgreSQL store")
         for attempt in (0, 1):
             try:
                 if self._pg is None or self._pg.closed:
@@ -174,8 +175,8 @@ class KeyTable:
                         self._migrated = True
                 with self._pg.transaction():
                     return fn(self._pg, lambda q: q.replace("?", "%s"))
-            except Exception as e:
-                if attempt or not _is_disconnect(e):
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                if attempt:
                     raise
                 self._pg = None  # the server restarted or dropped us: reconnect once
         raise AssertionError("unreachable")
@@ -223,7 +224,7 @@ class KeyTable:
             c.execute(q(f"INSERT INTO quotaroute_keys ({', '.join(_COLS)}) VALUES ({', '.join('?' * len(_COLS))})"),
                       tuple(rec[k] for k in _COLS))
             self._bump(c, q)
-        self._run(go)
+        self._run(go, write=True)
         return _decode(tuple(rec[k] for k in _COLS))
 
     def update(self, key_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
@@ -238,7 +239,7 @@ class KeyTable:
                 return False
             self._bump(c, q)
             return True
-        return self.get(key_id) if self._run(go) else None
+        return self.get(key_id) if self._run(go, write=True) else None
 
     def delete(self, key_id: str) -> bool:
         def go(c: Any, q: Callable[[str], str]) -> bool:
@@ -247,11 +248,7 @@ class KeyTable:
                 return False
             self._bump(c, q)
             return True
-        return bool(self._run(go))
-
-
-def _is_disconnect(e: Exception) -> bool:
-    return type(e).__name__ in ("OperationalError", "InterfaceError")
+        return bool(self._run(go, write=True))
 
 
 class RuntimeKeys:

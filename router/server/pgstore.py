@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from router.extras import need
+from router.server.spendlog import _clip  # the same per-column caps as the SQLite log
 
 __all__ = ["connect", "migrate", "PgSpendLog", "MIGRATIONS", "MAX_QUEUE"]
 
@@ -120,8 +121,6 @@ class PgSpendLog:
         self._rows.append(row)
 
     def _write(self) -> None:
-        from router.server.spendlog import _clip  # the same per-column caps as the SQLite log
-
         with self._lock:
             rows: list[Any] = []
             pop = self._rows.popleft
