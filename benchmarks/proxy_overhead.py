@@ -56,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--litellm-venv", default="/tmp/litellm-venv")
     p.add_argument("--skip-litellm", action="store_true")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--cache-hit", action="store_true",
+                   help="add a row: a second quotaroute with the response cache on, sent the same request (every "
+                        "request after the first is a hit)")
 
 
 # ---------------------------------------------------------------- helpers
@@ -171,7 +174,7 @@ def _full_router_available() -> bool:
 
 
 def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace,
-                     store: str = "sqlite") -> tuple[subprocess.Popen, int, str, str]:
+                     extra: str = "", store: str = "sqlite") -> tuple[subprocess.Popen, int, str, str]:
     port = free_port()
     mode = args.router
     if mode == "auto":
@@ -183,7 +186,7 @@ def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace,
               "sqlite": f"ledger:\n  store: sqlite\n  path: {d / 'ledger.sqlite'}\n"}[args.ledger]
     pg = f"  store: postgres\n  dsn_env: {args.pg_dsn_env}\n" if store == "postgres" else ""
     cfg.write_text(CONFIG.format(upstream=upstream, spend=d / "spend.sqlite", key_hash=hash_key(PROXY_KEY),
-                                 ledger=ledger, store=pg))
+                                 ledger=ledger, store=pg) + extra)
     cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg), "--port", str(port),
            "--workers", str(args.workers)]
     if mode == "passthrough":
@@ -213,6 +216,7 @@ policy:
     - id: bench
       hash: "{key_hash}"
 """
+CACHE_ON = "cache:\n  enabled: true\n  store: memory\n"  # the --cache-hit row's proxy (docs/cache.md)
 PROXY_KEY = "sk-bench-proxy-key-0123456789abcdef"  # both proxies authenticate the client (a fair comparison)
 
 
@@ -267,6 +271,13 @@ def run(args: argparse.Namespace) -> int:
             pq, pport, _, _ = start_quotaroute(d, ngport, args, store="postgres")
             procs.append(pq)
             targets["qr-postgres"] = (f"http://127.0.0.1:{pport}/v1/chat/completions", qbody, PROXY_KEY)
+        if getattr(args, "cache_hit", False):  # the same request to a proxy with the response cache on
+            dc = d / "cache-hit"
+            dc.mkdir()
+            os.chmod(dc, 0o777)
+            qc, qcport, _, _ = start_quotaroute(dc, ngport, args, CACHE_ON)
+            procs.append(qc)
+            targets["quotaroute+cache"] = (f"http://127.0.0.1:{qcport}/v1/chat/completions", qbody, PROXY_KEY)
         if not args.skip_litellm:
             ll, lport, note = start_litellm(d, ngport, args.litellm_venv)
             procs.append(ll)
@@ -317,7 +328,8 @@ def soak(pid: int, url: str, body: str, args: argparse.Namespace, key: str) -> d
 
 def _derive(res: dict[str, Any]) -> None:
     d, q, ll = res.get("direct"), res.get("quotaroute"), res.get("litellm")
-    for name, r in (("quotaroute", q), ("litellm", ll), ("qr-postgres", res.get("qr-postgres"))):
+    for name, r in (("quotaroute", q), ("litellm", ll), ("quotaroute+cache", res.get("quotaroute+cache")),
+                    ("qr-postgres", res.get("qr-postgres"))):
         if r and d and r.get("p50_c1_ms") is not None and d.get("p50_c1_ms") is not None:
             r["added_p50_c1_ms"] = round(r["p50_c1_ms"] - d["p50_c1_ms"], 3)
     pg = res.get("qr-postgres")
@@ -334,13 +346,13 @@ def table(res: dict[str, Any]) -> str:
     lines = [f"proxy overhead ({res['duration_s']:.0f}s per run, median of {res['repeat']} interleaved rounds, "
              f"quotaroute router={res.get('router_mode')}, ledger={res.get('ledger')}, workers={res['workers']}, "
              f"loadavg {res['loadavg_start']:.1f}->{res['loadavg_end']:.1f} on {os.cpu_count()} cores)",
-             f"{'target':<12} {'p50 c=1 ms':>11} {'added p50 ms':>13} {'p99 c=1 ms':>11} {'req/s c=' + str(c):>12} "
+             f"{'target':<16} {'p50 c=1 ms':>11} {'added p50 ms':>13} {'p99 c=1 ms':>11} {'req/s c=' + str(c):>12} "
              f"{'errors':>7}"]
-    for name in ("direct", "quotaroute", "qr-postgres", "litellm"):
+    for name in ("direct", "quotaroute", "quotaroute+cache", "qr-postgres", "litellm"):
         r = res.get(name)
         if not r:
             continue
-        lines.append(f"{name:<12} {r['p50_c1_ms'] or 0:>11.3f} {r.get('added_p50_c1_ms', 0.0):>13.3f} "
+        lines.append(f"{name:<16} {r['p50_c1_ms'] or 0:>11.3f} {r.get('added_p50_c1_ms', 0.0):>13.3f} "
                      f"{r['p99_c1_ms'] or 0:>11.3f} {r['rps_cN']:>12.0f} {r['errors']:>7}")
     if "throughput_ratio_vs_litellm" in res:
         lines.append(f"throughput quotaroute / LiteLLM at c={c}: {res['throughput_ratio_vs_litellm']}x")

@@ -10,7 +10,9 @@ Prints medians (microseconds) for
     and the worst case where both stages may use all 50;
   * `extract_features()` on a ~2k-token prompt;
   * end-to-end `Router.achat()` over a zero-latency FakeProvider vs calling the
-    FakeProvider directly (median per call, difference and ratio).
+    FakeProvider directly (median per call, difference and ratio);
+  * planning with explicit routes (`Router.aexplain`): a pinned model alone, with three
+    fallbacks, a weighted deployments name, and `auto` plus one fallback.
 Targets: choose() <= 50 us at 50 models (a two-stage cascade too); extract_features <= 50 us.
 """
 
@@ -189,6 +191,38 @@ def bench_sdk(repeat: int, n_models: int = 50) -> dict[str, float]:
             "ratio": r / d if d else float("nan"), **parts}
 
 
+def bench_routes(repeat: int, n_models: int = 50) -> dict[str, float]:
+    """Median `Router.aexplain` (features + ledger view + plan) per kind of explicit route."""
+    cards = _cards(n_models)
+    ids = [c.id for c in cards]
+    providers = {p: FakeProvider(name=p, scripts=[reply("ok")]) for p in {c.provider for c in cards}}
+    router = Router(catalog=Catalog(cards), providers=providers, ledger=Ledger(MemoryStore(), default_pools()),
+                    policy="free-first", rng=random.Random(1), fallbacks={ids[0]: ids[1:4], "auto": [ids[5]]},
+                    deployments={"pair": [{"model": ids[6], "weight": 3}, {"model": ids[7], "weight": 1}]})
+    plain = Router(catalog=Catalog(cards), providers=providers, ledger=Ledger(MemoryStore(), default_pools()),
+                   policy="free-first")  # the same without explicit routes
+    msgs = [Message(role="user", content="Write a python function that adds two numbers.")]
+    cases = {"pinned_alone_us": (router, ids[10]), "pinned_3_fallbacks_us": (router, ids[0]),
+             "deployments_2_us": (router, "pair"), "auto_alone_us": (plain, "auto"),
+             "auto_plus_fallback_us": (router, "auto")}
+
+    async def run() -> dict[str, float]:
+        out = {}
+        for label, (r, model) in cases.items():
+            req = ChatRequest(model=model, messages=msgs)
+            for _ in range(50):
+                await r.aexplain(req)
+            ts = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                await r.aexplain(req)
+                ts.append(time.perf_counter() - t0)
+            out[label] = statistics.median(ts) * 1e6
+        return out
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.router_bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -197,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     res = {"choose_median_us": bench_choose(a.repeat), "cascade_median_us": bench_cascade(a.repeat),
-           "features": bench_features(a.repeat),
-           "sdk": bench_sdk(a.sdk_repeat)}
+           "features": bench_features(a.repeat), "sdk": bench_sdk(a.sdk_repeat), "routes": bench_routes(a.sdk_repeat)}
     res["min_us"] = dict(_MINS)
     if a.json:
         print(json.dumps(res, indent=2))
@@ -226,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  Router.achat                  {s['router_achat_us']:8.1f} us  (overhead {s['overhead_us']:.1f} us, "
           f"ratio {s['ratio']:.1f}x)")
     print(f"    of which ledger.view {s['ledger_view_us']:.1f} us, plan (features+view+choose) {s['plan_us']:.1f} us")
+    print("\nexplicit routes, Router.aexplain median: " + ", ".join(
+        f"{k.removesuffix('_us').replace('_', ' ')} {v:.1f} us" for k, v in res["routes"].items()))
     return 0
 
 

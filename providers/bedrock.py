@@ -12,9 +12,11 @@ inputTokens + cacheReadInputTokens + cacheWriteInputTokens (OpenAI semantics).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +25,11 @@ import httpx
 
 from providers import _http
 from providers import _native as nat
+from providers import params as P
 from providers._aws import NEED_BOTOCORE, sigv4_headers
+from providers.embed import estimate_usage, parse_titan, titan_body
+from router.embed_types import EmbedCall, EmbedResult
+from router.limits import attempt_limits
 from router.errors import (
     AuthFailed,
     BadRequest,
@@ -86,6 +92,32 @@ _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg",
 # ------------------------------------------------------------------ request
 
 
+def _cache_point(cc: Any) -> list[dict[str, Any]]:
+    """A `cachePoint` block for a part's cache breakpoint (none when it has none)."""
+    if cc is None:
+        return []
+    return [{"cachePoint": {"type": "default", **({"ttl": cc.ttl} if cc.ttl else {})}}]
+
+
+_DOC_NAME_BAD = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
+
+
+def _document(p: Any) -> dict[str, Any]:
+    """A document part -> a Converse `document` block (bytes or text; Converse takes no URLs)."""
+    if p.source == "url":
+        raise BadRequest("Bedrock Converse takes documents as bytes or text only, not by URL", provider="bedrock")
+    # Converse wants a neutral, unique name (letters, digits, single spaces, - ( ) [ ])
+    title = " ".join(_DOC_NAME_BAD.sub(" ", p.title or "").split())[:100]
+    name = f"{title or 'document'} {hashlib.sha1((p.data or '').encode()).hexdigest()[:8]}"
+    src = {"bytes": p.data or ""} if p.source == "base64" else {"text": p.data or ""}
+    doc: dict[str, Any] = {"format": "pdf" if p.source == "base64" else "txt", "name": name, "source": src}
+    if p.context is not None:
+        doc["context"] = p.context
+    if p.citations is not None:
+        doc["citations"] = {"enabled": p.citations}
+    return {"document": doc}
+
+
 def _blocks(content: Any) -> list[dict[str, Any]]:
     if content is None:
         return []
@@ -95,7 +127,17 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
     for p in content:
         if p.type == "text":
             if p.text:
-                out.append({"text": p.text})
+                out += [{"text": p.text}, *_cache_point(p.cache_control)]
+            continue
+        if p.type == "document":
+            out += [_document(p), *_cache_point(p.cache_control)]
+            continue
+        if p.type == "thinking":
+            if p.signature:  # unsigned reasoning (another vendor's) would be refused: left out
+                out.append({"reasoningContent": {"reasoningText": {"text": p.thinking, "signature": p.signature}}})
+            continue
+        if p.type == "redacted_thinking":
+            out.append({"reasoningContent": {"redactedContent": p.data}})
             continue
         data = nat.parse_data_url(p.url)
         if data is None:
@@ -105,38 +147,52 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
         fmt = _IMAGE_FORMATS.get(mt)
         if fmt is None:
             raise BadRequest(f"Bedrock Converse does not accept image type {mt!r}", provider="bedrock")
-        out.append({"image": {"format": fmt, "source": {"bytes": data[1]}}})
+        out += [{"image": {"format": fmt, "source": {"bytes": data[1]}}}, *_cache_point(p.cache_control)]
     return out
 
 
 def _messages(req: ChatRequest) -> list[dict[str, Any]]:
     return nat.turns(
         req, _blocks,
-        lambda m: {"toolResult": {"toolUseId": m.tool_call_id or "", "content": [{"text": m.text()}]}},
-        lambda tc: {"toolUse": {"toolUseId": tc.id, "name": tc.name, "input": nat.tool_args(tc)}})
+        lambda m: [{"toolResult": {"toolUseId": m.tool_call_id or "", "content": [{"text": m.text()}]}},
+                   *_cache_point(m.cache_control)],
+        lambda tc: [{"toolUse": {"toolUseId": tc.id, "name": tc.name, "input": nat.tool_args(tc)}},
+                    *_cache_point(tc.cache_control)])
+
+
+def _system(req: ChatRequest, rf: Any) -> list[dict[str, Any]]:
+    if not req.system_parts:
+        system = nat.json_system(req.system_text(), rf)  # JSON mode (when asked) via the system prompt
+        return [{"text": system}] if system else []
+    out = [b for p in req.system_parts if p.text for b in ({"text": p.text}, *_cache_point(p.cache_control))]
+    rest = nat.json_system("\n\n".join(m.text() for m in req.messages if m.role in ("system", "developer")
+                                        and m.text()) or None, rf)
+    return out + ([{"text": rest}] if rest else [])
 
 
 def build_body(req: ChatRequest) -> dict[str, Any]:
     """ChatRequest -> Converse JSON body (pure; ConverseStream takes the same body)."""
+    wire = P.bedrock_fields(req)  # Claude thinking/effort/top_k, native or forced-tool JSON
     body: dict[str, Any] = {"messages": _messages(req)}
-    system = nat.json_system(req.system_text(), req.response_format)  # JSON mode via the system prompt
+    system = _system(req, req.response_format if wire.structured == "instruction" else None)
     if system:
-        body["system"] = [{"text": system}]
+        body["system"] = system
     inf: dict[str, Any] = {}
-    if req.max_tokens:
-        inf["maxTokens"] = req.max_tokens
-    if req.temperature is not None:
+    if req.max_tokens or "maxTokens" in wire.fields:
+        inf["maxTokens"] = wire.fields.pop("maxTokens", req.max_tokens)
+    if req.temperature is not None and "temperature" not in wire.skip:
         inf["temperature"] = req.temperature
-    if req.top_p is not None:
+    if req.top_p is not None and "top_p" not in wire.skip:
         inf["topP"] = req.top_p
     if req.stop:
         inf["stopSequences"] = list(req.stop)
     if inf:
         body["inferenceConfig"] = inf
     if req.tools:
-        tools = [{"toolSpec": {k: v for k, v in {"name": t.name, "description": t.description,
-                                                  "inputSchema": {"json": t.parameters}}.items() if v is not None}}
-                 for t in req.tools]
+        tools = [b for t in req.tools for b in (
+            {"toolSpec": {k: v for k, v in {"name": t.name, "description": t.description,
+                                            "inputSchema": {"json": t.parameters}}.items() if v is not None}},
+            *_cache_point(t.cache_control))]
         cfg: dict[str, Any] = {"tools": tools}
         choice = req.tool_choice
         if choice == "required":
@@ -147,6 +203,12 @@ def build_body(req: ChatRequest) -> dict[str, Any]:
             cfg["toolChoice"] = {"tool": {"name": nat.named_tool(choice)}}
         # "none": Converse has no such choice; the tools stay declared (needed for toolUse history)
         body["toolConfig"] = cfg
+    if wire.structured == "tool":  # no native schema mode for this model: the schema as a forced tool
+        jt = P.json_tool(req)
+        body["toolConfig"] = {"tools": [{"toolSpec": {"name": jt["name"], "description": jt["description"],
+                                                      "inputSchema": {"json": jt["schema"]}}}],
+                              "toolChoice": {"tool": {"name": jt["name"]}}}
+    body.update(wire.fields)
     return nat.deep_merge(body, req.extra_body)
 
 
@@ -155,8 +217,11 @@ def build_body(req: ChatRequest) -> dict[str, Any]:
 
 def _usage(raw: dict[str, Any]) -> Usage:
     cr, cw = nat.count(raw, "cacheReadInputTokens"), nat.count(raw, "cacheWriteInputTokens")
+    details = raw.get("cacheDetails")  # [{"ttl": "1h" | "5m", "inputTokens": n}]: writes by TTL
+    w1h = sum(nat.count(d, "inputTokens") for d in details if isinstance(d, dict) and d.get("ttl") == "1h") \
+        if isinstance(details, list) else 0
     return Usage(input_tokens=nat.count(raw, "inputTokens") + cr + cw, output_tokens=nat.count(raw, "outputTokens"),
-                 cache_read_tokens=cr, cache_write_tokens=cw)
+                 cache_read_tokens=cr, cache_write_tokens=cw, cache_write_1h_tokens=min(w1h, cw))
 
 
 def _finish(stop: Any, extra: dict[str, Any]) -> FinishEvent:
@@ -184,9 +249,13 @@ def converse_events(data: Any, call: _http.Call | None = None) -> list[StreamEve
                                         arguments=json.dumps(tu.get("input") or {}, ensure_ascii=False)))
             tools += 1
         elif isinstance(block.get("reasoningContent"), dict):
-            text = (block["reasoningContent"].get("reasoningText") or {}).get("text")
-            if text:
-                events.append(ReasoningDelta(text=text))
+            rc = block["reasoningContent"]
+            rt = rc.get("reasoningText") if isinstance(rc.get("reasoningText"), dict) else {}
+            sig = rt.get("signature") if isinstance(rt.get("signature"), str) else None
+            if rt.get("text") or sig:
+                events.append(ReasoningDelta(text=rt.get("text") or "", signature=sig or None))
+            elif isinstance(rc.get("redactedContent"), str):
+                events.append(ReasoningDelta(text="", redacted=rc["redactedContent"]))
     if isinstance(data.get("usage"), dict):
         events.append(UsageEvent(usage=_usage(data["usage"])))
     extra = {"metrics": data["metrics"]} if isinstance(data.get("metrics"), dict) else {}
@@ -248,8 +317,13 @@ class EventState:
             i = self._tools.setdefault(index, len(self._tools))
             return [ToolCallDelta(index=i, arguments=str(delta["toolUse"].get("input") or ""))]
         rc = delta.get("reasoningContent")
-        if isinstance(rc, dict) and rc.get("text"):
-            return [ReasoningDelta(text=rc["text"])]
+        if isinstance(rc, dict):
+            if rc.get("text"):
+                return [ReasoningDelta(text=rc["text"])]
+            if isinstance(rc.get("signature"), str):
+                return [ReasoningDelta(text="", signature=rc["signature"])]
+            if isinstance(rc.get("redactedContent"), str):
+                return [ReasoningDelta(text="", redacted=rc["redactedContent"])]
         return []
 
     def _raise(self, etype: str, obj: dict[str, Any]) -> list[StreamEvent]:
@@ -372,8 +446,10 @@ class BedrockProvider(nat.NativeProvider):
         async def attempt() -> ChatResponse:
             data, rl = await self._post_json(url, body, self._headers(url, body, "application/json"), call,
                                              _on_error, lim)
-            return self._accumulate(converse_events(data, call), req, rl)
+            events = converse_events(data, call)
+            return self._accumulate(P.unwrap_json_tool(events) if tool_json else events, req, rl)
 
+        tool_json = P.bedrock_fields(req).structured == "tool"
         return await self._run(attempt)
 
     async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
@@ -383,6 +459,35 @@ class BedrockProvider(nat.NativeProvider):
         def events(resp: httpx.Response) -> AsyncIterator[StreamEvent]:
             return event_stream(resp, EventState(call), call)
 
-        async for ev in self._stream(url, body, lambda: self._headers(url, body, "application/vnd.amazon.eventstream"),
-                                     call, _on_error, events, self._limits(req, stream=True)):
+        out = self._stream(url, body, lambda: self._headers(url, body, "application/vnd.amazon.eventstream"),
+                           call, _on_error, events, self._limits(req, stream=True))
+        async for ev in (P.aunwrap_json_tool(out) if P.bedrock_fields(req).structured == "tool" else out):
             yield ev
+
+    async def embed(self, req: EmbedCall) -> EmbedResult:
+        """Titan Text Embeddings through `InvokeModel`, one text per call (the model takes
+        one `inputText`); a failure after some texts carries their usage as billed."""
+        call, url = _http.Call(self.name, req.model), self._url(req.model, "invoke")
+        lim = attempt_limits(self.timeouts, stream=False, max_tokens=None)
+        vectors: list[list[float]] = []
+        used, reported, rl = 0, True, None
+        for text in req.inputs:
+            body = _http.dumps(titan_body(str(text), req.dimensions))
+
+            async def attempt(body: bytes = body) -> tuple[Any, Any]:
+                return await self._post_json(url, body, self._headers(url, body, "application/json"), call,
+                                             _on_error, lim)
+
+            try:
+                data, rl = await self._run(attempt)
+            except ProviderError as e:
+                if used and e.billed_usage is None:
+                    e.billed_usage = Usage(input_tokens=used)
+                raise
+            vec, tok = parse_titan(data, call)
+            vectors.append(vec)
+            if tok is None:
+                reported, tok = False, estimate_usage([text]).input_tokens
+            used += tok
+        return EmbedResult(vectors=vectors, usage=Usage(input_tokens=used), usage_reported=reported,
+                           model=req.model, rate_limits=rl)

@@ -26,7 +26,11 @@ import httpx
 
 from providers import _http
 from providers import _native as nat
+from providers import params as P
 from providers._gemini_errors import map_error
+from providers.embed import estimate_usage, gemini_body, parse_gemini
+from router.embed_types import EmbedCall, EmbedResult
+from router.limits import attempt_limits
 from router.errors import BadRequest, ContentFiltered, MalformedResponse, ProviderError
 from router.types import (
     ChatRequest,
@@ -80,8 +84,19 @@ def _parts(content: Any) -> list[dict[str, Any]]:
         return []
     if isinstance(content, str):
         return [{"text": content}] if content else []
-    return [{"text": p.text} if p.type == "text" else _image_part(p.url, p.media_type)
-            for p in content if p.type != "text" or p.text]
+    out: list[dict[str, Any]] = []
+    for p in content:
+        if p.type == "text":
+            if p.text:
+                out.append({"text": p.text})
+        elif p.type == "image_url":
+            out.append(_image_part(p.url, p.media_type))
+        elif p.type == "document" and p.source != "url":  # a PDF inline, a text document as text
+            text = p.as_text()
+            out.append({"text": text} if text is not None else
+                       {"inlineData": {"mimeType": p.media_type or "application/pdf", "data": p.data or ""}})
+        # thinking blocks (another vendor's signatures) and URL documents have no equivalent: left out
+    return out
 
 
 def _tool_response(text: str) -> dict[str, Any]:
@@ -172,6 +187,7 @@ def build_body(req: ChatRequest, signatures: Mapping[str, str] | None = None) ->
         schema = (rf.json_schema or {}).get("schema") if rf.type == "json_schema" else None
         if schema:
             gen["responseJsonSchema"] = schema
+    gen.update(P.gemini_fields(req).fields)  # thinkingConfig, seed, penalties, topK
     if gen:
         body["generationConfig"] = gen
     return nat.deep_merge(body, req.extra_body)
@@ -314,6 +330,24 @@ class GeminiProvider(nat.NativeProvider):
         model = model.removeprefix("models/")
         return f"{self.base_url}/{self.api_version}/models/{model}:{method}"
 
+    async def count_tokens(self, req: ChatRequest) -> int:
+        """`models/{model}:countTokens` over the whole generateContent request: the exact input count."""
+        model = req.model.removeprefix("models/")
+        body = _http.dumps({"generateContentRequest": {"model": f"models/{model}",
+                                                       **build_body(req, self._signatures)}})
+        call = self._call(req)
+
+        async def attempt() -> int:
+            data, _ = await self._post_json(self._url(req.model, "countTokens"), body, self._headers(), call,
+                                            _on_error, self._limits(req, stream=False))
+            n = data.get("totalTokens") if isinstance(data, dict) else None
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise MalformedResponse("Gemini countTokens answer has no totalTokens", provider=call.provider,
+                                        model=call.model, body=str(data)[:500])
+            return n
+
+        return await self._run(attempt)  # type: ignore[no-any-return]
+
     async def complete(self, req: ChatRequest) -> ChatResponse:
         body = _http.dumps(build_body(req, self._signatures))
         call, lim = self._call(req), self._limits(req, stream=False)
@@ -345,3 +379,18 @@ class GeminiProvider(nat.NativeProvider):
         async for ev in self._stream(url, body, lambda: {**self._headers(), "accept": "text/event-stream"}, call,
                                      _on_error, events, self._limits(req, stream=True)):
             yield ev
+
+    async def embed(self, req: EmbedCall) -> EmbedResult:
+        """One batch through `:batchEmbedContents` (its reply has no token count: the
+        result carries an estimate, `usage_reported=False`)."""
+        body = _http.dumps(gemini_body(req))
+        call = _http.Call(self.name, req.model)
+        lim = attempt_limits(self.timeouts, stream=False, max_tokens=None)
+
+        async def attempt() -> EmbedResult:
+            data, rl = await self._post_json(self._url(req.model, "batchEmbedContents"), body, self._headers(), call,
+                                             _on_error, lim)
+            return EmbedResult(vectors=parse_gemini(data, call, len(req.inputs)), usage=estimate_usage(req.inputs),
+                               usage_reported=False, model=req.model, rate_limits=rl)
+
+        return await self._run(attempt)

@@ -21,13 +21,17 @@ import httpx
 import orjson
 
 from providers import _http
+from providers import params as P
 from providers._http import Call, ErrorInfo
+from providers._native import json_system
 from providers._openai_events import StreamState, events_from_json, parse_usage
+from providers.embed import estimate_usage, openai_body, parse_openai
 from providers._sse import aiter_sse
 from providers.ratelimit import parse_rate_limits
 from providers.retry import RetryPolicy
 from providers.vendors import VendorRow, embedded_error as _embedded_error, get_vendor, map_error
 from router import errors as E
+from router.embed_types import EmbedCall, EmbedResult
 from router.errors import redact, register_secret
 from router.limits import Timeouts, attempt_limits
 from router.types import ChatRequest, ChatResponse, Message, RateLimitSnapshot, StreamEvent, Usage, accumulate
@@ -38,32 +42,49 @@ __all__ = ["OpenAIProvider", "build_body"]
 # ------------------------------------------------------------------ request translation
 
 
-def _content(m: Message) -> Any:
+def _content(m: Message, row: VendorRow | None = None) -> Any:
     if m.content is None or isinstance(m.content, str):
         return m.content
-    if not m.images():
-        return m.text()  # text-only parts as one string: many compatible vendors reject arrays
     parts: list[dict[str, Any]] = []
     for p in m.content:
         if p.type == "text":
             parts.append({"type": "text", "text": p.text})
-        else:
+        elif p.type == "image_url":
             iu: dict[str, Any] = {"url": p.url}
             if p.detail:
                 iu["detail"] = p.detail
             parts.append({"type": "image_url", "image_url": iu})
+        elif p.type == "document":
+            text = p.as_text()
+            if text is not None:
+                parts.append({"type": "text", "text": text})
+            elif p.source == "base64" and row is not None and row.name == "openai":  # OpenAI reads PDFs as files
+                parts.append({"type": "file", "file": {"filename": f"{p.title or 'document'}.pdf",
+                                                       "file_data": f"data:application/pdf;base64,{p.data}"}})
+        # thinking blocks (and documents the vendor cannot read) have no equivalent: left out
+    if not parts and m.tool_calls:
+        return None  # e.g. thinking blocks before a tool call: the call alone
+    if all(x["type"] == "text" for x in parts):
+        return "".join(x["text"] for x in parts)  # text-only parts as one string: many vendors reject arrays
     return parts
 
 
 def build_body(req: ChatRequest, row: VendorRow, *, stream: bool) -> dict[str, Any]:
+    """ChatRequest -> chat completions JSON for `row`: reasoning, sampling knobs and the response
+    format as this vendor takes them (`providers.params.openai_fields`)."""
+    wire = P.openai_fields(req, row)
     msgs: list[dict[str, Any]] = []
-    if req.system:
-        msgs.append({"role": "system", "content": req.system})
+    system = req.system
+    instruct = wire.structured in ("json_object", "instruction")  # no native schema mode: say it in the prompt
+    if instruct and (system or not _has_system(req)):
+        system, instruct = json_system(system, req.response_format), False
+    if system:
+        msgs.append({"role": "system", "content": system})
     for m in req.messages:
         role = m.role
         if role == "developer" and "developer_role" not in row.quirks:
             role = "system"
-        out: dict[str, Any] = {"role": role, "content": _content(m)}
+        out: dict[str, Any] = {"role": role, "content": _content(m, row)}
         if m.name:
             out["name"] = m.name
         if m.tool_calls:
@@ -89,12 +110,15 @@ def build_body(req: ChatRequest, row: VendorRow, *, stream: bool) -> dict[str, A
     if req.tool_choice is not None:
         body["tool_choice"] = req.tool_choice
     rf = req.response_format
-    if rf is not None and rf.type != "text":
+    if wire.structured in ("native", "json_object"):
         body["response_format"] = ({"type": "json_schema", "json_schema": rf.json_schema or {}}
-                                   if rf.type == "json_schema" else {"type": "json_object"})
+                                   if rf.type == "json_schema" and wire.structured == "native"
+                                   else {"type": "json_object"})
+    if instruct:
+        _instruct(msgs, req)
     for k in ("temperature", "top_p", "stop", "user"):
         v = getattr(req, k)
-        if v is not None:
+        if v is not None and k not in wire.skip:
             body[k] = v
     if req.max_tokens is not None:
         mct = "max_completion_tokens" in row.quirks and req.model.lower().startswith(
@@ -104,8 +128,21 @@ def build_body(req: ChatRequest, row: VendorRow, *, stream: bool) -> dict[str, A
         body["stream"] = True
         if "no_stream_options" not in row.quirks:
             body["stream_options"] = {"include_usage": True}
+    body.update(wire.fields)
     body.update(req.extra_body)
     return body
+
+
+def _has_system(req: ChatRequest) -> bool:
+    return any(m.role in ("system", "developer") for m in req.messages)
+
+
+def _instruct(msgs: list[dict[str, Any]], req: ChatRequest) -> None:
+    """Append the JSON instruction (and schema) to the last system message."""
+    for m in reversed(msgs):
+        if m["role"] in ("system", "developer") and isinstance(m.get("content"), str):
+            m["content"] = json_system(m["content"], req.response_format)
+            return
 
 
 class _Once:
@@ -288,6 +325,33 @@ class OpenAIProvider:
 
     def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
         return self._retry.stream(lambda: self._stream_once(req))
+
+    # -- embeddings (wire: providers.embed)
+    async def _embed_once(self, call_: EmbedCall) -> EmbedResult:
+        call = Call(self.name, call_.model)
+        if "azure_deployments" in self.vendor.quirks:
+            url = f"{self.base_url}/openai/deployments/{self._deployment or call_.model}/embeddings"
+            params: dict[str, str] | None = {"api-version": self._api_version}
+        else:
+            url, params = f"{self.base_url}/embeddings", None
+        lim = attempt_limits(self.timeouts, stream=False, max_tokens=None)
+        resp = await _http.send_json(self._client, url, openai_body(call_), call=call, headers=self._headers(),
+                                     params=params, limits=lim)
+        if resp.status_code >= 300:
+            raise self._error(_http.parse_error_body(resp.content, resp.status_code), call, resp.headers)
+        snap = parse_rate_limits(resp.headers, self._clock())
+        self.last_rate_limits = snap
+        data = _http.load_json(resp.content, call=call, status=resp.status_code, headers=resp.headers)
+        emb = _embedded_error(data)
+        if emb is not None and not (isinstance(data, dict) and data.get("data")):
+            raise self._error(emb, call, resp.headers)
+        vectors, usage, model = parse_openai(data, call, len(call_.inputs))
+        return EmbedResult(vectors=vectors, usage=usage or estimate_usage(call_.inputs),
+                           usage_reported=usage is not None, model=model, rate_limits=snap)
+
+    async def embed(self, call: EmbedCall) -> EmbedResult:
+        """One batch of embeddings (`POST {base}/embeddings`; Azure: the deployment's URL)."""
+        return await self._retry.run(lambda: self._embed_once(call))
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -25,6 +25,17 @@ every vendor, the flag documents who sends what):
   base_resp_errors      errors inside HTTP 200 `base_resp` (MiniMax)
   mid_stream_errors     `{"error":{...}}` data event, finish_reason "error" (OpenRouter)
   sse_comments          keep-alive SSE comments (": OPENROUTER PROCESSING", ": keep-alive")
+  thinking_stream_only  thinking only in streamed calls (DashScope: non-stream needs enable_thinking=false)
+
+Parameters (translated by `providers.params`, never forwarded blindly):
+  reasoning        how reasoning is set: "openai" (`reasoning_effort`), "thinking_type"
+                   (`thinking: {type}` + `reasoning_effort` where the model has levels), "qwen"
+                   (`enable_thinking` + `thinking_budget`), "openrouter" (`reasoning: {...}`),
+                   "none" (no control: dropped with a note)
+  efforts          (model prefix, levels) pairs, first match wins ("" = every model)
+  reasoning_drops  sampling fields the vendor's reasoning models reject or ignore (dropped with a note)
+  params           sampling knobs the vendor takes (others dropped with a note)
+  json_mode        "json_schema" (native), "json_object" (+ the schema as an instruction), "none"
 
 `prefill` says whether the vendor continues a trailing assistant message (used to
 finish a stream another model left cut): None = it does not (OpenAI starts a new
@@ -53,6 +64,14 @@ __all__ = ["VendorRow", "VENDORS", "COMMON_ERROR_CODES", "COMMON_MESSAGE_RULES",
 ERROR_KINDS = frozenset({"quota", "rate", "context", "content", "auth", "bad", "unavailable", "timeout"})
 
 _ALL = frozenset({"tools", "vision", "json_schema", "reasoning", "streaming"})
+REASONING_STYLES = frozenset({"openai", "thinking_type", "qwen", "openrouter", "none"})
+JSON_MODES = frozenset({"json_schema", "json_object", "none"})
+# The OpenAI sampling knobs most compatible vendors take (verbosity, top_k: only where listed).
+_KNOBS = frozenset({"seed", "frequency_penalty", "presence_penalty", "logit_bias", "parallel_tool_calls"})
+_SAMPLING = frozenset({"temperature", "top_p", "frequency_penalty", "presence_penalty"})
+_OPENAI_EFFORTS = (  # gpt-5.2+: none..xhigh; gpt-5.1: none..high; gpt-5/-mini/-nano: minimal..high; o-series
+    ("gpt-5.1", ("none", "low", "medium", "high")), ("gpt-5.", ("none", "low", "medium", "high", "xhigh")),
+    ("gpt-5", ("minimal", "low", "medium", "high")), ("o", ("low", "medium", "high")))
 _TEXT = frozenset({"tools", "streaming"})
 
 
@@ -77,9 +96,16 @@ class VendorRow:
     max_completion_tokens_prefixes: tuple[str, ...] = ()
     prefill: str | None = None  # see the module docstring
     default_headers: Mapping[str, str] = field(default_factory=_ro)
+    reasoning: str = "none"  # see "Parameters" above
+    efforts: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    reasoning_drops: frozenset[str] = frozenset()
+    params: frozenset[str] = _KNOBS
+    json_mode: str = "json_schema"
     sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.reasoning not in REASONING_STYLES or self.json_mode not in JSON_MODES:
+            raise ValueError(f"vendor row {self.name}: unknown reasoning style or json_mode")
         for k in (*self.error_codes.values(), *self.status_map.values(), *(r[1] for r in self.message_rules)):
             if k not in ERROR_KINDS:
                 raise ValueError(f"vendor row {self.name}: unknown error kind {k!r}")
@@ -113,19 +139,24 @@ COMMON_MESSAGE_RULES: tuple[tuple[str, str], ...] = (
     ("prompt is too long", "context"),
 )
 
-_OPENAI_SRC = ("openai/openai-python _base_client.py, _exceptions.py; community.openai.com/t/298219",)
+_OPENAI_SRC = ("openai/openai-python _base_client.py, _exceptions.py; community.openai.com/t/298219",
+               "platform.openai.com/docs/guides/reasoning (limitations: temperature, top_p, penalties, logit_bias, "
+               "logprobs); developers.openai.com/api/docs/guides/latest-model (gpt-5.x effort levels, sampling "
+               "only with effort none)")
+_OPENAI_PARAMS = dict(reasoning="openai", efforts=_OPENAI_EFFORTS,
+                      reasoning_drops=_SAMPLING | {"logit_bias"}, params=_KNOBS | {"verbosity"})
 
 _ROWS: list[VendorRow] = [
     VendorRow(
         "openai", "OpenAI", "https://api.openai.com/v1", "OPENAI_API_KEY", capabilities=_ALL,
         quirks=frozenset({"developer_role", "max_completion_tokens"}),
-        max_completion_tokens_prefixes=("o1", "o3", "o4", "gpt-5"), sources=_OPENAI_SRC),
+        max_completion_tokens_prefixes=("o1", "o3", "o4", "gpt-5"), **_OPENAI_PARAMS, sources=_OPENAI_SRC),
     VendorRow(
         "azure", "Azure OpenAI", None, "AZURE_OPENAI_API_KEY", auth="api-key", capabilities=_ALL,
         regions=frozenset({"us", "eu"}),
         quirks=frozenset({"developer_role", "max_completion_tokens", "azure_deployments"}),
         max_completion_tokens_prefixes=("o1", "o3", "o4", "gpt-5"),
-        error_codes=_ro({"content_filter": "content", "contentfilter": "content"}),
+        error_codes=_ro({"content_filter": "content", "contentfilter": "content"}), **_OPENAI_PARAMS,
         sources=("openai-python lib/azure.py (api-key header, /openai/deployments/{model}, api-version)",
                  "learn.microsoft.com/answers/questions/2140040 (429 text)")),
     VendorRow(
@@ -134,7 +165,11 @@ _ROWS: list[VendorRow] = [
         quirks=frozenset({"reasoning_content", "prompt_cache_hit_tokens", "sse_comments"}), prefill="prefix",
         # 402 Insufficient Balance is quota by status; 503 Server Overloaded -> unavailable.
         message_rules=(("insufficient balance", "quota"),),
-        sources=("https://api-docs.deepseek.com/quick_start/error_codes",)),
+        reasoning="thinking_type", efforts=(("", ("low", "high", "max")),), reasoning_drops=_SAMPLING,
+        params=frozenset({"frequency_penalty", "presence_penalty"}), json_mode="json_object",
+        sources=("https://api-docs.deepseek.com/quick_start/error_codes",
+                 "https://api-docs.deepseek.com/guides/thinking_mode (thinking type, reasoning_effort low/high/max, "
+                 "sampling ignored while thinking)", "https://api-docs.deepseek.com/guides/json_mode")),
     VendorRow(
         "moonshot", "Moonshot AI (Kimi)", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY", capabilities=_ALL,
         regions=frozenset({"cn"}), quirks=frozenset({"choice_usage", "reasoning_content"}), prefill="partial",
@@ -147,7 +182,10 @@ _ROWS: list[VendorRow] = [
             "resource_not_found_error": "bad",
         }),
         message_rules=(("exceeded model token limit", "context"),),
-        sources=("https://forum.moonshot.ai/t/429-insufficient-balance/244",
+        reasoning="thinking_type", efforts=(("kimi-k3", ("low", "high", "max")),), reasoning_drops=_SAMPLING,
+        json_mode="json_object",
+        sources=("java.agentscope.io/v2/en/integration/model/kimi (thinking type disabled; kimi-k3 reasoning_effort "
+                 "low/high/max; sampling fixed on kimi-* models)","https://forum.moonshot.ai/t/429-insufficient-balance/244",
                  "https://www.kimi.com/help/kimi-api/api-troubleshooting",
                  "github.com/higress-group/higress/pull/1568 (choices[0].usage in stream)")),
     VendorRow(
@@ -165,11 +203,15 @@ _ROWS: list[VendorRow] = [
             "1305": "unavailable",  # 该模型当前访问量过大 (platform overload)
             "1211": "bad", "1214": "bad",  # model does not exist / invalid parameter
         }),
-        sources=("https://docs.bigmodel.cn/cn/api/api-code", "https://docs.bigmodel.cn/cn/faq/api-code.md")),
+        reasoning="thinking_type", params=frozenset(), json_mode="json_object",
+        sources=("https://docs.bigmodel.cn/cn/api/api-code", "https://docs.bigmodel.cn/cn/faq/api-code.md",
+                 "https://docs.bigmodel.cn/cn/guide/capabilities/thinking-mode (thinking type enabled/disabled)",
+                 "java.agentscope.io/v2/en/integration/model/glm (no penalties; response_format json_object only)")),
     VendorRow(
         "dashscope", "Alibaba DashScope (Qwen, compatible mode)",
         "https://dashscope.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY", capabilities=_ALL,
-        regions=frozenset({"cn"}), quirks=frozenset({"reasoning_content"}),
+        regions=frozenset({"cn"}), quirks=frozenset({"reasoning_content", "thinking_stream_only"}),
+        reasoning="qwen", params=frozenset({"seed", "presence_penalty", "top_k"}), json_mode="json_object",
         error_codes=_ro({
             "Arrearage": "quota",  # 400: "Access denied, please make sure your account is in good standing"
             "AllocationQuota.FreeTierOnly": "quota",
@@ -184,6 +226,8 @@ _ROWS: list[VendorRow] = [
         }),
         message_rules=(("range of input length should be", "context"),),
         sources=("https://help.aliyun.com/en/model-studio/error-code",
+                 "https://www.alibabacloud.com/help/en/model-studio/deep-thinking (enable_thinking, thinking_budget; "
+                 "open-source Qwen3 think only when streamed)",
                  "https://www.alibabacloud.com/help/en/model-studio/rate-limit")),
     VendorRow(
         "minimax", "MiniMax", "https://api.minimaxi.com/v1", "MINIMAX_API_KEY",
@@ -240,7 +284,10 @@ _ROWS: list[VendorRow] = [
             "SensitiveContentDetected": "content",
             "InputTextSensitiveContentDetected": "content", "OutputTextSensitiveContentDetected": "content",
         }),
-        sources=("https://volcengine.com/docs/82379/1299023",)),
+        reasoning="thinking_type", json_mode="json_object",
+        sources=("https://volcengine.com/docs/82379/1299023",
+                 "https://www.volcengine.com/docs/82379/1449737 (thinking type enabled/disabled/auto), as quoted by "
+                 "www.compshare.cn/docs/modelverse/models/text_api/thinking/doubao")),
     VendorRow(
         "hunyuan", "Tencent Hunyuan", "https://api.hunyuan.cloud.tencent.com/v1", "HUNYUAN_API_KEY",
         capabilities=_ALL, regions=frozenset({"cn"}),
@@ -249,7 +296,10 @@ _ROWS: list[VendorRow] = [
         "siliconflow", "SiliconFlow", "https://api.siliconflow.cn/v1", "SILICONFLOW_API_KEY", capabilities=_ALL,
         regions=frozenset({"cn"}), quirks=frozenset({"reasoning_content"}),
         error_codes=_ro({"30001": "quota"}),  # insufficient balance (community reports)
+        reasoning="qwen", params=frozenset({"frequency_penalty", "top_k"}), json_mode="json_object",
         sources=("https://docs.siliconflow.cn/cn/userguide/rate-limits/rate-limit-and-upgradation.md",
+                 "https://docs.siliconflow.cn/cn/api-reference/chat-completions/chat-completions (enable_thinking, "
+                 "thinking_budget, top_k; unverified here)",
                  "github.com/AIDotNet/OpenDeepWiki/issues/269 (429 body)")),
     VendorRow(
         "groq", "Groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY",
@@ -258,28 +308,38 @@ _ROWS: list[VendorRow] = [
         # 413 "Request too large ... (TPM)" is ContextTooLong by status; per-day limits are a
         # quota until reset, per-minute ones a rate limit.
         message_rules=(("per day", "quota"),),
-        sources=("https://console.groq.com/docs/rate-limits.md", "public code reading chunk.x_groq.usage")),
+        reasoning="openai", efforts=(("openai/gpt-oss", ("low", "medium", "high")), ("qwen/qwen3", ("none", "default"))),
+        params=frozenset({"seed", "parallel_tool_calls"}),
+        sources=("https://console.groq.com/docs/rate-limits.md", "public code reading chunk.x_groq.usage",
+                 "https://console.groq.com/docs/reasoning (reasoning_effort per model)")),
     VendorRow(
         "mistral", "Mistral AI", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", capabilities=_ALL,
-        regions=frozenset({"eu"}), prefill="prefix", sources=("developersdigest.tech/errors/api/mistral-api",)),
+        regions=frozenset({"eu"}), prefill="prefix",
+        params=frozenset({"frequency_penalty", "presence_penalty", "parallel_tool_calls"}),  # seed is random_seed
+        sources=("developersdigest.tech/errors/api/mistral-api",)),
     VendorRow(
         "together", "Together AI", "https://api.together.xyz/v1", "TOGETHER_API_KEY", capabilities=_ALL,
         message_rules=(("must be less than the context length", "context"),),  # documented as HTTP 403
+        reasoning="openai", efforts=(("openai/gpt-oss", ("low", "medium", "high")),), params=_KNOBS | {"top_k"},
         sources=("https://docs.together.ai/docs/error-codes",)),
     VendorRow(
         "openrouter", "OpenRouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", capabilities=_ALL,
         quirks=frozenset({"mid_stream_errors", "sse_comments", "reasoning_content"}), prefill="",
         status_map=_ro({403: "content"}),  # 403 = input flagged by moderation
         message_rules=(("free-models-per-day", "quota"),),  # daily free quota, resets at UTC midnight
-        sources=("https://openrouter.ai/docs/api/reference/errors-and-debugging",
+        reasoning="openrouter", params=_KNOBS | {"top_k", "verbosity"},
+        sources=("https://openrouter.ai/docs/use-cases/reasoning-tokens (reasoning: effort | max_tokens | enabled)","https://openrouter.ai/docs/api/reference/errors-and-debugging",
                  "https://openrouter.ai/docs/api-reference/streaming")),
     VendorRow(
         "ollama", "Ollama (local)", "http://localhost:11434/v1", "OLLAMA_API_KEY", key_required=False,
         capabilities=_ALL, regions=frozenset({"local"}), quirks=frozenset({"reasoning_content"}), prefill="",
-        sources=("ollama/ollama docs/api/openai-compatibility.mdx",)),
+        reasoning="openai", efforts=(("", ("none", "low", "medium", "high", "max")),),
+        params=frozenset({"seed", "frequency_penalty", "presence_penalty"}),
+        sources=("ollama/ollama docs/api/openai-compatibility.mdx (reasoning_effort high/medium/low/max/none)",)),
     VendorRow(
         "vllm", "vLLM (self-hosted)", "http://localhost:8000/v1", "VLLM_API_KEY", key_required=False,
         capabilities=_ALL, regions=frozenset({"local"}), quirks=frozenset({"reasoning_content"}),
+        reasoning="openai", efforts=(("", ("low", "medium", "high")),), params=_KNOBS | {"top_k"},
         sources=("vllm ErrorResponse (flat and nested forms)",)),
 ]
 

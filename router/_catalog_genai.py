@@ -16,7 +16,7 @@ from router.pricing import Price, TimeDiscount
 __all__ = ["genai_price", "genai_version"]
 
 _FIELDS = {"input": "input_mtok", "output": "output_mtok", "cache_read": "cache_read_mtok",
-           "cache_write": "cache_write_mtok"}
+           "cache_write": "cache_write_mtok", "cache_write_1h": "cache_write_1h_mtok"}
 
 
 def genai_version() -> str:
@@ -39,20 +39,24 @@ def _value_at(v: Any, start: int | None) -> Decimal | None:
     return price
 
 
-def _convert(mp: Any) -> dict[str, Any] | None:
+def _convert(mp: Any, input_only: bool = False) -> dict[str, Any] | None:
     raw = {ours: getattr(mp, theirs, None) for ours, theirs in _FIELDS.items()}
+    if input_only and raw["input"] is not None:
+        raw["output"] = Decimal(0)  # embeddings: only input is billed
     if raw["input"] is None or raw["output"] is None:
         return None  # e.g. OpenRouter ':free' rows carry no price at all
     starts = sorted({t.start for v in raw.values() if v is not None and not isinstance(v, Decimal) for t in v.tiers})
     out: dict[str, Any] = {k: _value_at(v, None) for k, v in raw.items() if v is not None}
     out["tiers"] = [
-        {"above_input_tokens": s, **{k: _value_at(v, s) for k, v in raw.items() if v is not None}} for s in starts
+        {"above_input_tokens": s, **{k: _value_at(v, s) for k, v in raw.items() if v is not None
+                                     and k != "cache_write_1h"}} for s in starts  # 1h writes scale with input
     ]
     return out
 
 
-def genai_price(provider_id: str, model_ref: str, now: datetime) -> Price | None:
-    """Price of `model_ref` at `provider_id` as genai-prices knows it at `now`, or None."""
+def genai_price(provider_id: str, model_ref: str, now: datetime, *, input_only: bool = False) -> Price | None:
+    """Price of `model_ref` at `provider_id` as genai-prices knows it at `now`, or None.
+    `input_only`: an embedding model (its output price, if any, is not billed: 0)."""
     from genai_prices import types as gt  # lazy: import time (genai_prices ~0.2 s)
     from genai_prices.data_snapshot import get_snapshot
 
@@ -74,12 +78,12 @@ def genai_price(provider_id: str, model_ref: str, now: datetime) -> Price | None
                 windows.append((c, cp.prices))
     else:
         base = model.prices
-    data = _convert(base)
+    data = _convert(base, input_only)
     if data is None:
         return None
     discounts = []
     for c, mp in windows:
-        w = _convert(mp)
+        w = _convert(mp, input_only)
         if w is None:
             continue
         discounts.append(TimeDiscount(

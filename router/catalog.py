@@ -158,16 +158,22 @@ class Catalog:
         key = id_or_alias.strip()
         if key in self._cards:
             return self._cards[key]
-        cid = self._index.get(key.lower())
+        low = key.lower()
+        cid = self._index.get(low)
         if cid is not None:
             return self._cards[cid]
+        prov, sep, rest = low.partition("/")  # "openai/gpt-4o-mini" (LiteLLM's spelling) = "openai:gpt-4o-mini"
+        if sep and rest:
+            cid = self._index.get(f"{prov}:{rest}")
+            if cid is not None:
+                return self._cards[cid]
         close: list[str] = []
         if len(key) <= 200:  # no fuzzy search over a padded or huge name (a client's string)
-            names = list(self._cards) + list(self._index)
-            close = difflib.get_close_matches(key.lower(), [n.lower() for n in names], n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(repr(self._index.get(c, c)) for c in close)}?" if close else ""
+            hits = difflib.get_close_matches(low, list(self._index), n=8, cutoff=0.6)
+            close = list(dict.fromkeys(self._index[c] for c in hits))[:3]  # each model once
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         shown = id_or_alias if len(id_or_alias) <= 200 else id_or_alias[:200] + "..."
-        raise UnknownModel(f"unknown model {shown!r}{hint} (see `quotaroute models`)")
+        raise UnknownModel(f"unknown model {shown!r}{hint}", model=shown, suggestions=tuple(close))
 
     def __contains__(self, id_or_alias: object) -> bool:
         if not isinstance(id_or_alias, str):
@@ -372,6 +378,7 @@ def load_catalog(
                 gp = genai_lookup(str(pdata["genai"]), str(m.get("genai_ref") or m["model"]))
             cards.append(_card_from(fields, mid=mid, base=None, file=path, tier_quality=tier_q,
                                     parent=m, genai_price=gp))
+    cards = _with_aliases(cards, data.get("aliases"), path)
     cat = Catalog(cards, fx=fx_rates, tier_quality=tier_q)
     if taskfit_path:
         cat = cat.with_profile({mid: row for mid, row in load_taskfit(taskfit_path).items() if mid not in explicit_tq})
@@ -388,6 +395,27 @@ def load_catalog(
     if profile_path:
         cat = cat.with_profile(load_profile(profile_path))
     return cat
+
+
+def _with_aliases(cards: list[ModelCard], raw: Any, path: str) -> list[ModelCard]:
+    """The catalog's `aliases:` section ({name clients send: catalog id}): dated, renamed
+    or retired names, added to the target card's aliases."""
+    if not raw:
+        return cards
+    if not isinstance(raw, Mapping):
+        raise ConfigError("expected a mapping {alias: provider:model}", file=path, line=line_of(raw), key="aliases")
+    by_id = {c.id: i for i, c in enumerate(cards)}
+    extra: dict[str, list[str]] = {}
+    for alias, target in raw.items():
+        if str(target) not in by_id:
+            raise ConfigError(f"alias target {target!r} is not a catalog model id", file=path,
+                              line=line_of(raw, alias), key=f"aliases.{alias}")
+        extra.setdefault(str(target), []).append(str(alias))
+    out = list(cards)
+    for cid, names in extra.items():
+        c = out[by_id[cid]]
+        out[by_id[cid]] = c.model_copy(update={"aliases": tuple(dict.fromkeys((*c.aliases, *names)))})
+    return out
 
 
 def _fx_from(raw: Any, path: str) -> FxRates:

@@ -118,7 +118,7 @@ def _static_filters(candidates: Sequence[Any], fx: Any, features: Features, poli
     meta_region = features.metadata.get("region") if features.metadata else None
     if meta_region:
         regions = frozenset([meta_region]) if isinstance(meta_region, str) else frozenset(meta_region)
-    is_pinned = policy.name == "pinned"
+    is_pinned = policy.name == "pinned" and policy.pinned is not None  # (None: the candidates are a chain's)
     pinned = resolve_pinned(policy.pinned, candidates) if is_pinned and policy.pinned else None
     cache: dict[Any, Any] | None = None
     infos: Sequence[CardInfo]
@@ -207,7 +207,7 @@ def _admit(survivors: list[tuple[CardInfo, float]], features: Features, policy: 
                 raise AssertionError(f"negative expected cost {c} for {mid}")
             cost = c
         if cap is not None and cost > cap:
-            reasons.append((mid, "expected cost $%s > cap $%s", (_fmt(cost), cap), cost))
+            reasons.append((mid, "expected cost $%s > cap $%s", (_fmt(cost), _fmt(cap)), cost))
             continue
         if budgets is not None:
             over = _over_budget(cost, mid, info.provider, budgets)
@@ -395,6 +395,9 @@ def _summary(pname: str, kept: list[Candidate], reasons: list[Any], floor: float
 
 
 def _fmt(d: Decimal) -> str:
+    """Money in plain decimals, never scientific notation: 0.000123, 0.00000025."""
     if d == 0:
         return "0"
-    return f"{d:.6f}".rstrip("0").rstrip(".") if d >= Decimal("0.000001") else f"{d:.2E}"
+    if d >= Decimal("0.000001"):
+        return f"{d:.6f}".rstrip("0").rstrip(".")
+    return f"{Decimal(f'{d:.3g}'):f}".rstrip("0").rstrip(".")  # 3 significant digits

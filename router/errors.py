@@ -22,7 +22,8 @@ maps every one to the response a client gets in one place (`router.server.errors
     ├── LedgerUnavailable           the shared ledger cannot be reached (fail closed)
     ├── ConfigError (ValueError)    malformed configuration or data file: file, line, key
     │   └── DatasetError            (benchmarks.rows) a dataset file that cannot be used as is
-    ├── UnknownModel (KeyError)
+    ├── UnknownModel (KeyError)     a name not in the catalog: model, suggestions
+    │   └── ModelNotServed          a catalog model whose provider is not configured here (a 404)
     ├── UnknownPrice
     ├── MissingExtra                an optional extra is not installed (the message names it)
     └── ProxyError                  the proxy's own answers to a client
@@ -73,6 +74,7 @@ __all__ = [
     "LedgerUnavailable",
     "ConfigError",
     "UnknownModel",
+    "ModelNotServed",
     "UnknownPrice",
     "ProxyError",
     "Failure",
@@ -336,8 +338,21 @@ class ConfigError(QuotarouteError, ValueError):
 
 
 class UnknownModel(QuotarouteError, KeyError):
+    """A model name that is not in the catalog (or not served here: `ModelNotServed`).
+    `model` is the name asked for, `suggestions` close catalog ids (no duplicates)."""
+
+    def __init__(self, message: str = "unknown model", *, model: str | None = None,
+                 suggestions: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.model = model
+        self.suggestions = tuple(suggestions)
+
     def __str__(self) -> str:  # KeyError quotes its arg; keep the message readable
         return str(self.args[0]) if self.args else "unknown model"
+
+
+class ModelNotServed(UnknownModel):
+    """A catalog model whose provider is not configured here: a client's 4xx, never a 503."""
 
 
 class UnknownPrice(QuotarouteError):

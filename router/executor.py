@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from providers.params import fit as fit_params
 from router.checks import Verifier, check_response
 from router.errors import (
     AuthFailed,
@@ -109,14 +110,19 @@ class Executor:
         return p if p is not None else self.providers.get(step.provider)
 
     @staticmethod
-    def request_for(step: PlanStep, req: ChatRequest) -> ChatRequest:
-        """The request as this step's vendor gets it: its model id, and a max_tokens above
-        the model's max output clamped to it (the limit the route was priced with)."""
+    def request_for(step: PlanStep, req: ChatRequest, provider: Any = None) -> ChatRequest:
+        """The request as this step's vendor gets it: its model id, a max_tokens above the
+        model's max output clamped to it (the limit the route was priced with), and the
+        parameters translated for its vendor (`providers.params.fit`; what changed is noted
+        on the step and shown in the route reason)."""
         upd: dict[str, Any] = {"model": step.card.model}
         cap = getattr(step.card, "max_output", None)
         if cap and req.max_tokens is not None and req.max_tokens > cap:
             upd["max_tokens"] = cap
-        return req.model_copy(update=upd)
+        out = req.model_copy(update=upd)
+        if provider is not None:
+            out, step.param_notes = fit_params(out, step.card, provider)
+        return out
 
     async def reserve(self, step: PlanStep, plan: RoutePlan, scope: Mapping[str, Any] | None) -> Any:
         if self.ledger is None:
@@ -396,7 +402,7 @@ class Executor:
         steps = plan.steps
 
         async def complete(provider: Any, step: PlanStep) -> ChatResponse:
-            return await provider.complete(self.request_for(step, req))
+            return await provider.complete(self.request_for(step, req, provider))
 
         async with aclosing(self.walk_plan(plan, scope, walk, complete)) as answers:
             async for i, step, res, resp, t0 in answers:
@@ -446,6 +452,8 @@ class Executor:
         if step is not None and plan.steps and step is not plan.steps[0]:
             failed = [f"{a.model_id} ({a.error_type})" for a in attempts if not a.ok]
             reason = f"{reason}; fell back to {step.model_id} after {', '.join(failed)}"
+        if step is not None and step.param_notes:
+            reason = f"{reason}; params: {'; '.join(step.param_notes)}"
         info = RouteInfo.model_construct(
             model_id=step.model_id if step else "", provider=step.provider if step else "",
             policy=plan.policy, reason=reason, task=plan.features.task, candidates=plan.candidates(),

@@ -98,7 +98,7 @@ class PlanStep:
     """One deployment to try: a model card behind one API key."""
 
     __slots__ = ("card", "model_id", "provider", "key_id", "deployment", "expected_cost_usd", "free", "pool_id",
-                 "quality")
+                 "quality", "param_notes")
 
     def __init__(self, card: Any, key_id: str | None, cost: Decimal, free: bool, pool_id: str | None,
                  quality: float) -> None:
@@ -111,6 +111,7 @@ class PlanStep:
         self.free = free
         self.pool_id = pool_id
         self.quality = quality
+        self.param_notes: list[str] = []  # how the request's parameters were translated for it (executor)
 
     def __repr__(self) -> str:
         return f"PlanStep({self.deployment!r}, cost={self.expected_cost_usd}, free={self.free})"
@@ -121,7 +122,7 @@ class RoutePlan:
     Reasons for kept candidates are built lazily (`reasons`) to keep `choose()` cheap."""
 
     __slots__ = ("steps", "_dropped", "_reasons", "policy", "reason", "features", "rule", "policy_obj",
-                 "_kept", "_late", "_kept_msg", "_floor")
+                 "_kept", "_late", "_kept_msg", "_floor", "chain")
 
     def __init__(self, steps: list[PlanStep], reasons: list[Reason], policy: Policy, reason: str,
                  features: Features, rule: str | None, *, kept: Sequence[Candidate] = (),
@@ -139,6 +140,12 @@ class RoutePlan:
         self._late = late
         self._kept_msg = kept_msg
         self._floor = floor
+        self.chain: list[str] = []  # explicit routes (router.chains): one line per link, for explain
+
+    @property
+    def kept(self) -> Sequence[Candidate]:
+        """The candidates that passed every filter, in the policy's order."""
+        return self._kept
 
     @property
     def reasons(self) -> list[Reason]:
@@ -211,6 +218,7 @@ class RoutePlan:
             "features": {"task": f.task, "task_source": f.task_source, "chinese": f.chinese,
                          "needs": sorted(f.needs), "input_tokens": f.input_tokens,
                          "expected_output_tokens": f.expected_output_tokens},
+            "chain": list(self.chain),
             "plan": [{"model": s.model_id, "key": s.key_id, "expected_cost_usd": str(s.expected_cost_usd),
                       "free": s.free, "pool": s.pool_id, "quality": s.quality} for s in self.steps],
             "candidates": [{"model": r.model_id, "kept": r.kept, "rank": r.rank, "reason": r.reason,

@@ -16,6 +16,7 @@ One proxy request, read downward: server/app.py -> server/handlers.py -> server/
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,9 +27,12 @@ from typing import TYPE_CHECKING, Any
 from router.cards import prepare
 from router.cascade import PREFIX, Cascade, CascadePlan, Prepared, StageError, plan_cascade, prepare_cascade
 from router.cascade_run import BufferedStream, run_cascade
+from router.chains import Chains, Link, chain_text, members, order
 from router.checks import Verifier
+from router.engine import _fmt as _money
 from router.engine import choose
-from router.errors import ConfigError, NoRouteAvailable, UnknownModel
+from providers.base import TokenCounter
+from router.errors import ConfigError, ModelNotServed, NoRouteAvailable, ProviderError, UnknownModel
 from router.executor import Executor
 from router.health import HealthBook
 from router.plan import RoutePlan
@@ -37,6 +41,7 @@ from router.quota.view import LedgerView
 from router.result import RoutedResponse
 from router.streaming import RoutedStream, open_stream
 from router.tasks import QualityPredictor, extract_features, last_user_text
+from router.tokens import TokenCount, estimate_request_tokens
 from router.types import ChatRequest, Message
 
 if TYPE_CHECKING:
@@ -116,6 +121,11 @@ class Router:
     every catalog model of a configured provider (all models when `providers` is
     None: explain-only). `ledger=None` builds an in-memory ledger with the
     catalog's default free tiers.
+
+    `fallbacks` ({model or virtual name: [model ids]}) and `deployments` ({name:
+    [{provider, model, weight, key}]}) are explicit routes (`router.chains`,
+    docs/config.md); `rng` draws among weighted deployments (pass a seeded
+    `random.Random` for repeatable runs).
     """
 
     def __init__(self, catalog: Any = None, providers: Mapping[str, Any] | None = None, ledger: Any = None,
@@ -124,7 +134,9 @@ class Router:
                  predictor: QualityPredictor | None = None, *, health: HealthBook | None = None,
                  verifier: Verifier | None = None, scope: Mapping[str, Any] | None = None,
                  config: Any = None, view_ttl_s: float = 0.25,
-                 cascades: Mapping[str, Cascade] | Sequence[Cascade] = ()) -> None:
+                 cascades: Mapping[str, Cascade] | Sequence[Cascade] = (), embeddings: Any = None,
+                 fallbacks: Mapping[str, Sequence[str]] | None = None,
+                 deployments: Mapping[str, Sequence[Any]] | None = None, rng: random.Random | None = None) -> None:
         if catalog is None:
             from router.catalog import load_catalog  # lazy: import time (only a Router built without a catalog loads it)
 
@@ -179,9 +191,14 @@ class Router:
         self._pinned: dict[str, Any] = {}  # card id -> its prepared candidates
         self._policies: dict[str, Policy] = {}  # virtual name or card id -> policy
         self._resolved: dict[str, str] = {}  # a request's model string -> virtual name or card id (bounded)
+        self.chains = Chains(catalog, fallbacks, deployments) if fallbacks or deployments else None
+        self.rng = rng if rng is not None else random.Random()
+        self._chain_cands: dict[tuple[str, ...], Any] = {}  # a chain's member ids -> their prepared candidates
+        self._chain_policy = self.policy.with_(name="pinned", pinned=None, rules=())
         self.executor = Executor(self._providers, ledger=ledger, health=self.health, clock=clock, fx=self._fx,
                                  verifier=verifier)
         self._runner = _LoopThread()
+        self._embedder = embeddings  # router.embed_run.Embedder; built on first use when None
         # The ledger view is cached for `view_ttl_s` (monotonic) and refreshed at once
         # when the executor learns something (cool-down, exhaustion, failure). Counts
         # may lag by the TTL; `ledger.reserve()` is the hard check either way.
@@ -301,18 +318,33 @@ class Router:
             messages = [m if isinstance(m, Message) else Message.model_validate(m) for m in request]
         return ChatRequest(model=model or "auto", messages=messages, **kw)
 
+    def _resolve(self, model: str) -> str:
+        """A request's model string as a virtual name, a deployments name or a card id."""
+        key = self._resolved.get(model)
+        if key is None:
+            if model in VIRTUAL_MODELS:
+                key = model
+            elif self.chains is not None and model in self.chains.groups:
+                key = model
+            else:
+                card = self.catalog.get(model)  # UnknownModel with a hint
+                key = card.id
+                if self._keys is not None and card.provider not in self._keys and (
+                        self.chains is None or self.chains.links(key) is None):  # (a chain may serve it elsewhere)
+                    raise ModelNotServed(f"its provider {card.provider} is not configured (add providers.{card.provider} "
+                                         "with api_key_env in the config)", model=model[:200])
+            if len(model) <= _MAX_ALIAS_LEN:
+                if len(self._resolved) >= _MAX_ALIASES:
+                    self._resolved.clear()
+                self._resolved[model] = key
+        return key
+
     def _policy_and_candidates(self, model: str) -> tuple[Policy, Any]:
         # Policies and pinned candidates are cached by what the model string resolves to
         # (a virtual name or a card id: bounded by the catalog); the client's raw string
         # is remembered only when short, in a bounded map, so padding or endless
         # spellings of one model cannot grow memory.
-        key = self._resolved.get(model)
-        if key is None:
-            key = model if model in VIRTUAL_MODELS else self.catalog.get(model).id  # UnknownModel with a hint
-            if len(model) <= _MAX_ALIAS_LEN:
-                if len(self._resolved) >= _MAX_ALIASES:
-                    self._resolved.clear()
-                self._resolved[model] = key
+        key = self._resolve(model)
         pol = self._policies.get(key)
         if pol is None:
             pol = self._policies[key] = policy_for_model(key, self.policy)
@@ -320,7 +352,8 @@ class Router:
                 self._pinned[key] = prepare([self.catalog.get(key)], self._fx)
         return pol, self._pinned.get(key, self._cands)
 
-    async def _plan(self, req: ChatRequest, scope: Mapping[str, Any] | None) -> RoutePlan | CascadePlan:
+    async def _plan(self, req: ChatRequest, scope: Mapping[str, Any] | None,
+                    fallbacks: Sequence[str] = ()) -> RoutePlan | CascadePlan:
         if self._keys is not None and not self._keys:
             raise NoRouteAvailable("no providers configured: add a `providers:` section to the config "
                                    "(api_key_env: NAME) or set a vendor's key variable, e.g. OPENAI_API_KEY")
@@ -331,11 +364,56 @@ class Router:
             now = self.clock()
             return plan_cascade(cas[0], features, await self._ledger_view(now), self.health, now, keys=self._keys,
                                 scope=scope, predictor=self.predictor, text=text, fx=self._fx, rule=cas[1])
-        policy, cands = self._policy_and_candidates(req.model or "auto")
+        model = req.model or "auto"
+        links = None
+        if self.chains is not None or fallbacks:
+            key = self._resolve(model)
+            chains = self.chains if self.chains is not None else Chains(self.catalog)
+            links = chains.links(key, fallbacks)
         now = self.clock()
         view = await self._ledger_view(now)
+        if links is not None:
+            return self._chain_plan(key, links, features, view, now, scope, text)
+        policy, cands = self._policy_and_candidates(model)
         return choose(features, cands, view, self.health, policy, now, keys=self._keys, scope=scope,
                       predictor=self.predictor, text=text, fx=self._fx)
+
+    def _chain_plan(self, key: str, links: Sequence[Link], features: Any, view: LedgerView, now: datetime,
+                    scope: Mapping[str, Any] | None, text: str) -> RoutePlan:
+        """An explicit route (router.chains): the chain's members through `choose()`'s
+        filters, ordered link by link (weighted draw within a link). A virtual model
+        plans by its policy first and appends its fallbacks."""
+        ids = tuple(members(links))
+        cands = self._chain_cands.get(ids)
+        if cands is None:
+            if len(self._chain_cands) >= _MAX_ALIASES:
+                self._chain_cands.clear()
+            cands = self._chain_cands[ids] = prepare([self.catalog.get(i) for i in ids], self._fx)
+        cplan = choose(features, cands, view, self.health, self._chain_policy, now, keys=self._keys, scope=scope,
+                       text=text, fx=self._fx)
+        steps = order(cplan, links, self.rng)
+        kept = {c.info.id for c in cplan.kept}
+        dropped = {} if len(kept) == len(ids) else {r.model_id: r.reason for r in cplan.reasons if not r.kept}
+        if key not in VIRTUAL_MODELS:
+            cplan.steps = steps
+            cplan.chain = chain_text(links, dropped=dropped)
+            if steps:
+                rank = {s.model_id: i for i, s in reversed(list(enumerate(steps)))}
+                cplan._kept = sorted((c for c in cplan.kept if c.info.id in rank), key=lambda c: rank[c.info.id])
+                cplan._kept_msg = "rank %d: explicit route"
+                cplan._reasons = None  # (read above for the skipped members: rebuilt in the chain's order)
+                first = steps[0]
+                what = f"free pool {first.pool_id}" if first.free else f"expected ${_money(first.expected_cost_usd)}"
+                more = f"; then {len(steps) - 1} more in the chain" if len(steps) > 1 else ""
+                cplan.reason = f"pinned {key}: {first.deployment} for {features.task}, {what}{more}"
+            return cplan
+        policy, cands = self._policy_and_candidates(key)
+        plan = choose(features, cands, view, self.health, policy, now, keys=self._keys, scope=scope,
+                      predictor=self.predictor, text=text, fx=self._fx)
+        have = {(s.model_id, s.key_id) for s in plan.steps}
+        plan.steps = plan.steps + [s for s in steps if (s.model_id, s.key_id) not in have]
+        plan.chain = chain_text(links, pinned=False, dropped=dropped)
+        return plan
 
     async def _ledger_view(self, now: datetime) -> LedgerView:
         if self.ledger is None:
@@ -354,12 +432,13 @@ class Router:
 
     # ------------------------------------------------------------------ async API
     async def achat(self, request: Any, *, model: str | None = None, scope: Mapping[str, Any] | None = None,
-                    verifier: Verifier | None = None, **kw: Any) -> RoutedResponse:
-        """Route and run one request: a ChatRequest, a list of messages, or a prompt."""
+                    verifier: Verifier | None = None, fallbacks: Sequence[str] = (), **kw: Any) -> RoutedResponse:
+        """Route and run one request: a ChatRequest, a list of messages, or a prompt.
+        `fallbacks`: model ids to try, in order, after this request's model (or plan)."""
         t0 = time.perf_counter()
         req = self._request(request, model, kw)
         sc = self._scope(scope)
-        plan = await self._plan(req, sc)
+        plan = await self._plan(req, sc, fallbacks)
         if isinstance(plan, CascadePlan):
             out = await run_cascade(self.executor, plan, req, scope=sc)
         else:
@@ -369,7 +448,7 @@ class Router:
         return out
 
     async def astream(self, request: Any, *, model: str | None = None, scope: Mapping[str, Any] | None = None,
-                      **kw: Any) -> RoutedStream | BufferedStream:
+                      fallbacks: Sequence[str] = (), **kw: Any) -> RoutedStream | BufferedStream:
         """Open a routed stream; returns once the model has produced its first event,
         so `.route` is known before any token is consumed. A cascade with `stream: buffer`
         runs to the end first (the whole cascade's latency before the first event); with
@@ -377,7 +456,7 @@ class Router:
         t0 = time.perf_counter()
         req = self._request(request, model, {**kw, "stream": True})
         sc = self._scope(scope)
-        plan = await self._plan(req, sc)
+        plan = await self._plan(req, sc, fallbacks)
         if isinstance(plan, CascadePlan):
             if plan.cascade.stream == "buffer":  # run the cascade, then hand the accepted answer out
                 return await self._buffered(plan, req, sc, t0)
@@ -408,9 +487,68 @@ class Router:
         out.reason = f"{key} (stream: single): {out.reason}"
         return out
 
+    @property
+    def embedder(self) -> Any:
+        """The embeddings side (`router.embed_run.Embedder`): the bundled embedding catalog
+        unless the config (`embeddings:`) or the constructor gave one."""
+        if self._embedder is None:
+            from router.embed_run import Embedder  # lazy: import time (only routers that embed load it)
+            from router.embeddings import load_embedding_catalog
+
+            self._embedder = Embedder(load_embedding_catalog(fx=self._fx))
+        return self._embedder
+
+    async def aembed(self, input: Any, *, model: str = "auto", dimensions: int | None = None,
+                     encoding_format: str | None = None, user: str | None = None,
+                     scope: Mapping[str, Any] | None = None) -> Any:
+        """Embed a string, a list of strings or token-id lists (docs/embeddings.md): routed
+        like chat (free pools, budgets, fallback), billed per input token. Returns a
+        `RoutedEmbeddings` (`vectors`, `usage`, `route`, `as_openai()`)."""
+        from router.embeddings import EmbedRequest, embed_request  # lazy: import time, as above
+
+        t0 = time.perf_counter()
+        req = input if isinstance(input, EmbedRequest) else embed_request(
+            input, model=model, dimensions=dimensions, encoding_format=encoding_format, user=user)
+        out = await self.embedder.run(req, executor=self.executor, ledger=self.ledger, keys=self._keys,
+                                      scope=self._scope(scope))
+        total = (time.perf_counter() - t0) * 1000
+        out.route.overhead_ms = max(0.0, total - sum(a.latency_ms for a in out.route.attempts))
+        return out
+
     async def aexplain(self, request: Any, *, model: str | None = None, scope: Mapping[str, Any] | None = None,
-                       **kw: Any) -> RoutePlan | CascadePlan:
-        return await self._plan(self._request(request, model, kw), self._scope(scope))
+                       fallbacks: Sequence[str] = (), **kw: Any) -> RoutePlan | CascadePlan:
+        return await self._plan(self._request(request, model, kw), self._scope(scope), fallbacks)
+
+    def wire_of(self, provider: str) -> str:
+        """The wire a configured provider speaks: "anthropic", "bedrock", "gemini", or the
+        OpenAI-compatible vendor row's name (e.g. "openai", "deepseek"); "" when unknown."""
+        ids = (self._keys or {}).get(provider) or (provider,)
+        p = self._providers.get(ids[0])
+        v = getattr(p, "vendor", None)
+        return v if isinstance(v, str) else str(getattr(v, "name", "") or "")
+
+    async def acount_tokens(self, request: Any, *, model: str | None = None,
+                            scope: Mapping[str, Any] | None = None) -> TokenCount:
+        """Input tokens of `request` on the model it would be routed to: exact from that vendor
+        when it counts (Anthropic, Gemini), else the estimate the router plans with. Free: no
+        ledger reservation, no spend."""
+        req = self._request(request, model, {})
+        try:
+            plan = await self._plan(req, self._scope(scope))
+        except NoRouteAvailable:
+            plan = None
+        if isinstance(plan, CascadePlan):  # a cascade: the best candidate of its models
+            plan = plan.base
+        step = plan.steps[0] if plan is not None and plan.steps else None
+        if step is not None:
+            p = self.executor.provider_for(step)
+            if isinstance(p, TokenCounter):
+                try:
+                    n = await p.count_tokens(self.executor.request_for(step, req))
+                    return TokenCount(n, True, step.provider, step.model_id)
+                except ProviderError:
+                    pass  # the vendor could not count: the estimate below, labelled as such
+        return TokenCount(estimate_request_tokens(req), False, "estimate", step.model_id if step else "")
 
     async def aclose(self) -> None:
         for p in self._providers.values():
@@ -435,6 +573,10 @@ class Router:
 
     def stream(self, request: Any, **kw: Any) -> SyncRoutedStream:
         return SyncRoutedStream(self._runner, self._runner.run(self.astream(request, **kw)))
+
+    def embed(self, input: Any, **kw: Any) -> Any:
+        """Sync `aembed`."""
+        return self._runner.run(self.aembed(input, **kw))
 
     def explain(self, request: Any, **kw: Any) -> RoutePlan | CascadePlan:
         """The ranked plan with reasons, without calling any model."""

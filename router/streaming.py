@@ -171,6 +171,8 @@ class RoutedStream:
                               prompt=plan.features.input_tokens + delivered_tokens(kept))
                     failed = ", ".join(f"{a.model_id} ({a.error_type})" for a in walk.attempts if not a.ok)
                     self.route.reason = f"{plan.reason}; answer finished by {step.model_id} after {failed}"
+                    if step.param_notes:
+                        self.route.reason += f"; params: {'; '.join(step.param_notes)}"
                     return True
             except ProviderError:  # e.g. the fallback rejected the prefill: the cut stands (recorded on walk)
                 return False
@@ -288,7 +290,7 @@ def _opener(ex: Executor, req: ChatRequest) -> StepCall:
     usage it reported so far is what it billed."""
 
     async def call(provider: Any, step: PlanStep) -> tuple[AsyncIterator[Any], list[Any]]:
-        it = provider.stream(ex.request_for(step, req))
+        it = provider.stream(ex.request_for(step, req, provider))
         buffered: list[Any] = []
         try:
             await _until_content(it, step, buffered)

@@ -10,19 +10,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "TASK_KINDS",
     "MAX_TOKENS_LIMIT",
     "ADAPTER_OWNED",
+    "CacheControl",
     "TextPart",
     "ImagePart",
+    "DocumentPart",
+    "ThinkingPart",
+    "RedactedThinkingPart",
     "ContentPart",
     "ToolCall",
     "Message",
     "Tool",
     "ResponseFormat",
+    "REASONING_EFFORTS",
+    "Reasoning",
     "ChatRequest",
     "Usage",
     "RateLimitSnapshot",
@@ -62,14 +68,28 @@ ADAPTER_OWNED = frozenset({"model", "messages", "max_tokens", "max_completion_to
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "unknown"]
 
+# Reasoning effort levels, lowest first ("none" = thinking off). Each vendor accepts a subset;
+# providers.params maps a level to the nearest one the chosen model takes.
+REASONING_EFFORTS: tuple[str, ...] = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+class CacheControl(_Model):
+    """A prompt-cache breakpoint (Anthropic `cache_control`, Bedrock `cachePoint`): the prompt up
+    to and including the block that carries it is cached. Vendors without one ignore it."""
+
+    type: Literal["ephemeral"] = "ephemeral"
+    ttl: Literal["5m", "1h"] | None = None
+
+
 class TextPart(_Model):
     type: Literal["text"] = "text"
     text: str
+    cache_control: CacheControl | None = None
 
 
 class ImagePart(_Model):
@@ -79,15 +99,53 @@ class ImagePart(_Model):
     url: str
     detail: Literal["auto", "low", "high"] | None = None
     media_type: str | None = None  # e.g. image/png when known
+    cache_control: CacheControl | None = None
 
 
-ContentPart = Annotated[Union[TextPart, ImagePart], Field(discriminator="type")]
+class DocumentPart(_Model):
+    """A document (Anthropic `document` block): base64 `data` (a PDF), plain `text`, or a `url`."""
+
+    type: Literal["document"] = "document"
+    source: Literal["base64", "text", "url"]
+    media_type: str | None = None  # application/pdf, text/plain
+    data: str | None = None  # base64 (source "base64") or the text itself (source "text")
+    url: str | None = None
+    title: str | None = None
+    context: str | None = None
+    citations: bool | None = None
+    cache_control: CacheControl | None = None
+
+    def as_text(self) -> str | None:
+        """A plain-text document as text (its title first), for vendors without documents; else None."""
+        if self.source != "text":
+            return None
+        return f"{self.title}\n\n{self.data or ''}" if self.title else self.data or ""
+
+
+class ThinkingPart(_Model):
+    """A thinking block of an earlier assistant turn, sent back unchanged with its signature."""
+
+    type: Literal["thinking"] = "thinking"
+    thinking: str
+    signature: str = ""
+
+
+class RedactedThinkingPart(_Model):
+    """An encrypted thinking block of an earlier assistant turn, sent back unchanged."""
+
+    type: Literal["redacted_thinking"] = "redacted_thinking"
+    data: str
+
+
+ContentPart = Annotated[Union[TextPart, ImagePart, DocumentPart, ThinkingPart, RedactedThinkingPart],
+                        Field(discriminator="type")]
 
 
 class ToolCall(_Model):
     id: str
     name: str
     arguments: str = ""  # JSON text, exactly as the model produced it
+    cache_control: CacheControl | None = None
 
 
 class Message(_Model):
@@ -96,9 +154,10 @@ class Message(_Model):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None  # for role == "tool"
+    cache_control: CacheControl | None = None  # for role == "tool": on the tool result
 
     def text(self) -> str:
-        """All text parts joined (images ignored)."""
+        """All text parts joined (images, documents and thinking ignored)."""
         if self.content is None:
             return ""
         if isinstance(self.content, str):
@@ -118,11 +177,72 @@ class Tool(_Model):
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
+    cache_control: CacheControl | None = None
 
 
 class ResponseFormat(_Model):
     type: Literal["text", "json_object", "json_schema"] = "text"
     json_schema: dict[str, Any] | None = None  # {"name":..., "schema":..., "strict":...}
+
+
+# Sampling knobs that are ChatRequest fields (an `extra_body` key of the same name is lifted into them).
+_KNOB_FIELDS = ("seed", "frequency_penalty", "presence_penalty", "top_k", "logit_bias", "logprobs", "top_logprobs",
+                "parallel_tool_calls", "verbosity")
+_LIFTED = frozenset(_KNOB_FIELDS) | {"reasoning_effort", "thinking"}
+
+
+class Reasoning(_Model):
+    """One reasoning setting for every vendor (translated by `providers.params`).
+
+    `effort` is a level (`REASONING_EFFORTS`; "none" turns thinking off) and
+    `budget_tokens` a thinking-token budget; either, both or neither may be set.
+    Neither set means "think, the model decides how much" (Anthropic adaptive thinking,
+    Gemini `thinkingBudget: -1`). A request without `reasoning` leaves the vendor's default.
+    Filled from OpenAI `reasoning_effort`, Anthropic `thinking` and Gemini `thinkingConfig`
+    (the `from_*` constructors; the wire modules check the fields first).
+    """
+
+    effort: ReasoningEffort | None = None
+    budget_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT, strict=True)
+
+    @property
+    def off(self) -> bool:
+        return self.effort == "none" or (self.effort is None and self.budget_tokens == 0)
+
+    @classmethod
+    def from_openai(cls, effort: Any) -> "Reasoning":
+        """OpenAI `reasoning_effort` (also the Responses API's `reasoning.effort`)."""
+        return cls(effort=effort)
+
+    @classmethod
+    def from_anthropic(cls, thinking: Any, effort: Any = None) -> "Reasoning":
+        """Anthropic `thinking` ({type: enabled, budget_tokens} | {type: adaptive} | {type: disabled})
+        and `output_config.effort`."""
+        if not isinstance(thinking, dict):
+            raise ValueError("thinking must be an object")
+        kind = thinking.get("type")
+        if kind == "disabled":
+            return cls(effort="none")
+        if kind == "enabled":
+            return cls(budget_tokens=thinking.get("budget_tokens"), effort=effort)
+        if kind == "adaptive":
+            return cls(effort=effort)
+        raise ValueError("thinking.type must be enabled, adaptive or disabled")
+
+    @classmethod
+    def from_gemini(cls, config: Any) -> "Reasoning":
+        """Gemini `generationConfig.thinkingConfig` ({thinkingBudget} | {thinkingLevel}):
+        budget 0 = off, -1 = dynamic."""
+        if not isinstance(config, dict):
+            raise ValueError("thinkingConfig must be an object")
+        level, budget = config.get("thinkingLevel"), config.get("thinkingBudget")
+        if level is not None and budget is not None:
+            raise ValueError("thinkingConfig takes thinkingLevel or thinkingBudget, not both")
+        if level is not None:
+            return cls(effort=str(level).lower())
+        if budget == -1 or budget is None:
+            return cls()
+        return cls(budget_tokens=budget)
 
 
 class ChatRequest(_Model):
@@ -134,6 +254,8 @@ class ChatRequest(_Model):
     model: str = "auto"
     messages: list[Message]
     system: str | None = None  # extra system prompt (Anthropic style); merged before messages
+    # the same system prompt as blocks, when they carry cache breakpoints (Anthropic, Bedrock use these)
+    system_parts: list[TextPart] | None = None
     tools: list[Tool] | None = None
     tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None = None
     response_format: ResponseFormat | None = None
@@ -141,6 +263,18 @@ class ChatRequest(_Model):
     top_p: float | None = None
     # strict: a bool, float or string is refused, not coerced
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT, strict=True)
+    reasoning: Reasoning | None = None  # None: the vendor's default (see `Reasoning`)
+    # Sampling knobs (OpenAI names; top_k from Anthropic/Gemini). Each vendor gets the ones it
+    # honours; the others are dropped with a note in the route reason (providers.params).
+    seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    top_k: int | None = Field(default=None, ge=0)
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    parallel_tool_calls: bool | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
     stop: list[str] | None = None
     stream: bool = False
     user: str | None = None
@@ -154,6 +288,29 @@ class ChatRequest(_Model):
         if owned:
             raise ValueError(f"{', '.join(owned)} cannot be set through extra_body (the adapter sets it)")
         return v
+
+    @model_validator(mode="after")
+    def _lift_passthrough(self) -> "ChatRequest":
+        """`reasoning_effort` / `thinking` and the sampling knobs given as a vendor passthrough
+        become the normalized fields, so they are translated for the chosen vendor (or dropped
+        with a note) instead of forwarded blindly."""
+        eb = self.extra_body
+        if not eb.keys() & _LIFTED:
+            return self
+        eb = dict(eb)
+        if "reasoning_effort" in eb or "thinking" in eb:
+            effort, thinking = eb.pop("reasoning_effort", None), eb.pop("thinking", None)
+            if self.reasoning is None:
+                self.reasoning = (Reasoning.from_anthropic(thinking, effort) if thinking is not None
+                                  else Reasoning.from_openai(effort))
+        knobs = {k: eb.pop(k) for k in _KNOB_FIELDS if k in eb}
+        self.extra_body = eb
+        if knobs:  # validated as fields (a wrong type is refused, not forwarded)
+            upd = {k: v for k, v in knobs.items() if getattr(self, k) is None}
+            checked = ChatRequest.model_validate({"messages": [], **upd})
+            for k in upd:
+                setattr(self, k, getattr(checked, k))
+        return self
 
     def system_text(self) -> str:
         parts = [self.system] if self.system else []
@@ -174,6 +331,7 @@ class Usage(_Model):
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # of cache_write_tokens, those written with a 1-hour TTL
 
     @property
     def total_tokens(self) -> int:
@@ -186,6 +344,7 @@ class Usage(_Model):
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
 
 
@@ -210,6 +369,8 @@ class ChatResponse(_Model):
     text: str = ""
     reasoning: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    # signed thinking blocks, in order, when the vendor signs them (Anthropic, Bedrock): sent back unchanged
+    thinking_blocks: list[ThinkingPart | RedactedThinkingPart] = Field(default_factory=list)
     finish_reason: FinishReason = "stop"
     usage: Usage = Field(default_factory=Usage)
     usage_reported: bool = True  # False when the vendor sent no usage (stream cut, etc.)
@@ -228,8 +389,13 @@ class TextDelta(_Model):
 
 
 class ReasoningDelta(_Model):
+    """Thinking text. `signature` closes the current thinking block (its text since the last
+    close); `redacted` is a whole encrypted block."""
+
     kind: Literal["reasoning"] = "reasoning"
     text: str
+    signature: str | None = None
+    redacted: str | None = None
 
 
 class ToolCallDelta(_Model):
@@ -273,6 +439,7 @@ def _merge_usage(a: Usage | None, b: Usage) -> Usage:
         cache_read_tokens=max(a.cache_read_tokens, b.cache_read_tokens),
         cache_write_tokens=max(a.cache_write_tokens, b.cache_write_tokens),
         reasoning_tokens=max(a.reasoning_tokens, b.reasoning_tokens),
+        cache_write_1h_tokens=max(a.cache_write_1h_tokens, b.cache_write_1h_tokens),
     )
 
 
@@ -290,6 +457,8 @@ def accumulate(
     """
     text: list[str] = []
     reasoning: list[str] = []
+    blocks: list[ThinkingPart | RedactedThinkingPart] = []
+    block_start = 0  # index in `reasoning` where the open thinking block began
     calls: dict[int, dict[str, Any]] = {}
     usage: Usage | None = None
     finish: FinishReason | None = None
@@ -301,6 +470,12 @@ def accumulate(
             text.append(ev.text)
         elif k == "reasoning":
             reasoning.append(ev.text)
+            if ev.signature is not None:
+                blocks.append(ThinkingPart(thinking="".join(reasoning[block_start:]), signature=ev.signature))
+                block_start = len(reasoning)
+            elif ev.redacted is not None:
+                blocks.append(RedactedThinkingPart(data=ev.redacted))
+                block_start = len(reasoning)
         elif k == "tool_call":
             c = calls.setdefault(ev.index, {"id": None, "name": None, "args": []})
             if ev.id:
@@ -327,6 +502,7 @@ def accumulate(
         text="".join(text),
         reasoning="".join(reasoning),
         tool_calls=tool_calls,
+        thinking_blocks=blocks,
         finish_reason=finish or "unknown",
         usage=usage or Usage(),
         usage_reported=usage is not None,

@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timezone
 
 from router.errors import ConfigError, LedgerUnavailable
-from router.quota.cli_support import add_common_arguments, bar, fmt_time, open_ledger
+from router.quota.cli_support import add_common_arguments, bar, fmt_time, no_config_note, open_ledger
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def _view(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    ledger, path, url = open_ledger(args.config, args.store)
+    ledger, path, url = open_ledger(args.config, args.store, read_only=True)
     try:
         view = await ledger.view(datetime.now(timezone.utc))
         tzs = {b.spec.id: b.spec.tz for b in ledger.budgets}
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, LedgerUnavailable) as e:
         print(f"quotaroute budget: {e}", file=sys.stderr)
         return 2
+    no_config_note("budget", path)
     if args.json:
         out = [{"budget": b.budget_id, "scope": b.scope, "match": b.match, "period": b.period, "hard": b.hard,
                 "limit_usd": str(b.limit_usd), "spent_usd": str(b.spent_usd), "reserved_usd": str(b.reserved_usd),

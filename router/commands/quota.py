@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from router.errors import ConfigError, LedgerUnavailable
-from router.quota.cli_support import add_common_arguments, bar, fmt_time, open_ledger
+from router.quota.cli_support import add_common_arguments, bar, fmt_time, no_config_note, open_ledger
 from router.quota.viewbuild import pool_rows
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def _rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None, str]:
-    ledger, path, url = open_ledger(args.config, args.store)
+    ledger, path, url = open_ledger(args.config, args.store, read_only=True)
     try:
         now = datetime.now(timezone.utc)
         ledger.track(args.model or ())
@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, LedgerUnavailable) as e:
         print(f"quotaroute quota: {e}", file=sys.stderr)
         return 2
+    no_config_note("quota", path)
     if args.json:
         out = []
         for r in rows:

@@ -12,6 +12,7 @@ import argparse
 import json
 import shutil
 import sys
+from decimal import Decimal
 from typing import Any
 
 from router.errors import ConfigError, UnknownModel
@@ -44,12 +45,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def explain_router(config: str | None, policy: str | None) -> Any:
     """A Router for explaining only: providers are named, never built (no keys needed)."""
-    from router.config import build_cascades, build_ledger, build_policy, build_rules, find_config, load_config  # lazy: import time (config, Router, pydantic): `--help` stays fast
-    from router.config.build import build_catalog, provider_specs
+    from router.config import build_cascades, build_policy, build_rules, find_config, load_config  # lazy: import time (config, Router, pydantic): `--help` stays fast
+    from router.config.build import build_catalog, build_routes, provider_specs
     from router.sdk import Router
+
+    from router.quota.cli_support import no_config_note, open_ledger
 
     path = find_config(config)
     if path is None:
+        no_config_note("route", None)
         return Router(policy=policy or "free-first")
     cfg = load_config(path)
     catalog = build_catalog(cfg)
@@ -61,8 +65,9 @@ def explain_router(config: str | None, policy: str | None) -> Any:
             if p.enabled:
                 envs = [p.api_key_env] if isinstance(p.api_key_env, str) else list(p.api_key_env or [name])
                 providers[name] = {e: None for e in envs}
-    return Router(catalog=catalog, providers=providers, ledger=build_ledger(cfg), policy=build_policy(cfg, policy),
-                  rules=build_rules(cfg), cascades=build_cascades(cfg), config=cfg)
+    ledger = open_ledger(path, read_only=True)[0]  # read-only: the recorded counters, never a new ledger file
+    return Router(catalog=catalog, providers=providers, ledger=ledger, policy=build_policy(cfg, policy),
+                  rules=build_rules(cfg), cascades=build_cascades(cfg), config=cfg, **build_routes(cfg, catalog, providers))
 
 
 def _request(args: argparse.Namespace, prompt: str) -> Any:
@@ -153,6 +158,10 @@ def _print(plan: Any, *, show_all: bool) -> None:
         con.print(f"[bold]stage {s.index + 1}[/] {s.stage.describe()} ({s.stage.policy}): "
                   + (", ".join(s.chosen()) or "[red]no model fits[/]")
                   + (f"  [dim]replacements: {', '.join(spares)}[/]" if spares else ""))
+    if getattr(plan, "chain", None):
+        con.print("[bold]explicit route[/] (fallbacks: in order; deployments: drawn by weight among the healthy)")
+        for line in plan.chain:
+            con.print(f"  {line}", markup=False)
     if plan.steps and not hasattr(plan, "stages"):
         con.print("[bold]fallback order[/] " + " -> ".join(s.deployment for s in plan.steps))
 
@@ -162,6 +171,8 @@ def _money(d: Any) -> str:
         return ""
     from router.pricing import quantize_display  # lazy: import time (`--help` and other commands stay fast)
 
+    if d != 0 and abs(d) < Decimal("0.0000005"):  # would show as $0.000000: plain decimals, never 2.5E-7
+        return f"${Decimal(f'{d:.3g}'):f}"
     return f"${quantize_display(d, 6)}"
 
 

@@ -17,11 +17,12 @@ from providers import registry
 from providers.registry import NATIVE, VENDORS
 from providers.retry import RetryPolicy
 from router.catalog import load_catalog
+from router.chains import Chains, RouteError
 from router.config.paths import home
 from router.config.schema import ProviderCfg, QuotarouteConfig
 from router.errors import ConfigError, UnknownModel, register_secret
 from router.health import HealthBook
-from router.policies import DEFAULT_FLOORS, POLICIES, Policy, Rule, compile_globs
+from router.policies import DEFAULT_FLOORS, POLICIES, VIRTUAL_MODELS, Policy, Rule, compile_globs
 from router.predictor import LearnedPredictor
 from router.quota.ledger import Ledger
 from router.quota.stores import build_store
@@ -29,7 +30,7 @@ from router.server.auth import KeyStore, ProxyKey
 from router.server.settings import ServerSettings
 
 __all__ = ["build_providers", "build_policy", "build_rules", "build_cascades", "build_ledger", "build_router_kwargs",
-           "build_server_settings", "build_catalog", "default_store", "effective_store", "provider_specs",
+           "build_server_settings", "build_catalog", "build_routes", "default_store", "effective_store", "provider_specs",
            "DEFAULT_STORES", "SDK_DEFAULT_STORE", "PROXY_DEFAULT_STORE"]
 
 
@@ -60,6 +61,14 @@ def build_providers(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, d
     """{provider name: {key id (env var name): Provider}}; keys read from the environment."""
     retry = RetryPolicy(max_attempts=cfg.retry.max_attempts, max_wait_s=cfg.retry.max_wait_s)
     specs = provider_specs(cfg)
+    missing = [(name, env) for name, p in specs.items() if p.enabled for env in _key_names(name, p)
+               if env is not None and not os.environ.get(env)]
+    if missing:  # every unset variable at once, not one per run
+        name, env = missing[0]
+        more = "".join(f", {e} (providers.{n})" for n, e in missing[1:])
+        raise ConfigError(f"environment variable {env} is not set" + (f"; also unset: {more[2:]}" if more else ""),
+                          file=cfg.file, line=cfg.line_of("providers", name, "api_key_env"),
+                          key=f"providers.{name}.api_key_env")
     out: dict[str, dict[str, Any]] = {}
     for name, p in specs.items():
         if not p.enabled:
@@ -68,11 +77,7 @@ def build_providers(cfg: QuotarouteConfig, *, client: Any = None) -> dict[str, d
         for env in _key_names(name, p):
             key = None
             if env is not None:
-                key = os.environ.get(env)
-                if not key:
-                    raise ConfigError(f"environment variable {env} is not set", file=cfg.file,
-                                      line=cfg.line_of("providers", name, "api_key_env"),
-                                      key=f"providers.{name}.api_key_env")
+                key = os.environ[env]
                 register_secret(key)
             kw: dict[str, Any] = dict(p.options)
             if client is not None:
@@ -251,10 +256,52 @@ def build_router_kwargs(cfg: QuotarouteConfig, *, client: Any = None, default_st
             raise ConfigError(f"cannot load the learned predictor: {e}", file=cfg.file,
                               line=cfg.line_of("models", "predictor"), key="models.predictor") from None
     kw: dict[str, Any] = {"ledger": build_ledger(cfg, default_store=default_store)} if with_ledger else {}
+    kw.update(build_routes(cfg, catalog, providers))
     return {"catalog": catalog, "providers": providers, **kw, "policy": build_policy(cfg),
             "predictor": predictor,
             "rules": build_rules(cfg), "cascades": build_cascades(cfg), "models": models, "config": cfg,
-            "health": HealthBook(failure_threshold=cfg.health.failure_threshold, cooloff_s=cfg.health.cooloff_s)}
+            "health": HealthBook(failure_threshold=cfg.health.failure_threshold, cooloff_s=cfg.health.cooloff_s),
+            "embeddings": build_embedder(cfg, fx=catalog.fx)}
+
+
+def build_embedder(cfg: QuotarouteConfig, *, fx: Any = None) -> Any:
+    """The embeddings side of the router (`embeddings:`), or None when the section is empty
+    (the router then loads the bundled embedding catalog on first use)."""
+    ec = cfg.embeddings
+    if ec == type(ec)():
+        return None
+    from router.embed_run import Embedder  # lazy: import time (only configs with `embeddings:` load it)
+    from router.embeddings import EmbeddingSettings, load_embedding_catalog
+
+    try:
+        catalog = load_embedding_catalog(overrides=ec.overrides, fx=fx)
+    except ConfigError as e:
+        msg = str(e).split(": ", 1)[-1] if e.file else str(e)  # without the data file's "path[:line]: "
+        msg = msg.removeprefix(f"{e.key}: ") if e.key else msg
+        raise ConfigError(msg, file=cfg.file, line=cfg.line_of("embeddings", "overrides"), key=e.key) from None
+    raw = ec.model_dump(exclude={"overrides"})
+    return Embedder(catalog, EmbeddingSettings.build(raw, catalog, file=cfg.file, line=cfg.line_of))
+
+
+def build_routes(cfg: QuotarouteConfig, catalog: Any, providers: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`fallbacks=`/`deployments=` for `Router(...)` (router.chains), checked here so an
+    unknown model, a cycle or a key the provider does not have names its line."""
+    if not cfg.fallbacks and not cfg.deployments:
+        return {}
+    deps = {name: [d.model_dump(exclude_none=True) for d in ds] for name, ds in cfg.deployments.items()}
+    try:
+        chains = Chains(catalog, cfg.fallbacks, deps)
+    except RouteError as e:
+        raise ConfigError(str(e), file=cfg.file, line=cfg.line_of(*e.path), key=e.key) from None
+    for name, ds in chains.groups.items():
+        for i, d in enumerate(ds):
+            prov = d.model.split(":", 1)[0]
+            if d.key is not None and providers is not None and d.key not in (providers.get(prov) or ()):
+                raw = next((k for k in cfg.deployments if chains.resolve(k) == name), name)
+                raise ConfigError(f"provider {prov} has no key {d.key!r} (its keys: "
+                                  f"{', '.join(providers.get(prov) or ()) or 'none configured'})", file=cfg.file,
+                                  line=cfg.line_of("deployments", raw, i, "key"), key=f"deployments.{raw}[{i}].key")
+    return {"fallbacks": cfg.fallbacks, "deployments": deps}
 
 
 def build_catalog(cfg: QuotarouteConfig) -> Any:
@@ -276,8 +323,24 @@ def build_server_settings(cfg: QuotarouteConfig) -> Any:
                      models=tuple(k.models) if k.models is not None else None, rpm=k.rpm, tpm=k.tpm, user=k.user,
                      tags=tuple(k.tags) if k.tags is not None else None) for k in sc.keys]
     admin = ProxyKey(id="admin", hash=sc.admin_key, admin=True) if sc.admin_key else None
+    names = tuple(VIRTUAL_MODELS) + tuple(n for n in cfg.deployments if n not in VIRTUAL_MODELS) \
+        + tuple(f"cascade:{n}" for n in cfg.cascades)
     return ServerSettings(host=sc.host, port=sc.port, max_body_bytes=sc.max_body_bytes,
                           spend_db=None if sc.spend_db == "off" else (sc.spend_db or ""),
                           keys=KeyStore(keys, admin), reason_header_max=sc.reason_header_max,
-                          budget_period=sc.budget_period, limits=sc.limits, store=sc.store, dsn_env=sc.dsn_env,
-                          key_poll_s=sc.key_poll_s)
+                          budget_period=sc.budget_period, limits=sc.limits, responses=sc.responses,
+                          virtual_models=names, qualified_model_ids=sc.response_model == "qualified",
+                          cache=cfg.cache, cache_redis_url=_cache_redis_url(cfg), store=sc.store,
+                          dsn_env=sc.dsn_env, key_poll_s=sc.key_poll_s)
+
+
+def _cache_redis_url(cfg: QuotarouteConfig) -> str | None:
+    """A redis response cache's url: `cache.url`, else the ledger's (when the ledger is on Redis)."""
+    c = cfg.cache
+    if not c.enabled or c.store != "redis":
+        return None
+    url = c.url or (cfg.ledger.url if cfg.ledger.store == "redis" else None)
+    if not url:
+        raise ConfigError("a redis response cache needs `url` (redis://host:port/db), or a ledger on Redis",
+                          file=cfg.file, line=cfg.line_of("cache"), key="cache.url")
+    return url

@@ -31,8 +31,8 @@ from router.types import TASK_KINDS
 
 __all__ = [
     "QuotarouteConfig", "ProviderCfg", "ProviderTimeouts", "PoolCfg", "ModelsCfg", "PolicyCfg", "RuleCfg", "RuleMatch",
-    "CascadeCfg", "CascadeStageCfg", "AnswerCascadeCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "FxCfg", "ServerCfg",
-    "ProxyKeyCfg", "ServerLimits",
+    "CascadeCfg", "CascadeStageCfg", "AnswerCascadeCfg", "DeploymentCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "FxCfg",
+    "ServerCfg", "ProxyKeyCfg", "ServerLimits", "CacheCfg",
     "PolicyName", "Period", "Money", "line_at", "looks_like_secret",
 ]
 
@@ -265,6 +265,16 @@ class RuleCfg(_M):
         return self
 
 
+class DeploymentCfg(_M):
+    """One deployment of a `deployments:` entry (router.chains): a model of a provider,
+    optionally one of its keys, drawn by weight among the healthy ones."""
+
+    provider: str | None = None  # default: the model id's own provider
+    model: str  # the vendor's model id (with `provider`) or "provider:model"
+    weight: float = Field(1.0, gt=0, le=1_000_000)
+    key: str | None = Field(None, pattern=_KEY_ID)  # one of the provider's api_key_env names
+
+
 # ------------------------------------------------------------------ ledger, retry, health, fx
 
 
@@ -368,6 +378,26 @@ class ServerLimits(_M):
     gc_thresholds: tuple[StrictInt, StrictInt, StrictInt] | None = (50_000, 20, 100)  # None: Python's defaults
 
 
+class ServerResponses(_M):
+    """The proxy's store of Responses (`store: true`, `previous_response_id`; docs/proxy.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    db: str | None = None  # a path, or "off"; None = $QUOTAROUTE_HOME/responses.sqlite
+    ttl_s: float = Field(30 * 86400.0, gt=0, le=10 * 365 * 86400)  # a stored response expires after this
+    max_items: StrictInt = Field(10_000, ge=1, le=10_000_000)  # the oldest go first past this
+    max_mb: StrictInt = Field(256, ge=1, le=1_000_000)  # stored JSON, all keys together
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db(cls, v: Any) -> Any:
+        if v is None or v is False or (isinstance(v, str) and v.strip().lower() in ("off", "none")):
+            return "off" if v is not None else None
+        if not isinstance(v, str):
+            raise ValueError("must be a file path or `off`")
+        return v.strip() or None
+
+
 class ServerCfg(_M):
     """The proxy's section (`quotaroute serve`)."""
 
@@ -381,8 +411,10 @@ class ServerCfg(_M):
     admin_key: str | None = None  # hash of the admin key
     budget_period: Period = "month"  # default period of per-key budgets
     reason_header_max: StrictInt = Field(200, gt=0, le=65536)
+    response_model: Literal["vendor", "qualified"] = "vendor"  # the body's `model`: gpt-5-nano | openai:gpt-5-nano
     keys: list[ProxyKeyCfg] = Field(default_factory=list)
     limits: ServerLimits = Field(default_factory=ServerLimits)
+    responses: ServerResponses = Field(default_factory=ServerResponses)
 
     @field_validator("spend_db", mode="before")
     @classmethod
@@ -412,6 +444,38 @@ class ServerCfg(_M):
         return v
 
 
+class CacheCfg(_M):
+    """`cache:` (docs/cache.md): an exact-match response cache for chat answers. Off by default."""
+
+    enabled: bool = False
+    store: Literal["memory", "sqlite", "redis"] = "memory"
+    ttl_s: float = Field(3600.0, gt=0, le=365 * 86400)  # an entry expires this long after it was written
+    scope: Literal["key", "shared"] = "key"  # key: an answer never crosses proxy keys; shared: it may
+    max_entries: StrictInt = Field(10_000, ge=1, le=10_000_000)  # memory and sqlite: least recently used go first
+    max_mb: StrictInt = Field(64, ge=1, le=1_000_000)  # memory and sqlite: cached bytes, all entries together
+    max_entry_kb: StrictInt = Field(256, ge=1, le=65_536)  # a larger answer is not cached
+    path: str | None = None  # sqlite file; default $QUOTAROUTE_HOME/cache.sqlite
+    url: str | None = None  # redis://host:port/db; default: the ledger's url when the ledger is on Redis
+    prefix: str = Field("quotaroute:cache:", max_length=128)  # redis key prefix
+    tool_calls: bool = False  # also cache answers that call tools
+
+
+class VirtualEmbeddingCfg(_M):
+    models: list[str] = Field(min_length=1)
+    dimensions: StrictInt | None = Field(None, ge=1, le=65536)  # default: the models' common size
+    order: Literal["cheapest", "listed"] = "cheapest"
+
+
+class EmbeddingsCfg(_M):
+    """`embeddings:` (docs/embeddings.md): the size `auto` means, named groups of models of
+    one size (mixing sizes is refused when the config is built), model filters and overrides."""
+
+    dimensions: StrictInt | None = Field(None, ge=1, le=65536)
+    models: list[str] | None = None  # ids or globs; default: every embedding model of a configured provider
+    virtual: dict[str, VirtualEmbeddingCfg] = Field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)  # model fields (price, limits, new models)
+
+
 # ------------------------------------------------------------------ the whole file
 
 
@@ -424,11 +488,15 @@ class QuotarouteConfig(_M):
     policy: PolicyCfg = Field(default_factory=PolicyCfg)
     rules: list[RuleCfg] = Field(default_factory=list)
     cascades: dict[str, AnswerCascadeCfg] = Field(default_factory=dict)
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)  # model or virtual name -> ordered ids
+    deployments: dict[str, list[DeploymentCfg]] = Field(default_factory=dict)  # name -> weighted deployments
     ledger: LedgerCfg = Field(default_factory=LedgerCfg)
     retry: RetryCfg = Field(default_factory=RetryCfg)
     health: HealthCfg = Field(default_factory=HealthCfg)
     fx: FxCfg | None = None
     server: ServerCfg = Field(default_factory=ServerCfg)
+    embeddings: EmbeddingsCfg = Field(default_factory=EmbeddingsCfg)
+    cache: CacheCfg = Field(default_factory=CacheCfg)
 
     @field_validator("cascades")
     @classmethod

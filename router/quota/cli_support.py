@@ -5,15 +5,17 @@ file is found and read by `router.config` (find_config, load_config)."""
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import router.config as rc
 from router.quota.ledger import Ledger
+from router.quota.memory_store import MemoryStore
 from router.quota.stores import build_store
 
-__all__ = ["open_ledger", "bar", "fmt_time", "add_common_arguments"]
+__all__ = ["open_ledger", "no_config_note", "bar", "fmt_time", "add_common_arguments"]
 
 
 def add_common_arguments(p: Any) -> None:
@@ -24,20 +26,38 @@ def add_common_arguments(p: Any) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def open_ledger(config: str | None, store_url: str | None = None):  # -> (Ledger, config path, store url)
+def open_ledger(config: str | None, store_url: str | None = None, *, read_only: bool = False):  # -> (Ledger, config path, store url)
     """Build the Ledger the CLI shows. Pools/budgets come from the config file
     (through `router.config`); the store is `--store` > the config's `ledger:` section > the
-    $QUOTAROUTE_LEDGER_URL variable > the SQLite file $QUOTAROUTE_HOME/ledger.sqlite."""
+    $QUOTAROUTE_LEDGER_URL variable > the SQLite file $QUOTAROUTE_HOME/ledger.sqlite.
+    `read_only` (the commands that only show): a SQLite file that does not exist yet is
+    not created (nothing was recorded: an empty in-memory ledger is shown, the url says so)."""
     cfg = rc.load_config(config)  # explicit > $QUOTAROUTE_CONFIG > ./quotaroute.yaml > home
     path = cfg.file
-    if store_url is None and cfg.ledger.store in ("sqlite", "redis"):
-        ledger = rc.build_ledger(cfg)
-        store = ledger.store
-        url = getattr(store, "url", None) or "sqlite:///" + str(getattr(store, "path", ""))
-        return ledger, path, url
     pools, budgets = cfg.pools, cfg.budget_specs
-    url = store_url or os.environ.get("QUOTAROUTE_LEDGER_URL") or "sqlite:///" + str(rc.home() / "ledger.sqlite")
+    if store_url is None and cfg.ledger.store == "redis":
+        ledger = rc.build_ledger(cfg)
+        return ledger, path, getattr(ledger.store, "url", None) or "redis"
+    if store_url is None and cfg.ledger.store == "sqlite":
+        file = os.path.expanduser(cfg.ledger.path) if cfg.ledger.path else str(rc.home() / "ledger.sqlite")
+        url = "sqlite:///" + file
+    else:
+        url = store_url or os.environ.get("QUOTAROUTE_LEDGER_URL") or "sqlite:///" + str(rc.home() / "ledger.sqlite")
+    if read_only and not url.startswith(("redis://", "rediss://", "unix://", "memory:")):
+        file = url[len("sqlite:///"):].partition("?")[0] if url.startswith("sqlite:///") else url
+        if not os.path.exists(file):
+            return Ledger(MemoryStore(), pools, budgets), path, f"{url} (no file yet: nothing recorded)"
+    if store_url is None and cfg.ledger.store == "sqlite":
+        ledger = rc.build_ledger(cfg)
+        return ledger, path, url
     return Ledger(build_store(url), pools, budgets), path, url
+
+
+def no_config_note(command: str, path: str | None) -> None:
+    """Say on stderr when no config file was found (and where quotaroute looked)."""
+    if path is None:
+        print(f"quotaroute {command}: no config file found (looked at $QUOTAROUTE_CONFIG, ./quotaroute.yaml, "
+              f"{rc.home() / 'config.yaml'}); using the catalog defaults", file=sys.stderr)
 
 
 def bar(used: float, limit: float, width: int = 20) -> str:

@@ -2,7 +2,8 @@
 
     app = create_app(router, settings)      # any ASGI server; `quotaroute serve` uses uvicorn
 
-Endpoints: POST /v1/chat/completions, POST /v1/messages, GET /v1/models,
+Endpoints: POST /v1/chat/completions, POST /v1/messages (+ /count_tokens), POST /v1/responses
+(GET/DELETE /v1/responses/{id}), POST /v1/embeddings, GET /v1/models,
 GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend, and the admin API for
 keys at run time under /admin/keys (admin.py). Every /v1 response
 carries the x-quotaroute-* headers (see docs/proxy.md). This module holds dispatch
@@ -20,6 +21,7 @@ from typing import Any
 
 from router.errors import redact
 from router.server import admin, gctune, handlers
+from router.server.cache import ProxyCache
 from router.server.context import Handed, Load, ModelList, ProxyRouter, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, send_failure
 from router.server.keydb import KeyTable, RuntimeKeys
@@ -27,6 +29,7 @@ from router.server.keygate import KeyGate
 from router.server.limits import Limits
 from router.server.metrics import Metrics
 from router.server.pgstore import PgSpendLog  # psycopg (the extra `postgres`) loads only when one is opened
+from router.server.responses_store import ResponseStore
 from router.server.settings import ServerSettings
 from router.server.spendlog import SpendLog
 from router.types import ChatRequest, Message
@@ -41,7 +44,8 @@ class ProxyApp:
     the app's bookkeeping (`self.handed`); nothing a handler does calls back into here."""
 
     def __init__(self, router: ProxyRouter, settings: ServerSettings | None = None, *,
-                 spendlog: SpendLog | None = None, tune_gc: bool = False) -> None:
+                 spendlog: SpendLog | None = None, responses: ResponseStore | None = None,
+                 cache: ProxyCache | None = None, tune_gc: bool = False) -> None:
         self.router = router
         self.tune_gc = tune_gc  # `quotaroute serve` processes only (never a host application's)
         self.settings = settings or ServerSettings()
@@ -50,17 +54,32 @@ class ProxyApp:
         if spendlog is None:
             spendlog = open_spend_log(self.settings)
         self.spend = spendlog
+        if responses is None:  # store: true / previous_response_id (router.server.responses_store)
+            rpath = self.settings.responses_db_path()
+            rc = self.settings.responses
+            responses = ResponseStore(rpath, ttl_s=rc.ttl_s, max_items=rc.max_items,
+                                      max_bytes=rc.max_mb * 1024 * 1024) if rpath is not None else None
+        self.responses = responses
+        if cache is None and self.settings.cache.enabled:  # the response cache (router.server.cache)
+            cache = ProxyCache.from_config(self.settings.cache, redis_url=self.settings.cache_redis_url)
+        self.cache = cache
         # who may call, how often, how much (key rpm and budgets live in the router's ledger)
         self.gate = KeyGate(self.keys, router.ledger, spendlog,
                             max_auth_failures_per_minute=Limits.of(self.settings).max_auth_failures_per_minute,
                             runtime=open_runtime_keys(self.settings))
         self.load = Load()
         self.handed = Handed(router=router, gate=self.gate, settings=self.settings, metrics=self.metrics,
-                             spend=spendlog, models=ModelList(router, self.settings), load=self.load)
+                             spend=spendlog, models=ModelList(router, self.settings), load=self.load,
+                             responses=self.responses, cache=cache)
         self._routes = {
             (b"POST", "/v1/chat/completions"): handlers.chat_completions,
             (b"POST", "/chat/completions"): handlers.chat_completions,
             (b"POST", "/v1/messages"): handlers.messages,
+            (b"POST", "/v1/messages/count_tokens"): handlers.count_tokens,
+            (b"POST", "/v1/embeddings"): handlers.embeddings,
+            (b"POST", "/embeddings"): handlers.embeddings,
+            (b"POST", "/v1/responses"): handlers.responses,
+            (b"POST", "/responses"): handlers.responses,
             (b"GET", "/v1/models"): handlers.list_models,
             (b"GET", "/models"): handlers.list_models,
             (b"GET", "/healthz"): handlers.healthz,
@@ -85,9 +104,11 @@ class ProxyApp:
             handler = self._routes.get((scope["method"].encode(), path))
             if handler is None and path.startswith("/v1/models/") and scope["method"] == "GET":
                 handler = handlers.get_model
+            elif handler is None and path.startswith("/v1/responses/") and scope["method"] in ("GET", "DELETE"):
+                handler = handlers.get_response if scope["method"] == "GET" else handlers.delete_response
             elif handler is None and (path == "/admin/keys" or path.startswith("/admin/keys/")):
                 handler = admin.admin_keys
-            anthropic = path == "/v1/messages"
+            anthropic = path in ("/v1/messages", "/v1/messages/count_tokens")
             if handler is None:
                 known = any(p == path for _, p in self._routes)
                 f = Failure(405 if known else 404, f"{'Method not allowed' if known else 'Unknown path'}: "
@@ -156,6 +177,10 @@ class ProxyApp:
         await self.gate.aclose()
         if self.spend is not None:
             await asyncio.to_thread(self.spend.close)
+        if self.responses is not None:
+            await asyncio.to_thread(self.responses.close)
+        if self.cache is not None:
+            await self.cache.aclose()
 
 
 def open_spend_log(settings: ServerSettings) -> Any:

@@ -3,7 +3,7 @@ bookkeeping, passed down once. Handlers read these and return values; nothing ca
 back up into the app.
 
     ProxyRouter   what the proxy needs of a router (`router.sdk.Router` is one)
-    Handed        router + gate + settings + metrics + spend log + model list + load
+    Handed        router + gate + settings + metrics + spend log + model list + load + response store
     ModelList     the /v1/models bodies, built once
     Scope, Receive, Send   the ASGI callables, typed
 """
@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from router.errors import redact
 
 if TYPE_CHECKING:
     from router.health import HealthBook
@@ -26,8 +25,11 @@ if TYPE_CHECKING:
     from router.result import RoutedResponse, RouteInfo
     from router.server.keygate import KeyGate
     from router.server.metrics import Metrics
+    from router.server.cache import ProxyCache
+    from router.server.responses_store import ResponseStore
     from router.server.settings import ServerSettings
     from router.server.spendlog import SpendLog
+    from router.tokens import TokenCount
     from router.types import ChatRequest, StreamEvent
 
 __all__ = ["ProxyRouter", "ProxyStream", "Handed", "Load", "ModelList", "models_of", "Scope", "Receive", "Send"]
@@ -55,7 +57,7 @@ class ProxyRouter(Protocol):
     tests, a one-adapter passthrough in the overhead benchmark."""
 
     @property
-    def catalog(self) -> Any: ...  # `.all()` -> cards with `id` and `provider` (listed on /v1/models)
+    def catalog(self) -> Any: ...  # the model catalog (cards with `id` and `provider`)
 
     @property
     def ledger(self) -> Any: ...  # the quota ledger (key budgets and rpm live there); None: none
@@ -67,7 +69,7 @@ class ProxyRouter(Protocol):
     def policy_name(self) -> str: ...
 
     @property
-    def model_ids(self) -> tuple[str, ...]: ...
+    def model_ids(self) -> tuple[str, ...]: ...  # the models it can serve (listed on /v1/models)
 
     async def achat(self, request: ChatRequest, *, scope: Mapping[str, Any] | None = None) -> RoutedResponse: ...
 
@@ -75,13 +77,19 @@ class ProxyRouter(Protocol):
 
     async def aexplain(self, request: ChatRequest) -> Any: ...
 
+    def wire_of(self, provider: str) -> str: ...  # "anthropic", "bedrock", "gemini", a vendor row name; "" unknown
+
+    async def acount_tokens(self, request: ChatRequest) -> TokenCount: ...
+
+    async def aembed(self, request: Any, *, scope: Mapping[str, Any] | None = None) -> Any: ...  # RoutedEmbeddings
+
     async def quota_view(self, now: datetime) -> LedgerView | None: ...
 
     async def aclose(self) -> None: ...
 
 
 class ModelList:
-    """The /v1/models bodies: the virtual models, then every catalog model (built once)."""
+    """The /v1/models bodies: the virtual models, then the served models (built once)."""
 
     def __init__(self, router: ProxyRouter, settings: ServerSettings) -> None:
         self._router, self._settings = router, settings
@@ -100,20 +108,22 @@ class ModelList:
         return orjson.dumps(m) if m is not None else None
 
 
+_DESCRIPTIONS = {"auto:cheap": "cheapest model that fits", "auto:cheapest": "cheapest model that fits",
+                 "auto:best": "best quality for the task", "auto:free": "free quota only",
+                 "auto:balanced": "best quality per dollar", "auto:cascade": "cheap first, escalate on a failed check"}
+
+
 def models_of(router: ProxyRouter, settings: ServerSettings) -> list[dict[str, Any]]:
+    """The virtual names, then the models this router can serve (`router.model_ids`:
+    configured providers only, after models.include/exclude), never the whole catalog."""
     policy = router.policy_name
     out: list[dict[str, Any]] = []
     for v in settings.virtual_models:
-        desc = {"auto": f"the configured policy ({policy or 'default'})", "auto:cheap": "cheapest model that fits",
-                "auto:best": "best quality for the task", "auto:free": "free quota only"}.get(v, "virtual model")
+        desc = f"the configured policy ({policy or 'default'})" if v == "auto" else _DESCRIPTIONS.get(
+            v, "answer-agreement cascade" if v.startswith("cascade:") else "virtual model")
         out.append({"id": v, "object": "model", "created": 0, "owned_by": "quotaroute", "description": desc})
-    cards: list[Any] = []
-    try:
-        cards = list(router.catalog.all())
-    except Exception as e:  # noqa: BLE001 - a missing catalog still lists the virtual models
-        log.warning("model catalog unavailable: %s", redact(str(e)))
-    for c in cards:
-        out.append({"id": c.id, "object": "model", "created": 0, "owned_by": c.provider})
+    for mid in router.model_ids:
+        out.append({"id": mid, "object": "model", "created": 0, "owned_by": mid.split(":", 1)[0]})
     return out
 
 
@@ -136,3 +146,5 @@ class Handed:
     spend: SpendLog | None
     models: ModelList
     load: Load = field(default_factory=Load)
+    responses: ResponseStore | None = None  # the Responses store (None: store off)
+    cache: ProxyCache | None = None  # the response cache (None: `cache.enabled` is false)

@@ -20,6 +20,7 @@ from router.errors import (
     Failure,
     LedgerUnavailable,
     MalformedResponse,
+    ModelNotServed,
     NoRouteAvailable,
     ProviderError,
     QuotaExhausted,
@@ -62,8 +63,7 @@ def _failure_from(e: BaseException) -> Failure:
     if isinstance(e, WireError):
         return Failure(e.status, e.message, type=e.type, code=e.code, param=e.param)
     if isinstance(e, UnknownModel):
-        return Failure(404, f"The model `{redact(str(e))[:200]}` does not exist or you do not have access to it.",
-                       code="model_not_found", param="model")
+        return Failure(404, unknown_model_message(e), code="model_not_found", param="model")
     if isinstance(e, LedgerUnavailable):  # nothing is granted that cannot be counted: no vendor call was made
         return Failure(503, "The quota ledger is unavailable; no upstream call was made. Retry later.",
                        type="server_error", code="ledger_unavailable",
@@ -107,6 +107,17 @@ def _failure_from(e: BaseException) -> Failure:
         return Failure(status, msg, type="invalid_request_error" if status < 500 else "upstream_error",
                        code=e.code if e.code and len(e.code) < 64 else None, **kw)
     return Failure(500, "Internal proxy error.", type="server_error", code="internal_error")
+
+
+def unknown_model_message(e: UnknownModel) -> str:
+    """One flat sentence: the name asked for, the closest served ids, where to look."""
+    if e.model is None:  # raised without structure (e.g. a test double): its text is the name
+        return f"The model `{redact(str(e))[:200]}` does not exist or you do not have access to it."
+    name = redact(e.model)[:200]
+    if isinstance(e, ModelNotServed):
+        return f"The model `{name}` is not served here: {redact(str(e))[:300]}. GET /v1/models lists what is."
+    hint = " Did you mean " + ", ".join(f"`{redact(s)[:200]}`" for s in e.suggestions) + "?" if e.suggestions else ""
+    return f"The model `{name}` does not exist or you do not have access to it.{hint} GET /v1/models lists the models served here."
 
 
 def _budget_blocked(e: NoRouteAvailable) -> bool:

@@ -2,8 +2,10 @@
 
 Parsing goes through an explicit allow-list of top-level fields (`FIELDS`), each
 type-checked by hand (cheap, a precise `param` in errors; see router.server.validate)
-and validated once more through `ChatRequest`. Sampling knobs that do not change
-the price (seed, penalties, logprobs, ...) go to `extra_body` for the vendor;
+and validated once more through `ChatRequest`. `reasoning_effort` (and DeepSeek-style
+`thinking`) become the normalized `ChatRequest.reasoning`; sampling knobs that do not
+change the price (seed, penalties, logprobs, ...) become `ChatRequest` fields, which
+`providers.params` translates for the chosen vendor or drops with a note;
 fields the adapter owns (token limits, stream options, n) or that change the price
 (service_tier, prediction, audio, web search) are never taken from the client.
 Output bytes match OpenAI's format, incl. `usage: null` on every chunk and a
@@ -38,8 +40,8 @@ _REASONING_EFFORT = ("none", "minimal", "low", "medium", "high", "xhigh")
 _VERBOSITY = ("low", "medium", "high")
 _PRICE = "it changes the price of the call, which the proxy routes and bills at the standard price"
 
-# Sampling knobs passed to the vendor in `extra_body`, each type-checked. None of them
-# changes the price per token.
+# Sampling knobs (ChatRequest fields, translated per vendor by providers.params), each
+# type-checked. None of them changes the price per token.
 _PASSTHROUGH: dict[str, Callable[[Any, str], Any]] = {
     "seed": lambda v, p: _C.integer(v, p, -(2**63), 2**63 - 1),
     "frequency_penalty": lambda v, p: _C.number(v, p, -2, 2),
@@ -48,12 +50,12 @@ _PASSTHROUGH: dict[str, Callable[[Any, str], Any]] = {
     "logprobs": lambda v, p: _C.boolean(v, p),
     "top_logprobs": lambda v, p: _C.integer(v, p, 0, 20),
     "parallel_tool_calls": lambda v, p: _C.boolean(v, p),
-    "reasoning_effort": lambda v, p: _C.enum(v, p, _REASONING_EFFORT),
     "verbosity": lambda v, p: _C.enum(v, p, _VERBOSITY),
 }
 # Fields the proxy reads itself (the adapter builds the vendor's request from them).
 _OWN = ("model", "messages", "tools", "tool_choice", "response_format", "temperature", "top_p", "max_tokens",
-        "max_completion_tokens", "stop", "stream", "stream_options", "user", "metadata", "n")
+        "max_completion_tokens", "stop", "stream", "stream_options", "user", "metadata", "n", "reasoning_effort",
+        "thinking")
 # Refused unless harmless: they change what the vendor bills, or are the adapter's.
 _REFUSED = {
     "service_tier": "only 'auto' or 'default': " + _PRICE,
@@ -187,6 +189,26 @@ def _response_format(rf: Any) -> dict[str, Any]:
     return {"type": kind, "json_schema": js if kind == "json_schema" else None}
 
 
+def _reasoning(body: dict[str, Any]) -> dict[str, Any] | None:
+    """`reasoning_effort`, or DeepSeek-style `thinking: {type}` (as the OpenAI SDK's extra_body
+    sends it) -> the normalized reasoning setting (router.types.Reasoning)."""
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        effort = _C.enum(effort, "reasoning_effort", _REASONING_EFFORT)
+    th = body.get("thinking")
+    if th is None:
+        return None if effort is None else {"effort": effort}
+    _C.obj(th, "thinking")
+    kind = _C.enum(th.get("type"), "thinking.type", ("enabled", "disabled", "adaptive"))
+    _C.only(th, "thinking", ("type", "budget_tokens") if kind == "enabled" else ("type",))
+    if kind == "disabled":
+        return {"effort": "none"}
+    out: dict[str, Any] = {"effort": effort}
+    if th.get("budget_tokens") is not None:
+        out["budget_tokens"] = _C.integer(th["budget_tokens"], "thinking.budget_tokens", 1, MAX_TOKENS_LIMIT)
+    return out
+
+
 def _refuse_priced(body: dict[str, Any]) -> None:
     for k, why in _REFUSED.items():
         v = body.get(k)
@@ -256,9 +278,10 @@ def parse_chat_request(body: Any) -> tuple[ChatRequest, bool]:
         req["user"] = _C.string(body["user"], "user", MAX_NAME_CHARS)
     if body.get("metadata") is not None:
         req["metadata"] = _C.metadata(body["metadata"], "metadata")
-    extra = {k: check(body[k], k) for k, check in _PASSTHROUGH.items() if body.get(k) is not None}
-    if extra:
-        req["extra_body"] = extra
+    req.update({k: check(body[k], k) for k, check in _PASSTHROUGH.items() if body.get(k) is not None})
+    reasoning = _reasoning(body)
+    if reasoning is not None:
+        req["reasoning"] = reasoning
     include_usage = False
     so = body.get("stream_options")
     if so is not None:  # only for our own output: the adapter asks the vendor for usage itself

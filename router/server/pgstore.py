@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from router.extras import need
+from router.server.spendlog import COLUMNS as _COLUMNS  # one row shape for both logs
 from router.server.spendlog import _clip  # the same per-column caps as the SQLite log
 
 __all__ = ["connect", "migrate", "PgSpendLog", "MIGRATIONS", "MAX_QUEUE"]
@@ -86,11 +87,6 @@ def migrate(con: Any) -> list[int]:
     return done
 
 
-_COLUMNS = (
-    "ts", "day", "key_id", "endpoint", "requested_model", "model", "provider", "input_tokens", "output_tokens",
-    "cache_read_tokens", "reasoning_tokens", "cost_usd", "latency_ms", "overhead_ms", "route_reason",
-    "fallback_chain", "status", "error", "stream",
-)
 _COPY = f"COPY spend ({', '.join(_COLUMNS)}) FROM STDIN"
 _BY = {"day": "day", "model": "model", "key": "key_id", "provider": "provider"}
 

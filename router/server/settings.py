@@ -13,7 +13,11 @@ are in router/config/schema.py and docs/config.md).
       keys: [...]                    # see router/server/auth.py
       budget_period: month           # default period for per-key budgets
       reason_header_max: 200         # x-quotaroute-route-reason truncation
+      response_model: vendor         # the body's `model`: vendor (gpt-5-nano) or qualified (openai:gpt-5-nano)
       limits: {...}                  # header/body timeouts, connection limit, ...
+      responses: {db, ttl_s, max_items, max_mb}   # the Responses store (default $QUOTAROUTE_HOME/responses.sqlite)
+
+    and, from the top-level `cache:` section, the response cache (docs/cache.md).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from router.config.paths import home
-from router.config.schema import ServerLimits
+from router.config.schema import CacheCfg, ServerLimits, ServerResponses
 from router.server.auth import KeyStore
 
 __all__ = ["ServerSettings", "LOOPBACK", "is_loopback"]
@@ -50,9 +54,16 @@ class ServerSettings:
     spend_db: str | None = ""  # "" = default path, None = disabled
     keys: KeyStore = field(default_factory=lambda: KeyStore([]))
     reason_header_max: int = 200
-    virtual_models: tuple[str, ...] = ("auto", "auto:cheap", "auto:best", "auto:free")
+    # listed on /v1/models before the served models (every `router.policies.VIRTUAL_MODELS` name,
+    # then the config's deployments names)
+    virtual_models: tuple[str, ...] = ("auto", "auto:cheap", "auto:best", "auto:free", "auto:balanced",
+                                       "auto:cheapest", "auto:cascade")
+    qualified_model_ids: bool = False  # the response body's `model` is provider:model (server.response_model)
     budget_period: str = "month"  # default period of per-key budgets (day | month | total)
     limits: ServerLimits = field(default_factory=ServerLimits)
+    responses: ServerResponses = field(default_factory=ServerResponses)  # the Responses store
+    cache: CacheCfg = field(default_factory=CacheCfg)  # the response cache (`cache:`, docs/cache.md)
+    cache_redis_url: str | None = None  # the ledger's Redis url (a redis cache without its own `url` uses it)
     store: str = "sqlite"  # sqlite | postgres (spend log and runtime keys)
     dsn_env: str = "QUOTAROUTE_DATABASE_URL"
     key_poll_s: float = 0.25
@@ -71,3 +82,10 @@ class ServerSettings:
         if self.spend_db == "":
             return home() / "spend.sqlite"
         return Path(os.path.expanduser(self.spend_db))
+
+    def responses_db_path(self) -> Path | None:
+        """The Responses store's file (None: the store is off)."""
+        db = self.responses.db
+        if db == "off":
+            return None
+        return Path(os.path.expanduser(db)) if db else home() / "responses.sqlite"

@@ -30,7 +30,9 @@ def test_max_tokens_in_range_is_kept(n: int) -> None:
 def test_extra_body_cannot_carry_fields_the_adapter_owns(field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         ChatRequest(messages=MSGS, extra_body={field: 1})
-    assert ChatRequest(messages=MSGS, extra_body={"seed": 7}).extra_body == {"seed": 7}
+    # a known sampling knob is lifted into its normalized field (translated per vendor, never forwarded blindly)
+    lifted = ChatRequest(messages=MSGS, extra_body={"seed": 7, "x_custom": 1})
+    assert (lifted.seed, lifted.extra_body) == (7, {"x_custom": 1})
 
 
 def test_sdk_keyword_overrides_are_validated() -> None:
@@ -44,3 +46,33 @@ def test_sdk_keyword_overrides_are_validated() -> None:
         assert plan.steps and all(s.expected_cost_usd >= 0 for s in plan.steps)
     finally:
         router.close()
+
+
+# ---------------------------------------------------------------- the normalized reasoning setting
+
+
+def test_reasoning_from_each_vendor_shape() -> None:
+    from router.types import Reasoning
+
+    assert Reasoning.from_openai("high") == Reasoning(effort="high")
+    assert Reasoning.from_anthropic({"type": "enabled", "budget_tokens": 2048}) == Reasoning(budget_tokens=2048)
+    assert Reasoning.from_anthropic({"type": "adaptive"}, "max") == Reasoning(effort="max")
+    assert Reasoning.from_anthropic({"type": "disabled"}).off
+    assert Reasoning.from_gemini({"thinkingBudget": 0}).off
+    assert Reasoning.from_gemini({"thinkingBudget": -1}) == Reasoning()
+    assert Reasoning.from_gemini({"thinkingBudget": 512}) == Reasoning(budget_tokens=512)
+    assert Reasoning.from_gemini({"thinkingLevel": "LOW"}) == Reasoning(effort="low")
+    with pytest.raises(ValueError):
+        Reasoning.from_gemini({"thinkingLevel": "low", "thinkingBudget": 5})
+    with pytest.raises(ValueError):
+        Reasoning.from_anthropic({"type": "sometimes"})
+
+
+def test_passthrough_reasoning_fields_are_lifted_into_the_normalized_setting() -> None:
+    msgs = [{"role": "user", "content": "x"}]
+    r = ChatRequest(messages=msgs, extra_body={"thinking": {"type": "enabled", "budget_tokens": 3000}, "foo": 1})
+    assert r.reasoning is not None and r.reasoning.budget_tokens == 3000 and r.extra_body == {"foo": 1}
+    r = ChatRequest(messages=msgs, extra_body={"reasoning_effort": "minimal"})
+    assert r.reasoning is not None and r.reasoning.effort == "minimal" and r.extra_body == {}
+    with pytest.raises(ValueError):
+        ChatRequest(messages=msgs, extra_body={"reasoning_effort": "extreme"})

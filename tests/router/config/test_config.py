@@ -314,3 +314,16 @@ def test_policy_quality_margin_from_config(tmp_path):
     assert build_policy(parse_config({})).quality_margin is None
     e = fails(tmp_path, "policy:\n  default: cheapest\n  quality_margin: 1.5\n")
     assert e.line == 3 and e.key == "policy.quality_margin"
+
+
+def test_every_missing_key_variable_is_reported_at_once(tmp_path, monkeypatch):
+    for v in ("OPENAI_API_KEY", "OPENAI_API_KEY_2", "DEEPSEEK_API_KEY"):
+        monkeypatch.delenv(v, raising=False)
+    path = write(tmp_path, "providers:\n  openai:\n    api_key_env: [OPENAI_API_KEY, OPENAI_API_KEY_2]\n"
+                           "  deepseek:\n    api_key_env: DEEPSEEK_API_KEY\n")
+    with pytest.raises(ConfigError) as ei:
+        Router.from_config(path)
+    msg = str(ei.value)
+    assert ei.value.line == 3 and ei.value.key == "providers.openai.api_key_env"
+    assert "OPENAI_API_KEY is not set" in msg
+    assert "also unset: OPENAI_API_KEY_2 (providers.openai), DEEPSEEK_API_KEY (providers.deepseek)" in msg

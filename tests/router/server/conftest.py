@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -46,6 +47,9 @@ def spend_path(tmp_path: Any) -> Any:
 def make_app(router: Any, spend_path: Any, settings: ServerSettings | None = None) -> Any:
     settings = settings or ServerSettings()
     settings.spend_db = str(spend_path)
+    if settings.responses.db is None:  # the Responses store beside the spend log, not in the shared home
+        settings.responses = settings.responses.model_copy(update={"db": str(Path(spend_path).parent /
+                                                                             "responses.sqlite")})
     return create_app(router, settings)
 
 

@@ -24,7 +24,7 @@ async def test_messages_non_stream(app: Any, fake: FakeProvider) -> None:
     raw = await sdk(app).messages.with_raw_response.create(model="auto", max_tokens=64, system="be brief",
                                                           messages=MSG, stop_sequences=["END"])
     m = await raw.parse()
-    assert m.type == "message" and m.role == "assistant" and m.model == "fake:small"
+    assert m.type == "message" and m.role == "assistant" and m.model == "small"  # the vendor's id; qualified in x-quotaroute-model
     assert m.content[0].type == "text" and m.content[0].text == "Hello there"
     assert m.stop_reason == "end_turn"
     assert (m.usage.input_tokens, m.usage.output_tokens) == (10, 5)

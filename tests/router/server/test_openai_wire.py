@@ -194,7 +194,10 @@ async def test_price_neutral_knobs_pass_through_and_owned_ones_never_do(client: 
                             "stream": True, "stream_options": {"include_usage": False}})
     assert r.status_code == 200
     sent = fake.calls[-1]
-    assert sent.extra_body == knobs
+    # normalized fields (translated per vendor by providers.params), never a raw passthrough
+    assert sent.extra_body == {} and sent.reasoning is not None and sent.reasoning.effort == "low"
+    assert {k: getattr(sent, k) for k in knobs if k != "reasoning_effort"} == {
+        k: v for k, v in knobs.items() if k != "reasoning_effort"}
     body = build_body(sent.model_copy(update={"model": "gpt-4o-mini"}), get_vendor("openai"), stream=True)
     assert body["stream_options"] == {"include_usage": True}  # the adapter's own, whatever the client said
     assert "n" not in body and "service_tier" not in body and "modalities" not in body

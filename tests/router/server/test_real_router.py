@@ -56,7 +56,7 @@ async def test_routes_through_real_router(spend_path: Any) -> None:
     assert Decimal(raw.headers["x-quotaroute-cost-usd"]) == Decimal("0.00002")  # 10 in * $1/M + 5 out * $2/M
     assert "cheapest" in raw.headers["x-quotaroute-route-reason"] or raw.headers["x-quotaroute-route-reason"] != "-"
     r = await o.chat.completions.create(model="auto:best", messages=MSG)
-    assert r.model == "pb:big"
+    assert r.model == "big"  # the vendor's model id (x-quotaroute-model: pb:big)
     chunks = [c async for c in await o.chat.completions.create(model="auto", messages=MSG, stream=True,
                                                                stream_options={"include_usage": True})]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "from a"
