@@ -2,7 +2,8 @@
 # The one test command (README, .ci/run): installs what the tests need, then runs them all.
 # Services: the Redis tests start their own redis-server and the PostgreSQL store tests
 # their own postgres (real servers, on free loopback ports, in temp dirs); this script
-# makes sure the binaries are there, installing them from Debian's packages if absent.
+# makes sure the binaries are there, installing them from Debian's packages if absent,
+# and does the same for chromium (the dashboard's headless browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,17 @@ if ! have_postgres; then
   fi
 fi
 have_postgres || echo "scripts/test.sh: PostgreSQL is still missing: the PostgreSQL store tests will be skipped" >&2
+
+# The dashboard's browser test drives Debian's headless Chromium (it skips, saying so, without it).
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM:-}" ]; then
+  echo "scripts/test.sh: chromium not found; installing it from Debian's packages" >&2
+  if command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null \
+      || echo "scripts/test.sh: chromium could not be installed; the dashboard browser test will skip" >&2
+  fi
+fi
 
 set +e
 python3 -m pytest -q "$@"

@@ -4,8 +4,9 @@
 
 Endpoints: POST /v1/chat/completions, POST /v1/messages (+ /count_tokens), POST /v1/responses
 (GET/DELETE /v1/responses/{id}), POST /v1/embeddings, GET /v1/models,
-GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend, and the admin API for
-keys at run time under /admin/keys (admin.py). Every /v1 response
+GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend, the dashboard under
+/ui (router/server/ui, admin key only), and the admin API for keys at run time
+under /admin/keys (admin.py). Every /v1 response
 carries the x-quotaroute-* headers (see docs/proxy.md). This module holds dispatch
 and the lifespan; who may call is `keygate.py`.
 
@@ -20,7 +21,7 @@ import time
 from typing import Any
 
 from router.errors import redact
-from router.server import admin, gctune, handlers
+from router.server import admin, gctune, handlers, ui
 from router.server.cache import ProxyCache
 from router.server.context import Handed, Load, ModelList, ProxyRouter, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, send_failure
@@ -106,6 +107,8 @@ class ProxyApp:
                 handler = handlers.get_model
             elif handler is None and path.startswith("/v1/responses/") and scope["method"] in ("GET", "DELETE"):
                 handler = handlers.get_response if scope["method"] == "GET" else handlers.delete_response
+            elif handler is None and (path == "/ui" or path.startswith("/ui/")):
+                handler = ui.handle
             elif handler is None and (path == "/admin/keys" or path.startswith("/admin/keys/")):
                 handler = admin.admin_keys
             anthropic = path in ("/v1/messages", "/v1/messages/count_tokens")

@@ -182,6 +182,17 @@ class PgSpendLog:
                   key_id: str | None = None) -> list[dict[str, Any]]:
         return summarize(self.dsn, by=by, since=since, key_id=key_id)
 
+    def select(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A read-only query over the spend table written with `?` placeholders (the
+        dashboard's reads); money comes back as exact decimal text, as from SQLite."""
+        con = connect(self.dsn, autocommit=True)
+        try:
+            con.read_only = True
+            rows = con.execute(sql.replace("%", "%%").replace("?", "%s"), args).fetchall()
+        finally:
+            con.close()
+        return [tuple(format(v, "f") if isinstance(v, Decimal) else v for v in r) for r in rows]
+
 
 def summarize(dsn: str, *, by: str = "day", since: float | None = None,
               key_id: str | None = None) -> list[dict[str, Any]]:

@@ -90,7 +90,7 @@ def test_anthropic_sdk_against_quotaroute_serve(tmp_path: Any) -> None:
         try:
             from tests.router.server.test_live import _up, _wait
 
-            assert _wait(lambda: _up(url), 20), p.stderr.read1().decode() if p.poll() is not None else "not up"
+            assert _wait(lambda: _up(url), 60), p.stderr.read1().decode() if p.poll() is not None else "not up"
             c = anthropic.Anthropic(api_key="x", base_url=url, max_retries=0)
             system = [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
             q = {"role": "user", "content": "What's the weather in Paris?"}

@@ -110,3 +110,24 @@ class _Broken:
 
     def close(self) -> None:
         self.closed = True
+
+
+def test_select_reads_like_sqlite(pg_dsn: str, tmp_path: Any) -> None:
+    """The dashboard's reads (`select` with `?` placeholders) give the SQLite log's rows."""
+    pg, lite = pgstore.PgSpendLog(pg_dsn), SpendLog(tmp_path / "spend.sqlite")
+    try:
+        for i in range(5):
+            for log in (pg, lite):
+                log.record(_row(i, cost="0.25", status=200 if i else 500))
+        pg.flush()
+        lite.flush()
+        sql = "SELECT key_id, cost_usd, status FROM spend WHERE ts >= ? AND route_reason LIKE ? ORDER BY ts"
+        import sqlite3
+
+        con = sqlite3.connect(str(tmp_path / "spend.sqlite"))
+        want = con.execute(sql, (0, "%cheap%")).fetchall()
+        con.close()
+        assert pg.select(sql, (0, "%cheap%")) == want and len(want) == 5
+    finally:
+        pg.close()
+        lite.close()
