@@ -48,6 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="full = the real Router from a config; passthrough = one adapter, no routing (proxy layer only)")
     p.add_argument("--ledger", choices=["default", "memory", "sqlite"], default="default",
                    help="quotaroute's ledger store (default: the proxy default, SQLite in the bench temp dir)")
+    p.add_argument("--spend-store", choices=["sqlite", "postgres"], default="sqlite",
+                   help="postgres: also measure a quotaroute whose spend log and keys are in PostgreSQL (row qr-postgres)")
+    p.add_argument("--pg-dsn-env", default="QUOTAROUTE_DATABASE_URL", metavar="VAR",
+                   help="the variable holding the PostgreSQL DSN for --spend-store postgres")
     p.add_argument("--transport", choices=["aiohttp", "httpx"], default="aiohttp", help="upstream client for passthrough")
     p.add_argument("--litellm-venv", default="/tmp/litellm-venv")
     p.add_argument("--skip-litellm", action="store_true")
@@ -170,27 +174,29 @@ def _full_router_available() -> bool:
 
 
 def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace,
-                     extra: str = "") -> tuple[subprocess.Popen, int, str, str]:
+                     extra: str = "", store: str = "sqlite") -> tuple[subprocess.Popen, int, str, str]:
     port = free_port()
     mode = args.router
     if mode == "auto":
         mode = "full" if _full_router_available() else "passthrough"
-    cfg = d / "quotaroute.yaml"
+    cfg = d / f"quotaroute-{store}.yaml"
     from router.server.auth import hash_key  # lazy: import time (`--help` and other commands stay fast)
 
     ledger = {"default": "", "memory": "ledger:\n  store: memory\n",
               "sqlite": f"ledger:\n  store: sqlite\n  path: {d / 'ledger.sqlite'}\n"}[args.ledger]
+    pg = f"  store: postgres\n  dsn_env: {args.pg_dsn_env}\n" if store == "postgres" else ""
     cfg.write_text(CONFIG.format(upstream=upstream, spend=d / "spend.sqlite", key_hash=hash_key(PROXY_KEY),
-                                 ledger=ledger) + extra)
+                                 ledger=ledger, store=pg) + extra)
     cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg), "--port", str(port),
            "--workers", str(args.workers)]
     if mode == "passthrough":
         cmd += ["--router-factory", "benchmarks.proxy_overhead:bench_router"]
     env = {**os.environ, "QUOTAROUTE_HOME": str(d), "QR_BENCH_UPSTREAM": f"http://127.0.0.1:{upstream}/v1",
            "QR_BENCH_TRANSPORT": args.transport, "PYTHONPATH": str(ROOT), "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
-    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(d / "quotaroute.log", "w"))
+    logf = d / f"quotaroute-{store}.log"
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(logf, "w"))
     if not _wait_http(f"http://127.0.0.1:{port}/healthz", 30, p):
-        raise RuntimeError("quotaroute did not start: " + (d / "quotaroute.log").read_text()[-2000:])
+        raise RuntimeError("quotaroute did not start: " + logf.read_text()[-2000:])
     return p, port, mode, "openai:gpt-4o-mini"
 
 
@@ -206,7 +212,7 @@ policy:
   default: cheapest
 {ledger}server:
   spend_db: {spend}
-  keys:
+{store}  keys:
     - id: bench
       hash: "{key_hash}"
 """
@@ -261,6 +267,10 @@ def run(args: argparse.Namespace) -> int:
         targets: dict[str, tuple[str, str, str]] = {
             "direct": (f"http://127.0.0.1:{ngport}/v1/chat/completions", _body("gpt-4o-mini"), ""),
             "quotaroute": (qurl, qbody, PROXY_KEY)}
+        if args.spend_store == "postgres":
+            pq, pport, _, _ = start_quotaroute(d, ngport, args, store="postgres")
+            procs.append(pq)
+            targets["qr-postgres"] = (f"http://127.0.0.1:{pport}/v1/chat/completions", qbody, PROXY_KEY)
         if getattr(args, "cache_hit", False):  # the same request to a proxy with the response cache on
             dc = d / "cache-hit"
             dc.mkdir()
@@ -318,9 +328,13 @@ def soak(pid: int, url: str, body: str, args: argparse.Namespace, key: str) -> d
 
 def _derive(res: dict[str, Any]) -> None:
     d, q, ll = res.get("direct"), res.get("quotaroute"), res.get("litellm")
-    for name, r in (("quotaroute", q), ("litellm", ll), ("quotaroute+cache", res.get("quotaroute+cache"))):
+    for name, r in (("quotaroute", q), ("litellm", ll), ("quotaroute+cache", res.get("quotaroute+cache")),
+                    ("qr-postgres", res.get("qr-postgres"))):
         if r and d and r.get("p50_c1_ms") is not None and d.get("p50_c1_ms") is not None:
             r["added_p50_c1_ms"] = round(r["p50_c1_ms"] - d["p50_c1_ms"], 3)
+    pg = res.get("qr-postgres")
+    if q and pg and q.get("added_p50_c1_ms") and pg.get("added_p50_c1_ms") is not None:
+        res["added_latency_ratio_postgres_over_default"] = round(pg["added_p50_c1_ms"] / max(q["added_p50_c1_ms"], 1e-3), 2)
     if q and ll and ll.get("rps_cN"):
         res["throughput_ratio_vs_litellm"] = round(q["rps_cN"] / ll["rps_cN"], 1)
         if ll.get("added_p50_c1_ms"):
@@ -334,7 +348,7 @@ def table(res: dict[str, Any]) -> str:
              f"loadavg {res['loadavg_start']:.1f}->{res['loadavg_end']:.1f} on {os.cpu_count()} cores)",
              f"{'target':<16} {'p50 c=1 ms':>11} {'added p50 ms':>13} {'p99 c=1 ms':>11} {'req/s c=' + str(c):>12} "
              f"{'errors':>7}"]
-    for name in ("direct", "quotaroute", "quotaroute+cache", "litellm"):
+    for name in ("direct", "quotaroute", "quotaroute+cache", "qr-postgres", "litellm"):
         r = res.get(name)
         if not r:
             continue
@@ -344,6 +358,8 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"throughput quotaroute / LiteLLM at c={c}: {res['throughput_ratio_vs_litellm']}x")
     if "added_latency_ratio_litellm_over_quotaroute" in res:
         lines.append(f"added p50 latency LiteLLM / quotaroute: {res['added_latency_ratio_litellm_over_quotaroute']}x")
+    if "added_latency_ratio_postgres_over_default" in res:
+        lines.append(f"added p50 latency, PostgreSQL spend store / default: {res['added_latency_ratio_postgres_over_default']}x")
     s = res.get("soak")
     if s:
         lines.append(f"soak {s['seconds']:.0f}s c={s['concurrency']}: {s['requests']:,} requests, RSS "

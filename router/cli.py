@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quota": ("router.commands.quota", "show free-quota pools: used/limit, next reset"),
     "budget": ("router.commands.budget", "show spend budgets: spent/limit, next reset"),
     "spend": ("router.commands.spend", "report the proxy's spend log"),
+    "keys": ("router.commands.keys", "create, list, rotate and revoke proxy keys on a running proxy"),
 }
 BENCH: dict[str, tuple[str, str]] = {
     "replay": ("benchmarks.cmd_replay", "evaluate models and routing policies on recorded outcomes (offline)"),

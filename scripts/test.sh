@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the tests need, then runs them all.
-# Services: the Redis tests start their own redis-server (a real one, on a free loopback
-# port); this script makes sure the binary is there, installing it from Debian if absent,
+# Services: the Redis tests start their own redis-server and the PostgreSQL store tests
+# their own postgres (real servers, on free loopback ports, in temp dirs); this script
+# makes sure the binaries are there, installing them from Debian's packages if absent,
 # and does the same for chromium (the dashboard's headless browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,18 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 command -v redis-server >/dev/null 2>&1 || { echo "scripts/test.sh: redis-server is still missing" >&2; exit 1; }
+
+have_postgres() { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+if ! have_postgres; then
+  echo "scripts/test.sh: PostgreSQL not found; installing it from Debian's packages" >&2
+  if command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    # The tests run their own server (initdb as an unprivileged user when run as root), not Debian's service.
+  fi
+fi
+have_postgres || echo "scripts/test.sh: PostgreSQL is still missing: the PostgreSQL store tests will be skipped" >&2
 
 # The dashboard's browser test drives Debian's headless Chromium (it skips, saying so, without it).
 if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM:-}" ]; then

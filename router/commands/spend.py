@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 from decimal import Decimal
 
 from router.config import home
+from router.errors import MissingExtra
 from router.server.spendlog import parse_since, summarize
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -21,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", metavar="DATE", help="YYYY-MM-DD, an ISO datetime, or relative: 7d, 12h, 30m")
     p.add_argument("--key", metavar="ID", help="only this proxy key id")
     p.add_argument("--db", metavar="PATH", help="spend log (default $QUOTAROUTE_HOME/spend.sqlite)")
+    p.add_argument("--config", metavar="FILE", help="read the store the config's server section names "
+                   "(server.store: postgres reads PostgreSQL; sqlite reads server.spend_db)")
+    p.add_argument("--dsn-env", metavar="VAR", help="read the PostgreSQL spend log whose DSN is in this variable")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -31,11 +36,41 @@ def run(args: argparse.Namespace) -> int:
         print(f"quotaroute spend: {e}", file=sys.stderr)
         return 2
     path = args.db or str(home() / "spend.sqlite")
-    try:
-        rows = summarize(path, by=args.by, since=since, key_id=args.key)
-    except (sqlite3.Error, OSError, ArithmeticError) as e:  # not a spend log, unreadable, or a corrupt row
-        print(f"quotaroute spend: cannot read {path} as a spend log: {e}", file=sys.stderr)
-        return 2
+    dsn_env = None if args.db else args.dsn_env
+    if args.config and not args.db and not dsn_env:
+        try:
+            from router.config import load_config  # lazy: only with --config
+
+            sc = load_config(args.config).server
+        except Exception as e:  # noqa: BLE001 - a bad config is one line
+            print(f"quotaroute spend: {e}", file=sys.stderr)
+            return 2
+        if sc.store == "postgres":
+            dsn_env = sc.dsn_env
+        elif sc.spend_db and sc.spend_db != "off":
+            path = os.path.expanduser(sc.spend_db)
+    if dsn_env:
+        dsn = os.environ.get(dsn_env, "").strip()
+        if not dsn:
+            print(f"quotaroute spend: the environment variable {dsn_env} (the PostgreSQL DSN) is not set",
+                  file=sys.stderr)
+            return 2
+        path = f"PostgreSQL (${dsn_env})"
+        try:
+            from router.server import pgstore  # lazy: psycopg is the optional extra `postgres`
+
+            rows = pgstore.summarize(dsn, by=args.by, since=since, key_id=args.key)
+        except MissingExtra:
+            raise
+        except Exception as e:  # noqa: BLE001 - unreachable server, bad DSN: one line, never the DSN
+            print(f"quotaroute spend: cannot read the spend log from {path}: {type(e).__name__}", file=sys.stderr)
+            return 2
+    else:
+        try:
+            rows = summarize(path, by=args.by, since=since, key_id=args.key)
+        except (sqlite3.Error, OSError, ArithmeticError) as e:  # not a spend log, unreadable, or a corrupt row
+            print(f"quotaroute spend: cannot read {path} as a spend log: {e}", file=sys.stderr)
+            return 2
     total = sum((r["cost_usd"] for r in rows), Decimal(0))
     if args.json:
         out = {"db": path, "by": args.by, "since": args.since, "total_cost_usd": format(total, "f"),

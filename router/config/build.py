@@ -320,7 +320,7 @@ def build_server_settings(cfg: QuotarouteConfig) -> Any:
     """The proxy's runtime `ServerSettings` from the validated `server:` section."""
     sc = cfg.server
     keys = [ProxyKey(id=k.id, hash=k.hash, budget_usd=k.budget_usd, budget_period=k.budget_period or sc.budget_period,
-                     models=tuple(k.models) if k.models is not None else None, rpm=k.rpm, user=k.user,
+                     models=tuple(k.models) if k.models is not None else None, rpm=k.rpm, tpm=k.tpm, user=k.user,
                      tags=tuple(k.tags) if k.tags is not None else None) for k in sc.keys]
     admin = ProxyKey(id="admin", hash=sc.admin_key, admin=True) if sc.admin_key else None
     names = tuple(VIRTUAL_MODELS) + tuple(n for n in cfg.deployments if n not in VIRTUAL_MODELS) \
@@ -330,7 +330,8 @@ def build_server_settings(cfg: QuotarouteConfig) -> Any:
                           keys=KeyStore(keys, admin), reason_header_max=sc.reason_header_max,
                           budget_period=sc.budget_period, limits=sc.limits, responses=sc.responses,
                           virtual_models=names, qualified_model_ids=sc.response_model == "qualified",
-                          cache=cfg.cache, cache_redis_url=_cache_redis_url(cfg))
+                          cache=cfg.cache, cache_redis_url=_cache_redis_url(cfg), store=sc.store,
+                          dsn_env=sc.dsn_env, key_poll_s=sc.key_poll_s)
 
 
 def _cache_redis_url(cfg: QuotarouteConfig) -> str | None:

@@ -343,6 +343,7 @@ class ProxyKeyCfg(_M):
     budget_period: Period | None = None  # default: server.budget_period
     models: list[str] | None = None  # allowed model names / globs; None = any
     rpm: StrictInt | None = Field(None, ge=1)
+    tpm: StrictInt | None = Field(None, ge=1)  # tokens per minute (input + output)
     user: str | None = Field(None, max_length=256)  # pins the request's `user` scope
     tags: list[Annotated[str, Field(max_length=64)]] | None = Field(None, max_length=16)  # pins its tags
 
@@ -404,6 +405,9 @@ class ServerCfg(_M):
     port: StrictInt = Field(4000, ge=1, le=65535)
     max_body_bytes: StrictInt = Field(4 * 1024 * 1024, gt=0)
     spend_db: str | None = None  # a path, or "off"; None = $QUOTAROUTE_HOME/spend.sqlite
+    store: Literal["sqlite", "postgres"] = "sqlite"  # where the spend log and runtime keys live
+    dsn_env: str = Field("QUOTAROUTE_DATABASE_URL", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")  # store: postgres
+    key_poll_s: float = Field(0.25, gt=0, le=60)  # how often runtime key changes are looked for
     admin_key: str | None = None  # hash of the admin key
     budget_period: Period = "month"  # default period of per-key budgets
     reason_header_max: StrictInt = Field(200, gt=0, le=65536)

@@ -4,8 +4,9 @@
 
 Endpoints: POST /v1/chat/completions, POST /v1/messages (+ /count_tokens), POST /v1/responses
 (GET/DELETE /v1/responses/{id}), POST /v1/embeddings, GET /v1/models,
-GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend, and the dashboard under
-/ui (router/server/ui, admin key only). Every /v1 response
+GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend, the dashboard under
+/ui (router/server/ui, admin key only), and the admin API for keys at run time
+under /admin/keys (admin.py). Every /v1 response
 carries the x-quotaroute-* headers (see docs/proxy.md). This module holds dispatch
 and the lifespan; who may call is `keygate.py`.
 
@@ -20,13 +21,15 @@ import time
 from typing import Any
 
 from router.errors import redact
-from router.server import gctune, handlers, ui
+from router.server import admin, gctune, handlers, ui
 from router.server.cache import ProxyCache
 from router.server.context import Handed, Load, ModelList, ProxyRouter, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, send_failure
+from router.server.keydb import KeyTable, RuntimeKeys
 from router.server.keygate import KeyGate
 from router.server.limits import Limits
 from router.server.metrics import Metrics
+from router.server.pgstore import PgSpendLog  # psycopg (the extra `postgres`) loads only when one is opened
 from router.server.responses_store import ResponseStore
 from router.server.settings import ServerSettings
 from router.server.spendlog import SpendLog
@@ -50,8 +53,7 @@ class ProxyApp:
         self.keys = self.settings.keys
         self.metrics = metrics if metrics is not None else Metrics()  # a reloaded app keeps its predecessor's
         if spendlog is None:
-            path = self.settings.spend_db_path()
-            spendlog = SpendLog(path) if path is not None else None
+            spendlog = open_spend_log(self.settings)
         self.spend = spendlog
         if responses is None:  # store: true / previous_response_id (router.server.responses_store)
             rpath = self.settings.responses_db_path()
@@ -64,7 +66,8 @@ class ProxyApp:
         self.cache = cache
         # who may call, how often, how much (key rpm and budgets live in the router's ledger)
         self.gate = KeyGate(self.keys, router.ledger, spendlog,
-                            max_auth_failures_per_minute=Limits.of(self.settings).max_auth_failures_per_minute)
+                            max_auth_failures_per_minute=Limits.of(self.settings).max_auth_failures_per_minute,
+                            runtime=open_runtime_keys(self.settings))
         self.load = Load()
         self.handed = Handed(router=router, gate=self.gate, settings=self.settings, metrics=self.metrics,
                              spend=spendlog, models=ModelList(router, self.settings), load=self.load,
@@ -106,6 +109,8 @@ class ProxyApp:
                 handler = handlers.get_response if scope["method"] == "GET" else handlers.delete_response
             elif handler is None and (path == "/ui" or path.startswith("/ui/")):
                 handler = ui.handle
+            elif handler is None and (path == "/admin/keys" or path.startswith("/admin/keys/")):
+                handler = admin.admin_keys
             anthropic = path in ("/v1/messages", "/v1/messages/count_tokens")
             if handler is None:
                 known = any(p == path for _, p in self._routes)
@@ -176,6 +181,7 @@ class ProxyApp:
                 break
             await asyncio.sleep(0.1)
         await self.router.aclose()
+        await self.gate.aclose()
         if self.spend is not None:
             await asyncio.to_thread(self.spend.close)
         if self.responses is not None:
@@ -197,6 +203,29 @@ class ProxyApp:
             if self.cache is successor.cache:
                 self.cache = None
         await self.aclose()
+
+
+def open_spend_log(settings: ServerSettings) -> Any:
+    """The spend log the settings name: PostgreSQL (`store: postgres`), a SQLite file, or None (off)."""
+    if settings.store == "postgres":
+        return PgSpendLog(settings.dsn())
+    path = settings.spend_db_path()
+    return SpendLog(path) if path is not None else None
+
+
+def open_runtime_keys(settings: ServerSettings) -> Any:
+    """Keys at run time (router.server.keydb) when an admin key can manage them: in
+    PostgreSQL, or beside the SQLite spend log. None otherwise (config-file keys only)."""
+    if settings.keys.admin is None:
+        return None
+    if settings.store == "postgres":
+        table = KeyTable.postgres(settings.dsn())
+    else:
+        path = settings.spend_db_path()
+        if path is None:
+            return None
+        table = KeyTable.sqlite(path)
+    return RuntimeKeys(table, settings.keys, default_period=settings.budget_period, poll_s=settings.key_poll_s)
 
 
 def create_app(router: ProxyRouter, settings: ServerSettings | None = None, **kw: Any) -> ProxyApp:

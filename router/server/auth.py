@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-__all__ = ["ProxyKey", "KeyStore", "hash_key", "verify_hash", "new_key", "AttemptLimiter"]
+__all__ = ["ProxyKey", "KeyStore", "hash_key", "verify_hash", "new_key", "key_hint", "AttemptLimiter"]
 
 _SCRYPT_DEFAULT = (2**14, 8, 1)
 _MISS_TTL_S = 60.0  # a token that failed is not re-hashed for this long
@@ -85,6 +85,12 @@ def new_key(prefix: str = "qr-") -> str:
     return prefix + secrets.token_urlsafe(24)
 
 
+def key_hint(token: str) -> str:
+    """8 hex characters of the token's SHA-256: stored beside a runtime key's scrypt hash
+    so a presented token is checked against one row, not every key (32 of 192+ bits)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:8]
+
+
 @dataclass
 class ProxyKey:
     id: str
@@ -96,6 +102,13 @@ class ProxyKey:
     admin: bool = False
     user: str | None = None  # pins the `user` scope of this key's requests (instead of the client's field)
     tags: tuple[str, ...] | None = None  # pins their tags (instead of the x-quotaroute-tags header)
+    tpm: int | None = None  # tokens per minute (input + output, counted after each answer)
+    expires_at: float | None = None  # unix time after which the key is refused (None = never)
+    runtime: bool = False  # created through the admin API (router.server.keydb), not the config file
+    hint: str = field(default="", repr=False)  # runtime keys: public digest prefix that narrows the hash check
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (time.time() if now is None else now) >= self.expires_at
 
     def allows_model(self, model: str) -> bool:
         if self.models is None:
@@ -162,14 +175,45 @@ class KeyStore:
         if dup:
             raise ValueError(f"duplicate proxy key id(s): {sorted(dup)}")
         self._all = ([admin] if admin else []) + self.keys
+        self.runtime: dict[str, ProxyKey] = {}  # id -> key created at run time (router.server.keydb)
+        self._by_hint: dict[str, list[ProxyKey]] = {}
         self.slow = any(k.hash.startswith("scrypt$") for k in self._all)
         self._cache: dict[bytes, ProxyKey] = {}  # verified: at most one entry per configured key
         self._misses: OrderedDict[bytes, float] = OrderedDict()  # digest -> expiry (monotonic)
         self._pending: dict[bytes, asyncio.Future[ProxyKey | None]] = {}
+        self.generation = 0  # bumped by set_runtime: a check started before it is not cached
 
     @property
     def open_access(self) -> bool:
-        return not self.keys and self.admin is None
+        return not self.keys and self.admin is None and not self.runtime
+
+    def get(self, key_id: str) -> ProxyKey | None:
+        """A configured or runtime key by id."""
+        return self.runtime.get(key_id) or next((k for k in self.keys if k.id == key_id), None)
+
+    def set_runtime(self, keys: list[ProxyKey]) -> None:
+        """Replace the keys created at run time (a config-file id always wins). Verified
+        tokens stay cached only while their key is unchanged; recent misses are forgotten,
+        so a key created a moment ago is found on its first use."""
+        config_ids = {k.id for k in self._all}
+        new = {k.id: k for k in keys if k.id not in config_ids}
+        by_hint: dict[str, list[ProxyKey]] = {}
+        for k in new.values():
+            by_hint.setdefault(k.hint, []).append(k)
+        self.runtime, self._by_hint = new, by_hint
+        if new and any(k.hash.startswith("scrypt$") for k in new.values()):
+            self.slow = True
+        cache: dict[bytes, ProxyKey] = {}
+        for d, k in self._cache.items():
+            if not k.runtime:
+                cache[d] = k
+            else:
+                cur = new.get(k.id)
+                if cur is not None and cur.hash == k.hash:
+                    cache[d] = cur
+        self._cache = cache
+        self._misses.clear()
+        self.generation += 1
 
     @staticmethod
     def digest(token: str) -> bytes:
@@ -188,12 +232,20 @@ class KeyStore:
             del self._misses[d]
         return False
 
+    def pending(self, token: str) -> bool:
+        """A check of this token is running (`alookup`): a caller joining it tries nothing new."""
+        return bool(self._pending) and self.digest(token) in self._pending
+
     def _verify(self, token: str) -> ProxyKey | None:
         found: ProxyKey | None = None
         # Check every key (no early exit) so timing does not reveal which one matched.
         for k in self._all:
             if verify_hash(token, k.hash) and found is None:
                 found = k
+        if found is None and self._by_hint:
+            for k in self._by_hint.get(key_hint(token), ()):
+                if verify_hash(token, k.hash) and found is None:
+                    found = k
         return found
 
     def _remember(self, d: bytes, found: ProxyKey | None) -> None:
@@ -231,10 +283,11 @@ class KeyStore:
         fut = self._pending.get(d)
         if fut is None:
             fut = self._pending[d] = asyncio.get_running_loop().run_in_executor(_pool(), self._verify, token)
-            fut.add_done_callback(lambda f: self._settle(d, f))
+            gen = self.generation
+            fut.add_done_callback(lambda f: self._settle(d, f, gen))
         return await asyncio.shield(fut)  # one caller going away does not cancel the others' check
 
-    def _settle(self, d: bytes, f: asyncio.Future[ProxyKey | None]) -> None:
+    def _settle(self, d: bytes, f: asyncio.Future[ProxyKey | None], gen: int = 0) -> None:
         self._pending.pop(d, None)
-        if not f.cancelled() and f.exception() is None:
+        if not f.cancelled() and f.exception() is None and gen == self.generation:
             self._remember(d, f.result())

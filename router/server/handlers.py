@@ -38,7 +38,7 @@ from router.server.keygate import request_scope
 from router.server.responses_events import ResponsesEncoder
 from router.server.responses_store import ResponsesCall, owner_of
 from router.server.settings import ServerSettings
-from router.server.spendlog import parse_since, summarize
+from router.server.spendlog import parse_since
 from router.server.validate import check_depth, json_depth_limit
 from router.types import ChatRequest, Usage, accumulate
 
@@ -549,6 +549,8 @@ def _finish(h: Handed, key: ProxyKey | None, endpoint: str, req: Any, route: Rou
     if attempts:
         chain = ",".join(a.model_id for a in attempts)
     usage = usage or Usage()
+    if key is not None and key.tpm:
+        h.gate.count_tokens(key, usage.input_tokens + usage.output_tokens)
     h.metrics.observe(endpoint=endpoint, model=model, provider=provider, status=status, latency_s=latency_s,
                         overhead_s=overhead_ms / 1000 if overhead_ms is not None else None,
                         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
@@ -713,7 +715,7 @@ async def spend(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
 
         def read() -> list[dict[str, Any]]:
             spend.flush()
-            return summarize(spend.path, by=by, since=since, key_id=key_id)
+            return spend.summarize(by=by, since=since, key_id=key_id)
 
         rows = await asyncio.to_thread(read)
         await _send_json(send, 200, orjson.dumps({"object": "spend", "by": by, "key": key_id, "data": _plain(rows)}),

@@ -11,6 +11,12 @@ shared by every worker and replica that uses the same store).
   it reserved (a longer answer), never because other calls ran beside it. At start-up
   the budget's spend is raised to what the spend log recorded this period (a memory
   ledger, or a ledger file that never saw the key).
+* **Keys at run time.** With a `RuntimeKeys` (router.server.keydb) the gate loads the
+  keys created through the admin API at start, polls for changes, and puts the budget
+  of every new or changed key on the ledger the same way (`key:<id>`, seeded from the
+  spend log). Their rpm goes through the same `Store.take()`.
+* **Tokens per minute** (`tpm`): a request is admitted while the key's rolling minute
+  holds fewer than `tpm` tokens; the tokens of each answer are added when it ends.
 * **Requests per minute.** `KeyGate.admit(key)` takes one request from the key's
   rolling one-minute window with one atomic `Store.take()`, BEFORE the body is parsed
   or routed: invalid and refused requests count too. Over the limit: 429 with
@@ -52,11 +58,11 @@ def key_budget_id(key_id: str) -> str:
     return bid if len(bid) <= 120 else "key:" + hashlib.sha256(key_id.encode()).hexdigest()
 
 
-def key_budgets(keys: KeyStore) -> list[BudgetSpec]:
+def key_budgets(keys: KeyStore | list[ProxyKey]) -> list[BudgetSpec]:
     """One hard ledger budget per proxy key with a `budget_usd` (exact id match, never a glob)."""
     return [BudgetSpec(id=key_budget_id(k.id), scope="key", match=k.id.translate(_GLOB), period=k.budget_period,
                        limit_usd=k.budget_usd, hard=True)
-            for k in keys.keys if k.budget_usd is not None and not k.admin]
+            for k in (keys.keys if isinstance(keys, KeyStore) else keys) if k.budget_usd is not None and not k.admin]
 
 
 class KeyGate:
@@ -68,8 +74,11 @@ class KeyGate:
     `max_auth_failures_per_minute`: unknown keys one client address may try per minute."""
 
     def __init__(self, keys: KeyStore, ledger: Any = None, spend: Any = None, *,
-                 max_auth_failures_per_minute: int | None = 20) -> None:
+                 max_auth_failures_per_minute: int | None = 20, runtime: Any = None) -> None:
         self.keys = keys
+        self.runtime = runtime  # router.server.keydb.RuntimeKeys, or None (config-file keys only)
+        if runtime is not None:
+            runtime.on_change = self._runtime_changed
         self.auth_attempts = AttemptLimiter(max_auth_failures_per_minute)
         self.ledger = ledger
         self.spend = spend
@@ -79,6 +88,7 @@ class KeyGate:
         self.store = store
         self._window = Window("minute", "rolling")
         self._started: asyncio.Future[None] | None = None
+        self._bg: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ who, which models
     async def authenticate(self, scope: dict[str, Any], *, admin: bool = False) -> ProxyKey | None:
@@ -92,6 +102,8 @@ class KeyGate:
                 break
             if k == b"x-api-key":
                 token = v.decode("latin-1").strip()
+        if self.runtime is not None and (self._started is None or not self._started.done()):
+            await self.start()
         if self.keys.open_access:
             # No keys configured: the server is loopback-only, admin reads are allowed.
             return None
@@ -101,15 +113,19 @@ class KeyGate:
         key = self.keys.cached(token)
         if key is None or key is False:
             addr = (scope.get("client") or ("-",))[0]
-            wait = self.auth_attempts.take(addr)
+            # Concurrent first uses of one token share one check (and one attempt).
+            took = key is None or not self.keys.pending(token)
+            wait = self.auth_attempts.take(addr) if took else 0.0
             if wait:
                 raise Failure(429, f"Too many failed API key attempts from this address; retry in {wait:.0f} s.",
                               type="rate_limit_error", code="too_many_auth_failures", retry_after=wait)
             key = await self.keys.alookup(token) if key is False else None
-            if key is not None:
+            if key is not None and took:
                 self.auth_attempts.refund(addr)
         if key is None:
             raise Failure(401, "Incorrect API key provided.", type="authentication_error", code="invalid_api_key")
+        if key.expires_at is not None and key.expired():
+            raise Failure(401, "This API key has expired.", type="authentication_error", code="expired_api_key")
         if admin and not key.admin:
             raise Failure(403, "This endpoint needs the admin key.", type="permission_error", code="admin_only")
         return key
@@ -140,7 +156,16 @@ class KeyGate:
             await asyncio.shield(self._started)
 
     async def _start(self) -> None:
-        specs = key_budgets(self.keys)
+        await self._add_budgets(self.keys.keys)
+        if self.runtime is not None:
+            await self.runtime.refresh()
+            self.runtime.start()
+
+    async def _runtime_changed(self, keys: list[ProxyKey]) -> None:
+        await self._add_budgets(keys)
+
+    async def _add_budgets(self, keys: list[ProxyKey]) -> None:
+        specs = key_budgets(keys)
         if not specs:
             return
         if self.ledger is None or not hasattr(self.ledger, "add_budgets"):
@@ -151,7 +176,7 @@ class KeyGate:
         if self.spend is None:
             return
         now = datetime.now(timezone.utc)
-        for k in self.keys.keys:
+        for k in keys:
             if k.budget_usd is None or k.admin:
                 continue
             start = period_start(k.budget_period)
@@ -168,10 +193,20 @@ class KeyGate:
         Called once per request, before the body is read or routed."""
         if self._started is None or not self._started.done():
             await self.start()
-        if key is None or key.admin or not key.rpm:
+        if key is None or key.admin or not (key.rpm or key.tpm):
             return
         ts = time.time() if now is None else now
         slot = self._window.slot(ts)
+        if key.tpm:
+            tpre = f"tpm|{key.id}|"
+            tspan = tuple(tpre + s for s in slot.span)
+            got = await self.store.take([Check(tspan, tpre + slot.charge, 0, key.tpm - 1, slot.expire_at)], ts)
+            if not got.ok:
+                raise Failure(429, f"Rate limit reached for key {key.id}: {key.tpm} tokens per minute.",
+                              type="tokens", code="rate_limit_exceeded",
+                              retry_after=await self._retry_after(tspan, key.tpm, ts))
+        if not key.rpm:
+            return
         pre = f"rpm|{key.id}|"
         span = tuple(pre + s for s in slot.span)
         got = await self.store.take([Check(span, pre + slot.charge, 1, key.rpm, slot.expire_at)], ts)
@@ -179,6 +214,22 @@ class KeyGate:
             return
         raise Failure(429, f"Rate limit reached for key {key.id}: {key.rpm} requests per minute.",
                       type="requests", code="rate_limit_exceeded", retry_after=await self._retry_after(span, key.rpm, ts))
+
+    def count_tokens(self, key: ProxyKey | None, tokens: int, now: float | None = None) -> None:
+        """Add an answer's tokens to the key's tokens-per-minute window (in the background)."""
+        if key is None or not key.tpm or tokens <= 0:
+            return
+        ts = time.time() if now is None else now
+        slot = self._window.slot(ts)
+        tpre = f"tpm|{key.id}|"
+        check = Check((tpre + slot.charge,), tpre + slot.charge, int(tokens), None, slot.expire_at)
+        task = asyncio.get_running_loop().create_task(self.store.take([check], ts))
+        self._bg.add(task)
+        task.add_done_callback(self._bg.discard)
+
+    async def aclose(self) -> None:
+        if self.runtime is not None:
+            await self.runtime.aclose()
 
     async def _retry_after(self, span: tuple[str, ...], rpm: int, ts: float) -> float:
         """Seconds until enough of the window has rolled off for one more request."""

@@ -7,6 +7,8 @@ are in router/config/schema.py and docs/config.md).
       port: 4000
       max_body_bytes: 4194304        # 413 above this
       spend_db: ~/.quotaroute/spend.sqlite   # default $QUOTAROUTE_HOME/spend.sqlite; "off" disables
+      store: sqlite                  # or postgres: spend log + runtime keys shared by replicas
+      dsn_env: QUOTAROUTE_DATABASE_URL   # store: postgres reads its DSN from this variable
       admin_key: "sha256$..$.."
       keys: [...]                    # see router/server/auth.py
       budget_period: month           # default period for per-key budgets
@@ -62,6 +64,17 @@ class ServerSettings:
     responses: ServerResponses = field(default_factory=ServerResponses)  # the Responses store
     cache: CacheCfg = field(default_factory=CacheCfg)  # the response cache (`cache:`, docs/cache.md)
     cache_redis_url: str | None = None  # the ledger's Redis url (a redis cache without its own `url` uses it)
+    store: str = "sqlite"  # sqlite | postgres (spend log and runtime keys)
+    dsn_env: str = "QUOTAROUTE_DATABASE_URL"
+    key_poll_s: float = 0.25
+
+    def dsn(self) -> str:
+        """The PostgreSQL DSN (store: postgres), read from the variable named by `dsn_env`."""
+        dsn = os.environ.get(self.dsn_env, "").strip()
+        if not dsn:
+            raise ValueError(f"server.store is postgres but the environment variable {self.dsn_env} "
+                             "(server.dsn_env) is not set")
+        return dsn
 
     def spend_db_path(self) -> Path | None:
         if self.spend_db is None:

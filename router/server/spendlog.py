@@ -192,6 +192,12 @@ class SpendLog:
             con.close()
 
 
+    def summarize(self, *, by: str = "day", since: float | None = None,
+                  key_id: str | None = None) -> list[dict[str, Any]]:
+        """`summarize()` of this log (the PostgreSQL log has the same method)."""
+        return summarize(self.path, by=by, since=since, key_id=key_id)
+
+
 _BY = {"day": "day", "model": "model", "key": "key_id", "provider": "provider"}
 
 
