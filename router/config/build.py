@@ -328,4 +328,5 @@ def build_server_settings(cfg: QuotarouteConfig) -> Any:
                           spend_db=None if sc.spend_db == "off" else (sc.spend_db or ""),
                           keys=KeyStore(keys, admin), reason_header_max=sc.reason_header_max,
                           budget_period=sc.budget_period, limits=sc.limits, responses=sc.responses,
-                          virtual_models=names, qualified_model_ids=sc.response_model == "qualified")
+                          virtual_models=names, qualified_model_ids=sc.response_model == "qualified",
+                          tracing=cfg.tracing)

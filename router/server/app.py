@@ -41,7 +41,7 @@ class ProxyApp:
 
     def __init__(self, router: ProxyRouter, settings: ServerSettings | None = None, *,
                  spendlog: SpendLog | None = None, responses: ResponseStore | None = None,
-                 tune_gc: bool = False) -> None:
+                 tune_gc: bool = False, tracing: Any = None) -> None:
         self.router = router
         self.tune_gc = tune_gc  # `quotaroute serve` processes only (never a host application's)
         self.settings = settings or ServerSettings()
@@ -61,9 +61,16 @@ class ProxyApp:
         self.gate = KeyGate(self.keys, router.ledger, spendlog,
                             max_auth_failures_per_minute=Limits.of(self.settings).max_auth_failures_per_minute)
         self.load = Load()
+        if tracing is None and self.settings.tracing.enabled:  # off: opentelemetry is never imported
+            from router.server.tracing import Tracing  # lazy: the `otel` extra
+
+            tracing = Tracing.from_config(self.settings.tracing)
+        if tracing is not None:
+            tracing.install(router)
+        self.tracing = tracing  # router.server.tracing.Tracing, or None
         self.handed = Handed(router=router, gate=self.gate, settings=self.settings, metrics=self.metrics,
                              spend=spendlog, models=ModelList(router, self.settings), load=self.load,
-                             responses=self.responses)
+                             responses=self.responses, tracing=tracing)
         self._routes = {
             (b"POST", "/v1/chat/completions"): handlers.chat_completions,
             (b"POST", "/chat/completions"): handlers.chat_completions,
@@ -108,7 +115,11 @@ class ProxyApp:
             load = self.load
             load.in_flight += 1
             try:
-                await handler(self.handed, scope, receive, send, t0)
+                tr = self.tracing
+                if tr is None or not tr.traced(path):
+                    await handler(self.handed, scope, receive, send, t0)
+                else:
+                    await tr.serve(handler, self.handed, scope, receive, send, t0)
             except Exception as e:  # noqa: BLE001 - last resort: never leak a traceback or a key
                 log.error("unhandled error on %s: %s", path, redact(repr(e)))
                 try:
@@ -168,6 +179,8 @@ class ProxyApp:
             await asyncio.to_thread(self.spend.close)
         if self.responses is not None:
             await asyncio.to_thread(self.responses.close)
+        if self.tracing is not None:  # the last spans out to the collector
+            await self.tracing.aclose()
 
 
 def create_app(router: ProxyRouter, settings: ServerSettings | None = None, **kw: Any) -> ProxyApp:

@@ -140,3 +140,4 @@ class Handed:
     models: ModelList
     load: Load = field(default_factory=Load)
     responses: ResponseStore | None = None  # the Responses store (None: store off)
+    tracing: Any = None  # router.server.tracing.Tracing (None: tracing off, nothing imported)

@@ -14,6 +14,8 @@ are in router/config/schema.py and docs/config.md).
       response_model: vendor         # the body's `model`: vendor (gpt-5-nano) or qualified (openai:gpt-5-nano)
       limits: {...}                  # header/body timeouts, connection limit, ...
       responses: {db, ttl_s, max_items, max_mb}   # the Responses store (default $QUOTAROUTE_HOME/responses.sqlite)
+
+The top-level `tracing:` section rides along as `tracing` (router/server/tracing.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from router.config.paths import home
-from router.config.schema import ServerLimits, ServerResponses
+from router.config.schema import ServerLimits, ServerResponses, TracingCfg
 from router.server.auth import KeyStore
 
 __all__ = ["ServerSettings", "LOOPBACK", "is_loopback"]
@@ -58,6 +60,7 @@ class ServerSettings:
     budget_period: str = "month"  # default period of per-key budgets (day | month | total)
     limits: ServerLimits = field(default_factory=ServerLimits)
     responses: ServerResponses = field(default_factory=ServerResponses)  # the Responses store
+    tracing: TracingCfg = field(default_factory=TracingCfg)  # OpenTelemetry traces (off: nothing is imported)
 
     def spend_db_path(self) -> Path | None:
         if self.spend_db is None:
