@@ -52,6 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--litellm-venv", default="/tmp/litellm-venv")
     p.add_argument("--skip-litellm", action="store_true")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--tracing", action="store_true",
+                   help="add a row: a second quotaroute with OpenTelemetry tracing on, exporting OTLP/HTTP to a local sink")
 
 
 # ---------------------------------------------------------------- helpers
@@ -166,8 +168,12 @@ def _full_router_available() -> bool:
     return True
 
 
-def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace) -> tuple[subprocess.Popen, int, str, str]:
+def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace, extra: str = ""
+                     ) -> tuple[subprocess.Popen, int, str, str]:
     port = free_port()
+    if extra:  # a second instance (a config variant): its own config, spend log and ledger
+        d = d / f"qr-{port}"
+        d.mkdir()
     mode = args.router
     if mode == "auto":
         mode = "full" if _full_router_available() else "passthrough"
@@ -177,7 +183,7 @@ def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace) -> tuple[
     ledger = {"default": "", "memory": "ledger:\n  store: memory\n",
               "sqlite": f"ledger:\n  store: sqlite\n  path: {d / 'ledger.sqlite'}\n"}[args.ledger]
     cfg.write_text(CONFIG.format(upstream=upstream, spend=d / "spend.sqlite", key_hash=hash_key(PROXY_KEY),
-                                 ledger=ledger))
+                                 ledger=ledger) + extra)
     cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg), "--port", str(port),
            "--workers", str(args.workers)]
     if mode == "passthrough":
@@ -256,6 +262,11 @@ def run(args: argparse.Namespace) -> int:
         targets: dict[str, tuple[str, str, str]] = {
             "direct": (f"http://127.0.0.1:{ngport}/v1/chat/completions", _body("gpt-4o-mini"), ""),
             "quotaroute": (qurl, qbody, PROXY_KEY)}
+        if args.tracing:  # the same proxy with tracing on: every span exported over OTLP/HTTP to a local sink
+            sink = OtlpSink()
+            tr, tport, _, _ = start_quotaroute(d, ngport, args, sink.config())
+            procs.append(tr)
+            targets["+tracing"] = (f"http://127.0.0.1:{tport}/v1/chat/completions", qbody, PROXY_KEY)
         if not args.skip_litellm:
             ll, lport, note = start_litellm(d, ngport, args.litellm_venv)
             procs.append(ll)
@@ -276,6 +287,8 @@ def run(args: argparse.Namespace) -> int:
         for p in procs:
             _stop(p)
     res["loadavg_end"] = os.getloadavg()[0]
+    if args.tracing:
+        res["otlp_sink"] = sink.stop()
     _derive(res)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -306,9 +319,12 @@ def soak(pid: int, url: str, body: str, args: argparse.Namespace, key: str) -> d
 
 def _derive(res: dict[str, Any]) -> None:
     d, q, ll = res.get("direct"), res.get("quotaroute"), res.get("litellm")
-    for name, r in (("quotaroute", q), ("litellm", ll)):
+    for name, r in (("quotaroute", q), ("litellm", ll), ("+tracing", res.get("+tracing"))):
         if r and d and r.get("p50_c1_ms") is not None and d.get("p50_c1_ms") is not None:
             r["added_p50_c1_ms"] = round(r["p50_c1_ms"] - d["p50_c1_ms"], 3)
+    t = res.get("+tracing")
+    if t and q and t.get("added_p50_c1_ms") is not None and q.get("added_p50_c1_ms"):
+        res["tracing_added_ratio"] = round(t["added_p50_c1_ms"] / max(q["added_p50_c1_ms"], 1e-3), 2)
     if q and ll and ll.get("rps_cN"):
         res["throughput_ratio_vs_litellm"] = round(q["rps_cN"] / ll["rps_cN"], 1)
         if ll.get("added_p50_c1_ms"):
@@ -322,7 +338,7 @@ def table(res: dict[str, Any]) -> str:
              f"loadavg {res['loadavg_start']:.1f}->{res['loadavg_end']:.1f} on {os.cpu_count()} cores)",
              f"{'target':<12} {'p50 c=1 ms':>11} {'added p50 ms':>13} {'p99 c=1 ms':>11} {'req/s c=' + str(c):>12} "
              f"{'errors':>7}"]
-    for name in ("direct", "quotaroute", "litellm"):
+    for name in ("direct", "quotaroute", "+tracing", "litellm"):
         r = res.get(name)
         if not r:
             continue
@@ -332,6 +348,10 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"throughput quotaroute / LiteLLM at c={c}: {res['throughput_ratio_vs_litellm']}x")
     if "added_latency_ratio_litellm_over_quotaroute" in res:
         lines.append(f"added p50 latency LiteLLM / quotaroute: {res['added_latency_ratio_litellm_over_quotaroute']}x")
+    if "tracing_added_ratio" in res:
+        k = res.get("otlp_sink", {})
+        lines.append(f"added p50 latency with tracing / without: {res['tracing_added_ratio']}x "
+                     f"(OTLP sink got {k.get('requests', 0)} exports, {k.get('bytes', 0):,} bytes)")
     s = res.get("soak")
     if s:
         lines.append(f"soak {s['seconds']:.0f}s c={s['concurrency']}: {s['requests']:,} requests, RSS "
@@ -339,6 +359,42 @@ def table(res: dict[str, Any]) -> str:
                      f"errors {s['errors']}")
     lines += [f"note: {n}" for n in res["notes"]]
     return "\n".join(lines)
+
+
+class OtlpSink:
+    """A local OTLP/HTTP receiver for the tracing row: accepts every export (200) and
+    counts it; what a collector does with the spans is not the proxy's cost."""
+
+    def __init__(self) -> None:
+        import threading  # lazy: import time (`--help` and other commands stay fast)
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        got = self.got = {"requests": 0, "bytes": 0}
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                n = int(self.headers.get("content-length") or 0)
+                self.rfile.read(n)
+                got["requests"] += 1
+                got["bytes"] += n
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def config(self) -> str:
+        return (f"tracing:\n  enabled: true\n  endpoint: http://127.0.0.1:{self.srv.server_port}/v1/traces\n"
+                "  service_name: quotaroute-bench\n")
+
+    def stop(self) -> dict[str, int]:
+        self.srv.shutdown()
+        self.srv.server_close()
+        return dict(self.got)
 
 
 # ---------------------------------------------------------------- passthrough router (proxy layer only)
