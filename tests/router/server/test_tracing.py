@@ -305,3 +305,19 @@ async def test_otlp_http_export_to_a_local_receiver(spend_path: Any, monkeypatch
     assert attrs["quotaroute.cost_usd"].double_value == pytest.approx(0.00002)
     raw = b"".join(b for _, _, b in _Receiver.got)
     assert b"tangerine" not in raw and b"from a" not in raw
+
+
+def test_exporter_per_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+
+    from router.server.tracing import otlp_exporter
+
+    e = otlp_exporter(TracingCfg(enabled=True, endpoint="http://127.0.0.1:4318"))
+    assert isinstance(e, Http) and e._endpoint == "http://127.0.0.1:4318/v1/traces"  # a bare address: its traces path
+    e = otlp_exporter(TracingCfg(enabled=True, endpoint="http://127.0.0.1:4318/custom/traces"))
+    assert e._endpoint == "http://127.0.0.1:4318/custom/traces"
+    monkeypatch.setenv("QR_TEST_H", "authorization=Bearer%20t0ken")
+    g = otlp_exporter(TracingCfg(enabled=True, protocol="grpc", endpoint="http://127.0.0.1:4317", headers_env="QR_TEST_H"))
+    assert isinstance(g, Grpc)
+    g.shutdown()
