@@ -32,7 +32,7 @@ from typing import Any
 
 from router.errors import redact
 
-__all__ = ["Tracing", "GENAI_PROVIDER"]
+__all__ = ["Tracing", "GENAI_PROVIDER", "in_request", "otlp_exporter"]
 
 # our provider names -> gen_ai.provider.name well-known values (others pass through as they are)
 GENAI_PROVIDER = {"gemini": "gcp.gemini", "vertex": "gcp.vertex_ai", "bedrock": "aws.bedrock", "xai": "x_ai",
@@ -40,6 +40,20 @@ GENAI_PROVIDER = {"gemini": "gcp.gemini", "vertex": "gcp.vertex_ai", "bedrock": 
 _REASON_MAX = 500
 _REQ: contextvars.ContextVar["_Request | None"] = contextvars.ContextVar("quotaroute_trace", default=None)
 _UNTRACED = frozenset({"/healthz", "/metrics"})
+
+
+def in_request() -> bool:
+    """True inside a traced request (the wrappers open spans only there)."""
+    return _REQ.get() is not None
+
+
+def _route_of(path: str) -> str:
+    """The low-cardinality route of a path (`http.route`, the span name)."""
+    if path.startswith("/v1/models/"):
+        return "/v1/models/{model}"
+    if path.startswith("/v1/responses/"):
+        return "/v1/responses/{response_id}"
+    return path
 
 
 def _genai_provider(name: str) -> str:
@@ -123,7 +137,8 @@ class Tracing:
                 carrier[k.decode()] = v.decode("latin-1")
         parent = self._propagator.extract(carrier) if carrier else None
         method, path = scope["method"], scope["path"]
-        attrs: dict[str, Any] = {"http.request.method": method, "url.path": _safe(path, 200), "http.route": path,
+        route = _route_of(path)
+        attrs: dict[str, Any] = {"http.request.method": method, "url.path": _safe(path, 200), "http.route": route,
                                  "url.scheme": scope.get("scheme", "http")}
         server = scope.get("server")
         if server:
@@ -133,7 +148,7 @@ class Tracing:
         client = scope.get("client")
         if client:
             attrs["client.address"] = str(client[0])
-        span = self.tracer.start_span(f"{method} {path}", context=parent, kind=self._kind.SERVER, attributes=attrs)
+        span = self.tracer.start_span(f"{method} {route}", context=parent, kind=self._kind.SERVER, attributes=attrs)
         rec = _Request(span)
         token = self._context.attach(self._trace.set_span_in_context(span, parent))
         rtoken = _REQ.set(rec)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from router.server.tracing import _safe
+from router.server.tracing import _safe, in_request
 
 __all__ = ["TracedProvider", "TracedLedger", "traced_plan"]
 
@@ -30,6 +30,8 @@ class TracedProvider:
         return getattr(self._inner, name)
 
     async def complete(self, req: Any) -> Any:
+        if not in_request():  # e.g. the start-up warm-up: no trace
+            return await self._inner.complete(req)
         call = self._t.call_span(self._pname, req.model)
         try:
             resp = await self._inner.complete(req)
@@ -41,7 +43,7 @@ class TracedProvider:
         return resp
 
     def stream(self, req: Any) -> AsyncIterator[Any]:
-        return self._stream(req)
+        return self._stream(req) if in_request() else self._inner.stream(req)
 
     async def _stream(self, req: Any) -> AsyncIterator[Any]:
         """The adapter's stream; the span lasts until the stream ends (or is closed)."""
@@ -84,6 +86,8 @@ class TracedLedger:
         return getattr(self._inner, name)
 
     async def reserve(self, model_id: str, **kw: Any) -> Any:
+        if not in_request():
+            return await self._inner.reserve(model_id, **kw)
         attrs = {"quotaroute.model_id": model_id, "quotaroute.cost_usd": float(kw.get("cost_usd") or 0),
                  "quotaroute.tokens": int(kw.get("tokens") or 0)}
         with self._t.internal("ledger.reserve", attrs) as span:
@@ -98,6 +102,8 @@ class TracedLedger:
             return res
 
     async def commit(self, res: Any, usage: Any, cost_usd: Any, now: Any) -> Any:
+        if not in_request():
+            return await self._inner.commit(res, usage, cost_usd, now)
         attrs = {"quotaroute.model_id": str(getattr(res, "model_id", "") or ""),
                  "gen_ai.usage.input_tokens": usage.input_tokens, "gen_ai.usage.output_tokens": usage.output_tokens}
         with self._t.internal("ledger.commit", attrs) as span:
@@ -113,6 +119,8 @@ class TracedLedger:
             return s
 
     async def release(self, res: Any, now: Any) -> Any:
+        if not in_request():
+            return await self._inner.release(res, now)
         with self._t.internal("ledger.release", {"quotaroute.model_id": str(getattr(res, "model_id", "") or "")}) \
                 as span:
             try:
@@ -126,6 +134,8 @@ def traced_plan(plan: Callable[..., Awaitable[Any]], tracing: Any) -> Callable[.
     """The Router's `_plan` as the `route` span: policy, reason, steps and candidates kept."""
 
     async def traced(req: Any, scope: Any, fallbacks: Any = ()) -> Any:
+        if not in_request():  # aexplain at start-up, and any call outside a traced request
+            return await plan(req, scope, fallbacks)
         with tracing.internal("route", {"gen_ai.request.model": _safe(req.model or "auto", 200)}) as span:
             try:
                 p = await plan(req, scope, fallbacks)

@@ -174,6 +174,8 @@ async def test_stream_request_span_ends_with_the_stream_and_final_cost(spend_pat
 
 async def test_anthropic_wire_and_a_refused_request(spend_path: Any) -> None:
     app, exp = traced_app(spend_path, settings=keyed_settings())
+    await app.warm_up()  # plans a dummy request: outside any request, so no trace
+    assert exp.get_finished_spans() == ()
     _, a, hc = clients(app)
     m = await a.with_options(api_key=KEY_A).messages.create(model="auto", max_tokens=50, messages=SECRET_MSG)
     assert m.content[0].text == "from a"
@@ -181,12 +183,15 @@ async def test_anthropic_wire_and_a_refused_request(spend_path: Any) -> None:
                       headers={"authorization": "Bearer qr-wrong-key-DEADBEEF-0000"})
     assert r.status_code == 401
     await hc.get("/healthz")  # not traced
+    await hc.get("/v1/models/pa%3Asmall", headers={"authorization": f"Bearer {KEY_A}"})
     names = by_name(exp.get_finished_spans())
     (msg,) = names["POST /v1/messages"]
     assert msg.attributes["gen_ai.response.model"] == "small" and msg.attributes["http.response.status_code"] == 200
     (refused,) = names["POST /v1/chat/completions"]
     assert refused.attributes["http.response.status_code"] == 401 and refused.attributes["error.type"] == "401"
     assert "GET /healthz" not in names
+    (one,) = names["GET /v1/models/{model}"]  # the route, not the path, names the span
+    assert one.attributes["http.route"] == "/v1/models/{model}"
     text = all_text(exp.get_finished_spans())
     assert "qr-wrong-key-DEADBEEF" not in text and KEY_A not in text
     await app.aclose()
