@@ -115,13 +115,14 @@ class Tracing:
 
     @classmethod
     def from_config(cls, cfg: Any) -> "Tracing":
-        """Tracing with the OTLP exporter of `cfg` (a `tracing:` section). Raises a
-        one-line ImportError naming the extra when opentelemetry is not installed."""
-        try:
-            import opentelemetry.sdk.trace  # noqa: F401 - a probe: is the extra installed?
-        except ImportError:
-            raise ImportError("tracing is on but opentelemetry-sdk is not installed: "
-                              "pip install 'quotaroute[otel]'") from None
+        """Tracing with the OTLP exporter of `cfg` (a `tracing:` section). Raises
+        `MissingExtra` (one line naming the `otel` extra) when a package is not installed."""
+        from router.extras import need  # lazy: import time
+
+        need("opentelemetry.sdk.trace", extra="otel", purpose="tracing (tracing.enabled)")
+        pkg = "grpc" if cfg.protocol == "grpc" else "http"
+        need(f"opentelemetry.exporter.otlp.proto.{pkg}.trace_exporter", extra="otel",
+             purpose=f"tracing over OTLP ({cfg.protocol})")
         return cls(cfg)
 
     # ------------------------------------------------------------------ the request span
@@ -149,6 +150,9 @@ class Tracing:
         if client:
             attrs["client.address"] = str(client[0])
         span = self.tracer.start_span(f"{method} {route}", context=parent, kind=self._kind.SERVER, attributes=attrs)
+        if not span.is_recording():  # not sampled: nothing below is recorded either
+            await handler(handed, scope, receive, send, t0)
+            return
         rec = _Request(span)
         token = self._context.attach(self._trace.set_span_in_context(span, parent))
         rtoken = _REQ.set(rec)
@@ -322,11 +326,7 @@ def otlp_exporter(cfg: Any) -> Any:
     """The OTLP span exporter `cfg` names (headers from the variable `headers_env`)."""
     headers = _headers(os.environ.get(cfg.headers_env, "")) if cfg.headers_env else None
     if cfg.protocol == "grpc":
-        try:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-        except ImportError:
-            raise ImportError("tracing.protocol grpc needs opentelemetry-exporter-otlp-proto-grpc: "
-                              "pip install 'quotaroute[otel]'") from None
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
         ep = cfg.endpoint
         insecure = None
         if ep and ep.startswith("http://"):

@@ -326,3 +326,18 @@ def test_exporter_per_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
     g = otlp_exporter(TracingCfg(enabled=True, protocol="grpc", endpoint="http://127.0.0.1:4317", headers_env="QR_TEST_H"))
     assert isinstance(g, Grpc)
     g.shutdown()
+
+
+async def test_sampling_new_traces_and_the_callers_decision(spend_path: Any) -> None:
+    app, exp = traced_app(spend_path, cfg=TracingCfg(enabled=True, sample_ratio=0.0))
+    o, _, _ = clients(app)
+    await o.chat.completions.create(model="auto", messages=SECRET_MSG)  # a new trace, ratio 0: not kept
+    assert exp.get_finished_spans() == ()
+    await o.chat.completions.create(model="auto", messages=SECRET_MSG, extra_headers={"traceparent": TRACEPARENT})
+    names = by_name(exp.get_finished_spans())  # the caller sampled it: kept, whole
+    assert {"POST /v1/chat/completions", "route", "chat small", "ledger.commit"} <= set(names)
+    exp.clear()
+    await o.chat.completions.create(model="auto", messages=SECRET_MSG,
+                                    extra_headers={"traceparent": TRACEPARENT[:-2] + "00"})
+    assert exp.get_finished_spans() == ()  # the caller did not sample it
+    await app.aclose()
