@@ -24,27 +24,21 @@ Router is never touched.
 
 from __future__ import annotations
 
-import contextvars
+import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
-from router.errors import redact
+from router.server.tracing_wrap import _REQ, TracedLedger, TracedProvider, _safe, in_request, traced_plan
 
 __all__ = ["Tracing", "GENAI_PROVIDER", "in_request", "otlp_exporter"]
 
 # our provider names -> gen_ai.provider.name well-known values (others pass through as they are)
 GENAI_PROVIDER = {"gemini": "gcp.gemini", "vertex": "gcp.vertex_ai", "bedrock": "aws.bedrock", "xai": "x_ai",
                   "mistral": "mistral_ai", "azure": "azure.ai.openai", "watsonx": "ibm.watsonx.ai"}
-_REASON_MAX = 500
-_REQ: contextvars.ContextVar["_Request | None"] = contextvars.ContextVar("quotaroute_trace", default=None)
 _UNTRACED = frozenset({"/healthz", "/metrics"})
-
-
-def in_request() -> bool:
-    """True inside a traced request (the wrappers open spans only there)."""
-    return _REQ.get() is not None
 
 
 def _route_of(path: str) -> str:
@@ -58,10 +52,6 @@ def _route_of(path: str) -> str:
 
 def _genai_provider(name: str) -> str:
     return GENAI_PROVIDER.get(name, name)
-
-
-def _safe(text: Any, n: int = _REASON_MAX) -> str:
-    return redact(str(text))[:n]
 
 
 class _Call:
@@ -78,6 +68,8 @@ class _Call:
 
 
 class _Request:
+    """The request being traced: its span, its status and its upstream calls."""
+
     __slots__ = ("span", "status", "calls")
 
     def __init__(self, span: Any) -> None:
@@ -106,7 +98,7 @@ class Tracing:
         self.provider = TracerProvider(resource=Resource.create({"service.name": cfg.service_name}),
                                        sampler=ParentBased(TraceIdRatioBased(cfg.sample_ratio)))
         if processor is None:
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor  # lazy: the `otel` extra
 
             processor = BatchSpanProcessor(otlp_exporter(cfg))
         self.provider.add_span_processor(processor)
@@ -291,8 +283,6 @@ class Tracing:
 
         if not isinstance(router, Router):
             return
-        from router.server.tracing_wrap import TracedLedger, TracedProvider, traced_plan
-
         ex = router.executor
         names = {k: name for name, ks in (router._keys or {}).items() for k in ks}
         ex.providers = {k: TracedProvider(p, self, names.get(k, getattr(p, "name", k))) for k, p in ex.providers.items()}
@@ -301,8 +291,6 @@ class Tracing:
         router._plan = traced_plan(router._plan, self)
 
     async def aclose(self) -> None:
-        import asyncio
-
         await asyncio.to_thread(self.provider.shutdown)  # flushes the batch
 
     def force_flush(self) -> bool:
@@ -326,13 +314,15 @@ def otlp_exporter(cfg: Any) -> Any:
     """The OTLP span exporter `cfg` names (headers from the variable `headers_env`)."""
     headers = _headers(os.environ.get(cfg.headers_env, "")) if cfg.headers_env else None
     if cfg.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # lazy: the `otel` extra (grpc)
+            OTLPSpanExporter as GrpcExporter,
+        )
         ep = cfg.endpoint
         insecure = None
         if ep and ep.startswith("http://"):
             insecure = True
         return GrpcExporter(endpoint=ep, headers=headers, timeout=cfg.timeout_s, insecure=insecure)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # lazy: the `otel` extra
 
     ep = cfg.endpoint
     if ep and "/" not in ep.split("://", 1)[-1]:  # a bare collector address: its traces path
@@ -342,8 +332,6 @@ def otlp_exporter(cfg: Any) -> Any:
 
 def _headers(raw: str) -> dict[str, str]:
     """OTEL_EXPORTER_OTLP_HEADERS format: `k=v,k2=v2` (values URL-encoded)."""
-    from urllib.parse import unquote
-
     out = {}
     for part in raw.split(","):
         if "=" in part:

@@ -9,12 +9,26 @@ with tracing off.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from router.server.tracing import _safe, in_request
+from router.errors import redact
 
-__all__ = ["TracedProvider", "TracedLedger", "traced_plan"]
+__all__ = ["TracedProvider", "TracedLedger", "traced_plan", "in_request"]
+
+# the request being traced (router.server.tracing._Request), set by `Tracing.serve`
+_REQ: contextvars.ContextVar[Any] = contextvars.ContextVar("quotaroute_trace", default=None)
+
+
+def in_request() -> bool:
+    """True inside a traced request: the wrappers open spans only there."""
+    return _REQ.get() is not None
+
+
+def _safe(text: Any, n: int = 500) -> str:
+    """Redacted (no key) and bounded text for an attribute."""
+    return redact(str(text))[:n]
 
 
 class TracedProvider:
