@@ -168,15 +168,18 @@ def simulate(policy: Policy, A: Any, Q: Any, C: Any, qprof: Any) -> Outcome:
     return Outcome(q, c, calls, stages, rounds, stages > 1, replied)
 
 
-def candidates(train_cost: Any, train_quality: Any, *, pool: int = 7, strong: int | None = None) -> tuple[list[Policy], dict[str, Any]]:
+def candidates(train_cost: Any, train_quality: Any, *, pool: int = 7, strong: int | None = None,
+               agreement: bool = True) -> tuple[list[Policy], dict[str, Any]]:
     """The search space over the cascade's knobs, from train means only.
 
     Every single model; then, with the strong model = best on train and the cheap pool =
     the `pool` cheapest models cheaper than it (by train cost): for each final model on
     the train single-model frontier (the strong one included) not in the cheap stage:
-    pair consensus (2 of 2), triples (2 of 3, 3 of 3, lazy-majority), 3 of 4 over the 5
-    cheapest, and two agreement stages (a pair, then a dearer disjoint pair) before it.
-    Cheap stages alone (their strongest answers on disagreement) are included too."""
+    pair consensus (2 of 2), triples (2 of 3, 3 of 3, lazy-majority), 3 or 4 of 4 over
+    the 5 cheapest, 3 or 4 of 5 over the 6 cheapest, and two agreement stages (a pair,
+    then a dearer disjoint pair) before it: the strong model is only ever the last stage.
+    Cheap stages alone (their strongest answers on disagreement) are included too.
+    `agreement=False` (answers without a sound equality, e.g. code): single models only."""
     mc, mq = np.asarray(train_cost, float), np.asarray(train_quality, float)
     M = len(mc)
     strong = int(mq.argmax()) if strong is None else strong
@@ -190,6 +193,8 @@ def candidates(train_cost: Any, train_quality: Any, *, pool: int = 7, strong: in
             best = mq[j]
     finals = sorted(set(front) | {strong}, key=lambda j: mc[j])
     pols: list[Policy] = [Policy((Stage("single", (j,)),)) for j in range(M)]
+    if not agreement:
+        return pols, {"strong": strong, "cheap_pool": [], "finals": finals, "n_candidates": len(pols)}
 
     def order(cols: Sequence[int]) -> tuple[int, ...]:
         return tuple(sorted(cols, key=lambda j: (mc[j], j)))
@@ -201,7 +206,9 @@ def candidates(train_cost: Any, train_quality: Any, *, pool: int = 7, strong: in
         t = order(t)
         heads += [(Stage("consensus", t, 2),), (Stage("consensus", t, 3),), (Stage("lazy-majority", t),)]
     for f in itertools.combinations(cheap[:5], 4):
-        heads.append((Stage("consensus", order(f), 3),))
+        heads += [(Stage("consensus", order(f), 3),), (Stage("consensus", order(f), 4),)]
+    for f in itertools.combinations(cheap[:6], 5):
+        heads += [(Stage("consensus", order(f), 3),), (Stage("consensus", order(f), 4),)]
     for p1 in itertools.combinations(cheap, 2):
         for p2 in itertools.combinations([j for j in cheap if j not in p1], 2):
             if sum(mc[j] for j in p2) > sum(mc[j] for j in p1):

@@ -28,10 +28,11 @@ from benchmarks import metrics as mx
 from benchmarks.datasets import Dataset
 from benchmarks.replay import RouterResult, profile_estimates
 
-__all__ = ["Choice", "evaluate_agreement", "infer_extract", "GLOBAL", "PER_KIND"]
+__all__ = ["Choice", "evaluate_agreement", "infer_extract", "allocate", "curve_aiq_diff_ci", "GLOBAL", "PER_KIND", "NO_AGREEMENT"]
 
 GLOBAL = "quotaroute:agreement-cascade"
 PER_KIND = "quotaroute:agreement-cascade per task kind"
+NO_AGREEMENT = ("code",)  # extractor specs whose equality is too strict to vote on: single models only
 
 
 @dataclass
@@ -127,9 +128,32 @@ def _curve_aiq_boot(points: Sequence[cz.Outcome], test: Dataset, idx: Any, c_lo:
     return [float(x) for x in np.quantile(d, [0.025, 0.975])]
 
 
-def _combine(kinds: Sequence[str], wk: dict[str, float], kq: dict[str, Any], kc: dict[str, Any]) -> list[tuple[float, float, dict[str, int]]]:
-    """The train Pareto front of per-kind combinations: merge the kinds' fronts one by
-    one, pruning dominated partial sums (exact: the totals are weighted sums)."""
+def curve_aiq_diff_ci(a: Sequence[tuple[Any, Any]], b: Sequence[tuple[Any, Any]], test: Dataset, idx: Any,
+                      c_lo: float, c_hi: float, anchor: int) -> list[float]:
+    """95% interval of AIQ(curve a) - AIQ(curve b) over the bootstrap resamples (paired:
+    the same prompts in both; bounds fixed). A curve is its points' per-prompt (quality,
+    cost) arrays; both hulls start at the cheapest single model (`anchor`), like the
+    report's curves."""
+    Qa, Cs = test.quality[idx].mean(1)[:, anchor], test.cost_usd[idx].mean(1)[:, anchor]
+
+    def means(pts: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:
+        return np.array([np.asarray(q)[idx].mean(1) for q, _c in pts]), np.array([np.asarray(c)[idx].mean(1) for _q, c in pts])
+
+    (aq, ac), (bq, bc) = means(a), means(b)
+    d = np.empty(len(idx))
+    for r in range(len(idx)):
+        ax, ay = mx.nondecreasing_hull(np.r_[Cs[r], ac[:, r]], np.r_[Qa[r], aq[:, r]])
+        bx, by = mx.nondecreasing_hull(np.r_[Cs[r], bc[:, r]], np.r_[Qa[r], bq[:, r]])
+        d[r] = mx.aiq(ax, ay, c_lo, c_hi) - mx.aiq(bx, by, c_lo, c_hi)
+    return [float(x) for x in np.quantile(d, [0.025, 0.975])]
+
+
+def allocate(kinds: Sequence[str], wk: dict[str, float], kq: dict[str, Any], kc: dict[str, Any]) -> list[tuple[float, float, dict[str, int]]]:
+    """The global allocation across task kinds: the train Pareto front of combinations
+    (one candidate per kind; total quality and cost = the kinds' means weighted by their
+    shares `wk`). An exact knapsack: merge the kinds' own Pareto fronts one by one,
+    pruning dominated partial sums (every Lagrangian choice, argmax q - lambda c, is on it,
+    and so are the points between). Sorted by cost; quality strictly rising."""
     front: list[tuple[float, float, dict[str, int]]] = [(0.0, 0.0, {})]
     for k in kinds:
         opts = [(wk[k] * float(kq[k][i]), wk[k] * float(kc[k][i]), i) for i in _pareto(kq[k], kc[k])]
@@ -176,17 +200,34 @@ def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequ
     gq, gc = TQ.mean(1), TC.mean(1)
     bq_tr = float(train.quality[:, s].mean())
     kinds = sorted({str(k) for k in ktr})
+    ext = dict(extract) if extract else {}
+    for k in kinds:
+        ext.setdefault(k, infer_extract(train.answers[ktr == k]))
     per_kind = len(kinds) > 1  # one task kind: the per-kind choice is the global one
-    wk = {k: float((ktr == k).mean()) for k in kinds}
-    kq = {k: TQ[:, ktr == k].mean(1) for k in kinds}
-    kc = {k: TC[:, ktr == k].mean(1) for k in kinds}
-    combos = _combine(kinds, wk, kq, kc) if per_kind else []  # [(train q, train c, {kind: policy index})]
+    kmask = {k: ktr == k for k in kinds}
+    # per task kind: its own candidates (pool, strong and finals from the kind's train means;
+    # single models only where the answers have no sound equality), simulated on its prompts
+    kpols: dict[str, list[cz.Policy]] = {}
+    KQ: dict[str, Any] = {}
+    kq: dict[str, Any] = {}
+    kc: dict[str, Any] = {}
+    for k in kinds if per_kind else []:
+        m = kmask[k]
+        kpols[k], _ = cz.candidates(train.cost_usd[m].mean(0), train.quality[m].mean(0), pool=pool,
+                                    agreement=ext[k] not in NO_AGREEMENT)
+        outs = [cz.simulate(p, Atr[m], train.quality[m], train.cost_usd[m], qtr[m]) for p in kpols[k]]
+        KQ[k] = np.array([o.quality for o in outs])
+        kq[k], kc[k] = KQ[k].mean(1), np.array([o.cost.mean() for o in outs])
+    wk = {k: float(kmask[k].mean()) for k in kinds}
+    combos = allocate(kinds, wk, kq, kc) if per_kind else []  # [(train q, train c, {kind: policy index})]
     strong_pol = cz.Policy((cz.Stage("single", (s,)),))
 
     qbest = train.quality[:, s]
     n_tr = train.n_prompts
-    kmask = {k: ktr == k for k in kinds}
-    CQ = np.array([sum(np.where(kmask[k], TQ[p[k]], 0.0) for k in kinds) for _q, _c, p in combos]) if per_kind else np.zeros((0, n_tr))
+    CQ = np.zeros((len(combos), n_tr))
+    for r, (_q, _c, pick) in enumerate(combos):
+        for k, i in pick.items():
+            CQ[r, kmask[k]] = KQ[k][i]
 
     def lower(Qs: Any, t: float) -> Any:
         """Paired lower bound of mean(q - t * q_best) on train, in quality units."""
@@ -205,7 +246,7 @@ def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequ
         okc = np.flatnonzero(lbc >= -1e-12)
         j = int(okc[np.argmin([combos[x][1] for x in okc])]) if okc.size else int(np.argmax(lbc))
         q_, c_, pick = combos[j]
-        chosen[f"per-kind@{t:.2f}"] = Choice(PER_KIND, {k: pols[x] for k, x in pick.items()}, None, float(q_), float(c_))
+        chosen[f"per-kind@{t:.2f}"] = Choice(PER_KIND, {k: kpols[k][x] for k, x in pick.items()}, None, float(q_), float(c_))
 
     bq, bc = float(test.quality[:, s].mean()), float(test.cost_usd[:, s].mean())
     out_ch: dict[str, Any] = {}
@@ -226,16 +267,15 @@ def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequ
     # curves: the train Pareto fronts (global; per task kind), measured on test
     front = _pareto(gq, gc)
     g_pts = [cz.simulate(pols[i], Ate, test.quality, test.cost_usd, qte) for i in front]
-    cache: dict[int, cz.Outcome] = {}
+    cache: dict[tuple[str, int], cz.Outcome] = {}
     masks = {k: kte == k for k in set(kte)}
+    strong_te = cz.simulate(strong_pol, Ate, test.quality, test.cost_usd, qte)
     k_pts, k_params = [], []
     for q_, c_, pick in combos:
-        for j in pick.values():
-            if j not in cache:
-                cache[j] = cz.simulate(pols[j], Ate, test.quality, test.cost_usd, qte)
-        if s not in cache:
-            cache[s] = cz.simulate(strong_pol, Ate, test.quality, test.cost_usd, qte)
-        k_pts.append(_compose({k: cache[pick.get(str(k), s)] for k in masks}, masks, test.n_prompts))
+        for k, j in pick.items():
+            if (k, j) not in cache:
+                cache[k, j] = cz.simulate(kpols[k][j], Ate, test.quality, test.cost_usd, qte)
+        k_pts.append(_compose({k: cache[str(k), pick[str(k)]] if str(k) in pick else strong_te for k in masks}, masks, test.n_prompts))
         k_params.append(c_)
     results = [RouterResult(f"{GLOBAL}: {pols[i].label(names)}", "agreement", float(o.quality.mean()), float(o.cost.mean()), None,
                             o.quality, o.cost, None, GLOBAL) for i, o in zip(front, g_pts)]
@@ -251,10 +291,12 @@ def evaluate_agreement(train: Dataset, test: Dataset, *, idx: Any, targets: Sequ
                  **_summary(o, bq, bc)} for i, o in zip(front, g_pts)]
     agree = _agreement_stats(Ate, test, info["cheap_pool"])
     rep = {"available": True,
-           "extract": extract or {k: infer_extract(train.answers[ktr == k]) for k in kinds},
+           "extract": ext,
            "search": {"strong": names[s], "cheap_pool": [names[j] for j in info["cheap_pool"]], "finals": [names[j] for j in info["finals"]],
                       "n_candidates": len(pols), "targets_pct": [100 * t for t in targets],
-                      "margin_standard_errors": margin, "per_kind_combinations_on_train_front": len(combos)},
+                      "margin_standard_errors": margin, "per_kind_combinations_on_train_front": len(combos),
+                      "per_kind_candidates": {k: len(v) for k, v in kpols.items()},
+                      "single_models_only": sorted(k for k in kpols if ext[k] in NO_AGREEMENT)},
            "best_single": {"name": names[s], "quality": bq, "cost_usd": bc},
            "chosen": out_ch, "frontier": frontier, "aiq_minus_zero_router_ci95": aiq_ci, "agreement": agree,
            "answers_read_pct": {m: float(100 * (Ate[:, j] >= 0).mean()) for j, m in enumerate(test.models)}}

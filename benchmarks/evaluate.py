@@ -14,7 +14,7 @@ import numpy as np
 
 from benchmarks import metrics as mx
 from benchmarks import replay as rp
-from benchmarks.cascades_eval import evaluate_agreement
+from benchmarks.cascades_eval import GLOBAL, PER_KIND, curve_aiq_diff_ci, evaluate_agreement
 from benchmarks.cascades_export import pick_choice
 from benchmarks.datasets import MODEL_ID_MAP, Dataset, split
 from benchmarks.learned import train as fit
@@ -126,6 +126,8 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
     for r in policies + learned_sel + [r for k in kinds for r in lcurves[k]] + cascades + agree_pts:
         groups.setdefault(r.group, []).append(r)
     curves = {g: _curve_stats(v, cheapest, c_lo, c_hi, best, oracle.quality) for g, v in groups.items()}
+    if agreement.get("available"):
+        agreement["aiq_minus_predict_first_ci95"] = _aiq_vs_predict_first(groups, curves, test, idx, c_lo, c_hi, int(test.cost_usd.mean(0).argmin()))
 
     quotaroute_pts = [r for r in policies + learned_sel]
     head = _headline(quotaroute_pts, best)
@@ -240,6 +242,23 @@ def evaluate(ds: Dataset, *, test_fraction: float | None = None, seed: int = 0, 
     return report, base + policies + learned_sel + cascades + agree_pts
 
 
+def _aiq_vs_predict_first(groups: dict[str, list[rp.RouterResult]], curves: dict[str, Any], test: Dataset, idx: Any,
+                          c_lo: float, c_hi: float, anchor: int) -> dict[str, Any]:
+    """Paired 95% intervals of AIQ(agreement curve) - AIQ(predict-before-call curve), for
+    learned-mlp and for the best predict-before-call curve on test."""
+    pf = [g for g in curves if g.startswith(("quotaroute:balanced", "quotaroute:best-within-cap", "quotaroute:cheapest-above-floor",
+                                             "quotaroute:learned"))]
+    refs = sorted({g for g in ("quotaroute:learned-mlp", max(pf, key=lambda g: curves[g]["aiq"]) if pf else None) if g in groups})
+    out: dict[str, Any] = {}
+    for g in (GLOBAL, PER_KIND):
+        if g not in groups:
+            continue
+        a = [(r.per_prompt_q, r.per_prompt_c) for r in groups[g]]
+        out[g] = {ref: curve_aiq_diff_ci(a, [(r.per_prompt_q, r.per_prompt_c) for r in groups[ref]], test, idx, c_lo, c_hi, anchor)
+                  for ref in refs}
+    return out
+
+
 def _agreement_targets(agreement: dict[str, Any], curves: dict[str, Any], target: float) -> dict[str, Any]:
     """The cascade targets: the choice made on train, measured on test; AIQ of the best
     quotaroute curve (predict-before-call policies, learned, agreement cascades) vs the
@@ -260,6 +279,13 @@ def _agreement_targets(agreement: dict[str, Any], curves: dict[str, Any], target
                                 "cost_pct_of_best_single": row["cost_pct_of_best_single"], "met": row["met_target"],
                                 "beats_zero_router": row["beats_zero_router"],
                                 "quality_minus_zero_router_ci95": row["quality_minus_zero_router_ci95"]}
+    # what the test hulls of the cascade curves give at the target cost (for the record: chosen on test)
+    bq, bc = agreement["best_single"]["quality"], agreement["best_single"]["cost_usd"]
+    for g in (GLOBAL, PER_KIND):
+        if g in curves:
+            xs, ys = zip(*curves[g]["hull"])
+            out["agreement_cascade"].setdefault("test_hull_quality_pct_at_target_cost", {})[g] = \
+                100 * float(np.interp(TARGET_COST * bc, xs, ys, left=ys[0], right=ys[-1])) / bq
     return out
 
 

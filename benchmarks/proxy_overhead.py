@@ -54,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--tracing", action="store_true",
                    help="add a row: a second quotaroute with OpenTelemetry tracing on, exporting OTLP/HTTP to a local sink")
+    p.add_argument("--cache-hit", action="store_true",
+                   help="add a row: a second quotaroute with the response cache on, sent the same request (every "
+                        "request after the first is a hit)")
 
 
 # ---------------------------------------------------------------- helpers
@@ -168,12 +171,9 @@ def _full_router_available() -> bool:
     return True
 
 
-def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace, extra: str = ""
-                     ) -> tuple[subprocess.Popen, int, str, str]:
+def start_quotaroute(d: Path, upstream: int, args: argparse.Namespace,
+                     extra: str = "") -> tuple[subprocess.Popen, int, str, str]:
     port = free_port()
-    if extra:  # a second instance (a config variant): its own config, spend log and ledger
-        d = d / f"qr-{port}"
-        d.mkdir()
     mode = args.router
     if mode == "auto":
         mode = "full" if _full_router_available() else "passthrough"
@@ -212,6 +212,7 @@ policy:
     - id: bench
       hash: "{key_hash}"
 """
+CACHE_ON = "cache:\n  enabled: true\n  store: memory\n"  # the --cache-hit row's proxy (docs/cache.md)
 PROXY_KEY = "sk-bench-proxy-key-0123456789abcdef"  # both proxies authenticate the client (a fair comparison)
 
 
@@ -262,9 +263,19 @@ def run(args: argparse.Namespace) -> int:
         targets: dict[str, tuple[str, str, str]] = {
             "direct": (f"http://127.0.0.1:{ngport}/v1/chat/completions", _body("gpt-4o-mini"), ""),
             "quotaroute": (qurl, qbody, PROXY_KEY)}
-        if args.tracing:  # the same proxy with tracing on: every span exported over OTLP/HTTP to a local sink
+        if getattr(args, "cache_hit", False):  # the same request to a proxy with the response cache on
+            dc = d / "cache-hit"
+            dc.mkdir()
+            os.chmod(dc, 0o777)
+            qc, qcport, _, _ = start_quotaroute(dc, ngport, args, CACHE_ON)
+            procs.append(qc)
+            targets["quotaroute+cache"] = (f"http://127.0.0.1:{qcport}/v1/chat/completions", qbody, PROXY_KEY)
+        if getattr(args, "tracing", False):  # the same proxy with tracing on: every span exported over OTLP/HTTP to a local sink
             sink = OtlpSink()
-            tr, tport, _, _ = start_quotaroute(d, ngport, args, sink.config())
+            dt = d / "tracing"
+            dt.mkdir()
+            os.chmod(dt, 0o777)
+            tr, tport, _, _ = start_quotaroute(dt, ngport, args, sink.config())
             procs.append(tr)
             targets["+tracing"] = (f"http://127.0.0.1:{tport}/v1/chat/completions", qbody, PROXY_KEY)
         if not args.skip_litellm:
@@ -287,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
         for p in procs:
             _stop(p)
     res["loadavg_end"] = os.getloadavg()[0]
-    if args.tracing:
+    if getattr(args, "tracing", False):
         res["otlp_sink"] = sink.stop()
     _derive(res)
     if args.json:
@@ -319,7 +330,8 @@ def soak(pid: int, url: str, body: str, args: argparse.Namespace, key: str) -> d
 
 def _derive(res: dict[str, Any]) -> None:
     d, q, ll = res.get("direct"), res.get("quotaroute"), res.get("litellm")
-    for name, r in (("quotaroute", q), ("litellm", ll), ("+tracing", res.get("+tracing"))):
+    for name, r in (("quotaroute", q), ("litellm", ll), ("quotaroute+cache", res.get("quotaroute+cache")),
+                    ("+tracing", res.get("+tracing"))):
         if r and d and r.get("p50_c1_ms") is not None and d.get("p50_c1_ms") is not None:
             r["added_p50_c1_ms"] = round(r["p50_c1_ms"] - d["p50_c1_ms"], 3)
     t = res.get("+tracing")
@@ -336,13 +348,13 @@ def table(res: dict[str, Any]) -> str:
     lines = [f"proxy overhead ({res['duration_s']:.0f}s per run, median of {res['repeat']} interleaved rounds, "
              f"quotaroute router={res.get('router_mode')}, ledger={res.get('ledger')}, workers={res['workers']}, "
              f"loadavg {res['loadavg_start']:.1f}->{res['loadavg_end']:.1f} on {os.cpu_count()} cores)",
-             f"{'target':<12} {'p50 c=1 ms':>11} {'added p50 ms':>13} {'p99 c=1 ms':>11} {'req/s c=' + str(c):>12} "
+             f"{'target':<16} {'p50 c=1 ms':>11} {'added p50 ms':>13} {'p99 c=1 ms':>11} {'req/s c=' + str(c):>12} "
              f"{'errors':>7}"]
-    for name in ("direct", "quotaroute", "+tracing", "litellm"):
+    for name in ("direct", "quotaroute", "quotaroute+cache", "+tracing", "litellm"):
         r = res.get(name)
         if not r:
             continue
-        lines.append(f"{name:<12} {r['p50_c1_ms'] or 0:>11.3f} {r.get('added_p50_c1_ms', 0.0):>13.3f} "
+        lines.append(f"{name:<16} {r['p50_c1_ms'] or 0:>11.3f} {r.get('added_p50_c1_ms', 0.0):>13.3f} "
                      f"{r['p99_c1_ms'] or 0:>11.3f} {r['rps_cN']:>12.0f} {r['errors']:>7}")
     if "throughput_ratio_vs_litellm" in res:
         lines.append(f"throughput quotaroute / LiteLLM at c={c}: {res['throughput_ratio_vs_litellm']}x")

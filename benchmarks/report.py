@@ -142,6 +142,8 @@ def _agreement_md(ag: dict[str, Any]) -> list[str]:
                    f"{100 * r['escalation_rate']:.1f}% | {r['calls_mean']:.2f} | {r['stages_run_mean']:.2f} | {r['rounds_mean']:.2f}/{r['rounds_max']} | "
                    f"{r['beats_zero_router']} ({_ci(r['quality_minus_zero_router_ci95'], nd=3)}) |")
     out += ["", "AIQ minus the zero router's, 95% interval: " + ", ".join(f"{g}: {_ci(v, nd=4)}" for g, v in ag["aiq_minus_zero_router_ci95"].items()), ""]
+    for g, refs in (ag.get("aiq_minus_predict_first_ci95") or {}).items():
+        out += [f"AIQ of {g} minus predict-before-call curves, 95% interval: " + ", ".join(f"{r}: {_ci(v, nd=4)}" for r, v in refs.items()), ""]
     if ag.get("agreement"):
         top = sorted((a for a in ag["agreement"] if a["agree_rate"] >= 0.25 and a["right_when_agree"] is not None),
                      key=lambda a: -a["right_when_agree"])[:6]

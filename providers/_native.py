@@ -116,21 +116,25 @@ def add_turn(out: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]],
         out.append({"role": role, key: blocks})
 
 
+def _listed(x: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return x if isinstance(x, list) else [x]
+
+
 def turns(req: ChatRequest, content: Callable[[Any], list[dict[str, Any]]],
-          tool_result: Callable[[Any], dict[str, Any]], tool_use: Callable[[ToolCall], dict[str, Any]]
-          ) -> list[dict[str, Any]]:
+          tool_result: Callable[[Any], Any], tool_use: Callable[[ToolCall], Any]) -> list[dict[str, Any]]:
     """Messages-style turns (Anthropic Messages, Bedrock Converse): system/developer
     messages are left out (they go to the body's `system`), a tool result is a user turn,
-    an assistant turn is its content then its tool calls (`add_turn` merges and drops)."""
+    an assistant turn is its content then its tool calls (`add_turn` merges and drops).
+    `tool_result`/`tool_use` return a block or a list of blocks (e.g. with a cache point)."""
     out: list[dict[str, Any]] = []
     for m in req.messages:
         if m.role in ("system", "developer"):
             continue
         if m.role == "tool":
-            role, blocks = "user", [tool_result(m)]
+            role, blocks = "user", _listed(tool_result(m))
         elif m.role == "assistant":
             role = "assistant"
-            blocks = content(m.content) + [tool_use(tc) for tc in m.tool_calls or []]
+            blocks = content(m.content) + [b for tc in m.tool_calls or [] for b in _listed(tool_use(tc))]
         else:
             role, blocks = "user", content(m.content)
         add_turn(out, role, blocks)

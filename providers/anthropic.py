@@ -65,6 +65,9 @@ _STOP = {
     "refusal": "content_filter",
 }
 
+# the body fields /v1/messages/count_tokens takes (the rest of a Messages body is refused there)
+_COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"})
+
 # error.type -> (class, default HTTP status); https://docs.claude.com/en/api/errors
 _ERROR_TYPES: dict[str, tuple[type[ProviderError], int]] = {
     "invalid_request_error": (BadRequest, 400),
@@ -83,12 +86,36 @@ _ERROR_TYPES: dict[str, tuple[type[ProviderError], int]] = {
 # ------------------------------------------------------------------ request
 
 
+def _cc(block: dict[str, Any], cc: Any) -> dict[str, Any]:
+    """Add a `cache_control` breakpoint to a block when the part carries one."""
+    if cc is not None:
+        block["cache_control"] = cc.model_dump(exclude_none=True)
+    return block
+
+
 def _image_block(url: str, media_type: str | None) -> dict[str, Any]:
     data = nat.parse_data_url(url)
     if data is not None:
         mt, b64 = data
         return {"type": "image", "source": {"type": "base64", "media_type": media_type or mt, "data": b64}}
     return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _document_block(p: Any) -> dict[str, Any]:
+    if p.source == "base64":
+        src = {"type": "base64", "media_type": p.media_type or "application/pdf", "data": p.data or ""}
+    elif p.source == "text":
+        src = {"type": "text", "media_type": p.media_type or "text/plain", "data": p.data or ""}
+    else:
+        src = {"type": "url", "url": p.url or ""}
+    out: dict[str, Any] = {"type": "document", "source": src}
+    if p.title is not None:
+        out["title"] = p.title
+    if p.context is not None:
+        out["context"] = p.context
+    if p.citations is not None:
+        out["citations"] = {"enabled": p.citations}
+    return out
 
 
 def _content_blocks(content: Any) -> list[dict[str, Any]]:
@@ -100,17 +127,38 @@ def _content_blocks(content: Any) -> list[dict[str, Any]]:
     for p in content:
         if p.type == "text":
             if p.text:
-                out.append({"type": "text", "text": p.text})
-        else:
-            out.append(_image_block(p.url, p.media_type))
+                out.append(_cc({"type": "text", "text": p.text}, p.cache_control))
+        elif p.type == "image_url":
+            out.append(_cc(_image_block(p.url, p.media_type), p.cache_control))
+        elif p.type == "document":
+            out.append(_cc(_document_block(p), p.cache_control))
+        elif p.type == "thinking":
+            if p.signature:  # unsigned thinking (another vendor's reasoning) would be refused: left out
+                out.append({"type": "thinking", "thinking": p.thinking, "signature": p.signature})
+        elif p.type == "redacted_thinking":
+            out.append({"type": "redacted_thinking", "data": p.data})
     return out
 
 
 def _messages(req: ChatRequest) -> list[dict[str, Any]]:
     return nat.turns(
         req, _content_blocks,
-        lambda m: {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.text()},
-        lambda tc: {"type": "tool_use", "id": tc.id, "name": tc.name, "input": nat.tool_args(tc)})
+        lambda m: _cc({"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.text()},
+                      m.cache_control),
+        lambda tc: _cc({"type": "tool_use", "id": tc.id, "name": tc.name, "input": nat.tool_args(tc)},
+                       tc.cache_control))
+
+
+def _system(req: ChatRequest, rf: Any) -> str | list[dict[str, Any]] | None:
+    """The system prompt: a string, or text blocks when the client's blocks carry cache breakpoints."""
+    if not req.system_parts:
+        return nat.json_system(req.system_text(), rf)
+    blocks = [_cc({"type": "text", "text": p.text}, p.cache_control) for p in req.system_parts if p.text]
+    rest = nat.json_system("\n\n".join(m.text() for m in req.messages if m.role in ("system", "developer")
+                                        and m.text()) or None, rf)
+    if rest:
+        blocks.append({"type": "text", "text": rest})
+    return blocks or None
 
 
 def _tool_choice(choice: Any) -> dict[str, Any] | None:
@@ -138,13 +186,13 @@ def build_body(req: ChatRequest, *, stream: bool, default_max_tokens: int = DEFA
     }
     # JSON: output_config.format where the model has structured outputs, else a forced tool
     # (unwrapped into the answer text), else an instruction in the system prompt.
-    system = nat.json_system(req.system_text(), req.response_format if wire.structured == "instruction" else None)
+    system = _system(req, req.response_format if wire.structured == "instruction" else None)
     if system:
         body["system"] = system
     if req.tools:
         body["tools"] = [
-            {k: v for k, v in {"name": t.name, "description": t.description, "input_schema": t.parameters}.items()
-             if v is not None}
+            _cc({k: v for k, v in {"name": t.name, "description": t.description, "input_schema": t.parameters}.items()
+                 if v is not None}, t.cache_control)
             for t in req.tools
         ]
         tc = _tool_choice(req.tool_choice)
@@ -177,12 +225,15 @@ def _usage(raw: dict[str, Any]) -> Usage:
     cw, cr = nat.count(raw, "cache_creation_input_tokens"), nat.count(raw, "cache_read_input_tokens")
     out_details = raw.get("output_tokens_details") or {}
     thinking = out_details.get("thinking_tokens") if isinstance(out_details, dict) else None
+    creation = raw.get("cache_creation")  # {"ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"}
+    w1h = nat.count(creation, "ephemeral_1h_input_tokens") if isinstance(creation, dict) else 0
     return Usage(
         input_tokens=nat.count(raw, "input_tokens") + cw + cr,
         output_tokens=nat.count(raw, "output_tokens"),
         cache_read_tokens=cr,
         cache_write_tokens=cw,
         reasoning_tokens=thinking if isinstance(thinking, int) else 0,
+        cache_write_1h_tokens=min(w1h, cw),
     )
 
 
@@ -205,7 +256,10 @@ def message_events(data: Any, call: _http.Call | None = None) -> list[StreamEven
         if kind == "text":
             events.append(TextDelta(text=block.get("text") or ""))
         elif kind == "thinking":
-            events.append(ReasoningDelta(text=block.get("thinking") or ""))
+            sig = block.get("signature")
+            events.append(ReasoningDelta(text=block.get("thinking") or "", signature=sig or None))
+        elif kind == "redacted_thinking" and isinstance(block.get("data"), str):
+            events.append(ReasoningDelta(text="", redacted=block["data"]))
         elif kind == "tool_use":
             events.append(ToolCallDelta(index=tool_i, id=block.get("id"), name=block.get("name"),
                                         arguments=json.dumps(block.get("input") or {}, ensure_ascii=False)))
@@ -277,6 +331,8 @@ class StreamState:
             return [TextDelta(text=block["text"])]
         if kind == "thinking" and block.get("thinking"):
             return [ReasoningDelta(text=block["thinking"])]
+        if kind == "redacted_thinking" and isinstance(block.get("data"), str):
+            return [ReasoningDelta(text="", redacted=block["data"])]
         if kind == "tool_use":
             ti = self._tools.setdefault(index, len(self._tools))
             args = json.dumps(block["input"], ensure_ascii=False) if block.get("input") else ""
@@ -289,10 +345,12 @@ class StreamState:
             return [TextDelta(text=delta.get("text") or "")]
         if kind == "thinking_delta":
             return [ReasoningDelta(text=delta.get("thinking") or "")]
+        if kind == "signature_delta" and isinstance(delta.get("signature"), str):
+            return [ReasoningDelta(text="", signature=delta["signature"])]
         if kind == "input_json_delta" and index in self._tools:
             part = delta.get("partial_json") or ""
             return [ToolCallDelta(index=self._tools[index], arguments=part)] if part else []
-        return []  # signature_delta, citations_delta, ...
+        return []  # citations_delta, ...
 
 
 # ------------------------------------------------------------------ errors
@@ -371,6 +429,23 @@ class AnthropicProvider(nat.NativeProvider):
 
         tool_json = self._json_tool(req)
         return await self._run(attempt)
+
+    async def count_tokens(self, req: ChatRequest) -> int:
+        """`POST /v1/messages/count_tokens`: the vendor's exact input token count (free of charge)."""
+        full = build_body(req, stream=False, default_max_tokens=self.default_max_tokens)
+        body = _http.dumps({k: v for k, v in full.items() if k in _COUNT_FIELDS})
+        call = self._call(req)
+
+        async def attempt() -> int:
+            data, _ = await self._post_json(f"{self.base_url}/v1/messages/count_tokens", body,
+                                            self._request_headers(), call, _on_error, self._limits(req, stream=False))
+            n = data.get("input_tokens") if isinstance(data, dict) else None
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise MalformedResponse("Anthropic count_tokens answer has no input_tokens", provider=call.provider,
+                                        model=call.model, body=str(data)[:500])
+            return n
+
+        return await self._run(attempt)  # type: ignore[no-any-return]
 
     async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
         body = _http.dumps(build_body(req, stream=True, default_max_tokens=self.default_max_tokens))

@@ -11,6 +11,8 @@ Errors are raised as `router.errors.ProviderError` subclasses only.
 
 Optional: `prefill: bool` (default False), True when the vendor continues a trailing
 assistant message; the router then may finish a stream another model left cut.
+Optional: `async count_tokens(req) -> int` (`TokenCounter`), the vendor's own count of
+the request's input tokens (Anthropic count_tokens, Gemini countTokens).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from router.types import ChatRequest, ChatResponse, StreamEvent
 
-__all__ = ["Provider"]
+__all__ = ["Provider", "TokenCounter"]
 
 
 @runtime_checkable
@@ -32,3 +34,10 @@ class Provider(Protocol):
     def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A provider that can ask its vendor how many input tokens a request has (no charge)."""
+
+    async def count_tokens(self, req: ChatRequest) -> int: ...

@@ -12,9 +12,11 @@ inputTokens + cacheReadInputTokens + cacheWriteInputTokens (OpenAI semantics).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -90,6 +92,32 @@ _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg",
 # ------------------------------------------------------------------ request
 
 
+def _cache_point(cc: Any) -> list[dict[str, Any]]:
+    """A `cachePoint` block for a part's cache breakpoint (none when it has none)."""
+    if cc is None:
+        return []
+    return [{"cachePoint": {"type": "default", **({"ttl": cc.ttl} if cc.ttl else {})}}]
+
+
+_DOC_NAME_BAD = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
+
+
+def _document(p: Any) -> dict[str, Any]:
+    """A document part -> a Converse `document` block (bytes or text; Converse takes no URLs)."""
+    if p.source == "url":
+        raise BadRequest("Bedrock Converse takes documents as bytes or text only, not by URL", provider="bedrock")
+    # Converse wants a neutral, unique name (letters, digits, single spaces, - ( ) [ ])
+    title = " ".join(_DOC_NAME_BAD.sub(" ", p.title or "").split())[:100]
+    name = f"{title or 'document'} {hashlib.sha1((p.data or '').encode()).hexdigest()[:8]}"
+    src = {"bytes": p.data or ""} if p.source == "base64" else {"text": p.data or ""}
+    doc: dict[str, Any] = {"format": "pdf" if p.source == "base64" else "txt", "name": name, "source": src}
+    if p.context is not None:
+        doc["context"] = p.context
+    if p.citations is not None:
+        doc["citations"] = {"enabled": p.citations}
+    return {"document": doc}
+
+
 def _blocks(content: Any) -> list[dict[str, Any]]:
     if content is None:
         return []
@@ -99,7 +127,17 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
     for p in content:
         if p.type == "text":
             if p.text:
-                out.append({"text": p.text})
+                out += [{"text": p.text}, *_cache_point(p.cache_control)]
+            continue
+        if p.type == "document":
+            out += [_document(p), *_cache_point(p.cache_control)]
+            continue
+        if p.type == "thinking":
+            if p.signature:  # unsigned reasoning (another vendor's) would be refused: left out
+                out.append({"reasoningContent": {"reasoningText": {"text": p.thinking, "signature": p.signature}}})
+            continue
+        if p.type == "redacted_thinking":
+            out.append({"reasoningContent": {"redactedContent": p.data}})
             continue
         data = nat.parse_data_url(p.url)
         if data is None:
@@ -109,24 +147,36 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
         fmt = _IMAGE_FORMATS.get(mt)
         if fmt is None:
             raise BadRequest(f"Bedrock Converse does not accept image type {mt!r}", provider="bedrock")
-        out.append({"image": {"format": fmt, "source": {"bytes": data[1]}}})
+        out += [{"image": {"format": fmt, "source": {"bytes": data[1]}}}, *_cache_point(p.cache_control)]
     return out
 
 
 def _messages(req: ChatRequest) -> list[dict[str, Any]]:
     return nat.turns(
         req, _blocks,
-        lambda m: {"toolResult": {"toolUseId": m.tool_call_id or "", "content": [{"text": m.text()}]}},
-        lambda tc: {"toolUse": {"toolUseId": tc.id, "name": tc.name, "input": nat.tool_args(tc)}})
+        lambda m: [{"toolResult": {"toolUseId": m.tool_call_id or "", "content": [{"text": m.text()}]}},
+                   *_cache_point(m.cache_control)],
+        lambda tc: [{"toolUse": {"toolUseId": tc.id, "name": tc.name, "input": nat.tool_args(tc)}},
+                    *_cache_point(tc.cache_control)])
+
+
+def _system(req: ChatRequest, rf: Any) -> list[dict[str, Any]]:
+    if not req.system_parts:
+        system = nat.json_system(req.system_text(), rf)  # JSON mode (when asked) via the system prompt
+        return [{"text": system}] if system else []
+    out = [b for p in req.system_parts if p.text for b in ({"text": p.text}, *_cache_point(p.cache_control))]
+    rest = nat.json_system("\n\n".join(m.text() for m in req.messages if m.role in ("system", "developer")
+                                        and m.text()) or None, rf)
+    return out + ([{"text": rest}] if rest else [])
 
 
 def build_body(req: ChatRequest) -> dict[str, Any]:
     """ChatRequest -> Converse JSON body (pure; ConverseStream takes the same body)."""
     wire = P.bedrock_fields(req)  # Claude thinking/effort/top_k, native or forced-tool JSON
     body: dict[str, Any] = {"messages": _messages(req)}
-    system = nat.json_system(req.system_text(), req.response_format if wire.structured == "instruction" else None)
+    system = _system(req, req.response_format if wire.structured == "instruction" else None)
     if system:
-        body["system"] = [{"text": system}]
+        body["system"] = system
     inf: dict[str, Any] = {}
     if req.max_tokens or "maxTokens" in wire.fields:
         inf["maxTokens"] = wire.fields.pop("maxTokens", req.max_tokens)
@@ -139,9 +189,10 @@ def build_body(req: ChatRequest) -> dict[str, Any]:
     if inf:
         body["inferenceConfig"] = inf
     if req.tools:
-        tools = [{"toolSpec": {k: v for k, v in {"name": t.name, "description": t.description,
-                                                  "inputSchema": {"json": t.parameters}}.items() if v is not None}}
-                 for t in req.tools]
+        tools = [b for t in req.tools for b in (
+            {"toolSpec": {k: v for k, v in {"name": t.name, "description": t.description,
+                                            "inputSchema": {"json": t.parameters}}.items() if v is not None}},
+            *_cache_point(t.cache_control))]
         cfg: dict[str, Any] = {"tools": tools}
         choice = req.tool_choice
         if choice == "required":
@@ -166,8 +217,11 @@ def build_body(req: ChatRequest) -> dict[str, Any]:
 
 def _usage(raw: dict[str, Any]) -> Usage:
     cr, cw = nat.count(raw, "cacheReadInputTokens"), nat.count(raw, "cacheWriteInputTokens")
+    details = raw.get("cacheDetails")  # [{"ttl": "1h" | "5m", "inputTokens": n}]: writes by TTL
+    w1h = sum(nat.count(d, "inputTokens") for d in details if isinstance(d, dict) and d.get("ttl") == "1h") \
+        if isinstance(details, list) else 0
     return Usage(input_tokens=nat.count(raw, "inputTokens") + cr + cw, output_tokens=nat.count(raw, "outputTokens"),
-                 cache_read_tokens=cr, cache_write_tokens=cw)
+                 cache_read_tokens=cr, cache_write_tokens=cw, cache_write_1h_tokens=min(w1h, cw))
 
 
 def _finish(stop: Any, extra: dict[str, Any]) -> FinishEvent:
@@ -195,9 +249,13 @@ def converse_events(data: Any, call: _http.Call | None = None) -> list[StreamEve
                                         arguments=json.dumps(tu.get("input") or {}, ensure_ascii=False)))
             tools += 1
         elif isinstance(block.get("reasoningContent"), dict):
-            text = (block["reasoningContent"].get("reasoningText") or {}).get("text")
-            if text:
-                events.append(ReasoningDelta(text=text))
+            rc = block["reasoningContent"]
+            rt = rc.get("reasoningText") if isinstance(rc.get("reasoningText"), dict) else {}
+            sig = rt.get("signature") if isinstance(rt.get("signature"), str) else None
+            if rt.get("text") or sig:
+                events.append(ReasoningDelta(text=rt.get("text") or "", signature=sig or None))
+            elif isinstance(rc.get("redactedContent"), str):
+                events.append(ReasoningDelta(text="", redacted=rc["redactedContent"]))
     if isinstance(data.get("usage"), dict):
         events.append(UsageEvent(usage=_usage(data["usage"])))
     extra = {"metrics": data["metrics"]} if isinstance(data.get("metrics"), dict) else {}
@@ -259,8 +317,13 @@ class EventState:
             i = self._tools.setdefault(index, len(self._tools))
             return [ToolCallDelta(index=i, arguments=str(delta["toolUse"].get("input") or ""))]
         rc = delta.get("reasoningContent")
-        if isinstance(rc, dict) and rc.get("text"):
-            return [ReasoningDelta(text=rc["text"])]
+        if isinstance(rc, dict):
+            if rc.get("text"):
+                return [ReasoningDelta(text=rc["text"])]
+            if isinstance(rc.get("signature"), str):
+                return [ReasoningDelta(text="", signature=rc["signature"])]
+            if isinstance(rc.get("redactedContent"), str):
+                return [ReasoningDelta(text="", redacted=rc["redactedContent"])]
         return []
 
     def _raise(self, etype: str, obj: dict[str, Any]) -> list[StreamEvent]:

@@ -84,8 +84,19 @@ def _parts(content: Any) -> list[dict[str, Any]]:
         return []
     if isinstance(content, str):
         return [{"text": content}] if content else []
-    return [{"text": p.text} if p.type == "text" else _image_part(p.url, p.media_type)
-            for p in content if p.type != "text" or p.text]
+    out: list[dict[str, Any]] = []
+    for p in content:
+        if p.type == "text":
+            if p.text:
+                out.append({"text": p.text})
+        elif p.type == "image_url":
+            out.append(_image_part(p.url, p.media_type))
+        elif p.type == "document" and p.source != "url":  # a PDF inline, a text document as text
+            text = p.as_text()
+            out.append({"text": text} if text is not None else
+                       {"inlineData": {"mimeType": p.media_type or "application/pdf", "data": p.data or ""}})
+        # thinking blocks (another vendor's signatures) and URL documents have no equivalent: left out
+    return out
 
 
 def _tool_response(text: str) -> dict[str, Any]:
@@ -318,6 +329,24 @@ class GeminiProvider(nat.NativeProvider):
     def _url(self, model: str, method: str) -> str:
         model = model.removeprefix("models/")
         return f"{self.base_url}/{self.api_version}/models/{model}:{method}"
+
+    async def count_tokens(self, req: ChatRequest) -> int:
+        """`models/{model}:countTokens` over the whole generateContent request: the exact input count."""
+        model = req.model.removeprefix("models/")
+        body = _http.dumps({"generateContentRequest": {"model": f"models/{model}",
+                                                       **build_body(req, self._signatures)}})
+        call = self._call(req)
+
+        async def attempt() -> int:
+            data, _ = await self._post_json(self._url(req.model, "countTokens"), body, self._headers(), call,
+                                            _on_error, self._limits(req, stream=False))
+            n = data.get("totalTokens") if isinstance(data, dict) else None
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise MalformedResponse("Gemini countTokens answer has no totalTokens", provider=call.provider,
+                                        model=call.model, body=str(data)[:500])
+            return n
+
+        return await self._run(attempt)  # type: ignore[no-any-return]
 
     async def complete(self, req: ChatRequest) -> ChatResponse:
         body = _http.dumps(build_body(req, self._signatures))

@@ -42,20 +42,30 @@ __all__ = ["OpenAIProvider", "build_body"]
 # ------------------------------------------------------------------ request translation
 
 
-def _content(m: Message) -> Any:
+def _content(m: Message, row: VendorRow | None = None) -> Any:
     if m.content is None or isinstance(m.content, str):
         return m.content
-    if not m.images():
-        return m.text()  # text-only parts as one string: many compatible vendors reject arrays
     parts: list[dict[str, Any]] = []
     for p in m.content:
         if p.type == "text":
             parts.append({"type": "text", "text": p.text})
-        else:
+        elif p.type == "image_url":
             iu: dict[str, Any] = {"url": p.url}
             if p.detail:
                 iu["detail"] = p.detail
             parts.append({"type": "image_url", "image_url": iu})
+        elif p.type == "document":
+            text = p.as_text()
+            if text is not None:
+                parts.append({"type": "text", "text": text})
+            elif p.source == "base64" and row is not None and row.name == "openai":  # OpenAI reads PDFs as files
+                parts.append({"type": "file", "file": {"filename": f"{p.title or 'document'}.pdf",
+                                                       "file_data": f"data:application/pdf;base64,{p.data}"}})
+        # thinking blocks (and documents the vendor cannot read) have no equivalent: left out
+    if not parts and m.tool_calls:
+        return None  # e.g. thinking blocks before a tool call: the call alone
+    if all(x["type"] == "text" for x in parts):
+        return "".join(x["text"] for x in parts)  # text-only parts as one string: many vendors reject arrays
     return parts
 
 
@@ -74,7 +84,7 @@ def build_body(req: ChatRequest, row: VendorRow, *, stream: bool) -> dict[str, A
         role = m.role
         if role == "developer" and "developer_role" not in row.quirks:
             role = "system"
-        out: dict[str, Any] = {"role": role, "content": _content(m)}
+        out: dict[str, Any] = {"role": role, "content": _content(m, row)}
         if m.name:
             out["name"] = m.name
         if m.tool_calls:

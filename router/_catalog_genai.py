@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from router.pricing import Price, TimeDiscount
@@ -16,9 +17,10 @@ from router.pricing import Price, TimeDiscount
 __all__ = ["genai_price", "genai_version"]
 
 _FIELDS = {"input": "input_mtok", "output": "output_mtok", "cache_read": "cache_read_mtok",
-           "cache_write": "cache_write_mtok"}
+           "cache_write": "cache_write_mtok", "cache_write_1h": "cache_write_1h_mtok"}
 
 
+@cache  # the installed version does not change in a process; reading it parses the metadata (~5 ms)
 def genai_version() -> str:
     from importlib.metadata import version  # lazy: import time (importlib.metadata)
 
@@ -48,7 +50,8 @@ def _convert(mp: Any, input_only: bool = False) -> dict[str, Any] | None:
     starts = sorted({t.start for v in raw.values() if v is not None and not isinstance(v, Decimal) for t in v.tiers})
     out: dict[str, Any] = {k: _value_at(v, None) for k, v in raw.items() if v is not None}
     out["tiers"] = [
-        {"above_input_tokens": s, **{k: _value_at(v, s) for k, v in raw.items() if v is not None}} for s in starts
+        {"above_input_tokens": s, **{k: _value_at(v, s) for k, v in raw.items() if v is not None
+                                     and k != "cache_write_1h"}} for s in starts  # 1h writes scale with input
     ]
     return out
 

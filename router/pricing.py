@@ -11,6 +11,7 @@ and cache-write tokens; `output_tokens` *includes* the reasoning tokens. So a bi
     (input - cache_read - cache_write) * input
   + cache_read  * cache_read_price   (None -> input price)
   + cache_write * cache_write_price  (None -> input price)
+    (of those, cache_write_1h at cache_write_1h_price: None -> 2x input, Anthropic's 1-hour TTL rate)
   + (output - reasoning) * output
   + reasoning   * reasoning_price    (None -> output price)
 
@@ -167,13 +168,14 @@ class Price(_Frozen):
     cache_read: Decimal | None = None  # None = same as input
     cache_write: Decimal | None = None  # None = same as input
     reasoning: Decimal | None = None  # None = same as output
+    cache_write_1h: Decimal | None = None  # 1-hour-TTL cache writes; None = 2x input
     currency: str = "USD"
     tiers: tuple[PriceTier, ...] = ()
     time_discounts: tuple[TimeDiscount, ...] = ()
     source: str | None = None
     as_of: str | None = None
 
-    @field_validator(*PRICE_FIELDS, mode="before")
+    @field_validator(*PRICE_FIELDS, "cache_write_1h", mode="before")
     @classmethod
     def _decimal(cls, v: Any) -> Any:
         return _dec(v)
@@ -198,7 +200,7 @@ class Price(_Frozen):
 
     @model_validator(mode="after")
     def _non_negative(self) -> "Price":
-        for f in PRICE_FIELDS:
+        for f in (*PRICE_FIELDS, "cache_write_1h"):
             x = getattr(self, f)
             if x is not None and x < 0:
                 raise ValueError(f"{f} price must be >= 0")
@@ -211,6 +213,12 @@ class Price(_Frozen):
     def rates(self, input_tokens: int = 0, *, at: datetime | None = None) -> dict[str, Decimal]:
         """The five effective per-1M rates for a request of this size at this time."""
         return self._rates(input_tokens, self.discount_at(at))
+
+    def cache_write_1h_rate(self, rates: dict[str, Decimal]) -> Decimal:
+        """The 1-hour-TTL cache write rate, scaled like the input rate by tiers and discounts."""
+        if self.cache_write_1h is None or not self.input:
+            return rates["input"] * 2
+        return self.cache_write_1h * rates["input"] / self.input
 
     def _rates(self, input_tokens: int, disc: "TimeDiscount | None") -> dict[str, Decimal]:
         r: dict[str, Decimal] = {
@@ -340,6 +348,7 @@ def cost(usage: Usage, price: Price, *, at: datetime | None = None, fx: FxRates 
     fx = fx or DEFAULT_FX
     cache_read = max(0, usage.cache_read_tokens)
     cache_write = max(0, usage.cache_write_tokens)
+    write_1h = min(max(0, usage.cache_write_1h_tokens), cache_write)
     # input includes the cache tokens; if a vendor reported more cache than input we
     # trust the cache counts (bill at least what was reported) and bill 0 uncached.
     uncached = max(0, usage.input_tokens - cache_read - cache_write)
@@ -351,10 +360,12 @@ def cost(usage: Usage, price: Price, *, at: datetime | None = None, fx: FxRates 
     parts = {
         "input": Decimal(uncached) * r["input"] / MILLION,
         "cache_read": Decimal(cache_read) * r["cache_read"] / MILLION,
-        "cache_write": Decimal(cache_write) * r["cache_write"] / MILLION,
+        "cache_write": Decimal(cache_write - write_1h) * r["cache_write"] / MILLION,
         "output": Decimal(plain_out) * r["output"] / MILLION,
         "reasoning": Decimal(reasoning) * r["reasoning"] / MILLION,
     }
+    if write_1h:
+        parts["cache_write_1h"] = Decimal(write_1h) * price.cache_write_1h_rate(r) / MILLION
     native = sum(parts.values(), Decimal(0))
     rate = fx.rate(price.currency)
     tier = price.tier_for(total_in)

@@ -31,7 +31,8 @@ from router.chains import Chains, Link, chain_text, members, order
 from router.checks import Verifier
 from router.engine import _fmt as _money
 from router.engine import choose
-from router.errors import ConfigError, ModelNotServed, NoRouteAvailable, UnknownModel
+from providers.base import TokenCounter
+from router.errors import ConfigError, ModelNotServed, NoRouteAvailable, ProviderError, UnknownModel
 from router.executor import Executor
 from router.health import HealthBook
 from router.plan import RoutePlan
@@ -40,6 +41,7 @@ from router.quota.view import LedgerView
 from router.result import RoutedResponse
 from router.streaming import RoutedStream, open_stream
 from router.tasks import QualityPredictor, extract_features, last_user_text
+from router.tokens import TokenCount, estimate_request_tokens
 from router.types import ChatRequest, Message
 
 if TYPE_CHECKING:
@@ -516,6 +518,37 @@ class Router:
     async def aexplain(self, request: Any, *, model: str | None = None, scope: Mapping[str, Any] | None = None,
                        fallbacks: Sequence[str] = (), **kw: Any) -> RoutePlan | CascadePlan:
         return await self._plan(self._request(request, model, kw), self._scope(scope), fallbacks)
+
+    def wire_of(self, provider: str) -> str:
+        """The wire a configured provider speaks: "anthropic", "bedrock", "gemini", or the
+        OpenAI-compatible vendor row's name (e.g. "openai", "deepseek"); "" when unknown."""
+        ids = (self._keys or {}).get(provider) or (provider,)
+        p = self._providers.get(ids[0])
+        v = getattr(p, "vendor", None)
+        return v if isinstance(v, str) else str(getattr(v, "name", "") or "")
+
+    async def acount_tokens(self, request: Any, *, model: str | None = None,
+                            scope: Mapping[str, Any] | None = None) -> TokenCount:
+        """Input tokens of `request` on the model it would be routed to: exact from that vendor
+        when it counts (Anthropic, Gemini), else the estimate the router plans with. Free: no
+        ledger reservation, no spend."""
+        req = self._request(request, model, {})
+        try:
+            plan = await self._plan(req, self._scope(scope))
+        except NoRouteAvailable:
+            plan = None
+        if isinstance(plan, CascadePlan):  # a cascade: the best candidate of its models
+            plan = plan.base
+        step = plan.steps[0] if plan is not None and plan.steps else None
+        if step is not None:
+            p = self.executor.provider_for(step)
+            if isinstance(p, TokenCounter):
+                try:
+                    n = await p.count_tokens(self.executor.request_for(step, req))
+                    return TokenCount(n, True, step.provider, step.model_id)
+                except ProviderError:
+                    pass  # the vendor could not count: the estimate below, labelled as such
+        return TokenCount(estimate_request_tokens(req), False, "estimate", step.model_id if step else "")
 
     async def aclose(self) -> None:
         for p in self._providers.values():

@@ -258,7 +258,8 @@ def _estimate_request_tokens(req: ChatRequest) -> int:
             total += fast_estimate_tokens(c) + 4
         elif c:
             for p in c:
-                total += fast_estimate_tokens(p.text) if p.type == "text" else 800
+                total += fast_estimate_tokens(p.text) if p.type == "text" else (
+                    fast_estimate_tokens(p.thinking) if p.type == "thinking" else 800)
             total += 4
         if m.tool_calls:
             total += sum(fast_estimate_tokens(t.arguments) + 8 for t in m.tool_calls)
@@ -276,7 +277,8 @@ def _needs(req: ChatRequest) -> frozenset[str]:
         needs.append("json_schema")
     for m in req.messages:
         c = m.content
-        if isinstance(c, list) and any(p.type == "image_url" for p in c):
+        if isinstance(c, list) and any(p.type == "image_url" or (p.type == "document" and p.source != "text")
+                                       for p in c):  # PDFs are read as page images: vision models
             needs.append("vision")
             break
     return frozenset(needs)

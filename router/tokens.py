@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from router.types import ChatRequest, ImagePart
 
 __all__ = [
+    "TokenCount",
     "COEFFICIENTS",
     "OUTPUT_PRIORS",
     "estimate_tokens",
@@ -88,9 +90,21 @@ _REASONING_TASKS = frozenset({"math", "reasoning", "code"})
 
 # Per-message framing (OpenAI cookbook, cl100k chat models): 3 per message, +1 with a
 # name, +3 to prime the reply.
+@dataclass(frozen=True, slots=True)
+class TokenCount:
+    """Input tokens of a request: `exact` from the vendor that would serve it (`source` names the
+    provider), else this module's estimate (`source` "estimate")."""
+
+    input_tokens: int
+    exact: bool
+    source: str
+    model_id: str = ""
+
+
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
+PDF_PAGE_TOKENS = 1_500  # Anthropic: 1,500-3,000 tokens per PDF page (text + page image)
 TOOLS_OVERHEAD = 12
 TOKENS_PER_TOOL = 8
 
@@ -202,6 +216,22 @@ def _image_part_tokens(part: "ImagePart") -> int:
     return estimate_image_tokens(part.detail, *(size or (None, None)))
 
 
+def _part_tokens(p: Any) -> int:
+    if p.type == "text":
+        return estimate_tokens(p.text)
+    if p.type == "image_url":
+        return _image_part_tokens(p)
+    if p.type == "document":
+        text = p.as_text()
+        if text is not None:
+            return estimate_tokens(text)
+        # a PDF: its text plus a page image per page; ~1 token per 3 bytes of file, at least one page
+        return max(PDF_PAGE_TOKENS, len(p.data or "") // 4) if p.source == "base64" else PDF_PAGE_TOKENS
+    if p.type == "thinking":
+        return estimate_tokens(p.thinking)
+    return len(getattr(p, "data", "") or "") // 4  # redacted thinking: opaque, sized by its bytes
+
+
 def estimate_request_tokens(req: "ChatRequest") -> int:
     """Prompt tokens of a chat request: messages with framing, images, tool schemas,
     response schema. An estimate of what the vendor will bill as input."""
@@ -216,7 +246,7 @@ def estimate_request_tokens(req: "ChatRequest") -> int:
             total += estimate_tokens(m.content)
         elif m.content:
             for p in m.content:
-                total += estimate_tokens(p.text) if p.type == "text" else _image_part_tokens(p)
+                total += _part_tokens(p)
         for tc in m.tool_calls or ():
             total += TOKENS_PER_TOOL + estimate_tokens(tc.name) + estimate_tokens(tc.arguments)
     if req.tools:

@@ -16,8 +16,12 @@ __all__ = [
     "TASK_KINDS",
     "MAX_TOKENS_LIMIT",
     "ADAPTER_OWNED",
+    "CacheControl",
     "TextPart",
     "ImagePart",
+    "DocumentPart",
+    "ThinkingPart",
+    "RedactedThinkingPart",
     "ContentPart",
     "ToolCall",
     "Message",
@@ -74,9 +78,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+class CacheControl(_Model):
+    """A prompt-cache breakpoint (Anthropic `cache_control`, Bedrock `cachePoint`): the prompt up
+    to and including the block that carries it is cached. Vendors without one ignore it."""
+
+    type: Literal["ephemeral"] = "ephemeral"
+    ttl: Literal["5m", "1h"] | None = None
+
+
 class TextPart(_Model):
     type: Literal["text"] = "text"
     text: str
+    cache_control: CacheControl | None = None
 
 
 class ImagePart(_Model):
@@ -86,15 +99,53 @@ class ImagePart(_Model):
     url: str
     detail: Literal["auto", "low", "high"] | None = None
     media_type: str | None = None  # e.g. image/png when known
+    cache_control: CacheControl | None = None
 
 
-ContentPart = Annotated[Union[TextPart, ImagePart], Field(discriminator="type")]
+class DocumentPart(_Model):
+    """A document (Anthropic `document` block): base64 `data` (a PDF), plain `text`, or a `url`."""
+
+    type: Literal["document"] = "document"
+    source: Literal["base64", "text", "url"]
+    media_type: str | None = None  # application/pdf, text/plain
+    data: str | None = None  # base64 (source "base64") or the text itself (source "text")
+    url: str | None = None
+    title: str | None = None
+    context: str | None = None
+    citations: bool | None = None
+    cache_control: CacheControl | None = None
+
+    def as_text(self) -> str | None:
+        """A plain-text document as text (its title first), for vendors without documents; else None."""
+        if self.source != "text":
+            return None
+        return f"{self.title}\n\n{self.data or ''}" if self.title else self.data or ""
+
+
+class ThinkingPart(_Model):
+    """A thinking block of an earlier assistant turn, sent back unchanged with its signature."""
+
+    type: Literal["thinking"] = "thinking"
+    thinking: str
+    signature: str = ""
+
+
+class RedactedThinkingPart(_Model):
+    """An encrypted thinking block of an earlier assistant turn, sent back unchanged."""
+
+    type: Literal["redacted_thinking"] = "redacted_thinking"
+    data: str
+
+
+ContentPart = Annotated[Union[TextPart, ImagePart, DocumentPart, ThinkingPart, RedactedThinkingPart],
+                        Field(discriminator="type")]
 
 
 class ToolCall(_Model):
     id: str
     name: str
     arguments: str = ""  # JSON text, exactly as the model produced it
+    cache_control: CacheControl | None = None
 
 
 class Message(_Model):
@@ -103,9 +154,10 @@ class Message(_Model):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None  # for role == "tool"
+    cache_control: CacheControl | None = None  # for role == "tool": on the tool result
 
     def text(self) -> str:
-        """All text parts joined (images ignored)."""
+        """All text parts joined (images, documents and thinking ignored)."""
         if self.content is None:
             return ""
         if isinstance(self.content, str):
@@ -125,6 +177,7 @@ class Tool(_Model):
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
+    cache_control: CacheControl | None = None
 
 
 class ResponseFormat(_Model):
@@ -201,6 +254,8 @@ class ChatRequest(_Model):
     model: str = "auto"
     messages: list[Message]
     system: str | None = None  # extra system prompt (Anthropic style); merged before messages
+    # the same system prompt as blocks, when they carry cache breakpoints (Anthropic, Bedrock use these)
+    system_parts: list[TextPart] | None = None
     tools: list[Tool] | None = None
     tool_choice: Literal["auto", "none", "required"] | dict[str, Any] | None = None
     response_format: ResponseFormat | None = None
@@ -276,6 +331,7 @@ class Usage(_Model):
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # of cache_write_tokens, those written with a 1-hour TTL
 
     @property
     def total_tokens(self) -> int:
@@ -288,6 +344,7 @@ class Usage(_Model):
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
 
 
@@ -312,6 +369,8 @@ class ChatResponse(_Model):
     text: str = ""
     reasoning: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    # signed thinking blocks, in order, when the vendor signs them (Anthropic, Bedrock): sent back unchanged
+    thinking_blocks: list[ThinkingPart | RedactedThinkingPart] = Field(default_factory=list)
     finish_reason: FinishReason = "stop"
     usage: Usage = Field(default_factory=Usage)
     usage_reported: bool = True  # False when the vendor sent no usage (stream cut, etc.)
@@ -330,8 +389,13 @@ class TextDelta(_Model):
 
 
 class ReasoningDelta(_Model):
+    """Thinking text. `signature` closes the current thinking block (its text since the last
+    close); `redacted` is a whole encrypted block."""
+
     kind: Literal["reasoning"] = "reasoning"
     text: str
+    signature: str | None = None
+    redacted: str | None = None
 
 
 class ToolCallDelta(_Model):
@@ -375,6 +439,7 @@ def _merge_usage(a: Usage | None, b: Usage) -> Usage:
         cache_read_tokens=max(a.cache_read_tokens, b.cache_read_tokens),
         cache_write_tokens=max(a.cache_write_tokens, b.cache_write_tokens),
         reasoning_tokens=max(a.reasoning_tokens, b.reasoning_tokens),
+        cache_write_1h_tokens=max(a.cache_write_1h_tokens, b.cache_write_1h_tokens),
     )
 
 
@@ -392,6 +457,8 @@ def accumulate(
     """
     text: list[str] = []
     reasoning: list[str] = []
+    blocks: list[ThinkingPart | RedactedThinkingPart] = []
+    block_start = 0  # index in `reasoning` where the open thinking block began
     calls: dict[int, dict[str, Any]] = {}
     usage: Usage | None = None
     finish: FinishReason | None = None
@@ -403,6 +470,12 @@ def accumulate(
             text.append(ev.text)
         elif k == "reasoning":
             reasoning.append(ev.text)
+            if ev.signature is not None:
+                blocks.append(ThinkingPart(thinking="".join(reasoning[block_start:]), signature=ev.signature))
+                block_start = len(reasoning)
+            elif ev.redacted is not None:
+                blocks.append(RedactedThinkingPart(data=ev.redacted))
+                block_start = len(reasoning)
         elif k == "tool_call":
             c = calls.setdefault(ev.index, {"id": None, "name": None, "args": []})
             if ev.id:
@@ -429,6 +502,7 @@ def accumulate(
         text="".join(text),
         reasoning="".join(reasoning),
         tool_calls=tool_calls,
+        thinking_blocks=blocks,
         finish_reason=finish or "unknown",
         usage=usage or Usage(),
         usage_reported=usage is not None,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the tests need, then runs them all.
 # Services: the Redis tests start their own redis-server (a real one, on a free loopback
-# port); this script makes sure the binary is there, installing it from Debian if absent.
+# port); this script makes sure the binary is there, installing it from Debian if absent,
+# and does the same for chromium (the dashboard's headless browser test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 command -v redis-server >/dev/null 2>&1 || { echo "scripts/test.sh: redis-server is still missing" >&2; exit 1; }
+
+# The dashboard's browser test drives Debian's headless Chromium (it skips, saying so, without it).
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM:-}" ]; then
+  echo "scripts/test.sh: chromium not found; installing it from Debian's packages" >&2
+  if command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null \
+      || echo "scripts/test.sh: chromium could not be installed; the dashboard browser test will skip" >&2
+  fi
+fi
 
 set +e
 python3 -m pytest -q "$@"

@@ -323,10 +323,24 @@ def build_server_settings(cfg: QuotarouteConfig) -> Any:
                      models=tuple(k.models) if k.models is not None else None, rpm=k.rpm, user=k.user,
                      tags=tuple(k.tags) if k.tags is not None else None) for k in sc.keys]
     admin = ProxyKey(id="admin", hash=sc.admin_key, admin=True) if sc.admin_key else None
-    names = tuple(VIRTUAL_MODELS) + tuple(n for n in cfg.deployments if n not in VIRTUAL_MODELS)
+    names = tuple(VIRTUAL_MODELS) + tuple(n for n in cfg.deployments if n not in VIRTUAL_MODELS) \
+        + tuple(f"cascade:{n}" for n in cfg.cascades)
     return ServerSettings(host=sc.host, port=sc.port, max_body_bytes=sc.max_body_bytes,
                           spend_db=None if sc.spend_db == "off" else (sc.spend_db or ""),
                           keys=KeyStore(keys, admin), reason_header_max=sc.reason_header_max,
                           budget_period=sc.budget_period, limits=sc.limits, responses=sc.responses,
                           virtual_models=names, qualified_model_ids=sc.response_model == "qualified",
+                          cache=cfg.cache, cache_redis_url=_cache_redis_url(cfg),
                           tracing=cfg.tracing)
+
+
+def _cache_redis_url(cfg: QuotarouteConfig) -> str | None:
+    """A redis response cache's url: `cache.url`, else the ledger's (when the ledger is on Redis)."""
+    c = cfg.cache
+    if not c.enabled or c.store != "redis":
+        return None
+    url = c.url or (cfg.ledger.url if cfg.ledger.store == "redis" else None)
+    if not url:
+        raise ConfigError("a redis response cache needs `url` (redis://host:port/db), or a ledger on Redis",
+                          file=cfg.file, line=cfg.line_of("cache"), key="cache.url")
+    return url

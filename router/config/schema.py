@@ -32,7 +32,7 @@ from router.types import TASK_KINDS
 __all__ = [
     "QuotarouteConfig", "ProviderCfg", "ProviderTimeouts", "PoolCfg", "ModelsCfg", "PolicyCfg", "RuleCfg", "RuleMatch",
     "CascadeCfg", "CascadeStageCfg", "AnswerCascadeCfg", "DeploymentCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "FxCfg",
-    "ServerCfg", "ProxyKeyCfg", "ServerLimits", "TracingCfg",
+    "ServerCfg", "ProxyKeyCfg", "ServerLimits", "CacheCfg", "TracingCfg",
     "PolicyName", "Period", "Money", "line_at", "looks_like_secret",
 ]
 
@@ -440,6 +440,22 @@ class ServerCfg(_M):
         return v
 
 
+class CacheCfg(_M):
+    """`cache:` (docs/cache.md): an exact-match response cache for chat answers. Off by default."""
+
+    enabled: bool = False
+    store: Literal["memory", "sqlite", "redis"] = "memory"
+    ttl_s: float = Field(3600.0, gt=0, le=365 * 86400)  # an entry expires this long after it was written
+    scope: Literal["key", "shared"] = "key"  # key: an answer never crosses proxy keys; shared: it may
+    max_entries: StrictInt = Field(10_000, ge=1, le=10_000_000)  # memory and sqlite: least recently used go first
+    max_mb: StrictInt = Field(64, ge=1, le=1_000_000)  # memory and sqlite: cached bytes, all entries together
+    max_entry_kb: StrictInt = Field(256, ge=1, le=65_536)  # a larger answer is not cached
+    path: str | None = None  # sqlite file; default $QUOTAROUTE_HOME/cache.sqlite
+    url: str | None = None  # redis://host:port/db; default: the ledger's url when the ledger is on Redis
+    prefix: str = Field("quotaroute:cache:", max_length=128)  # redis key prefix
+    tool_calls: bool = False  # also cache answers that call tools
+
+
 class TracingCfg(_M):
     """`tracing:` OpenTelemetry traces of the proxy over OTLP (docs/tracing.md). Off by default;
     needs the `otel` extra (opentelemetry-sdk and the OTLP exporters) only when on."""
@@ -494,6 +510,7 @@ class QuotarouteConfig(_M):
     server: ServerCfg = Field(default_factory=ServerCfg)
     tracing: TracingCfg = Field(default_factory=TracingCfg)
     embeddings: EmbeddingsCfg = Field(default_factory=EmbeddingsCfg)
+    cache: CacheCfg = Field(default_factory=CacheCfg)
 
     @field_validator("cascades")
     @classmethod

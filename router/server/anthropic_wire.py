@@ -28,7 +28,8 @@ from router.server.validate import (MAX_MESSAGES, MAX_MODEL_CHARS, MAX_NAME_CHAR
 from router.server.openai_wire import _truncated
 from router.types import MAX_TOKENS_LIMIT, ChatRequest, ChatResponse, Reasoning, Usage
 
-__all__ = ["parse_messages_request", "messages_response", "EventEncoder", "error_body", "usage_json", "FIELDS"]
+__all__ = ["parse_messages_request", "parse_count_request", "messages_response", "EventEncoder", "error_body",
+           "usage_json", "dropped", "FIELDS", "COUNT_FIELDS"]
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal",
          "error": "error", "unknown": "end_turn"}  # "error": a vendor-truncated answer is never "end_turn"
@@ -38,7 +39,37 @@ _REFUSED = {"service_tier": "only 'auto' or 'standard_only': " + _PRICE, "contai
 _OWN = ("model", "messages", "max_tokens", "system", "tools", "tool_choice", "stop_sequences", "temperature",
         "top_p", "top_k", "stream", "metadata", "thinking", "output_config")
 FIELDS: frozenset[str] = frozenset(_OWN) | frozenset(_REFUSED)
-_BLOCK_KEYS = ("type", "cache_control", "citations")  # keys every content block may carry besides its own
+# POST /v1/messages/count_tokens takes these (no max_tokens, sampling or stream)
+COUNT_FIELDS: frozenset[str] = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
+MAX_CACHE_BREAKPOINTS = 4  # Anthropic's limit on cache_control blocks per request (more is their 400)
+MAX_DOC_TITLE = 500  # characters of a document title (Anthropic's own limit)
+_DOC_SOURCES = ("base64", "text", "url")
+_DOC_TYPES = {"base64": ("application/pdf",), "text": ("text/plain",)}
+
+
+class _Seen:
+    """Cache breakpoints met while parsing one request (Anthropic allows at most four)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def cache_control(self, b: dict[str, Any], bp: str) -> dict[str, Any] | None:
+        v = b.get("cache_control")
+        if v is None:
+            return None
+        p = bp + ".cache_control"
+        _C.obj(v, p)
+        _C.only(v, p, ("type", "ttl"))
+        _C.enum(v.get("type"), p + ".type", ("ephemeral",))
+        out = {"type": "ephemeral"}
+        if v.get("ttl") is not None:
+            out["ttl"] = _C.enum(v["ttl"], p + ".ttl", ("5m", "1h"))
+        self.n += 1
+        if self.n > MAX_CACHE_BREAKPOINTS:
+            raise _C.value_error(p, f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided.")
+        return out
 
 
 def error_body(type_: str, message: str) -> bytes:
@@ -72,7 +103,34 @@ def _image(b: dict[str, Any], bp: str) -> dict[str, Any]:
     return {"type": "image_url", "url": _C.string(src.get("url"), bp + ".source.url")}
 
 
-def _blocks(m: dict[str, Any], i: int) -> list[dict[str, Any]]:
+def _document(b: dict[str, Any], bp: str) -> dict[str, Any]:
+    """A `document` block: a base64 PDF, plain text or a URL (custom `content` sources are refused)."""
+    _C.only(b, bp, ("type", "source", "title", "context", "citations", "cache_control"))
+    src = _C.obj(b.get("source"), bp + ".source")
+    sp = bp + ".source"
+    kind = _C.enum(src.get("type"), sp + ".type", _DOC_SOURCES)
+    out: dict[str, Any] = {"type": "document", "source": kind}
+    if kind == "url":
+        _C.only(src, sp, ("type", "url"))
+        url = _C.string(src.get("url"), sp + ".url", 8192)
+        if not url.startswith(("https://", "http://")):
+            raise _C.value_error(sp + ".url", "must be an http(s) URL")
+        out["url"] = url
+    else:
+        _C.only(src, sp, ("type", "media_type", "data"))
+        out["media_type"] = _C.enum(src.get("media_type"), sp + ".media_type", _DOC_TYPES[kind])
+        out["data"] = _C.string(src.get("data"), sp + ".data")
+    for k in ("title", "context"):
+        if b.get(k) is not None:
+            out[k] = _C.string(b[k], f"{bp}.{k}", MAX_DOC_TITLE if k == "title" else None)
+    if b.get("citations") is not None:
+        c = _C.obj(b["citations"], bp + ".citations")
+        _C.only(c, bp + ".citations", ("enabled",))
+        out["citations"] = _C.boolean(c.get("enabled"), bp + ".citations.enabled")
+    return out
+
+
+def _blocks(m: dict[str, Any], i: int, seen: _Seen) -> list[dict[str, Any]]:
     """One Anthropic message -> one or more of our messages."""
     param = f"messages.{i}"
     role = _C.enum(m.get("role"), param + ".role", ("user", "assistant"))
@@ -90,25 +148,35 @@ def _blocks(m: dict[str, Any], i: int) -> list[dict[str, Any]]:
         _C.obj(b, bp)
         t = b.get("type")
         if t == "text":
-            parts.append({"type": "text", "text": _C.string(b.get("text"), bp + ".text")})
+            parts.append({"type": "text", "text": _C.string(b.get("text"), bp + ".text"),
+                          "cache_control": seen.cache_control(b, bp)})
         elif t == "image":
-            parts.append(_image(b, bp))
+            parts.append({**_image(b, bp), "cache_control": seen.cache_control(b, bp)})
+        elif t == "document":
+            parts.append({**_document(b, bp), "cache_control": seen.cache_control(b, bp)})
         elif t == "tool_use" and role == "assistant":
             inp = b.get("input")
             calls.append({"id": _C.string(b.get("id"), bp + ".id", MAX_NAME_CHARS),
                           "name": _C.string(b.get("name"), bp + ".name", MAX_NAME_CHARS),
-                          "arguments": orjson.dumps(_C.obj(inp, bp + ".input") if inp is not None else {}).decode()})
+                          "arguments": orjson.dumps(_C.obj(inp, bp + ".input") if inp is not None else {}).decode(),
+                          "cache_control": seen.cache_control(b, bp)})
         elif t == "tool_result" and role == "user":
             text = _text_of(b.get("content"), bp + ".content")
             if b.get("is_error") is not None and _C.boolean(b["is_error"], bp + ".is_error"):
                 text = "[tool error] " + text
-            tool_msgs.append({"role": "tool", "content": text,
+            tool_msgs.append({"role": "tool", "content": text, "cache_control": seen.cache_control(b, bp),
                               "tool_call_id": _C.string(b.get("tool_use_id"), bp + ".tool_use_id", MAX_NAME_CHARS)})
-        elif t in ("thinking", "redacted_thinking"):
-            continue
+        elif t == "thinking" and role == "assistant":  # sent back unchanged, with its signature
+            _C.only(b, bp, ("type", "thinking", "signature"))
+            parts.append({"type": "thinking", "thinking": _C.string(b.get("thinking"), bp + ".thinking"),
+                          "signature": _C.string(b.get("signature"), bp + ".signature")})
+        elif t == "redacted_thinking" and role == "assistant":
+            _C.only(b, bp, ("type", "data"))
+            parts.append({"type": "redacted_thinking", "data": _C.string(b.get("data"), bp + ".data")})
         else:
             shown = repr(t) if isinstance(t, str) and len(t) <= 40 else "this type"
-            where = f" in a {role} message" if t in ("tool_use", "tool_result") else ""
+            where = f" in a {role} message" if t in ("tool_use", "tool_result", "thinking",
+                                                      "redacted_thinking") else ""
             raise WireError(f"{bp}.type: unsupported content block type {shown}{where}", param=bp + ".type",
                             code="invalid_value")
     out = list(tool_msgs)
@@ -120,7 +188,7 @@ def _blocks(m: dict[str, Any], i: int) -> list[dict[str, Any]]:
     return out
 
 
-def _tools(v: Any) -> list[dict[str, Any]]:
+def _tools(v: Any, seen: _Seen) -> list[dict[str, Any]]:
     tools = []
     for j, t in enumerate(_C.arr(v, "tools", MAX_TOOLS)):
         tp = f"tools.{j}"
@@ -130,6 +198,7 @@ def _tools(v: Any) -> list[dict[str, Any]]:
             raise _C.refused(tp + ".type", f"server tool {shown} (only custom tools)")
         schema = t.get("input_schema")
         tools.append({"name": _C.string(t.get("name"), tp + ".name", MAX_NAME_CHARS),
+                      "cache_control": seen.cache_control(t, tp),
                       "description": _C.string(t["description"], tp + ".description")
                       if t.get("description") is not None else None,
                       "parameters": _C.obj(schema, tp + ".input_schema") if schema is not None
@@ -177,16 +246,19 @@ def _output_config(v: Any, req: dict[str, Any]) -> str | None:
     return _C.enum(v["effort"], "output_config.effort", ("low", "medium", "high", "xhigh", "max"))
 
 
-def _system(v: Any) -> str:
+def _system(v: Any, seen: _Seen) -> tuple[str, list[dict[str, Any]] | None]:
+    """The system prompt's text, and its blocks when one carries a cache breakpoint."""
     if isinstance(v, str):
-        return v
+        return v, None
     out = []
     for j, b in enumerate(_C.arr(v, "system", MAX_PARTS)):
         bp = f"system.{j}"
         _C.obj(b, bp)
         _C.enum(b.get("type"), bp + ".type", ("text",))
-        out.append(_C.string(b.get("text"), bp + ".text"))
-    return "".join(out)
+        out.append({"type": "text", "text": _C.string(b.get("text"), bp + ".text"),
+                    "cache_control": seen.cache_control(b, bp)})
+    text = "".join(b["text"] for b in out)
+    return text, out if any(b["cache_control"] for b in out) else None
 
 
 def parse_messages_request(body: Any) -> ChatRequest:
@@ -205,15 +277,18 @@ def parse_messages_request(body: Any) -> ChatRequest:
     for k, why in _REFUSED.items():
         if body.get(k) is not None and not (k == "service_tier" and body[k] in ("auto", "standard_only")):
             raise _C.refused(k, why)
+    seen = _Seen()  # breakpoints counted in Anthropic's order: tools, system, messages
+    req: dict[str, Any] = {"model": model, "max_tokens": max_tokens}
+    if body.get("tools") is not None:
+        req["tools"] = _tools(body["tools"], seen)
+    if body.get("system") is not None:
+        req["system"], parts = _system(body["system"], seen)
+        if parts:
+            req["system_parts"] = parts
     msgs = _C.arr(body.get("messages"), "messages", MAX_MESSAGES)
-    req: dict[str, Any] = {"model": model, "max_tokens": max_tokens,
-                           "messages": [x for i, m in enumerate(msgs) for x in _blocks(_C.obj(m, f"messages.{i}"), i)]}
+    req["messages"] = [x for i, m in enumerate(msgs) for x in _blocks(_C.obj(m, f"messages.{i}"), i, seen)]
     if not req["messages"]:
         raise WireError("messages: at least one message is required", param="messages")
-    if body.get("system") is not None:
-        req["system"] = _system(body["system"])
-    if body.get("tools") is not None:
-        req["tools"] = _tools(body["tools"])
     if body.get("tool_choice") is not None:
         req["tool_choice"] = _tool_choice(body["tool_choice"])
     if body.get("stop_sequences") is not None:
@@ -245,11 +320,52 @@ def parse_messages_request(body: Any) -> ChatRequest:
         raise WireError(f"{loc}: {first.get('msg')}", param=loc or None) from None
 
 
+def parse_count_request(body: Any) -> ChatRequest:
+    """A count_tokens body: the Messages fields it takes, checked exactly like a Messages request."""
+    if not isinstance(body, dict):
+        raise WireError("The request body must be a JSON object.")
+    for k in body:
+        if k not in COUNT_FIELDS:
+            raise _C.unknown(k if len(k) <= 60 else k[:60] + "...")
+    req = parse_messages_request({**body, "max_tokens": MAX_TOKENS_LIMIT})  # any thinking budget fits under it
+    return req.model_copy(update={"max_tokens": None})  # nothing is generated: no limit to plan with
+
+
+def _has_cache(req: ChatRequest) -> bool:
+    if any(p.cache_control for p in req.system_parts or ()) or any(t.cache_control for t in req.tools or ()):
+        return True
+    for m in req.messages:
+        if m.cache_control or any(c.cache_control for c in m.tool_calls or ()):
+            return True
+        if isinstance(m.content, list) and any(getattr(p, "cache_control", None) for p in m.content):
+            return True
+    return False
+
+
+def dropped(req: ChatRequest, wire: str) -> list[str]:
+    """What of a Messages request the chosen vendor's wire has no equivalent for (so its adapter
+    leaves it out), to name in the route reason. `wire` is `Router.wire_of(provider)`."""
+    if wire in ("anthropic", "bedrock", ""):
+        return []  # Anthropic and Bedrock carry it all (Bedrock refuses URL documents outright); "" unknown
+    parts = [p for m in req.messages if isinstance(m.content, list) for p in m.content]
+    out = ["cache_control"] if _has_cache(req) else []
+    if any(p.type in ("thinking", "redacted_thinking") for p in parts):
+        out.append("thinking blocks and their signatures")
+    docs = {p.source for p in parts if p.type == "document"}
+    if "url" in docs:
+        out.append("URL documents")
+    if "base64" in docs and wire not in ("gemini", "openai"):
+        out.append("PDF documents")
+    return out
+
+
 def usage_json(u: Usage) -> dict[str, Any]:
     return {"input_tokens": max(0, u.input_tokens - u.cache_read_tokens - u.cache_write_tokens),
             "output_tokens": u.output_tokens,
             "cache_creation_input_tokens": u.cache_write_tokens,
-            "cache_read_input_tokens": u.cache_read_tokens}
+            "cache_read_input_tokens": u.cache_read_tokens,
+            "cache_creation": {"ephemeral_5m_input_tokens": max(0, u.cache_write_tokens - u.cache_write_1h_tokens),
+                               "ephemeral_1h_input_tokens": u.cache_write_1h_tokens}}
 
 
 def _msg_id() -> str:
@@ -258,7 +374,9 @@ def _msg_id() -> str:
 
 def messages_response(resp: ChatResponse, model: str) -> bytes:
     content: list[dict[str, Any]] = []
-    if resp.reasoning:
+    if resp.thinking_blocks:  # signed blocks, exactly as the vendor sent them (the client sends them back)
+        content += [b.model_dump() for b in resp.thinking_blocks]
+    elif resp.reasoning:  # a vendor that does not sign its reasoning
         content.append({"type": "thinking", "thinking": resp.reasoning, "signature": ""})
     if resp.text or not resp.tool_calls:
         content.append({"type": "text", "text": resp.text})
@@ -322,11 +440,18 @@ class EventEncoder:
             out = b"" if self._open and self._open[0] == "text" else self._begin("text", {"type": "text", "text": ""})
             return out + self._delta({"type": "text_delta", "text": ev.text})
         if k == "reasoning":
-            if not ev.text:
+            if ev.redacted is not None:
+                return self._begin("redacted_thinking", {"type": "redacted_thinking", "data": ev.redacted}) + \
+                    self._close()
+            if not ev.text and ev.signature is None:
                 return b""
             out = b"" if self._open and self._open[0] == "thinking" else self._begin(
                 "thinking", {"type": "thinking", "thinking": "", "signature": ""})
-            return out + self._delta({"type": "thinking_delta", "thinking": ev.text})
+            if ev.text:
+                out += self._delta({"type": "thinking_delta", "thinking": ev.text})
+            if ev.signature is not None:  # the block's signature ends it
+                out += self._delta({"type": "signature_delta", "signature": ev.signature}) + self._close()
+            return out
         if k == "tool_call":
             out = b""
             if not (self._open and self._open == ("tool_use", ev.index)):

@@ -2,9 +2,10 @@
 
     app = create_app(router, settings)      # any ASGI server; `quotaroute serve` uses uvicorn
 
-Endpoints: POST /v1/chat/completions, POST /v1/messages, POST /v1/responses
+Endpoints: POST /v1/chat/completions, POST /v1/messages (+ /count_tokens), POST /v1/responses
 (GET/DELETE /v1/responses/{id}), POST /v1/embeddings, GET /v1/models,
-GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend. Every /v1 response
+GET /healthz, GET /metrics, GET /v1/quota, GET /v1/spend, and the dashboard under
+/ui (router/server/ui, admin key only). Every /v1 response
 carries the x-quotaroute-* headers (see docs/proxy.md). This module holds dispatch
 and the lifespan; who may call is `keygate.py`.
 
@@ -19,7 +20,8 @@ import time
 from typing import Any
 
 from router.errors import redact
-from router.server import gctune, handlers
+from router.server import gctune, handlers, ui
+from router.server.cache import ProxyCache
 from router.server.context import Handed, Load, ModelList, ProxyRouter, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, send_failure
 from router.server.keygate import KeyGate
@@ -41,12 +43,13 @@ class ProxyApp:
 
     def __init__(self, router: ProxyRouter, settings: ServerSettings | None = None, *,
                  spendlog: SpendLog | None = None, responses: ResponseStore | None = None,
-                 tune_gc: bool = False, tracing: Any = None) -> None:
+                 cache: ProxyCache | None = None, tune_gc: bool = False, metrics: Metrics | None = None,
+                 tracing: Any = None) -> None:
         self.router = router
         self.tune_gc = tune_gc  # `quotaroute serve` processes only (never a host application's)
         self.settings = settings or ServerSettings()
         self.keys = self.settings.keys
-        self.metrics = Metrics()
+        self.metrics = metrics if metrics is not None else Metrics()  # a reloaded app keeps its predecessor's
         if spendlog is None:
             path = self.settings.spend_db_path()
             spendlog = SpendLog(path) if path is not None else None
@@ -57,6 +60,9 @@ class ProxyApp:
             responses = ResponseStore(rpath, ttl_s=rc.ttl_s, max_items=rc.max_items,
                                       max_bytes=rc.max_mb * 1024 * 1024) if rpath is not None else None
         self.responses = responses
+        if cache is None and self.settings.cache.enabled:  # the response cache (router.server.cache)
+            cache = ProxyCache.from_config(self.settings.cache, redis_url=self.settings.cache_redis_url)
+        self.cache = cache
         # who may call, how often, how much (key rpm and budgets live in the router's ledger)
         self.gate = KeyGate(self.keys, router.ledger, spendlog,
                             max_auth_failures_per_minute=Limits.of(self.settings).max_auth_failures_per_minute)
@@ -70,11 +76,12 @@ class ProxyApp:
         self.tracing = tracing  # router.server.tracing.Tracing, or None
         self.handed = Handed(router=router, gate=self.gate, settings=self.settings, metrics=self.metrics,
                              spend=spendlog, models=ModelList(router, self.settings), load=self.load,
-                             responses=self.responses, tracing=tracing)
+                             responses=self.responses, cache=cache, tracing=tracing)
         self._routes = {
             (b"POST", "/v1/chat/completions"): handlers.chat_completions,
             (b"POST", "/chat/completions"): handlers.chat_completions,
             (b"POST", "/v1/messages"): handlers.messages,
+            (b"POST", "/v1/messages/count_tokens"): handlers.count_tokens,
             (b"POST", "/v1/embeddings"): handlers.embeddings,
             (b"POST", "/embeddings"): handlers.embeddings,
             (b"POST", "/v1/responses"): handlers.responses,
@@ -105,7 +112,9 @@ class ProxyApp:
                 handler = handlers.get_model
             elif handler is None and path.startswith("/v1/responses/") and scope["method"] in ("GET", "DELETE"):
                 handler = handlers.get_response if scope["method"] == "GET" else handlers.delete_response
-            anthropic = path == "/v1/messages"
+            elif handler is None and (path == "/ui" or path.startswith("/ui/")):
+                handler = ui.handle
+            anthropic = path in ("/v1/messages", "/v1/messages/count_tokens")
             if handler is None:
                 known = any(p == path for _, p in self._routes)
                 f = Failure(405 if known else 404, f"{'Method not allowed' if known else 'Unknown path'}: "
@@ -135,11 +144,7 @@ class ProxyApp:
         while True:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
-                await self.warm_up()
-                if self.tune_gc:
-                    lim = self.settings.limits
-                    done = gctune.tune(freeze=lim.gc_freeze, thresholds=lim.gc_thresholds)
-                    log.info("garbage collector tuned: %s", done)
+                await self.startup()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 try:
@@ -148,6 +153,14 @@ class ProxyApp:
                 except Exception as e:  # noqa: BLE001
                     await send({"type": "lifespan.shutdown.failed", "message": redact(str(e))})
                 return
+
+    async def startup(self) -> None:
+        """What the lifespan start-up does: warm up, then tune the collector (serve only)."""
+        await self.warm_up()
+        if self.tune_gc:
+            lim = self.settings.limits
+            done = gctune.tune(freeze=lim.gc_freeze, thresholds=lim.gc_thresholds)
+            log.info("garbage collector tuned: %s", done)
 
     async def warm_up(self) -> None:
         """Register the key budgets on the ledger, then plan one dummy request (no
@@ -179,8 +192,25 @@ class ProxyApp:
             await asyncio.to_thread(self.spend.close)
         if self.responses is not None:
             await asyncio.to_thread(self.responses.close)
+        if self.cache is not None:
+            await self.cache.aclose()
         if self.tracing is not None:  # the last spans out to the collector
             await self.tracing.aclose()
+
+    async def retire(self, successor: ProxyApp | None = None) -> None:
+        """Replaced by a reloaded app (router.server.reload): wait until every request
+        this app accepted has finished (streams included, however long), then close it.
+        What the successor shares (spend log, Responses store, response cache) stays open."""
+        while self.load.in_flight > 0:
+            await asyncio.sleep(0.05)
+        if successor is not None:  # the successor's now: aclose() leaves them
+            if self.spend is successor.spend:
+                self.spend = None
+            if self.responses is successor.responses:
+                self.responses = None
+            if self.cache is successor.cache:
+                self.cache = None
+        await self.aclose()
 
 
 def create_app(router: ProxyRouter, settings: ServerSettings | None = None, **kw: Any) -> ProxyApp:

@@ -6,16 +6,20 @@ import argparse
 import errno
 import importlib
 import json
+import logging
 import os
 import sys
 from typing import Any
 
 from router.errors import ConfigError
 
-__all__ = ["HELP", "add_arguments", "run", "build_app", "load", "load_settings", "check_config"]
+__all__ = ["HELP", "add_arguments", "run", "build_app", "load", "load_settings", "check_config", "check_reload",
+           "rebuild_app", "reloading_app"]
 
 HELP = ("Run the local OpenAI- and Anthropic-compatible proxy (POST /v1/chat/completions, POST /v1/messages, "
         "GET /v1/models, /metrics, /healthz, /v1/quota, /v1/spend).")
+
+log = logging.getLogger("quotaroute.server")
 
 _ENV = "QUOTAROUTE_SERVE_ARGS"  # how worker processes receive their settings
 
@@ -47,9 +51,10 @@ def load_settings(config: str | None) -> Any:
     return load(config)[1]
 
 
-def _make_router(config: str | None, factory: str | None, cfg: Any = None) -> Any:
+def _make_router(config: str | None, factory: str | None, cfg: Any = None, **carry: Any) -> Any:
     """The proxy's Router: from the factory (tests, benchmarks), else from the config
-    with one shared aiohttp-backed client and the proxy's default ledger store."""
+    with one shared aiohttp-backed client and the proxy's default ledger store.
+    `carry`: Router arguments kept from the running router by a reload (health, ledger)."""
     if factory:
         mod, _, fn = factory.partition(":")
         return getattr(importlib.import_module(mod), fn or "build")(config)
@@ -59,7 +64,7 @@ def _make_router(config: str | None, factory: str | None, cfg: Any = None) -> An
 
     client = aiohttp_client()
     router = Router.from_config(cfg if cfg is not None else config, http_client=client, owns_client=True,
-                                default_store=default_store(fallback=PROXY_DEFAULT_STORE))
+                                default_store=default_store(fallback=PROXY_DEFAULT_STORE), **carry)
     if cfg is not None:
         size_pools(client, router, cfg)
     return router
@@ -102,6 +107,59 @@ def check_config(cfg: Any, factory: str | None) -> None:
     build_router_kwargs(cfg, client=httpx.AsyncClient(), with_ledger=False)
 
 
+def check_reload(config: str | None, factory: str | None, host: str, running: Any) -> tuple[Any, Any, list[str]]:
+    """Read the config file again for a reload: (cfg, settings, notes). Raises
+    ConfigError for a file that must not be served: invalid, or no proxy keys left
+    while listening beyond loopback. `settings` keeps `running`'s start-up-only
+    fields; `notes` names those the file changed (they need a restart)."""
+    from router.server.reload import restart_only  # lazy: import time, as above
+    from router.server.settings import is_loopback
+
+    cfg, settings = load(config)
+    settings, changed = restart_only(running, settings)
+    if settings.keys.open_access and not is_loopback(host):
+        raise ConfigError(f"the new config has no proxy keys, and the proxy listens on {host}: anyone who can "
+                          "reach it could spend your vendor quota", file=config)
+    notes = [f"{', '.join(changed)} changed: takes effect on the next restart"] if changed else []
+    return cfg, settings, notes
+
+
+def rebuild_app(config: str | None, factory: str | None, host: str, current: Any, *, quiet: bool = False) -> Any:
+    """A new ProxyApp from the config file for a reload (raises ConfigError). It shares
+    the running app's spend log, Responses store, metrics and (same `cache:` section)
+    response cache; its Router keeps the
+    running circuit breakers (same `health:` section) and an in-memory ledger's counts.
+    `quiet`: what needs a restart is logged at info level (a worker: its supervisor warns)."""
+    from router.server.app import create_app  # lazy: import time, as above
+
+    cfg, settings, notes = check_reload(config, factory, host, current.settings)
+    for n in notes:
+        log.log(logging.INFO if quiet else logging.WARNING, "quotaroute serve: config reload: %s", n)
+    carry: dict[str, Any] = {}
+    prev = current.router
+    prev_cfg = getattr(prev, "config", None)  # a router.sdk.Router (a factory's router has none)
+    if not factory and prev_cfg is not None:
+        if prev_cfg.health == cfg.health:
+            carry["health"] = prev.health
+        if _memory_ledger(cfg) and _memory_ledger(prev_cfg):  # the counts live in this process only
+            from router.quota.ledger import Ledger  # lazy: import time, as above
+
+            carry["ledger"] = Ledger(prev.ledger.store, cfg.pools, cfg.budget_specs)
+    router = _make_router(config, factory, cfg, **carry)
+    cur = current.settings
+    same_cache = (settings.cache, settings.cache_redis_url) == (cur.cache, cur.cache_redis_url)
+    return create_app(router, settings, spendlog=current.spend, responses=current.responses,
+                      cache=current.cache if same_cache else None, metrics=current.metrics)
+
+
+def reloading_app(app: Any, config: str | None, factory: str | None, host: str, *, announce: bool = True) -> Any:
+    """`app` served by `quotaroute serve`: reloads `config` on SIGHUP (router.server.reload)."""
+    from router.server.reload import Reloading  # lazy: import time, as above
+
+    return Reloading(app, lambda current: rebuild_app(config, factory, host, current, quiet=not announce),
+                     announce=announce)
+
+
 def _memory_ledger(cfg: Any) -> bool:
     """Would the proxy's Router use an in-memory ledger (per-process state)?"""
     from router.config import PROXY_DEFAULT_STORE, default_store, effective_store  # lazy: import time, as above
@@ -113,10 +171,11 @@ def _worker_app() -> Any:
     """uvicorn factory for --workers > 1 (each worker builds its own Router)."""
     a = json.loads(os.environ[_ENV])
     try:
-        return build_app(a["config"], a["factory"], tune_gc=True)
+        app = build_app(a["config"], a["factory"], tune_gc=True)
     except ConfigError as e:
         print(f"quotaroute serve: config error: {e}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None  # the parent stops (the same error would end every restart)
+    return reloading_app(app, a["config"], a["factory"], a["host"], announce=False)  # the supervisor announces
 
 
 def default_workers(cfg: Any, factory: str | None, cpus: int | None = None) -> tuple[int, str]:
@@ -144,6 +203,9 @@ def run(args: argparse.Namespace) -> int:
     from router.config import find_config  # lazy: import time, as above
     from router.server import transport
 
+    from router.server.reload import catch_early  # lazy: import time, as above
+
+    catch_early()  # a SIGHUP while starting is remembered (reloaded once up), not fatal
     config = find_config(args.config)
     try:  # every config mistake is reported here, as one line, before anything else is printed
         cfg, settings = load(config)
@@ -167,7 +229,8 @@ def run(args: argparse.Namespace) -> int:
         if args.workers > 1:
             check_config(cfg, args.router_factory)
         else:
-            app = build_app(config, args.router_factory, settings, cfg, tune_gc=True)
+            app = reloading_app(build_app(config, args.router_factory, settings, cfg, tune_gc=True), config,
+                                args.router_factory, host)
     except ConfigError as e:
         print(f"quotaroute serve: config error: {e}", file=sys.stderr)
         return 2
@@ -184,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
                 print("quotaroute serve: warning: with --workers > 1 and the in-memory ledger, each worker counts "
                       "free quota, budgets and key rate limits on its own; set `ledger: {store: sqlite}` (or redis) "
                       "to share them.", file=sys.stderr)
-            os.environ[_ENV] = json.dumps({"config": config, "factory": args.router_factory})
+            os.environ[_ENV] = json.dumps({"config": config, "factory": args.router_factory, "host": host})
             app = "router.server.cli:_worker_app"
         port = sock.getsockname()[1]
         note = " (no proxy keys configured: loopback only, no auth)" if settings.keys.open_access else ""
@@ -196,6 +259,11 @@ def run(args: argparse.Namespace) -> int:
         def announce() -> None:  # once the socket is bound and the app (every worker) has started
             print(f"quotaroute proxy listening on http://{host}:{port}{note}{why}", file=sys.stderr, flush=True)
 
-        return transport.serve(ucfg, sock, announce)
+        def validate() -> list[str]:  # the supervisor's check before it forwards SIGHUP to the workers
+            cfg2, _, notes = check_reload(config, args.router_factory, host, settings)
+            check_config(cfg2, args.router_factory)
+            return notes
+
+        return transport.serve(ucfg, sock, announce, validate)
     finally:
         sock.close()

@@ -25,9 +25,11 @@ if TYPE_CHECKING:
     from router.result import RoutedResponse, RouteInfo
     from router.server.keygate import KeyGate
     from router.server.metrics import Metrics
+    from router.server.cache import ProxyCache
     from router.server.responses_store import ResponseStore
     from router.server.settings import ServerSettings
     from router.server.spendlog import SpendLog
+    from router.tokens import TokenCount
     from router.types import ChatRequest, StreamEvent
 
 __all__ = ["ProxyRouter", "ProxyStream", "Handed", "Load", "ModelList", "models_of", "Scope", "Receive", "Send"]
@@ -75,6 +77,10 @@ class ProxyRouter(Protocol):
 
     async def aexplain(self, request: ChatRequest) -> Any: ...
 
+    def wire_of(self, provider: str) -> str: ...  # "anthropic", "bedrock", "gemini", a vendor row name; "" unknown
+
+    async def acount_tokens(self, request: ChatRequest) -> TokenCount: ...
+
     async def aembed(self, request: Any, *, scope: Mapping[str, Any] | None = None) -> Any: ...  # RoutedEmbeddings
 
     async def quota_view(self, now: datetime) -> LedgerView | None: ...
@@ -113,7 +119,8 @@ def models_of(router: ProxyRouter, settings: ServerSettings) -> list[dict[str, A
     policy = router.policy_name
     out: list[dict[str, Any]] = []
     for v in settings.virtual_models:
-        desc = f"the configured policy ({policy or 'default'})" if v == "auto" else _DESCRIPTIONS.get(v, "virtual model")
+        desc = f"the configured policy ({policy or 'default'})" if v == "auto" else _DESCRIPTIONS.get(
+            v, "answer-agreement cascade" if v.startswith("cascade:") else "virtual model")
         out.append({"id": v, "object": "model", "created": 0, "owned_by": "quotaroute", "description": desc})
     for mid in router.model_ids:
         out.append({"id": mid, "object": "model", "created": 0, "owned_by": mid.split(":", 1)[0]})
@@ -140,4 +147,5 @@ class Handed:
     models: ModelList
     load: Load = field(default_factory=Load)
     responses: ResponseStore | None = None  # the Responses store (None: store off)
+    cache: ProxyCache | None = None  # the response cache (None: `cache.enabled` is false)
     tracing: Any = None  # router.server.tracing.Tracing (None: tracing off, nothing imported)

@@ -24,12 +24,14 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
+from router.cache.entry import CachedAnswer
 from router.errors import ANTHROPIC_TYPES, ClientGone, redact
 from router.result import Attempt, RouteInfo
 from router.server import anthropic_wire as aw
 from router.server import embeddings_wire as ew
 from router.server import openai_wire as ow
 from router.server.auth import ProxyKey
+from router.server.cache import BYPASS, HIT, MISS, ProxyCache, body_flag
 from router.server.context import Handed, Receive, Scope, Send
 from router.server.errors import Failure, ascii_header, failure_from, route_headers, send_failure
 from router.server.keygate import request_scope
@@ -38,9 +40,9 @@ from router.server.responses_store import ResponsesCall, owner_of
 from router.server.settings import ServerSettings
 from router.server.spendlog import parse_since, summarize
 from router.server.validate import check_depth, json_depth_limit
-from router.types import ChatRequest, Usage
+from router.types import ChatRequest, Usage, accumulate
 
-__all__ = ["chat_completions", "messages", "responses", "get_response", "delete_response", "embeddings", "list_models",
+__all__ = ["chat_completions", "messages", "count_tokens", "responses", "get_response", "delete_response", "embeddings", "list_models",
            "get_model", "healthz", "metrics", "quota", "spend"]
 
 _JSON = (b"content-type", b"application/json")
@@ -116,6 +118,7 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
             raise Failure(400, f"We could not parse the JSON body of your request: {e.args[0][:120]}",
                           code="invalid_json") from None
         check_depth(data, json_depth_limit(h.settings), anthropic=anthropic)  # before anything recurses into it
+        flag = body_flag(data)  # `"cache": false` opts out of the response cache; never reaches a vendor
         if anthropic:
             req, include_usage = aw.parse_messages_request(data), False
         elif wire is not None:
@@ -126,13 +129,25 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         sc = request_scope(key, req.user, _header(scope, b"x-quotaroute-tags"))
         if sc["user"] != req.user:  # the key pins its user: the vendor and the rules see that one
             req = req.model_copy(update={"user": sc["user"]})
+        pc, ck, ch = h.cache, None, []
+        if pc is not None:  # the response cache (router.server.cache): a hit costs $0 and calls no vendor
+            mode = pc.mode(scope, flag)
+            ck = pc.key(req, key, sc) if mode != "bypass" else None
+            hit = await pc.get(ck) if ck is not None and mode == "use" else None
+            if hit is not None:
+                await _send_hit(h, pc, send, req, hit, key, endpoint, t0, anthropic, include_usage, wire)
+                return
+            ch = [MISS if ck is not None else BYPASS]
         if req.stream:
-            await _stream(h, send, receive, req, sc, key, t0, anthropic, include_usage, wire)
+            await _stream(h, send, receive, req, sc, key, t0, anthropic, include_usage, wire, ch,
+                          (pc, ck) if pc is not None and ck is not None else None)
             return
         t1 = time.perf_counter()
         rr = await h.router.achat(req, scope=sc)
         t2 = time.perf_counter()
         route, resp = rr.route, rr.response
+        if anthropic:
+            _note_dropped(h, req, route)
         model = route.model_id or resp.model
         shown = response_model(model, h.settings)
         out = aw.messages_response(resp, shown) if anthropic else ow.chat_response(resp, shown) if wire is None \
@@ -142,12 +157,14 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         overhead_ms = ((time.perf_counter() - t0) - _upstream_s(route, t2 - t1)) * 1000
         headers = [_JSON, (b"content-length", str(len(out)).encode())]
         headers += route_headers(model, route.provider, route.cost_usd, route.reason, overhead_ms,
-                                 h.settings.reason_header_max) + cascade_headers(route)
+                                 h.settings.reason_header_max) + cascade_headers(route) + ch
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
         # a cascade's spend row counts every call's tokens, as its cost does
         usage = _billed_usage(route) if route.cascade is not None else resp.usage
         _finish(h, key, endpoint, req, route, usage, 200, t0, overhead_ms, None, False)
+        if pc is not None and ck is not None and pc.cacheable(req, resp):
+            await pc.put(ck, model, route.provider, resp)
     except ClientGone:
         _finish(h, key, endpoint, req, route, None, 499, t0, None, "client closed", False)
     except Exception as e:  # noqa: BLE001 - mapped in one place
@@ -158,6 +175,25 @@ async def _chat(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float
         _finish(h, key, endpoint, req, getattr(e, "route", None), None, f.status, t0, overhead_ms, f.message, False,
                 model=f.model, provider=f.provider, attempts=getattr(e, "attempts", None),
                 log=f.status != 401 and f.code != "too_many_auth_failures")  # unauthenticated noise: /metrics only
+
+
+async def _send_hit(h: Handed, pc: ProxyCache, send: Send, req: ChatRequest, hit: CachedAnswer,
+                    key: ProxyKey | None, endpoint: str, t0: float, anthropic: bool, include_usage: bool,
+                    wire: ResponsesCall | None) -> None:
+    """A cached answer (as a stream for a stream request): no vendor call, no ledger
+    reserve, $0; `x-quotaroute-cache: hit`, and a `cache:<endpoint>` spend row."""
+    out = pc.render(hit, req, response_model(hit.model_id, h.settings), anthropic=anthropic, wire=wire,
+                    include_usage=include_usage)
+    if wire is not None:
+        await wire.save()  # a stored Responses answer can be chained to like any other
+    route = RouteInfo(model_id=hit.model_id, provider=hit.provider, reason="cache hit")
+    overhead_ms = (time.perf_counter() - t0) * 1000
+    headers = (list(_SSE) if req.stream else [_JSON]) + [(b"content-length", str(len(out)).encode())]
+    headers += route_headers(hit.model_id, hit.provider, route.cost_usd, route.reason, overhead_ms,
+                             h.settings.reason_header_max) + [HIT]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": out})
+    _finish(h, key, "cache:" + endpoint, req, route, Usage(), 200, t0, overhead_ms, None, req.stream)
 
 
 def response_model(model_id: str, settings: ServerSettings) -> str:
@@ -213,13 +249,52 @@ async def embeddings(h: Handed, scope: Scope, receive: Receive, send: Send, t0: 
                 log=f.status != 401 and f.code != "too_many_auth_failures")
 
 
+def _note_dropped(h: Handed, req: ChatRequest, route: RouteInfo) -> None:
+    """Name in the route reason what of a Messages request the chosen vendor had no equivalent for."""
+    gone = aw.dropped(req, h.router.wire_of(route.provider))
+    if gone:
+        route.reason = f"{route.reason}; dropped for {route.provider}: {', '.join(gone)}"
+
+
+async def count_tokens(h: Handed, scope: Scope, receive: Receive, send: Send, t0: float) -> None:
+    """POST /v1/messages/count_tokens: the input tokens of a Messages request on the model it
+    would be routed to; exact from the vendor where it counts, else the router's estimate.
+    `x-quotaroute-token-count` says which ("exact" or "estimate"). Free: nothing is billed."""
+    try:
+        key = await h.gate.authenticate(scope)
+        await h.gate.admit(key)
+        body = await read_body(scope, receive, h.settings.max_body_bytes)
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise Failure(400, f"We could not parse the JSON body of your request: {e.args[0][:120]}",
+                          code="invalid_json") from None
+        check_depth(data, json_depth_limit(h.settings), anthropic=True)
+        req = aw.parse_count_request(data)
+        h.gate.check_key(key, req.model)
+        tc = await h.router.acount_tokens(req)
+        how = f"exact count from {tc.source}" if tc.exact else "estimated by the router (the vendor does not count)"
+        extra = [(b"x-quotaroute-token-count", b"exact" if tc.exact else b"estimate")]
+        extra += route_headers(tc.model_id, tc.source if tc.exact else "", Decimal(0), f"count_tokens: {how}",
+                               (time.perf_counter() - t0) * 1000, h.settings.reason_header_max)
+        await _send_json(send, 200, orjson.dumps({"input_tokens": tc.input_tokens}), extra)
+    except ClientGone:
+        return
+    except Exception as e:  # noqa: BLE001 - mapped in one place
+        f = failure_from(e)
+        if f.status >= 500 and not isinstance(e, Failure):
+            app_log(e)
+        await send_failure(send, f, anthropic=True, t0=t0)
+
+
 def app_log(e: BaseException) -> None:
     logging.getLogger("quotaroute.server").warning("request failed: %s", redact(repr(e))[:500])
 
 
 async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc: dict[str, Any],
                   key: ProxyKey | None, t0: float, anthropic: bool, include_usage: bool,
-                  wire: ResponsesCall | None = None) -> None:
+                  wire: ResponsesCall | None = None, cache_headers: list[tuple[bytes, bytes]] | None = None,
+                  cache_to: tuple[ProxyCache, str] | None = None) -> None:
     """Send a routed stream as SSE. A failure after the status line ends the stream with
     an explicit error event (never a clean finish); a client that goes away or stops
     reading for `limits.stream_write_timeout_s` cancels the upstream call. Either way
@@ -228,6 +303,8 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
     rs = await h.router.astream(req, scope=sc)  # errors before the first token surface here, with a status
     t2 = time.perf_counter()
     route = rs.route
+    if anthropic:
+        _note_dropped(h, req, route)
     model = route.model_id or req.model
     shown = response_model(model, h.settings)
     enc: aw.EventEncoder | ow.ChunkEncoder | ResponsesEncoder = aw.EventEncoder(shown) if anthropic else \
@@ -235,7 +312,8 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
     overhead_ms = ((t2 - t0) - _upstream_s(route, t2 - t1)) * 1000
     headers = _SSE + route_headers(model, route.provider, route.estimated_cost_usd if route.cascade is None
                                    else route.cost_usd, route.reason, overhead_ms, h.settings.reason_header_max)
-    headers += cascade_headers(route)
+    headers += cascade_headers(route) + (cache_headers or [])
+    events: list[Any] | None = [] if cache_to is not None else None  # kept for the response cache
     status, error = 200, None
     write_timeout = write_timeout_s(h.settings)
     loop = asyncio.get_running_loop()
@@ -253,6 +331,8 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
             await put({"type": "http.response.start", "status": 200, "headers": headers})
             await put({"type": "http.response.body", "body": enc.start(), "more_body": True})
             async for ev in rs:
+                if events is not None:
+                    events.append(ev)
                 b = enc.event(ev)
                 if b:
                     await put({"type": "http.response.body", "body": b, "more_body": True})
@@ -263,6 +343,11 @@ async def _stream(h: Handed, send: Send, receive: Receive, req: ChatRequest, sc:
             if wire is not None:
                 await wire.save()  # before the last event: a client may chain to it at once
             await put({"type": "http.response.body", "body": end, "more_body": False})
+            if cache_to is not None and events is not None:  # the whole answer is out: cache it
+                r = rs.route
+                resp = accumulate(events, provider=r.provider, model=r.model_id or req.model)
+                if cache_to[0].cacheable(req, resp):
+                    await cache_to[0].put(cache_to[1], r.model_id or req.model, r.provider, resp)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - a mid-stream failure: the status line is already out

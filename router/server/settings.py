@@ -15,6 +15,8 @@ are in router/config/schema.py and docs/config.md).
       limits: {...}                  # header/body timeouts, connection limit, ...
       responses: {db, ttl_s, max_items, max_mb}   # the Responses store (default $QUOTAROUTE_HOME/responses.sqlite)
 
+    and, from the top-level `cache:` section, the response cache (docs/cache.md).
+
 The top-level `tracing:` section rides along as `tracing` (router/server/tracing.py).
 """
 
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from router.config.paths import home
-from router.config.schema import ServerLimits, ServerResponses, TracingCfg
+from router.config.schema import CacheCfg, ServerLimits, ServerResponses, TracingCfg
 from router.server.auth import KeyStore
 
 __all__ = ["ServerSettings", "LOOPBACK", "is_loopback"]
@@ -60,6 +62,8 @@ class ServerSettings:
     budget_period: str = "month"  # default period of per-key budgets (day | month | total)
     limits: ServerLimits = field(default_factory=ServerLimits)
     responses: ServerResponses = field(default_factory=ServerResponses)  # the Responses store
+    cache: CacheCfg = field(default_factory=CacheCfg)  # the response cache (`cache:`, docs/cache.md)
+    cache_redis_url: str | None = None  # the ledger's Redis url (a redis cache without its own `url` uses it)
     tracing: TracingCfg = field(default_factory=TracingCfg)  # OpenTelemetry traces (off: nothing is imported)
 
     def spend_db_path(self) -> Path | None:

@@ -29,6 +29,9 @@ at most 64 connections drain at once, the rest are closed at once.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
 import socket
 import time
 from collections import OrderedDict
@@ -41,9 +44,12 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from router.errors import ConfigError, redact
 from router.server.limits import DEFAULT_LIMITS, Limits, default_max_connections
 
 __all__ = ["GuardedHttpToolsProtocol", "server_config", "bind_socket", "serve", "Limits"]
+
+log = logging.getLogger("quotaroute.server")
 
 LINGER_S = 2.0  # how long a refused connection is drained before it is closed
 MAX_LINGERING = 64  # refused connections drained at once (beyond: closed at once)
@@ -328,11 +334,19 @@ class _AnnouncingServer(uvicorn.Server):
 
 
 class _Supervisor(Multiprocess):
-    """uvicorn's worker supervisor; announces once every worker reports started."""
+    """uvicorn's worker supervisor; announces once every worker reports started.
 
-    def __init__(self, config: Any, sockets: list[socket.socket], announce: Callable[[], None]) -> None:
+    SIGHUP: uvicorn's own answer is to restart every worker; here the config file is
+    checked once (`validate`, raising ConfigError: one log line, nothing changes) and
+    SIGHUP is forwarded to each worker, which reloads in place (router.server.reload).
+    A worker still starting gets it once it is ready."""
+
+    def __init__(self, config: Any, sockets: list[socket.socket], announce: Callable[[], None],
+                 validate: Callable[[], list[str]] | None = None) -> None:
         super().__init__(config, sockets=sockets)
         self._announce = announce
+        self._validate = validate
+        self._hup_pending: list[Any] = []  # workers to signal once they are ready
         self.status = 0
 
     def init_processes(self) -> None:
@@ -354,14 +368,51 @@ class _Supervisor(Multiprocess):
                 if p.is_ready(timeout=0.2):
                     pending.remove(p)
         self._announce()
+        from router.server.reload import take_early  # lazy: import time (the parent needs one flag)
+
+        if take_early():  # a SIGHUP came while the parent itself was starting
+            self.handle_hup()
+
+    def handle_hup(self) -> None:
+        if self._validate is not None:
+            try:
+                notes = self._validate()
+            except ConfigError as e:
+                log.error("quotaroute serve: config reload refused, still serving the previous config: %s", e)
+                return
+            except Exception as e:  # noqa: BLE001 - keep serving whatever went wrong
+                log.error("quotaroute serve: config reload failed, still serving the previous config: %s",
+                          redact(repr(e))[:500])
+                return
+            for n in notes:
+                log.warning("quotaroute serve: config reload: %s", n)
+        self._hup_pending = list(self.processes)
+        self._forward_hup()
+        log.warning("quotaroute serve: config reloaded: SIGHUP forwarded to %d workers", len(self.processes))
+
+    def _forward_hup(self) -> None:
+        for p in list(self._hup_pending):
+            if p not in self.processes or not p.process.is_alive():
+                self._hup_pending.remove(p)  # replaced: its successor read the file when it started
+            elif p.is_ready(timeout=0.5):
+                self._hup_pending.remove(p)
+                if p.pid is not None:
+                    os.kill(p.pid, signal.SIGHUP)
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        if self._hup_pending and not self.should_exit.is_set():
+            self._forward_hup()
 
 
-def serve(config: Any, sock: socket.socket, announce: Callable[[], None]) -> int:
+def serve(config: Any, sock: socket.socket, announce: Callable[[], None],
+          validate: Callable[[], list[str]] | None = None) -> int:
     """Run until stopped on an already bound socket; `announce()` once requests are being
-    accepted. Returns the exit status (1 = the app or a worker failed to start)."""
+    accepted. Returns the exit status (1 = the app or a worker failed to start).
+    `validate()`: with workers, the config check run before SIGHUP is forwarded to them."""
     try:
         if config.workers > 1:
-            sup = _Supervisor(config, [sock], announce)
+            sup = _Supervisor(config, [sock], announce, validate)
             sup.run()
             return sup.status
         server = _AnnouncingServer(config, announce)

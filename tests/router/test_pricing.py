@@ -199,3 +199,24 @@ def test_tiers_and_time_discounts_refuse_negative_prices() -> None:
         TimeDiscount(start="00:00", end="08:00", output="-0.5")
     with pytest.raises(ValidationError, match="input must be >= 0"):
         PriceTier(above_input_tokens=200_000, input=-1)
+
+
+def test_one_hour_cache_writes_have_their_own_rate() -> None:
+    u = Usage(input_tokens=2050, cache_write_tokens=2000, cache_write_1h_tokens=1500, output_tokens=100)
+    explicit = Price(input="3", output="15", cache_write="3.75", cache_write_1h="6")
+    c = cost(u, explicit)
+    assert c.usd == D("0.012525")  # 50x3 + 500x3.75 + 1500x6 + 100x15, per 1M
+    assert c.breakdown["cache_write_1h"] == D("0.009")
+    assert cost(u, Price(input="3", output="15", cache_write="3.75")).usd == D("0.012525")  # default: 2x input
+    tiered = Price(input="3", output="15", cache_write="3.75", cache_write_1h="6",
+                   tiers=[{"above_input_tokens": 1000, "input": "6", "output": "22.5"}])
+    assert cost(u, tiered).breakdown["cache_write_1h"] == D("0.018")  # scales with the tier's input rate
+    assert "cache_write_1h" not in cost(Usage(input_tokens=10, output_tokens=1), explicit).breakdown
+
+
+def test_bundled_claude_prices_carry_the_one_hour_write_rate() -> None:
+    from router.catalog import load_catalog
+
+    p = load_catalog().get("anthropic:claude-sonnet-4-6").price
+    assert p is not None and p.cache_write_1h == p.input * 2 and p.cache_write == p.input * D("1.25")
+    assert p.cache_read == p.input / 10

@@ -18,6 +18,7 @@ from router.quota.ledger import Ledger
 from router.quota.memory_store import MemoryStore
 from router.quota.view import BudgetView, LedgerView, PoolView
 from router.result import Attempt, RoutedResponse, RouteInfo
+from router.tokens import TokenCount, estimate_request_tokens
 from router.types import ChatRequest
 
 VIRTUAL = ("auto", "auto:cheap", "auto:best", "auto:free")
@@ -140,6 +141,14 @@ class FakeRouter:
 
     async def aexplain(self, req: ChatRequest) -> str:
         return self._pick(req)
+
+    wire = ""  # what `wire_of` answers: "" unknown (nothing named as dropped); tests set e.g. "openai"
+
+    def wire_of(self, provider: str) -> str:
+        return self.wire
+
+    async def acount_tokens(self, req: ChatRequest) -> TokenCount:
+        return TokenCount(estimate_request_tokens(req), False, "estimate", self._pick(req))
 
     async def aembed(self, req: Any, *, scope: Any = None) -> Any:
         raise NoRouteAvailable("the fake router serves no embeddings")

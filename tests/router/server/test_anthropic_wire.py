@@ -171,3 +171,71 @@ def test_fields_table_is_the_documented_allow_list() -> None:
                          "temperature", "top_p", "top_k", "stream", "metadata", "thinking", "output_config",
                          "service_tier",
                          "container", "mcp_servers"}
+
+
+U = "user"
+DOC = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "d"}}
+
+
+@pytest.mark.parametrize("body,path", [
+    ({"messages": [{"role": U, "content": [{"type": "text", "text": "x", "cache_control": {"type": "persistent"}}]}]},
+     "messages.0.content.0.cache_control.type"),
+    ({"messages": [{"role": U, "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral",
+                                                                                          "ttl": 3600}}]}]},
+     "messages.0.content.0.cache_control.ttl"),
+    ({"messages": [{"role": U, "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral",
+                                                                                          "scope": "x"}}]}]},
+     "messages.0.content.0.cache_control.scope"),
+    ({"system": [{"type": "text", "text": "s", "cache_control": "ephemeral"}]}, "system.0.cache_control"),
+    ({"tools": [{"name": "t", "input_schema": {"type": "object"}, "cache_control": []}]}, "tools.0.cache_control"),
+    ({"messages": [{"role": U, "content": [{**DOC, "source": {"type": "content", "content": []}}]}]},
+     "messages.0.content.0.source.type"),
+    ({"messages": [{"role": U, "content": [{**DOC, "source": {"type": "url", "url": "file:///etc/passwd"}}]}]},
+     "messages.0.content.0.source.url"),
+    ({"messages": [{"role": U, "content": [{**DOC, "source": {"type": "text", "media_type": "text/html",
+                                                              "data": "<p>"}}]}]},
+     "messages.0.content.0.source.media_type"),
+    ({"messages": [{"role": U, "content": [{**DOC, "title": "t" * 501}]}]}, "messages.0.content.0.title"),
+    ({"messages": [{"role": U, "content": [{**DOC, "citations": {"enabled": "yes"}}]}]},
+     "messages.0.content.0.citations.enabled"),
+    ({"messages": [{"role": U, "content": [{**DOC, "extra": 1}]}]}, "messages.0.content.0.extra"),
+    ({"messages": [{"role": U, "content": [{"type": "thinking", "thinking": "t", "signature": "s"}]}]},
+     "messages.0.content.0.type"),
+    ({"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": 5}]}]},
+     "messages.0.content.0.signature"),
+    ({"messages": [{"role": "assistant", "content": [{"type": "redacted_thinking", "data": None}]}]},
+     "messages.0.content.0.data"),
+])
+async def test_content_block_fields_are_checked_at_the_edge(client: Any, fake: FakeProvider, body: Any,
+                                                            path: str) -> None:
+    assert_400(await post(client, {**OK, **body}), path)
+    assert fake.calls == []
+
+
+async def test_cache_breakpoints_are_counted_across_tools_system_and_messages(client: Any) -> None:
+    cc = {"type": "ephemeral"}
+    body = {**OK, "tools": [{"name": "t", "input_schema": {"type": "object"}, "cache_control": cc}],
+            "system": [{"type": "text", "text": "s", "cache_control": cc}],
+            "messages": [{"role": U, "content": [{"type": "text", "text": "a", "cache_control": cc},
+                                                 {"type": "text", "text": "b", "cache_control": cc},
+                                                 {"type": "text", "text": "c", "cache_control": cc}]}]}
+    assert_400(await post(client, body), "messages.0.content.2.cache_control")
+    body["tools"][0].pop("cache_control")
+    r = await post(client, body)
+    assert r.status_code == 200
+
+
+def test_count_fields_and_dropped_names() -> None:
+    with pytest.raises(aw.WireError, match="stream: Extra inputs"):
+        aw.parse_count_request({"model": "auto", "messages": [{"role": U, "content": "x"}], "stream": True})
+    req = aw.parse_count_request({"model": "auto", "messages": [{"role": U, "content": "x"}],
+                                  "thinking": {"type": "enabled", "budget_tokens": 5000}})
+    assert req.max_tokens is None and req.reasoning is not None
+    req = aw.parse_messages_request({**OK, "messages": [
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "s"}]},
+        {"role": U, "content": [{"type": "document", "source": {"type": "url", "url": "https://x.test/a.pdf"}},
+                                {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                                                "data": "JVBE"}, "cache_control": {"type": "ephemeral"}}]}]})
+    assert aw.dropped(req, "anthropic") == aw.dropped(req, "bedrock") == aw.dropped(req, "") == []
+    assert aw.dropped(req, "gemini") == ["cache_control", "thinking blocks and their signatures", "URL documents"]
+    assert aw.dropped(req, "deepseek")[-1] == "PDF documents" and "PDF documents" not in aw.dropped(req, "openai")

@@ -40,6 +40,15 @@ def test_derive_ratios_and_table() -> None:
     assert "quotaroute" in table(res) and "14.0x" in table(res)
 
 
+def test_cache_hit_row() -> None:
+    run = {"p50_c1_ms": 0.05, "p99_c1_ms": 0.2, "rps_c1": 9000.0, "rps_cN": 50000.0, "p50_cN_ms": 0.5, "errors": 0}
+    res = {"concurrency": 32, "duration_s": 5, "workers": 1, "repeat": 1, "notes": [], "loadavg_start": 1.0,
+           "loadavg_end": 1.0, "router_mode": "full", "direct": run, "quotaroute": {**run, "p50_c1_ms": 1.05},
+           "quotaroute+cache": {**run, "p50_c1_ms": 0.25}}
+    _derive(res)
+    assert res["quotaroute+cache"]["added_p50_c1_ms"] == 0.2 and "quotaroute+cache" in table(res)
+
+
 def test_tracing_row_ratio_and_table() -> None:
     run = {"p50_c1_ms": 0.5, "p99_c1_ms": 0.9, "rps_c1": 2000.0, "rps_cN": 8000.0, "p50_cN_ms": 2.0, "errors": 0}
     res = {"concurrency": 32, "duration_s": 5, "workers": 1, "repeat": 1, "notes": [], "loadavg_start": 1.0,

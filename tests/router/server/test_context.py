@@ -25,7 +25,7 @@ def _routers() -> list[object]:
 
 def test_protocol_lists_what_the_handlers_use():
     assert set(MEMBERS) == {"catalog", "ledger", "health", "policy_name", "model_ids", "achat", "astream",
-                            "aexplain", "aembed", "quota_view", "aclose"}
+                            "aexplain", "aembed", "quota_view", "aclose", "wire_of", "acount_tokens"}
 
 
 @pytest.mark.parametrize("name", MEMBERS)

@@ -290,7 +290,7 @@ def test_quotaroute_serve_subprocess(tmp_path: Path) -> None:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
         try:
-            assert _wait(lambda: _up(url), 20), p.stderr.read1().decode() if p.poll() is not None else "not up"
+            assert _wait(lambda: _up(url), 60), p.stderr.read1().decode() if p.poll() is not None else "not up"
             o = openai.OpenAI(api_key="x", base_url=url + "/v1", max_retries=0)
             raw = o.embeddings.with_raw_response.create(model="auto", input=["hello world", "bye"])
             r = raw.parse()

@@ -80,7 +80,7 @@ def test_serve_subprocess_with_both_sdks(tmp_path: Any) -> None:
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}"
-        assert _wait(lambda: _up(url), 15), p.stderr.read1().decode() if p.poll() is not None else "not up"
+        assert _wait(lambda: _up(url), 60), p.stderr.read1().decode() if p.poll() is not None else "not up"
         o = openai.OpenAI(api_key="x", base_url=url + "/v1", max_retries=0)
         r = o.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "hi"}])
         assert r.parse().choices[0].message.content == "Hello from the fake upstream!"

@@ -101,3 +101,10 @@ async def test_a_setting_keeps_qualified_ids_in_the_body(spend_path: Any) -> Non
 def test_deployments_names_are_listed_as_virtual_models() -> None:
     cfg = parse_config({"deployments": {"nano-pair": [{"model": "openai:gpt-5-nano"}, {"model": "openai:gpt-5-mini"}]}})
     assert build_server_settings(cfg).virtual_models[-1] == "nano-pair"
+
+
+def test_cascade_names_are_listed_as_virtual_models() -> None:
+    cfg = parse_config({"cascades": {"math-agree": {"extract": "number", "stages": [
+        {"mode": "consensus", "k": 2, "m": 2, "models": ["openai:gpt-5-nano", "openai:gpt-5-mini"]},
+        {"mode": "single", "models": ["openai:gpt-5.5"]}]}}})
+    assert build_server_settings(cfg).virtual_models[-1] == "cascade:math-agree"

@@ -183,7 +183,7 @@ def test_serve_with_config_and_real_adapter(tmp_path: Any) -> None:
         try:
             from tests.router.server.test_live import _up, _wait
 
-            assert _wait(lambda: _up(url), 20), p.stderr.read1().decode() if p.poll() is not None else "not up"
+            assert _wait(lambda: _up(url), 60), p.stderr.read1().decode() if p.poll() is not None else "not up"
             o = openai.OpenAI(api_key="x", base_url=url + "/v1", max_retries=0)
             raw = o.chat.completions.with_raw_response.create(model="auto", messages=MSG)
             assert raw.parse().choices[0].message.content == "hi from upstream"
