@@ -56,6 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--litellm-venv", default="/tmp/litellm-venv")
     p.add_argument("--skip-litellm", action="store_true")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--tracing", action="store_true",
+                   help="add a row: a second quotaroute with OpenTelemetry tracing on, exporting OTLP/HTTP to a local sink")
     p.add_argument("--cache-hit", action="store_true",
                    help="add a row: a second quotaroute with the response cache on, sent the same request (every "
                         "request after the first is a hit)")
@@ -278,6 +280,14 @@ def run(args: argparse.Namespace) -> int:
             qc, qcport, _, _ = start_quotaroute(dc, ngport, args, CACHE_ON)
             procs.append(qc)
             targets["quotaroute+cache"] = (f"http://127.0.0.1:{qcport}/v1/chat/completions", qbody, PROXY_KEY)
+        if getattr(args, "tracing", False):  # the same proxy with tracing on: every span exported over OTLP/HTTP to a local sink
+            sink = OtlpSink()
+            dt = d / "tracing"
+            dt.mkdir()
+            os.chmod(dt, 0o777)
+            tr, tport, _, _ = start_quotaroute(dt, ngport, args, sink.config())
+            procs.append(tr)
+            targets["+tracing"] = (f"http://127.0.0.1:{tport}/v1/chat/completions", qbody, PROXY_KEY)
         if not args.skip_litellm:
             ll, lport, note = start_litellm(d, ngport, args.litellm_venv)
             procs.append(ll)
@@ -298,6 +308,8 @@ def run(args: argparse.Namespace) -> int:
         for p in procs:
             _stop(p)
     res["loadavg_end"] = os.getloadavg()[0]
+    if getattr(args, "tracing", False):
+        res["otlp_sink"] = sink.stop()
     _derive(res)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -329,12 +341,16 @@ def soak(pid: int, url: str, body: str, args: argparse.Namespace, key: str) -> d
 def _derive(res: dict[str, Any]) -> None:
     d, q, ll = res.get("direct"), res.get("quotaroute"), res.get("litellm")
     for name, r in (("quotaroute", q), ("litellm", ll), ("quotaroute+cache", res.get("quotaroute+cache")),
-                    ("qr-postgres", res.get("qr-postgres"))):
+                    ("qr-postgres", res.get("qr-postgres")),
+                    ("+tracing", res.get("+tracing"))):
         if r and d and r.get("p50_c1_ms") is not None and d.get("p50_c1_ms") is not None:
             r["added_p50_c1_ms"] = round(r["p50_c1_ms"] - d["p50_c1_ms"], 3)
     pg = res.get("qr-postgres")
     if q and pg and q.get("added_p50_c1_ms") and pg.get("added_p50_c1_ms") is not None:
         res["added_latency_ratio_postgres_over_default"] = round(pg["added_p50_c1_ms"] / max(q["added_p50_c1_ms"], 1e-3), 2)
+    t = res.get("+tracing")
+    if t and q and t.get("added_p50_c1_ms") is not None and q.get("added_p50_c1_ms"):
+        res["tracing_added_ratio"] = round(t["added_p50_c1_ms"] / max(q["added_p50_c1_ms"], 1e-3), 2)
     if q and ll and ll.get("rps_cN"):
         res["throughput_ratio_vs_litellm"] = round(q["rps_cN"] / ll["rps_cN"], 1)
         if ll.get("added_p50_c1_ms"):
@@ -348,7 +364,7 @@ def table(res: dict[str, Any]) -> str:
              f"loadavg {res['loadavg_start']:.1f}->{res['loadavg_end']:.1f} on {os.cpu_count()} cores)",
              f"{'target':<16} {'p50 c=1 ms':>11} {'added p50 ms':>13} {'p99 c=1 ms':>11} {'req/s c=' + str(c):>12} "
              f"{'errors':>7}"]
-    for name in ("direct", "quotaroute", "quotaroute+cache", "qr-postgres", "litellm"):
+    for name in ("direct", "quotaroute", "quotaroute+cache", "qr-postgres", "+tracing", "litellm"):
         r = res.get(name)
         if not r:
             continue
@@ -360,6 +376,10 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"added p50 latency LiteLLM / quotaroute: {res['added_latency_ratio_litellm_over_quotaroute']}x")
     if "added_latency_ratio_postgres_over_default" in res:
         lines.append(f"added p50 latency, PostgreSQL spend store / default: {res['added_latency_ratio_postgres_over_default']}x")
+    if "tracing_added_ratio" in res:
+        k = res.get("otlp_sink", {})
+        lines.append(f"added p50 latency with tracing / without: {res['tracing_added_ratio']}x "
+                     f"(OTLP sink got {k.get('requests', 0)} exports, {k.get('bytes', 0):,} bytes)")
     s = res.get("soak")
     if s:
         lines.append(f"soak {s['seconds']:.0f}s c={s['concurrency']}: {s['requests']:,} requests, RSS "
@@ -367,6 +387,42 @@ def table(res: dict[str, Any]) -> str:
                      f"errors {s['errors']}")
     lines += [f"note: {n}" for n in res["notes"]]
     return "\n".join(lines)
+
+
+class OtlpSink:
+    """A local OTLP/HTTP receiver for the tracing row: accepts every export (200) and
+    counts it; what a collector does with the spans is not the proxy's cost."""
+
+    def __init__(self) -> None:
+        import threading  # lazy: import time (`--help` and other commands stay fast)
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        got = self.got = {"requests": 0, "bytes": 0}
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                n = int(self.headers.get("content-length") or 0)
+                self.rfile.read(n)
+                got["requests"] += 1
+                got["bytes"] += n
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *a: Any) -> None:
+                pass
+
+        self.srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def config(self) -> str:
+        return (f"tracing:\n  enabled: true\n  endpoint: http://127.0.0.1:{self.srv.server_port}/v1/traces\n"
+                "  service_name: quotaroute-bench\n")
+
+    def stop(self) -> dict[str, int]:
+        self.srv.shutdown()
+        self.srv.server_close()
+        return dict(self.got)
 
 
 # ---------------------------------------------------------------- passthrough router (proxy layer only)

@@ -331,7 +331,7 @@ def build_server_settings(cfg: QuotarouteConfig) -> Any:
                           budget_period=sc.budget_period, limits=sc.limits, responses=sc.responses,
                           virtual_models=names, qualified_model_ids=sc.response_model == "qualified",
                           cache=cfg.cache, cache_redis_url=_cache_redis_url(cfg), store=sc.store,
-                          dsn_env=sc.dsn_env, key_poll_s=sc.key_poll_s)
+                          dsn_env=sc.dsn_env, key_poll_s=sc.key_poll_s, tracing=cfg.tracing)
 
 
 def _cache_redis_url(cfg: QuotarouteConfig) -> str | None:

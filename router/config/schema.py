@@ -32,7 +32,7 @@ from router.types import TASK_KINDS
 __all__ = [
     "QuotarouteConfig", "ProviderCfg", "ProviderTimeouts", "PoolCfg", "ModelsCfg", "PolicyCfg", "RuleCfg", "RuleMatch",
     "CascadeCfg", "CascadeStageCfg", "AnswerCascadeCfg", "DeploymentCfg", "LedgerCfg", "RetryCfg", "HealthCfg", "FxCfg",
-    "ServerCfg", "ProxyKeyCfg", "ServerLimits", "CacheCfg",
+    "ServerCfg", "ProxyKeyCfg", "ServerLimits", "CacheCfg", "TracingCfg",
     "PolicyName", "Period", "Money", "line_at", "looks_like_secret",
 ]
 
@@ -460,6 +460,23 @@ class CacheCfg(_M):
     tool_calls: bool = False  # also cache answers that call tools
 
 
+class TracingCfg(_M):
+    """`tracing:` OpenTelemetry traces of the proxy over OTLP (docs/tracing.md). Off by default;
+    needs the `otel` extra (opentelemetry-sdk and the OTLP exporters) only when on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    enabled: bool = False
+    # http/protobuf: the traces URL (a bare host:port gets /v1/traces); grpc: host:port.
+    # None: the OTEL_EXPORTER_OTLP_* variables, else the collector's default on localhost
+    endpoint: str | None = None
+    protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    service_name: str = Field("quotaroute", min_length=1, max_length=256)
+    sample_ratio: float = Field(1.0, ge=0, le=1)  # of new traces; a sampled incoming traceparent is always kept
+    headers_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # a variable holding "k=v,k2=v2"
+    timeout_s: float = Field(10.0, gt=0, le=300)  # one export
+
+
 class VirtualEmbeddingCfg(_M):
     models: list[str] = Field(min_length=1)
     dimensions: StrictInt | None = Field(None, ge=1, le=65536)  # default: the models' common size
@@ -495,6 +512,7 @@ class QuotarouteConfig(_M):
     health: HealthCfg = Field(default_factory=HealthCfg)
     fx: FxCfg | None = None
     server: ServerCfg = Field(default_factory=ServerCfg)
+    tracing: TracingCfg = Field(default_factory=TracingCfg)
     embeddings: EmbeddingsCfg = Field(default_factory=EmbeddingsCfg)
     cache: CacheCfg = Field(default_factory=CacheCfg)
 

@@ -46,7 +46,8 @@ class ProxyApp:
 
     def __init__(self, router: ProxyRouter, settings: ServerSettings | None = None, *,
                  spendlog: SpendLog | None = None, responses: ResponseStore | None = None,
-                 cache: ProxyCache | None = None, tune_gc: bool = False, metrics: Metrics | None = None) -> None:
+                 cache: ProxyCache | None = None, tune_gc: bool = False, metrics: Metrics | None = None,
+                 tracing: Any = None) -> None:
         self.router = router
         self.tune_gc = tune_gc  # `quotaroute serve` processes only (never a host application's)
         self.settings = settings or ServerSettings()
@@ -69,9 +70,16 @@ class ProxyApp:
                             max_auth_failures_per_minute=Limits.of(self.settings).max_auth_failures_per_minute,
                             runtime=open_runtime_keys(self.settings))
         self.load = Load()
+        if tracing is None and self.settings.tracing.enabled:  # off: opentelemetry is never imported
+            from router.server.tracing import Tracing  # lazy: the `otel` extra
+
+            tracing = Tracing.from_config(self.settings.tracing)
+        if tracing is not None:
+            tracing.install(router)
+        self.tracing = tracing  # router.server.tracing.Tracing, or None
         self.handed = Handed(router=router, gate=self.gate, settings=self.settings, metrics=self.metrics,
                              spend=spendlog, models=ModelList(router, self.settings), load=self.load,
-                             responses=self.responses, cache=cache)
+                             responses=self.responses, cache=cache, tracing=tracing)
         self._routes = {
             (b"POST", "/v1/chat/completions"): handlers.chat_completions,
             (b"POST", "/chat/completions"): handlers.chat_completions,
@@ -121,7 +129,11 @@ class ProxyApp:
             load = self.load
             load.in_flight += 1
             try:
-                await handler(self.handed, scope, receive, send, t0)
+                tr = self.tracing
+                if tr is None or not tr.traced(path):
+                    await handler(self.handed, scope, receive, send, t0)
+                else:
+                    await tr.serve(handler, self.handed, scope, receive, send, t0)
             except Exception as e:  # noqa: BLE001 - last resort: never leak a traceback or a key
                 log.error("unhandled error on %s: %s", path, redact(repr(e)))
                 try:
@@ -188,6 +200,8 @@ class ProxyApp:
             await asyncio.to_thread(self.responses.close)
         if self.cache is not None:
             await self.cache.aclose()
+        if self.tracing is not None:  # the last spans out to the collector
+            await self.tracing.aclose()
 
     async def retire(self, successor: ProxyApp | None = None) -> None:
         """Replaced by a reloaded app (router.server.reload): wait until every request

@@ -148,3 +148,4 @@ class Handed:
     load: Load = field(default_factory=Load)
     responses: ResponseStore | None = None  # the Responses store (None: store off)
     cache: ProxyCache | None = None  # the response cache (None: `cache.enabled` is false)
+    tracing: Any = None  # router.server.tracing.Tracing (None: tracing off, nothing imported)

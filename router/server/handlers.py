@@ -551,6 +551,8 @@ def _finish(h: Handed, key: ProxyKey | None, endpoint: str, req: Any, route: Rou
     usage = usage or Usage()
     if key is not None and key.tpm:
         h.gate.count_tokens(key, usage.input_tokens + usage.output_tokens)
+    if h.tracing is not None:  # the request span's outcome (router.server.tracing)
+        h.tracing.finish(route, usage, status, error, req, stream, cost, model, provider)
     h.metrics.observe(endpoint=endpoint, model=model, provider=provider, status=status, latency_s=latency_s,
                         overhead_s=overhead_ms / 1000 if overhead_ms is not None else None,
                         input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,

@@ -18,6 +18,8 @@ are in router/config/schema.py and docs/config.md).
       responses: {db, ttl_s, max_items, max_mb}   # the Responses store (default $QUOTAROUTE_HOME/responses.sqlite)
 
     and, from the top-level `cache:` section, the response cache (docs/cache.md).
+
+The top-level `tracing:` section rides along as `tracing` (router/server/tracing.py).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from router.config.paths import home
-from router.config.schema import CacheCfg, ServerLimits, ServerResponses
+from router.config.schema import CacheCfg, ServerLimits, ServerResponses, TracingCfg
 from router.server.auth import KeyStore
 
 __all__ = ["ServerSettings", "LOOPBACK", "is_loopback"]
@@ -67,6 +69,7 @@ class ServerSettings:
     store: str = "sqlite"  # sqlite | postgres (spend log and runtime keys)
     dsn_env: str = "QUOTAROUTE_DATABASE_URL"
     key_poll_s: float = 0.25
+    tracing: TracingCfg = field(default_factory=TracingCfg)  # OpenTelemetry traces (off: nothing is imported)
 
     def dsn(self) -> str:
         """The PostgreSQL DSN (store: postgres), read from the variable named by `dsn_env`."""

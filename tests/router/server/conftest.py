@@ -44,13 +44,13 @@ def spend_path(tmp_path: Any) -> Any:
     return tmp_path / "spend.sqlite"
 
 
-def make_app(router: Any, spend_path: Any, settings: ServerSettings | None = None) -> Any:
+def make_app(router: Any, spend_path: Any, settings: ServerSettings | None = None, **kw: Any) -> Any:
     settings = settings or ServerSettings()
     settings.spend_db = str(spend_path)
     if settings.responses.db is None:  # the Responses store beside the spend log, not in the shared home
         settings.responses = settings.responses.model_copy(update={"db": str(Path(spend_path).parent /
                                                                              "responses.sqlite")})
-    return create_app(router, settings)
+    return create_app(router, settings, **kw)
 
 
 @pytest.fixture

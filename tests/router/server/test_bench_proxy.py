@@ -47,3 +47,14 @@ def test_cache_hit_row() -> None:
            "quotaroute+cache": {**run, "p50_c1_ms": 0.25}}
     _derive(res)
     assert res["quotaroute+cache"]["added_p50_c1_ms"] == 0.2 and "quotaroute+cache" in table(res)
+
+
+def test_tracing_row_ratio_and_table() -> None:
+    run = {"p50_c1_ms": 0.5, "p99_c1_ms": 0.9, "rps_c1": 2000.0, "rps_cN": 8000.0, "p50_cN_ms": 2.0, "errors": 0}
+    res = {"concurrency": 32, "duration_s": 5, "workers": 1, "repeat": 1, "notes": [], "loadavg_start": 1.0,
+           "loadavg_end": 1.0, "router_mode": "full", "direct": {**run, "p50_c1_ms": 0.1},
+           "quotaroute": dict(run), "+tracing": {**run, "p50_c1_ms": 0.7}, "otlp_sink": {"requests": 3, "bytes": 9000}}
+    _derive(res)
+    assert res["+tracing"]["added_p50_c1_ms"] == 0.6 and res["tracing_added_ratio"] == 1.5
+    out = table(res)
+    assert "+tracing" in out and "with tracing / without: 1.5x (OTLP sink got 3 exports, 9,000 bytes)" in out
