@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from router.errors import redact
-from router.server import admin, gctune, handlers, ui
+from router.server import admin, gctune, handlers, info, ui
 from router.server.cache import ProxyCache
 from router.server.context import Handed, Load, ModelList, ProxyRouter, Receive, Scope, Send
 from router.server.errors import Failure, failure_from, send_failure
@@ -89,12 +89,12 @@ class ProxyApp:
             (b"POST", "/embeddings"): handlers.embeddings,
             (b"POST", "/v1/responses"): handlers.responses,
             (b"POST", "/responses"): handlers.responses,
-            (b"GET", "/v1/models"): handlers.list_models,
-            (b"GET", "/models"): handlers.list_models,
-            (b"GET", "/healthz"): handlers.healthz,
-            (b"GET", "/metrics"): handlers.metrics,
-            (b"GET", "/v1/quota"): handlers.quota,
-            (b"GET", "/v1/spend"): handlers.spend,
+            (b"GET", "/v1/models"): info.list_models,
+            (b"GET", "/models"): info.list_models,
+            (b"GET", "/healthz"): info.healthz,
+            (b"GET", "/metrics"): info.metrics,
+            (b"GET", "/v1/quota"): info.quota,
+            (b"GET", "/v1/spend"): info.spend,
         }
 
     @property
@@ -112,9 +112,9 @@ class ProxyApp:
             path = scope["path"]
             handler = self._routes.get((scope["method"].encode(), path))
             if handler is None and path.startswith("/v1/models/") and scope["method"] == "GET":
-                handler = handlers.get_model
+                handler = info.get_model
             elif handler is None and path.startswith("/v1/responses/") and scope["method"] in ("GET", "DELETE"):
-                handler = handlers.get_response if scope["method"] == "GET" else handlers.delete_response
+                handler = info.get_response if scope["method"] == "GET" else info.delete_response
             elif handler is None and (path == "/ui" or path.startswith("/ui/")):
                 handler = ui.handle
             elif handler is None and (path == "/admin/keys" or path.startswith("/admin/keys/")):

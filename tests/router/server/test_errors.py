@@ -248,15 +248,15 @@ async def test_bad_upstream_keys_on_healthz_and_metrics(spend_path: Any) -> None
 
 def test_header_and_reason_memos_keep_no_long_client_strings() -> None:
     from router.server import errors as errs
-    from router.server import handlers
+    from router.server import respond
 
-    n_hdr, n_reason = len(errs._HDR_CACHE), len(handlers._REASONS)
+    n_hdr, n_reason = len(errs._HDR_CACHE), len(respond._REASONS)
     for i in range(100):
         long = f"pinned: region {'x' * (10_000 + i)} not allowed {UPSTREAM_KEY}"
         assert UPSTREAM_KEY.encode() not in errs.cached_header(long, 200)
-        assert UPSTREAM_KEY not in (handlers._safe_text(long) or "")
-    assert len(errs._HDR_CACHE) == n_hdr and len(handlers._REASONS) == n_reason
-    assert all(len(k[0]) <= 512 for k in errs._HDR_CACHE) and all(len(k) <= 1024 for k in handlers._REASONS)
+        assert UPSTREAM_KEY not in (respond.safe_text(long) or "")
+    assert len(errs._HDR_CACHE) == n_hdr and len(respond._REASONS) == n_reason
+    assert all(len(k[0]) <= 512 for k in errs._HDR_CACHE) and all(len(k) <= 1024 for k in respond._REASONS)
 
 
 def test_wire_encoders_never_turn_an_error_finish_into_a_clean_stop() -> None:
