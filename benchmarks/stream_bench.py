@@ -32,7 +32,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.proxy_overhead import PROXY_KEY, ROOT, UPSTREAM_KEY, _stop, _wait_http, free_port, rss_kb, start_quotaroute
+from benchmarks.proxy_overhead import PROXY_KEY, ROOT, _stop, free_port, rss_kb, start_litellm, start_quotaroute
 
 __all__ = ["HELP", "add_arguments", "run", "table", "cpu_seconds"]
 
@@ -76,26 +76,6 @@ def _start_upstream(args: argparse.Namespace, d: Path) -> tuple[subprocess.Popen
     if p.stdout.readline().strip() != b"listening":
         raise RuntimeError("the fake upstream did not start: " + (d / "upstream.log").read_text()[-1000:])
     return p, port
-
-
-def _start_litellm(d: Path, upstream: int, venv: str) -> tuple[subprocess.Popen | None, int, str]:
-    exe = Path(venv) / "bin" / "litellm"
-    if not exe.exists():
-        return None, 0, f"LiteLLM skipped: {exe} not found (python -m venv {venv} && {venv}/bin/pip install 'litellm[proxy]')"
-    port = free_port()
-    (d / "litellm.yaml").write_text(
-        "model_list:\n  - model_name: bench\n    litellm_params:\n      model: openai/gpt-4o-mini\n"
-        f"      api_base: http://127.0.0.1:{upstream}/v1\n      api_key: {UPSTREAM_KEY}\n"
-        "litellm_settings:\n  telemetry: false\n  drop_params: true\n")
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
-           "LITELLM_MASTER_KEY": PROXY_KEY, "LITELLM_LOG": "ERROR", "NO_DOCS": "True"}
-    p = subprocess.Popen([str(exe), "--config", str(d / "litellm.yaml"), "--host", "127.0.0.1", "--port", str(port),
-                          "--num_workers", "1"], env=env, cwd=d, stdout=subprocess.DEVNULL,
-                         stderr=open(d / "litellm.log", "w"))
-    if not _wait_http(f"http://127.0.0.1:{port}/health/liveliness", 180, p):
-        _stop(p)
-        return None, 0, "LiteLLM skipped: it did not start (see its log)"
-    return p, port, ""
 
 
 def _body(model: str, wire: str) -> str:
@@ -149,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             path = "/v1/messages" if wire == "anthropic" else "/v1/chat/completions"
             targets[name] = (f"http://127.0.0.1:{qport}{path}", _body(model, wire), PROXY_KEY, wire, qp.pid)
         if "litellm" in wanted:
-            ll, lport, note = _start_litellm(d, uport, args.litellm_venv)
+            ll, lport, note = start_litellm(d, uport, args.litellm_venv)
             procs.append(ll)
             if ll is None:
                 res["notes"].append(note)

@@ -4,19 +4,18 @@ a two-turn thinking round trip with signatures (stream and not) and count_tokens
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import anthropic
 
+from tests.support.threaded_upstream import ThreadedUpstream
 from tests.providers._native_helpers import fixture_reader
 from tests.router.server.conftest import free_port
 
@@ -27,18 +26,15 @@ TOOLS = [{"name": "get_weather", "description": "Current weather",
           "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}}]
 
 
-class AnthropicUpstream:
+class AnthropicUpstream(ThreadedUpstream):
     """Anthropic on loopback (aiohttp): /v1/messages and /v1/messages/count_tokens from fixtures."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.bodies: list[dict[str, Any]] = []
         self.paths: list[str] = []
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def routes(self) -> dict[str, Any]:
         from aiohttp import web
 
         async def messages(req: Any) -> Any:
@@ -54,26 +50,7 @@ class AnthropicUpstream:
             return web.Response(body=ANT("message_after_tool.json" if done else "message_thinking_tool_use.json"),
                                 content_type="application/json")
 
-        async def start() -> None:
-            app = web.Application()
-            app.router.add_post("/v1/messages", messages)
-            app.router.add_post("/v1/messages/count_tokens", messages)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", self.port).start()
-            self._ready.set()
-
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(start())
-        self._loop.run_forever()
-
-    def __enter__(self) -> "AnthropicUpstream":
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        return {"/v1/messages": messages, "/v1/messages/count_tokens": messages}
 
 
 def test_anthropic_sdk_against_quotaroute_serve(tmp_path: Any) -> None:

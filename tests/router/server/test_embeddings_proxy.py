@@ -26,6 +26,7 @@ from router.embeddings import EmbeddingSettings, load_embedding_catalog
 from router.quota.ledger import Ledger
 from router.quota.memory_store import MemoryStore
 from router.sdk import Router
+from tests.support.threaded_upstream import ThreadedUpstream
 from tests.router.server.conftest import KEY_A, LiveServer, keyed_settings, make_app
 
 CAT = load_embedding_catalog()
@@ -220,24 +221,14 @@ def test_langchain_openai_embeddings(spend_path: Path, tiktoken_offline: None, m
 # ------------------------------------------------------------------ `quotaroute serve` subprocess
 
 
-class EmbeddingsUpstream:
+class EmbeddingsUpstream(ThreadedUpstream):
     """A loopback OpenAI-compatible /v1/embeddings server (aiohttp, its own thread)."""
 
     def __init__(self) -> None:
-        import asyncio
-        import threading
-
-        from tests.router.server.conftest import free_port
-
-        self.port = free_port()
+        super().__init__()
         self.bodies: list[Any] = []
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        import asyncio
-
+    def routes(self) -> dict[str, Any]:
         from aiohttp import web
 
         fake = Upstream("openai")
@@ -248,25 +239,7 @@ class EmbeddingsUpstream:
             r = fake(httpx.Request("POST", "http://x/v1/embeddings", content=raw))
             return web.Response(body=r.content, content_type="application/json")
 
-        async def start() -> None:
-            app = web.Application()
-            app.router.add_post("/v1/embeddings", embeddings)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", self.port).start()
-            self._ready.set()
-
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(start())
-        self._loop.run_forever()
-
-    def __enter__(self) -> "EmbeddingsUpstream":
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        return {"/v1/embeddings": embeddings}
 
 
 def test_quotaroute_serve_subprocess(tmp_path: Path) -> None:

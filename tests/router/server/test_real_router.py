@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from router.quota.memory_store import MemoryStore
 from router.quota.spec import BudgetSpec
 from router.sdk import Router
 from router.catalog import Catalog
+from tests.support.threaded_upstream import ThreadedUpstream
 from tests.router.routing_helpers import card
 from tests.router.server.conftest import KEY_A, free_port, keyed_settings, make_app
 from tests.router.server.fakes import hang_up_mid_stream, track_stream
@@ -100,18 +100,15 @@ COMPLETION = (b'{"id":"chatcmpl-up1","object":"chat.completion","created":1,"mod
               b'"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}')
 
 
-class FakeUpstream:
+class FakeUpstream(ThreadedUpstream):
     """A tiny OpenAI-compatible server on loopback (aiohttp) that records auth headers."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.auth: list[str] = []
         self.stream_ended: list[str] = []  # "complete" or the exception that stopped a slow stream
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def routes(self) -> dict[str, Any]:
         from aiohttp import web
 
         async def chat(req: Any) -> Any:
@@ -148,25 +145,7 @@ class FakeUpstream:
                                          status=401)
             return web.Response(body=COMPLETION, content_type="application/json")
 
-        async def start() -> None:
-            app = web.Application()
-            app.router.add_post("/v1/chat/completions", chat)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", self.port).start()
-            self._ready.set()
-
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(start())
-        self._loop.run_forever()
-
-    def __enter__(self) -> "FakeUpstream":
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        return {"/v1/chat/completions": chat}
 
 
 def test_serve_with_config_and_real_adapter(tmp_path: Any) -> None:
