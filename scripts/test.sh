@@ -25,8 +25,8 @@ if ! have_postgres; then
   echo "scripts/test.sh: PostgreSQL not found; installing it from Debian's packages" >&2
   if command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } \
+      || echo "scripts/test.sh: postgresql could not be installed" >&2
     # The tests run their own server (initdb as an unprivileged user when run as root), not Debian's service.
   fi
 fi
@@ -37,8 +37,7 @@ if ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM:-}" ]; then
   echo "scripts/test.sh: chromium not found; installing it from Debian's packages" >&2
   if command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null \
+    { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; } \
       || echo "scripts/test.sh: chromium could not be installed; the dashboard browser test will skip" >&2
   fi
 fi
