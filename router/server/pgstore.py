@@ -22,14 +22,13 @@ psycopg (3) is the optional extra `postgres`.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import deque
 from decimal import Decimal
 from typing import Any
 
 from router.extras import need
 from router.server.spendlog import COLUMNS as _COLUMNS  # one row shape for both logs
+from router.server.spendlog import BatchedWriter  # the writer thread both logs share
 from router.server.spendlog import _clip  # the same per-column caps as the SQLite log
 
 __all__ = ["connect", "migrate", "PgSpendLog", "MIGRATIONS", "MAX_QUEUE"]
@@ -91,8 +90,10 @@ _COPY = f"COPY spend ({', '.join(_COLUMNS)}) FROM STDIN"
 _BY = {"day": "day", "model": "model", "key": "key_id", "provider": "provider"}
 
 
-class PgSpendLog:
-    """The spend log on PostgreSQL (same interface as `router.server.spendlog.SpendLog`)."""
+class PgSpendLog(BatchedWriter):
+    """The spend log on PostgreSQL (same interface as `router.server.spendlog.SpendLog`):
+    each batch is one COPY in one transaction; a failed batch is rolled back and queued
+    again (at most `MAX_QUEUE` rows kept, the oldest dropped first)."""
 
     def __init__(self, dsn: str, *, interval_s: float = 0.25) -> None:
         self.dsn = dsn
@@ -103,70 +104,35 @@ class PgSpendLog:
         finally:
             con.close()
         self._con: Any = None
-        self._rows: deque[Any] = deque()
-        self._interval = interval_s
-        self._wake = threading.Event()
-        self._lock = threading.Lock()
-        self._stop = False
-        self.errors = 0
         self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name="quotaroute-spendlog-pg", daemon=True)
-        self._thread.start()
+        super().__init__(interval_s=interval_s, name="quotaroute-spendlog-pg")
 
-    def record(self, row: Any) -> None:
-        self._rows.append(row)
-
-    def _write(self) -> None:
-        with self._lock:
-            rows: list[Any] = []
-            pop = self._rows.popleft
+    def _store(self, rows: list[Any]) -> None:
+        try:
+            if self._con is None or self._con.closed:
+                self._con = connect(self.dsn)
+            with self._con.transaction(), self._con.cursor() as cur, cur.copy(_COPY) as cp:
+                for r in rows:
+                    cp.write_row(_clip(r))
+        except Exception as e:  # noqa: BLE001 - rolled back: queue the batch again, retry next tick
+            self.errors += 1
+            log.warning("spend log: PostgreSQL write failed (%d rows kept for retry): %s", len(rows),
+                        type(e).__name__)
             try:
-                while True:
-                    rows.append(pop())
-            except IndexError:
+                if self._con is not None:
+                    self._con.close()
+            except Exception:  # noqa: BLE001
                 pass
-            if not rows:
-                return
-            try:
-                if self._con is None or self._con.closed:
-                    self._con = connect(self.dsn)
-                with self._con.transaction(), self._con.cursor() as cur, cur.copy(_COPY) as cp:
-                    for r in rows:
-                        cp.write_row(_clip(r))
-            except Exception as e:  # noqa: BLE001 - rolled back: queue the batch again, retry next tick
-                self.errors += 1
-                log.warning("spend log: PostgreSQL write failed (%d rows kept for retry): %s", len(rows),
-                            type(e).__name__)
-                try:
-                    if self._con is not None:
-                        self._con.close()
-                except Exception:  # noqa: BLE001
-                    pass
-                self._con = None
-                self._rows.extendleft(reversed(rows))
-                over = len(self._rows) - MAX_QUEUE
-                for _ in range(max(0, over)):
-                    self._rows.popleft()
-                    self.dropped += 1
+            self._con = None
+            self._rows.extendleft(reversed(rows))
+            over = len(self._rows) - MAX_QUEUE
+            for _ in range(max(0, over)):
+                self._rows.popleft()
+                self.dropped += 1
 
-    def _run(self) -> None:
-        while not self._stop:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            self._write()
-        self._write()
+    def _shut(self) -> None:
         if self._con is not None:
             self._con.close()
-
-    def flush(self, timeout: float = 10.0) -> None:
-        if self._thread.is_alive():
-            self._write()
-
-    def close(self, timeout: float = 30.0) -> None:
-        if self._thread.is_alive():
-            self._stop = True
-            self._wake.set()
-            self._thread.join(timeout)
 
     # -------------------------------------------------------------- reads (own connection, any thread)
     def spent_since(self, key_id: str, since_ts: float) -> Decimal:

@@ -23,7 +23,7 @@ from typing import Any
 
 from router._sqlite import enable_wal
 
-__all__ = ["SpendLog", "SpendRow", "summarize", "COLUMNS", "CLIP", "period_start", "parse_since"]
+__all__ = ["SpendLog", "BatchedWriter", "SpendRow", "summarize", "COLUMNS", "CLIP", "period_start", "parse_since"]
 
 COLUMNS = (
     "ts", "day", "key_id", "endpoint", "requested_model", "model", "provider", "input_tokens", "output_tokens",
@@ -111,21 +111,20 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
         raise ValueError(f"--since {shown!r} is out of range") from None
 
 
-class SpendLog:
-    """Batched writer. `record()` is a deque append (atomic, wakes no thread); the
-    writer thread wakes every `interval_s`, or on flush()/close(), and inserts
-    everything queued in one transaction."""
+class BatchedWriter:
+    """The writer both spend logs share. `record()` is a deque append (atomic, wakes no
+    thread); the writer thread wakes every `interval_s`, or on flush()/close(), and hands
+    everything queued to `_store(rows)` (one transaction); `_shut()` runs on the writer
+    thread after the last batch."""
 
-    def __init__(self, path: str | Path, *, interval_s: float = 0.25) -> None:
-        self.path = Path(path)
-        self._con = _connect(self.path)
+    def __init__(self, *, interval_s: float, name: str) -> None:
         self._rows: deque[Any] = deque()
         self._interval = interval_s
         self._wake = threading.Event()
         self._lock = threading.Lock()  # serializes flush() callers with the writer
         self._stop = False
         self.errors = 0
-        self._thread = threading.Thread(target=self._run, name="quotaroute-spendlog", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     # -------------------------------------------------------------- hot path
@@ -133,6 +132,12 @@ class SpendLog:
         self._rows.append(row)
 
     # -------------------------------------------------------------- writer
+    def _store(self, rows: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _shut(self) -> None:
+        return None
+
     def _write(self) -> None:
         with self._lock:
             rows = []
@@ -143,25 +148,7 @@ class SpendLog:
             except IndexError:
                 pass
             if rows:
-                try:
-                    with self._con:
-                        i = 0
-                        for size in _CHUNKS:  # a few fixed statement shapes, each prepared once
-                            while len(rows) - i >= size:
-                                self._insert(rows[i:i + size])
-                                i += size
-                except sqlite3.Error:
-                    self.errors += 1
-
-    def _insert(self, rows: list[Any]) -> None:
-        # One multi-row INSERT = one sqlite3_step = one GIL release/re-acquire for the whole
-        # chunk; executemany() would hand the GIL back and forth per row, stalling the event
-        # loop. Chunk sizes come from a fixed set: sqlite3 caches each prepared statement,
-        # and one statement per batch length grew the process by ~70 MiB in a soak.
-        sql = _SQL.get(len(rows))
-        if sql is None:
-            sql = _SQL[len(rows)] = _INSERT_HEAD + ",".join([_ROW] * len(rows))
-        self._con.execute(sql, [v for r in rows for v in _clip(r)])
+                self._store(rows)
 
     def _run(self) -> None:
         while not self._stop:
@@ -169,7 +156,7 @@ class SpendLog:
             self._wake.clear()
             self._write()
         self._write()
-        self._con.close()
+        self._shut()
 
     def flush(self, timeout: float = 10.0) -> None:
         """Write everything recorded so far (tests, admin reads, budget loads)."""
@@ -181,6 +168,39 @@ class SpendLog:
             self._stop = True
             self._wake.set()
             self._thread.join(timeout)
+
+
+class SpendLog(BatchedWriter):
+    """The spend log in SQLite: each batch is a few multi-row INSERTs in one transaction."""
+
+    def __init__(self, path: str | Path, *, interval_s: float = 0.25) -> None:
+        self.path = Path(path)
+        self._con = _connect(self.path)
+        super().__init__(interval_s=interval_s, name="quotaroute-spendlog")
+
+    def _store(self, rows: list[Any]) -> None:
+        try:
+            with self._con:
+                i = 0
+                for size in _CHUNKS:  # a few fixed statement shapes, each prepared once
+                    while len(rows) - i >= size:
+                        self._insert(rows[i:i + size])
+                        i += size
+        except sqlite3.Error:
+            self.errors += 1
+
+    def _insert(self, rows: list[Any]) -> None:
+        # One multi-row INSERT = one sqlite3_step = one GIL release/re-acquire for the whole
+        # chunk; executemany() would hand the GIL back and forth per row, stalling the event
+        # loop. Chunk sizes come from a fixed set: sqlite3 caches each prepared statement,
+        # and one statement per batch length grew the process by ~70 MiB in a soak.
+        sql = _SQL.get(len(rows))
+        if sql is None:
+            sql = _SQL[len(rows)] = _INSERT_HEAD + ",".join([_ROW] * len(rows))
+        self._con.execute(sql, [v for r in rows for v in _clip(r)])
+
+    def _shut(self) -> None:
+        self._con.close()
 
     # -------------------------------------------------------------- reads
     def spent_since(self, key_id: str, since_ts: float) -> Decimal:
