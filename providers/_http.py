@@ -265,7 +265,7 @@ async def aiter_bytes(resp: httpx.Response, call: Call) -> AsyncIterator[bytes]:
         it = _raw(resp).__aiter__()
         try:
             while True:
-                w.task = asyncio.current_task()  # the consumer may change tasks between chunks
+                w.task = asyncio.current_task(loop)  # the consumer may change tasks between chunks
                 try:
                     chunk = await it.__anext__()
                 except StopAsyncIteration:

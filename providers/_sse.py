@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["SSEEvent", "aiter_sse", "aiter_data", "parse_sse_lines"]
 
@@ -99,14 +100,33 @@ async def aiter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
         yield last
 
 
-async def aiter_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def aiter_data(chunks: AsyncIterator[bytes], tap: Any = None) -> AsyncIterator[bytes | str]:
     """The `data` of each event of an async byte stream, as bytes (event names and ids are
     dropped: for vendors whose chunks say what they are, OpenAI's). The same rules as
-    `aiter_sse`; a single-line `data:` block is sliced out without decoding anything."""
+    `aiter_sse`; a single-line `data:` block is sliced out without decoding anything.
+
+    With a `providers._splice.Tap` that the caller armed, the tap runs at the next read
+    (texts go straight to the client); what it wrote comes out as one `str` (the caller
+    reports it, never sends it again), then reading goes on from where it stopped."""
     d = _Decoder()
     buf = b""
-    async for chunk in chunks:
-        buf = buf + chunk if buf else chunk
+    it = chunks.__aiter__()
+    while True:
+        if tap is not None and tap.armed:
+            buf, err = await tap.run(buf)
+            pending = tap.sink.pending
+            if pending:
+                text = "".join(pending)
+                pending.clear()
+                yield text
+            if err is not None:
+                raise err
+        else:
+            try:
+                chunk = await it.__anext__()
+            except StopAsyncIteration:
+                break
+            buf = buf + chunk if buf else chunk
         if b"\r" in buf:
             keep = buf.endswith(b"\r")
             head = buf[:-1] if keep else buf

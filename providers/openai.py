@@ -26,6 +26,7 @@ from providers._http import Call, ErrorInfo
 from providers._native import json_system
 from providers._openai_events import LeanText, StreamState, events_from_json, parse_usage
 from providers.embed import estimate_usage, openai_body, parse_openai
+from providers._splice import tap_for
 from providers._sse import aiter_data
 from providers.ratelimit import parse_rate_limits
 from providers.retry import RetryPolicy
@@ -34,6 +35,7 @@ from router import errors as E
 from router.embed_types import EmbedCall, EmbedResult
 from router.errors import redact, register_secret
 from router.limits import Timeouts, attempt_limits
+from router.splice import spliced_text
 from router.types import (ChatRequest, ChatResponse, Message, RateLimitSnapshot, StreamEvent, Usage, accumulate,
                           text_delta)
 
@@ -283,13 +285,19 @@ class OpenAIProvider:
                     return
             done = False
             lean_text = LeanText()
+            tap = tap_for(resp, call, lean_text)  # the proxy's splice, when it offers one
             try:
-                async for raw in aiter_data(chunks):
+                async for raw in aiter_data(chunks, tap):
+                    if raw.__class__ is str:  # text the splice already wrote to the client
+                        yield spliced_text(raw)  # type: ignore[arg-type]
+                        continue
                     # after the first output chunk (read in full: id and model), the common
                     # chunk (text only) is read by a flat scan of its bytes
                     t = lean_text(raw) if state.output else None
                     if t is not None:
                         if t:
+                            if tap is not None:
+                                tap.armed = True
                             yield text_delta(t)
                         continue
                     data = raw.decode("utf-8", "replace").strip()

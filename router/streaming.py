@@ -40,6 +40,7 @@ from router.errors import MalformedResponse, ProviderError, TruncatedResponse
 from router.executor import Executor, StepCall, Walk
 from router.plan import PlanStep, RoutePlan
 from router.result import Attempt, RouteInfo
+from router.splice import take_pending
 from router.tokens import count_tokens_exact, estimate_tokens
 from router.types import ChatRequest, ChatResponse, Message, RateLimitSnapshot, Usage, accumulate, text_delta
 
@@ -122,9 +123,11 @@ class RoutedStream:
                     self._close_out()
                     raise
                 except Exception as e:  # a vendor error (or an adapter bug) mid-answer
+                    self._take_spliced()
                     await self._fail(e)
                     continue
                 except BaseException as e:  # cancelled
+                    self._take_spliced()
                     await self._settle(e)
                     self._close_out()
                     raise
@@ -139,6 +142,13 @@ class RoutedStream:
             if k != "usage":
                 self._all.append(kept)
             return ev
+
+    def _take_spliced(self) -> None:
+        """Count text a splice wrote to the client that no event reported (it was cut off)."""
+        text = take_pending()
+        if text:
+            self._events.append(text)
+            self._all.append(text)
 
     async def _fail(self, e: Exception) -> None:
         """The current attempt broke after content was sent: bill it, then continue the

@@ -376,6 +376,7 @@ class ServerLimits(_M):
     max_auth_failures_per_minute: StrictInt = Field(20, ge=0, le=1_000_000)  # 0 = no limit (e.g. behind a reverse proxy)
     gc_freeze: bool = True  # freeze the warmed-up startup heap out of every garbage collection
     gc_thresholds: tuple[StrictInt, StrictInt, StrictInt] | None = (50_000, 20, 100)  # None: Python's defaults
+    stream_splice: bool = True  # text chunks go from the vendor's socket to the client's in one callback
 
 
 class ServerResponses(_M):

@@ -126,6 +126,10 @@ class _Body(httpx.AsyncByteStream):
         except aiohttp.ClientError as e:
             raise httpx.ReadError(str(e), request=self._request) from e
 
+    def splice_reader(self) -> Any:
+        """The aiohttp reader of the body, for `providers._splice` (which reads it by callback)."""
+        return self._resp.content
+
     async def aclose(self) -> None:
         # release() returns a fully read connection to the pool and closes a partly read one.
         self._resp.release()

@@ -432,16 +432,18 @@ class EventEncoder:
     def _delta(self, delta: dict[str, Any]) -> bytes:
         return _ev("content_block_delta", {"type": "content_block_delta", "index": self._index, "delta": delta})
 
+    def text(self, text: str) -> bytes:
+        """A text delta (the splice's encoder: `text` is never empty)."""
+        if self._open is not None and self._open[0] == "text":  # the common case, spliced
+            return b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,' \
+                   b'"delta":{"type":"text_delta","text":%b}}\n\n' % (self._index, orjson.dumps(text))
+        out = self._begin("text", {"type": "text", "text": ""})
+        return out + self._delta({"type": "text_delta", "text": text})
+
     def event(self, ev: Any) -> bytes:
         k = ev.kind
         if k == "text":
-            if not ev.text:
-                return b""
-            if self._open is not None and self._open[0] == "text":  # the common case, spliced
-                return b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,' \
-                       b'"delta":{"type":"text_delta","text":%b}}\n\n' % (self._index, orjson.dumps(ev.text))
-            out = self._begin("text", {"type": "text", "text": ""})
-            return out + self._delta({"type": "text_delta", "text": ev.text})
+            return self.text(ev.text) if ev.text else b""
         if k == "reasoning":
             if ev.redacted is not None:
                 return self._begin("redacted_thinking", {"type": "redacted_thinking", "data": ev.redacted}) + \

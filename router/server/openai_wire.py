@@ -365,6 +365,10 @@ class ChunkEncoder:
             d["usage"] = None
         return b"data: " + orjson.dumps(d) + b"\n\n"
 
+    def text(self, text: str) -> bytes:
+        """A text chunk (the splice's encoder: `text` is never empty)."""
+        return self._text(b'"content":', text)
+
     def start(self) -> bytes:
         self._role_sent = True
         return self._chunk({"role": "assistant", "content": "", "refusal": None})

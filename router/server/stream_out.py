@@ -25,6 +25,8 @@ from router.server.respond import (
 )
 from router.server.responses_events import ResponsesEncoder
 from router.server.responses_store import ResponsesCall
+from router.server.stream_sink import ClientSink
+from router.splice import SPLICE, SplicedText
 from router.types import ChatRequest, accumulate
 
 __all__ = ["send_stream"]
@@ -65,6 +67,9 @@ async def send_stream(h: Handed, send: Send, receive: Receive, req: ChatRequest,
         sending_since = 0.0
 
     flushing: asyncio.Task[None] | None = None  # a write waiting for the client (flow control)
+    # the splice sink: text chunks straight from the vendor's socket to the client's (router.splice)
+    splice = events is None and route.cascade is None and getattr(h.settings.limits, "stream_splice", True)
+    sink: ClientSink | None = None
 
     def flush(buf: list[bytes]) -> None:
         """Send what is ready as one body message; a send that must wait for the client
@@ -72,6 +77,9 @@ async def send_stream(h: Handed, send: Send, receive: Receive, req: ChatRequest,
         nonlocal flushing
         body = buf[0] if len(buf) == 1 else b"".join(buf)
         buf.clear()
+        if sink is not None:  # one ordered queue for every body write (see stream_sink)
+            sink.write(body)
+            return
         c = put({"type": "http.response.body", "body": body, "more_body": True})
         try:
             y = c.send(None)
@@ -83,15 +91,20 @@ async def send_stream(h: Handed, send: Send, receive: Receive, req: ChatRequest,
         flushing = loop.create_task(_resume_task(c, y))
 
     async def pump() -> None:
-        nonlocal status, error, flushing
+        nonlocal status, error, flushing, sink
         buf: list[bytes] = []
         try:
             await put({"type": "http.response.start", "status": 200, "headers": headers})
+            if splice:
+                sink = ClientSink.for_send(send, enc)
+                SPLICE.set(sink)  # this task's context only: the adapters it reads from see it
             buf.append(enc.start())
             while True:
                 if flushing is not None:  # the client is slow: wait for it before reading on
                     t, flushing = flushing, None
                     await t
+                if sink is not None and sink.drainer is not None:
+                    await sink.wait()
                 # Writes are batched per loop iteration: the next event is asked for at once;
                 # when it is ready (several came in one read) it joins the batch; when the
                 # stream must wait, what is ready goes out in one write first.
@@ -116,6 +129,8 @@ async def send_stream(h: Handed, send: Send, receive: Receive, req: ChatRequest,
                         ev = await _Resume(nxt, y)
                     except StopAsyncIteration:
                         break
+                if ev.__class__ is SplicedText:  # already written by the splice
+                    continue
                 if events is not None:
                     events.append(ev)
                 b = enc.event(ev)
@@ -128,6 +143,8 @@ async def send_stream(h: Handed, send: Send, receive: Receive, req: ChatRequest,
             if flushing is not None:
                 t, flushing = flushing, None
                 await t
+            if sink is not None:
+                await sink.wait()
             if wire is not None:
                 await wire.save()  # before the last event: a client may chain to it at once
             await put({"type": "http.response.body", "body": b"".join(buf), "more_body": False})
@@ -150,10 +167,14 @@ async def send_stream(h: Handed, send: Send, receive: Receive, req: ChatRequest,
             if flushing is not None:
                 t, flushing = flushing, None
                 await t
+            if sink is not None:
+                await sink.wait()
             await put({"type": "http.response.body", "body": b"".join(buf) + tail, "more_body": False})
         finally:
             if flushing is not None:
                 flushing.cancel()
+            if sink is not None:
+                sink.close()
 
     async def watch() -> None:
         while True:
@@ -168,7 +189,8 @@ async def send_stream(h: Handed, send: Send, receive: Receive, req: ChatRequest,
 
     def check() -> None:  # one timer per stream, not one per chunk
         nonlocal status, error, guard
-        if sending_since and loop.time() - sending_since >= write_timeout and not p.done():
+        since = sending_since or (sink.since if sink is not None else 0.0)
+        if since and loop.time() - since >= write_timeout and not p.done():
             status, error = 499, f"client stopped reading (no write progress for {write_timeout:g} s)"
             p.cancel()  # the upstream call is cancelled with it
             return
