@@ -18,19 +18,32 @@ is not keeping up pauses reading from the vendor until it has taken what was wri
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from providers import _http
 from router.errors import ProviderError
 from router.splice import SPLICE, Sink
 
-__all__ = ["Tap", "tap_for"]
+__all__ = ["Tap", "tap_for", "openai_plain"]
 
 _ACTIVE: dict[int, "Tap"] = {}  # id(reader) -> the tap reading it
 _CLASSES: dict[type, type] = {}
 
 
-def tap_for(resp: Any, call: _http.Call, lean: Any) -> "Tap | None":
+def openai_plain(lean: Callable[[bytes], str | None]) -> Callable[[bytes], str | None]:
+    """The text of an OpenAI-compatible event block that carries only text (`lean` is the
+    stream's `LeanText`), else None."""
+
+    def plain(block: bytes) -> str | None:
+        if block[:6] != b"data: " or b"\n" in block:
+            return None
+        return lean(block[6:])
+
+    return plain
+
+
+def tap_for(resp: Any, call: _http.Call, plain: Callable[[bytes], str | None]) -> "Tap | None":
     """A tap for this streaming response, or None (not an aiohttp body). It splices only
     where the reading task has a sink (the proxy's pump; not the task that routes)."""
     if "content-encoding" in resp.headers:
@@ -41,7 +54,7 @@ def tap_for(resp: Any, call: _http.Call, lean: Any) -> "Tap | None":
         return None
     lim = resp.extensions.get(_http._LIMITS)
     idle = lim[1].idle_s if lim is not None else 60.0
-    return Tap(reader, call, idle, lean)
+    return Tap(reader, call, idle, plain)
 
 
 def _spliced_class(base: type) -> type:
@@ -95,13 +108,13 @@ class Tap:
     """One stream's splice (see the module docstring). `armed` is set by the adapter after
     a plain text chunk; `run` clears it."""
 
-    __slots__ = ("reader", "base", "sink", "call", "idle_s", "lean", "loop", "armed", "buf", "fut", "last",
+    __slots__ = ("reader", "base", "sink", "call", "idle_s", "plain", "loop", "armed", "buf", "fut", "last",
                  "timer", "paused", "spliced", "read_timeout")
 
-    def __init__(self, reader: Any, call: _http.Call, idle_s: float, lean: Any) -> None:
+    def __init__(self, reader: Any, call: _http.Call, idle_s: float, plain: Callable[[bytes], str | None]) -> None:
         self.reader, self.base, self.call = reader, type(reader), call
         self.sink: Sink = _NO_SINK
-        self.idle_s, self.lean = idle_s, lean
+        self.idle_s, self.plain = idle_s, plain
         self.loop = asyncio.get_running_loop()
         self.armed = False
         self.buf = b""
@@ -152,18 +165,14 @@ class Tap:
             self.stop(buf)
             return
         texts: list[str] = []
-        lean = self.lean
+        plain = self.plain
         pos = 0
         stop = False
         while True:
             i = buf.find(b"\n\n", pos)
             if i < 0:
                 break
-            if buf[pos:pos + 6] != b"data: ":
-                stop = True
-                break
-            block = buf[pos + 6:i]
-            t = lean(block) if b"\n" not in block else None
+            t = plain(buf[pos:i])
             if t is None:
                 stop = True
                 break

@@ -26,7 +26,7 @@ from providers._http import Call, ErrorInfo
 from providers._native import json_system
 from providers._openai_events import LeanText, StreamState, events_from_json, parse_usage
 from providers.embed import estimate_usage, openai_body, parse_openai
-from providers._splice import tap_for
+from providers._splice import openai_plain, tap_for
 from providers._sse import aiter_data
 from providers.ratelimit import parse_rate_limits
 from providers.retry import RetryPolicy
@@ -285,7 +285,7 @@ class OpenAIProvider:
                     return
             done = False
             lean_text = LeanText()
-            tap = tap_for(resp, call, lean_text)  # the proxy's splice, when it offers one
+            tap = tap_for(resp, call, openai_plain(lean_text))  # the proxy's splice, when it offers one
             try:
                 async for raw in aiter_data(chunks, tap):
                     if raw.__class__ is str:  # text the splice already wrote to the client
