@@ -3,6 +3,7 @@ resume without repeated calls, and the hard budget cap."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from benchmarks.live import run_live
@@ -178,7 +179,8 @@ async def test_ledger_blocking_free_tier_stops_model(mini_suite, tmp_path) -> No
     pool = PoolSpec(id="b-free", models=("b:y",), free=True, limits=(WindowSpec(per="day", requests=2),))
     ledger = Ledger(MemoryStore(), [pool])
     a, b = ItemProvider(mini_suite), ItemProvider(mini_suite)
-    be = DirectBackend({"a": a, "b": b}, {"a:x": price(), "b:y": price()}, ledger=ledger)
+    noon = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)  # far from the daily reset (within 2 min it is a wait)
+    be = DirectBackend({"a": a, "b": b}, {"a:x": price(), "b:y": price()}, ledger=ledger, now=lambda: noon)
     s = await run_live(mini_suite, ["a:x", "b:y"], be, ResultCache(str(tmp_path / "c")),
                        fast_options(FakeClock(), concurrency=1))
     assert b.n == 2 and len([r for r in s.records if r.model == "b:y"]) == 2
