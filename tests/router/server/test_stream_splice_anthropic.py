@@ -6,7 +6,7 @@ fake Anthropic upstream streaming its words 10 ms apart in the API's own byte la
 (`providers._splice` with `providers.anthropic.anthropic_plain`). The answer, the wire
 and the bill must be the plain path's (`server.limits.stream_splice: false`); a cut, a
 stall and a client that goes away must end as the plain path ends them
-(tests/support/fault_cases.py).
+(tests/support/fault_cases.py). An OpenAI-wire client of an Anthropic vendor is spliced too.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import pytest
 from providers import _splice
 from router.server.cli import build_app
 from tests.router.server.conftest import LiveServer
-from tests.router.server.test_faults_proxy import Proxy
+from tests.router.server.test_faults_proxy import Proxy, call
 from tests.support.anthropic_upstream import PING_EVERY, AnthropicUpstream
 from tests.support.fault_cases import FULL, MAX_TOKENS, MESSAGES, SCENARIOS, SLACK_S, SPARE, TIMING, Outcome, \
     check, write_config
-from tests.support.fault_upstream import WORDS
+from tests.support.fault_upstream import WORDS, answer_text
 
 SLOW = TIMING.__class__(**{**TIMING.__dict__, "word_s": 0.01})
 
@@ -98,7 +98,7 @@ def _parse(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-async def _call(p: Proxy, budget_s: float) -> tuple[Outcome, list[tuple[str, dict[str, Any]]]]:
+async def _call(p: Proxy, budget_s: float, model: str = "auto") -> tuple[Outcome, list[tuple[str, dict[str, Any]]]]:
     """One streamed /v1/messages request with httpx: what it did (as the fault matrix
     reads it) and the events it got."""
     out = Outcome()
@@ -107,7 +107,7 @@ async def _call(p: Proxy, budget_s: float) -> tuple[Outcome, list[tuple[str, dic
     t0 = time.monotonic()
     async with httpx.AsyncClient(base_url=p.srv.url, timeout=budget_s) as hc:
         try:
-            async with hc.stream("POST", "/v1/messages", json=BODY,
+            async with hc.stream("POST", "/v1/messages", json={**BODY, "model": model},
                                  headers={"anthropic-version": "2023-06-01"}) as r:
                 out.status, out.model = r.status_code, r.headers.get("x-quotaroute-model")
                 async for chunk in r.aiter_bytes():
@@ -183,20 +183,42 @@ async def test_pings_between_texts_end_a_splice_and_the_next_text_starts_another
     assert len(runs) >= WORDS // PING_EVERY + 1, runs  # re-armed after each ping
 
 
+@pytest.mark.parametrize("pinned", [False, True], ids=["auto", "pinned"])
 @pytest.mark.parametrize("name", ["cut", "stall"])
-async def test_stream_faults_through_the_splice(name: str, upstream: AnthropicUpstream, tmp_path: Path,
+async def test_stream_faults_through_the_splice(name: str, pinned: bool, upstream: AnthropicUpstream, tmp_path: Path,
                                                 fed: list[int]) -> None:
     """A cut (the connection closes mid-text) and a stall (the tap's own idle timer, 2 s)
     while text is being spliced: the same conduct and bill as on the plain path (the
-    fault matrix's): the words sent stay, then an error event or a fallback finishes the
-    answer; billed at least as delivered."""
+    fault matrix's): the words sent stay, then the fallback finishes the answer (`auto`)
+    or an error event ends it (the client named the model); billed at least as delivered."""
     model, _, expect = SCENARIOS[name]
+    asked = f"wall:{model}" if pinned else "auto"
     with _Proxy(upstream, tmp_path, [model]) as p:
-        out, events = await _call(p, expect.max_wall_s + SLACK_S)
+        out, events = await _call(p, expect.max_wall_s + SLACK_S, asked)
         check(out, expect, mode="proxy", model=model, calls=upstream.count(model), spare_calls=upstream.count("ok"))
     assert fed[0] > 0, "the text did not go through the splice"
-    if out.error is None:  # finished by the fallback: still one text block
+    if pinned:
+        assert out.error is not None and events[-1][0] == "error" and out.text == answer_text(expect.broken_after), out
+    else:  # finished by the fallback: still one text block
+        assert out.error is None and out.text == FULL, out
         _wire(events)
+    spliced = fed[0]
+    with _Proxy(upstream, tmp_path / "off", [model], limits={"stream_splice": False}) as p:
+        plain, _ = await _call(p, expect.max_wall_s + SLACK_S, asked)
+    assert fed[0] == spliced
+    assert (plain.model, plain.text, plain.finish, plain.error, plain.cost, plain.output_tokens) == \
+        (out.model, out.text, out.finish, out.error, out.cost, out.output_tokens), (plain, out)
+
+
+async def test_anthropic_vendor_to_an_openai_client_is_spliced_too(upstream: AnthropicUpstream, tmp_path: Path,
+                                                                   fed: list[int]) -> None:
+    """The splice is the vendor side's: an OpenAI-wire client (the official SDK) of the same
+    proxy gets its text chunks spliced from the Anthropic stream."""
+    with _Proxy(upstream, tmp_path, []) as p:
+        out = await call(p, stream=True, budget_s=SLACK_S * 3)
+    assert fed[0] > 10, "the text did not go through the splice"
+    assert (out.error, out.model, out.text, out.finish, out.cost, out.output_tokens) == \
+        (None, "spare:ok", FULL, "stop", SPARE, WORDS), out
 
 
 def _raw_stream(port: int, *, rcvbuf: int | None = None) -> socket.socket:
