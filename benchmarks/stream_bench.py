@@ -11,6 +11,8 @@ A fake vendor (`benchmarks.stream_load upstream`) streams N chunks D ms apart
     quotaroute         `quotaroute serve`, 1 worker, OpenAI in and out (pass-through path)
     quotaroute-2w      `quotaroute serve --workers 2`
     quotaroute-xlate   1 worker, Anthropic Messages in, OpenAI-compatible vendor out (translating path)
+    quotaroute-anthropic  1 worker, Anthropic Messages in and out (the native Anthropic adapter; the
+                       fake vendor's /v1/messages stream)
     litellm            the LiteLLM proxy from its own venv (skipped with a note when absent)
 
 Reported per cell: streams/s, TTFT and added TTFT (vs direct) p50/p99, inter-chunk
@@ -32,12 +34,39 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.proxy_overhead import PROXY_KEY, ROOT, _stop, free_port, rss_kb, start_litellm, start_quotaroute
+from benchmarks.proxy_overhead import (
+    PROXY_KEY,
+    ROOT,
+    UPSTREAM_KEY,
+    _stop,
+    _wait_http,
+    free_port,
+    rss_kb,
+    start_litellm,
+    start_quotaroute,
+)
 
 __all__ = ["HELP", "add_arguments", "run", "table", "cpu_seconds"]
 
 HELP = "Measure many concurrent streams: TTFT, inter-chunk gaps, starvation and CPU per chunk, direct vs proxies."
-TARGETS = ("direct", "quotaroute", "quotaroute-2w", "quotaroute-xlate", "litellm")
+TARGETS = ("direct", "quotaroute", "quotaroute-2w", "quotaroute-xlate", "quotaroute-anthropic", "litellm")
+ANTHROPIC_MODEL = "anthropic:claude-haiku-4-5"
+ANTHROPIC_CONFIG = """\
+# benchmark config: the Anthropic Messages API, pointed at the fake vendor
+providers:
+  anthropic:
+    base_url: http://127.0.0.1:{upstream}
+    api_key_env: BENCH_UPSTREAM_KEY
+models:
+  include: [{model}]
+policy:
+  default: cheapest
+server:
+  spend_db: {spend}
+  keys:
+    - id: bench
+      hash: "{key_hash}"
+"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,6 +104,23 @@ def _start_upstream(args: argparse.Namespace, d: Path) -> tuple[subprocess.Popen
     assert p.stdout is not None
     if p.stdout.readline().strip() != b"listening":
         raise RuntimeError("the fake upstream did not start: " + (d / "upstream.log").read_text()[-1000:])
+    return p, port
+
+
+def _start_anthropic(d: Path, upstream: int) -> tuple[subprocess.Popen, int]:
+    """`quotaroute serve` (1 worker) with one Anthropic provider pointed at the fake vendor."""
+    from router.server.auth import hash_key  # lazy: import time
+
+    port = free_port()
+    cfg = d / "quotaroute.yaml"
+    cfg.write_text(ANTHROPIC_CONFIG.format(upstream=upstream, model=ANTHROPIC_MODEL, spend=d / "spend.sqlite",
+                                           key_hash=hash_key(PROXY_KEY)))
+    env = {**os.environ, "QUOTAROUTE_HOME": str(d), "PYTHONPATH": str(ROOT), "BENCH_UPSTREAM_KEY": UPSTREAM_KEY}
+    logf = d / "quotaroute.log"
+    p = subprocess.Popen([sys.executable, "-m", "router.cli", "serve", "--config", str(cfg), "--port", str(port),
+                          "--workers", "1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(logf, "w"))
+    if not _wait_http(f"http://127.0.0.1:{port}/healthz", 30, p):
+        raise RuntimeError("quotaroute did not start: " + logf.read_text()[-2000:])
     return p, port
 
 
@@ -128,6 +174,13 @@ def run(args: argparse.Namespace) -> int:
             procs.append(qp)
             path = "/v1/messages" if wire == "anthropic" else "/v1/chat/completions"
             targets[name] = (f"http://127.0.0.1:{qport}{path}", _body(model, wire), PROXY_KEY, wire, qp.pid)
+        if "quotaroute-anthropic" in wanted:
+            sub = d / "quotaroute-anthropic"
+            sub.mkdir()
+            ap, aport = _start_anthropic(sub, uport)
+            procs.append(ap)
+            targets["quotaroute-anthropic"] = (f"http://127.0.0.1:{aport}/v1/messages",
+                                               _body(ANTHROPIC_MODEL, "anthropic"), PROXY_KEY, "anthropic", ap.pid)
         if "litellm" in wanted:
             ll, lport, note = start_litellm(d, uport, args.litellm_venv)
             procs.append(ll)
@@ -183,10 +236,10 @@ def _f(v: Any, w: int, fmt: str = ".1f") -> str:
 def table(res: dict[str, Any]) -> str:
     lines = [f"streams: {res['chunks']} chunks x {res['gap_ms']:g} ms per stream, {res['duration_s']:g} s per cell, "
              f"{res['cores']} cores, loadavg {res['loadavg_start']:.1f}->{res['loadavg_end']:.1f}",
-             f"{'target':<17}{'streams':>8}{'str/s':>7}{'TTFT p50':>9}{'p99':>8}{'+TTFT p50':>10}{'+p99':>8}"
+             f"{'target':<21}{'streams':>8}{'str/s':>7}{'TTFT p50':>9}{'p99':>8}{'+TTFT p50':>10}{'+p99':>8}"
              f"{'gap p50':>8}{'p99':>7}{'p99.9':>7}{'starved':>8}{'errors':>7}{'CPU ms/1k':>10}{'RSS MiB':>8}"]
     for c in res["cells"]:
-        lines.append(f"{c['target']:<17}{c['concurrency']:>8}{c['streams_per_s']:>7.0f}{_f(c['ttft_p50_ms'], 9)}"
+        lines.append(f"{c['target']:<21}{c['concurrency']:>8}{c['streams_per_s']:>7.0f}{_f(c['ttft_p50_ms'], 9)}"
                      f"{_f(c['ttft_p99_ms'], 8)}{_f(c.get('added_ttft_p50_ms'), 10)}{_f(c.get('added_ttft_p99_ms'), 8)}"
                      f"{_f(c['gap_p50_ms'], 8)}{_f(c['gap_p99_ms'], 7)}{_f(c['gap_p999_ms'], 7)}{c['starved']:>8}"
                      f"{c['errors']:>7}{_f(c.get('cpu_ms_per_1k_chunks'), 10)}{_f(c['rss_mib'], 8)}")

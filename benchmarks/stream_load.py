@@ -3,7 +3,9 @@
     python -m benchmarks.stream_load upstream --port P --chunks N --gap-ms D
         a fake OpenAI-compatible vendor: every POST gets an SSE stream of N content
         chunks D ms apart, then a usage chunk and `data: [DONE]` (chunked encoding,
-        keep-alive).
+        keep-alive); a POST to /v1/messages gets the Anthropic Messages stream instead
+        (message_start, content_block_start, ping, N text deltas D ms apart,
+        content_block_stop, message_delta with usage, message_stop; the API's bytes).
     python -m benchmarks.stream_load load --url URL --concurrency C --duration T ...
         an asyncio load generator: C clients, each streaming back-to-back over a
         keep-alive connection for T seconds (starts spread over one stream length),
@@ -66,9 +68,33 @@ def _tail(n: int) -> bytes:
             + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
 
 
+def _anthropic_events(n: int) -> tuple[list[bytes], bytes]:
+    """The Anthropic Messages stream: its events (the first with the message's opening) and its tail."""
+    def ev(name: str, data: str) -> bytes:
+        return _chunk(b"event: %s\ndata: %s\n\n" % (name.encode(), data.encode()))
+
+    head = (ev("message_start", '{"type":"message_start","message":{"id":"msg_bench","type":"message",'
+               '"role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"stop_sequence":null,'
+               '"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,'
+               '"output_tokens":1}}}')
+            + ev("content_block_start", '{"type":"content_block_start","index":0,"content_block":{"type":"text",'
+                 '"text":""}}')
+            + ev("ping", '{"type": "ping"}'))
+    events = [ev("content_block_delta", '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta",'
+                 '"text":"tok%d "}}' % i) for i in range(n)]
+    events[0] = head + events[0]
+    tail = (ev("content_block_stop", '{"type":"content_block_stop","index":0}')
+            + ev("message_delta", '{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},'
+                 '"usage":{"output_tokens":%d}}' % (2 * n))
+            + ev("message_stop", '{"type":"message_stop"}') + b"0\r\n\r\n")
+    return events, tail
+
+
 class _Upstream(asyncio.Protocol):
-    def __init__(self, chunks: int, gap: float, events: list[bytes], tail: bytes) -> None:
+    def __init__(self, chunks: int, gap: float, events: list[bytes], tail: bytes,
+                 anthropic: tuple[list[bytes], bytes]) -> None:
         self.chunks, self.gap, self.events, self.tail = chunks, gap, events, tail
+        self.anthropic = anthropic
         self.buf = b""
         self.t: Any = None
         self.task: asyncio.Task | None = None
@@ -100,17 +126,20 @@ class _Upstream(asyncio.Protocol):
                 self.t.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
                              % (len(msg), msg))
                 continue
-            self.task = asyncio.ensure_future(self._stream())
+            if head.startswith(b"post /v1/messages "):
+                self.task = asyncio.ensure_future(self._stream(*self.anthropic))
+            else:
+                self.task = asyncio.ensure_future(self._stream(self.events, self.tail))
 
-    async def _stream(self) -> None:
+    async def _stream(self, events: list[bytes], tail: bytes) -> None:
         t = self.t
-        t.write(_HEAD + self.events[0])
+        t.write(_HEAD + events[0])
         for i in range(1, self.chunks):
             await asyncio.sleep(self.gap)
             if t.is_closing():
                 return
-            t.write(self.events[i])
-        t.write(self.tail)
+            t.write(events[i])
+        t.write(tail)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.task is not None:
@@ -121,11 +150,12 @@ def serve_upstream(port: int, chunks: int, gap_ms: float) -> None:
     _loop_policy()
     events = [_event(i) for i in range(chunks)]
     tail = _tail(chunks)
+    anthropic = _anthropic_events(chunks)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        srv = await loop.create_server(lambda: _Upstream(chunks, gap_ms / 1000, events, tail), "127.0.0.1", port,
-                                       backlog=4096)
+        srv = await loop.create_server(lambda: _Upstream(chunks, gap_ms / 1000, events, tail, anthropic),
+                                       "127.0.0.1", port, backlog=4096)
         print("listening", flush=True)
         await srv.serve_forever()
 

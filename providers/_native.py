@@ -23,6 +23,7 @@ from providers.ratelimit import parse_rate_limits
 from providers.retry import RetryPolicy
 from router.errors import BadRequest, MalformedResponse, ProviderError, register_secret
 from router.limits import AttemptLimits, Timeouts, attempt_limits
+from router.splice import spliced_text
 from router.types import ChatRequest, ChatResponse, FinishEvent, RateLimitSnapshot, StreamEvent, ToolCall, accumulate
 
 __all__ = [
@@ -154,6 +155,7 @@ def split_version(base_url: str, suffixes: tuple[str, ...]) -> tuple[str, str | 
 async def feed_frames(frames: AsyncIterator[tuple[Any, Any]], state: Any, call: _http.Call,
                       missing_terminal: str) -> AsyncIterator[StreamEvent]:
     """Decoded frames -> `state.feed(*frame)` events; MalformedResponse if the terminal event never came.
+    A frame `(None, text)` is text a splice wrote: a `SplicedText`, not fed to `state`.
 
     `state` has `feed(a, b) -> list[StreamEvent]`, `done: bool`, `usage` (billed so
     far, or None) and optionally `finish() -> list[StreamEvent]` called at end of body.
@@ -161,6 +163,9 @@ async def feed_frames(frames: AsyncIterator[tuple[Any, Any]], state: Any, call: 
     """
     try:
         async for a, b in frames:
+            if a is None:  # text a splice already wrote to the client (see `sse_events`)
+                yield spliced_text(b)
+                continue
             for ev in state.feed(a, b):
                 yield ev
     except ProviderError as e:
@@ -177,12 +182,17 @@ async def feed_frames(frames: AsyncIterator[tuple[Any, Any]], state: Any, call: 
 
 
 def sse_events(resp: httpx.Response, state: Any, call: _http.Call,
-               missing_terminal: str) -> AsyncIterator[StreamEvent]:
-    """SSE body -> `state.feed(event, data)` events (see `feed_frames`)."""
+               missing_terminal: str, tap: Any = None) -> AsyncIterator[StreamEvent]:
+    """SSE body -> `state.feed(event, data)` events (see `feed_frames`). With a
+    `providers._splice.Tap` (which `state` arms after a plain text event), the texts the
+    splice wrote to the client come out as one `router.splice.SplicedText` per splice."""
 
-    async def frames() -> AsyncIterator[tuple[str, str]]:
-        async for sse in aiter_sse(_http.aiter_bytes(resp, call)):
-            yield sse.event, sse.data
+    async def frames() -> AsyncIterator[tuple[str | None, str]]:
+        async for sse in aiter_sse(_http.aiter_bytes(resp, call), tap):
+            if sse.__class__ is str:
+                yield None, sse  # type: ignore[misc]
+            else:
+                yield sse.event, sse.data  # type: ignore[union-attr]
 
     return feed_frames(frames(), state, call, missing_terminal)
 

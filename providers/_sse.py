@@ -65,30 +65,44 @@ def parse_sse_lines(lines: list[str]) -> list[SSEEvent]:
     return out
 
 
-async def aiter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
+async def aiter_sse(chunks: AsyncIterator[bytes], tap: Any = None) -> AsyncIterator[SSEEvent | str]:
     """Parse an async byte stream (e.g. `httpx.Response.aiter_bytes()`).
 
     Works on bytes, one event block (the lines up to a blank line) at a time: a block
     that is a single `data:` line (what chat streams send) becomes an event without
     a per-line pass; other blocks go through the line decoder. CR and CRLF line ends
     are normalised to LF first (a CR at the end of a read waits for the next byte).
-    Blocks end on a line boundary, so decoding a block never splits a UTF-8 sequence."""
+    Blocks end on a line boundary, so decoding a block never splits a UTF-8 sequence.
+
+    With a `providers._splice.Tap` that the caller armed (as `aiter_data` runs one), the
+    tap runs where the next read would be; what it wrote comes out as one `str` (the
+    caller reports it, never sends it again), then parsing goes on from where it stopped."""
     d = _Decoder()
     buf = b""
     async for chunk in chunks:
         buf += chunk
-        if b"\r" in buf:
-            keep = buf.endswith(b"\r")  # maybe the CR of a CRLF split across reads
-            head = buf[:-1] if keep else buf
-            buf = head.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if keep else b"")
         while True:
+            if b"\r" in buf:
+                keep = buf.endswith(b"\r")  # maybe the CR of a CRLF split across reads
+                head = buf[:-1] if keep else buf
+                buf = head.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if keep else b"")
             i = buf.find(b"\n\n")
-            if i < 0:
+            while i >= 0:
+                block, buf = buf[:i], buf[i + 2:]
+                ev = _block(d, block)
+                if ev is not None:
+                    yield ev
+                i = buf.find(b"\n\n")
+            if tap is None or not tap.armed:
                 break
-            block, buf = buf[:i], buf[i + 2:]
-            ev = _block(d, block)
-            if ev is not None:
-                yield ev
+            buf, err = await tap.run(buf)
+            pending = tap.sink.pending
+            if pending:
+                text = "".join(pending)
+                pending.clear()
+                yield text
+            if err is not None:
+                raise err
     if buf.endswith(b"\r"):
         buf = buf[:-1] + b"\n"
     for line in buf.decode("utf-8", "replace").split("\n"):

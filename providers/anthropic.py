@@ -26,6 +26,7 @@ import httpx
 from providers import _http
 from providers import _native as nat
 from providers import params as P
+from providers._splice import tap_for
 from router.errors import (
     AuthFailed,
     BadRequest,
@@ -50,7 +51,8 @@ from router.types import (
     text_delta,
 )
 
-__all__ = ["AnthropicProvider", "build_body", "message_events", "StreamState", "map_error", "DEFAULT_MAX_TOKENS"]
+__all__ = ["AnthropicProvider", "build_body", "message_events", "StreamState", "map_error", "DEFAULT_MAX_TOKENS",
+           "anthropic_plain"]
 
 DEFAULT_BASE = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -295,8 +297,27 @@ def lean_text(data: str) -> str | None:
     return v if isinstance(v, str) else None
 
 
+_PLAIN_HEAD = b"event: content_block_delta\ndata: "
+
+
+def anthropic_plain(block: bytes) -> str | None:
+    """The text of an SSE event block (without its blank line) that is exactly
+    `event: content_block_delta` + one `data:` line passing `lean_text`, else None (the
+    splice's test, `providers._splice`: anything else, `ping` included, ends a splice)."""
+    if not block.startswith(_PLAIN_HEAD) or block.find(b"\n", 33) >= 0:
+        return None
+    try:
+        data = block[33:].decode()
+    except UnicodeDecodeError:
+        return None
+    return lean_text(data)
+
+
 class StreamState:
-    """Turns Anthropic SSE events into StreamEvents; `done` once message_stop arrives."""
+    """Turns Anthropic SSE events into StreamEvents; `done` once message_stop arrives.
+    `tap` (the proxy's splice, `providers._splice.Tap`) is armed after each plain text event."""
+
+    tap: Any = None
 
     def __init__(self, call: _http.Call | None = None) -> None:
         self.call = call or _http.Call("anthropic")
@@ -321,7 +342,11 @@ class StreamState:
         if event == "content_block_delta":  # the common event, read by a flat scan
             t = lean_text(data)
             if t is not None:
-                return [text_delta(t)] if t else []
+                if not t:
+                    return []
+                if self.tap is not None:
+                    self.tap.armed = True
+                return [text_delta(t)]
         try:
             obj = json.loads(data) if data else {}
         except ValueError:
@@ -479,7 +504,9 @@ class AnthropicProvider(nat.NativeProvider):
         call = self._call(req)
 
         def events(resp: httpx.Response) -> AsyncIterator[StreamEvent]:
-            return nat.sse_events(resp, StreamState(call), call, "Anthropic stream ended before message_stop")
+            state = StreamState(call)
+            state.tap = tap_for(resp, call, anthropic_plain)  # the proxy's splice, when it offers one
+            return nat.sse_events(resp, state, call, "Anthropic stream ended before message_stop", state.tap)
 
         out = self._stream(self._url(), body, lambda: self._request_headers(True), call, _on_error,
                            events, self._limits(req, stream=True))
