@@ -1,10 +1,13 @@
-"""Splicing an OpenAI-compatible text stream to the proxy's client (the contract is in
+"""Splicing a vendor's text stream to the proxy's client (the contract is in
 `router.splice`).
 
-`tap_for(resp, call, lean)` gives a `Tap` when the current task has a sink and the
-response's bytes come straight from an aiohttp connection (the proxy's transport, no
-content encoding); `aiter_data` runs it once the adapter has armed it (after a plain text
-chunk). While a tap runs, the aiohttp reader's class is swapped for a subclass whose
+`tap_for(resp, call, plain)` gives a `Tap` when the response's bytes come straight from
+an aiohttp connection (the proxy's transport, no content encoding); `plain` says which
+event blocks are plain text (`openai_plain`; Anthropic's is `providers.anthropic.
+anthropic_plain`). `aiter_data` / `aiter_sse` run it once the adapter has armed it
+(after a plain text event), and only where the reading task has a sink.
+
+While a tap runs, the aiohttp reader's class is swapped for a subclass whose
 `feed_data` hands each read to the tap (`__class__` assignment: the same slots), so a
 vendor chunk goes from the socket to the client's socket in one callback: no buffer, no
 waiter future, no task step, no event object. The tap stops, restores the reader and

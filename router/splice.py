@@ -1,8 +1,8 @@
 """The stream splice contract between the proxy and the adapters.
 
 A proxy that can write to its client's socket itself sets `SPLICE` (a `Sink`) for the
-task that pumps a stream. An adapter that supports splicing (OpenAI-compatible chat)
-then, once text is flowing, stops yielding one event per chunk: it reads the vendor's
+task that pumps a stream. An adapter that supports splicing (OpenAI-compatible chat,
+Anthropic Messages) then, once text is flowing, stops yielding one event per chunk: it reads the vendor's
 bytes as they arrive (no task switch, no event object per chunk), picks out the text of
 each plain text chunk with a flat scan, and hands the texts to `Sink.write_texts`, which
 encodes them for the client's wire format and writes them at once. Anything that is not
