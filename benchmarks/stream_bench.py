@@ -10,6 +10,8 @@ A fake vendor (`benchmarks.stream_load upstream`) streams N chunks D ms apart
     direct             the fake vendor itself (the floor)
     quotaroute         `quotaroute serve`, 1 worker, OpenAI in and out (pass-through path)
     quotaroute-2w      `quotaroute serve --workers 2`
+    quotaroute-events  1 worker, OpenAI in and out with `server.limits.stream_splice: false` (every
+                       chunk takes the event path; the splice's own before/after in the same run)
     quotaroute-xlate   1 worker, Anthropic Messages in, OpenAI-compatible vendor out (translating path)
     quotaroute-anthropic  1 worker, Anthropic Messages in and out (the native Anthropic adapter; the
                        fake vendor's /v1/messages stream)
@@ -49,7 +51,9 @@ from benchmarks.proxy_overhead import (
 __all__ = ["HELP", "add_arguments", "run", "table", "cpu_seconds"]
 
 HELP = "Measure many concurrent streams: TTFT, inter-chunk gaps, starvation and CPU per chunk, direct vs proxies."
-TARGETS = ("direct", "quotaroute", "quotaroute-2w", "quotaroute-xlate", "quotaroute-anthropic", "litellm")
+TARGETS = ("direct", "quotaroute", "quotaroute-2w", "quotaroute-events", "quotaroute-xlate", "quotaroute-anthropic",
+           "litellm")
+NO_SPLICE = "  limits:\n    stream_splice: false\n"  # appended under the benchmark config's `server:`
 ANTHROPIC_MODEL = "anthropic:claude-haiku-4-5"
 ANTHROPIC_CONFIG = """\
 # benchmark config: the Anthropic Messages API, pointed at the fake vendor
@@ -164,13 +168,13 @@ def run(args: argparse.Namespace) -> int:
                                  "openai", up.pid)
         qargs = argparse.Namespace(router="full", ledger="default", transport="aiohttp", workers=1)
         for name, workers, wire in (("quotaroute", 1, "openai"), ("quotaroute-2w", 2, "openai"),
-                                    ("quotaroute-xlate", 1, "anthropic")):
+                                    ("quotaroute-events", 1, "openai"), ("quotaroute-xlate", 1, "anthropic")):
             if name not in wanted:
                 continue
             qargs.workers = workers
             sub = d / name
             sub.mkdir()
-            qp, qport, _, model = start_quotaroute(sub, uport, qargs)
+            qp, qport, _, model = start_quotaroute(sub, uport, qargs, extra=NO_SPLICE if name.endswith("events") else "")
             procs.append(qp)
             path = "/v1/messages" if wire == "anthropic" else "/v1/chat/completions"
             targets[name] = (f"http://127.0.0.1:{qport}{path}", _body(model, wire), PROXY_KEY, wire, qp.pid)

@@ -159,6 +159,15 @@ class Tap:
         finally:
             self._restore()
 
+    async def run_and_take(self, buf: bytes) -> tuple[bytes, str, ProviderError | None]:
+        """`run`, then the text it wrote, taken from the sink's pending texts (the caller
+        yields it as one spliced text, before raising the stall error if there is one)."""
+        rest, err = await self.run(buf)
+        pending = self.sink.pending
+        text = "".join(pending)
+        pending.clear()
+        return rest, text, err
+
     def feed(self, data: bytes) -> None:
         """One read from the vendor: write the texts of its whole plain-text events; stop at
         anything else."""

@@ -95,11 +95,8 @@ async def aiter_sse(chunks: AsyncIterator[bytes], tap: Any = None) -> AsyncItera
                 i = buf.find(b"\n\n")
             if tap is None or not tap.armed:
                 break
-            buf, err = await tap.run(buf)
-            pending = tap.sink.pending
-            if pending:
-                text = "".join(pending)
-                pending.clear()
+            buf, text, err = await tap.run_and_take(buf)
+            if text:
                 yield text
             if err is not None:
                 raise err
@@ -127,11 +124,8 @@ async def aiter_data(chunks: AsyncIterator[bytes], tap: Any = None) -> AsyncIter
     it = chunks.__aiter__()
     while True:
         if tap is not None and tap.armed:
-            buf, err = await tap.run(buf)
-            pending = tap.sink.pending
-            if pending:
-                text = "".join(pending)
-                pending.clear()
+            buf, text, err = await tap.run_and_take(buf)
+            if text:
                 yield text
             if err is not None:
                 raise err

@@ -60,11 +60,10 @@ class _Tap:
         self.texts, self.rest, self.err = texts, rest, err
         self.got: list[bytes] = []
 
-    async def run(self, buf: bytes) -> tuple[bytes, Exception | None]:
+    async def run_and_take(self, buf: bytes) -> tuple[bytes, str, Exception | None]:
         self.armed = False
         self.got.append(buf)
-        self.sink.pending += self.texts
-        return self.rest, self.err
+        return self.rest, "".join(self.texts), self.err
 
 
 def test_state_arms_the_tap_after_a_plain_text_only() -> None:
@@ -97,7 +96,6 @@ async def test_aiter_sse_runs_an_armed_tap_where_it_would_read_and_goes_on_from_
     assert tap.got == [b"event: y"]
     assert out == [SSEEvent("content_block_delta", "a"), "bc", SSEEvent("y", "2"), SSEEvent("x", "1"),
                    SSEEvent("z", "3")]
-    assert tap.sink.pending == []
 
 
 async def test_aiter_sse_raises_the_taps_stall_after_reporting_its_text() -> None:

@@ -153,3 +153,18 @@ async def test_cancelled_while_splicing_restores_the_reader() -> None:
     assert type(r) is aiohttp.streams.StreamReader and id(r) not in _splice._ACTIVE
     assert p.resumed == 1  # a pause of ours never outlives the tap
     assert sink.pending == ["a"]  # for the router to count (router.splice.take_pending)
+
+
+async def test_run_and_take_hands_back_the_text_it_wrote_once() -> None:
+    p, sink = Proto(), Sink()
+    r = reader(p)
+    t = tap(r)
+    tok = SPLICE.set(sink)  # type: ignore[arg-type]
+    try:
+        task = asyncio.ensure_future(t.run_and_take(b""))
+    finally:
+        SPLICE.reset(tok)
+    await asyncio.sleep(0)
+    r.feed_data(ev("a") + ev("b") + FINISH)
+    assert (await task) == (FINISH, "ab", None)
+    assert sink.pending == [] and sink.written == ["a", "b"]

@@ -21,6 +21,7 @@ import pytest
 from providers import _splice
 from router.server.cli import build_app
 from tests.router.server.conftest import LiveServer
+from tests.support.splice import count_feeds, fault_env
 from tests.router.server.test_faults_proxy import Proxy, call
 from tests.support.fault_cases import FULL, SCENARIOS, SLACK_S, SPARE, TIMING, check, write_config
 from tests.support import fault_upstream
@@ -37,10 +38,7 @@ def upstream(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FaultU
                           separators=(",", ":")).encode()
 
     monkeypatch.setattr(fault_upstream._Answer, "_chunk", compact)
-    monkeypatch.setenv("FAULT_UPSTREAM_KEY", "sk-fault-upstream-key-0123456789")
-    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
-    monkeypatch.delenv("QUOTAROUTE_DEFAULT_STORE", raising=False)
-    monkeypatch.delenv("QUOTAROUTE_LEDGER_URL", raising=False)
+    fault_env(monkeypatch, tmp_path)
     with FaultUpstream(SLOW) as up:
         yield up
 
@@ -48,15 +46,7 @@ def upstream(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FaultU
 @pytest.fixture
 def fed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts reads handed to the client by a splice."""
-    n = [0]
-    orig = _splice.Tap.feed
-
-    def feed(self: Any, data: bytes) -> None:
-        n[0] += 1
-        orig(self, data)
-
-    monkeypatch.setattr(_splice.Tap, "feed", feed)
-    return n
+    return count_feeds(monkeypatch)
 
 
 class _Proxy:
