@@ -97,7 +97,10 @@ class _Upstream(asyncio.Protocol):
         self.anthropic = anthropic
         self.buf = b""
         self.t: Any = None
-        self.task: asyncio.Task | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.out: list[bytes] = []  # the stream being sent: its events
+        self.end = b""
+        self.i = 0
 
     def connection_made(self, transport: Any) -> None:
         self.t = transport
@@ -126,24 +129,33 @@ class _Upstream(asyncio.Protocol):
                 self.t.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
                              % (len(msg), msg))
                 continue
-            if head.startswith(b"post /v1/messages "):
-                self.task = asyncio.ensure_future(self._stream(*self.anthropic))
-            else:
-                self.task = asyncio.ensure_future(self._stream(self.events, self.tail))
+            self._stream(*(self.anthropic if head.startswith(b"post /v1/messages ") else (self.events, self.tail)))
 
-    async def _stream(self, events: list[bytes], tail: bytes) -> None:
-        t = self.t
-        t.write(_HEAD + events[0])
-        for i in range(1, self.chunks):
-            await asyncio.sleep(self.gap)
-            if t.is_closing():
-                return
-            t.write(events[i])
-        t.write(tail)
+    def _stream(self, events: list[bytes], tail: bytes) -> None:
+        """The first event now, then one timer callback per event `gap` apart (no task, no
+        future per chunk: the fake vendor's own CPU stays small next to the proxy's)."""
+        self.out, self.end, self.i = events, tail, 1
+        self.t.write(_HEAD + events[0])
+        self._next_or_end()
+
+    def _next_or_end(self) -> None:
+        if self.i < self.chunks:
+            self.timer = asyncio.get_running_loop().call_later(self.gap, self._tick)
+        else:
+            self.timer = None
+            self.t.write(self.end)
+
+    def _tick(self) -> None:
+        if self.t.is_closing():
+            self.timer = None
+            return
+        self.t.write(self.out[self.i])
+        self.i += 1
+        self._next_or_end()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 def serve_upstream(port: int, chunks: int, gap_ms: float) -> None:
