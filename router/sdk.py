@@ -157,6 +157,8 @@ class Router:
                     group = {f"{name}#{i + 1}": x for i, x in enumerate(p)} if len(p) > 1 else {name: p[0]}
                 else:
                     group = {name: p}
+                if any(k in self._providers for k in group):  # the same key name under another provider
+                    group = {f"{name}/{k}" if k in self._providers else k: v for k, v in group.items()}
                 self._providers.update(group)
                 self._keys[name] = tuple(group)
         self._own_ledger = ledger is None

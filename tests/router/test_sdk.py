@@ -302,3 +302,13 @@ async def test_a_handed_over_client_is_closed_with_the_router(tmp_path, monkeypa
     await r2.aclose()
     assert mine.is_closed and not theirs.is_closed  # the caller's own client stays the caller's
     await theirs.aclose()
+
+
+async def test_two_providers_with_the_same_key_name_keep_their_own_adapters():
+    """Providers whose keys come from the same variable (`{key name: Provider}` groups with
+    one name): each model is still served by its own provider's adapter."""
+    pa, pb = FakeProvider(name="pa", scripts=[reply("from a")]), FakeProvider(name="pb", scripts=[reply("from b")])
+    router, _ = make(providers={"pa": {"SHARED_KEY": pa}, "pb": {"SHARED_KEY": pb}})
+    assert (await router.achat("x", model="pa:a")).response.text == "from a"
+    assert (await router.achat("x", model="pb:b")).response.text == "from b"
+    assert len(pa.calls) == 1 and len(pb.calls) == 1

@@ -189,6 +189,8 @@ async def test_stream_faults_through_the_splice(name: str, pinned: bool, upstrea
     assert fed[0] > 0, "the text did not go through the splice"
     if pinned:
         assert out.error is not None and events[-1][0] == "error" and out.text == answer_text(expect.broken_after), out
+        # named after the provider that broke (both providers read the same key variable)
+        assert events[-1][1]["error"]["message"].startswith("Upstream wall error"), events[-1]
     else:  # finished by the fallback: still one text block
         assert out.error is None and out.text == FULL, out
         _wire(events)
