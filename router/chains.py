@@ -198,7 +198,8 @@ def order(plan: RoutePlan, links: Sequence[Link], rng: random.Random | None, *, 
         for d in _draw(alive, rng):
             c = kept[d.model]
             for k in c.deployments:
-                if d.key is not None and k != d.key:
+                # a key named as its variable; `<provider>/<NAME>` when another provider reads the same one
+                if d.key is not None and k != d.key and k != f"{c.info.card.provider}/{d.key}":
                     continue
                 if (d.model, k) in seen:
                     continue

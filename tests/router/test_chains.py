@@ -193,3 +193,13 @@ async def test_a_model_served_only_through_its_deployments_elsewhere():
 
     with pytest.raises(ModelNotServed, match="provider pd is not configured"):
         await router2.achat("hi", model="pd:d")
+
+
+async def test_a_deployment_names_a_key_variable_another_provider_reads_too():
+    pa, pc = FakeProvider(name="pa", scripts=[reply("pa")]), FakeProvider(name="pc", scripts=[reply("pc")])
+    provs = {"pa": {"SHARED": pa}, "pc": {"SHARED": pc}}
+    deps = {"both": [{"provider": "pc", "model": "c", "key": "SHARED"}]}
+    router, _ = make(provs, deployments=deps)
+    plan = await router.aexplain("hi", model="both")
+    assert [s.deployment for s in plan.steps] == ["pc:c@pc/SHARED"]
+    assert (await router.achat("hi", model="both")).response.text == "pc" and len(pa.calls) == 0
