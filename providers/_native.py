@@ -188,7 +188,7 @@ def sse_events(resp: httpx.Response, state: Any, call: _http.Call,
     splice wrote to the client come out as one `router.splice.SplicedText` per splice."""
 
     async def frames() -> AsyncIterator[tuple[str | None, str]]:
-        async for sse in aiter_sse(_http.aiter_bytes(resp, call), tap):
+        async for sse in aiter_sse(_http.aiter_bytes(resp, call), tap, call):
             if sse.__class__ is str:
                 yield None, sse  # type: ignore[misc]
             else:

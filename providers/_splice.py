@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from providers import _http
+from providers._sse import MAX_EVENT_BYTES
 from router.errors import ProviderError
 from router.splice import SPLICE, Sink
 
@@ -200,6 +201,8 @@ class Tap:
             self.stop(buf[pos:])
         else:
             self.buf = buf[pos:] if pos else buf
+            if len(self.buf) > MAX_EVENT_BYTES:  # the reader of the event path reports it
+                self.stop(self.buf)
 
     def stop(self, rest: bytes, error: ProviderError | None = None) -> None:
         fut = self.fut

@@ -11,7 +11,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SSEEvent", "aiter_sse", "aiter_data", "parse_sse_lines"]
+__all__ = ["SSEEvent", "aiter_sse", "aiter_data", "parse_sse_lines", "MAX_EVENT_BYTES"]
+
+MAX_EVENT_BYTES = 8 << 20  # one event still without its end past this: the stream is broken
+
+
+def _too_big(call: Any) -> Exception:
+    from router.errors import MalformedResponse  # lazy: this module stays free of the error tree at import
+
+    return MalformedResponse(f"a stream event grew past {MAX_EVENT_BYTES >> 20} MiB without its end",
+                             provider=getattr(call, "provider", "") or "", model=getattr(call, "model", None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +74,7 @@ def parse_sse_lines(lines: list[str]) -> list[SSEEvent]:
     return out
 
 
-async def aiter_sse(chunks: AsyncIterator[bytes], tap: Any = None) -> AsyncIterator[SSEEvent | str]:
+async def aiter_sse(chunks: AsyncIterator[bytes], tap: Any = None, call: Any = None) -> AsyncIterator[SSEEvent | str]:
     """Parse an async byte stream (e.g. `httpx.Response.aiter_bytes()`).
 
     Works on bytes, one event block (the lines up to a blank line) at a time: a block
@@ -93,6 +102,8 @@ async def aiter_sse(chunks: AsyncIterator[bytes], tap: Any = None) -> AsyncItera
                 if ev is not None:
                     yield ev
                 i = buf.find(b"\n\n")
+            if len(buf) > MAX_EVENT_BYTES:
+                raise _too_big(call)
             if tap is None or not tap.armed:
                 break
             buf, text, err = await tap.run_and_take(buf)
@@ -111,7 +122,7 @@ async def aiter_sse(chunks: AsyncIterator[bytes], tap: Any = None) -> AsyncItera
         yield last
 
 
-async def aiter_data(chunks: AsyncIterator[bytes], tap: Any = None) -> AsyncIterator[bytes | str]:
+async def aiter_data(chunks: AsyncIterator[bytes], tap: Any = None, call: Any = None) -> AsyncIterator[bytes | str]:
     """The `data` of each event of an async byte stream, as bytes (event names and ids are
     dropped: for vendors whose chunks say what they are, OpenAI's). The same rules as
     `aiter_sse`; a single-line `data:` block is sliced out without decoding anything.
@@ -149,6 +160,8 @@ async def aiter_data(chunks: AsyncIterator[bytes], tap: Any = None) -> AsyncIter
                 if ev is not None:
                     yield ev.data.encode()
             i = buf.find(b"\n\n")
+        if len(buf) > MAX_EVENT_BYTES:
+            raise _too_big(call)
     if buf.endswith(b"\r"):
         buf = buf[:-1] + b"\n"
     for line in buf.decode("utf-8", "replace").split("\n"):

@@ -287,7 +287,7 @@ class OpenAIProvider:
             lean_text = LeanText()
             tap = tap_for(resp, call, openai_plain(lean_text))  # the proxy's splice, when it offers one
             try:
-                async for raw in aiter_data(chunks, tap):
+                async for raw in aiter_data(chunks, tap, call):
                     if raw.__class__ is str:  # text the splice already wrote to the client
                         yield spliced_text(raw)  # type: ignore[arg-type]
                         continue

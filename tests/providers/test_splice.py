@@ -168,3 +168,14 @@ async def test_run_and_take_hands_back_the_text_it_wrote_once() -> None:
     r.feed_data(ev("a") + ev("b") + FINISH)
     assert (await task) == (FINISH, "ab", None)
     assert sink.pending == [] and sink.written == ["a", "b"]
+
+
+async def test_an_event_that_never_ends_goes_back_to_the_event_path() -> None:
+    from providers._sse import MAX_EVENT_BYTES
+
+    p, sink = Proto(), Sink()
+    r = reader(p)
+    task = await run_with(sink, tap(r))
+    r.feed_data(b"data: " + b"x" * (MAX_EVENT_BYTES + 1))
+    rest, err = await task
+    assert len(rest) > MAX_EVENT_BYTES and err is None  # `aiter_data` refuses it (tests/providers/test_sse.py)

@@ -97,3 +97,27 @@ async def test_data_only_multiline_and_trailing_event():
     async def gen():
         yield b"data: a\ndata: b\n\nid: 7\ndata:c"
     assert [d async for d in aiter_data(gen())] == [b"a\nb", b"c"]
+
+
+async def _pieces(*chunks: bytes):  # type: ignore[no-untyped-def]
+    for c in chunks:
+        yield c
+
+
+@pytest.mark.parametrize("reader", [aiter_sse, aiter_data], ids=["sse", "data"])
+async def test_an_event_that_never_ends_is_refused_past_the_cap(reader) -> None:  # type: ignore[no-untyped-def]
+    from providers._http import Call
+    from providers._sse import MAX_EVENT_BYTES
+    from router.errors import MalformedResponse
+
+    piece = b"x" * (1 << 20)
+    body = [b"data: ok\n\ndata: " + piece] + [piece] * (MAX_EVENT_BYTES >> 20)
+    got = []
+    with pytest.raises(MalformedResponse) as e:
+        async for ev in reader(_pieces(*body), None, Call("vendor", "m")):
+            got.append(ev)
+    assert len(got) == 1 and e.value.provider == "vendor" and "MiB" in str(e.value)
+    # just under the cap, then the end: a big event is fine
+    big = [b"data: " + piece] + [piece] * ((MAX_EVENT_BYTES >> 20) - 2) + [b"\n\n"]
+    evs = [ev async for ev in reader(_pieces(*big))]
+    assert len(evs) == 1
