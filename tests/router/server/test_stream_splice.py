@@ -21,7 +21,7 @@ import pytest
 from providers import _splice
 from router.server.cli import build_app
 from tests.router.server.conftest import LiveServer
-from tests.support.splice import count_feeds, fault_env
+from tests.support.splice import count_feeds, fault_env, raw_stream, read_until
 from tests.router.server.test_faults_proxy import Proxy, call
 from tests.support.fault_cases import FULL, SCENARIOS, SLACK_S, SPARE, TIMING, check, write_config
 from tests.support import fault_upstream
@@ -95,24 +95,16 @@ async def test_stream_faults_through_the_splice(name: str, upstream: FaultUpstre
 
 
 def _raw_stream(port: int, *, rcvbuf: int | None = None) -> socket.socket:
-    s = socket.socket()
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.connect(("127.0.0.1", port))
     body = (b'{"model":"auto","stream":true,"max_tokens":64,'
             b'"messages":[{"role":"user","content":"Write sixty words."}]}')
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-              b"content-length: %d\r\n\r\n" % len(body) + body)
-    return s
+    return raw_stream(port, "/v1/chat/completions", body, rcvbuf=rcvbuf)
 
 
 async def test_a_client_gone_mid_splice_cancels_the_vendor_and_is_billed_as_delivered(
         upstream: FaultUpstream, tmp_path: Path, fed: list[int]) -> None:
     with _Proxy(upstream, tmp_path, []) as p:
         s = _raw_stream(p.srv.port)
-        got = b""
-        while got.count(b"data: ") < 20:  # well into the splice
-            got += await asyncio.to_thread(s.recv, 65536)
+        await read_until(s, b"data: ", 20)  # well into the splice
         s.close()
         row = await asyncio.to_thread(p.spend_row, 1, 10.0)
     assert fed[0] > 0
