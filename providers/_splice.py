@@ -95,19 +95,6 @@ def _spliced_class(base: type) -> type:
     return cls
 
 
-class _NoSink:
-    pending: list[str] = []
-
-    def write_texts(self, texts: list[str]) -> bool:  # pragma: no cover - never armed without a sink
-        return True
-
-    def when_drained(self, resume: Any) -> None:  # pragma: no cover
-        resume()
-
-
-_NO_SINK = _NoSink()
-
-
 class Tap:
     """One stream's splice (see the module docstring). `armed` is set by the adapter after
     a plain text chunk; `run` clears it."""
@@ -117,7 +104,7 @@ class Tap:
 
     def __init__(self, reader: Any, call: _http.Call, idle_s: float, plain: Callable[[bytes], str | None]) -> None:
         self.reader, self.base, self.call = reader, type(reader), call
-        self.sink: Sink = _NO_SINK
+        self.sink: Sink | None = None  # the reading task's, set by `run`
         self.idle_s, self.plain = idle_s, plain
         self.loop = asyncio.get_running_loop()
         self.armed = False
@@ -164,6 +151,8 @@ class Tap:
         """`run`, then the text it wrote, taken from the sink's pending texts (the caller
         yields it as one spliced text, before raising the stall error if there is one)."""
         rest, err = await self.run(buf)
+        if self.sink is None:
+            return rest, "", err
         pending = self.sink.pending
         text = "".join(pending)
         pending.clear()
@@ -194,8 +183,10 @@ class Tap:
             pos = i + 2
         if texts:
             self.spliced += 1
-            self.sink.pending += texts
-            if not self.sink.write_texts(texts) and not stop:
+            sink = self.sink
+            assert sink is not None  # a tap only feeds while `run` holds a sink
+            sink.pending += texts
+            if not sink.write_texts(texts) and not stop:
                 self._pause()
         if stop:
             self.stop(buf[pos:])
@@ -215,6 +206,7 @@ class Tap:
         if not self.paused:
             self.paused = True
             self.reader._protocol.pause_reading()
+            assert self.sink is not None
             self.sink.when_drained(self._resume)
 
     def _resume(self) -> None:

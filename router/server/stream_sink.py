@@ -21,6 +21,11 @@ from typing import Any
 __all__ = ["ClientSink"]
 
 
+def _chunk(body: bytes) -> bytes:
+    """One HTTP/1.1 chunk (uvicorn's own framing of a body message)."""
+    return b"%x\r\n%b\r\n" % (len(body), body)
+
+
 class ClientSink:
     __slots__ = ("cycle", "transport", "flow", "text", "pending", "queued", "since", "drainer", "waiters", "loop")
 
@@ -53,7 +58,7 @@ class ClientSink:
             self.queued.append(body)
             self._drain_soon()
         elif not self.cycle.disconnected:
-            self.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+            self.transport.write(_chunk(body))
 
     def write_texts(self, texts: list[str]) -> bool:
         enc = self.text
@@ -80,7 +85,7 @@ class ClientSink:
                     break
                 body = b"".join(self.queued)
                 self.queued.clear()
-                self.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+                self.transport.write(_chunk(body))
         finally:
             if cycle.disconnected:
                 self.queued.clear()

@@ -225,9 +225,14 @@ def matrix() -> list[Any]:
 def run_upstream(monkeypatch: Any, tmp_path: Path) -> Iterator[FaultUpstream]:
     """Body of the `upstream` fixture both modes use: the fault server, its key in the
     environment, and a home of the test's own (spend log, ledger files)."""
+    fault_env(monkeypatch, tmp_path)
+    with FaultUpstream(TIMING) as up:
+        yield up
+
+
+def fault_env(monkeypatch: Any, tmp_path: Path) -> None:
+    """The fault upstream's key in the environment, and a home of the test's own."""
     monkeypatch.setenv(KEY_ENV, "sk-fault-upstream-key-0123456789")
     monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
     monkeypatch.delenv("QUOTAROUTE_DEFAULT_STORE", raising=False)
     monkeypatch.delenv("QUOTAROUTE_LEDGER_URL", raising=False)
-    with FaultUpstream(TIMING) as up:
-        yield up

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
-from pathlib import Path
 from typing import Any
 
 from providers import _splice
+from tests.support.fault_cases import TIMING
 
-
-def fault_env(monkeypatch: Any, tmp_path: Path) -> None:
-    """The fault upstream's key in the environment and a home of the test's own."""
-    monkeypatch.setenv("FAULT_UPSTREAM_KEY", "sk-fault-upstream-key-0123456789")
-    monkeypatch.setenv("QUOTAROUTE_HOME", str(tmp_path))
-    monkeypatch.delenv("QUOTAROUTE_DEFAULT_STORE", raising=False)
-    monkeypatch.delenv("QUOTAROUTE_LEDGER_URL", raising=False)
+SLOW = dataclasses.replace(TIMING, word_s=0.01)  # words 10 ms apart: text flows through the splice
 
 
 def count_feeds(monkeypatch: Any) -> list[int]:

@@ -102,3 +102,11 @@ class LiveServer:
 def live(frouter: FakeRouter, spend_path: Any) -> Iterator[LiveServer]:
     with LiveServer(make_app(frouter, spend_path)) as s:
         yield s
+
+
+@pytest.fixture
+def fed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts reads a stream splice handed to the client (tests/support/splice.py)."""
+    from tests.support.splice import count_feeds  # lazy: only the splice tests use it
+
+    return count_feeds(monkeypatch)

@@ -8,7 +8,6 @@ run with the splice counted: the conduct and the bill must be the fault matrix's
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import socket
 import time
@@ -21,13 +20,12 @@ import pytest
 from providers import _splice
 from router.server.cli import build_app
 from tests.router.server.conftest import LiveServer
-from tests.support.splice import count_feeds, fault_env, raw_stream, read_until
 from tests.router.server.test_faults_proxy import Proxy, call
-from tests.support.fault_cases import FULL, SCENARIOS, SLACK_S, SPARE, TIMING, check, write_config
+from tests.support.fault_cases import FULL, SCENARIOS, SLACK_S, SPARE, check, fault_env, write_config
 from tests.support import fault_upstream
 from tests.support.fault_upstream import FaultUpstream
+from tests.support.splice import SLOW, raw_stream, read_until
 
-SLOW = dataclasses.replace(TIMING, word_s=0.01)
 
 
 @pytest.fixture
@@ -41,12 +39,6 @@ def upstream(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FaultU
     fault_env(monkeypatch, tmp_path)
     with FaultUpstream(SLOW) as up:
         yield up
-
-
-@pytest.fixture
-def fed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts reads handed to the client by a splice."""
-    return count_feeds(monkeypatch)
 
 
 class _Proxy:

@@ -26,14 +26,13 @@ import pytest
 from providers import _splice
 from router.server.cli import build_app
 from tests.router.server.conftest import LiveServer
-from tests.support.splice import count_feeds, fault_env, raw_stream, read_until
 from tests.router.server.test_faults_proxy import Proxy, call
 from tests.support.anthropic_upstream import PING_EVERY, AnthropicUpstream
-from tests.support.fault_cases import FULL, MAX_TOKENS, MESSAGES, SCENARIOS, SLACK_S, SPARE, TIMING, Outcome, \
-    check, write_config
+from tests.support.fault_cases import FULL, MAX_TOKENS, MESSAGES, SCENARIOS, SLACK_S, SPARE, Outcome, \
+    check, fault_env, write_config
 from tests.support.fault_upstream import WORDS, answer_text
+from tests.support.splice import SLOW, raw_stream, read_until
 
-SLOW = TIMING.__class__(**{**TIMING.__dict__, "word_s": 0.01})
 
 
 @pytest.fixture
@@ -41,12 +40,6 @@ def upstream(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Anthro
     fault_env(monkeypatch, tmp_path)
     with AnthropicUpstream(SLOW) as up:
         yield up
-
-
-@pytest.fixture
-def fed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts reads handed to the client by a splice."""
-    return count_feeds(monkeypatch)
 
 
 class _Proxy:
